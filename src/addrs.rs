@@ -1,0 +1,156 @@
+//! Turning a record's listen addresses into addresses dialable from here. Pure, no I/O.
+//!
+//! Records say ports, links say IPs: an unspecified IP in a record is replaced by the addresses the
+//! announcer published on the link where it was heard; a concrete IP is kept only when it is one of
+//! those link addresses; loopback never leaves; an IPv6 link-local address gets the receiving
+//! interface as zone (`/ip6zone/eth0/ip6/fe80::…`); every result ends in `/p2p/<peer>`.
+
+use libp2p_identity::PeerId;
+use multiaddr::{Multiaddr, Protocol};
+use std::net::{IpAddr, Ipv6Addr};
+
+/// True for `fe80::/10`.
+pub fn is_link_local_v6(ip: &Ipv6Addr) -> bool {
+    (ip.segments()[0] & 0xffc0) == 0xfe80
+}
+
+/// Addresses of `peer` dialable over the link `iface`, given the record's `listen` addresses and
+/// the announcer's IPs on that link (`link_ips`). Sorted IPv4 first, then global IPv6, then
+/// link-local; no duplicates.
+pub fn dialable(
+    peer: &PeerId,
+    listen: &[Multiaddr],
+    link_ips: &[IpAddr],
+    iface: &str,
+) -> Vec<Multiaddr> {
+    let usable: Vec<IpAddr> = link_ips
+        .iter()
+        .copied()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !ip.is_multicast())
+        .collect();
+    let mut out: Vec<(u8, Multiaddr)> = Vec::new();
+    for addr in listen {
+        let mut parts = addr.iter();
+        let first = parts.next();
+        let rest: Vec<Protocol<'_>> = parts
+            .filter(|p| !matches!(p, Protocol::P2p(_)))
+            .collect();
+        let ips: Vec<IpAddr> = match first {
+            Some(Protocol::Ip4(ip)) if ip.is_unspecified() => {
+                usable.iter().filter(|i| i.is_ipv4()).copied().collect()
+            }
+            Some(Protocol::Ip6(ip)) if ip.is_unspecified() => {
+                usable.iter().filter(|i| i.is_ipv6()).copied().collect()
+            }
+            Some(Protocol::Ip4(ip)) if usable.contains(&IpAddr::V4(ip)) => vec![IpAddr::V4(ip)],
+            Some(Protocol::Ip6(ip)) if usable.contains(&IpAddr::V6(ip)) => vec![IpAddr::V6(ip)],
+            _ => Vec::new(),
+        };
+        for ip in ips {
+            let (rank, mut ma) = match ip {
+                IpAddr::V4(v4) => (0, Multiaddr::empty().with(Protocol::Ip4(v4))),
+                IpAddr::V6(v6) if is_link_local_v6(&v6) => (
+                    2,
+                    Multiaddr::empty()
+                        .with(Protocol::Ip6zone(iface.into()))
+                        .with(Protocol::Ip6(v6)),
+                ),
+                IpAddr::V6(v6) => (1, Multiaddr::empty().with(Protocol::Ip6(v6))),
+            };
+            for p in &rest {
+                ma.push(p.clone());
+            }
+            ma.push(Protocol::P2p(*peer));
+            if !out.iter().any(|(_, m)| *m == ma) {
+                out.push((rank, ma));
+            }
+        }
+    }
+    out.sort_by_key(|(rank, _)| *rank);
+    out.into_iter().map(|(_, m)| m).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> PeerId {
+        libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    fn ma(s: &str) -> Multiaddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn unspecified_ips_take_the_link_addresses() {
+        let p = peer();
+        let link: Vec<IpAddr> = vec![
+            "10.0.0.2".parse().unwrap(),
+            "fe80::2".parse().unwrap(),
+            "fd00::2".parse().unwrap(),
+        ];
+        let out = dialable(
+            &p,
+            &[ma("/ip4/0.0.0.0/tcp/4001"), ma("/ip6/::/tcp/4002")],
+            &link,
+            "eth1",
+        );
+        assert_eq!(
+            out,
+            vec![
+                ma(&format!("/ip4/10.0.0.2/tcp/4001/p2p/{p}")),
+                ma(&format!("/ip6/fd00::2/tcp/4002/p2p/{p}")),
+                ma(&format!("/ip6zone/eth1/ip6/fe80::2/tcp/4002/p2p/{p}")),
+            ]
+        );
+    }
+
+    #[test]
+    fn concrete_ips_of_other_links_and_loopback_are_dropped() {
+        let p = peer();
+        let link: Vec<IpAddr> = vec!["10.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap()];
+        let out = dialable(
+            &p,
+            &[
+                ma("/ip4/10.0.0.2/tcp/1"),
+                ma("/ip4/172.17.0.1/tcp/1"),
+                ma("/ip4/127.0.0.1/tcp/1"),
+                ma("/ip6/::1/tcp/1"),
+                ma("/dns4/example.com/tcp/1"),
+            ],
+            &link,
+            "eth0",
+        );
+        assert_eq!(out, vec![ma(&format!("/ip4/10.0.0.2/tcp/1/p2p/{p}"))]);
+    }
+
+    #[test]
+    fn ipv4_only_record_on_ipv6_only_link_gives_nothing() {
+        let p = peer();
+        let out = dialable(
+            &p,
+            &[ma("/ip4/0.0.0.0/tcp/1")],
+            &["fe80::1".parse().unwrap()],
+            "eth0",
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn duplicates_collapse_and_p2p_is_not_doubled() {
+        let p = peer();
+        let out = dialable(
+            &p,
+            &[
+                ma("/ip4/0.0.0.0/tcp/1"),
+                ma(&format!("/ip4/10.0.0.2/tcp/1/p2p/{p}")),
+            ],
+            &["10.0.0.2".parse().unwrap()],
+            "eth0",
+        );
+        assert_eq!(out, vec![ma(&format!("/ip4/10.0.0.2/tcp/1/p2p/{p}"))]);
+    }
+}

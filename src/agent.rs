@@ -1,0 +1,746 @@
+//! The running agent (does I/O): interfaces, per-link sockets, one mdns-sd daemon per link, the peer
+//! table and the local socket's clients, all owned by one task fed by an [`Input`] channel.
+
+use crate::config::Config;
+use crate::iface::{self, Iface};
+use crate::mcast::{self, Family};
+use crate::mdns::{self, Announcement, LinkDaemon};
+use crate::proto::{AgentMsg, ErrorKind, PeerEvent};
+use crate::record::{self, Reject};
+use crate::table::PeerTable;
+use crate::{addrs, dns};
+use async_channel::{Receiver, Sender};
+use async_io::{Async, Timer};
+use libp2p_identity::PeerId;
+use log::{debug, info, warn};
+use mdns_sd::ServiceEvent;
+use smol::{LocalExecutor, Task};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, UdpSocket};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most nodes one agent announces at once.
+pub const MAX_REGISTRATIONS: usize = 16;
+/// Delay of the second announcement of a new registration (RFC 6762 §8.3: at least two, one
+/// second apart; mdns-sd 0.21 skips its own second one for mixed-case names such as peer IDs).
+const SECOND_ANNOUNCEMENT: Duration = Duration::from_secs(1);
+/// First interval between `_p2p._udp` queries on a link; doubles up to the configured maximum.
+const FIRST_QUERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Everything that can happen to the agent.
+pub enum Input {
+    /// An mdns-sd daemon reported something on the link with this index.
+    Mdns {
+        /// Interface index.
+        index: u32,
+        /// The event.
+        event: ServiceEvent,
+    },
+    /// A per-link socket heard a response naming these `_p2p._udp` instances (label, TTL).
+    Heard {
+        /// Interface index.
+        index: u32,
+        /// Instance labels and their TTLs.
+        instances: Vec<(String, u32)>,
+    },
+    /// A local socket client did something.
+    Client(ClientCmd),
+    /// SIGINT or SIGTERM: say goodbye and stop.
+    Shutdown,
+}
+
+/// What a local socket connection asks of the agent.
+pub enum ClientCmd {
+    /// A client passed the handshake; replies go to `tx`.
+    Connected {
+        /// Connection ID.
+        id: u64,
+        /// The connection's bounded outgoing queue.
+        tx: Sender<AgentMsg>,
+    },
+    /// `Register`.
+    Register {
+        /// Connection ID.
+        id: u64,
+        /// The signed record.
+        signed: Vec<u8>,
+    },
+    /// `List`.
+    List {
+        /// Connection ID.
+        id: u64,
+    },
+    /// `Subscribe`.
+    Subscribe {
+        /// Connection ID.
+        id: u64,
+    },
+    /// The connection closed: its registrations are withdrawn.
+    Gone {
+        /// Connection ID.
+        id: u64,
+    },
+}
+
+struct LinkSock {
+    sock: Arc<Async<UdpSocket>>,
+    usable: bool,
+    last_error: Option<String>,
+    _reader: Task<()>,
+}
+
+struct Link {
+    iface: Iface,
+    socks: BTreeMap<Family, LinkSock>,
+    open_errors: BTreeMap<Family, String>,
+    daemon: Option<LinkDaemon>,
+    _daemon_events: Option<Task<()>>,
+    next_query: Instant,
+    query_every: Duration,
+}
+
+struct Registration {
+    conn: u64,
+    seq: u64,
+    announcement: Announcement,
+    next_announce: Instant,
+}
+
+struct Client {
+    tx: Sender<AgentMsg>,
+    subscribed: bool,
+    desynced: bool,
+}
+
+/// The agent's state. Built by [`run`].
+struct Agent<'ex> {
+    cfg: Config,
+    ex: Rc<LocalExecutor<'ex>>,
+    input: Sender<Input>,
+    table: PeerTable,
+    links: BTreeMap<u32, Link>,
+    regs: HashMap<PeerId, Registration>,
+    clients: HashMap<u64, Client>,
+    next_poll: Instant,
+    query: Vec<u8>,
+    list_error: Option<String>,
+}
+
+/// Runs the agent until SIGINT/SIGTERM. `input` carries client and signal inputs from the shells.
+pub async fn run<'ex>(
+    cfg: Config,
+    ex: Rc<LocalExecutor<'ex>>,
+    input_tx: Sender<Input>,
+    input_rx: Receiver<Input>,
+) {
+    let now = Instant::now();
+    let mut agent = Agent {
+        table: PeerTable::new(cfg.peer_timeout()),
+        cfg,
+        ex,
+        input: input_tx,
+        links: BTreeMap::new(),
+        regs: HashMap::new(),
+        clients: HashMap::new(),
+        next_poll: now,
+        query: dns::ptr_query(dns::SERVICE),
+        list_error: None,
+    };
+    agent.tick(now);
+    loop {
+        let deadline = agent.next_deadline();
+        let input = futures_lite::future::or(async { Some(input_rx.recv().await) }, async {
+            Timer::at(deadline).await;
+            None
+        })
+        .await;
+        match input {
+            Some(Ok(Input::Shutdown)) | Some(Err(_)) => break,
+            Some(Ok(input)) => agent.handle(input, Instant::now()),
+            None => {}
+        }
+        agent.tick(Instant::now());
+    }
+    agent.shutdown();
+}
+
+impl<'ex> Agent<'ex> {
+    fn next_deadline(&self) -> Instant {
+        let mut d = self.next_poll;
+        for l in self.links.values() {
+            d = d.min(l.next_query);
+        }
+        for r in self.regs.values() {
+            d = d.min(r.next_announce);
+        }
+        if let Some(t) = self.table.next_deadline() {
+            d = d.min(t);
+        }
+        if self.clients.values().any(|c| c.desynced) {
+            d = d.min(Instant::now() + Duration::from_millis(200));
+        }
+        d
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if now >= self.next_poll {
+            self.poll_interfaces(now);
+            self.next_poll = now + Duration::from_millis(self.cfg.interface_poll_ms);
+        }
+        let due: Vec<u32> = self
+            .links
+            .iter()
+            .filter(|(_, l)| now >= l.next_query)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in due {
+            self.query_link(index, now);
+        }
+        let due: Vec<PeerId> = self
+            .regs
+            .iter()
+            .filter(|(_, r)| now >= r.next_announce)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in due {
+            self.announce(&peer);
+            if let Some(r) = self.regs.get_mut(&peer) {
+                r.next_announce = now + Duration::from_secs(self.cfg.announce_interval_secs);
+            }
+        }
+        for ev in self.table.expire(now) {
+            self.broadcast(ev);
+        }
+        let snapshot_needed = self.clients.values().any(|c| c.desynced);
+        if snapshot_needed {
+            let snap = self.table.snapshot();
+            for c in self.clients.values_mut().filter(|c| c.desynced) {
+                if c.tx.try_send(AgentMsg::Snapshot(snap.clone())).is_ok() {
+                    c.desynced = false;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, input: Input, now: Instant) {
+        match input {
+            Input::Mdns { index, event } => self.on_mdns(index, event, now),
+            Input::Heard { index, instances } => {
+                let Some(name) = self.links.get(&index).map(|l| l.iface.name.clone()) else {
+                    return;
+                };
+                for (label, ttl) in instances {
+                    if ttl == 0 {
+                        continue;
+                    }
+                    if let Some(peer) = mdns::peer_of_instance(&label) {
+                        if let Some(ev) = self.table.heard(&peer, &name, now) {
+                            self.broadcast(ev);
+                        }
+                    }
+                }
+            }
+            Input::Client(cmd) => self.on_client(cmd, now),
+            Input::Shutdown => {}
+        }
+    }
+
+    // ----- interfaces and links -----
+
+    fn poll_interfaces(&mut self, now: Instant) {
+        let list = match iface::list() {
+            Ok(l) => {
+                self.list_error = None;
+                l
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if self.list_error.as_deref() != Some(&msg) {
+                    warn!("cannot list interfaces: {msg}");
+                    self.list_error = Some(msg);
+                }
+                return;
+            }
+        };
+        let wanted: Vec<Iface> = list
+            .into_iter()
+            .filter(|i| self.cfg.wants_interface(&i.name, i.loopback) && i.can_multicast())
+            .collect();
+        let gone: Vec<u32> = self
+            .links
+            .keys()
+            .filter(|idx| !wanted.iter().any(|i| i.index == **idx))
+            .copied()
+            .collect();
+        for index in gone {
+            self.drop_link(index, "interface gone or down");
+        }
+        for iface in wanted {
+            match self.links.get(&iface.index) {
+                None => self.add_link(iface, now),
+                Some(l) if l.iface != iface => self.readdress_link(iface, now),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn add_link(&mut self, iface: Iface, now: Instant) {
+        info!(
+            "interface {} (index {}): v4 {:?} v6 {:?}",
+            iface.name, iface.index, iface.v4, iface.v6
+        );
+        let index = iface.index;
+        self.links.insert(
+            index,
+            Link {
+                iface,
+                socks: BTreeMap::new(),
+                open_errors: BTreeMap::new(),
+                daemon: None,
+                _daemon_events: None,
+                next_query: now,
+                query_every: FIRST_QUERY_INTERVAL,
+            },
+        );
+        self.query_link(index, now);
+    }
+
+    /// Addresses or flags changed: reopen the sockets, re-announce with the new addresses.
+    fn readdress_link(&mut self, iface: Iface, now: Instant) {
+        let Some(link) = self.links.get_mut(&iface.index) else {
+            return;
+        };
+        info!(
+            "interface {} changed: v4 {:?} v6 {:?}",
+            iface.name, iface.v4, iface.v6
+        );
+        link.iface = iface;
+        link.socks.clear();
+        link.open_errors.clear();
+        link.next_query = now;
+        link.query_every = FIRST_QUERY_INTERVAL;
+        let index = link.iface.index;
+        self.query_link(index, now);
+        self.reannounce_on(index);
+    }
+
+    fn drop_link(&mut self, index: u32, why: &str) {
+        let Some(link) = self.links.remove(&index) else {
+            return;
+        };
+        info!("interface {}: no longer used ({why})", link.iface.name);
+        if let Some(d) = link.daemon {
+            d.shutdown(Duration::from_millis(500));
+        }
+        for ev in self.table.remove_iface(&link.iface.name) {
+            self.broadcast(ev);
+        }
+    }
+
+    /// Opens missing sockets, sends a `_p2p._udp` query on each, and brings the mdns-sd daemon in
+    /// line with what really works.
+    fn query_link(&mut self, index: u32, now: Instant) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        for family in [Family::V4, Family::V6] {
+            if !family.present_on(&link.iface) {
+                link.socks.remove(&family);
+                continue;
+            }
+            if !link.socks.contains_key(&family) {
+                match mcast::open(&link.iface, family) {
+                    Ok(sock) => match Async::new(sock) {
+                        Ok(sock) => {
+                            let sock = Arc::new(sock);
+                            let reader = self
+                                .ex
+                                .spawn(read_link(sock.clone(), index, self.input.clone()));
+                            link.open_errors.remove(&family);
+                            link.socks.insert(
+                                family,
+                                LinkSock {
+                                    sock,
+                                    usable: false,
+                                    last_error: None,
+                                    _reader: reader,
+                                },
+                            );
+                        }
+                        Err(e) => warn!("{} {}: {e}", link.iface.name, family.as_str()),
+                    },
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if link.open_errors.get(&family) != Some(&msg) {
+                            warn!(
+                                "{} {}: cannot use mDNS: {msg}{}",
+                                link.iface.name,
+                                family.as_str(),
+                                errno_suffix(&e.error)
+                            );
+                            link.open_errors.insert(family, msg);
+                        }
+                    }
+                }
+            }
+            if let Some(ls) = link.socks.get_mut(&family) {
+                let dest = mcast::group_addr(family, &link.iface);
+                match ls.sock.get_ref().send_to(&self.query, dest) {
+                    Ok(_) => {
+                        if !ls.usable {
+                            info!("{} {}: mDNS ok", link.iface.name, family.as_str());
+                        }
+                        ls.usable = true;
+                        ls.last_error = None;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        let msg = e.to_string();
+                        if ls.last_error.as_deref() != Some(&msg) {
+                            warn!(
+                                "{} {}: multicast send refused: {msg}{} ({})",
+                                link.iface.name,
+                                family.as_str(),
+                                errno_suffix(&e),
+                                crate::sys::explain_send_error(&e)
+                            );
+                            ls.last_error = Some(msg);
+                        }
+                        ls.usable = false;
+                    }
+                }
+            }
+        }
+        link.next_query = now + link.query_every;
+        link.query_every =
+            (link.query_every * 2).min(Duration::from_secs(self.cfg.query_interval_max_secs));
+        self.sync_daemon(index);
+    }
+
+    /// Starts, adjusts or stops the link's mdns-sd daemon so that it runs on exactly the families
+    /// whose socket works.
+    fn sync_daemon(&mut self, index: u32) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        let usable: Vec<Family> = link
+            .socks
+            .iter()
+            .filter(|(_, s)| s.usable)
+            .map(|(f, _)| *f)
+            .collect();
+        let current: Vec<Family> = link
+            .daemon
+            .as_ref()
+            .map(|d| d.families().to_vec())
+            .unwrap_or_default();
+        if usable == current {
+            return;
+        }
+        if usable.is_empty() {
+            if let Some(d) = link.daemon.take() {
+                d.shutdown(Duration::from_millis(500));
+            }
+            link._daemon_events = None;
+            let name = link.iface.name.clone();
+            for ev in self.table.remove_iface(&name) {
+                self.broadcast(ev);
+            }
+            return;
+        }
+        match link.daemon.as_mut() {
+            Some(d) => {
+                if let Err(e) = d.set_families(&usable) {
+                    warn!("{}: mdns-sd: {e}", link.iface.name);
+                }
+            }
+            None => match LinkDaemon::start(&link.iface, &usable) {
+                Ok((d, events)) => {
+                    let tx = self.input.clone();
+                    link._daemon_events = Some(self.ex.spawn(async move {
+                        while let Ok(event) = events.recv_async().await {
+                            if tx.send(Input::Mdns { index, event }).await.is_err() {
+                                break;
+                            }
+                        }
+                    }));
+                    link.daemon = Some(d);
+                }
+                Err(e) => {
+                    warn!("{}: cannot start mdns-sd: {e}", link.iface.name);
+                    return;
+                }
+            },
+        }
+        self.reannounce_on(index);
+    }
+
+    fn reannounce_on(&self, index: u32) {
+        let Some(link) = self.links.get(&index) else {
+            return;
+        };
+        let Some(d) = &link.daemon else { return };
+        for r in self.regs.values() {
+            if let Err(e) = d.register(&r.announcement, &link.iface) {
+                warn!("{}: cannot announce: {e}", link.iface.name);
+            }
+        }
+    }
+
+    fn announce(&self, peer: &PeerId) {
+        let Some(r) = self.regs.get(peer) else { return };
+        for link in self.links.values() {
+            if let Some(d) = &link.daemon {
+                if let Err(e) = d.register(&r.announcement, &link.iface) {
+                    warn!("{}: cannot announce: {e}", link.iface.name);
+                }
+            }
+        }
+    }
+
+    // ----- what mdns-sd heard -----
+
+    fn on_mdns(&mut self, index: u32, event: ServiceEvent, now: Instant) {
+        let Some(link) = self.links.get(&index) else {
+            return;
+        };
+        let name = link.iface.name.clone();
+        match event {
+            ServiceEvent::ServiceResolved(r) => {
+                let Some(peer) = mdns::peer_of_instance(r.get_fullname()) else {
+                    return;
+                };
+                if self.regs.contains_key(&peer) {
+                    return;
+                }
+                let signed = record::from_txt(|k| r.get_property_val(k).flatten());
+                let verified = signed
+                    .and_then(|s| record::verify(&s, &self.cfg.namespace))
+                    .and_then(|rec| {
+                        if rec.peer_id == peer {
+                            Ok(rec)
+                        } else {
+                            Err(Reject::PeerIdMismatch)
+                        }
+                    });
+                let rec = match verified {
+                    Ok(rec) => rec,
+                    Err(why) => {
+                        self.table.count_reject(why);
+                        info!("{name}: record of {peer} refused: {why}");
+                        return;
+                    }
+                };
+                let ips: Vec<IpAddr> = r.get_addresses().iter().map(|a| a.to_ip_addr()).collect();
+                let dial = addrs::dialable(&peer, &rec.addrs, &ips, &name);
+                let seq = rec.seq;
+                match self.table.observe(rec, &name, dial, now) {
+                    Ok(Some(ev)) => self.broadcast(ev),
+                    Ok(None) => {}
+                    Err(why) => info!("{name}: record of {peer} (seq {seq}) refused: {why}"),
+                }
+            }
+            ServiceEvent::ServiceRemoved(_, fullname) => {
+                if let Some(peer) = mdns::peer_of_instance(&fullname) {
+                    if let Some(ev) = self.table.remove_link(&peer, &name) {
+                        self.broadcast(ev);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ----- local clients -----
+
+    fn on_client(&mut self, cmd: ClientCmd, now: Instant) {
+        match cmd {
+            ClientCmd::Connected { id, tx } => {
+                self.clients.insert(
+                    id,
+                    Client {
+                        tx,
+                        subscribed: false,
+                        desynced: false,
+                    },
+                );
+            }
+            ClientCmd::Register { id, signed } => {
+                let reply = self.register(id, signed, now);
+                self.send(id, reply);
+            }
+            ClientCmd::List { id } => {
+                let snap = AgentMsg::Snapshot(self.table.snapshot());
+                self.send(id, snap);
+            }
+            ClientCmd::Subscribe { id } => {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.subscribed = true;
+                }
+                let snap = AgentMsg::Snapshot(self.table.snapshot());
+                self.send(id, snap);
+            }
+            ClientCmd::Gone { id } => {
+                self.clients.remove(&id);
+                let mine: Vec<PeerId> = self
+                    .regs
+                    .iter()
+                    .filter(|(_, r)| r.conn == id)
+                    .map(|(p, _)| *p)
+                    .collect();
+                for peer in mine {
+                    self.regs.remove(&peer);
+                    info!("withdrawing {peer}: its connection closed");
+                    for link in self.links.values() {
+                        if let Some(d) = &link.daemon {
+                            d.unregister(&peer);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, id: u64, signed: Vec<u8>, now: Instant) -> AgentMsg {
+        let rejected = |why: Reject, message: String| AgentMsg::Error {
+            kind: ErrorKind::Rejected(why),
+            message,
+        };
+        let rec = match record::verify(&signed, &self.cfg.namespace) {
+            Ok(r) => r,
+            Err(Reject::Namespace) => {
+                let theirs = record::verify_any_namespace(&signed)
+                    .map(|r| r.namespace)
+                    .unwrap_or_default();
+                return rejected(
+                    Reject::Namespace,
+                    format!(
+                        "wrong namespace: the record says {theirs:?}, the agent serves {:?}",
+                        self.cfg.namespace
+                    ),
+                );
+            }
+            Err(why) => return rejected(why, format!("record refused: {why}")),
+        };
+        if let Some(old) = self.regs.get(&rec.peer_id) {
+            if rec.seq < old.seq {
+                return rejected(
+                    Reject::Replay,
+                    format!("record refused: seq {} is older than {}", rec.seq, old.seq),
+                );
+            }
+        } else if self.regs.len() >= MAX_REGISTRATIONS {
+            return AgentMsg::Error {
+                kind: ErrorKind::Limit,
+                message: format!("the agent announces at most {MAX_REGISTRATIONS} nodes"),
+            };
+        }
+        let port = rec
+            .addrs
+            .iter()
+            .find_map(|a| {
+                a.iter().find_map(|p| match p {
+                    multiaddr::Protocol::Tcp(port) => Some(port),
+                    _ => None,
+                })
+            })
+            .unwrap_or(0);
+        let peer = rec.peer_id;
+        info!(
+            "registering {peer} (seq {}): {:?}",
+            rec.seq,
+            rec.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+        );
+        self.regs.insert(
+            peer,
+            Registration {
+                conn: id,
+                seq: rec.seq,
+                announcement: Announcement {
+                    peer,
+                    txt: record::to_txt(&signed),
+                    port,
+                },
+                next_announce: now + SECOND_ANNOUNCEMENT,
+            },
+        );
+        self.announce(&peer);
+        AgentMsg::Registered {
+            peer_id: peer.to_base58(),
+        }
+    }
+
+    fn send(&mut self, id: u64, msg: AgentMsg) {
+        if let Some(c) = self.clients.get_mut(&id) {
+            if c.tx.try_send(msg).is_err() {
+                c.desynced = c.subscribed;
+            }
+        }
+    }
+
+    fn broadcast(&mut self, ev: PeerEvent) {
+        debug!(
+            "{:?} {} {:?}",
+            ev.event, ev.peer.peer_id, ev.peer.interfaces
+        );
+        for c in self.clients.values_mut().filter(|c| c.subscribed) {
+            if c.desynced {
+                continue;
+            }
+            if c.tx.try_send(AgentMsg::Event(ev.clone())).is_err() {
+                c.desynced = true;
+            }
+        }
+    }
+
+    fn shutdown(self) {
+        info!("shutting down: sending goodbyes");
+        for (_, link) in self.links {
+            if let Some(d) = link.daemon {
+                d.shutdown(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn errno_suffix(e: &std::io::Error) -> String {
+    e.raw_os_error()
+        .map(|n| format!(" [errno {n}]"))
+        .unwrap_or_default()
+}
+
+/// Reads one link socket: every response is reduced to the `_p2p._udp` instances it names.
+async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, tx: Sender<Input>) {
+    let mut buf = vec![0u8; dns::MAX_PACKET];
+    let mut last_error: Option<String> = None;
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, _)) => {
+                let packet = &buf[..n];
+                if !dns::is_response(packet) {
+                    continue;
+                }
+                let Ok(rrs) = dns::records(packet) else {
+                    continue;
+                };
+                let instances = dns::instances(&rrs);
+                if instances.is_empty() {
+                    continue;
+                }
+                if tx.send(Input::Heard { index, instances }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if last_error.as_deref() != Some(&msg) {
+                    debug!("link socket {index}: receive failed: {msg}");
+                    last_error = Some(msg);
+                }
+                Timer::after(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! A small blocking client for the agent's local socket (does I/O), for nodes and the command line.
+//!
+//! ```no_run
+//! use exo_discovery::client::Client;
+//! let key = libp2p_identity::Keypair::generate_ed25519();
+//! let mut agent = Client::connect(exo_discovery::config::default_socket_path())?;
+//! agent.register(&key, &["/ip4/0.0.0.0/tcp/4001".parse()?])?;
+//! // Keep `agent` open: the registration lives as long as the connection.
+//! let mut events = Client::connect(exo_discovery::config::default_socket_path())?;
+//! for peer in events.subscribe()? {
+//!     println!("dial {:?}", peer.addrs);
+//! }
+//! while let Ok(msg) = events.next_message() {
+//!     println!("{msg:?}");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind, PeerInfo};
+use crate::record;
+use libp2p_identity::{Keypair, PeerId};
+use multiaddr::Multiaddr;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Why a client call failed. Its `Display` is one line fit for a user.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No agent listens at the path.
+    NotRunning(PathBuf, io::Error),
+    /// The socket exists but this user may not use it.
+    Refused(PathBuf, String),
+    /// The agent answered with an error.
+    Agent(ErrorKind, String),
+    /// The record could not be signed.
+    Sign(record::SignError),
+    /// Reading or writing the socket failed, or the agent closed it.
+    Io(io::Error),
+    /// The agent sent something this client does not understand.
+    Protocol(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::NotRunning(p, e) => write!(
+                f,
+                "agent not running: cannot connect to {} ({e}); start it with `exo-discovery run`",
+                p.display()
+            ),
+            ClientError::Refused(p, why) => write!(f, "socket {} refused: {why}", p.display()),
+            ClientError::Agent(_, m) => f.write_str(m),
+            ClientError::Sign(e) => write!(f, "cannot sign the record: {e}"),
+            ClientError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                f.write_str("the agent closed the connection")
+            }
+            ClientError::Io(e) => write!(f, "socket error: {e}"),
+            ClientError::Protocol(m) => write!(f, "unexpected reply from the agent: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<io::Error> for ClientError {
+    fn from(e: io::Error) -> Self {
+        ClientError::Io(e)
+    }
+}
+
+/// A connection to the agent, past the handshake.
+pub struct Client {
+    stream: UnixStream,
+    namespace: String,
+}
+
+impl Client {
+    /// Connects to the agent at `path` and does the handshake.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Client, ClientError> {
+        let path = path.as_ref();
+        let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+            io::ErrorKind::PermissionDenied => {
+                ClientError::Refused(path.to_owned(), format!("{e} (it is owner-only)"))
+            }
+            _ => ClientError::NotRunning(path.to_owned(), e),
+        })?;
+        let mut c = Client {
+            stream,
+            namespace: String::new(),
+        };
+        c.send(&ClientMsg::Hello {
+            magic: proto::MAGIC.into(),
+            version: proto::PROTOCOL_VERSION,
+        })?;
+        match c.next_message() {
+            Ok(AgentMsg::Welcome { namespace, .. }) => {
+                c.namespace = namespace;
+                Ok(c)
+            }
+            Ok(AgentMsg::Error { message, .. }) => {
+                Err(ClientError::Refused(path.to_owned(), message))
+            }
+            Ok(other) => Err(ClientError::Protocol(format!("{other:?}"))),
+            Err(ClientError::Io(e)) => Err(ClientError::Refused(
+                path.to_owned(),
+                format!("the agent closed the connection ({e})"),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The namespace the agent serves.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Signs a record for `keypair` and `listen_addrs` in the agent's namespace (seq: wall-clock
+    /// microseconds) and registers it. The registration lasts while this client is open.
+    pub fn register(
+        &mut self,
+        keypair: &Keypair,
+        listen_addrs: &[Multiaddr],
+    ) -> Result<PeerId, ClientError> {
+        let ns = self.namespace.clone();
+        self.register_in(keypair, listen_addrs, &ns)
+    }
+
+    /// As [`Client::register`], with an explicit namespace (the agent refuses a wrong one).
+    pub fn register_in(
+        &mut self,
+        keypair: &Keypair,
+        listen_addrs: &[Multiaddr],
+        namespace: &str,
+    ) -> Result<PeerId, ClientError> {
+        let seq = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(1);
+        let signed = record::sign(keypair, namespace, seq, listen_addrs).map_err(ClientError::Sign)?;
+        self.register_signed(signed)?;
+        Ok(keypair.public().to_peer_id())
+    }
+
+    /// Registers an already signed record.
+    pub fn register_signed(&mut self, signed_record: Vec<u8>) -> Result<(), ClientError> {
+        self.send(&ClientMsg::Register { signed_record })?;
+        match self.next_message()? {
+            AgentMsg::Registered { .. } => Ok(()),
+            AgentMsg::Error { kind, message } => Err(ClientError::Agent(kind, message)),
+            other => Err(ClientError::Protocol(format!("{other:?}"))),
+        }
+    }
+
+    /// The verified peers the agent knows now.
+    pub fn list(&mut self) -> Result<Vec<PeerInfo>, ClientError> {
+        self.send(&ClientMsg::List)?;
+        self.expect_snapshot()
+    }
+
+    /// Subscribes to events; returns the current peers. Then call [`Client::next_message`].
+    pub fn subscribe(&mut self) -> Result<Vec<PeerInfo>, ClientError> {
+        self.send(&ClientMsg::Subscribe)?;
+        self.expect_snapshot()
+    }
+
+    fn expect_snapshot(&mut self) -> Result<Vec<PeerInfo>, ClientError> {
+        match self.next_message()? {
+            AgentMsg::Snapshot(p) => Ok(p),
+            AgentMsg::Error { kind, message } => Err(ClientError::Agent(kind, message)),
+            other => Err(ClientError::Protocol(format!("{other:?}"))),
+        }
+    }
+
+    /// Blocks for the next message (events after [`Client::subscribe`]; a `Snapshot` replaces
+    /// everything known before it).
+    pub fn next_message(&mut self) -> Result<AgentMsg, ClientError> {
+        let mut prefix = [0u8; 4];
+        self.stream.read_exact(&mut prefix)?;
+        let len = proto::body_len(prefix).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body)?;
+        proto::decode(&body).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// The underlying stream (to wait on it, or to shut it down from another thread).
+    pub fn stream(&self) -> &UnixStream {
+        &self.stream
+    }
+
+    fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
+        self.stream.write_all(&proto::encode(msg))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,225 @@
+//! Just enough DNS to watch an mDNS link: build a PTR query, and list the names a packet's records
+//! speak of. Pure, no I/O. Every read is bounds-checked; a bad packet is an error, never a panic.
+
+/// The DNS-SD service type the agent publishes under.
+pub const SERVICE: &str = "_p2p._udp.local";
+
+/// Record types the watcher cares about.
+pub const TYPE_PTR: u16 = 12;
+
+/// Largest packet the parser looks at.
+pub const MAX_PACKET: usize = 9000;
+
+/// One resource record, reduced to what the watcher uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rr {
+    /// Owner name, without the trailing dot.
+    pub name: String,
+    /// Record type.
+    pub rtype: u16,
+    /// Time to live; 0 is a goodbye.
+    pub ttl: u32,
+    /// For PTR records, the target name.
+    pub ptr: Option<String>,
+}
+
+/// Why a packet could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DnsError {
+    /// Shorter than its header or records claim.
+    Truncated,
+    /// A name with a pointer loop, a bad label or over 255 bytes.
+    BadName,
+    /// Larger than [`MAX_PACKET`].
+    TooLarge,
+}
+
+/// Builds a standard (multicast, QM) query for PTR records of `name`.
+pub fn ptr_query(name: &str) -> Vec<u8> {
+    let mut p = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    write_name(&mut p, name);
+    p.extend_from_slice(&TYPE_PTR.to_be_bytes());
+    p.extend_from_slice(&1u16.to_be_bytes());
+    p
+}
+
+fn write_name(p: &mut Vec<u8>, name: &str) {
+    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+        let b = &label.as_bytes()[..label.len().min(63)];
+        p.push(b.len() as u8);
+        p.extend_from_slice(b);
+    }
+    p.push(0);
+}
+
+/// Whether the packet is a response (QR bit set).
+pub fn is_response(packet: &[u8]) -> bool {
+    packet.len() >= 12 && packet[2] & 0x80 != 0
+}
+
+/// All resource records (answers, authority, additional) of a packet.
+pub fn records(packet: &[u8]) -> Result<Vec<Rr>, DnsError> {
+    if packet.len() > MAX_PACKET {
+        return Err(DnsError::TooLarge);
+    }
+    let u16_at = |i: usize| -> Result<u16, DnsError> {
+        packet
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or(DnsError::Truncated)
+    };
+    let qd = u16_at(4)? as usize;
+    let rr_count = u16_at(6)? as usize + u16_at(8)? as usize + u16_at(10)? as usize;
+    let mut pos = 12;
+    for _ in 0..qd {
+        let (_, next) = read_name(packet, pos)?;
+        pos = next + 4;
+        if pos > packet.len() {
+            return Err(DnsError::Truncated);
+        }
+    }
+    let mut out = Vec::new();
+    for _ in 0..rr_count {
+        let (name, next) = read_name(packet, pos)?;
+        let rtype = u16_at(next)?;
+        let ttl_bytes = packet.get(next + 4..next + 8).ok_or(DnsError::Truncated)?;
+        let ttl = u32::from_be_bytes([ttl_bytes[0], ttl_bytes[1], ttl_bytes[2], ttl_bytes[3]]);
+        let rdlen = u16_at(next + 8)? as usize;
+        let rdata = next + 10;
+        let end = rdata + rdlen;
+        if end > packet.len() {
+            return Err(DnsError::Truncated);
+        }
+        let ptr = if rtype == TYPE_PTR {
+            Some(read_name(packet, rdata)?.0)
+        } else {
+            None
+        };
+        out.push(Rr {
+            name,
+            rtype,
+            ttl,
+            ptr,
+        });
+        pos = end;
+    }
+    Ok(out)
+}
+
+/// Reads a possibly compressed name at `pos`; returns it (dot-separated, no trailing dot) and the
+/// position after it.
+fn read_name(packet: &[u8], mut pos: usize) -> Result<(String, usize), DnsError> {
+    let mut name = String::new();
+    let mut end = None;
+    let mut jumps = 0;
+    loop {
+        let len = *packet.get(pos).ok_or(DnsError::Truncated)? as usize;
+        match len {
+            0 => {
+                return Ok((name, end.unwrap_or(pos + 1)));
+            }
+            l if l & 0xc0 == 0xc0 => {
+                let lo = *packet.get(pos + 1).ok_or(DnsError::Truncated)? as usize;
+                end.get_or_insert(pos + 2);
+                jumps += 1;
+                if jumps > 32 {
+                    return Err(DnsError::BadName);
+                }
+                pos = ((l & 0x3f) << 8) | lo;
+            }
+            l if l <= 63 => {
+                let label = packet.get(pos + 1..pos + 1 + l).ok_or(DnsError::Truncated)?;
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                name.push_str(&String::from_utf8_lossy(label));
+                if name.len() > 255 {
+                    return Err(DnsError::BadName);
+                }
+                pos += 1 + l;
+            }
+            _ => return Err(DnsError::BadName),
+        }
+    }
+}
+
+/// Instance labels under [`SERVICE`] that a packet's records name, with their TTL: the owner of
+/// SRV/TXT records `<label>._p2p._udp.local` and targets of PTR records. A label heard with TTL 0
+/// (goodbye) is reported with 0.
+pub fn instances(records: &[Rr]) -> Vec<(String, u32)> {
+    let mut out: Vec<(String, u32)> = Vec::new();
+    let suffix = format!(".{SERVICE}");
+    for rr in records {
+        let name = match &rr.ptr {
+            Some(target) if rr.name.eq_ignore_ascii_case(SERVICE) => target,
+            _ => &rr.name,
+        };
+        let lower = name.to_ascii_lowercase();
+        if let Some(label) = lower
+            .ends_with(&suffix)
+            .then(|| &name[..name.len() - suffix.len()])
+        {
+            if !label.is_empty() && !out.iter().any(|(l, _)| l == label) {
+                out.push((label.to_owned(), rr.ttl));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An announcement captured from mdns-sd 0.21.7 (PTR, SRV, TXT and A for one instance), with the
+    /// instance label shortened.
+    fn announcement() -> Vec<u8> {
+        let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 3, 0, 0, 0, 0];
+        // PTR _p2p._udp.local -> abc._p2p._udp.local
+        write_name(&mut p, SERVICE);
+        p.extend_from_slice(&[0, 12, 0, 1, 0, 0, 0x11, 0x94]);
+        let target_at = p.len() + 2;
+        p.extend_from_slice(&[0, 6, 3, b'a', b'b', b'c', 0xc0, 12]);
+        // TXT abc._p2p._udp.local (compressed pointer to the PTR target), TTL 0 (goodbye)
+        p.extend_from_slice(&[0xc0, target_at as u8, 0, 16, 0x80, 1, 0, 0, 0, 0, 0, 2, 1, b'x']);
+        // A host.local
+        write_name(&mut p, "host.local");
+        p.extend_from_slice(&[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 10, 0, 0, 1]);
+        p
+    }
+
+    #[test]
+    fn reads_records_with_compression() {
+        let rrs = records(&announcement()).unwrap();
+        assert_eq!(rrs.len(), 3);
+        assert_eq!(rrs[0].ptr.as_deref(), Some("abc._p2p._udp.local"));
+        assert_eq!(rrs[1].name, "abc._p2p._udp.local");
+        assert_eq!(rrs[1].ttl, 0);
+        assert_eq!(rrs[2].name, "host.local");
+        assert_eq!(instances(&rrs), vec![("abc".to_string(), 4500)]);
+    }
+
+    #[test]
+    fn query_parses_back() {
+        let q = ptr_query("_p2p._udp.local.");
+        assert!(!is_response(&q));
+        assert_eq!(records(&q).unwrap(), vec![]);
+        assert_eq!(&q[12..17], &[4, b'_', b'p', b'2', b'p']);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let p = announcement();
+        for n in 0..p.len() {
+            let _ = records(&p[..n]);
+        }
+        assert_eq!(records(&p[..5]), Err(DnsError::Truncated));
+    }
+
+    #[test]
+    fn pointer_loops_are_refused() {
+        let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        p.extend_from_slice(&[0xc0, 12]);
+        assert_eq!(records(&p), Err(DnsError::BadName));
+    }
+}

@@ -1,0 +1,30 @@
+//! exo-discovery: finds the other nodes of an Exo (libp2p) cluster on every network interface,
+//! IPv4 and IPv6 at once, accepts only signed and current peer records, and hands
+//! `(peer ID, multiaddr)` pairs to its own node over a local Unix socket.
+//!
+//! The crate is split into a pure core and thin shells:
+//! - pure (no I/O, clock passed in): [`record`], [`addrs`], [`table`], [`proto`], [`dns`],
+//!   [`config`];
+//! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
+//!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`agent`] (the event loop),
+//!   [`client`] (for nodes and the command line), and `sys` (the Linux/macOS differences).
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod addrs;
+pub mod agent;
+pub mod client;
+pub mod config;
+pub mod dns;
+pub mod iface;
+pub mod logging;
+pub mod mcast;
+pub mod mdns;
+pub mod proto;
+pub mod record;
+pub mod server;
+mod sys;
+pub mod table;
+
+pub use sys::explain_send_error;

@@ -1,0 +1,394 @@
+//! The `exo-discovery` command line: run the agent, make a key, announce a node, list and watch
+//! peers. Arguments are parsed and checked first; only then is anything touched.
+
+use clap::{Args, Parser, Subcommand};
+use exo_discovery::client::Client;
+use exo_discovery::config::{self, Config};
+use exo_discovery::proto::{AgentMsg, EventKind, PeerEvent, PeerInfo};
+use exo_discovery::{agent, logging, server};
+use libp2p_identity::Keypair;
+use multiaddr::Multiaddr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::rc::Rc;
+
+/// Finds Exo cluster nodes on every interface (mDNS, IPv4 + IPv6), verifies their signed records
+/// and hands them to the local node over a Unix socket.
+#[derive(Parser, Debug)]
+#[command(name = "exo-discovery", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the agent (until SIGINT or SIGTERM, which send goodbyes for every announced node).
+    Run(RunArgs),
+    /// Write a new libp2p ed25519 keypair (protobuf encoding) and print its peer ID.
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Announce a node through the running agent until interrupted.
+    Announce {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// The node's key file (libp2p protobuf encoding, as written by `keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// A listen address of the node, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable).
+        #[arg(long = "addr", value_name = "MULTIADDR", required = true)]
+        addrs: Vec<Multiaddr>,
+        /// Namespace to sign for (default: the agent's; a different one is refused).
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+    },
+    /// Print the verified peers known now.
+    Peers {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print peer events as they happen.
+    Watch {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct SocketArg {
+    /// The agent's socket (default: $XDG_RUNTIME_DIR/exo-discovery.sock, else
+    /// /tmp/exo-discovery-<uid>.sock).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+impl SocketArg {
+    fn path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(config::default_socket_path)
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// TOML config file (see config/exo-discovery.toml); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Socket path for the node.
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Use only interfaces matching this glob (repeatable).
+    #[arg(long = "interface", value_name = "GLOB")]
+    interfaces: Vec<String>,
+    /// Never use interfaces matching this glob (repeatable).
+    #[arg(long = "exclude-interface", value_name = "GLOB")]
+    exclude_interfaces: Vec<String>,
+    /// Cluster namespace (default "exo").
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// Use loopback interfaces too.
+    #[arg(long)]
+    loopback: bool,
+    /// Drop a peer not heard on a link for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    peer_timeout: Option<u64>,
+}
+
+/// The configuration in force: the file (if any) with the flags on top. Pure apart from reading
+/// the file.
+fn load_config(a: &RunArgs) -> Result<Config, String> {
+    let mut cfg = match &a.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+            Config::from_toml(&text).map_err(|e| format!("config {}: {e}", path.display()))?
+        }
+        None => Config::default(),
+    };
+    if let Some(s) = &a.socket {
+        cfg.socket = Some(s.clone());
+    }
+    if !a.interfaces.is_empty() {
+        cfg.interfaces = a.interfaces.clone();
+    }
+    cfg.exclude_interfaces
+        .extend(a.exclude_interfaces.iter().cloned());
+    if let Some(ns) = &a.namespace {
+        cfg.namespace = ns.clone();
+    }
+    cfg.loopback |= a.loopback;
+    if let Some(t) = a.peer_timeout {
+        cfg.peer_timeout_secs = t;
+        if cfg.announce_interval_secs >= t {
+            cfg.announce_interval_secs = (t / 3).max(1);
+        }
+    }
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(a) => run(&a),
+        Cmd::Keygen { out } => keygen(&out),
+        Cmd::Announce {
+            socket,
+            key,
+            addrs,
+            namespace,
+        } => announce(&socket.path(), &key, &addrs, namespace.as_deref()),
+        Cmd::Peers { socket, json } => peers(&socket.path(), json),
+        Cmd::Watch { socket, json } => watch(&socket.path(), json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("exo-discovery: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(a: &RunArgs) -> Result<(), String> {
+    let cfg = load_config(a)?;
+    logging::init();
+    let path = cfg.socket_path();
+    let listener = server::bind(&path).map_err(|e| format!("socket {}: {e}", path.display()))?;
+    let signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+        .map_err(|e| format!("cannot catch signals: {e}"))?;
+    let accept = async_io::Async::new(
+        listener
+            .inner
+            .try_clone()
+            .map_err(|e| format!("socket: {e}"))?,
+    )
+    .map_err(|e| format!("socket: {e}"))?;
+    log::info!(
+        "listening on {} (namespace {:?})",
+        path.display(),
+        cfg.namespace
+    );
+    let ex = Rc::new(smol::LocalExecutor::new());
+    let (tx, rx) = async_channel::bounded(1024);
+    let namespace = cfg.namespace.clone();
+    async_io::block_on(ex.run(async {
+        let _server = ex.spawn(server::serve(accept, ex.clone(), tx.clone(), namespace));
+        let stop = tx.clone();
+        let _signals = ex.spawn(async move {
+            use futures_lite::StreamExt;
+            let mut signals = signals;
+            if let Some(Ok(sig)) = signals.next().await {
+                log::info!("received {sig:?}");
+                let _ = stop.send(agent::Input::Shutdown).await;
+            }
+        });
+        agent::run(cfg, ex.clone(), tx, rx).await;
+    }));
+    drop(listener);
+    Ok(())
+}
+
+fn keygen(out: &Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = Keypair::generate_ed25519();
+    let bytes = key
+        .to_protobuf_encoding()
+        .map_err(|e| format!("cannot encode the key: {e}"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                format!("{} already exists; not overwriting it", out.display())
+            }
+            _ => format!("cannot create {}: {e}", out.display()),
+        })?;
+    f.write_all(&bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!("{}", key.public().to_peer_id());
+    Ok(())
+}
+
+fn read_key(path: &Path) -> Result<Keypair, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
+    Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
+        format!(
+            "bad key file {}: not a libp2p protobuf-encoded keypair ({e})",
+            path.display()
+        )
+    })
+}
+
+fn announce(
+    socket: &Path,
+    key: &Path,
+    addrs: &[Multiaddr],
+    namespace: Option<&str>,
+) -> Result<(), String> {
+    let key = read_key(key)?;
+    // Block the signals in every thread, then wait for them in one: a clean exit on ^C.
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGINT);
+    set.add(nix::sys::signal::Signal::SIGTERM);
+    set.thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let ns = namespace.unwrap_or(client.namespace()).to_owned();
+    let peer = client
+        .register_in(&key, addrs, &ns)
+        .map_err(|e| e.to_string())?;
+    println!("announcing {peer}");
+    let _ = std::io::stdout().flush();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let _ = set.wait();
+        let _ = tx2.send(Ok(()));
+    });
+    std::thread::spawn(move || loop {
+        match client.next_message() {
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = tx.send(Err(format!("the agent went away: {e}")));
+                return;
+            }
+        }
+    });
+    rx.recv().unwrap_or(Ok(()))
+}
+
+fn peers(socket: &Path, json: bool) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let list = client.list().map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let text = serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?;
+        let _ = writeln!(out, "{text}");
+    } else if list.is_empty() {
+        let _ = writeln!(out, "no peers");
+    } else {
+        for p in &list {
+            let _ = writeln!(out, "{}", describe(p));
+        }
+    }
+    Ok(())
+}
+
+fn describe(p: &PeerInfo) -> String {
+    format!(
+        "{} via {} [{}]\n  {}",
+        p.peer_id,
+        p.interfaces.join(","),
+        serde_json::to_value(p.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        p.addrs.join("\n  ")
+    )
+}
+
+fn watch(socket: &Path, json: bool) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let snapshot = client.subscribe().map_err(|e| e.to_string())?;
+    let print = |ev: PeerEvent| {
+        let mut out = std::io::stdout().lock();
+        let line = if json {
+            ev.to_json().to_string()
+        } else {
+            let word = match ev.event {
+                EventKind::Discovered => "discovered",
+                EventKind::Updated => "updated",
+                EventKind::Expired => "expired",
+            };
+            format!("{word} {}", describe(&ev.peer))
+        };
+        // A closed stdout (the reader went away) ends the watch.
+        writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
+    };
+    let emit_snapshot = |peers: Vec<PeerInfo>| {
+        peers.into_iter().all(|peer| {
+            print(PeerEvent {
+                event: EventKind::Discovered,
+                peer,
+            })
+        })
+    };
+    if !emit_snapshot(snapshot) {
+        return Ok(());
+    }
+    loop {
+        let ok = match client.next_message().map_err(|e| e.to_string())? {
+            AgentMsg::Event(ev) => print(ev),
+            AgentMsg::Snapshot(peers) => emit_snapshot(peers),
+            AgentMsg::Error { message, .. } => return Err(message),
+            _ => true,
+        };
+        if !ok {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_the_file_and_are_checked() {
+        let cli = Cli::try_parse_from([
+            "exo-discovery",
+            "run",
+            "--interface",
+            "eth*",
+            "--exclude-interface",
+            "eth9",
+            "--namespace",
+            "lab",
+        ])
+        .unwrap();
+        let Cmd::Run(a) = cli.cmd else { panic!() };
+        let c = load_config(&a).unwrap();
+        assert_eq!(c.interfaces, vec!["eth*"]);
+        assert_eq!(c.exclude_interfaces, vec!["eth9"]);
+        assert_eq!(c.namespace, "lab");
+        let cli = Cli::try_parse_from(["exo-discovery", "run", "--namespace", ""]).unwrap();
+        let Cmd::Run(a) = cli.cmd else { panic!() };
+        assert!(load_config(&a).unwrap_err().contains("namespace"));
+    }
+
+    #[test]
+    fn bad_multiaddr_is_refused_by_the_parser() {
+        let e = Cli::try_parse_from([
+            "exo-discovery",
+            "announce",
+            "--key",
+            "k",
+            "--addr",
+            "not-an-addr",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("not-an-addr"), "{e}");
+    }
+}

@@ -1,0 +1,135 @@
+//! The mdns-sd engine, one daemon per interface (does I/O: each daemon owns a thread and sockets).
+//!
+//! One daemon per interface, with every interface disabled but its own, and registrations carrying
+//! only that interface's addresses: each link then hears exactly the addresses that work on it
+//! (a single daemon announces every interface's link-local address on every link).
+
+use crate::iface::Iface;
+use crate::mcast::Family;
+use libp2p_identity::PeerId;
+use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo, TxtProperty};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The DNS-SD service type, fully qualified.
+pub const SERVICE_TYPE: &str = "_p2p._udp.local.";
+
+/// The instance's full name for `peer`.
+pub fn fullname(peer: &PeerId) -> String {
+    format!("{}.{SERVICE_TYPE}", peer.to_base58())
+}
+
+/// The peer an instance full name (`<peer-id>._p2p._udp.local.`) or bare label names, if any.
+pub fn peer_of_instance(name: &str) -> Option<PeerId> {
+    let label = name
+        .strip_suffix(SERVICE_TYPE)
+        .map(|l| l.trim_end_matches('.'))
+        .unwrap_or(name);
+    label.parse().ok()
+}
+
+/// Host name registered for `peer`'s instance: unique per node, lower-case.
+pub fn host_name(peer: &PeerId) -> String {
+    let bytes = peer.to_bytes();
+    let tail = &bytes[bytes.len().saturating_sub(8)..];
+    let hex: String = tail.iter().map(|b| format!("{b:02x}")).collect();
+    format!("exo-{hex}.local.")
+}
+
+/// What to announce for one node.
+#[derive(Clone, Debug)]
+pub struct Announcement {
+    /// The node.
+    pub peer: PeerId,
+    /// The signed record split into TXT values.
+    pub txt: Vec<(String, Vec<u8>)>,
+    /// SRV port (the first TCP port of the record), for DNS-SD browsers.
+    pub port: u16,
+}
+
+/// The mdns-sd daemon of one interface.
+pub struct LinkDaemon {
+    daemon: ServiceDaemon,
+    families: Vec<Family>,
+    index: u32,
+}
+
+impl LinkDaemon {
+    /// Starts a daemon that speaks only on `iface`, for `families`, and browses `_p2p._udp`.
+    pub fn start(
+        iface: &Iface,
+        families: &[Family],
+    ) -> Result<(Self, mdns_sd::Receiver<ServiceEvent>), mdns_sd::Error> {
+        let daemon = ServiceDaemon::new()?;
+        daemon.disable_interface(IfKind::All)?;
+        daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])?;
+        let mut link = LinkDaemon {
+            daemon,
+            families: Vec::new(),
+            index: iface.index,
+        };
+        link.set_families(families)?;
+        let events = link.daemon.browse(SERVICE_TYPE)?;
+        Ok((link, events))
+    }
+
+    /// Enables exactly `families` on the interface.
+    pub fn set_families(&mut self, families: &[Family]) -> Result<(), mdns_sd::Error> {
+        for f in [Family::V4, Family::V6] {
+            let kind = match f {
+                Family::V4 => IfKind::IndexV4(self.index),
+                Family::V6 => IfKind::IndexV6(self.index),
+            };
+            match (self.families.contains(&f), families.contains(&f)) {
+                (false, true) => self.daemon.enable_interface(kind)?,
+                (true, false) => self.daemon.disable_interface(kind)?,
+                _ => {}
+            }
+        }
+        self.families = families.to_vec();
+        Ok(())
+    }
+
+    /// The families enabled now.
+    pub fn families(&self) -> &[Family] {
+        &self.families
+    }
+
+    /// Announces (or re-announces) `a` with the interface's addresses of the enabled families.
+    pub fn register(&self, a: &Announcement, iface: &Iface) -> Result<(), mdns_sd::Error> {
+        let mut ips: Vec<IpAddr> = Vec::new();
+        if self.families.contains(&Family::V4) {
+            ips.extend(iface.v4.iter().map(|a| IpAddr::V4(*a)));
+        }
+        if self.families.contains(&Family::V6) {
+            ips.extend(iface.v6.iter().map(|a| IpAddr::V6(*a)));
+        }
+        let txt: Vec<TxtProperty> = a
+            .txt
+            .iter()
+            .map(|(k, v)| TxtProperty::from((k.as_str(), v.as_slice())))
+            .collect();
+        let mut info = ServiceInfo::new(
+            SERVICE_TYPE,
+            &a.peer.to_base58(),
+            &host_name(&a.peer),
+            &ips[..],
+            a.port,
+            txt,
+        )?;
+        info.set_requires_probe(false);
+        self.daemon.register(info)
+    }
+
+    /// Withdraws `peer`'s instance (sends a goodbye).
+    pub fn unregister(&self, peer: &PeerId) {
+        let _ = self.daemon.unregister(&fullname(peer));
+    }
+
+    /// Sends goodbyes for everything registered and stops the daemon, waiting at most `wait`.
+    pub fn shutdown(self, wait: Duration) {
+        if let Ok(rx) = self.daemon.shutdown() {
+            let _ = rx.recv_timeout(wait);
+        }
+    }
+}

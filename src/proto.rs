@@ -1,0 +1,278 @@
+//! The local socket protocol: message types and framing. Pure, no I/O.
+//!
+//! # Framing
+//! Every message is one frame: a 4-byte big-endian length, then that many bytes of postcard. A frame
+//! longer than [`MAX_FRAME`] is an error and the connection is closed.
+//!
+//! # Conversation
+//! 1. The client sends [`ClientMsg::Hello`] with [`PROTOCOL_VERSION`]; the agent answers
+//!    [`AgentMsg::Welcome`] (with its namespace) or [`AgentMsg::Error`] and closes.
+//! 2. Then, in any order and as often as it likes:
+//!    - [`ClientMsg::Register`] → [`AgentMsg::Registered`] or [`AgentMsg::Error`]. The registration
+//!      lives exactly as long as the connection: when it closes, the agent withdraws it (goodbye).
+//!    - [`ClientMsg::List`] → [`AgentMsg::Snapshot`].
+//!    - [`ClientMsg::Subscribe`] → [`AgentMsg::Snapshot`], then [`AgentMsg::Event`] as peers come,
+//!      change and go. A client too slow to keep up is sent a fresh [`AgentMsg::Snapshot`] in place
+//!      of the events it missed.
+//! 3. A frame that does not decode gets [`AgentMsg::Error`] and the connection is closed.
+
+use crate::record::Reject;
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol; the handshake fails when client and agent differ.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Largest frame body, in bytes, in either direction.
+pub const MAX_FRAME: usize = 1 << 20;
+/// Magic string in the handshake, so a stray client is told plainly.
+pub const MAGIC: &str = "exo-discovery";
+
+/// Messages from a client (a node, or the command line) to the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// First message. Replies: `Welcome` or `Error`.
+    Hello {
+        /// Always [`MAGIC`].
+        magic: String,
+        /// The client's [`PROTOCOL_VERSION`].
+        version: u16,
+    },
+    /// Announce this signed record while the connection lasts. Replies: `Registered` or `Error`.
+    /// A later `Register` for the same peer replaces the earlier one.
+    Register {
+        /// A record produced by [`crate::record::sign`].
+        signed_record: Vec<u8>,
+    },
+    /// The verified peers now known. Reply: `Snapshot`.
+    List,
+    /// A snapshot, then events. Reply: `Snapshot`, then `Event`s.
+    Subscribe,
+}
+
+/// Messages from the agent to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentMsg {
+    /// Handshake accepted.
+    Welcome {
+        /// The agent's [`PROTOCOL_VERSION`].
+        version: u16,
+        /// The cluster namespace the agent serves; records must carry it.
+        namespace: String,
+    },
+    /// A registration was accepted and is being announced.
+    Registered {
+        /// Base58 peer ID of the registered node.
+        peer_id: String,
+    },
+    /// Every verified peer known now.
+    Snapshot(Vec<PeerInfo>),
+    /// One change.
+    Event(PeerEvent),
+    /// A request failed. After a `Malformed` or `Handshake` error the agent closes the connection.
+    Error {
+        /// What kind of failure.
+        kind: ErrorKind,
+        /// One line for a human.
+        message: String,
+    },
+}
+
+/// Kinds of [`AgentMsg::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The frame did not decode, or came before the handshake.
+    Malformed,
+    /// Wrong magic or protocol version.
+    Handshake,
+    /// The registered record was refused (reason inside).
+    Rejected(Reject),
+    /// The agent cannot take more of this (registrations, clients).
+    Limit,
+}
+
+/// Where a peer was learned from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Source {
+    /// Heard by multicast DNS on a local link.
+    Mdns,
+}
+
+/// How a peer's information was checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Verification {
+    /// The record's signature verified with the key its peer ID names.
+    Signature,
+}
+
+/// One peer as handed to the node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// Base58 peer ID.
+    pub peer_id: String,
+    /// Dialable multiaddrs, each ending in `/p2p/<peer_id>`.
+    pub addrs: Vec<String>,
+    /// Names of the interfaces it was heard on.
+    pub interfaces: Vec<String>,
+    /// Where it was learned.
+    pub source: Source,
+    /// How it was checked.
+    pub verified: Vec<Verification>,
+    /// Sequence number of the record in use.
+    pub seq: u64,
+}
+
+/// What happened to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// First usable address seen.
+    Discovered,
+    /// Addresses or interfaces changed.
+    Updated,
+    /// No longer reachable by any known address (goodbye or timeout).
+    Expired,
+}
+
+/// A peer change, as sent to subscribers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerEvent {
+    /// What happened.
+    pub event: EventKind,
+    /// The peer as it is now (for `expired`: as it was last).
+    pub peer: PeerInfo,
+}
+
+impl PeerEvent {
+    /// The JSON form: the peer's fields plus `"event"`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(&self.peer).unwrap_or_default();
+        if let serde_json::Value::Object(map) = &mut v {
+            map.insert(
+                "event".into(),
+                serde_json::to_value(self.event).unwrap_or_default(),
+            );
+        }
+        v
+    }
+}
+
+/// Framing or decoding failure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The length prefix exceeds [`MAX_FRAME`].
+    TooLarge(usize),
+    /// The body does not decode as the expected message (or has trailing bytes).
+    Malformed,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::TooLarge(n) => write!(f, "frame of {n} bytes exceeds {MAX_FRAME}"),
+            FrameError::Malformed => f.write_str("malformed frame"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Encodes a message as one frame (length prefix included).
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Serializing these plain types into a Vec cannot fail.
+    let body = postcard::to_stdvec(msg).unwrap_or_default();
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads the body length from a 4-byte prefix, refusing anything over [`MAX_FRAME`].
+pub fn body_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let n = u32::from_be_bytes(prefix) as usize;
+    if n > MAX_FRAME {
+        return Err(FrameError::TooLarge(n));
+    }
+    Ok(n)
+}
+
+/// Decodes one frame body; trailing bytes are an error.
+pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
+    match postcard::take_from_bytes(body) {
+        Ok((v, [])) => Ok(v),
+        _ => Err(FrameError::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> PeerInfo {
+        PeerInfo {
+            peer_id: "12D3KooW".into(),
+            addrs: vec!["/ip4/10.0.0.1/tcp/1/p2p/12D3KooW".into()],
+            interfaces: vec!["eth0".into()],
+            source: Source::Mdns,
+            verified: vec![Verification::Signature],
+            seq: 3,
+        }
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let msgs = vec![
+            AgentMsg::Welcome {
+                version: 1,
+                namespace: "exo".into(),
+            },
+            AgentMsg::Snapshot(vec![info()]),
+            AgentMsg::Event(PeerEvent {
+                event: EventKind::Updated,
+                peer: info(),
+            }),
+            AgentMsg::Error {
+                kind: ErrorKind::Rejected(Reject::Namespace),
+                message: "x".into(),
+            },
+        ];
+        for m in msgs {
+            let f = encode(&m);
+            let n = body_len(f[..4].try_into().unwrap()).unwrap();
+            assert_eq!(n, f.len() - 4);
+            assert_eq!(decode::<AgentMsg>(&f[4..]).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn oversize_prefix_and_garbage_are_refused() {
+        assert_eq!(
+            body_len(((MAX_FRAME + 1) as u32).to_be_bytes()),
+            Err(FrameError::TooLarge(MAX_FRAME + 1))
+        );
+        assert_eq!(
+            decode::<ClientMsg>(&[0xff, 0xff, 0xff]),
+            Err(FrameError::Malformed)
+        );
+        let mut f = encode(&ClientMsg::List);
+        f.push(0);
+        assert_eq!(decode::<ClientMsg>(&f[4..]), Err(FrameError::Malformed));
+    }
+
+    #[test]
+    fn json_shape_of_an_event() {
+        let v = PeerEvent {
+            event: EventKind::Discovered,
+            peer: info(),
+        }
+        .to_json();
+        assert_eq!(v["event"], "discovered");
+        assert_eq!(v["peer_id"], "12D3KooW");
+        assert_eq!(v["source"], "mdns");
+        assert_eq!(v["verified"][0], "signature");
+        assert_eq!(v["interfaces"][0], "eth0");
+    }
+}

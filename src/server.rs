@@ -1,0 +1,251 @@
+//! The local Unix socket (does I/O): binding safely, checking who connects, and one task per
+//! connection translating frames (see [`crate::proto`]) into agent inputs.
+
+use crate::agent::{ClientCmd, Input};
+use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind, FrameError};
+use async_channel::Sender;
+use async_io::{Async, Timer};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use log::{debug, info};
+use smol::LocalExecutor;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Outgoing queue per connection; a client further behind is resynchronised with a snapshot.
+pub const CLIENT_QUEUE: usize = 256;
+/// Most connections served at once.
+pub const MAX_CONNECTIONS: usize = 128;
+
+/// The bound socket; the file is removed when this is dropped.
+pub struct Listener {
+    /// The listening socket.
+    pub inner: UnixListener,
+    path: PathBuf,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Binds the socket at `path`, owner-only (0600) before it accepts anything. A stale socket file
+/// left by a dead agent is removed; a live agent or a file that is not a socket is an error.
+pub fn bind(path: &Path) -> io::Result<Listener> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another agent is already listening on {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ))
+        }
+        Err(_) => {}
+    }
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() && !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
+    // Bind under a temporary name, restrict it, then move it into place: nobody can connect
+    // before the permissions are set.
+    let tmp = path.with_file_name(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let inner = UnixListener::bind(&tmp)?;
+    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(Listener {
+        inner,
+        path: path.to_owned(),
+    })
+}
+
+/// Accepts connections forever, spawning one task each on `ex`.
+pub async fn serve<'ex>(
+    listener: Async<UnixListener>,
+    ex: Rc<LocalExecutor<'ex>>,
+    input: Sender<Input>,
+    namespace: String,
+) {
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut next_id = 0u64;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                debug!("accept failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            let _ = refuse(
+                &stream,
+                ErrorKind::Limit,
+                "too many connections".into(),
+            )
+            .await;
+            continue;
+        }
+        next_id += 1;
+        let id = next_id;
+        let input = input.clone();
+        let namespace = namespace.clone();
+        let open = open.clone();
+        open.fetch_add(1, Ordering::Relaxed);
+        ex.spawn(async move {
+            if let Err(e) = connection(stream, id, input, namespace).await {
+                debug!("connection {id}: {e}");
+            }
+            open.fetch_sub(1, Ordering::Relaxed);
+        })
+        .detach();
+    }
+}
+
+async fn refuse(stream: &Async<UnixStream>, kind: ErrorKind, message: String) -> io::Result<()> {
+    let mut w = stream;
+    w.write_all(&proto::encode(&AgentMsg::Error { kind, message }))
+        .await
+}
+
+/// Reads one frame; `Ok(None)` at a clean end of stream.
+async fn read_frame(stream: &Async<UnixStream>) -> io::Result<Option<Result<ClientMsg, FrameError>>> {
+    let mut r = stream;
+    let mut prefix = [0u8; 4];
+    match r.read_exact(&mut prefix).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = match proto::body_len(prefix) {
+        Ok(n) => n,
+        Err(e) => return Ok(Some(Err(e))),
+    };
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(proto::decode(&body)))
+}
+
+async fn connection(
+    stream: Async<UnixStream>,
+    id: u64,
+    input: Sender<Input>,
+    namespace: String,
+) -> io::Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    let them = crate::sys::peer_uid(stream.get_ref())?;
+    if them != me {
+        info!("refused a connection from uid {them} (the agent runs as uid {me})");
+        return refuse(
+            &stream,
+            ErrorKind::Handshake,
+            format!("connection refused: uid {them} is not the agent's uid {me}"),
+        )
+        .await;
+    }
+    match read_frame(&stream).await? {
+        Some(Ok(ClientMsg::Hello { magic, version }))
+            if magic == proto::MAGIC && version == proto::PROTOCOL_VERSION => {}
+        Some(Ok(ClientMsg::Hello { version, .. })) => {
+            return refuse(
+                &stream,
+                ErrorKind::Handshake,
+                format!(
+                    "protocol version {version} not supported (the agent speaks {})",
+                    proto::PROTOCOL_VERSION
+                ),
+            )
+            .await
+        }
+        None => return Ok(()),
+        Some(_) => {
+            return refuse(
+                &stream,
+                ErrorKind::Malformed,
+                "expected a Hello frame first".into(),
+            )
+            .await
+        }
+    }
+    let mut w = &stream;
+    w.write_all(&proto::encode(&AgentMsg::Welcome {
+        version: proto::PROTOCOL_VERSION,
+        namespace,
+    }))
+    .await?;
+
+    let (tx, rx) = async_channel::bounded::<AgentMsg>(CLIENT_QUEUE);
+    let (done_tx, done_rx) = async_channel::bounded::<()>(1);
+    let writer = async {
+        let mut w = &stream;
+        while let Ok(msg) = rx.recv().await {
+            if w.write_all(&proto::encode(&msg)).await.is_err() {
+                break;
+            }
+        }
+    };
+    // Once the reader is done, queued replies (an error frame, say) may still go out, but the
+    // connection never waits on a client for long.
+    let writer = futures_lite::future::or(writer, async {
+        let _ = done_rx.recv().await;
+        Timer::after(Duration::from_secs(2)).await;
+    });
+    let reader = async {
+        let _ = input
+            .send(Input::Client(ClientCmd::Connected { id, tx: tx.clone() }))
+            .await;
+        loop {
+            let cmd = match read_frame(&stream).await {
+                Ok(Some(Ok(ClientMsg::Register { signed_record }))) => ClientCmd::Register {
+                    id,
+                    signed: signed_record,
+                },
+                Ok(Some(Ok(ClientMsg::List))) => ClientCmd::List { id },
+                Ok(Some(Ok(ClientMsg::Subscribe))) => ClientCmd::Subscribe { id },
+                Ok(Some(Ok(ClientMsg::Hello { .. }))) | Ok(Some(Err(_))) => {
+                    let _ = tx
+                        .send(AgentMsg::Error {
+                            kind: ErrorKind::Malformed,
+                            message: "malformed frame: closing the connection".into(),
+                        })
+                        .await;
+                    break;
+                }
+                Ok(None) | Err(_) => break,
+            };
+            if input.send(Input::Client(cmd)).await.is_err() {
+                break;
+            }
+        }
+        let _ = input.send(Input::Client(ClientCmd::Gone { id })).await;
+        drop(tx);
+        let _ = done_tx.send(()).await;
+    };
+    futures_lite::future::zip(reader, writer).await;
+    Ok(())
+}
