@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 pub const MAX_REGISTRATIONS: usize = 16;
 /// Delay of the second announcement of a new registration (RFC 6762 §8.3: at least two, one
 /// second apart; mdns-sd 0.21 skips its own second one for mixed-case names such as peer IDs).
-const SECOND_ANNOUNCEMENT: Duration = Duration::from_secs(1);
+/// mdns-sd drops a record multicast again within one second (RFC 6762 §6), and the first
+/// announcement leaves the daemon a little after `register` returns: hence the margin.
+const SECOND_ANNOUNCEMENT: Duration = Duration::from_millis(1200);
 /// First interval between `_p2p._udp` queries on a link; doubles up to the configured maximum.
 const FIRST_QUERY_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -105,7 +107,15 @@ struct Registration {
     conn: u64,
     seq: u64,
     announcement: Announcement,
+    /// Extra announcements still due (soonest first), before the periodic ones.
+    extra: Vec<Instant>,
     next_announce: Instant,
+}
+
+impl Registration {
+    fn due(&self) -> Instant {
+        self.extra.first().copied().unwrap_or(self.next_announce)
+    }
 }
 
 struct Client {
@@ -173,7 +183,7 @@ impl<'ex> Agent<'ex> {
             d = d.min(l.next_query);
         }
         for r in self.regs.values() {
-            d = d.min(r.next_announce);
+            d = d.min(r.due());
         }
         if let Some(t) = self.table.next_deadline() {
             d = d.min(t);
@@ -201,15 +211,20 @@ impl<'ex> Agent<'ex> {
         let due: Vec<PeerId> = self
             .regs
             .iter()
-            .filter(|(_, r)| now >= r.next_announce)
+            .filter(|(_, r)| now >= r.due())
             .map(|(p, _)| *p)
             .collect();
         for peer in due {
             self.announce(&peer);
             if let Some(r) = self.regs.get_mut(&peer) {
-                r.next_announce = now + Duration::from_secs(self.cfg.announce_interval_secs);
+                if r.extra.first().is_some_and(|t| now >= *t) {
+                    r.extra.retain(|t| *t > now);
+                } else {
+                    r.next_announce = now + Duration::from_secs(self.cfg.announce_interval_secs);
+                }
             }
         }
+
         for ev in self.table.expire(now) {
             self.broadcast(ev);
         }
@@ -224,6 +239,13 @@ impl<'ex> Agent<'ex> {
         }
     }
 
+    /// Whether `label` is the instance of the newest record known from `peer`.
+    fn is_current_instance(&self, peer: &PeerId, label: &str) -> bool {
+        self.table
+            .seq_of(peer)
+            .is_some_and(|seq| mdns::instance_label(peer, seq) == label)
+    }
+
     fn handle(&mut self, input: Input, now: Instant) {
         match input {
             Input::Mdns { index, event } => self.on_mdns(index, event, now),
@@ -235,10 +257,14 @@ impl<'ex> Agent<'ex> {
                     if ttl == 0 {
                         continue;
                     }
-                    if let Some(peer) = mdns::peer_of_instance(&label) {
-                        if let Some(ev) = self.table.heard(&peer, &name, now) {
-                            self.broadcast(ev);
-                        }
+                    let Some((peer, label)) = mdns::parse_instance(&label) else {
+                        continue;
+                    };
+                    if !self.is_current_instance(&peer, label) {
+                        continue;
+                    }
+                    if let Some(ev) = self.table.heard(&peer, &name, now) {
+                        self.broadcast(ev);
                     }
                 }
             }
@@ -509,7 +535,7 @@ impl<'ex> Agent<'ex> {
         let name = link.iface.name.clone();
         match event {
             ServiceEvent::ServiceResolved(r) => {
-                let Some(peer) = mdns::peer_of_instance(r.get_fullname()) else {
+                let Some((peer, label)) = mdns::parse_instance(r.get_fullname()) else {
                     return;
                 };
                 if self.regs.contains_key(&peer) {
@@ -519,7 +545,7 @@ impl<'ex> Agent<'ex> {
                 let verified = signed
                     .and_then(|s| record::verify(&s, &self.cfg.namespace))
                     .and_then(|rec| {
-                        if rec.peer_id == peer {
+                        if rec.peer_id == peer && mdns::instance_label(&peer, rec.seq) == label {
                             Ok(rec)
                         } else {
                             Err(Reject::PeerIdMismatch)
@@ -543,10 +569,15 @@ impl<'ex> Agent<'ex> {
                 }
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
-                if let Some(peer) = mdns::peer_of_instance(&fullname) {
-                    if let Some(ev) = self.table.remove_link(&peer, &name) {
-                        self.broadcast(ev);
-                    }
+                let Some((peer, label)) = mdns::parse_instance(&fullname) else {
+                    return;
+                };
+                // The goodbye of a replaced record says nothing about the current one.
+                if !self.is_current_instance(&peer, label) {
+                    return;
+                }
+                if let Some(ev) = self.table.remove_link(&peer, &name) {
+                    self.broadcast(ev);
                 }
             }
             _ => {}
@@ -591,13 +622,11 @@ impl<'ex> Agent<'ex> {
                     .map(|(p, _)| *p)
                     .collect();
                 for peer in mine {
-                    self.regs.remove(&peer);
+                    let Some(r) = self.regs.remove(&peer) else {
+                        continue;
+                    };
                     info!("withdrawing {peer}: its connection closed");
-                    for link in self.links.values() {
-                        if let Some(d) = &link.daemon {
-                            d.unregister(&peer);
-                        }
-                    }
+                    self.withdraw(&r.announcement.label);
                 }
             }
         }
@@ -648,6 +677,14 @@ impl<'ex> Agent<'ex> {
             })
             .unwrap_or(0);
         let peer = rec.peer_id;
+        let extra = vec![now + SECOND_ANNOUNCEMENT];
+        let label = mdns::instance_label(&peer, rec.seq);
+        if let Some(old) = self.regs.get(&peer) {
+            if old.announcement.label != label {
+                let old_label = old.announcement.label.clone();
+                self.withdraw(&old_label);
+            }
+        }
         info!(
             "registering {peer} (seq {}): {:?}",
             rec.seq,
@@ -660,15 +697,26 @@ impl<'ex> Agent<'ex> {
                 seq: rec.seq,
                 announcement: Announcement {
                     peer,
+                    label,
                     txt: record::to_txt(&signed),
                     port,
                 },
-                next_announce: now + SECOND_ANNOUNCEMENT,
+                extra,
+                next_announce: now + Duration::from_secs(self.cfg.announce_interval_secs),
             },
         );
         self.announce(&peer);
         AgentMsg::Registered {
             peer_id: peer.to_base58(),
+        }
+    }
+
+    /// Sends goodbyes for one instance on every link.
+    fn withdraw(&self, label: &str) {
+        for link in self.links.values() {
+            if let Some(d) = &link.daemon {
+                d.unregister(label);
+            }
         }
     }
 

@@ -14,26 +14,40 @@ use std::time::Duration;
 /// The DNS-SD service type, fully qualified.
 pub const SERVICE_TYPE: &str = "_p2p._udp.local.";
 
-/// The instance's full name for `peer`.
-pub fn fullname(peer: &PeerId) -> String {
-    format!("{}.{SERVICE_TYPE}", peer.to_base58())
+/// The instance label of `peer`'s record with sequence number `seq`: `<peer-id>-<tag>`, where
+/// the tag is the low 24 bits of `seq` in hex.
+///
+/// Each record gets its own instance name, so the goodbye of a node's previous record (which
+/// mdns-sd repeats 120 ms later) can never remove the record of the node that replaced it, and the
+/// PTR of the new record is never rate-limited as a repeat of the old one.
+pub fn instance_label(peer: &PeerId, seq: u64) -> String {
+    format!("{}-{:06x}", peer.to_base58(), seq & 0xff_ffff)
 }
 
-/// The peer an instance full name (`<peer-id>._p2p._udp.local.`) or bare label names, if any.
-pub fn peer_of_instance(name: &str) -> Option<PeerId> {
+/// The instance's full name.
+pub fn fullname(label: &str) -> String {
+    format!("{label}.{SERVICE_TYPE}")
+}
+
+/// The peer an instance full name (`<peer-id>-<tag>._p2p._udp.local.`) or bare label names, and
+/// the label itself.
+pub fn parse_instance(name: &str) -> Option<(PeerId, &str)> {
     let label = name
         .strip_suffix(SERVICE_TYPE)
         .map(|l| l.trim_end_matches('.'))
         .unwrap_or(name);
-    label.parse().ok()
+    let (peer, _tag) = label.split_once('-')?;
+    Some((peer.parse().ok()?, label))
 }
 
-/// Host name registered for `peer`'s instance: unique per node, lower-case.
-pub fn host_name(peer: &PeerId) -> String {
+/// Host name registered for an instance: unique per node and record, lower-case. Per record, like
+/// the instance name, so the goodbye of a replaced record never takes the new one's addresses.
+pub fn host_name(peer: &PeerId, label: &str) -> String {
     let bytes = peer.to_bytes();
     let tail = &bytes[bytes.len().saturating_sub(8)..];
     let hex: String = tail.iter().map(|b| format!("{b:02x}")).collect();
-    format!("exo-{hex}.local.")
+    let tag = label.rsplit('-').next().unwrap_or_default().to_ascii_lowercase();
+    format!("exo-{hex}-{tag}.local.")
 }
 
 /// What to announce for one node.
@@ -41,6 +55,8 @@ pub fn host_name(peer: &PeerId) -> String {
 pub struct Announcement {
     /// The node.
     pub peer: PeerId,
+    /// Its instance label ([`instance_label`]).
+    pub label: String,
     /// The signed record split into TXT values.
     pub txt: Vec<(String, Vec<u8>)>,
     /// SRV port (the first TCP port of the record), for DNS-SD browsers.
@@ -111,8 +127,8 @@ impl LinkDaemon {
             .collect();
         let mut info = ServiceInfo::new(
             SERVICE_TYPE,
-            &a.peer.to_base58(),
-            &host_name(&a.peer),
+            &a.label,
+            &host_name(&a.peer, &a.label),
             &ips[..],
             a.port,
             txt,
@@ -121,9 +137,9 @@ impl LinkDaemon {
         self.daemon.register(info)
     }
 
-    /// Withdraws `peer`'s instance (sends a goodbye).
-    pub fn unregister(&self, peer: &PeerId) {
-        let _ = self.daemon.unregister(&fullname(peer));
+    /// Withdraws an instance (sends a goodbye).
+    pub fn unregister(&self, label: &str) {
+        let _ = self.daemon.unregister(&fullname(label));
     }
 
     /// Sends goodbyes for everything registered and stops the daemon, waiting at most `wait`.
@@ -131,5 +147,24 @@ impl LinkDaemon {
         if let Ok(rx) = self.daemon.shutdown() {
             let _ = rx.recv_timeout(wait);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_names_round_trip_and_fit_a_label() {
+        let p = libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let label = instance_label(&p, 0x1234_5678_9abc);
+        assert!(label.len() <= 63, "{label}");
+        assert!(label.ends_with("-789abc"));
+        assert_eq!(parse_instance(&fullname(&label)), Some((p, label.as_str())));
+        assert_eq!(parse_instance(&label), Some((p, label.as_str())));
+        assert_eq!(parse_instance("random-label._p2p._udp.local."), None);
+        assert_eq!(parse_instance(&p.to_base58()), None);
     }
 }
