@@ -32,9 +32,7 @@ pub fn dialable(
     for addr in listen {
         let mut parts = addr.iter();
         let first = parts.next();
-        let rest: Vec<Protocol<'_>> = parts
-            .filter(|p| !matches!(p, Protocol::P2p(_)))
-            .collect();
+        let rest: Vec<Protocol<'_>> = parts.filter(|p| !matches!(p, Protocol::P2p(_))).collect();
         let ips: Vec<IpAddr> = match first {
             Some(Protocol::Ip4(ip)) if ip.is_unspecified() => {
                 usable.iter().filter(|i| i.is_ipv4()).copied().collect()

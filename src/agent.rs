@@ -381,9 +381,9 @@ impl<'ex> Agent<'ex> {
                     Ok(sock) => match Async::new(sock) {
                         Ok(sock) => {
                             let sock = Arc::new(sock);
-                            let reader = self
-                                .ex
-                                .spawn(read_link(sock.clone(), index, self.input.clone()));
+                            let reader =
+                                self.ex
+                                    .spawn(read_link(sock.clone(), index, self.input.clone()));
                             link.open_errors.remove(&family);
                             link.socks.insert(
                                 family,

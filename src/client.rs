@@ -139,7 +139,8 @@ impl Client {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(1);
-        let signed = record::sign(keypair, namespace, seq, listen_addrs).map_err(ClientError::Sign)?;
+        let signed =
+            record::sign(keypair, namespace, seq, listen_addrs).map_err(ClientError::Sign)?;
         self.register_signed(signed)?;
         Ok(keypair.public().to_peer_id())
     }

@@ -69,7 +69,9 @@ impl Config {
         }
         if self.announce_interval_secs == 0 || self.announce_interval_secs >= self.peer_timeout_secs
         {
-            return Err("announce_interval_secs must be at least 1 and below peer_timeout_secs".into());
+            return Err(
+                "announce_interval_secs must be at least 1 and below peer_timeout_secs".into(),
+            );
         }
         if self.query_interval_max_secs == 0 {
             return Err("query_interval_max_secs must be at least 1".into());

@@ -44,7 +44,11 @@ pub fn ptr_query(name: &str) -> Vec<u8> {
 }
 
 fn write_name(p: &mut Vec<u8>, name: &str) {
-    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
         let b = &label.as_bytes()[..label.len().min(63)];
         p.push(b.len() as u8);
         p.extend_from_slice(b);
@@ -128,7 +132,9 @@ fn read_name(packet: &[u8], mut pos: usize) -> Result<(String, usize), DnsError>
                 pos = ((l & 0x3f) << 8) | lo;
             }
             l if l <= 63 => {
-                let label = packet.get(pos + 1..pos + 1 + l).ok_or(DnsError::Truncated)?;
+                let label = packet
+                    .get(pos + 1..pos + 1 + l)
+                    .ok_or(DnsError::Truncated)?;
                 if !name.is_empty() {
                     name.push('.');
                 }
@@ -181,7 +187,22 @@ mod tests {
         let target_at = p.len() + 2;
         p.extend_from_slice(&[0, 6, 3, b'a', b'b', b'c', 0xc0, 12]);
         // TXT abc._p2p._udp.local (compressed pointer to the PTR target), TTL 0 (goodbye)
-        p.extend_from_slice(&[0xc0, target_at as u8, 0, 16, 0x80, 1, 0, 0, 0, 0, 0, 2, 1, b'x']);
+        p.extend_from_slice(&[
+            0xc0,
+            target_at as u8,
+            0,
+            16,
+            0x80,
+            1,
+            0,
+            0,
+            0,
+            0,
+            0,
+            2,
+            1,
+            b'x',
+        ]);
         // A host.local
         write_name(&mut p, "host.local");
         p.extend_from_slice(&[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 10, 0, 0, 1]);

@@ -18,7 +18,11 @@ impl Log for Stderr {
 
     fn log(&self, r: &Record<'_>) {
         if self.enabled(r.metadata()) {
-            eprintln!("exo-discovery {}: {}", r.level().as_str().to_lowercase(), r.args());
+            eprintln!(
+                "exo-discovery {}: {}",
+                r.level().as_str().to_lowercase(),
+                r.args()
+            );
         }
     }
 

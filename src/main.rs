@@ -166,8 +166,9 @@ fn run(a: &RunArgs) -> Result<(), String> {
     logging::init();
     let path = cfg.socket_path();
     let listener = server::bind(&path).map_err(|e| format!("socket {}: {e}", path.display()))?;
-    let signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-        .map_err(|e| format!("cannot catch signals: {e}"))?;
+    let signals =
+        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+            .map_err(|e| format!("cannot catch signals: {e}"))?;
     let accept = async_io::Async::new(
         listener
             .inner

@@ -98,7 +98,10 @@ pub fn open(iface: &Iface, family: Family) -> Result<UdpSocket, OpenError> {
             // responder sharing the port.
             let bind = SocketAddr::V4(SocketAddrV4::new(GROUP_V4, MDNS_PORT));
             step("bind", sock.bind(&SockAddr::from(bind)))?;
-            step("join", crate::sys::join_v4(&sock, &GROUP_V4, iface.index, src))?;
+            step(
+                "join",
+                crate::sys::join_v4(&sock, &GROUP_V4, iface.index, src),
+            )?;
             step("IP_MULTICAST_IF", sock.set_multicast_if_v4(&src))?;
             step("IP_MULTICAST_TTL", sock.set_multicast_ttl_v4(255))?;
             step("IP_TTL", sock.set_ttl_v4(255))?;

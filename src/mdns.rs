@@ -46,7 +46,11 @@ pub fn host_name(peer: &PeerId, label: &str) -> String {
     let bytes = peer.to_bytes();
     let tail = &bytes[bytes.len().saturating_sub(8)..];
     let hex: String = tail.iter().map(|b| format!("{b:02x}")).collect();
-    let tag = label.rsplit('-').next().unwrap_or_default().to_ascii_lowercase();
+    let tag = label
+        .rsplit('-')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     format!("exo-{hex}-{tag}.local.")
 }
 

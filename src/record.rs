@@ -309,7 +309,11 @@ mod tests {
         assert_eq!(rec.seq, 42);
         assert_eq!(rec.addrs, addrs());
         assert_eq!(rec.signed, signed);
-        assert!(signed.len() < 200, "a two-address record is small: {}", signed.len());
+        assert!(
+            signed.len() < 200,
+            "a two-address record is small: {}",
+            signed.len()
+        );
     }
 
     #[test]
@@ -422,7 +426,11 @@ mod tests {
         let txt = to_txt(&signed);
         assert!(txt.len() > 2, "a large record spans several TXT values");
         assert!(txt.iter().all(|(k, v)| k.len() + 1 + v.len() <= 255));
-        let get = |key: &str| txt.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice());
+        let get = |key: &str| {
+            txt.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_slice())
+        };
         assert_eq!(from_txt(get).unwrap(), signed);
         assert_eq!(from_txt(|_| None), Err(Reject::Malformed));
     }

@@ -103,12 +103,7 @@ pub async fn serve<'ex>(
             }
         };
         if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            let _ = refuse(
-                &stream,
-                ErrorKind::Limit,
-                "too many connections".into(),
-            )
-            .await;
+            let _ = refuse(&stream, ErrorKind::Limit, "too many connections".into()).await;
             continue;
         }
         next_id += 1;
@@ -134,7 +129,9 @@ async fn refuse(stream: &Async<UnixStream>, kind: ErrorKind, message: String) ->
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of stream.
-async fn read_frame(stream: &Async<UnixStream>) -> io::Result<Option<Result<ClientMsg, FrameError>>> {
+async fn read_frame(
+    stream: &Async<UnixStream>,
+) -> io::Result<Option<Result<ClientMsg, FrameError>>> {
     let mut r = stream;
     let mut prefix = [0u8; 4];
     match r.read_exact(&mut prefix).await {

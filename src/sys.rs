@@ -82,7 +82,9 @@ pub fn explain_send_error(err: &io::Error) -> &'static str {
              in config/ or grant it Local Network access"
         }
         Some(nix::libc::EPERM) | Some(nix::libc::EACCES) => "an output firewall rule refuses it",
-        Some(nix::libc::ENETUNREACH) | Some(nix::libc::EHOSTUNREACH) => "no route for multicast on it",
+        Some(nix::libc::ENETUNREACH) | Some(nix::libc::EHOSTUNREACH) => {
+            "no route for multicast on it"
+        }
         Some(nix::libc::EADDRNOTAVAIL) => "it has no usable source address",
         Some(nix::libc::ENODEV) | Some(nix::libc::ENXIO) => "the interface is gone",
         _ => "the system refused it",

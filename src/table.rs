@@ -176,11 +176,7 @@ impl PeerTable {
 
     /// Every visible peer.
     pub fn snapshot(&self) -> Vec<PeerInfo> {
-        let mut v: Vec<PeerInfo> = self
-            .peers
-            .values()
-            .filter_map(|e| e.sent.clone())
-            .collect();
+        let mut v: Vec<PeerInfo> = self.peers.values().filter_map(|e| e.sent.clone()).collect();
         v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         v
     }
@@ -258,9 +254,11 @@ mod tests {
     }
 
     fn dial(k: &Keypair, ip: &str, port: u16) -> Vec<Multiaddr> {
-        vec![format!("/ip4/{ip}/tcp/{port}/p2p/{}", k.public().to_peer_id())
-            .parse()
-            .unwrap()]
+        vec![
+            format!("/ip4/{ip}/tcp/{port}/p2p/{}", k.public().to_peer_id())
+                .parse()
+                .unwrap(),
+        ]
     }
 
     #[test]
@@ -344,7 +342,10 @@ mod tests {
         let ev = t.expire(t0 + Duration::from_secs(90));
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].event, EventKind::Expired);
-        assert_eq!(ev[0].peer.addrs, vec![dial(&k, "10.0.0.2", 5)[0].to_string()]);
+        assert_eq!(
+            ev[0].peer.addrs,
+            vec![dial(&k, "10.0.0.2", 5)[0].to_string()]
+        );
         assert_eq!(t.next_deadline(), None);
         let ev = t.heard(&p, "eth0", t0 + Duration::from_secs(100)).unwrap();
         assert_eq!(ev.event, EventKind::Discovered);

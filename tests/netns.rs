@@ -1,0 +1,436 @@
+//! The agent on real (namespace) networks: discovery over IPv4 and IPv6, multi-homed hosts,
+//! departure, restart, forged records. Needs root; skips with one line where namespaces cannot
+//! be made.
+
+mod common;
+
+use common::{addrs, is_event, net, Host, Net};
+use exo_discovery::{mdns, record};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn any_addrs(port: u16) -> Vec<String> {
+    vec![
+        format!("/ip4/0.0.0.0/tcp/{port}"),
+        format!("/ip6/::/tcp/{port}"),
+    ]
+}
+
+/// Two hosts on one link, each with an agent.
+fn pair(test: &str) -> Option<(Net, Host, Host, common::Agent, common::Agent)> {
+    let mut n = net(test)?;
+    let l = n.link();
+    let a = n.host("a");
+    let b = n.host("b");
+    n.attach(&a, "eth0", &l, &["10.20.0.1/24", "fd20::1/64"]);
+    n.attach(&b, "eth0", &l, &["10.20.0.2/24", "fd20::2/64"]);
+    let aa = n.agent(&a, "agent-a", &[]);
+    let ab = n.agent(&b, "agent-b", &[]);
+    Some((n, a, b, aa, ab))
+}
+
+#[test]
+fn two_hosts_see_each_other_over_ipv4_and_ipv6() {
+    let Some((mut n, a, b, aa, ab)) = pair("two_hosts_see_each_other_over_ipv4_and_ipv6") else {
+        return;
+    };
+    let la = n.listen(&a);
+    let lb = n.listen(&b);
+    let (ka, ida) = n.keygen("a");
+    let (kb, idb) = n.keygen("b");
+    let mut wa = n.watch(&aa);
+    let mut wb = n.watch(&ab);
+    let _ann_a = n.announce(&aa, &ka, &any_addrs(la.local_addr().unwrap().port()));
+    let _ann_b = n.announce(&ab, &kb, &any_addrs(lb.local_addr().unwrap().port()));
+    let lla = n.link_local(&a, "eth0");
+    let llb = n.link_local(&b, "eth0");
+
+    // b hears a on IPv4, global IPv6 and link-local IPv6 (zone: b's interface).
+    let want_a = |v: &serde_json::Value| {
+        let x = addrs(v);
+        v["peer_id"] == ida.as_str()
+            && v["event"] != "expired"
+            && x.iter().any(|s| s.starts_with("/ip4/10.20.0.1/tcp/"))
+            && x.iter().any(|s| s.starts_with("/ip6/fd20::1/tcp/"))
+            && x.iter()
+                .any(|s| s.starts_with(&format!("/ip6zone/eth0/ip6/{lla}/tcp/")))
+    };
+    let (_, ev) = wb
+        .wait_for(WAIT, want_a)
+        .unwrap_or_else(|| panic!("b never got a with all its addresses: {:?}", wb.seen));
+    assert_eq!(ev["interfaces"], serde_json::json!(["eth0"]));
+    assert_eq!(ev["source"], "mdns");
+    assert_eq!(ev["verified"], serde_json::json!(["signature"]));
+    for s in addrs(&ev) {
+        assert!(s.ends_with(&format!("/p2p/{ida}")), "{s}");
+        assert!(n.dials(&b, &s), "b cannot dial a at {s}");
+    }
+    let want_b = |v: &serde_json::Value| {
+        let x = addrs(v);
+        v["peer_id"] == idb.as_str()
+            && v["event"] != "expired"
+            && x.iter().any(|s| s.starts_with("/ip4/10.20.0.2/tcp/"))
+            && x.iter()
+                .any(|s| s.starts_with(&format!("/ip6zone/eth0/ip6/{llb}/tcp/")))
+    };
+    let (_, ev) = wa
+        .wait_for(WAIT, want_b)
+        .unwrap_or_else(|| panic!("a never got b: {:?}", wa.seen));
+    for s in addrs(&ev) {
+        assert!(n.dials(&a, &s), "a cannot dial b at {s}");
+    }
+    // A node is never handed itself, and `peers --json` agrees with the events.
+    let peers_b = n.peers(&ab);
+    assert_eq!(peers_b.len(), 1, "{peers_b:?}");
+    assert_eq!(peers_b[0]["peer_id"], ida.as_str());
+    drop((la, lb));
+}
+
+#[test]
+fn ipv6_only_link_carries_discovery() {
+    let Some(mut n) = net("ipv6_only_link_carries_discovery") else {
+        return;
+    };
+    let l = n.link();
+    let a = n.host("a");
+    let b = n.host("b");
+    n.attach(&a, "eth0", &l, &[]);
+    n.attach(&b, "eth0", &l, &[]);
+    let aa = n.agent(&a, "agent-a", &[]);
+    let ab = n.agent(&b, "agent-b", &[]);
+    let la = n.listen(&a);
+    let (ka, ida) = n.keygen("a");
+    let mut wb = n.watch(&ab);
+    let _ann = n.announce(&aa, &ka, &any_addrs(la.local_addr().unwrap().port()));
+    let lla = n.link_local(&a, "eth0");
+    let (_, ev) = wb
+        .wait_for(WAIT, |v| {
+            v["peer_id"] == ida.as_str() && v["event"] == "discovered"
+        })
+        .unwrap_or_else(|| panic!("nothing over IPv6 link-local: {:?}", wb.seen));
+    let x = addrs(&ev);
+    assert!(!x.is_empty());
+    for s in &x {
+        assert!(
+            s.starts_with(&format!("/ip6zone/eth0/ip6/{lla}/tcp/")),
+            "only the link-local address exists here: {s}"
+        );
+        assert!(n.dials(&b, s), "cannot dial {s}");
+    }
+}
+
+#[test]
+fn multi_homed_host_default_route_elsewhere() {
+    let Some(mut n) = net("multi_homed_host_default_route_elsewhere") else {
+        return;
+    };
+    let l1 = n.link();
+    let l2 = n.link();
+    let m = n.host("m");
+    let p1 = n.host("p1");
+    let p2 = n.host("p2");
+    // m: eth0 on l1 (IPv4 + link-local, default routes there), eth1 on l2 (IPv6 link-local only).
+    n.attach(&m, "eth0", &l1, &["10.30.0.1/24"]);
+    n.attach(&m, "eth1", &l2, &[]);
+    n.ip_in(
+        &m,
+        &[
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.30.0.254",
+            "dev",
+            "eth0",
+        ],
+    );
+    n.ip_in(
+        &m,
+        &[
+            "-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0",
+        ],
+    );
+    n.attach(&p1, "eth0", &l1, &["10.30.0.2/24"]);
+    n.attach(&p2, "eth0", &l2, &[]);
+    let am = n.agent(&m, "agent-m", &[]);
+    let a1 = n.agent(&p1, "agent-p1", &[]);
+    let a2 = n.agent(&p2, "agent-p2", &[]);
+    let (lm, l1s, l2s) = (n.listen(&m), n.listen(&p1), n.listen(&p2));
+    let (km, idm) = n.keygen("m");
+    let (k1, id1) = n.keygen("p1");
+    let (k2, id2) = n.keygen("p2");
+    let (mut wm, mut w1, mut w2) = (n.watch(&am), n.watch(&a1), n.watch(&a2));
+    let _x = n.announce(&am, &km, &any_addrs(lm.local_addr().unwrap().port()));
+    let _y = n.announce(&a1, &k1, &any_addrs(l1s.local_addr().unwrap().port()));
+    let _z = n.announce(&a2, &k2, &any_addrs(l2s.local_addr().unwrap().port()));
+    let ll_m0 = n.link_local(&m, "eth0");
+    let ll_m1 = n.link_local(&m, "eth1");
+    let ll_p2 = n.link_local(&p2, "eth0");
+
+    // m gets p1 over eth0 (IPv4 among them) and p2 over eth1 (link-local only).
+    let (_, e1) = wm
+        .wait_for(WAIT, |v| {
+            v["peer_id"] == id1.as_str()
+                && addrs(v).iter().any(|s| s.starts_with("/ip4/10.30.0.2/"))
+        })
+        .unwrap_or_else(|| panic!("m never got p1: {:?}", wm.seen));
+    assert_eq!(e1["interfaces"], serde_json::json!(["eth0"]));
+    let (_, e2) = wm
+        .wait_for(WAIT, |v| {
+            v["peer_id"] == id2.as_str() && v["event"] != "expired"
+        })
+        .unwrap_or_else(|| panic!("m never got p2: {:?}", wm.seen));
+    assert_eq!(e2["interfaces"], serde_json::json!(["eth1"]));
+    for s in addrs(&e2) {
+        assert!(
+            s.starts_with(&format!("/ip6zone/eth1/ip6/{ll_p2}/")),
+            "p2 is reachable from m only over eth1: {s}"
+        );
+    }
+    for s in addrs(&e1).iter().chain(addrs(&e2).iter()) {
+        assert!(n.dials(&m, s), "m cannot dial {s}");
+    }
+
+    // p1 gets m with m's l1 addresses only; p2 gets m with m's l2 link-local only.
+    let (_, m1) = w1
+        .wait_for(WAIT, |v| {
+            v["peer_id"] == idm.as_str()
+                && addrs(v).iter().any(|s| s.starts_with("/ip4/10.30.0.1/"))
+                && addrs(v).iter().any(|s| s.contains(&ll_m0))
+        })
+        .unwrap_or_else(|| panic!("p1 never got m: {:?}", w1.seen));
+    let (_, m2) = w2
+        .wait_for(WAIT, |v| {
+            v["peer_id"] == idm.as_str() && v["event"] != "expired"
+        })
+        .unwrap_or_else(|| panic!("p2 never got m: {:?}", w2.seen));
+    for s in addrs(&m1) {
+        assert!(
+            !s.contains(&ll_m1),
+            "p1 was given m's address on the other link: {s}"
+        );
+        assert!(n.dials(&p1, &s), "p1 cannot dial m at {s}");
+    }
+    for s in addrs(&m2) {
+        assert!(
+            s.starts_with(&format!("/ip6zone/eth0/ip6/{ll_m1}/")),
+            "p2 was given an address not on its link: {s}"
+        );
+        assert!(n.dials(&p2, &s), "p2 cannot dial m at {s}");
+    }
+    // p1 and p2 share no link: neither is handed the other.
+    w1.drain(Duration::from_millis(500));
+    assert!(w1.current(&id2).is_none(), "p1 got p2 across links");
+    drop((lm, l1s, l2s));
+}
+
+#[test]
+fn departure_and_restart_on_a_new_port() {
+    let Some((mut n, a, b, aa, ab)) = pair("departure_and_restart_on_a_new_port") else {
+        return;
+    };
+    let _ = (&a, &b);
+    let (ka, ida) = n.keygen("a");
+    let mut wb = n.watch(&ab);
+    let ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .expect("discovered");
+
+    // Departure: the goodbye removes it long before the 60 s liveness timeout.
+    let stopped = n.stop(ann);
+    let (at, _) = wb
+        .wait_for(WAIT, |v| is_event(v, "expired", &ida))
+        .unwrap_or_else(|| panic!("never expired: {:?}", wb.seen));
+    let took = at - stopped;
+    assert!(took < Duration::from_secs(5), "departure took {took:?}");
+    assert!(n.peers(&ab).is_empty());
+
+    // Back on 4001, then a quick restart on 5001: only 5001 remains, without a gap.
+    let ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .unwrap_or_else(|| panic!("not rediscovered: {:?}", wb.seen));
+    n.stop(ann);
+    let _ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/5001".into()]);
+    let (_, ev) = wb
+        .wait_for(WAIT, |v| {
+            v["peer_id"] == ida.as_str()
+                && v["event"] != "expired"
+                && addrs(v).iter().any(|s| s.contains("/tcp/5001/"))
+        })
+        .unwrap_or_else(|| panic!("restart not followed: {:?}", wb.seen));
+    assert_eq!(
+        addrs(&ev),
+        vec![format!("/ip4/10.20.0.1/tcp/5001/p2p/{ida}")],
+        "only the new address"
+    );
+    wb.drain(Duration::from_secs(3));
+    let now = wb
+        .current(&ida)
+        .expect("still there after the old record's goodbye");
+    assert_eq!(addrs(&now), addrs(&ev));
+    let peers = n.peers(&ab);
+    assert_eq!(peers.len(), 1);
+    assert_eq!(addrs(&peers[0]), addrs(&ev));
+}
+
+/// Publishes arbitrary TXT under an instance label from inside `host`, with mdns-sd.
+fn publish(
+    n: &Net,
+    host: &Host,
+    ip: &str,
+    label: String,
+    txt: Vec<(String, Vec<u8>)>,
+) -> mdns_sd::ServiceDaemon {
+    let ip = ip.to_owned();
+    n.in_ns(host, move || {
+        let d = mdns_sd::ServiceDaemon::new().expect("daemon");
+        d.disable_interface(mdns_sd::IfKind::All).unwrap();
+        d.enable_interface(mdns_sd::IfKind::Name("eth0".into()))
+            .unwrap();
+        let props: Vec<mdns_sd::TxtProperty> = txt
+            .iter()
+            .map(|(k, v)| mdns_sd::TxtProperty::from((k.as_str(), v.as_slice())))
+            .collect();
+        let host_name = format!("forger-{}.local.", &label[label.len() - 6..]);
+        let mut info = mdns_sd::ServiceInfo::new(
+            mdns::SERVICE_TYPE,
+            &label,
+            &host_name,
+            ip.as_str(),
+            4001,
+            props,
+        )
+        .expect("service info");
+        info.set_requires_probe(false);
+        d.register(info).expect("register");
+        d
+    })
+}
+
+#[test]
+fn forged_and_replayed_records_are_never_handed_over() {
+    let Some((mut n, a, b, aa, ab)) = pair("forged_and_replayed_records_are_never_handed_over")
+    else {
+        return;
+    };
+    let _ = &b;
+    let l = "br1".to_owned();
+    let f = n.host("f");
+    n.attach(&f, "eth0", &l, &["10.20.0.66/24"]);
+    let mut wb = n.watch(&ab);
+
+    // The real node announces through its agent (current seq = wall-clock micros).
+    let (ka, ida) = n.keygen("a");
+    let _ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .expect("the real node is discovered");
+    let _ = &a;
+
+    let key =
+        libp2p_identity::Keypair::from_protobuf_encoding(&std::fs::read(&ka).unwrap()).unwrap();
+    let victim = key.public().to_peer_id();
+
+    // 1. A replay: an old record of the real node (seq 1), pointing elsewhere.
+    let old = record::sign(&key, "exo", 1, &["/ip4/0.0.0.0/tcp/6666".parse().unwrap()]).unwrap();
+    let _d1 = publish(
+        &n,
+        &f,
+        "10.20.0.66",
+        mdns::instance_label(&victim, 1),
+        record::to_txt(&old),
+    );
+
+    // 2. A bad signature: a fresh key's record with one signature bit flipped.
+    let k2 = libp2p_identity::Keypair::generate_ed25519();
+    let p2 = k2.public().to_peer_id();
+    let mut bad = record::sign(&k2, "exo", 5, &["/ip4/0.0.0.0/tcp/7777".parse().unwrap()]).unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x01;
+    let _d2 = publish(
+        &n,
+        &f,
+        "10.20.0.66",
+        mdns::instance_label(&p2, 5),
+        record::to_txt(&bad),
+    );
+
+    // 3. A peer-ID mismatch: a valid record of the attacker's key published as the victim.
+    let k3 = libp2p_identity::Keypair::generate_ed25519();
+    let good3 = record::sign(&k3, "exo", 9, &["/ip4/0.0.0.0/tcp/8888".parse().unwrap()]).unwrap();
+    let _d3 = publish(
+        &n,
+        &f,
+        "10.20.0.66",
+        mdns::instance_label(&victim, 9),
+        record::to_txt(&good3),
+    );
+
+    // 4. Another namespace's valid record.
+    let k4 = libp2p_identity::Keypair::generate_ed25519();
+    let other = record::sign(
+        &k4,
+        "elsewhere",
+        3,
+        &["/ip4/0.0.0.0/tcp/9999".parse().unwrap()],
+    )
+    .unwrap();
+    let p4 = k4.public().to_peer_id();
+    let _d4 = publish(
+        &n,
+        &f,
+        "10.20.0.66",
+        mdns::instance_label(&p4, 3),
+        record::to_txt(&other),
+    );
+
+    // Control: an honest record published the same way is accepted, so the forgeries were heard.
+    let k5 = libp2p_identity::Keypair::generate_ed25519();
+    let p5 = k5.public().to_peer_id();
+    let honest = record::sign(&k5, "exo", 2, &["/ip4/0.0.0.0/tcp/5555".parse().unwrap()]).unwrap();
+    let _d5 = publish(
+        &n,
+        &f,
+        "10.20.0.66",
+        mdns::instance_label(&p5, 2),
+        record::to_txt(&honest),
+    );
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &p5.to_base58()))
+        .unwrap_or_else(|| panic!("the honest control record was not accepted: {:?}", wb.seen));
+    wb.drain(Duration::from_secs(2));
+
+    for (_, v) in &wb.seen {
+        let s = addrs(v).join(" ");
+        assert!(
+            !s.contains("6666")
+                && !s.contains("7777")
+                && !s.contains("8888")
+                && !s.contains("9999"),
+            "a forged address was handed over: {v}"
+        );
+        assert_ne!(v["peer_id"], p2.to_base58().as_str());
+        assert_ne!(v["peer_id"], p4.to_base58().as_str());
+    }
+    let peers = n.peers(&ab);
+    let real = peers
+        .iter()
+        .find(|p| p["peer_id"] == ida.as_str())
+        .expect("real node kept");
+    assert_eq!(
+        addrs(real),
+        vec![format!("/ip4/10.20.0.1/tcp/4001/p2p/{ida}")]
+    );
+    // Each refusal was counted (the agent logs every refusal with its reason).
+    let log = std::fs::read_to_string(&ab.log).unwrap();
+    for why in [
+        "older than a record already seen (replay)",
+        "bad signature",
+        "peer ID does not match the signing key",
+        "wrong namespace",
+    ] {
+        assert!(
+            log.contains(why),
+            "no refusal for {why:?} in the log:\n{log}"
+        );
+    }
+}
