@@ -440,8 +440,7 @@ impl<'ex> Agent<'ex> {
             }
         }
         link.next_query = now + link.query_every;
-        link.query_every =
-            (link.query_every * 2).min(Duration::from_secs(self.cfg.query_interval_max_secs));
+        link.query_every = (link.query_every * 2).min(self.cfg.query_interval_max());
         self.sync_daemon(index);
     }
 

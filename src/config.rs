@@ -26,7 +26,8 @@ pub struct Config {
     pub peer_timeout_secs: u64,
     /// Own registrations are re-announced this often, in seconds (keeps peers' liveness fresh).
     pub announce_interval_secs: u64,
-    /// Upper bound, in seconds, of the interval between `_p2p._udp` queries on each link.
+    /// Upper bound, in seconds, of the interval between `_p2p._udp` queries on each link (also held
+    /// to a third of `peer_timeout_secs`).
     pub query_interval_max_secs: u64,
     /// How often interfaces are re-listed, in milliseconds.
     pub interface_poll_ms: u64,
@@ -51,7 +52,16 @@ impl Default for Config {
 impl Config {
     /// Parses a TOML file's text and checks the values.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        let c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().replace('\n', " ");
+            let Some(span) = e.span() else {
+                return msg;
+            };
+            let start = span.start.min(text.len());
+            let line_no = text[..start].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+            format!("line {line_no} ({line}): {msg}")
+        })?;
         c.validate()?;
         Ok(c)
     }
@@ -94,6 +104,17 @@ impl Config {
     /// Peer timeout as a duration.
     pub fn peer_timeout(&self) -> Duration {
         Duration::from_secs(self.peer_timeout_secs)
+    }
+
+    /// The longest interval between two queries on a link: the configured maximum, and at most a
+    /// third of the peer timeout, so that every live peer answers at least twice before it would
+    /// expire, whatever interval its own agent re-announces at.
+    pub fn query_interval_max(&self) -> Duration {
+        Duration::from_secs(
+            self.query_interval_max_secs
+                .min(self.peer_timeout_secs / 3)
+                .max(1),
+        )
     }
 
     /// The socket path in force.

@@ -213,10 +213,24 @@ impl Net {
 
     /// Starts an agent in `host` with extra flags, and waits for its socket.
     pub fn agent(&mut self, host: &Host, name: &str, extra: &[&str]) -> Agent {
-        let socket = self.dir.join(format!("{name}.sock"));
+        self.agent_via(host, name, extra, &[], &self.dir.clone())
+    }
+
+    /// Starts an agent in `host` through `wrapper` (e.g. `setpriv --reuid …`), its socket in `dir`.
+    pub fn agent_via(
+        &mut self,
+        host: &Host,
+        name: &str,
+        extra: &[&str],
+        wrapper: &[&str],
+        dir: &Path,
+    ) -> Agent {
+        let socket = dir.join(format!("{name}.sock"));
         let log = self.dir.join(format!("{name}.log"));
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &host.ns, BIN, "run", "--socket"])
+        cmd.args(["netns", "exec", &host.ns])
+            .args(wrapper)
+            .args([BIN, "run", "--socket"])
             .arg(&socket)
             .args(extra)
             .env("EXO_DISCOVERY_LOG", "debug")

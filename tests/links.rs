@@ -1,0 +1,169 @@
+//! Links that change under the agent: interfaces that come and go, interface globs, a link whose
+//! multicast is refused, and hosts that vanish without a goodbye. Needs root; skips with one line
+//! where namespaces cannot be made.
+
+mod common;
+
+use common::{addrs, is_event, net};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+#[test]
+fn interfaces_that_appear_and_vanish_are_followed_and_globs_obeyed() {
+    let Some(mut n) = net("interfaces_that_appear_and_vanish_are_followed_and_globs_obeyed") else {
+        return;
+    };
+    let (l1, l2, l3) = (n.link(), n.link(), n.link());
+    let a = n.host("a");
+    let c = n.host("c");
+    let d = n.host("d");
+    n.attach(&a, "eth0", &l1, &["10.50.1.1/24"]);
+    n.attach(&c, "eth0", &l2, &["10.50.2.3/24"]);
+    n.attach(&d, "eth0", &l3, &["10.50.3.4/24"]);
+    let aa = n.agent(&a, "agent-a", &["--exclude-interface", "eth2"]);
+    let ac = n.agent(&c, "agent-c", &[]);
+    let ad = n.agent(&d, "agent-d", &[]);
+    let (kc, idc) = n.keygen("c");
+    let (kd, idd) = n.keygen("d");
+    let _c = n.announce(&ac, &kc, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let _d = n.announce(&ad, &kd, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let mut wa = n.watch(&aa);
+
+    // A new interface on a running agent is picked up.
+    n.attach(&a, "eth1", &l2, &["10.50.2.1/24"]);
+    let plugged = Instant::now();
+    let (at, ev) = wa
+        .wait_for(WAIT, |v| is_event(v, "discovered", &idc))
+        .unwrap_or_else(|| panic!("c on the new interface never came: {:?}", wa.seen));
+    assert_eq!(ev["interfaces"], serde_json::json!(["eth1"]));
+    assert_eq!(
+        addrs(&ev),
+        vec![format!("/ip4/10.50.2.3/tcp/4001/p2p/{idc}")]
+    );
+    println!("new interface to discovered: {:?}", at - plugged);
+
+    // An excluded interface is never used.
+    n.attach(&a, "eth2", &l3, &["10.50.3.1/24"]);
+    wa.drain(Duration::from_secs(4));
+    assert!(wa.current(&idd).is_none(), "d was found on excluded eth2");
+
+    // A changed address is picked up: c now reaches a over its new address only.
+    let mut wc = n.watch(&ac);
+    let (ka, ida) = n.keygen("a");
+    let _a = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    wc.wait_for(WAIT, |v| {
+        v["peer_id"] == ida.as_str() && addrs(v).iter().any(|s| s.contains("/10.50.2.1/"))
+    })
+    .unwrap_or_else(|| panic!("c never got a: {:?}", wc.seen));
+    // (Deleting a primary address deletes its secondaries: renumber as DHCP does, del then add.)
+    n.ip_in(&a, &["addr", "del", "10.50.2.1/24", "dev", "eth1"]);
+    n.ip_in(&a, &["addr", "add", "10.50.2.9/24", "dev", "eth1"]);
+    wc.wait_for(WAIT, |v| {
+        v["peer_id"] == ida.as_str()
+            && v["event"] != "expired"
+            && addrs(v) == vec![format!("/ip4/10.50.2.9/tcp/4001/p2p/{ida}")]
+    })
+    .unwrap_or_else(|| panic!("c never saw a's new address alone: {:?}", wc.seen));
+
+    // The interface vanishes: its peers go with it.
+    n.ip_in(&a, &["link", "del", "eth1"]);
+    wa.wait_for(WAIT, |v| is_event(v, "expired", &idc))
+        .unwrap_or_else(|| panic!("c outlived the interface: {:?}", wa.seen));
+}
+
+#[test]
+fn a_link_refusing_multicast_is_reported_once_and_others_keep_working() {
+    let test = "a_link_refusing_multicast_is_reported_once_and_others_keep_working";
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
+        assert!(
+            std::env::var("EXO_DISCOVERY_REQUIRE_NETNS").is_err(),
+            "{test}: nft missing"
+        );
+        return;
+    }
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let (l1, l2) = (n.link(), n.link());
+    let m = n.host("m");
+    let p = n.host("p");
+    n.attach(&m, "eth0", &l1, &["10.60.1.1/24"]);
+    n.attach(&m, "eth1", &l2, &["10.60.2.1/24"]);
+    n.attach(&p, "eth0", &l1, &["10.60.1.2/24"]);
+    for rule in [
+        "add table inet block",
+        "add chain inet block out { type filter hook output priority 0 ; }",
+        "add rule inet block out oifname \"eth1\" udp dport 5353 drop",
+    ] {
+        let out = n.exec(&m, &["nft", rule]);
+        assert!(out.status.success(), "nft {rule}: {out:?}");
+    }
+    let am = n.agent(&m, "agent-m", &[]);
+    let ap = n.agent(&p, "agent-p", &[]);
+    let (kp, idp) = n.keygen("p");
+    let _p = n.announce(&ap, &kp, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let mut wm = n.watch(&am);
+    wm.wait_for(WAIT, |v| is_event(v, "discovered", &idp))
+        .unwrap_or_else(|| panic!("the healthy link stopped working: {:?}", wm.seen));
+    // Several query rounds later the refusal is still reported once per family.
+    std::thread::sleep(Duration::from_secs(4));
+    let log = std::fs::read_to_string(&am.log).unwrap();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("eth1 IPv4: multicast send refused"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "log:\n{log}");
+    assert!(
+        refusals[0].contains("errno 1") && refusals[0].contains("firewall"),
+        "{}",
+        refusals[0]
+    );
+    assert!(log.contains("eth0 IPv4: mDNS ok"), "log:\n{log}");
+    // The refused link is not used: m's announcement is not made there either.
+    assert!(!log.contains("eth1 IPv4: mDNS ok"), "log:\n{log}");
+}
+
+#[test]
+fn a_host_that_vanishes_without_goodbye_expires_and_live_ones_do_not() {
+    let Some(mut n) = net("a_host_that_vanishes_without_goodbye_expires_and_live_ones_do_not")
+    else {
+        return;
+    };
+    let l = n.link();
+    let a = n.host("a");
+    let b = n.host("b");
+    n.attach(&a, "eth0", &l, &["10.70.0.1/24"]);
+    n.attach(&b, "eth0", &l, &["10.70.0.2/24"]);
+    // a re-announces only every 20 s (default); b expires peers after 6 s of silence. b's own
+    // queries must keep a alive.
+    let aa = n.agent(&a, "agent-a", &[]);
+    let ab = n.agent(&b, "agent-b", &["--peer-timeout", "6"]);
+    let (ka, ida) = n.keygen("a");
+    let _a = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let mut wb = n.watch(&ab);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .expect("discovered");
+    wb.drain(Duration::from_secs(15));
+    assert!(
+        wb.current(&ida).is_some(),
+        "a live peer expired: {:?}",
+        wb.seen
+    );
+    // Power cut: the agent dies with no goodbye.
+    let pid = n.pid(&aa);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let killed = Instant::now();
+    let (at, _) = wb
+        .wait_for(Duration::from_secs(30), |v| is_event(v, "expired", &ida))
+        .unwrap_or_else(|| panic!("a vanished host was never dropped: {:?}", wb.seen));
+    let took = at - killed;
+    assert!(took >= Duration::from_secs(2), "expired too soon: {took:?}");
+    println!("vanished host dropped after {took:?} (timeout 6 s)");
+}

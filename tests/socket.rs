@@ -1,0 +1,219 @@
+//! The local socket and the command line: who may connect, what a bad frame does, and the one-line
+//! errors users see. Agents run in a namespace holding only loopback (which they do not use), so
+//! nothing is sent anywhere.
+
+mod common;
+
+use common::{net, BIN};
+use exo_discovery::client::{Client, ClientError};
+use exo_discovery::proto::{self, AgentMsg, ClientMsg, ErrorKind};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+
+const NOBODY: [&str; 4] = [
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+fn read_msg(s: &mut UnixStream) -> Option<AgentMsg> {
+    let mut prefix = [0u8; 4];
+    s.read_exact(&mut prefix).ok()?;
+    let mut body = vec![0u8; proto::body_len(prefix).ok()?];
+    s.read_exact(&mut body).ok()?;
+    proto::decode(&body).ok()
+}
+
+fn closed(s: &mut UnixStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(0))
+}
+
+fn one_line_failure(out: &std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "should fail: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(needle), "{needle:?} not in {err:?}");
+}
+
+#[test]
+fn socket_is_owner_only_and_other_uids_are_refused() {
+    let Some(mut n) = net("socket_is_owner_only_and_other_uids_are_refused") else {
+        return;
+    };
+    let h = n.host("solo");
+    let a = n.agent(&h, "root-agent", &[]);
+    let mode = std::fs::metadata(&a.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "socket mode {mode:o}");
+    // A user other than the agent's cannot use it.
+    let out = Command::new(NOBODY[0])
+        .args(&NOBODY[1..])
+        .args([BIN, "peers", "--socket"])
+        .arg(&a.socket)
+        .output()
+        .unwrap();
+    one_line_failure(&out, "refused");
+
+    // An agent running as nobody refuses root, whom file permissions do not stop: peer
+    // credentials are checked.
+    let dir = n.dir.join("nobody");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let b = n.agent_via(&h, "nobody-agent", &[], &NOBODY, &dir);
+    match Client::connect(&b.socket) {
+        Err(ClientError::Refused(_, why)) => assert!(why.contains("uid 0"), "{why}"),
+        Err(e) => panic!("expected a refusal, got {e}"),
+        Ok(_) => panic!("root was let in to nobody's agent"),
+    }
+}
+
+#[test]
+fn garbage_closes_one_connection_and_the_agent_keeps_serving() {
+    let Some(mut n) = net("garbage_closes_one_connection_and_the_agent_keeps_serving") else {
+        return;
+    };
+    let h = n.host("solo");
+    let a = n.agent(&h, "agent", &[]);
+
+    // Garbage before the handshake.
+    let mut s = UnixStream::connect(&a.socket).unwrap();
+    s.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
+    assert!(matches!(
+        read_msg(&mut s),
+        Some(AgentMsg::Error {
+            kind: ErrorKind::Malformed,
+            ..
+        })
+    ));
+    assert!(closed(&mut s));
+
+    // Garbage after a good handshake, from a client that also holds a subscription.
+    let mut s = UnixStream::connect(&a.socket).unwrap();
+    s.write_all(&proto::encode(&ClientMsg::Hello {
+        magic: proto::MAGIC.into(),
+        version: proto::PROTOCOL_VERSION,
+    }))
+    .unwrap();
+    assert!(matches!(read_msg(&mut s), Some(AgentMsg::Welcome { .. })));
+    s.write_all(&[0, 0, 0, 2, 0x07, 0x07]).unwrap();
+    assert!(matches!(
+        read_msg(&mut s),
+        Some(AgentMsg::Error {
+            kind: ErrorKind::Malformed,
+            ..
+        })
+    ));
+    assert!(closed(&mut s));
+
+    // A length prefix far over the cap.
+    let mut s = UnixStream::connect(&a.socket).unwrap();
+    s.write_all(&[0xff, 0xff, 0xff, 0xff]).unwrap();
+    assert!(matches!(read_msg(&mut s), Some(AgentMsg::Error { .. })));
+    assert!(closed(&mut s));
+
+    // A wrong protocol version is told so.
+    let mut s = UnixStream::connect(&a.socket).unwrap();
+    s.write_all(&proto::encode(&ClientMsg::Hello {
+        magic: proto::MAGIC.into(),
+        version: 999,
+    }))
+    .unwrap();
+    match read_msg(&mut s) {
+        Some(AgentMsg::Error { kind, message }) => {
+            assert_eq!(kind, ErrorKind::Handshake);
+            assert!(message.contains("999"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The agent still serves everyone else.
+    let mut c = Client::connect(&a.socket).expect("agent still up");
+    assert_eq!(c.namespace(), "exo");
+    assert!(c.list().unwrap().is_empty());
+    let key = libp2p_identity::Keypair::generate_ed25519();
+    c.register(&key, &["/ip4/0.0.0.0/tcp/1".parse().unwrap()])
+        .expect("register works");
+}
+
+#[test]
+fn command_line_failures_are_one_clear_line() {
+    let Some(mut n) = net("command_line_failures_are_one_clear_line") else {
+        return;
+    };
+    let h = n.host("solo");
+    let a = n.agent(&h, "agent", &[]);
+    let (key, _) = n.keygen("k");
+    let run = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
+    let sock = a.socket.to_str().unwrap();
+    let keyp = key.to_str().unwrap();
+
+    // keygen never overwrites.
+    one_line_failure(&run(&["keygen", "--out", keyp]), "already exists");
+    // No agent at that path.
+    let missing = n.dir.join("none.sock");
+    one_line_failure(
+        &run(&["peers", "--socket", missing.to_str().unwrap()]),
+        "agent not running",
+    );
+    // A key file that is not a key.
+    let junk = n.dir.join("junk.key");
+    std::fs::write(&junk, b"not a key").unwrap();
+    one_line_failure(
+        &run(&[
+            "announce",
+            "--socket",
+            sock,
+            "--key",
+            junk.to_str().unwrap(),
+            "--addr",
+            "/ip4/0.0.0.0/tcp/1",
+        ]),
+        "bad key file",
+    );
+    // A bad multiaddr.
+    let out = run(&[
+        "announce",
+        "--socket",
+        sock,
+        "--key",
+        keyp,
+        "--addr",
+        "/ip4/999/tcp/1",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/ip4/999/tcp/1"));
+    // The wrong namespace.
+    one_line_failure(
+        &run(&[
+            "announce",
+            "--socket",
+            sock,
+            "--key",
+            keyp,
+            "--addr",
+            "/ip4/0.0.0.0/tcp/1",
+            "--namespace",
+            "other",
+        ]),
+        "wrong namespace",
+    );
+    // A bad config file is named in the error.
+    let cfg = n.dir.join("bad.toml");
+    std::fs::write(&cfg, "peer_timeout_secs = \"soon\"\n").unwrap();
+    one_line_failure(
+        &run(&[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--socket",
+            "/nonexistent/x.sock",
+        ]),
+        "bad.toml",
+    );
+    // A second agent on the same socket is refused, the first keeps it.
+    one_line_failure(&run(&["run", "--socket", sock]), "already listening");
+    assert!(Client::connect(&a.socket).is_ok());
+}
