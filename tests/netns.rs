@@ -434,3 +434,55 @@ fn forged_and_replayed_records_are_never_handed_over() {
         );
     }
 }
+
+#[test]
+fn a_registration_is_announced_twice_a_second_apart_on_the_wire() {
+    let Some((mut n, _a, b, aa, _ab)) =
+        pair("a_registration_is_announced_twice_a_second_apart_on_the_wire")
+    else {
+        return;
+    };
+    // A plain listener on b's link, built like the agent's own per-link socket.
+    let sock = n.in_ns(&b, || {
+        let ifs = exo_discovery::iface::list().expect("interfaces");
+        let eth0 = ifs.into_iter().find(|i| i.name == "eth0").expect("eth0");
+        exo_discovery::mcast::open(&eth0, exo_discovery::mcast::Family::V4).expect("socket")
+    });
+    sock.set_nonblocking(false).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let (ka, ida) = n.keygen("a");
+    let _ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let start = std::time::Instant::now();
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 9000];
+    while start.elapsed() < Duration::from_secs(4) {
+        let Ok((len, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let packet = &buf[..len];
+        if !exo_discovery::dns::is_response(packet) || from.port() != 5353 {
+            continue;
+        }
+        let rrs = exo_discovery::dns::records(packet).expect("the agent sends valid DNS");
+        // An unsolicited announcement carries the PTR, SRV, TXT and address records all as
+        // answers (a reply to a query has the PTR alone as its answer).
+        let answers = u16::from_be_bytes([packet[6], packet[7]]);
+        let announces = answers >= 3
+            && rrs.iter().any(|r| {
+                r.ttl > 0
+                    && r.ptr
+                        .as_deref()
+                        .is_some_and(|t| t.starts_with(&format!("{ida}-")))
+            });
+        if announces {
+            heard.push(start.elapsed());
+        }
+    }
+    assert!(heard.len() >= 2, "announcements heard at {heard:?}");
+    let gap = heard[1] - heard[0];
+    assert!(
+        gap >= Duration::from_millis(900) && gap <= Duration::from_millis(3000),
+        "RFC 6762 §8.3 wants the repeat one second later: {heard:?}"
+    );
+}
