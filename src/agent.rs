@@ -2,6 +2,7 @@
 //! table and the local socket's clients, all owned by one task fed by an [`Input`] channel.
 
 use crate::config::Config;
+use crate::fanout::Fanout;
 use crate::iface::{self, Iface};
 use crate::mcast::{self, Family};
 use crate::mdns::{self, Announcement, LinkDaemon};
@@ -118,12 +119,6 @@ impl Registration {
     }
 }
 
-struct Client {
-    tx: Sender<AgentMsg>,
-    subscribed: bool,
-    desynced: bool,
-}
-
 /// The agent's state. Built by [`run`].
 struct Agent<'ex> {
     cfg: Config,
@@ -132,7 +127,7 @@ struct Agent<'ex> {
     table: PeerTable,
     links: BTreeMap<u32, Link>,
     regs: HashMap<PeerId, Registration>,
-    clients: HashMap<u64, Client>,
+    clients: Fanout,
     next_poll: Instant,
     query: Vec<u8>,
     list_error: Option<String>,
@@ -153,7 +148,7 @@ pub async fn run<'ex>(
         input: input_tx,
         links: BTreeMap::new(),
         regs: HashMap::new(),
-        clients: HashMap::new(),
+        clients: Fanout::default(),
         next_poll: now,
         query: dns::ptr_query(dns::SERVICE),
         list_error: None,
@@ -188,7 +183,7 @@ impl<'ex> Agent<'ex> {
         if let Some(t) = self.table.next_deadline() {
             d = d.min(t);
         }
-        if self.clients.values().any(|c| c.desynced) {
+        if self.clients.needs_resync() {
             d = d.min(Instant::now() + Duration::from_millis(200));
         }
         d
@@ -228,15 +223,8 @@ impl<'ex> Agent<'ex> {
         for ev in self.table.expire(now) {
             self.broadcast(ev);
         }
-        let snapshot_needed = self.clients.values().any(|c| c.desynced);
-        if snapshot_needed {
-            let snap = self.table.snapshot();
-            for c in self.clients.values_mut().filter(|c| c.desynced) {
-                if c.tx.try_send(AgentMsg::Snapshot(snap.clone())).is_ok() {
-                    c.desynced = false;
-                }
-            }
-        }
+        let table = &self.table;
+        self.clients.resync(|| table.snapshot());
     }
 
     /// Whether `label` is the instance of the newest record known from `peer`.
@@ -587,16 +575,7 @@ impl<'ex> Agent<'ex> {
 
     fn on_client(&mut self, cmd: ClientCmd, now: Instant) {
         match cmd {
-            ClientCmd::Connected { id, tx } => {
-                self.clients.insert(
-                    id,
-                    Client {
-                        tx,
-                        subscribed: false,
-                        desynced: false,
-                    },
-                );
-            }
+            ClientCmd::Connected { id, tx } => self.clients.connect(id, tx),
             ClientCmd::Register { id, signed } => {
                 let reply = self.register(id, signed, now);
                 self.send(id, reply);
@@ -606,14 +585,12 @@ impl<'ex> Agent<'ex> {
                 self.send(id, snap);
             }
             ClientCmd::Subscribe { id } => {
-                if let Some(c) = self.clients.get_mut(&id) {
-                    c.subscribed = true;
-                }
+                self.clients.subscribe(id);
                 let snap = AgentMsg::Snapshot(self.table.snapshot());
                 self.send(id, snap);
             }
             ClientCmd::Gone { id } => {
-                self.clients.remove(&id);
+                self.clients.disconnect(id);
                 let mine: Vec<PeerId> = self
                     .regs
                     .iter()
@@ -720,11 +697,7 @@ impl<'ex> Agent<'ex> {
     }
 
     fn send(&mut self, id: u64, msg: AgentMsg) {
-        if let Some(c) = self.clients.get_mut(&id) {
-            if c.tx.try_send(msg).is_err() {
-                c.desynced = c.subscribed;
-            }
-        }
+        self.clients.reply(id, msg);
     }
 
     fn broadcast(&mut self, ev: PeerEvent) {
@@ -732,14 +705,7 @@ impl<'ex> Agent<'ex> {
             "{:?} {} {:?}",
             ev.event, ev.peer.peer_id, ev.peer.interfaces
         );
-        for c in self.clients.values_mut().filter(|c| c.subscribed) {
-            if c.desynced {
-                continue;
-            }
-            if c.tx.try_send(AgentMsg::Event(ev.clone())).is_err() {
-                c.desynced = true;
-            }
-        }
+        self.clients.broadcast(&ev);
     }
 
     fn shutdown(self) {

@@ -4,7 +4,7 @@
 //!
 //! The crate is split into a pure core and thin shells:
 //! - pure (no I/O, clock passed in): [`record`], [`addrs`], [`table`], [`proto`], [`dns`],
-//!   [`config`];
+//!   [`config`], [`fanout`];
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
 //!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`agent`] (the event loop),
 //!   [`client`] (for nodes and the command line), and `sys` (the Linux/macOS differences).
@@ -17,6 +17,7 @@ pub mod agent;
 pub mod client;
 pub mod config;
 pub mod dns;
+pub mod fanout;
 pub mod iface;
 pub mod logging;
 pub mod mcast;
