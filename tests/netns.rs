@@ -436,9 +436,9 @@ fn forged_and_replayed_records_are_never_handed_over() {
 }
 
 #[test]
-fn a_registration_is_announced_twice_a_second_apart_on_the_wire() {
+fn a_registration_is_sent_twice_a_second_apart_on_the_wire() {
     let Some((mut n, _a, b, aa, _ab)) =
-        pair("a_registration_is_announced_twice_a_second_apart_on_the_wire")
+        pair("a_registration_is_sent_twice_a_second_apart_on_the_wire")
     else {
         return;
     };
@@ -465,16 +465,12 @@ fn a_registration_is_announced_twice_a_second_apart_on_the_wire() {
             continue;
         }
         let rrs = exo_discovery::dns::records(packet).expect("the agent sends valid DNS");
-        // An unsolicited announcement carries the PTR, SRV, TXT and address records all as
-        // answers (a reply to a query has the PTR alone as its answer).
-        let answers = u16::from_be_bytes([packet[6], packet[7]]);
-        let announces = answers >= 3
-            && rrs.iter().any(|r| {
-                r.ttl > 0
-                    && r.ptr
-                        .as_deref()
-                        .is_some_and(|t| t.starts_with(&format!("{ida}-")))
-            });
+        // The instance's SRV record with a live TTL: an announcement, or a reply to someone's
+        // query (mdns-sd multicasts a record at most once a second, so a reply may stand in for
+        // the repeat; to every host on the link they are the same).
+        let announces = rrs
+            .iter()
+            .any(|r| r.rtype == 33 && r.ttl > 0 && r.name.starts_with(&format!("{ida}-")));
         if announces {
             heard.push(start.elapsed());
         }
@@ -482,7 +478,7 @@ fn a_registration_is_announced_twice_a_second_apart_on_the_wire() {
     assert!(heard.len() >= 2, "announcements heard at {heard:?}");
     let gap = heard[1] - heard[0];
     assert!(
-        gap >= Duration::from_millis(900) && gap <= Duration::from_millis(3000),
+        gap >= Duration::from_millis(900) && gap <= Duration::from_millis(1600),
         "RFC 6762 §8.3 wants the repeat one second later: {heard:?}"
     );
 }
