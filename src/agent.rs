@@ -17,7 +17,7 @@ use log::{debug, info, warn};
 use mdns_sd::ServiceEvent;
 use smol::{LocalExecutor, Task};
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,12 +41,20 @@ pub enum Input {
         /// The event.
         event: ServiceEvent,
     },
-    /// A per-link socket heard a response naming these `_p2p._udp` instances (label, TTL).
-    Heard {
+    /// A per-link socket heard something that matters.
+    Packet {
         /// Interface index.
         index: u32,
-        /// Instance labels and their TTLs.
+        /// The socket's family.
+        family: Family,
+        /// The sender.
+        from: SocketAddr,
+        /// `_p2p._udp` instance labels a response named, with their TTLs.
         instances: Vec<(String, u32)>,
+        /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
+        libp2p_peers: Vec<dns::Libp2pPeer>,
+        /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
+        libp2p_query: bool,
     },
     /// A local socket client did something.
     Client(ClientCmd),
@@ -102,11 +110,14 @@ struct Link {
     _daemon_events: Option<Task<()>>,
     next_query: Instant,
     query_every: Duration,
+    /// A stock libp2p-mdns node asked on this link: answer it, and send it goodbyes.
+    libp2p_seen: bool,
 }
 
 struct Registration {
     conn: u64,
     seq: u64,
+    addrs: Vec<multiaddr::Multiaddr>,
     announcement: Announcement,
     /// Extra announcements still due (soonest first), before the periodic ones.
     extra: Vec<Instant>,
@@ -128,6 +139,8 @@ struct Agent<'ex> {
     links: BTreeMap<u32, Link>,
     regs: HashMap<PeerId, Registration>,
     clients: Fanout,
+    /// Unsigned peers already logged as ignored (accept_unsigned off).
+    unsigned_ignored: std::collections::HashSet<PeerId>,
     next_poll: Instant,
     query: Vec<u8>,
     list_error: Option<String>,
@@ -149,6 +162,7 @@ pub async fn run<'ex>(
         links: BTreeMap::new(),
         regs: HashMap::new(),
         clients: Fanout::default(),
+        unsigned_ignored: Default::default(),
         next_poll: now,
         query: dns::ptr_query(dns::SERVICE),
         list_error: None,
@@ -237,7 +251,14 @@ impl<'ex> Agent<'ex> {
     fn handle(&mut self, input: Input, now: Instant) {
         match input {
             Input::Mdns { index, event } => self.on_mdns(index, event, now),
-            Input::Heard { index, instances } => {
+            Input::Packet {
+                index,
+                family,
+                from,
+                instances,
+                libp2p_peers,
+                libp2p_query,
+            } => {
                 let Some(name) = self.links.get(&index).map(|l| l.iface.name.clone()) else {
                     return;
                 };
@@ -254,6 +275,12 @@ impl<'ex> Agent<'ex> {
                     if let Some(ev) = self.table.heard(&peer, &name, now) {
                         self.broadcast(ev);
                     }
+                }
+                for p in libp2p_peers {
+                    self.on_libp2p_peer(p, &name, from, now);
+                }
+                if libp2p_query {
+                    self.answer_libp2p(index, family);
                 }
             }
             Input::Client(cmd) => self.on_client(cmd, now),
@@ -316,6 +343,7 @@ impl<'ex> Agent<'ex> {
                 _daemon_events: None,
                 next_query: now,
                 query_every: FIRST_QUERY_INTERVAL,
+                libp2p_seen: false,
             },
         );
         self.query_link(index, now);
@@ -369,9 +397,12 @@ impl<'ex> Agent<'ex> {
                     Ok(sock) => match Async::new(sock) {
                         Ok(sock) => {
                             let sock = Arc::new(sock);
-                            let reader =
-                                self.ex
-                                    .spawn(read_link(sock.clone(), index, self.input.clone()));
+                            let reader = self.ex.spawn(read_link(
+                                sock.clone(),
+                                index,
+                                family,
+                                self.input.clone(),
+                            ));
                             link.open_errors.remove(&family);
                             link.socks.insert(
                                 family,
@@ -471,6 +502,8 @@ impl<'ex> Agent<'ex> {
             }
             None => match LinkDaemon::start(&link.iface, &usable) {
                 Ok((d, events)) => {
+                    let n = crate::sys::raise_engine_unicast_ttl();
+                    debug!("engine sockets given unicast TTL 255: {n}");
                     let tx = self.input.clone();
                     link._daemon_events = Some(self.ex.spawn(async move {
                         while let Ok(event) = events.recv_async().await {
@@ -571,6 +604,74 @@ impl<'ex> Agent<'ex> {
         }
     }
 
+    // ----- stock libp2p-mdns nodes -----
+
+    fn on_libp2p_peer(&mut self, p: dns::Libp2pPeer, iface: &str, from: SocketAddr, now: Instant) {
+        if self.regs.contains_key(&p.peer) || p.ttl == 0 {
+            return;
+        }
+        if !self.cfg.accept_unsigned {
+            if self.unsigned_ignored.insert(p.peer) {
+                info!(
+                    "{iface}: unsigned libp2p-mdns peer {} from {} ignored (accept_unsigned is off)",
+                    p.peer,
+                    from.ip()
+                );
+            }
+            return;
+        }
+        let dial = addrs::dialable(&p.peer, &p.addrs, &[from.ip()], iface);
+        if let Some(ev) =
+            self.table
+                .observe_unsigned(p.peer, crate::proto::Source::Libp2pMdns, iface, dial, now)
+        {
+            self.broadcast(ev);
+        }
+    }
+
+    /// What a stock libp2p-mdns node on this link and family should dial for each registration:
+    /// concrete addresses of this interface (IPv6 link-local left out: such nodes take no zone).
+    fn libp2p_addrs(&self, link: &Link, family: Family, r: &Registration) -> Vec<String> {
+        let ips: Vec<IpAddr> = match family {
+            Family::V4 => link.iface.v4.iter().map(|a| IpAddr::V4(*a)).collect(),
+            Family::V6 => link
+                .iface
+                .v6
+                .iter()
+                .filter(|a| !addrs::is_link_local_v6(a))
+                .map(|a| IpAddr::V6(*a))
+                .collect(),
+        };
+        addrs::dialable(&r.announcement.peer, &r.addrs, &ips, &link.iface.name)
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
+    }
+
+    /// Answers a stock libp2p-mdns query in the form it parses, by multicast on the link.
+    fn answer_libp2p(&mut self, index: u32, family: Family) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        if !link.libp2p_seen {
+            info!(
+                "{}: a stock libp2p-mdns node is asking; answering it",
+                link.iface.name
+            );
+            link.libp2p_seen = true;
+        }
+        let Some(link) = self.links.get(&index) else {
+            return;
+        };
+        for r in self.regs.values() {
+            let addrs = self.libp2p_addrs(link, family, r);
+            if addrs.is_empty() {
+                continue;
+            }
+            send_libp2p(link, family, &r.announcement.label, &addrs, LIBP2P_TTL);
+        }
+    }
+
     // ----- local clients -----
 
     fn on_client(&mut self, cmd: ClientCmd, now: Instant) {
@@ -602,7 +703,7 @@ impl<'ex> Agent<'ex> {
                         continue;
                     };
                     info!("withdrawing {peer}: its connection closed");
-                    self.withdraw(&r.announcement.label);
+                    self.withdraw(&r);
                 }
             }
         }
@@ -657,8 +758,7 @@ impl<'ex> Agent<'ex> {
         let label = mdns::instance_label(&peer, rec.seq);
         if let Some(old) = self.regs.get(&peer) {
             if old.announcement.label != label {
-                let old_label = old.announcement.label.clone();
-                self.withdraw(&old_label);
+                self.withdraw(old);
             }
         }
         info!(
@@ -671,6 +771,7 @@ impl<'ex> Agent<'ex> {
             Registration {
                 conn: id,
                 seq: rec.seq,
+                addrs: rec.addrs.clone(),
                 announcement: Announcement {
                     peer,
                     label,
@@ -687,11 +788,20 @@ impl<'ex> Agent<'ex> {
         }
     }
 
-    /// Sends goodbyes for one instance on every link.
-    fn withdraw(&self, label: &str) {
+    /// Sends goodbyes for one registration on every link (to stock libp2p-mdns nodes too).
+    fn withdraw(&self, r: &Registration) {
+        let label = &r.announcement.label;
         for link in self.links.values() {
             if let Some(d) = &link.daemon {
                 d.unregister(label);
+            }
+            if link.libp2p_seen {
+                for family in [Family::V4, Family::V6] {
+                    let addrs = self.libp2p_addrs(link, family, r);
+                    if !addrs.is_empty() {
+                        send_libp2p(link, family, label, &addrs, 0);
+                    }
+                }
             }
         }
     }
@@ -718,34 +828,39 @@ impl<'ex> Agent<'ex> {
     }
 }
 
+/// TTL of answers to stock libp2p-mdns nodes: theirs (6 minutes), as they re-query every 5.
+const LIBP2P_TTL: u32 = 360;
+
+fn send_libp2p(link: &Link, family: Family, label: &str, addrs: &[String], ttl: u32) {
+    let Some(ls) = link.socks.get(&family).filter(|s| s.usable) else {
+        return;
+    };
+    let dest = mcast::group_addr(family, &link.iface);
+    for packet in dns::libp2p_response(label, addrs, ttl) {
+        if let Err(e) = ls.sock.get_ref().send_to(&packet, dest) {
+            debug!(
+                "{} {}: libp2p-mdns answer not sent: {e}",
+                link.iface.name,
+                family.as_str()
+            );
+        }
+    }
+}
+
 fn errno_suffix(e: &std::io::Error) -> String {
     e.raw_os_error()
         .map(|n| format!(" [errno {n}]"))
         .unwrap_or_default()
 }
 
-/// Reads one link socket: every response is reduced to the `_p2p._udp` instances it names.
-async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, tx: Sender<Input>) {
+/// Reads one link socket: responses are reduced to the `_p2p._udp` instances they name and the
+/// stock libp2p-mdns peers they describe; stock libp2p-mdns queries are flagged for an answer.
+async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: Sender<Input>) {
     let mut buf = vec![0u8; dns::MAX_PACKET];
     let mut last_error: Option<String> = None;
     loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, _)) => {
-                let packet = &buf[..n];
-                if !dns::is_response(packet) {
-                    continue;
-                }
-                let Ok(rrs) = dns::records(packet) else {
-                    continue;
-                };
-                let instances = dns::instances(&rrs);
-                if instances.is_empty() {
-                    continue;
-                }
-                if tx.send(Input::Heard { index, instances }).await.is_err() {
-                    return;
-                }
-            }
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(got) => got,
             Err(e) => {
                 let msg = e.to_string();
                 if last_error.as_deref() != Some(&msg) {
@@ -753,7 +868,41 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, tx: Sender<Input>) {
                     last_error = Some(msg);
                 }
                 Timer::after(Duration::from_millis(500)).await;
+                continue;
             }
+        };
+        let packet = &buf[..n];
+        // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
+        let stock = from.port() != mcast::MDNS_PORT;
+        let libp2p_query = stock && dns::is_service_query(packet);
+        let (instances, libp2p_peers) = if dns::is_response(packet) {
+            match dns::records(packet) {
+                Ok(rrs) => (
+                    dns::instances(&rrs),
+                    if stock {
+                        dns::libp2p_peers(&rrs)
+                    } else {
+                        Vec::new()
+                    },
+                ),
+                Err(_) => continue,
+            }
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        if instances.is_empty() && libp2p_peers.is_empty() && !libp2p_query {
+            continue;
+        }
+        let input = Input::Packet {
+            index,
+            family,
+            from,
+            instances,
+            libp2p_peers,
+            libp2p_query,
+        };
+        if tx.send(input).await.is_err() {
+            return;
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub query_interval_max_secs: u64,
     /// How often interfaces are re-listed, in milliseconds.
     pub interface_poll_ms: u64,
+    /// Hand over peers found by stock libp2p-mdns nodes' unsigned answers.
+    pub accept_unsigned: bool,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Default for Config {
             announce_interval_secs: 20,
             query_interval_max_secs: 60,
             interface_poll_ms: 1000,
+            accept_unsigned: false,
         }
     }
 }

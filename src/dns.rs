@@ -1,11 +1,19 @@
-//! Just enough DNS to watch an mDNS link: build a PTR query, and list the names a packet's records
-//! speak of. Pure, no I/O. Every read is bounds-checked; a bad packet is an error, never a panic.
+//! Just enough DNS for an mDNS link: build a PTR query, list the names a packet's records speak of,
+//! and speak the dialect of stock rust-libp2p mDNS nodes (their queries, their answers). Pure, no
+//! I/O. Every read is bounds-checked; a bad packet is an error, never a panic.
 
 /// The DNS-SD service type the agent publishes under.
 pub const SERVICE: &str = "_p2p._udp.local";
 
-/// Record types the watcher cares about.
+/// PTR record type.
 pub const TYPE_PTR: u16 = 12;
+/// TXT record type.
+pub const TYPE_TXT: u16 = 16;
+/// SRV record type.
+pub const TYPE_SRV: u16 = 33;
+/// Largest packet the agent sends: one unfragmented datagram on a 1,500-byte link, IPv6 header
+/// and UDP header included.
+pub const MAX_SEND: usize = 1500 - 40 - 8;
 
 /// Largest packet the parser looks at.
 pub const MAX_PACKET: usize = 9000;
@@ -21,6 +29,12 @@ pub struct Rr {
     pub ttl: u32,
     /// For PTR records, the target name.
     pub ptr: Option<String>,
+    /// 0 answer, 1 authority, 2 additional.
+    pub section: u8,
+    /// For TXT records, the character strings.
+    pub txt: Vec<Vec<u8>>,
+    /// For A and AAAA records, the address.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Why a packet could not be read.
@@ -61,6 +75,26 @@ pub fn is_response(packet: &[u8]) -> bool {
     packet.len() >= 12 && packet[2] & 0x80 != 0
 }
 
+/// The questions of a packet: (name, type).
+pub fn questions(packet: &[u8]) -> Result<Vec<(String, u16)>, DnsError> {
+    if packet.len() > MAX_PACKET {
+        return Err(DnsError::TooLarge);
+    }
+    let qd = packet
+        .get(4..6)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .ok_or(DnsError::Truncated)?;
+    let mut pos = 12;
+    let mut out = Vec::new();
+    for _ in 0..qd {
+        let (name, next) = read_name(packet, pos)?;
+        let t = packet.get(next..next + 2).ok_or(DnsError::Truncated)?;
+        out.push((name, u16::from_be_bytes([t[0], t[1]])));
+        pos = next + 4;
+    }
+    Ok(out)
+}
+
 /// All resource records (answers, authority, additional) of a packet.
 pub fn records(packet: &[u8]) -> Result<Vec<Rr>, DnsError> {
     if packet.len() > MAX_PACKET {
@@ -73,7 +107,9 @@ pub fn records(packet: &[u8]) -> Result<Vec<Rr>, DnsError> {
             .ok_or(DnsError::Truncated)
     };
     let qd = u16_at(4)? as usize;
-    let rr_count = u16_at(6)? as usize + u16_at(8)? as usize + u16_at(10)? as usize;
+    let an = u16_at(6)? as usize;
+    let ns = u16_at(8)? as usize;
+    let rr_count = an + ns + u16_at(10)? as usize;
     let mut pos = 12;
     for _ in 0..qd {
         let (_, next) = read_name(packet, pos)?;
@@ -83,7 +119,7 @@ pub fn records(packet: &[u8]) -> Result<Vec<Rr>, DnsError> {
         }
     }
     let mut out = Vec::new();
-    for _ in 0..rr_count {
+    for i in 0..rr_count {
         let (name, next) = read_name(packet, pos)?;
         let rtype = u16_at(next)?;
         let ttl_bytes = packet.get(next + 4..next + 8).ok_or(DnsError::Truncated)?;
@@ -99,11 +135,44 @@ pub fn records(packet: &[u8]) -> Result<Vec<Rr>, DnsError> {
         } else {
             None
         };
+        let mut txt = Vec::new();
+        if rtype == TYPE_TXT {
+            let mut at = rdata;
+            while at < end {
+                let n = packet[at] as usize;
+                let s = packet.get(at + 1..at + 1 + n).ok_or(DnsError::Truncated)?;
+                if at + 1 + n > end {
+                    return Err(DnsError::Truncated);
+                }
+                txt.push(s.to_vec());
+                at += 1 + n;
+            }
+        }
+        let rd = &packet[rdata..end];
+        let ip = match (rtype, rd.len()) {
+            (1, 4) => Some(std::net::IpAddr::from([rd[0], rd[1], rd[2], rd[3]])),
+            (28, 16) => {
+                let mut b = [0u8; 16];
+                b.copy_from_slice(rd);
+                Some(std::net::IpAddr::from(b))
+            }
+            _ => None,
+        };
+        let section = if i < an {
+            0
+        } else if i < an + ns {
+            1
+        } else {
+            2
+        };
         out.push(Rr {
             name,
             rtype,
             ttl,
             ptr,
+            section,
+            txt,
+            ip,
         });
         pos = end;
     }
@@ -173,6 +242,131 @@ pub fn instances(records: &[Rr]) -> Vec<(String, u32)> {
     out
 }
 
+/// Whether a packet is a stock libp2p-mdns query: a query for `_p2p._udp.local` PTR.
+pub fn is_service_query(packet: &[u8]) -> bool {
+    !is_response(packet)
+        && questions(packet).is_ok_and(|q| {
+            q.iter()
+                .any(|(n, t)| *t == TYPE_PTR && n.eq_ignore_ascii_case(SERVICE))
+        })
+}
+
+/// A peer as a stock libp2p-mdns response describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Libp2pPeer {
+    /// The peer, from the `/p2p/` suffix of its addresses (all must agree).
+    pub peer: libp2p_identity::PeerId,
+    /// Its addresses, without `/p2p/`.
+    pub addrs: Vec<multiaddr::Multiaddr>,
+    /// The PTR record's TTL, in seconds.
+    pub ttl: u32,
+}
+
+/// Peers in a libp2p-mdns style response: PTR `_p2p._udp.local` → `<label>` in the answers, TXT
+/// `dnsaddr=<multiaddr>/p2p/<id>` records named `<label>` in the additional section.
+pub fn libp2p_peers(rrs: &[Rr]) -> Vec<Libp2pPeer> {
+    let mut out = Vec::new();
+    for ptr in rrs
+        .iter()
+        .filter(|r| r.section == 0 && r.rtype == TYPE_PTR && r.name.eq_ignore_ascii_case(SERVICE))
+    {
+        let Some(target) = &ptr.ptr else { continue };
+        let mut peer = None;
+        let mut addrs = Vec::new();
+        let txts = rrs.iter().filter(|r| {
+            r.section == 2 && r.rtype == TYPE_TXT && r.name.eq_ignore_ascii_case(target)
+        });
+        for s in txts.flat_map(|r| r.txt.iter()) {
+            let Some(rest) = s.strip_prefix(b"dnsaddr=") else {
+                continue;
+            };
+            let Ok(mut ma) = std::str::from_utf8(rest)
+                .map_err(|_| ())
+                .and_then(|t| t.parse::<multiaddr::Multiaddr>().map_err(|_| ()))
+            else {
+                continue;
+            };
+            let Some(multiaddr::Protocol::P2p(id)) = ma.pop() else {
+                continue;
+            };
+            match peer {
+                None => peer = Some(id),
+                Some(p) if p != id => continue,
+                Some(_) => {}
+            }
+            addrs.push(ma);
+        }
+        if let Some(peer) = peer {
+            out.push(Libp2pPeer {
+                peer,
+                addrs,
+                ttl: ptr.ttl,
+            });
+        }
+    }
+    out
+}
+
+/// Responses in the form stock libp2p-mdns nodes parse: one PTR `_p2p._udp.local` → `<label>` in
+/// the answers and one TXT `dnsaddr=<addr>` per address in the additional section, split so that
+/// no packet exceeds [`MAX_SEND`]. Values over 255 bytes are left out. TTL 0 is a goodbye.
+pub fn libp2p_response(label: &str, dnsaddrs: &[String], ttl: u32) -> Vec<Vec<u8>> {
+    let target = format!("{label}.{SERVICE}");
+    let head = |n_txt: usize| {
+        let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0];
+        p.extend_from_slice(&(n_txt as u16).to_be_bytes());
+        write_name(&mut p, SERVICE);
+        p.extend_from_slice(&TYPE_PTR.to_be_bytes());
+        p.extend_from_slice(&1u16.to_be_bytes());
+        p.extend_from_slice(&ttl.to_be_bytes());
+        let mut name = Vec::new();
+        write_name(&mut name, &target);
+        p.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        let target_at = p.len() as u16;
+        p.extend_from_slice(&name);
+        (p, target_at)
+    };
+    let txt_rr = |target_at: u16, value: &str| {
+        let mut r = vec![0xc0 | (target_at >> 8) as u8, target_at as u8];
+        r.extend_from_slice(&TYPE_TXT.to_be_bytes());
+        r.extend_from_slice(&1u16.to_be_bytes());
+        r.extend_from_slice(&ttl.to_be_bytes());
+        r.extend_from_slice(&((value.len() + 1) as u16).to_be_bytes());
+        r.push(value.len() as u8);
+        r.extend_from_slice(value.as_bytes());
+        r
+    };
+    let values: Vec<String> = dnsaddrs
+        .iter()
+        .map(|a| format!("dnsaddr={a}"))
+        .filter(|v| v.len() <= 255)
+        .collect();
+    let mut packets = Vec::new();
+    let mut batch: Vec<Vec<u8>> = Vec::new();
+    let (probe, target_at) = head(0);
+    let mut size = probe.len();
+    for v in &values {
+        let rr = txt_rr(target_at, v);
+        if !batch.is_empty() && size + rr.len() > MAX_SEND {
+            packets.push(std::mem::take(&mut batch));
+            size = probe.len();
+        }
+        size += rr.len();
+        batch.push(rr);
+    }
+    packets.push(batch);
+    packets
+        .into_iter()
+        .map(|rrs| {
+            let (mut p, _) = head(rrs.len());
+            for rr in rrs {
+                p.extend_from_slice(&rr);
+            }
+            p
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +411,7 @@ mod tests {
         assert_eq!(rrs[1].name, "abc._p2p._udp.local");
         assert_eq!(rrs[1].ttl, 0);
         assert_eq!(rrs[2].name, "host.local");
+        assert_eq!(rrs[2].ip, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(instances(&rrs), vec![("abc".to_string(), 4500)]);
     }
 
@@ -235,6 +430,68 @@ mod tests {
             let _ = records(&p[..n]);
         }
         assert_eq!(records(&p[..5]), Err(DnsError::Truncated));
+    }
+
+    #[test]
+    fn libp2p_responses_round_trip_and_stay_under_the_mtu() {
+        let p = libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let addrs: Vec<String> = (0..30)
+            .map(|i| format!("/ip4/10.0.0.{i}/tcp/4001/p2p/{p}"))
+            .collect();
+        let packets = libp2p_response("abc", &addrs, 360);
+        assert!(
+            packets.len() > 1,
+            "thirty addresses need more than one packet"
+        );
+        let mut all = Vec::new();
+        for pk in &packets {
+            assert!(pk.len() <= MAX_SEND, "{}", pk.len());
+            assert!(is_response(pk));
+            let rrs = records(pk).unwrap();
+            assert_eq!(rrs[0].section, 0);
+            assert_eq!(rrs[0].ptr.as_deref(), Some("abc._p2p._udp.local"));
+            let peers = libp2p_peers(&rrs);
+            assert_eq!(peers.len(), 1);
+            assert_eq!(peers[0].peer, p);
+            assert_eq!(peers[0].ttl, 360);
+            all.extend(peers[0].addrs.iter().map(|a| format!("{a}/p2p/{p}")));
+        }
+        assert_eq!(all, addrs);
+    }
+
+    #[test]
+    fn a_stock_libp2p_query_is_recognised() {
+        // What libp2p-mdns 0.49 sends: random id, no flags, one PTR question.
+        let mut q = ptr_query(SERVICE);
+        q[0] = 0x12;
+        q[1] = 0x34;
+        assert!(is_service_query(&q));
+        assert!(!is_service_query(&ptr_query("_http._tcp.local")));
+        let (p, _) = (libp2p_response("x", &[], 1), ());
+        assert!(!is_service_query(&p[0]));
+    }
+
+    #[test]
+    fn peers_with_mixed_ids_keep_the_first() {
+        let a = libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let b = libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        let pk = &libp2p_response(
+            "l",
+            &[
+                format!("/ip4/1.2.3.4/tcp/1/p2p/{a}"),
+                format!("/ip4/1.2.3.5/tcp/1/p2p/{b}"),
+            ],
+            60,
+        )[0];
+        let peers = libp2p_peers(&records(pk).unwrap());
+        assert_eq!(peers[0].peer, a);
+        assert_eq!(peers[0].addrs.len(), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!   [`client`] (for nodes and the command line), and `sys` (the Linux/macOS differences).
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod addrs;
 pub mod agent;

@@ -50,9 +50,13 @@ enum Cmd {
     Peers {
         #[command(flatten)]
         socket: SocketArg,
-        /// One JSON array.
+        /// One JSON array (same as --format json).
         #[arg(long)]
         json: bool,
+        /// text, json, or csv: every address of every peer, comma-separated on one line (full
+        /// /p2p/ multiaddrs, for nodes that take a bootstrap list).
+        #[arg(long, value_name = "FORMAT", default_value = "text")]
+        format: Format,
     },
     /// Print peer events as they happen.
     Watch {
@@ -62,6 +66,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Args, Debug)]
@@ -103,6 +114,9 @@ struct RunArgs {
     /// Drop a peer not heard on a link for this many seconds.
     #[arg(long, value_name = "SECS")]
     peer_timeout: Option<u64>,
+    /// Also hand over stock libp2p-mdns nodes (unsigned).
+    #[arg(long)]
+    accept_unsigned: bool,
 }
 
 /// The configuration in force: the file (if any) with the flags on top. Pure apart from reading
@@ -128,6 +142,7 @@ fn load_config(a: &RunArgs) -> Result<Config, String> {
         cfg.namespace = ns.clone();
     }
     cfg.loopback |= a.loopback;
+    cfg.accept_unsigned |= a.accept_unsigned;
     if let Some(t) = a.peer_timeout {
         cfg.peer_timeout_secs = t;
         if cfg.announce_interval_secs >= t {
@@ -149,7 +164,11 @@ fn main() -> ExitCode {
             addrs,
             namespace,
         } => announce(&socket.path(), &key, &addrs, namespace.as_deref()),
-        Cmd::Peers { socket, json } => peers(&socket.path(), json),
+        Cmd::Peers {
+            socket,
+            json,
+            format,
+        } => peers(&socket.path(), if json { Format::Json } else { format }),
         Cmd::Watch { socket, json } => watch(&socket.path(), json),
     };
     match result {
@@ -274,21 +293,30 @@ fn announce(
     rx.recv().unwrap_or(Ok(()))
 }
 
-fn peers(socket: &Path, json: bool) -> Result<(), String> {
+fn peers(socket: &Path, format: Format) -> Result<(), String> {
     let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
     let list = client.list().map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
-    if json {
-        let text = serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?;
-        let _ = writeln!(out, "{text}");
-    } else if list.is_empty() {
-        let _ = writeln!(out, "no peers");
-    } else {
-        for p in &list {
-            let _ = writeln!(out, "{}", describe(p));
+    let _ = match format {
+        Format::Json => {
+            let text = serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?;
+            writeln!(out, "{text}")
         }
-    }
+        Format::Csv => writeln!(out, "{}", csv(&list)),
+        Format::Text if list.is_empty() => writeln!(out, "no peers"),
+        Format::Text => list
+            .iter()
+            .try_for_each(|p| writeln!(out, "{}", describe(p))),
+    };
     Ok(())
+}
+
+/// Every address of every peer, comma-separated.
+fn csv(list: &[PeerInfo]) -> String {
+    list.iter()
+        .flat_map(|p| p.addrs.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn describe(p: &PeerInfo) -> String {
@@ -377,6 +405,39 @@ mod tests {
         let cli = Cli::try_parse_from(["exo-discovery", "run", "--namespace", ""]).unwrap();
         let Cmd::Run(a) = cli.cmd else { panic!() };
         assert!(load_config(&a).unwrap_err().contains("namespace"));
+    }
+
+    #[test]
+    fn csv_is_every_full_address_on_one_line() {
+        use exo_discovery::proto::{Source, Verification};
+        let p = |id: &str, addrs: &[&str]| PeerInfo {
+            peer_id: id.into(),
+            addrs: addrs.iter().map(|a| a.to_string()).collect(),
+            interfaces: vec!["eth0".into()],
+            source: Source::Mdns,
+            verified: vec![Verification::Signature],
+            seq: 1,
+        };
+        let list = vec![
+            p(
+                "A",
+                &["/ip4/10.0.0.1/tcp/1/p2p/A", "/ip6/fd00::1/tcp/1/p2p/A"],
+            ),
+            p("B", &["/ip4/10.0.0.2/tcp/2/p2p/B"]),
+        ];
+        assert_eq!(
+            csv(&list),
+            "/ip4/10.0.0.1/tcp/1/p2p/A,/ip6/fd00::1/tcp/1/p2p/A,/ip4/10.0.0.2/tcp/2/p2p/B"
+        );
+        assert_eq!(csv(&[]), "");
+        let cli = Cli::try_parse_from(["exo-discovery", "peers", "--format", "csv"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Peers {
+                format: Format::Csv,
+                ..
+            }
+        ));
     }
 
     #[test]

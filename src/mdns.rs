@@ -90,6 +90,10 @@ impl LinkDaemon {
         };
         link.set_families(families)?;
         let events = link.daemon.browse(SERVICE_TYPE)?;
+        // A round trip through the daemon thread: once it answers, its sockets exist.
+        if let Ok(rx) = link.daemon.status() {
+            let _ = rx.recv_timeout(Duration::from_secs(1));
+        }
         Ok((link, events))
     }
 

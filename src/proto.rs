@@ -95,8 +95,10 @@ pub enum ErrorKind {
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Source {
-    /// Heard by multicast DNS on a local link.
+    /// Heard by multicast DNS on a local link (a signed record).
     Mdns,
+    /// A stock rust-libp2p mDNS node (unsigned; handed over only with `accept_unsigned`).
+    Libp2pMdns,
 }
 
 /// How a peer's information was checked.

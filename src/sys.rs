@@ -73,6 +73,85 @@ pub fn peer_uid(fd: impl AsFd) -> io::Result<u32> {
     }
 }
 
+/// Raises the unicast TTL / hop limit to 255 on this process's UDP sockets bound to port 5353 on
+/// the unspecified address: the mdns-sd engine's. It sets the multicast TTL but leaves the unicast
+/// one at the system default (64), which its legacy unicast replies (RFC 6762 §6.7) then carry,
+/// while RFC 6762 §11 wants 255 on every response. The agent's own sockets are bound to the group
+/// address and set their TTLs when opened. Returns how many sockets were changed.
+///
+/// Linux only (it reads `/proc/self/fd`); elsewhere it does nothing.
+#[allow(unsafe_code)]
+pub fn raise_engine_unicast_ttl() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::libc;
+        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+            return 0;
+        };
+        let mut changed = 0;
+        for entry in dir.flatten() {
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<libc::c_int>().ok())
+            else {
+                continue;
+            };
+            let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: getsockname writes at most `len` bytes into `addr`, which is that large. A
+            // descriptor that is not a socket, or was closed meanwhile, makes it fail (ENOTSOCK,
+            // EBADF) and is skipped; nothing is kept beyond this call.
+            let rc = unsafe {
+                libc::getsockname(fd, &mut addr as *mut _ as *mut libc::sockaddr, &mut len)
+            };
+            if rc != 0 {
+                continue;
+            }
+            let one_ttl: libc::c_int = 255;
+            let (level, name) = match addr.ss_family as libc::c_int {
+                libc::AF_INET => {
+                    // SAFETY: the family says the storage holds a sockaddr_in.
+                    let sin = unsafe { &*(&addr as *const _ as *const libc::sockaddr_in) };
+                    if u16::from_be(sin.sin_port) != 5353 || sin.sin_addr.s_addr != 0 {
+                        continue;
+                    }
+                    (libc::IPPROTO_IP, libc::IP_TTL)
+                }
+                libc::AF_INET6 => {
+                    // SAFETY: the family says the storage holds a sockaddr_in6.
+                    let sin6 = unsafe { &*(&addr as *const _ as *const libc::sockaddr_in6) };
+                    if u16::from_be(sin6.sin6_port) != 5353 || sin6.sin6_addr.s6_addr != [0; 16] {
+                        continue;
+                    }
+                    (libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS)
+                }
+                _ => continue,
+            };
+            // SAFETY: a plain integer option of the size given; on a descriptor reused by
+            // something else in the meantime the call fails or sets TTL 255 on another of this
+            // process's sockets, which all want 255.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    level,
+                    name,
+                    &one_ttl as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                changed += 1;
+            }
+        }
+        changed
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
 /// What a refused multicast send most likely means on this system.
 pub fn explain_send_error(err: &io::Error) -> &'static str {
     match err.raw_os_error() {

@@ -26,7 +26,10 @@ struct Link {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    record: VerifiedRecord,
+    peer: PeerId,
+    /// Highest seq accepted; `None` for an unsigned peer.
+    seq: Option<u64>,
+    source: Source,
     links: BTreeMap<String, Link>,
     /// What the node was last told of this peer; `None` while it is not visible.
     sent: Option<PeerInfo>,
@@ -88,16 +91,18 @@ impl PeerTable {
             live: true,
         };
         match self.peers.get_mut(&peer) {
-            Some(e) if record.seq < e.record.seq => {
+            Some(Entry { seq: Some(old), .. }) if record.seq < *old => {
                 self.count_reject(Reject::Replay);
                 return Err(Reject::Replay);
             }
-            Some(e) if record.seq > e.record.seq => {
-                e.record = record;
-                e.links.clear();
+            Some(e) if e.seq == Some(record.seq) => {
                 e.links.insert(iface.to_owned(), link);
             }
             Some(e) => {
+                // Newer than what we had (or the first signed record of a peer known unsigned).
+                e.seq = Some(record.seq);
+                e.source = Source::Mdns;
+                e.links.clear();
                 e.links.insert(iface.to_owned(), link);
             }
             None => {
@@ -106,7 +111,9 @@ impl PeerTable {
                 self.peers.insert(
                     peer,
                     Entry {
-                        record,
+                        peer,
+                        seq: Some(record.seq),
+                        source: Source::Mdns,
                         links,
                         sent: None,
                     },
@@ -115,6 +122,40 @@ impl PeerTable {
         }
         self.counters.accepted += 1;
         Ok(self.settle(&peer))
+    }
+
+    /// An unsigned peer (e.g. a stock libp2p-mdns node) heard on `iface` with these dialable
+    /// addresses. A peer known by a signed record is never overridden by an unsigned claim.
+    pub fn observe_unsigned(
+        &mut self,
+        peer: PeerId,
+        source: Source,
+        iface: &str,
+        addrs: Vec<Multiaddr>,
+        now: Instant,
+    ) -> Option<PeerEvent> {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
+            return None;
+        }
+        let e = self.peers.entry(peer).or_insert_with(|| Entry {
+            peer,
+            seq: None,
+            source,
+            links: BTreeMap::new(),
+            sent: None,
+        });
+        if e.seq.is_some() {
+            return None;
+        }
+        e.links.insert(
+            iface.to_owned(),
+            Link {
+                addrs,
+                last_heard: now,
+                live: true,
+            },
+        );
+        self.settle(&peer)
     }
 
     /// The peer's instance was heard on `iface` (any packet naming it): keeps that link live,
@@ -183,7 +224,7 @@ impl PeerTable {
 
     /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
     pub fn seq_of(&self, peer: &PeerId) -> Option<u64> {
-        self.peers.get(peer).map(|e| e.record.seq)
+        self.peers.get(peer).and_then(|e| e.seq)
     }
 
     /// Recomputes what the node should know of `peer` and says what changed.
@@ -231,12 +272,16 @@ fn info(e: &Entry) -> PeerInfo {
         }
     }
     PeerInfo {
-        peer_id: e.record.peer_id.to_base58(),
+        peer_id: e.peer.to_base58(),
         addrs,
         interfaces,
-        source: Source::Mdns,
-        verified: vec![Verification::Signature],
-        seq: e.record.seq,
+        source: e.source,
+        verified: if e.seq.is_some() {
+            vec![Verification::Signature]
+        } else {
+            Vec::new()
+        },
+        seq: e.seq.unwrap_or(0),
     }
 }
 
@@ -363,6 +408,36 @@ mod tests {
             Ok(None)
         );
         assert!(t.snapshot().is_empty());
+    }
+
+    #[test]
+    fn unsigned_peers_are_reported_as_such_and_never_override_signed_ones() {
+        let k = Keypair::generate_ed25519();
+        let p = k.public().to_peer_id();
+        let now = Instant::now();
+        let mut t = PeerTable::new(T);
+        let e = t
+            .observe_unsigned(p, Source::Libp2pMdns, "eth0", dial(&k, "10.0.0.9", 9), now)
+            .unwrap();
+        assert_eq!(e.event, EventKind::Discovered);
+        assert_eq!(e.peer.source, Source::Libp2pMdns);
+        assert!(e.peer.verified.is_empty());
+        assert_eq!(t.seq_of(&p), None);
+        // The signed record takes over, and unsigned claims are ignored from then on.
+        let e = t
+            .observe(rec(&k, 3, 5), "eth0", dial(&k, "10.0.0.2", 5), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.event, EventKind::Updated);
+        assert_eq!(e.peer.source, Source::Mdns);
+        assert_eq!(e.peer.verified, vec![Verification::Signature]);
+        assert!(t
+            .observe_unsigned(p, Source::Libp2pMdns, "eth0", dial(&k, "10.6.6.6", 6), now)
+            .is_none());
+        assert_eq!(
+            t.snapshot()[0].addrs,
+            vec![dial(&k, "10.0.0.2", 5)[0].to_string()]
+        );
     }
 
     #[test]

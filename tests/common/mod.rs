@@ -172,6 +172,11 @@ impl Net {
         }
     }
 
+    /// The switch namespace, where the bridges live.
+    pub fn switch_ns(&self) -> String {
+        self.switch.clone()
+    }
+
     /// Runs `ip` inside the host.
     pub fn ip_in(&self, host: &Host, args: &[&str]) {
         let mut all = vec!["-n", host.ns.as_str()];
