@@ -308,3 +308,112 @@ fn python_zeroconf_sees_the_agents_instance_and_txt() {
         "{mine}"
     );
 }
+
+/// Kills a child process when dropped.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// A system D-Bus in the root namespace (a local Unix socket, nothing on any network), as
+/// avahi-daemon needs one; started if none answers.
+fn system_bus() -> Result<(), String> {
+    let sock = Path::new("/run/dbus/system_bus_socket");
+    if std::os::unix::net::UnixStream::connect(sock).is_ok() {
+        return Ok(());
+    }
+    let _ = std::fs::create_dir_all("/run/dbus");
+    let _ = std::fs::remove_file(sock);
+    let _ = Command::new("dbus-uuidgen").arg("--ensure").status();
+    let ok = Command::new("dbus-daemon")
+        .args(["--system", "--fork"])
+        .status()
+        .map_err(|e| e.to_string())?
+        .success();
+    if ok {
+        Ok(())
+    } else {
+        Err("dbus-daemon --system did not start".into())
+    }
+}
+
+#[test]
+fn avahi_browse_lists_the_agents_instance_and_txt() {
+    let test = "avahi_browse_lists_the_agents_instance_and_txt";
+    if !(have("avahi-daemon", "--version") && have("avahi-browse", "--version")) {
+        eprintln!("SKIPPED {test}: avahi-daemon and avahi-utils are not installed");
+        return;
+    }
+    if let Err(e) = system_bus() {
+        eprintln!("SKIPPED {test}: no system D-Bus for avahi-daemon: {e}");
+        return;
+    }
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let l = n.link();
+    let a = n.host("a");
+    let b = n.host("b");
+    n.attach(&a, "eth0", &l, &["10.92.0.1/24"]);
+    n.attach(&b, "eth0", &l, &["10.92.0.2/24"]);
+    let conf = n.dir.join("avahi.conf");
+    std::fs::write(
+        &conf,
+        "[server]\nallow-interfaces=eth0\nuse-ipv4=yes\nuse-ipv6=yes\nenable-dbus=yes\n\
+         [publish]\ndisable-publishing=yes\n[wide-area]\nenable-wide-area=no\n",
+    )
+    .unwrap();
+    let log = std::fs::File::create(n.dir.join("avahi.log")).unwrap();
+    let avahi = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &b.ns,
+            "avahi-daemon",
+            "--no-drop-root",
+            "--no-chroot",
+        ])
+        .args(["--no-rlimits", "-f"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("avahi-daemon");
+    let _avahi = Reaper(avahi);
+    let aa = n.agent(&a, "agent-a", &[]);
+    let (ka, ida) = n.keygen("a");
+    let _ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let prefix = format!("{ida}-");
+    let mut last = String::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_secs(1));
+        let out = Command::new("timeout")
+            .args(["10", "avahi-browse", "-rpt", "_p2p._udp"])
+            .output()
+            .expect("avahi-browse");
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        // =;iface;IPv4;instance;_p2p._udp;local;host;address;port;"txt" "txt"
+        let hit = last.lines().find(|l| {
+            let f: Vec<&str> = l.split(';').collect();
+            f.first() == Some(&"=")
+                && f.get(2) == Some(&"IPv4")
+                && f.get(3).is_some_and(|i| i.starts_with(&prefix))
+        });
+        if let Some(line) = hit {
+            let f: Vec<&str> = line.split(';').collect();
+            assert_eq!(f[7], "10.92.0.1", "{line}");
+            assert_eq!(f[8], "4001", "{line}");
+            assert!(f[9].contains("\"r0=") && f[9].contains("\"v=1\""), "{line}");
+            return;
+        }
+    }
+    let avahi_log = std::fs::read_to_string(n.dir.join("avahi.log")).unwrap_or_default();
+    panic!("avahi-browse never listed the instance:\n{last}\navahi-daemon:\n{avahi_log}");
+}
