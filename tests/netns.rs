@@ -482,3 +482,50 @@ fn a_registration_is_sent_twice_a_second_apart_on_the_wire() {
         "RFC 6762 §8.3 wants the repeat one second later: {heard:?}"
     );
 }
+
+#[test]
+fn clusters_with_different_namespaces_never_see_each_other() {
+    let Some(mut n) = net("clusters_with_different_namespaces_never_see_each_other") else {
+        return;
+    };
+    let l = n.link();
+    let hosts: Vec<Host> = ["a", "b", "c", "d"].iter().map(|h| n.host(h)).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        n.attach(h, "eth0", &l, &[&format!("10.21.0.{}/24", i + 1)]);
+    }
+    // a and b in the default namespace ("exo"), c and d in "lab".
+    let agents = [
+        n.agent(&hosts[0], "agent-a", &[]),
+        n.agent(&hosts[1], "agent-b", &[]),
+        n.agent(&hosts[2], "agent-c", &["--namespace", "lab"]),
+        n.agent(&hosts[3], "agent-d", &["--namespace", "lab"]),
+    ];
+    let mut ids = Vec::new();
+    let mut anns = Vec::new();
+    for (i, ag) in agents.iter().enumerate() {
+        let (k, id) = n.keygen(&format!("k{i}"));
+        anns.push(n.announce(ag, &k, &["/ip4/0.0.0.0/tcp/4001".into()]));
+        ids.push(id);
+    }
+    let mut wb = n.watch(&agents[1]);
+    let mut wd = n.watch(&agents[3]);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ids[0]))
+        .expect("b finds a (same namespace)");
+    wd.wait_for(WAIT, |v| is_event(v, "discovered", &ids[2]))
+        .expect("d finds c (same namespace)");
+    wb.drain(Duration::from_secs(2));
+    wd.drain(Duration::from_secs(1));
+    for (w, foreign) in [(&wb, [&ids[2], &ids[3]]), (&wd, [&ids[0], &ids[1]])] {
+        for id in foreign {
+            assert!(
+                w.seen.iter().all(|(_, v)| v["peer_id"] != id.as_str()),
+                "a peer of the other namespace was handed over: {id}"
+            );
+        }
+    }
+    let log = std::fs::read_to_string(&agents[1].log).unwrap();
+    assert!(
+        log.contains("wrong namespace"),
+        "foreign records are refused, not unheard"
+    );
+}
