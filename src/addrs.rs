@@ -68,6 +68,31 @@ pub fn dialable(
     out.into_iter().map(|(_, m)| m).collect()
 }
 
+/// The TCP socket address of `/ip4/A/tcp/P/…`, `/ip6/A/tcp/P/…` or `/ip6zone/Z/ip6/A/tcp/P/…`;
+/// `zone_index` turns a zone (interface name) into its index.
+pub fn tcp_socket_addr(
+    addr: &Multiaddr,
+    zone_index: impl Fn(&str) -> Option<u32>,
+) -> Option<std::net::SocketAddr> {
+    use std::net::{SocketAddr, SocketAddrV6};
+    let mut it = addr.iter();
+    let mut first = it.next()?;
+    let mut scope = 0;
+    if let Protocol::Ip6zone(z) = &first {
+        scope = zone_index(z)?;
+        first = it.next()?;
+    }
+    let port = match it.next()? {
+        Protocol::Tcp(p) => p,
+        _ => return None,
+    };
+    match first {
+        Protocol::Ip4(ip) => Some(SocketAddr::from((ip, port))),
+        Protocol::Ip6(ip) => Some(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +160,35 @@ mod tests {
             "eth0",
         );
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn socket_addresses_for_probes() {
+        let zone = |z: &str| (z == "eth1").then_some(3);
+        assert_eq!(
+            tcp_socket_addr(
+                &ma("/ip4/10.0.0.2/tcp/7/p2p/12D3KooWGz8FPgPJSNGXXR2GkwBS7urvGju8pQ3uN35Bssqckj4Y"),
+                zone
+            ),
+            Some("10.0.0.2:7".parse().unwrap())
+        );
+        assert_eq!(
+            tcp_socket_addr(&ma("/ip6zone/eth1/ip6/fe80::1/tcp/9"), zone),
+            Some(std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+                "fe80::1".parse().unwrap(),
+                9,
+                0,
+                3
+            )))
+        );
+        assert_eq!(
+            tcp_socket_addr(&ma("/ip6zone/eth9/ip6/fe80::1/tcp/9"), zone),
+            None
+        );
+        assert_eq!(
+            tcp_socket_addr(&ma("/ip4/10.0.0.2/udp/7/quic-v1"), zone),
+            None
+        );
     }
 
     #[test]

@@ -56,6 +56,13 @@ pub enum Input {
         /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
         libp2p_query: bool,
     },
+    /// A reachability probe finished.
+    Probe {
+        /// The address probed.
+        addr: multiaddr::Multiaddr,
+        /// Whether it answered.
+        ok: bool,
+    },
     /// A local socket client did something.
     Client(ClientCmd),
     /// SIGINT or SIGTERM: say goodbye and stop.
@@ -155,7 +162,7 @@ pub async fn run<'ex>(
 ) {
     let now = Instant::now();
     let mut agent = Agent {
-        table: PeerTable::new(cfg.peer_timeout()),
+        table: PeerTable::new(cfg.peer_timeout()).with_reachability(cfg.verify_reachability),
         cfg,
         ex,
         input: input_tx,
@@ -181,6 +188,8 @@ pub async fn run<'ex>(
             None => {}
         }
         agent.tick(Instant::now());
+        // Never hold the executor: the probes, the socket server and the readers share it.
+        futures_lite::future::yield_now().await;
     }
     agent.shutdown();
 }
@@ -194,7 +203,7 @@ impl<'ex> Agent<'ex> {
         for r in self.regs.values() {
             d = d.min(r.due());
         }
-        if let Some(t) = self.table.next_deadline() {
+        if let Some(t) = self.table.next_deadline(Instant::now()) {
             d = d.min(t);
         }
         if self.clients.needs_resync() {
@@ -236,6 +245,17 @@ impl<'ex> Agent<'ex> {
 
         for ev in self.table.expire(now) {
             self.broadcast(ev);
+        }
+        for (peer, addr) in self.table.due_probes(now, MAX_PROBES, MAX_PROBES_PER_PEER) {
+            debug!("probing {addr} ({peer})");
+            let tx = self.input.clone();
+            let timeout = Duration::from_millis(self.cfg.probe_timeout_ms);
+            self.ex
+                .spawn(async move {
+                    let ok = probe(&addr, timeout).await;
+                    let _ = tx.send(Input::Probe { addr, ok }).await;
+                })
+                .detach();
         }
         let table = &self.table;
         self.clients.resync(|| table.snapshot());
@@ -281,6 +301,14 @@ impl<'ex> Agent<'ex> {
                 }
                 if libp2p_query {
                     self.answer_libp2p(index, family);
+                }
+            }
+            Input::Probe { addr, ok } => {
+                if !ok {
+                    debug!("{addr} did not answer; withheld, will retry");
+                }
+                for ev in self.table.probe_result(&addr, ok, now) {
+                    self.broadcast(ev);
                 }
             }
             Input::Client(cmd) => self.on_client(cmd, now),
@@ -826,6 +854,27 @@ impl<'ex> Agent<'ex> {
             }
         }
     }
+}
+
+/// Reachability probes running at once, in all and per peer: enough to check a peer's few
+/// addresses in one round trip, few enough that a large cluster coming up is no connection storm.
+const MAX_PROBES: usize = 8;
+const MAX_PROBES_PER_PEER: usize = 2;
+
+/// Whether a TCP connection to `addr` is accepted within `timeout` (it is closed at once).
+async fn probe(addr: &multiaddr::Multiaddr, timeout: Duration) -> bool {
+    let zone = |z: &str| nix::net::if_::if_nametoindex(z).ok();
+    let Some(sa) = addrs::tcp_socket_addr(addr, zone) else {
+        return false;
+    };
+    futures_lite::future::or(
+        async { Async::<std::net::TcpStream>::connect(sa).await.is_ok() },
+        async {
+            Timer::after(timeout).await;
+            false
+        },
+    )
+    .await
 }
 
 /// TTL of answers to stock libp2p-mdns nodes: theirs (6 minutes), as they re-query every 5.

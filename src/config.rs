@@ -33,6 +33,10 @@ pub struct Config {
     pub interface_poll_ms: u64,
     /// Hand over peers found by stock libp2p-mdns nodes' unsigned answers.
     pub accept_unsigned: bool,
+    /// Hand over only addresses that answer a TCP connect from this host.
+    pub verify_reachability: bool,
+    /// How long a reachability probe waits for the connection, in milliseconds.
+    pub probe_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -48,6 +52,8 @@ impl Default for Config {
             query_interval_max_secs: 60,
             interface_poll_ms: 1000,
             accept_unsigned: false,
+            verify_reachability: true,
+            probe_timeout_ms: 1000,
         }
     }
 }
@@ -88,6 +94,9 @@ impl Config {
         }
         if self.query_interval_max_secs == 0 {
             return Err("query_interval_max_secs must be at least 1".into());
+        }
+        if !(10..=30_000).contains(&self.probe_timeout_ms) {
+            return Err("probe_timeout_ms must be between 10 and 30000".into());
         }
         if !(100..=60_000).contains(&self.interface_poll_ms) {
             return Err("interface_poll_ms must be between 100 and 60000".into());

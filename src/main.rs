@@ -117,6 +117,9 @@ struct RunArgs {
     /// Also hand over stock libp2p-mdns nodes (unsigned).
     #[arg(long)]
     accept_unsigned: bool,
+    /// Hand over addresses without checking that they answer a TCP connect.
+    #[arg(long)]
+    no_verify_reachability: bool,
 }
 
 /// The configuration in force: the file (if any) with the flags on top. Pure apart from reading
@@ -143,6 +146,9 @@ fn load_config(a: &RunArgs) -> Result<Config, String> {
     }
     cfg.loopback |= a.loopback;
     cfg.accept_unsigned |= a.accept_unsigned;
+    if a.no_verify_reachability {
+        cfg.verify_reachability = false;
+    }
     if let Some(t) = a.peer_timeout {
         cfg.peer_timeout_secs = t;
         if cfg.announce_interval_secs >= t {

@@ -108,6 +108,8 @@ pub enum Source {
 pub enum Verification {
     /// The record's signature verified with the key its peer ID names.
     Signature,
+    /// Every address handed over answered a TCP connect from this host.
+    Reachable,
 }
 
 /// One peer as handed to the node.

@@ -6,6 +6,11 @@
 //! (handed to the node) while at least one live link yields a dialable address. A record with a
 //! higher seq replaces the old one and drops every link learned from the old one (restart on a new
 //! port: only the new addresses remain); a lower seq is a replay and is refused.
+//!
+//! With reachability verification on, an address is handed over only once a probe (a TCP connect,
+//! run by the shell) has answered: [`PeerTable::due_probes`] says which addresses to try now, at
+//! most a few per peer and in all; [`PeerTable::probe_result`] records the outcome. Addresses
+//! that do not answer are retried with a doubling backoff and handed over when they do.
 
 use crate::proto::{EventKind, PeerEvent, PeerInfo, Source, Verification};
 use crate::record::{Reject, VerifiedRecord};
@@ -16,6 +21,23 @@ use std::time::{Duration, Instant};
 
 /// Most peers the table holds; records of further peers are ignored until some expire.
 pub const MAX_PEERS: usize = 4096;
+/// First retry delay of an address that did not answer; doubles up to [`MAX_RETRY`].
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest retry delay of an address that does not answer.
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// What is known of an address's reachability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// Answered a probe.
+    Ok,
+    /// Not yet answered: probe again at `next`; `in_flight` while a probe runs.
+    Pending {
+        next: Instant,
+        backoff: Duration,
+        in_flight: bool,
+    },
+}
 
 #[derive(Clone, Debug)]
 struct Link {
@@ -50,6 +72,9 @@ pub struct PeerTable {
     peers: HashMap<PeerId, Entry>,
     timeout: Duration,
     counters: Counters,
+    /// Whether addresses must answer a probe before they are handed over.
+    verify: bool,
+    reach: HashMap<Multiaddr, Reach>,
 }
 
 impl PeerTable {
@@ -59,6 +84,122 @@ impl PeerTable {
             peers: HashMap::new(),
             timeout,
             counters: Counters::default(),
+            verify: false,
+            reach: HashMap::new(),
+        }
+    }
+
+    /// Turns reachability verification on or off.
+    pub fn with_reachability(mut self, verify: bool) -> Self {
+        self.verify = verify;
+        self
+    }
+
+    /// Addresses to probe now: due, not already being probed, TCP, on a live link; at most
+    /// `per_peer` probes in flight per peer and `total` in all. They are marked in flight.
+    pub fn due_probes(
+        &mut self,
+        now: Instant,
+        total: usize,
+        per_peer: usize,
+    ) -> Vec<(PeerId, Multiaddr)> {
+        if !self.verify {
+            return Vec::new();
+        }
+        let mut in_flight = self
+            .reach
+            .values()
+            .filter(|r| {
+                matches!(
+                    r,
+                    Reach::Pending {
+                        in_flight: true,
+                        ..
+                    }
+                )
+            })
+            .count();
+        let mut out = Vec::new();
+        for (peer, e) in &self.peers {
+            let addrs: Vec<&Multiaddr> = e
+                .links
+                .values()
+                .filter(|l| l.live)
+                .flat_map(|l| l.addrs.iter())
+                .collect();
+            let mut mine = addrs
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        self.reach.get(**a),
+                        Some(Reach::Pending {
+                            in_flight: true,
+                            ..
+                        })
+                    )
+                })
+                .count();
+            for a in addrs {
+                if in_flight >= total {
+                    return out;
+                }
+                if mine >= per_peer {
+                    break;
+                }
+                if let Some(Reach::Pending {
+                    next,
+                    in_flight: flying @ false,
+                    ..
+                }) = self.reach.get_mut(a)
+                {
+                    if *next <= now {
+                        *flying = true;
+                        in_flight += 1;
+                        mine += 1;
+                        out.push((*peer, a.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A probe of `addr` answered (`ok`) or not; returns the events this causes.
+    pub fn probe_result(&mut self, addr: &Multiaddr, ok: bool, now: Instant) -> Vec<PeerEvent> {
+        let Some(r) = self.reach.get_mut(addr) else {
+            return Vec::new();
+        };
+        *r = match (*r, ok) {
+            (_, true) => Reach::Ok,
+            (Reach::Pending { backoff, .. }, false) => Reach::Pending {
+                next: now + backoff,
+                backoff: (backoff * 2).min(MAX_RETRY),
+                in_flight: false,
+            },
+            (Reach::Ok, false) => Reach::Ok,
+        };
+        if !ok {
+            return Vec::new();
+        }
+        let peers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| e.links.values().any(|l| l.addrs.contains(addr)))
+            .map(|(p, _)| *p)
+            .collect();
+        peers.iter().filter_map(|p| self.settle(p)).collect()
+    }
+
+    fn track(&mut self, addrs: &[Multiaddr], now: Instant) {
+        if !self.verify {
+            return;
+        }
+        for a in addrs.iter().filter(|a| probeable(a)) {
+            self.reach.entry(a.clone()).or_insert(Reach::Pending {
+                next: now,
+                backoff: FIRST_RETRY,
+                in_flight: false,
+            });
         }
     }
 
@@ -84,6 +225,14 @@ impl PeerTable {
         let peer = record.peer_id;
         if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
             return Ok(None);
+        }
+        if self
+            .peers
+            .get(&peer)
+            .and_then(|e| e.seq)
+            .is_none_or(|old| record.seq >= old)
+        {
+            self.track(&addrs, now);
         }
         let link = Link {
             addrs,
@@ -147,6 +296,8 @@ impl PeerTable {
         if e.seq.is_some() {
             return None;
         }
+        self.track(&addrs, now);
+        let e = self.peers.get_mut(&peer)?;
         e.links.insert(
             iface.to_owned(),
             Link {
@@ -202,17 +353,42 @@ impl PeerTable {
             }
         }
         touched.dedup();
-        touched.iter().filter_map(|p| self.settle(p)).collect()
+        let events = touched.iter().filter_map(|p| self.settle(p)).collect();
+        // Forget the reachability of addresses no link carries any more.
+        if self.reach.len() > 64 {
+            let used: std::collections::HashSet<&Multiaddr> = self
+                .peers
+                .values()
+                .flat_map(|e| e.links.values())
+                .flat_map(|l| l.addrs.iter())
+                .collect();
+            self.reach.retain(|a, _| used.contains(a));
+        }
+        events
     }
 
-    /// When [`PeerTable::expire`] next has work, if ever.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.peers
+    /// When [`PeerTable::expire`] or [`PeerTable::due_probes`] next has work, if ever, after
+    /// `now`. (A probe due now but held back by the concurrency limits waits for a running probe
+    /// to finish, which brings the caller back.)
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let live = self
+            .peers
             .values()
             .flat_map(|e| e.links.values())
-            .filter(|l| l.live)
-            .map(|l| l.last_heard + self.timeout)
-            .min()
+            .filter(|l| l.live);
+        let expiry = live.clone().map(|l| l.last_heard + self.timeout).min();
+        let probe = live
+            .flat_map(|l| l.addrs.iter())
+            .filter_map(|a| match self.reach.get(a) {
+                Some(Reach::Pending {
+                    next,
+                    in_flight: false,
+                    ..
+                }) if *next > now => Some(*next),
+                _ => None,
+            })
+            .min();
+        expiry.into_iter().chain(probe).min()
     }
 
     /// Every visible peer.
@@ -230,7 +406,7 @@ impl PeerTable {
     /// Recomputes what the node should know of `peer` and says what changed.
     fn settle(&mut self, peer: &PeerId) -> Option<PeerEvent> {
         let e = self.peers.get_mut(peer)?;
-        let cur = info(e);
+        let cur = info(e, self.verify.then_some(&self.reach));
         let visible = !cur.addrs.is_empty();
         let event = match (&e.sent, visible) {
             (None, true) => Some(PeerEvent {
@@ -256,31 +432,46 @@ impl PeerTable {
     }
 }
 
-fn info(e: &Entry) -> PeerInfo {
+/// Whether a TCP connect can check this address.
+pub fn probeable(a: &Multiaddr) -> bool {
+    a.iter().any(|p| matches!(p, multiaddr::Protocol::Tcp(_)))
+}
+
+/// What the node is told of a peer: the addresses of its live links (only those that answered a
+/// probe, when `reach` is given), the interfaces they came from, and how it was checked.
+fn info(e: &Entry, reach: Option<&HashMap<Multiaddr, Reach>>) -> PeerInfo {
     let mut addrs: Vec<String> = Vec::new();
     let mut interfaces = Vec::new();
     for (name, link) in e.links.iter().filter(|(_, l)| l.live) {
-        if link.addrs.is_empty() {
+        let ok: Vec<&Multiaddr> = link
+            .addrs
+            .iter()
+            .filter(|a| reach.is_none_or(|r| r.get(*a) == Some(&Reach::Ok)))
+            .collect();
+        if ok.is_empty() {
             continue;
         }
         interfaces.push(name.clone());
-        for a in &link.addrs {
+        for a in ok {
             let s = a.to_string();
             if !addrs.contains(&s) {
                 addrs.push(s);
             }
         }
     }
+    let mut verified = Vec::new();
+    if e.seq.is_some() {
+        verified.push(Verification::Signature);
+    }
+    if reach.is_some() {
+        verified.push(Verification::Reachable);
+    }
     PeerInfo {
         peer_id: e.peer.to_base58(),
         addrs,
         interfaces,
         source: e.source,
-        verified: if e.seq.is_some() {
-            vec![Verification::Signature]
-        } else {
-            Vec::new()
-        },
+        verified,
         seq: e.seq.unwrap_or(0),
     }
 }
@@ -380,10 +571,10 @@ mod tests {
         let mut t = PeerTable::new(T);
         t.observe(rec(&k, 1, 5), "eth0", dial(&k, "10.0.0.2", 5), t0)
             .unwrap();
-        assert_eq!(t.next_deadline(), Some(t0 + T));
+        assert_eq!(t.next_deadline(t0), Some(t0 + T));
         assert!(t.expire(t0 + T - Duration::from_secs(1)).is_empty());
         assert!(t.heard(&p, "eth0", t0 + Duration::from_secs(30)).is_none());
-        assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(30) + T));
+        assert_eq!(t.next_deadline(t0), Some(t0 + Duration::from_secs(30) + T));
         let ev = t.expire(t0 + Duration::from_secs(90));
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].event, EventKind::Expired);
@@ -391,7 +582,7 @@ mod tests {
             ev[0].peer.addrs,
             vec![dial(&k, "10.0.0.2", 5)[0].to_string()]
         );
-        assert_eq!(t.next_deadline(), None);
+        assert_eq!(t.next_deadline(t0), None);
         let ev = t.heard(&p, "eth0", t0 + Duration::from_secs(100)).unwrap();
         assert_eq!(ev.event, EventKind::Discovered);
         let ev = t.remove_link(&p, "eth0").unwrap();
@@ -438,6 +629,73 @@ mod tests {
             t.snapshot()[0].addrs,
             vec![dial(&k, "10.0.0.2", 5)[0].to_string()]
         );
+    }
+
+    #[test]
+    fn only_addresses_that_answer_are_handed_over_and_others_are_retried() {
+        let k = Keypair::generate_ed25519();
+        let p = k.public().to_peer_id();
+        let t0 = Instant::now();
+        let mut t = PeerTable::new(T).with_reachability(true);
+        let mut addrs = dial(&k, "10.0.0.2", 5);
+        addrs.extend(dial(&k, "172.17.0.1", 5));
+        addrs.extend(dial(&k, "10.0.0.3", 5));
+        assert_eq!(
+            t.observe(rec(&k, 1, 5), "eth0", addrs.clone(), t0),
+            Ok(None)
+        );
+        assert!(t.snapshot().is_empty(), "nothing before a probe answers");
+        assert_eq!(
+            t.next_deadline(t0),
+            Some(t0 + T),
+            "due probes are the caller's now"
+        );
+        // At most two probes per peer at once.
+        let due = t.due_probes(t0, 8, 2);
+        assert_eq!(due.len(), 2);
+        assert!(
+            t.due_probes(t0, 8, 2).is_empty(),
+            "in flight are not handed out twice"
+        );
+        let ev = t.probe_result(&addrs[0], true, t0);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].event, EventKind::Discovered);
+        assert_eq!(ev[0].peer.addrs, vec![addrs[0].to_string()]);
+        assert_eq!(
+            ev[0].peer.verified,
+            vec![Verification::Signature, Verification::Reachable]
+        );
+        // The docker-style address does not answer: withheld, retried after a backoff.
+        assert!(t.probe_result(&addrs[1], false, t0).is_empty());
+        let due = t.due_probes(t0, 8, 2);
+        assert_eq!(due, vec![(p, addrs[2].clone())], "the third gets its turn");
+        assert!(t.probe_result(&addrs[2], false, t0).is_empty());
+        assert!(t
+            .due_probes(t0 + Duration::from_millis(500), 8, 2)
+            .is_empty());
+        let again = t.due_probes(t0 + FIRST_RETRY, 8, 2);
+        assert_eq!(again.len(), 2);
+        t.probe_result(&addrs[1], false, t0 + FIRST_RETRY);
+        // The retry doubles.
+        assert!(t.due_probes(t0 + FIRST_RETRY * 2, 8, 2).is_empty());
+        // Once it answers it is handed over.
+        let ev = t.probe_result(&addrs[2], true, t0 + FIRST_RETRY);
+        assert_eq!(ev[0].event, EventKind::Updated);
+        assert_eq!(ev[0].peer.addrs.len(), 2);
+        assert!(!ev[0].peer.addrs.contains(&addrs[1].to_string()));
+    }
+
+    #[test]
+    fn the_global_probe_limit_holds_across_peers() {
+        let mut t = PeerTable::new(T).with_reachability(true);
+        let now = Instant::now();
+        for i in 0..5 {
+            let k = Keypair::generate_ed25519();
+            let addrs = dial(&k, &format!("10.0.0.{i}"), 5);
+            t.observe(rec(&k, 1, 5), "eth0", addrs, now).unwrap();
+        }
+        assert_eq!(t.due_probes(now, 3, 2).len(), 3);
+        assert!(t.due_probes(now, 3, 2).is_empty());
     }
 
     #[test]

@@ -25,6 +25,11 @@ fn interfaces_that_appear_and_vanish_are_followed_and_globs_obeyed() {
     let aa = n.agent(&a, "agent-a", &["--exclude-interface", "eth2"]);
     let ac = n.agent(&c, "agent-c", &[]);
     let ad = n.agent(&d, "agent-d", &[]);
+    let _listeners = [
+        n.listen_on(&a, 4001),
+        n.listen_on(&c, 4001),
+        n.listen_on(&d, 4001),
+    ];
     let (kc, idc) = n.keygen("c");
     let (kd, idd) = n.keygen("d");
     let _c = n.announce(&ac, &kc, &["/ip4/0.0.0.0/tcp/4001".into()]);
@@ -103,6 +108,7 @@ fn a_link_refusing_multicast_is_reported_once_and_others_keep_working() {
     }
     let am = n.agent(&m, "agent-m", &[]);
     let ap = n.agent(&p, "agent-p", &[]);
+    let _listener = n.listen_on(&p, 4001);
     let (kp, idp) = n.keygen("p");
     let _p = n.announce(&ap, &kp, &["/ip4/0.0.0.0/tcp/4001".into()]);
     let mut wm = n.watch(&am);
@@ -141,6 +147,7 @@ fn a_host_that_vanishes_without_goodbye_expires_and_live_ones_do_not() {
     // queries must keep a alive.
     let aa = n.agent(&a, "agent-a", &[]);
     let ab = n.agent(&b, "agent-b", &["--peer-timeout", "6"]);
+    let _listener = n.listen_on(&a, 4001);
     let (ka, ida) = n.keygen("a");
     let _a = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
     let mut wb = n.watch(&ab);

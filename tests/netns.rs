@@ -61,7 +61,10 @@ fn two_hosts_see_each_other_over_ipv4_and_ipv6() {
         .unwrap_or_else(|| panic!("b never got a with all its addresses: {:?}", wb.seen));
     assert_eq!(ev["interfaces"], serde_json::json!(["eth0"]));
     assert_eq!(ev["source"], "mdns");
-    assert_eq!(ev["verified"], serde_json::json!(["signature"]));
+    assert_eq!(
+        ev["verified"],
+        serde_json::json!(["signature", "reachable"])
+    );
     for s in addrs(&ev) {
         assert!(s.ends_with(&format!("/p2p/{ida}")), "{s}");
         assert!(n.dials(&b, &s), "b cannot dial a at {s}");
@@ -230,7 +233,9 @@ fn departure_and_restart_on_a_new_port() {
     let Some((mut n, a, b, aa, ab)) = pair("departure_and_restart_on_a_new_port") else {
         return;
     };
-    let _ = (&a, &b);
+    let _ = &b;
+    let _l4001 = n.listen_on(&a, 4001);
+    let _l5001 = n.listen_on(&a, 5001);
     let (ka, ida) = n.keygen("a");
     let mut wb = n.watch(&ab);
     let ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
@@ -318,6 +323,12 @@ fn forged_and_replayed_records_are_never_handed_over() {
     let l = "br1".to_owned();
     let f = n.host("f");
     n.attach(&f, "eth0", &l, &["10.20.0.66/24"]);
+    // Everything forged would even be reachable: only verification can keep it out.
+    let _listeners: Vec<_> = [6666, 7777, 8888, 9999, 5555]
+        .iter()
+        .map(|p| n.listen_on(&f, *p))
+        .chain([n.listen_on(&a, 4001)])
+        .collect();
     let mut wb = n.watch(&ab);
 
     // The real node announces through its agent (current seq = wall-clock micros).
@@ -500,6 +511,7 @@ fn clusters_with_different_namespaces_never_see_each_other() {
         n.agent(&hosts[2], "agent-c", &["--namespace", "lab"]),
         n.agent(&hosts[3], "agent-d", &["--namespace", "lab"]),
     ];
+    let _listeners: Vec<_> = hosts.iter().map(|h| n.listen_on(h, 4001)).collect();
     let mut ids = Vec::new();
     let mut anns = Vec::new();
     for (i, ag) in agents.iter().enumerate() {
@@ -528,4 +540,72 @@ fn clusters_with_different_namespaces_never_see_each_other() {
         log.contains("wrong namespace"),
         "foreign records are refused, not unheard"
     );
+}
+
+#[test]
+fn addresses_that_do_not_answer_are_withheld_until_they_do() {
+    let Some((mut n, a, _b, aa, ab)) =
+        pair("addresses_that_do_not_answer_are_withheld_until_they_do")
+    else {
+        return;
+    };
+    // 4101 answers; 4102 refuses (nothing listens yet); 4103 is dropped by a firewall (no answer).
+    let _open = n.listen_on(&a, 4101);
+    let _firewalled = n.listen_on(&a, 4103);
+    let have_nft = n.exec(&a, &["nft", "add table inet fw"]).status.success()
+        && n.exec(
+            &a,
+            &[
+                "nft",
+                "add chain inet fw in { type filter hook input priority 0 ; }",
+            ],
+        )
+        .status
+        .success()
+        && n.exec(&a, &["nft", "add rule inet fw in tcp dport 4103 drop"])
+            .status
+            .success();
+    if !have_nft {
+        eprintln!("(nft unavailable: the firewalled port is only refused here, not dropped)");
+    }
+    let (ka, ida) = n.keygen("a");
+    let mut wb = n.watch(&ab);
+    let _ann = n.announce(
+        &aa,
+        &ka,
+        &[
+            "/ip4/0.0.0.0/tcp/4101".into(),
+            "/ip4/0.0.0.0/tcp/4102".into(),
+            "/ip4/0.0.0.0/tcp/4103".into(),
+        ],
+    );
+    let (_, ev) = wb
+        .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .unwrap_or_else(|| panic!("never discovered: {:?}", wb.seen));
+    assert_eq!(
+        addrs(&ev),
+        vec![format!("/ip4/10.20.0.1/tcp/4101/p2p/{ida}")]
+    );
+    assert_eq!(
+        ev["verified"],
+        serde_json::json!(["signature", "reachable"])
+    );
+    // Now 4102 starts answering: it is handed over after a retry.
+    let _late = n.listen_on(&a, 4102);
+    let (_, ev) = wb
+        .wait_for(Duration::from_secs(30), |v| {
+            addrs(v).iter().any(|s| s.contains("/tcp/4102/"))
+        })
+        .unwrap_or_else(|| panic!("the late listener was never handed over: {:?}", wb.seen));
+    assert_eq!(ev["event"], "updated");
+    wb.drain(Duration::from_secs(2));
+    for (_, v) in &wb.seen {
+        assert!(
+            !addrs(v).iter().any(|s| s.contains("/tcp/4103/")),
+            "an address that never answered was handed over: {v}"
+        );
+    }
+    // `peers` agrees: the two that answered.
+    let peers = n.peers(&ab);
+    assert_eq!(addrs(&peers[0]).len(), 2);
 }

@@ -394,6 +394,13 @@ impl Net {
         self.in_ns(host, || TcpListener::bind("[::]:0").expect("listen"))
     }
 
+    /// A TCP listener on `[::]:port` (IPv4 too) inside `host`.
+    pub fn listen_on(&self, host: &Host, port: u16) -> TcpListener {
+        self.in_ns(host, move || {
+            TcpListener::bind(("::", port)).unwrap_or_else(|e| panic!("listen on {port}: {e}"))
+        })
+    }
+
     /// Whether a TCP connection from `host` to `multiaddr` succeeds (zone resolved in `host`).
     pub fn dials(&self, host: &Host, multiaddr: &str) -> bool {
         let ma = multiaddr.to_owned();
