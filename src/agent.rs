@@ -9,7 +9,7 @@ use crate::mdns::{self, Announcement, LinkDaemon};
 use crate::proto::{AgentMsg, ErrorKind, PeerEvent};
 use crate::record::{self, Reject};
 use crate::table::PeerTable;
-use crate::{addrs, dns};
+use crate::{addrs, dns, unicast};
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use libp2p_identity::PeerId;
@@ -63,6 +63,13 @@ pub enum Input {
         /// Whether it answered.
         ok: bool,
     },
+    /// A round of unicast questions to a static host ended.
+    Static {
+        /// The host as configured.
+        host: String,
+        /// Replies (with the IP and zone they came from), or why there were none.
+        result: Result<Vec<(IpAddr, Option<String>, Vec<u8>)>, String>,
+    },
     /// A local socket client did something.
     Client(ClientCmd),
     /// SIGINT or SIGTERM: say goodbye and stop.
@@ -89,6 +96,13 @@ pub enum ClientCmd {
     List {
         /// Connection ID.
         id: u64,
+    },
+    /// `AddHost`, `RemoveHost` or `AddPeer`.
+    Manage {
+        /// Connection ID.
+        id: u64,
+        /// The request.
+        msg: crate::proto::ClientMsg,
     },
     /// `Subscribe`.
     Subscribe {
@@ -121,6 +135,13 @@ struct Link {
     libp2p_seen: bool,
 }
 
+struct StaticHost {
+    spec: unicast::HostSpec,
+    next_poll: Instant,
+    in_flight: bool,
+    last_error: Option<String>,
+}
+
 struct Registration {
     conn: u64,
     seq: u64,
@@ -146,6 +167,8 @@ struct Agent<'ex> {
     links: BTreeMap<u32, Link>,
     regs: HashMap<PeerId, Registration>,
     clients: Fanout,
+    /// Static hosts asked by unicast, by their configured spelling.
+    statics: BTreeMap<String, StaticHost>,
     /// Unsigned peers already logged as ignored (accept_unsigned off).
     unsigned_ignored: std::collections::HashSet<PeerId>,
     next_poll: Instant,
@@ -170,10 +193,16 @@ pub async fn run<'ex>(
         regs: HashMap::new(),
         clients: Fanout::default(),
         unsigned_ignored: Default::default(),
+        statics: BTreeMap::new(),
         next_poll: now,
         query: dns::ptr_query(dns::SERVICE),
         list_error: None,
     };
+    for host in agent.cfg.static_hosts.clone() {
+        if let Err(e) = agent.add_host(&host, now) {
+            warn!("static host {e}");
+        }
+    }
     agent.tick(now);
     loop {
         let deadline = agent.next_deadline();
@@ -202,6 +231,9 @@ impl<'ex> Agent<'ex> {
         }
         for r in self.regs.values() {
             d = d.min(r.due());
+        }
+        for h in self.statics.values().filter(|h| !h.in_flight) {
+            d = d.min(h.next_poll);
         }
         if let Some(t) = self.table.next_deadline(Instant::now()) {
             d = d.min(t);
@@ -245,6 +277,15 @@ impl<'ex> Agent<'ex> {
 
         for ev in self.table.expire(now) {
             self.broadcast(ev);
+        }
+        let due: Vec<String> = self
+            .statics
+            .iter()
+            .filter(|(_, h)| !h.in_flight && now >= h.next_poll)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for host in due {
+            self.poll_static(&host);
         }
         for (peer, addr) in self.table.due_probes(now, MAX_PROBES, MAX_PROBES_PER_PEER) {
             debug!("probing {addr} ({peer})");
@@ -311,6 +352,7 @@ impl<'ex> Agent<'ex> {
                     self.broadcast(ev);
                 }
             }
+            Input::Static { host, result } => self.on_static(host, result, now),
             Input::Client(cmd) => self.on_client(cmd, now),
             Input::Shutdown => {}
         }
@@ -700,6 +742,174 @@ impl<'ex> Agent<'ex> {
         }
     }
 
+    // ----- static hosts and manual peers -----
+
+    fn add_host(&mut self, host: &str, now: Instant) -> Result<String, String> {
+        let spec = unicast::HostSpec::parse(host)?;
+        if self.statics.len() >= MAX_STATIC_HOSTS && !self.statics.contains_key(host) {
+            return Err(format!("at most {MAX_STATIC_HOSTS} static hosts"));
+        }
+        info!(
+            "static host {host}: asking it by unicast every {} s",
+            self.cfg.static_poll_secs
+        );
+        self.statics.insert(
+            host.to_owned(),
+            StaticHost {
+                spec,
+                next_poll: now,
+                in_flight: false,
+                last_error: None,
+            },
+        );
+        Ok(format!("asking {host} for its agent's records"))
+    }
+
+    fn poll_static(&mut self, host: &str) {
+        let Some(h) = self.statics.get_mut(host) else {
+            return;
+        };
+        h.in_flight = true;
+        let spec = h.spec.clone();
+        let host = host.to_owned();
+        let tx = self.input.clone();
+        let query = self.query.clone();
+        let wait = Duration::from_millis(self.cfg.probe_timeout_ms.clamp(100, 1000));
+        self.ex
+            .spawn(async move {
+                let result = async {
+                    let mut out = Vec::new();
+                    let mut errors = Vec::new();
+                    for (target, zone) in unicast::resolve(&spec).await? {
+                        match unicast::ask(target, &query, wait).await {
+                            Ok(replies) => out.extend(
+                                replies.into_iter().map(|p| (target.ip(), zone.clone(), p)),
+                            ),
+                            Err(e) => errors.push(format!("{target}: {e}")),
+                        }
+                    }
+                    if out.is_empty() {
+                        Err(if errors.is_empty() {
+                            "no answer".to_owned()
+                        } else {
+                            errors.join("; ")
+                        })
+                    } else {
+                        Ok(out)
+                    }
+                }
+                .await;
+                let _ = tx.send(Input::Static { host, result }).await;
+            })
+            .detach();
+    }
+
+    fn on_static(
+        &mut self,
+        host: String,
+        result: Result<Vec<(IpAddr, Option<String>, Vec<u8>)>, String>,
+        now: Instant,
+    ) {
+        let Some(h) = self.statics.get_mut(&host) else {
+            return; // removed meanwhile
+        };
+        h.in_flight = false;
+        h.next_poll = now + Duration::from_secs(self.cfg.static_poll_secs);
+        let replies = match result {
+            Ok(r) => {
+                if h.last_error.take().is_some() {
+                    info!("static host {host}: answering again");
+                }
+                r
+            }
+            Err(e) => {
+                if h.last_error.as_deref() != Some(&e) {
+                    warn!("static host {host}: {e}");
+                    h.last_error = Some(e);
+                }
+                return;
+            }
+        };
+        let link = format!("static:{host}");
+        for (ip, zone, packet) in replies {
+            let Ok(rrs) = dns::records(&packet) else {
+                continue;
+            };
+            for (label, signed) in dns::signed_records(&rrs) {
+                let Some((peer, label)) = mdns::parse_instance(&label) else {
+                    continue;
+                };
+                if self.regs.contains_key(&peer) {
+                    continue;
+                }
+                let verified = signed
+                    .and_then(|s| record::verify(&s, &self.cfg.namespace))
+                    .and_then(|rec| {
+                        if rec.peer_id == peer && mdns::instance_label(&peer, rec.seq) == label {
+                            Ok(rec)
+                        } else {
+                            Err(Reject::PeerIdMismatch)
+                        }
+                    });
+                let rec = match verified {
+                    Ok(rec) => rec,
+                    Err(why) => {
+                        self.table.count_reject(why);
+                        info!("{link}: record of {peer} refused: {why}");
+                        continue;
+                    }
+                };
+                let dial = addrs::dialable(&peer, &rec.addrs, &[ip], zone.as_deref().unwrap_or(""));
+                match self
+                    .table
+                    .observe_from(rec, crate::proto::Source::Static, &link, dial, now)
+                {
+                    Ok(Some(ev)) => self.broadcast(ev),
+                    Ok(None) => {}
+                    Err(why) => info!("{link}: record of {peer} refused: {why}"),
+                }
+            }
+        }
+    }
+
+    fn manage(&mut self, msg: crate::proto::ClientMsg, now: Instant) -> Result<String, String> {
+        use crate::proto::ClientMsg;
+        match msg {
+            ClientMsg::AddHost { host } => self.add_host(&host, now),
+            ClientMsg::RemoveHost { host } => {
+                if self.statics.remove(&host).is_none() {
+                    return Err(format!("{host} is not a static host"));
+                }
+                for ev in self.table.remove_iface(&format!("static:{host}")) {
+                    self.broadcast(ev);
+                }
+                info!("static host {host}: removed");
+                Ok(format!("no longer asking {host}"))
+            }
+            ClientMsg::AddPeer { multiaddr } => {
+                let mut ma: multiaddr::Multiaddr = multiaddr
+                    .parse()
+                    .map_err(|e| format!("bad multiaddr {multiaddr:?}: {e}"))?;
+                let Some(multiaddr::Protocol::P2p(peer)) = ma.pop() else {
+                    return Err(format!("{multiaddr:?} must end in /p2p/<peer-id>"));
+                };
+                let full = ma.with(multiaddr::Protocol::P2p(peer));
+                info!("manual peer {peer} at {full}");
+                if let Some(ev) = self.table.observe_unsigned(
+                    peer,
+                    crate::proto::Source::Manual,
+                    "manual",
+                    vec![full],
+                    now,
+                ) {
+                    self.broadcast(ev);
+                }
+                Ok(format!("added {peer}"))
+            }
+            other => Err(format!("not a management request: {other:?}")),
+        }
+    }
+
     // ----- local clients -----
 
     fn on_client(&mut self, cmd: ClientCmd, now: Instant) {
@@ -707,6 +917,16 @@ impl<'ex> Agent<'ex> {
             ClientCmd::Connected { id, tx } => self.clients.connect(id, tx),
             ClientCmd::Register { id, signed } => {
                 let reply = self.register(id, signed, now);
+                self.send(id, reply);
+            }
+            ClientCmd::Manage { id, msg } => {
+                let reply = match self.manage(msg, now) {
+                    Ok(message) => AgentMsg::Done { message },
+                    Err(message) => AgentMsg::Error {
+                        kind: ErrorKind::BadRequest,
+                        message,
+                    },
+                };
                 self.send(id, reply);
             }
             ClientCmd::List { id } => {
@@ -855,6 +1075,9 @@ impl<'ex> Agent<'ex> {
         }
     }
 }
+
+/// Most static hosts asked at once.
+const MAX_STATIC_HOSTS: usize = 256;
 
 /// Reachability probes running at once, in all and per peer: enough to check a peer's few
 /// addresses in one round trip, few enough that a large cluster coming up is no connection storm.

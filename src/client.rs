@@ -155,6 +155,32 @@ impl Client {
         }
     }
 
+    /// Asks the agent to query `host` (IP, `IP%zone` or name) for records by unicast from now on.
+    pub fn add_host(&mut self, host: &str) -> Result<String, ClientError> {
+        self.manage(ClientMsg::AddHost { host: host.into() })
+    }
+
+    /// Stops querying `host`.
+    pub fn remove_host(&mut self, host: &str) -> Result<String, ClientError> {
+        self.manage(ClientMsg::RemoveHost { host: host.into() })
+    }
+
+    /// Hands over a peer the operator vouches for (`…/p2p/<id>`), once it answers.
+    pub fn add_peer(&mut self, multiaddr: &str) -> Result<String, ClientError> {
+        self.manage(ClientMsg::AddPeer {
+            multiaddr: multiaddr.into(),
+        })
+    }
+
+    fn manage(&mut self, msg: ClientMsg) -> Result<String, ClientError> {
+        self.send(&msg)?;
+        match self.next_message()? {
+            AgentMsg::Done { message } => Ok(message),
+            AgentMsg::Error { kind, message } => Err(ClientError::Agent(kind, message)),
+            other => Err(ClientError::Protocol(format!("{other:?}"))),
+        }
+    }
+
     /// The verified peers the agent knows now.
     pub fn list(&mut self) -> Result<Vec<PeerInfo>, ClientError> {
         self.send(&ClientMsg::List)?;

@@ -37,6 +37,10 @@ pub struct Config {
     pub verify_reachability: bool,
     /// How long a reachability probe waits for the connection, in milliseconds.
     pub probe_timeout_ms: u64,
+    /// Hosts (IP, `IP%zone` or name) whose agent is asked for its records by unicast.
+    pub static_hosts: Vec<String>,
+    /// How often each static host is asked, in seconds.
+    pub static_poll_secs: u64,
 }
 
 impl Default for Config {
@@ -54,6 +58,8 @@ impl Default for Config {
             accept_unsigned: false,
             verify_reachability: true,
             probe_timeout_ms: 1000,
+            static_hosts: Vec::new(),
+            static_poll_secs: 5,
         }
     }
 }
@@ -94,6 +100,12 @@ impl Config {
         }
         if self.query_interval_max_secs == 0 {
             return Err("query_interval_max_secs must be at least 1".into());
+        }
+        if self.static_poll_secs == 0 || self.static_poll_secs >= self.peer_timeout_secs {
+            return Err("static_poll_secs must be at least 1 and below peer_timeout_secs".into());
+        }
+        for h in &self.static_hosts {
+            crate::unicast::HostSpec::parse(h).map_err(|e| format!("static_hosts: {e}"))?;
         }
         if !(10..=30_000).contains(&self.probe_timeout_ms) {
             return Err("probe_timeout_ms must be between 10 and 30000".into());

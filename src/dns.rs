@@ -251,6 +251,46 @@ pub fn is_service_query(packet: &[u8]) -> bool {
         })
 }
 
+/// The signed records in a response, by instance label: each PTR `_p2p._udp.local` → `<label>`
+/// with the TXT of `<label>` (anywhere in the packet) reassembled from its `r0`, `r1`, … values.
+pub fn signed_records(rrs: &[Rr]) -> Vec<(String, Result<Vec<u8>, crate::record::Reject>)> {
+    let mut out = Vec::new();
+    let suffix = format!(".{SERVICE}");
+    for ptr in rrs
+        .iter()
+        .filter(|r| r.rtype == TYPE_PTR && r.ttl > 0 && r.name.eq_ignore_ascii_case(SERVICE))
+    {
+        let Some(target) = &ptr.ptr else { continue };
+        let Some(label) = target
+            .len()
+            .checked_sub(suffix.len())
+            .filter(|n| target[*n..].eq_ignore_ascii_case(&suffix))
+            .map(|n| &target[..n])
+        else {
+            continue;
+        };
+        if out.iter().any(|(l, _)| l == label) {
+            continue;
+        }
+        let kv: Vec<(&[u8], &[u8])> = rrs
+            .iter()
+            .filter(|r| r.rtype == TYPE_TXT && r.name.eq_ignore_ascii_case(target))
+            .flat_map(|r| r.txt.iter())
+            .map(|s| match s.iter().position(|b| *b == b'=') {
+                Some(i) => (&s[..i], &s[i + 1..]),
+                None => (&s[..], &s[s.len()..]),
+            })
+            .collect();
+        let get = |key: &str| {
+            kv.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
+                .map(|(_, v)| *v)
+        };
+        out.push((label.to_owned(), crate::record::from_txt(get)));
+    }
+    out
+}
+
 /// A peer as a stock libp2p-mdns response describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Libp2pPeer {

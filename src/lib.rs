@@ -6,7 +6,7 @@
 //! - pure (no I/O, clock passed in): [`record`], [`addrs`], [`table`], [`proto`], [`dns`],
 //!   [`config`], [`fanout`];
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
-//!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`agent`] (the event loop),
+//!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`unicast`] (static hosts), [`agent`] (the event loop),
 //!   [`client`] (for nodes and the command line), and `sys` (the Linux/macOS differences).
 
 #![warn(missing_docs)]
@@ -27,5 +27,6 @@ pub mod record;
 pub mod server;
 mod sys;
 pub mod table;
+pub mod unicast;
 
 pub use sys::explain_send_error;

@@ -58,6 +58,27 @@ enum Cmd {
         #[arg(long, value_name = "FORMAT", default_value = "text")]
         format: Format,
     },
+    /// Ask the agent to query this host's agent by unicast from now on (where multicast fails).
+    AddHost {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// An IP, an IPv6 link-local address with its interface (fe80::1%en5), or a name.
+        host: String,
+    },
+    /// Stop querying a host added with add-host (or --static-host / static_hosts).
+    RemoveHost {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// The host, spelled as it was added.
+        host: String,
+    },
+    /// Hand a peer the operator vouches for to the node (unsigned; once it answers a TCP connect).
+    AddPeer {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Its full address, ending in /p2p/<peer-id>.
+        multiaddr: Multiaddr,
+    },
     /// Print peer events as they happen.
     Watch {
         #[command(flatten)]
@@ -120,6 +141,9 @@ struct RunArgs {
     /// Hand over addresses without checking that they answer a TCP connect.
     #[arg(long)]
     no_verify_reachability: bool,
+    /// Ask this host's agent for its records by unicast (repeatable): IP, IP%zone or name.
+    #[arg(long = "static-host", value_name = "HOST")]
+    static_hosts: Vec<String>,
 }
 
 /// The configuration in force: the file (if any) with the flags on top. Pure apart from reading
@@ -149,6 +173,7 @@ fn load_config(a: &RunArgs) -> Result<Config, String> {
     if a.no_verify_reachability {
         cfg.verify_reachability = false;
     }
+    cfg.static_hosts.extend(a.static_hosts.iter().cloned());
     if let Some(t) = a.peer_timeout {
         cfg.peer_timeout_secs = t;
         if cfg.announce_interval_secs >= t {
@@ -176,6 +201,16 @@ fn main() -> ExitCode {
             format,
         } => peers(&socket.path(), if json { Format::Json } else { format }),
         Cmd::Watch { socket, json } => watch(&socket.path(), json),
+        Cmd::AddHost { socket, host } => manage(&socket.path(), |c| c.add_host(&host)),
+        Cmd::RemoveHost { socket, host } => manage(&socket.path(), |c| c.remove_host(&host)),
+        Cmd::AddPeer { socket, multiaddr } => {
+            let text = multiaddr.to_string();
+            if !matches!(multiaddr.iter().last(), Some(multiaddr::Protocol::P2p(_))) {
+                Err(format!("{text} must end in /p2p/<peer-id>"))
+            } else {
+                manage(&socket.path(), |c| c.add_peer(&text))
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -297,6 +332,16 @@ fn announce(
         }
     });
     rx.recv().unwrap_or(Ok(()))
+}
+
+fn manage(
+    socket: &Path,
+    f: impl FnOnce(&mut Client) -> Result<String, exo_discovery::client::ClientError>,
+) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let message = f(&mut client).map_err(|e| e.to_string())?;
+    println!("{message}");
+    Ok(())
 }
 
 fn peers(socket: &Path, format: Format) -> Result<(), String> {

@@ -44,6 +44,23 @@ pub enum ClientMsg {
     },
     /// The verified peers now known. Reply: `Snapshot`.
     List,
+    /// Ask this host (IP, `IP%zone` or name) for its agent's records by unicast, from now on.
+    /// Replies: `Done` or `Error`.
+    AddHost {
+        /// The host.
+        host: String,
+    },
+    /// Stop asking this host. Replies: `Done` or `Error`.
+    RemoveHost {
+        /// The host, as it was added.
+        host: String,
+    },
+    /// Hand over this peer (`…/p2p/<id>`), vouched for by the operator, once it answers.
+    /// Replies: `Done` or `Error`.
+    AddPeer {
+        /// The full multiaddr.
+        multiaddr: String,
+    },
     /// A snapshot, then events. Reply: `Snapshot`, then `Event`s.
     Subscribe,
 }
@@ -57,6 +74,11 @@ pub enum AgentMsg {
         version: u16,
         /// The cluster namespace the agent serves; records must carry it.
         namespace: String,
+    },
+    /// A request other than `Register` succeeded.
+    Done {
+        /// One line for a human.
+        message: String,
     },
     /// A registration was accepted and is being announced.
     Registered {
@@ -88,6 +110,8 @@ pub enum ErrorKind {
     Rejected(Reject),
     /// The agent cannot take more of this (registrations, clients).
     Limit,
+    /// The request's argument is not valid (a host or multiaddr that does not parse).
+    BadRequest,
 }
 
 /// Where a peer was learned from.
@@ -99,6 +123,10 @@ pub enum Source {
     Mdns,
     /// A stock rust-libp2p mDNS node (unsigned; handed over only with `accept_unsigned`).
     Libp2pMdns,
+    /// A signed record fetched by unicast from a configured static host.
+    Static,
+    /// A peer the operator added by hand (`add-peer`): unsigned.
+    Manual,
 }
 
 /// How a peer's information was checked.

@@ -224,6 +224,11 @@ async fn connection(
                 },
                 Ok(Some(Ok(ClientMsg::List))) => ClientCmd::List { id },
                 Ok(Some(Ok(ClientMsg::Subscribe))) => ClientCmd::Subscribe { id },
+                Ok(Some(Ok(
+                    msg @ (ClientMsg::AddHost { .. }
+                    | ClientMsg::RemoveHost { .. }
+                    | ClientMsg::AddPeer { .. }),
+                ))) => ClientCmd::Manage { id, msg },
                 Ok(Some(Ok(ClientMsg::Hello { .. }))) | Ok(Some(Err(_))) => {
                     let _ = tx
                         .send(AgentMsg::Error {

@@ -44,6 +44,10 @@ struct Link {
     addrs: Vec<Multiaddr>,
     last_heard: Instant,
     live: bool,
+    /// How this link learned the peer.
+    source: Source,
+    /// Never times out (a peer the operator added by hand).
+    pinned: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -222,6 +226,19 @@ impl PeerTable {
         addrs: Vec<Multiaddr>,
         now: Instant,
     ) -> Result<Option<PeerEvent>, Reject> {
+        self.observe_from(record, Source::Mdns, iface, addrs, now)
+    }
+
+    /// As [`PeerTable::observe`], for a record learned another way than multicast (`link` then
+    /// names where from, e.g. `static:host`).
+    pub fn observe_from(
+        &mut self,
+        record: VerifiedRecord,
+        source: Source,
+        iface: &str,
+        addrs: Vec<Multiaddr>,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, Reject> {
         let peer = record.peer_id;
         if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
             return Ok(None);
@@ -238,6 +255,8 @@ impl PeerTable {
             addrs,
             last_heard: now,
             live: true,
+            source,
+            pinned: false,
         };
         match self.peers.get_mut(&peer) {
             Some(Entry { seq: Some(old), .. }) if record.seq < *old => {
@@ -250,7 +269,7 @@ impl PeerTable {
             Some(e) => {
                 // Newer than what we had (or the first signed record of a peer known unsigned).
                 e.seq = Some(record.seq);
-                e.source = Source::Mdns;
+                e.source = source;
                 e.links.clear();
                 e.links.insert(iface.to_owned(), link);
             }
@@ -262,7 +281,7 @@ impl PeerTable {
                     Entry {
                         peer,
                         seq: Some(record.seq),
-                        source: Source::Mdns,
+                        source,
                         links,
                         sent: None,
                     },
@@ -304,6 +323,8 @@ impl PeerTable {
                 addrs,
                 last_heard: now,
                 live: true,
+                source,
+                pinned: source == Source::Manual,
             },
         );
         self.settle(&peer)
@@ -346,7 +367,10 @@ impl PeerTable {
         let mut touched = Vec::new();
         for (peer, e) in self.peers.iter_mut() {
             for link in e.links.values_mut() {
-                if link.live && now.saturating_duration_since(link.last_heard) >= self.timeout {
+                if link.live
+                    && !link.pinned
+                    && now.saturating_duration_since(link.last_heard) >= self.timeout
+                {
                     link.live = false;
                     touched.push(*peer);
                 }
@@ -376,7 +400,11 @@ impl PeerTable {
             .values()
             .flat_map(|e| e.links.values())
             .filter(|l| l.live);
-        let expiry = live.clone().map(|l| l.last_heard + self.timeout).min();
+        let expiry = live
+            .clone()
+            .filter(|l| !l.pinned)
+            .map(|l| l.last_heard + self.timeout)
+            .min();
         let probe = live
             .flat_map(|l| l.addrs.iter())
             .filter_map(|a| match self.reach.get(a) {
@@ -459,6 +487,19 @@ fn info(e: &Entry, reach: Option<&HashMap<Multiaddr, Reach>>) -> PeerInfo {
             }
         }
     }
+    // Where it was learned: multicast first, then the static host, then the rest.
+    let source = e
+        .links
+        .values()
+        .filter(|l| l.live)
+        .map(|l| l.source)
+        .min_by_key(|s| match s {
+            Source::Mdns => 0,
+            Source::Static => 1,
+            Source::Manual => 2,
+            _ => 3,
+        })
+        .unwrap_or(e.source);
     let mut verified = Vec::new();
     if e.seq.is_some() {
         verified.push(Verification::Signature);
@@ -470,7 +511,7 @@ fn info(e: &Entry, reach: Option<&HashMap<Multiaddr, Reach>>) -> PeerInfo {
         peer_id: e.peer.to_base58(),
         addrs,
         interfaces,
-        source: e.source,
+        source,
         verified,
         seq: e.seq.unwrap_or(0),
     }

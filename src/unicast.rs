@@ -1,0 +1,191 @@
+//! Asking a static host's agent for its records by unicast (does I/O).
+//!
+//! A DNS-SD query for `_p2p._udp.local` PTR sent from an ephemeral port straight to the host's port
+//! 5353 is a "legacy unicast" query (RFC 6762 §6.7): the host's mDNS responder answers it by
+//! unicast to that port, with the instances' TXT (the signed records) as additional records. It
+//! works where multicast does not (client isolation, IGMP snooping, routed links).
+//!
+//! A multi-homed host runs one responder per interface, all on port 5353; the kernel hands a
+//! unicast query to one of them by a hash of the sender's address and port, and only the one of
+//! the interface it arrived on answers. So each round asks from several ports at once.
+
+use async_io::{Async, Timer};
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6, UdpSocket};
+use std::time::Duration;
+
+/// Queries sent per round, each from its own port.
+const PORTS_PER_ROUND: usize = 4;
+
+/// A static host as configured: an IP (IPv6 with an optional `%zone`) or a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostSpec {
+    /// An address; `zone` is the interface of a link-local IPv6 address.
+    Ip {
+        /// The address.
+        ip: IpAddr,
+        /// Interface name for a link-local IPv6 address (`fe80::1%en5`).
+        zone: Option<String>,
+    },
+    /// A name for the system resolver (`/etc/hosts`, DNS, or mDNS where the system has it).
+    Name(String),
+}
+
+impl HostSpec {
+    /// Parses `192.168.0.134`, `fe80::1%en5`, `[fd00::1]` or `mac-studio.local`.
+    pub fn parse(s: &str) -> Result<HostSpec, String> {
+        let t = s.trim().trim_start_matches('[').trim_end_matches(']');
+        if t.is_empty() {
+            return Err("empty host".into());
+        }
+        let (addr, zone) = match t.split_once('%') {
+            Some((a, z)) if !z.is_empty() => (a, Some(z.to_owned())),
+            Some(_) => return Err(format!("{s:?}: empty zone after %")),
+            None => (t, None),
+        };
+        if let Ok(ip) = addr.parse::<IpAddr>() {
+            if zone.is_some() && !ip.is_ipv6() {
+                return Err(format!("{s:?}: a zone only goes with an IPv6 address"));
+            }
+            return Ok(HostSpec::Ip { ip, zone });
+        }
+        let name_ok = t.len() <= 253
+            && t.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if zone.is_none() && name_ok {
+            Ok(HostSpec::Name(t.to_owned()))
+        } else {
+            Err(format!("{s:?} is neither an IP address nor a host name"))
+        }
+    }
+}
+
+/// The addresses to ask, with the zone (interface name) of link-local ones. Names go to the
+/// system resolver on a helper thread.
+pub async fn resolve(spec: &HostSpec) -> Result<Vec<(SocketAddr, Option<String>)>, String> {
+    match spec {
+        HostSpec::Ip { ip, zone } => {
+            let scope = match zone {
+                Some(z) => nix::net::if_::if_nametoindex(z.as_str())
+                    .map_err(|e| format!("no interface {z}: {e}"))?,
+                None => 0,
+            };
+            let sa = match ip {
+                IpAddr::V4(_) => SocketAddr::new(*ip, 5353),
+                IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(*v6, 5353, 0, scope)),
+            };
+            Ok(vec![(sa, zone.clone())])
+        }
+        HostSpec::Name(name) => {
+            let name = name.clone();
+            let addrs = smol::unblock(move || {
+                use std::net::ToSocketAddrs;
+                (name.as_str(), 5353u16)
+                    .to_socket_addrs()
+                    .map(|it| it.collect::<Vec<_>>())
+            })
+            .await
+            .map_err(|e| format!("cannot resolve: {e}"))?;
+            if addrs.is_empty() {
+                return Err("the name resolves to no address".into());
+            }
+            Ok(addrs.into_iter().map(|a| (a, None)).collect())
+        }
+    }
+}
+
+/// Asks `target` from up to [`PORTS_PER_ROUND`] fresh ports in turn, each waiting `wait` for
+/// replies from `target`'s IP; stops at the first port that got any.
+pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result<Vec<Vec<u8>>> {
+    let bind: SocketAddr = match target {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let mut buf = vec![0u8; crate::dns::MAX_PACKET];
+    for _ in 0..PORTS_PER_ROUND {
+        let sock = Async::<UdpSocket>::bind(bind)?;
+        sock.send_to(query, target).await?;
+        let mut replies = Vec::new();
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let got =
+                futures_lite::future::or(async { Some(sock.recv_from(&mut buf).await) }, async {
+                    Timer::at(deadline).await;
+                    None
+                })
+                .await;
+            match got {
+                Some(Ok((n, from))) if from.ip() == target.ip() => {
+                    replies.push(buf[..n].to_vec());
+                    // More may follow (one reply per instance): a short grace, then done.
+                    let grace = std::time::Instant::now() + Duration::from_millis(50);
+                    if grace < deadline {
+                        let more = futures_lite::future::or(
+                            async { Some(sock.recv_from(&mut buf).await) },
+                            async {
+                                Timer::at(grace).await;
+                                None
+                            },
+                        )
+                        .await;
+                        match more {
+                            Some(Ok((n, from))) if from.ip() == target.ip() => {
+                                replies.push(buf[..n].to_vec())
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        if !replies.is_empty() {
+            return Ok(replies);
+        }
+    }
+    Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_specs() {
+        assert_eq!(
+            HostSpec::parse("192.168.0.134"),
+            Ok(HostSpec::Ip {
+                ip: "192.168.0.134".parse().unwrap(),
+                zone: None
+            })
+        );
+        assert_eq!(
+            HostSpec::parse("fe80::1%en5"),
+            Ok(HostSpec::Ip {
+                ip: "fe80::1".parse().unwrap(),
+                zone: Some("en5".into())
+            })
+        );
+        assert_eq!(
+            HostSpec::parse("[fd00::1]"),
+            Ok(HostSpec::Ip {
+                ip: "fd00::1".parse().unwrap(),
+                zone: None
+            })
+        );
+        assert_eq!(
+            HostSpec::parse("mac-studio.local"),
+            Ok(HostSpec::Name("mac-studio.local".into()))
+        );
+        assert!(HostSpec::parse("").is_err());
+        assert!(HostSpec::parse("10.0.0.1%eth0").is_err());
+        assert!(HostSpec::parse("fe80::1%").is_err());
+        assert!(HostSpec::parse("not a host").is_err());
+        assert!(HostSpec::parse("a..b").is_err());
+    }
+}

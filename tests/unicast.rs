@@ -1,0 +1,144 @@
+//! When multicast cannot work: static hosts asked by unicast, and peers added by hand. Needs root
+//! and nftables (to block multicast on the test link); skips with one line otherwise.
+
+mod common;
+
+use common::{addrs, is_event, net, BIN};
+use std::process::Command;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn static_hosts_find_each_other_where_multicast_is_dropped() {
+    let test = "static_hosts_find_each_other_where_multicast_is_dropped";
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
+        return;
+    }
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let l = n.link();
+    // The link drops every mDNS multicast frame (IPv4 and IPv6), as an isolating access point does.
+    for rule in [
+        "add table bridge iso".to_owned(),
+        "add chain bridge iso pass { type filter hook forward priority 0 ; }".to_owned(),
+        "add rule bridge iso pass ether daddr 01:00:5e:00:00:fb drop".to_owned(),
+        "add rule bridge iso pass ether daddr 33:33:00:00:00:fb drop".to_owned(),
+    ] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &n.switch_ns(), "nft", &rule])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "nft {rule}: {out:?}");
+    }
+    let a = n.host("a");
+    let b = n.host("b");
+    n.attach(&a, "eth0", &l, &["10.95.0.1/24"]);
+    n.attach(&b, "eth0", &l, &["10.95.0.2/24"]);
+    let _listeners = [
+        n.listen_on(&a, 4001),
+        n.listen_on(&a, 4002),
+        n.listen_on(&b, 4001),
+    ];
+    // a knows b from its command line; b learns a at run time.
+    let aa = n.agent(&a, "agent-a", &["--static-host", "10.95.0.2"]);
+    let ab = n.agent(&b, "agent-b", &[]);
+    let out = Command::new(BIN)
+        .args(["add-host", "10.95.0.1", "--socket"])
+        .arg(&ab.socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "add-host: {out:?}");
+    let (ka, ida) = n.keygen("a");
+    let (kb, idb) = n.keygen("b");
+    let mut wa = n.watch(&aa);
+    let mut wb = n.watch(&ab);
+    let ann_a = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let _ann_b = n.announce(&ab, &kb, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let (_, ev) = wb
+        .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .unwrap_or_else(|| panic!("b never got a: {:?}", wb.seen));
+    assert_eq!(ev["source"], "static");
+    assert_eq!(
+        ev["verified"],
+        serde_json::json!(["signature", "reachable"])
+    );
+    assert_eq!(
+        addrs(&ev),
+        vec![format!("/ip4/10.95.0.1/tcp/4001/p2p/{ida}")]
+    );
+    let (_, ev) = wa
+        .wait_for(WAIT, |v| is_event(v, "discovered", &idb))
+        .unwrap_or_else(|| panic!("a never got b: {:?}", wa.seen));
+    assert_eq!(ev["source"], "static");
+
+    // a's node restarts on a new port: b follows it through the static host.
+    n.stop(ann_a);
+    let _ann_a = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4002".into()]);
+    wb.wait_for(WAIT, |v| {
+        v["peer_id"] == ida.as_str()
+            && v["event"] != "expired"
+            && addrs(v) == vec![format!("/ip4/10.95.0.1/tcp/4002/p2p/{ida}")]
+    })
+    .unwrap_or_else(|| panic!("the restart was not followed: {:?}", wb.seen));
+
+    // Multicast really was blocked: nothing came by mDNS.
+    for (_, v) in wa.seen.iter().chain(wb.seen.iter()) {
+        assert_ne!(v["source"], "mdns", "multicast got through: {v}");
+    }
+
+    // remove-host: b stops asking, and a's node goes away at b.
+    let out = Command::new(BIN)
+        .args(["remove-host", "10.95.0.1", "--socket"])
+        .arg(&ab.socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "remove-host: {out:?}");
+    wb.wait_for(WAIT, |v| is_event(v, "expired", &ida))
+        .unwrap_or_else(|| panic!("a outlived remove-host: {:?}", wb.seen));
+}
+
+#[test]
+fn a_peer_added_by_hand_is_handed_over_once_it_answers() {
+    let Some(mut n) = net("a_peer_added_by_hand_is_handed_over_once_it_answers") else {
+        return;
+    };
+    let l = n.link();
+    let a = n.host("a");
+    let b = n.host("b");
+    n.attach(&a, "eth0", &l, &["10.96.0.1/24"]);
+    n.attach(&b, "eth0", &l, &["10.96.0.2/24"]);
+    let ab = n.agent(&b, "agent-b", &[]);
+    let (_, ida) = n.keygen("a");
+    let mut wb = n.watch(&ab);
+    let manual = format!("/ip4/10.96.0.1/tcp/4005/p2p/{ida}");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--socket")
+            .arg(&ab.socket)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["add-peer", &manual]);
+    assert!(out.status.success(), "add-peer: {out:?}");
+    // Nothing listens yet: withheld.
+    wb.drain(Duration::from_secs(2));
+    assert!(wb.current(&ida).is_none(), "handed over before it answered");
+    let _listener = n.listen_on(&a, 4005);
+    let (_, ev) = wb
+        .wait_for(Duration::from_secs(30), |v| is_event(v, "discovered", &ida))
+        .unwrap_or_else(|| panic!("never handed over: {:?}", wb.seen));
+    assert_eq!(ev["source"], "manual");
+    assert_eq!(ev["verified"], serde_json::json!(["reachable"]));
+    assert_eq!(addrs(&ev), vec![manual.clone()]);
+    // Bad input is one clear line.
+    let out = run(&["add-peer", "/ip4/10.96.0.1/tcp/4005"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/p2p/"));
+    let out = run(&["add-host", "not a host"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither an IP address nor a host name"));
+}
