@@ -32,6 +32,9 @@ const SECOND_ANNOUNCEMENT: Duration = Duration::from_millis(1200);
 /// First interval between `_p2p._udp` queries on a link; doubles up to the configured maximum.
 const FIRST_QUERY_INTERVAL: Duration = Duration::from_secs(1);
 
+/// One reply from a static host: the IP and zone it came from, and the packet.
+pub type StaticReply = (IpAddr, Option<String>, Vec<u8>);
+
 /// Everything that can happen to the agent.
 pub enum Input {
     /// An mdns-sd daemon reported something on the link with this index.
@@ -68,7 +71,7 @@ pub enum Input {
         /// The host as configured.
         host: String,
         /// Replies (with the IP and zone they came from), or why there were none.
-        result: Result<Vec<(IpAddr, Option<String>, Vec<u8>)>, String>,
+        result: Result<Vec<StaticReply>, String>,
     },
     /// A local socket client did something.
     Client(ClientCmd),
@@ -807,7 +810,7 @@ impl<'ex> Agent<'ex> {
     fn on_static(
         &mut self,
         host: String,
-        result: Result<Vec<(IpAddr, Option<String>, Vec<u8>)>, String>,
+        result: Result<Vec<StaticReply>, String>,
         now: Instant,
     ) {
         let Some(h) = self.statics.get_mut(&host) else {
