@@ -9,7 +9,7 @@ use crate::mdns::{self, Announcement, LinkDaemon};
 use crate::proto::{AgentMsg, ErrorKind, PeerEvent};
 use crate::record::{self, Reject};
 use crate::table::PeerTable;
-use crate::{addrs, dns, unicast};
+use crate::{addrs, cache, dns, unicast};
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use libp2p_identity::PeerId;
@@ -170,6 +170,11 @@ struct Agent<'ex> {
     links: BTreeMap<u32, Link>,
     regs: HashMap<PeerId, Registration>,
     clients: Fanout,
+    /// The cache has changes not yet written.
+    cache_dirty: bool,
+    cache_error_logged: bool,
+    /// Earliest time of the next cache write.
+    next_cache_save: Instant,
     /// Static hosts asked by unicast, by their configured spelling.
     statics: BTreeMap<String, StaticHost>,
     /// Unsigned peers already logged as ignored (accept_unsigned off).
@@ -197,10 +202,14 @@ pub async fn run<'ex>(
         clients: Fanout::default(),
         unsigned_ignored: Default::default(),
         statics: BTreeMap::new(),
+        cache_dirty: false,
+        cache_error_logged: false,
+        next_cache_save: now,
         next_poll: now,
         query: dns::ptr_query(dns::SERVICE),
         list_error: None,
     };
+    agent.load_cache(now);
     for host in agent.cfg.static_hosts.clone() {
         if let Err(e) = agent.add_host(&host, now) {
             warn!("static host {e}");
@@ -237,6 +246,9 @@ impl<'ex> Agent<'ex> {
         }
         for h in self.statics.values().filter(|h| !h.in_flight) {
             d = d.min(h.next_poll);
+        }
+        if self.cache_dirty {
+            d = d.min(self.next_cache_save);
         }
         if let Some(t) = self.table.next_deadline(Instant::now()) {
             d = d.min(t);
@@ -280,6 +292,9 @@ impl<'ex> Agent<'ex> {
 
         for ev in self.table.expire(now) {
             self.broadcast(ev);
+        }
+        if self.cache_dirty && now >= self.next_cache_save {
+            self.save_cache(now);
         }
         let due: Vec<String> = self
             .statics
@@ -777,7 +792,8 @@ impl<'ex> Agent<'ex> {
         let host = host.to_owned();
         let tx = self.input.clone();
         let query = self.query.clone();
-        let wait = Duration::from_millis(self.cfg.probe_timeout_ms.clamp(100, 1000));
+        // Per port tried: a LAN answers in well under a millisecond, a VPN in tens.
+        let wait = Duration::from_millis(self.cfg.probe_timeout_ms.clamp(100, 300));
         self.ex
             .spawn(async move {
                 let result = async {
@@ -807,12 +823,7 @@ impl<'ex> Agent<'ex> {
             .detach();
     }
 
-    fn on_static(
-        &mut self,
-        host: String,
-        result: Result<Vec<StaticReply>, String>,
-        now: Instant,
-    ) {
+    fn on_static(&mut self, host: String, result: Result<Vec<StaticReply>, String>, now: Instant) {
         let Some(h) = self.statics.get_mut(&host) else {
             return; // removed meanwhile
         };
@@ -1061,7 +1072,54 @@ impl<'ex> Agent<'ex> {
         self.clients.reply(id, msg);
     }
 
+    fn load_cache(&mut self, now: Instant) {
+        let dir = self.cfg.state_dir();
+        let cached = match cache::load(&dir) {
+            Ok(c) => c,
+            Err(e) => {
+                warn!("peer cache: {e}");
+                return;
+            }
+        };
+        let mut used = 0;
+        for c in cached {
+            let Ok(rec) = record::verify(&c.signed, &self.cfg.namespace) else {
+                continue;
+            };
+            let addrs: Vec<multiaddr::Multiaddr> =
+                c.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            if let Ok(Some(ev)) =
+                self.table
+                    .observe_from(rec, crate::proto::Source::Cache, "cache", addrs, now)
+            {
+                self.broadcast(ev);
+            }
+            used += 1;
+        }
+        if used > 0 {
+            info!(
+                "peer cache: {used} peers from {} (handed over once they answer)",
+                dir.display()
+            );
+        }
+    }
+
+    fn save_cache(&mut self, now: Instant) {
+        self.cache_dirty = false;
+        self.next_cache_save = now + CACHE_SAVE_INTERVAL;
+        let dir = self.cfg.state_dir();
+        if let Err(e) = cache::save(&dir, &self.table.cache_entries()) {
+            if !self.cache_error_logged {
+                warn!("peer cache: cannot write {}: {e}", dir.display());
+                self.cache_error_logged = true;
+            }
+        }
+    }
+
     fn broadcast(&mut self, ev: PeerEvent) {
+        if ev.event != crate::proto::EventKind::Expired {
+            self.cache_dirty = true;
+        }
         debug!(
             "{:?} {} {:?}",
             ev.event, ev.peer.peer_id, ev.peer.interfaces
@@ -1069,7 +1127,10 @@ impl<'ex> Agent<'ex> {
         self.clients.broadcast(&ev);
     }
 
-    fn shutdown(self) {
+    fn shutdown(mut self) {
+        if self.cache_dirty {
+            self.save_cache(Instant::now());
+        }
         info!("shutting down: sending goodbyes");
         for (_, link) in self.links {
             if let Some(d) = link.daemon {
@@ -1078,6 +1139,9 @@ impl<'ex> Agent<'ex> {
         }
     }
 }
+
+/// Cache writes are at most this frequent.
+const CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Most static hosts asked at once.
 const MAX_STATIC_HOSTS: usize = 256;

@@ -41,6 +41,8 @@ pub struct Config {
     pub static_hosts: Vec<String>,
     /// How often each static host is asked, in seconds.
     pub static_poll_secs: u64,
+    /// Where the peer cache is kept; `None` means [`crate::cache::default_state_dir`].
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             probe_timeout_ms: 1000,
             static_hosts: Vec::new(),
             static_poll_secs: 5,
+            state_dir: None,
         }
     }
 }
@@ -139,6 +142,13 @@ impl Config {
                 .min(self.peer_timeout_secs / 3)
                 .max(1),
         )
+    }
+
+    /// The state directory in force.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(crate::cache::default_state_dir)
     }
 
     /// The socket path in force.

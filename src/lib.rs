@@ -14,6 +14,7 @@
 
 pub mod addrs;
 pub mod agent;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod dns;

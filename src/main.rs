@@ -144,6 +144,9 @@ struct RunArgs {
     /// Ask this host's agent for its records by unicast (repeatable): IP, IP%zone or name.
     #[arg(long = "static-host", value_name = "HOST")]
     static_hosts: Vec<String>,
+    /// Where the peer cache is kept.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 /// The configuration in force: the file (if any) with the flags on top. Pure apart from reading
@@ -174,6 +177,9 @@ fn load_config(a: &RunArgs) -> Result<Config, String> {
         cfg.verify_reachability = false;
     }
     cfg.static_hosts.extend(a.static_hosts.iter().cloned());
+    if let Some(d) = &a.state_dir {
+        cfg.state_dir = Some(d.clone());
+    }
     if let Some(t) = a.peer_timeout {
         cfg.peer_timeout_secs = t;
         if cfg.announce_interval_secs >= t {

@@ -127,6 +127,8 @@ pub enum Source {
     Static,
     /// A peer the operator added by hand (`add-peer`): unsigned.
     Manual,
+    /// The persistent cache of an earlier run (signed; re-checked for reachability).
+    Cache,
 }
 
 /// How a peer's information was checked.

@@ -55,6 +55,8 @@ struct Entry {
     peer: PeerId,
     /// Highest seq accepted; `None` for an unsigned peer.
     seq: Option<u64>,
+    /// The signed record of that seq (for the persistent cache).
+    signed: Option<Vec<u8>>,
     source: Source,
     links: BTreeMap<String, Link>,
     /// What the node was last told of this peer; `None` while it is not visible.
@@ -256,7 +258,8 @@ impl PeerTable {
             last_heard: now,
             live: true,
             source,
-            pinned: false,
+            // A cached peer stays until a newer record replaces it (it is not heard to stay).
+            pinned: source == Source::Cache,
         };
         match self.peers.get_mut(&peer) {
             Some(Entry { seq: Some(old), .. }) if record.seq < *old => {
@@ -269,6 +272,7 @@ impl PeerTable {
             Some(e) => {
                 // Newer than what we had (or the first signed record of a peer known unsigned).
                 e.seq = Some(record.seq);
+                e.signed = Some(record.signed.clone());
                 e.source = source;
                 e.links.clear();
                 e.links.insert(iface.to_owned(), link);
@@ -281,6 +285,7 @@ impl PeerTable {
                     Entry {
                         peer,
                         seq: Some(record.seq),
+                        signed: Some(record.signed.clone()),
                         source,
                         links,
                         sent: None,
@@ -308,6 +313,7 @@ impl PeerTable {
         let e = self.peers.entry(peer).or_insert_with(|| Entry {
             peer,
             seq: None,
+            signed: None,
             source,
             links: BTreeMap::new(),
             sent: None,
@@ -426,6 +432,28 @@ impl PeerTable {
         v
     }
 
+    /// What the persistent cache keeps: every signed peer's record and the addresses any link
+    /// gave for it.
+    pub fn cache_entries(&self) -> Vec<crate::cache::CachedPeer> {
+        let mut out: Vec<crate::cache::CachedPeer> = self
+            .peers
+            .values()
+            .filter_map(|e| {
+                let signed = e.signed.clone()?;
+                let mut addrs: Vec<String> = Vec::new();
+                for a in e.links.values().flat_map(|l| l.addrs.iter()) {
+                    let s = a.to_string();
+                    if !addrs.contains(&s) {
+                        addrs.push(s);
+                    }
+                }
+                (!addrs.is_empty()).then_some(crate::cache::CachedPeer { signed, addrs })
+            })
+            .collect();
+        out.sort_by(|a, b| a.signed.cmp(&b.signed));
+        out
+    }
+
     /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
     pub fn seq_of(&self, peer: &PeerId) -> Option<u64> {
         self.peers.get(peer).and_then(|e| e.seq)
@@ -497,7 +525,8 @@ fn info(e: &Entry, reach: Option<&HashMap<Multiaddr, Reach>>) -> PeerInfo {
             Source::Mdns => 0,
             Source::Static => 1,
             Source::Manual => 2,
-            _ => 3,
+            Source::Cache => 3,
+            _ => 4,
         })
         .unwrap_or(e.source);
     let mut verified = Vec::new();

@@ -20,19 +20,7 @@ fn static_hosts_find_each_other_where_multicast_is_dropped() {
         return;
     };
     let l = n.link();
-    // The link drops every mDNS multicast frame (IPv4 and IPv6), as an isolating access point does.
-    for rule in [
-        "add table bridge iso".to_owned(),
-        "add chain bridge iso pass { type filter hook forward priority 0 ; }".to_owned(),
-        "add rule bridge iso pass ether daddr 01:00:5e:00:00:fb drop".to_owned(),
-        "add rule bridge iso pass ether daddr 33:33:00:00:00:fb drop".to_owned(),
-    ] {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &n.switch_ns(), "nft", &rule])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "nft {rule}: {out:?}");
-    }
+    block_multicast(&n);
     let a = n.host("a");
     let b = n.host("b");
     n.attach(&a, "eth0", &l, &["10.95.0.1/24"]);
@@ -55,12 +43,14 @@ fn static_hosts_find_each_other_where_multicast_is_dropped() {
     let (kb, idb) = n.keygen("b");
     let mut wa = n.watch(&aa);
     let mut wb = n.watch(&ab);
+    let started = std::time::Instant::now();
     let ann_a = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
     let _ann_b = n.announce(&ab, &kb, &["/ip4/0.0.0.0/tcp/4001".into()]);
-    let (_, ev) = wb
+    let (at, ev) = wb
         .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
         .unwrap_or_else(|| panic!("b never got a: {:?}", wb.seen));
     assert_eq!(ev["source"], "static");
+    println!("announce to handoff via a static host: {:?}", at - started);
     assert_eq!(
         ev["verified"],
         serde_json::json!(["signature", "reachable"])
@@ -98,6 +88,19 @@ fn static_hosts_find_each_other_where_multicast_is_dropped() {
     assert!(out.status.success(), "remove-host: {out:?}");
     wb.wait_for(WAIT, |v| is_event(v, "expired", &ida))
         .unwrap_or_else(|| panic!("a outlived remove-host: {:?}", wb.seen));
+
+    // And add-host again: a comes back (the first question goes out at once).
+    let asked = std::time::Instant::now();
+    let out = Command::new(BIN)
+        .args(["add-host", "10.95.0.1", "--socket"])
+        .arg(&ab.socket)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "add-host: {out:?}");
+    let (at, _) = wb
+        .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .unwrap_or_else(|| panic!("a did not come back: {:?}", wb.seen));
+    println!("add-host to handoff: {:?}", at - asked);
 }
 
 #[test]
@@ -141,4 +144,80 @@ fn a_peer_added_by_hand_is_handed_over_once_it_answers() {
     let out = run(&["add-host", "not a host"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither an IP address nor a host name"));
+}
+
+/// Drops all mDNS multicast on the test's bridges, as an isolating access point does.
+fn block_multicast(n: &common::Net) {
+    for rule in [
+        "add table bridge iso",
+        "add chain bridge iso pass { type filter hook forward priority 0 ; }",
+        "add rule bridge iso pass ether daddr 01:00:5e:00:00:fb drop",
+        "add rule bridge iso pass ether daddr 33:33:00:00:00:fb drop",
+    ] {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &n.switch_ns(), "nft", rule])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "nft {rule}: {out:?}");
+    }
+}
+
+#[test]
+fn a_restarted_agent_hands_over_cached_peers_when_multicast_is_gone() {
+    let test = "a_restarted_agent_hands_over_cached_peers_when_multicast_is_gone";
+    if Command::new("nft").arg("--version").output().is_err() {
+        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
+        return;
+    }
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let l = n.link();
+    let a = n.host("a");
+    let b = n.host("b");
+    n.attach(&a, "eth0", &l, &["10.97.0.1/24"]);
+    n.attach(&b, "eth0", &l, &["10.97.0.2/24"]);
+    let _listener = n.listen_on(&b, 4001);
+    let state = n.dir.join("a-state");
+    let state_s = state.to_str().unwrap().to_owned();
+    let aa = n.agent(&a, "agent-a", &["--state-dir", &state_s]);
+    let ab = n.agent(&b, "agent-b", &[]);
+    let (kb, idb) = n.keygen("b");
+    let _ann = n.announce(&ab, &kb, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let mut wa = n.watch(&aa);
+    let (_, ev) = wa
+        .wait_for(WAIT, |v| is_event(v, "discovered", &idb))
+        .expect("a finds b by multicast first");
+    assert_eq!(ev["source"], "mdns");
+
+    // a's agent stops; multicast dies; a's agent comes back.
+    n.stop_agent(&aa);
+    assert!(state.join("peers.cache").exists(), "no cache written");
+    block_multicast(&n);
+    let restarted = std::time::Instant::now();
+    let aa = n.agent(&a, "agent-a2", &["--state-dir", &state_s]);
+    let mut wa = n.watch(&aa);
+    let (at, ev) = wa
+        .wait_for(WAIT, |v| is_event(v, "discovered", &idb))
+        .unwrap_or_else(|| panic!("the cached peer was not handed over: {:?}", wa.seen));
+    assert_eq!(ev["source"], "cache");
+    println!("cold start to handoff from the cache: {:?}", at - restarted);
+    assert_eq!(
+        ev["verified"],
+        serde_json::json!(["signature", "reachable"])
+    );
+    assert_eq!(
+        addrs(&ev),
+        vec![format!("/ip4/10.97.0.2/tcp/4001/p2p/{idb}")]
+    );
+
+    // A corrupt cache is reported in one line and ignored.
+    n.stop_agent(&aa);
+    std::fs::write(state.join("peers.cache"), b"\x01\x05garbage").unwrap();
+    let aa = n.agent(&a, "agent-a3", &["--state-dir", &state_s]);
+    assert!(n.peers(&aa).is_empty());
+    let log = std::fs::read_to_string(&aa.log).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("peer cache")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("corrupt"), "{}", lines[0]);
 }

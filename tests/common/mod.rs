@@ -237,8 +237,13 @@ impl Net {
             .args(wrapper)
             .args([BIN, "run", "--socket"])
             .arg(&socket)
-            .args(extra)
-            .env("EXO_DISCOVERY_LOG", "debug")
+            .args(extra);
+        // Each agent its own peer cache, unless the test chose one.
+        if !extra.contains(&"--state-dir") {
+            cmd.arg("--state-dir")
+                .arg(dir.join(format!("{name}.state")));
+        }
+        cmd.env("EXO_DISCOVERY_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
