@@ -57,6 +57,8 @@ fn main() {
     n.attach(&b, "eth0", &l, &["10.40.0.2/24"]);
     let aa = n.agent(&a, "agent-a", &[]);
     let ab = n.agent(&b, "agent-b", &[]);
+    // The announced port answers, so the reachability check (on by default) passes.
+    let _listener = n.listen_on(&a, 4001);
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = status_field(n.pid(&ab), "VmRSS:");
     let t0 = cpu_ticks(n.pid(&ab));
