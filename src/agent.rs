@@ -1198,7 +1198,10 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
     let mut buf = vec![0u8; dns::MAX_PACKET];
     let mut last_error: Option<String> = None;
     loop {
-        let (n, from) = match sock.recv_from(&mut buf).await {
+        let got = sock
+            .read_with(|s| crate::sys::recv_with_ifindex(s, &mut buf))
+            .await;
+        let (n, from, arrived_on) = match got {
             Ok(got) => got,
             Err(e) => {
                 let msg = e.to_string();
@@ -1232,6 +1235,8 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
         if instances.is_empty() && libp2p_peers.is_empty() && !libp2p_query {
             continue;
         }
+        // Attribute by where it really arrived (see `sys::recv_with_ifindex`).
+        let index = arrived_on.unwrap_or(index);
         let input = Input::Packet {
             index,
             family,

@@ -18,6 +18,7 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod dns;
+pub mod doctor;
 pub mod fanout;
 pub mod iface;
 pub mod logging;
@@ -30,4 +31,4 @@ mod sys;
 pub mod table;
 pub mod unicast;
 
-pub use sys::explain_send_error;
+pub use sys::{explain_send_error, recv_with_ifindex};

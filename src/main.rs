@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::time::Duration;
 
 /// Finds Exo cluster nodes on every interface (mDNS, IPv4 + IPv6), verifies their signed records
 /// and hands them to the local node over a Unix socket.
@@ -78,6 +79,21 @@ enum Cmd {
         socket: SocketArg,
         /// Its full address, ending in /p2p/<peer-id>.
         multiaddr: Multiaddr,
+    },
+    /// Explain, per interface and family, whether mDNS works and why not (no agent needed).
+    Doctor {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Only interfaces matching this glob (repeatable).
+        #[arg(long = "interface", value_name = "GLOB")]
+        interfaces: Vec<String>,
+        /// Include loopback interfaces.
+        #[arg(long)]
+        loopback: bool,
+        /// How long to listen for other mDNS speakers, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3)]
+        wait: u64,
     },
     /// Print peer events as they happen.
     Watch {
@@ -207,6 +223,12 @@ fn main() -> ExitCode {
             format,
         } => peers(&socket.path(), if json { Format::Json } else { format }),
         Cmd::Watch { socket, json } => watch(&socket.path(), json),
+        Cmd::Doctor {
+            json,
+            interfaces,
+            loopback,
+            wait,
+        } => return doctor(json, &interfaces, loopback, wait),
         Cmd::AddHost { socket, host } => manage(&socket.path(), |c| c.add_host(&host)),
         Cmd::RemoveHost { socket, host } => manage(&socket.path(), |c| c.remove_host(&host)),
         Cmd::AddPeer { socket, multiaddr } => {
@@ -338,6 +360,49 @@ fn announce(
         }
     });
     rx.recv().unwrap_or(Ok(()))
+}
+
+/// Exit status 0 when at least one interface is fully usable, 1 otherwise.
+fn doctor(json: bool, globs: &[String], loopback: bool, wait: u64) -> ExitCode {
+    let report = match exo_discovery::doctor::run(globs, loopback, Duration::from_secs(wait)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("exo-discovery: cannot list interfaces: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else if report.rows.is_empty() {
+        let _ = writeln!(out, "no interface matches");
+    } else {
+        for r in &report.rows {
+            let _ = writeln!(
+                out,
+                "{} (index {}) {} [{}] {}\n  join: {}  send: {}  heard: {} speaker(s), {} instance(s)\n  => {}",
+                r.interface,
+                r.index,
+                r.family,
+                r.flags.join(","),
+                if r.addresses.is_empty() { "-".to_owned() } else { r.addresses.join(" ") },
+                r.join,
+                r.send,
+                r.speakers,
+                r.instances,
+                r.verdict
+            );
+        }
+    }
+    if report.usable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn manage(

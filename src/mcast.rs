@@ -88,6 +88,10 @@ pub fn open(iface: &Iface, family: Family) -> Result<UdpSocket, OpenError> {
         "pin to interface",
         crate::sys::pin_multicast(&sock, iface.index, family == Family::V6),
     )?;
+    step(
+        "packet info",
+        crate::sys::enable_pktinfo(&sock, family == Family::V6),
+    )?;
     match family {
         Family::V4 => {
             let src = iface.v4.first().copied().ok_or(OpenError {

@@ -59,6 +59,61 @@ pub fn join_v4(
     sock.join_multicast_v4_n(group, &iface)
 }
 
+/// Asks the kernel to say, with every datagram, which interface it came in on (IP_PKTINFO /
+/// IPV6_RECVPKTINFO).
+pub fn enable_pktinfo(sock: &Socket, v6: bool) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if v6 {
+        setsockopt(sock, sockopt::Ipv6RecvPacketInfo, &true)?;
+    } else {
+        setsockopt(sock, sockopt::Ipv4PacketInfo, &true)?;
+    }
+    Ok(())
+}
+
+/// Receives one datagram with its sender and the index of the interface it arrived on.
+///
+/// The interface comes from the packet, not from the socket: when many sockets share port 5353
+/// (several responders, several network namespaces), Linux may hand a multicast datagram to a
+/// socket of the same reuse-port group that joined the group on another interface.
+pub fn recv_with_ifindex(
+    sock: &std::net::UdpSocket,
+    buf: &mut [u8],
+) -> io::Result<(usize, std::net::SocketAddr, Option<u32>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
+    use std::os::fd::AsRawFd;
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(nix::libc::in6_pktinfo, nix::libc::in_pktinfo);
+    let msg = recvmsg::<SockaddrStorage>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )?;
+    let mut ifindex = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            match c {
+                ControlMessageOwned::Ipv4PacketInfo(i) => ifindex = Some(i.ipi_ifindex as u32),
+                ControlMessageOwned::Ipv6PacketInfo(i) => ifindex = Some(i.ipi6_ifindex),
+                _ => {}
+            }
+        }
+    }
+    let from = msg
+        .address
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|s| std::net::SocketAddr::V4((*s).into()))
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|s| std::net::SocketAddr::V6((*s).into()))
+                })
+        })
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no sender address"))?;
+    Ok((msg.bytes, from, ifindex))
+}
+
 /// The user ID of the process at the other end of a Unix stream socket.
 pub fn peer_uid(fd: impl AsFd) -> io::Result<u32> {
     #[cfg(target_os = "linux")]
