@@ -107,6 +107,11 @@ pub enum ClientCmd {
         /// The request.
         msg: crate::proto::ClientMsg,
     },
+    /// `Status`.
+    Status {
+        /// Connection ID.
+        id: u64,
+    },
     /// `Subscribe`.
     Subscribe {
         /// Connection ID.
@@ -123,8 +128,22 @@ struct LinkSock {
     sock: Arc<Async<UdpSocket>>,
     usable: bool,
     last_error: Option<String>,
+    /// Sends refused with the same error since it was last logged, and when that was.
+    repeats: u64,
+    logged_at: Instant,
+    packets_out: u64,
     _reader: Task<()>,
 }
+
+/// Per-interface counters.
+#[derive(Default)]
+struct LinkStats {
+    accepted: u64,
+    rejected: BTreeMap<Reject, u64>,
+}
+
+/// A repeated error is summarised at most this often.
+const ERROR_SUMMARY_INTERVAL: Duration = Duration::from_secs(600);
 
 struct Link {
     iface: Iface,
@@ -170,6 +189,12 @@ struct Agent<'ex> {
     links: BTreeMap<u32, Link>,
     regs: HashMap<PeerId, Registration>,
     clients: Fanout,
+    /// When the agent started.
+    started: Instant,
+    /// Datagrams received per (interface index, family), by where they arrived.
+    packets_in: HashMap<(u32, Family), u64>,
+    /// Records accepted and refused per interface name.
+    link_stats: HashMap<String, LinkStats>,
     /// The cache has changes not yet written.
     cache_dirty: bool,
     cache_error_logged: bool,
@@ -202,6 +227,9 @@ pub async fn run<'ex>(
         clients: Fanout::default(),
         unsigned_ignored: Default::default(),
         statics: BTreeMap::new(),
+        started: now,
+        packets_in: HashMap::new(),
+        link_stats: HashMap::new(),
         cache_dirty: false,
         cache_error_logged: false,
         next_cache_save: now,
@@ -338,6 +366,7 @@ impl<'ex> Agent<'ex> {
                 libp2p_peers,
                 libp2p_query,
             } => {
+                *self.packets_in.entry((index, family)).or_default() += 1;
                 let Some(name) = self.links.get(&index).map(|l| l.iface.name.clone()) else {
                     return;
                 };
@@ -498,6 +527,9 @@ impl<'ex> Agent<'ex> {
                                     sock,
                                     usable: false,
                                     last_error: None,
+                                    repeats: 0,
+                                    logged_at: now,
+                                    packets_out: 0,
                                     _reader: reader,
                                 },
                             );
@@ -522,11 +554,22 @@ impl<'ex> Agent<'ex> {
                 let dest = mcast::group_addr(family, &link.iface);
                 match ls.sock.get_ref().send_to(&self.query, dest) {
                     Ok(_) => {
+                        ls.packets_out += 1;
                         if !ls.usable {
-                            info!("{} {}: mDNS ok", link.iface.name, family.as_str());
+                            if ls.repeats > 0 {
+                                info!(
+                                    "{} {}: mDNS ok again (after {} more refused sends)",
+                                    link.iface.name,
+                                    family.as_str(),
+                                    ls.repeats
+                                );
+                            } else {
+                                info!("{} {}: mDNS ok", link.iface.name, family.as_str());
+                            }
                         }
                         ls.usable = true;
                         ls.last_error = None;
+                        ls.repeats = 0;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => {
@@ -540,6 +583,23 @@ impl<'ex> Agent<'ex> {
                                 crate::sys::explain_send_error(&e)
                             );
                             ls.last_error = Some(msg);
+                            ls.repeats = 0;
+                            ls.logged_at = now;
+                        } else {
+                            // The same error again: counted, and summarised now and then.
+                            ls.repeats += 1;
+                            if now.saturating_duration_since(ls.logged_at) >= ERROR_SUMMARY_INTERVAL
+                            {
+                                warn!(
+                                    "{} {}: multicast send still refused ({} times in the last {} s): {msg}",
+                                    link.iface.name,
+                                    family.as_str(),
+                                    ls.repeats,
+                                    now.saturating_duration_since(ls.logged_at).as_secs()
+                                );
+                                ls.repeats = 0;
+                                ls.logged_at = now;
+                            }
                         }
                         ls.usable = false;
                     }
@@ -663,6 +723,13 @@ impl<'ex> Agent<'ex> {
                     Ok(rec) => rec,
                     Err(why) => {
                         self.table.count_reject(why);
+                        *self
+                            .link_stats
+                            .entry(name.clone())
+                            .or_default()
+                            .rejected
+                            .entry(why)
+                            .or_default() += 1;
                         info!("{name}: record of {peer} refused: {why}");
                         return;
                     }
@@ -670,10 +737,18 @@ impl<'ex> Agent<'ex> {
                 let ips: Vec<IpAddr> = r.get_addresses().iter().map(|a| a.to_ip_addr()).collect();
                 let dial = addrs::dialable(&peer, &rec.addrs, &ips, &name);
                 let seq = rec.seq;
+                let stats = self.link_stats.entry(name.clone()).or_default();
                 match self.table.observe(rec, &name, dial, now) {
-                    Ok(Some(ev)) => self.broadcast(ev),
-                    Ok(None) => {}
-                    Err(why) => info!("{name}: record of {peer} (seq {seq}) refused: {why}"),
+                    Ok(ev) => {
+                        stats.accepted += 1;
+                        if let Some(ev) = ev {
+                            self.broadcast(ev);
+                        }
+                    }
+                    Err(why) => {
+                        *stats.rejected.entry(why).or_default() += 1;
+                        info!("{name}: record of {peer} (seq {seq}) refused: {why}");
+                    }
                 }
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
@@ -924,6 +999,104 @@ impl<'ex> Agent<'ex> {
         }
     }
 
+    fn status(&self, now: Instant) -> crate::proto::Status {
+        use crate::proto::{FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
+        let names = |m: &BTreeMap<Reject, u64>| {
+            m.iter()
+                .map(|(k, v)| (k.as_str().to_owned(), *v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let interfaces = self
+            .links
+            .values()
+            .map(|l| {
+                let stats = self.link_stats.get(&l.iface.name);
+                let families = [Family::V4, Family::V6]
+                    .into_iter()
+                    .map(|f| {
+                        let sock = l.socks.get(&f);
+                        let problem = if !f.present_on(&l.iface) {
+                            Some(match f {
+                                Family::V4 => "no IPv4 address".to_owned(),
+                                Family::V6 => "no IPv6 link-local address".to_owned(),
+                            })
+                        } else if let Some(e) = l.open_errors.get(&f) {
+                            Some(e.clone())
+                        } else {
+                            sock.and_then(|s| {
+                                s.last_error
+                                    .as_ref()
+                                    .map(|e| format!("multicast send refused: {e}"))
+                            })
+                        };
+                        FamilyStatus {
+                            family: f.as_str().to_owned(),
+                            in_use: sock.is_some_and(|s| s.usable),
+                            problem,
+                            packets_in: self
+                                .packets_in
+                                .get(&(l.iface.index, f))
+                                .copied()
+                                .unwrap_or(0),
+                            packets_out: sock.map_or(0, |s| s.packets_out),
+                        }
+                    })
+                    .collect();
+                IfaceStatus {
+                    name: l.iface.name.clone(),
+                    index: l.iface.index,
+                    families,
+                    records_accepted: stats.map_or(0, |s| s.accepted),
+                    records_rejected: stats.map(|s| names(&s.rejected)).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let unused_interfaces = iface::list()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| !self.links.contains_key(&i.index))
+            .map(|i| {
+                let why = if i.loopback && !self.cfg.loopback {
+                    "loopback (not used unless loopback = true)"
+                } else if !self.cfg.wants_interface(&i.name, i.loopback) {
+                    "excluded by the interfaces / exclude_interfaces globs"
+                } else if !i.up {
+                    "down"
+                } else if !i.multicast {
+                    "no MULTICAST flag"
+                } else {
+                    "not yet picked up"
+                };
+                UnusedIface {
+                    name: i.name,
+                    why: why.to_owned(),
+                }
+            })
+            .collect();
+        let counters = self.table.counters();
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_secs: now.saturating_duration_since(self.started).as_secs(),
+            namespace: self.cfg.namespace.clone(),
+            interfaces,
+            unused_interfaces,
+            peers: self.table.snapshot().len(),
+            clients: self.clients.len(),
+            registrations: self.regs.len(),
+            static_hosts: self
+                .statics
+                .iter()
+                .map(|(h, s)| StaticHostStatus {
+                    host: h.clone(),
+                    answering: s.last_error.is_none(),
+                    last_error: s.last_error.clone(),
+                })
+                .collect(),
+            records_accepted: counters.accepted,
+            records_rejected: names(&counters.rejected),
+        }
+    }
+
     // ----- local clients -----
 
     fn on_client(&mut self, cmd: ClientCmd, now: Instant) {
@@ -942,6 +1115,10 @@ impl<'ex> Agent<'ex> {
                     },
                 };
                 self.send(id, reply);
+            }
+            ClientCmd::Status { id } => {
+                let st = self.status(now);
+                self.send(id, AgentMsg::Status(st));
             }
             ClientCmd::List { id } => {
                 let snap = AgentMsg::Snapshot(self.table.snapshot());
@@ -1232,9 +1409,6 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
         } else {
             (Vec::new(), Vec::new())
         };
-        if instances.is_empty() && libp2p_peers.is_empty() && !libp2p_query {
-            continue;
-        }
         // Attribute by where it really arrived (see `sys::recv_with_ifindex`).
         let index = arrived_on.unwrap_or(index);
         let input = Input::Packet {

@@ -181,6 +181,16 @@ impl Client {
         }
     }
 
+    /// The agent's state and counters.
+    pub fn status(&mut self) -> Result<crate::proto::Status, ClientError> {
+        self.send(&ClientMsg::Status)?;
+        match self.next_message()? {
+            AgentMsg::Status(s) => Ok(s),
+            AgentMsg::Error { kind, message } => Err(ClientError::Agent(kind, message)),
+            other => Err(ClientError::Protocol(format!("{other:?}"))),
+        }
+    }
+
     /// The verified peers the agent knows now.
     pub fn list(&mut self) -> Result<Vec<PeerInfo>, ClientError> {
         self.send(&ClientMsg::List)?;

@@ -70,6 +70,16 @@ impl Fanout {
         }
     }
 
+    /// Clients connected.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// No client connected.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
     /// Whether some subscriber waits for a snapshot.
     pub fn needs_resync(&self) -> bool {
         self.clients.values().any(|c| c.desynced)

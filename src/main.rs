@@ -80,6 +80,14 @@ enum Cmd {
         /// Its full address, ending in /p2p/<peer-id>.
         multiaddr: Multiaddr,
     },
+    /// The running agent's state: interfaces in use and why others are not, counters, peers.
+    Status {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explain, per interface and family, whether mDNS works and why not (no agent needed).
     Doctor {
         /// One JSON object.
@@ -223,6 +231,7 @@ fn main() -> ExitCode {
             format,
         } => peers(&socket.path(), if json { Format::Json } else { format }),
         Cmd::Watch { socket, json } => watch(&socket.path(), json),
+        Cmd::Status { socket, json } => status(&socket.path(), json),
         Cmd::Doctor {
             json,
             interfaces,
@@ -360,6 +369,75 @@ fn announce(
         }
     });
     rx.recv().unwrap_or(Ok(()))
+}
+
+fn status(socket: &Path, json: bool) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let st = client.status().map_err(|e| e.to_string())?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&st).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    let reasons = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_owned()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "exo-discovery {} up {} s, namespace {:?}: {} peer(s), {} client(s), {} node(s) announced",
+        st.version, st.uptime_secs, st.namespace, st.peers, st.clients, st.registrations
+    );
+    let _ = writeln!(
+        out,
+        "records: {} accepted; refused: {}",
+        st.records_accepted,
+        reasons(&st.records_rejected)
+    );
+    for i in &st.interfaces {
+        let _ = writeln!(
+            out,
+            "{} (index {}): records {} accepted, refused: {}",
+            i.name,
+            i.index,
+            i.records_accepted,
+            reasons(&i.records_rejected)
+        );
+        for f in &i.families {
+            let state = match (&f.in_use, &f.problem) {
+                (true, _) => "in use".to_owned(),
+                (false, Some(p)) => format!("not used: {p}"),
+                (false, None) => "not used yet".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "  {}: {state}; packets in {}, queries out {}",
+                f.family, f.packets_in, f.packets_out
+            );
+        }
+    }
+    for u in &st.unused_interfaces {
+        let _ = writeln!(out, "{}: not used: {}", u.name, u.why);
+    }
+    for h in &st.static_hosts {
+        let _ = writeln!(
+            out,
+            "static host {}: {}",
+            h.host,
+            h.last_error.as_deref().unwrap_or("answering")
+        );
+    }
+    Ok(())
 }
 
 /// Exit status 0 when at least one interface is fully usable, 1 otherwise.

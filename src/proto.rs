@@ -44,6 +44,8 @@ pub enum ClientMsg {
     },
     /// The verified peers now known. Reply: `Snapshot`.
     List,
+    /// How the agent is doing. Reply: `Status`.
+    Status,
     /// Ask this host (IP, `IP%zone` or name) for its agent's records by unicast, from now on.
     /// Replies: `Done` or `Error`.
     AddHost {
@@ -75,6 +77,8 @@ pub enum AgentMsg {
         /// The cluster namespace the agent serves; records must carry it.
         namespace: String,
     },
+    /// The agent's state and counters.
+    Status(Status),
     /// A request other than `Register` succeeded.
     Done {
         /// One line for a human.
@@ -192,6 +196,84 @@ impl PeerEvent {
         }
         v
     }
+}
+
+/// What `status` reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The agent's version.
+    pub version: String,
+    /// Seconds since it started.
+    pub uptime_secs: u64,
+    /// The namespace it serves.
+    pub namespace: String,
+    /// Interfaces in use, with their counters.
+    pub interfaces: Vec<IfaceStatus>,
+    /// Interfaces not in use, and why.
+    pub unused_interfaces: Vec<UnusedIface>,
+    /// Peers handed to the node now.
+    pub peers: usize,
+    /// Local socket clients connected.
+    pub clients: usize,
+    /// Nodes this agent announces.
+    pub registrations: usize,
+    /// Static hosts and whether they answer.
+    pub static_hosts: Vec<StaticHostStatus>,
+    /// Records accepted, all sources together.
+    pub records_accepted: u64,
+    /// Records refused, by reason (`signature`, `peer-id-mismatch`, `replay`, `namespace`,
+    /// `oversize`, …), all sources together.
+    pub records_rejected: std::collections::BTreeMap<String, u64>,
+}
+
+/// One interface in use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IfaceStatus {
+    /// Name.
+    pub name: String,
+    /// Index.
+    pub index: u32,
+    /// Per family.
+    pub families: Vec<FamilyStatus>,
+    /// Records accepted from this interface.
+    pub records_accepted: u64,
+    /// Records refused from this interface, by reason.
+    pub records_rejected: std::collections::BTreeMap<String, u64>,
+}
+
+/// One family of an interface in use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyStatus {
+    /// `IPv4` or `IPv6`.
+    pub family: String,
+    /// mDNS runs on it.
+    pub in_use: bool,
+    /// Why not, when it does not.
+    pub problem: Option<String>,
+    /// Datagrams received on the agent's own socket for it.
+    pub packets_in: u64,
+    /// Queries the agent's own socket sent (the mdns-sd engine's packets are not counted).
+    pub packets_out: u64,
+}
+
+/// An interface the agent does not use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnusedIface {
+    /// Name.
+    pub name: String,
+    /// Why.
+    pub why: String,
+}
+
+/// A static host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticHostStatus {
+    /// As configured.
+    pub host: String,
+    /// The last round got an answer.
+    pub answering: bool,
+    /// The last error, if the last round failed.
+    pub last_error: Option<String>,
 }
 
 /// Framing or decoding failure.

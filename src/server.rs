@@ -224,6 +224,7 @@ async fn connection(
                 },
                 Ok(Some(Ok(ClientMsg::List))) => ClientCmd::List { id },
                 Ok(Some(Ok(ClientMsg::Subscribe))) => ClientCmd::Subscribe { id },
+                Ok(Some(Ok(ClientMsg::Status))) => ClientCmd::Status { id },
                 Ok(Some(Ok(
                     msg @ (ClientMsg::AddHost { .. }
                     | ClientMsg::RemoveHost { .. }

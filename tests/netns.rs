@@ -609,3 +609,126 @@ fn addresses_that_do_not_answer_are_withheld_until_they_do() {
     let peers = n.peers(&ab);
     assert_eq!(addrs(&peers[0]).len(), 2);
 }
+
+#[test]
+fn status_reports_interfaces_counters_and_refusals() {
+    let test = "status_reports_interfaces_counters_and_refusals";
+    if std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
+        return;
+    }
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let (l1, l2, l3) = (n.link(), n.link(), n.link());
+    let m = n.host("m");
+    let p = n.host("p");
+    let f = n.host("f");
+    n.attach(&m, "eth0", &l1, &["10.22.0.1/24"]);
+    n.attach(&m, "eth1", &l2, &["10.22.1.1/24"]);
+    n.attach(&m, "eth2", &l3, &["10.22.2.1/24"]);
+    n.attach(&p, "eth0", &l1, &["10.22.0.2/24"]);
+    n.attach(&f, "eth0", &l1, &["10.22.0.66/24"]);
+    for rule in [
+        "add table inet fw",
+        "add chain inet fw o { type filter hook output priority 0 ; }",
+        "add rule inet fw o oifname \"eth1\" udp dport 5353 drop",
+    ] {
+        assert!(n.exec(&m, &["nft", rule]).status.success(), "{rule}");
+    }
+    let am = n.agent(&m, "agent-m", &["--exclude-interface", "eth2"]);
+    let ap = n.agent(&p, "agent-p", &[]);
+    let _listener = n.listen_on(&p, 4001);
+    let (kp, idp) = n.keygen("p");
+    let _ann = n.announce(&ap, &kp, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let mut wm = n.watch(&am);
+    wm.wait_for(WAIT, |v| is_event(v, "discovered", &idp))
+        .expect("p discovered");
+    // A forged record on the same link: refused and counted.
+    let k = libp2p_identity::Keypair::generate_ed25519();
+    let mut bad = record::sign(&k, "exo", 5, &["/ip4/0.0.0.0/tcp/7777".parse().unwrap()]).unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let _forger = publish(
+        &n,
+        &f,
+        "10.22.0.66",
+        mdns::instance_label(&k.public().to_peer_id(), 5),
+        record::to_txt(&bad),
+    );
+    let status = |n: &Net| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["status", "--json", "--socket"])
+            .arg(&am.socket)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let mut st = status(&n);
+    for _ in 0..50 {
+        if st["records_rejected"]["signature"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        st = status(&n);
+    }
+    assert_eq!(st["namespace"], "exo");
+    assert_eq!(st["peers"], 1, "{st}");
+    assert!(st["clients"].as_u64().unwrap() >= 1, "{st}");
+    assert!(st["records_accepted"].as_u64().unwrap() >= 1, "{st}");
+    assert!(
+        st["records_rejected"]["signature"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    let ifaces = st["interfaces"].as_array().unwrap();
+    let find = |name: &str| ifaces.iter().find(|i| i["name"] == name).cloned();
+    let eth0 = find("eth0").expect("eth0 in use");
+    assert_eq!(eth0["families"][0]["family"], "IPv4");
+    assert_eq!(eth0["families"][0]["in_use"], true);
+    assert!(
+        eth0["families"][0]["packets_in"].as_u64().unwrap() > 0,
+        "{eth0}"
+    );
+    assert!(
+        eth0["families"][0]["packets_out"].as_u64().unwrap() > 0,
+        "{eth0}"
+    );
+    assert!(
+        eth0["records_rejected"]["signature"].as_u64().unwrap() >= 1,
+        "{eth0}"
+    );
+    let eth1 = find("eth1").expect("eth1 listed");
+    assert_eq!(eth1["families"][0]["in_use"], false);
+    assert!(
+        eth1["families"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{eth1}"
+    );
+    let unused = st["unused_interfaces"].to_string();
+    assert!(
+        unused.contains("\"eth2\"") && unused.contains("excluded"),
+        "{unused}"
+    );
+    assert!(
+        unused.contains("\"lo\"") && unused.contains("loopback"),
+        "{unused}"
+    );
+    let text = std::process::Command::new(common::BIN)
+        .args(["status", "--socket"])
+        .arg(&am.socket)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("eth1 (index") && text.contains("not used: multicast send refused"),
+        "{text}"
+    );
+    println!("{text}");
+}
