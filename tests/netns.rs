@@ -660,7 +660,7 @@ fn status_reports_interfaces_counters_and_refusals() {
         mdns::instance_label(&k.public().to_peer_id(), 5),
         record::to_txt(&bad),
     );
-    let status = |n: &Net| {
+    let status = || {
         let out = std::process::Command::new(common::BIN)
             .args(["status", "--json", "--socket"])
             .arg(&am.socket)
@@ -669,13 +669,13 @@ fn status_reports_interfaces_counters_and_refusals() {
         assert!(out.status.success(), "{out:?}");
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    let mut st = status(&n);
+    let mut st = status();
     for _ in 0..50 {
         if st["records_rejected"]["signature"].as_u64().unwrap_or(0) > 0 {
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
-        st = status(&n);
+        st = status();
     }
     assert_eq!(st["namespace"], "exo");
     assert_eq!(st["peers"], 1, "{st}");
