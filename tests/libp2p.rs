@@ -1,0 +1,461 @@
+//! Real libp2p nodes (the `libp2p_node` and `stock_mdns_node` examples) on namespace hosts: nodes
+//! fed by their agents find and connect to each other, and follow a restart on a new port. Needs
+//! root and the example binaries (`cargo build --examples`); skips with one line where namespaces
+//! cannot be made.
+
+mod common;
+
+use common::{net, Host, Net};
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long to wait for one expected line.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The path of an example binary built next to this test (target/<profile>/examples/<name>).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary> → target/<profile>/examples/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.is_file(),
+        "example binary {} is missing: run `cargo build --examples` first \
+         (`cargo test --test libp2p` alone does not build examples)",
+        path.display()
+    );
+    // `cargo test --test libp2p` rebuilds the agent but not the examples: say so when an example
+    // is older than the agent (it may speak an older protocol).
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(ex), Some(agent)) = (mtime(&path), mtime(Path::new(common::BIN))) {
+        if ex < agent {
+            eprintln!(
+                "warning: {} is older than {}; if nodes misbehave, run `cargo build --examples`",
+                path.display(),
+                common::BIN
+            );
+        }
+    }
+    path
+}
+
+/// A running example node inside a host, its stdout lines collected with their arrival times.
+struct Node {
+    name: String,
+    child: Option<Child>,
+    rx: mpsc::Receiver<(Instant, String)>,
+    /// Every stdout line so far.
+    lines: Vec<(Instant, String)>,
+    /// The node's stderr, kept in a file.
+    err: PathBuf,
+}
+
+impl Node {
+    /// Starts `ip netns exec <host> <bin> args…`.
+    fn start(n: &Net, host: &Host, name: &str, bin: &Path, args: &[&OsStr]) -> Node {
+        let err = unique(n.dir.join(format!("{name}.stderr")));
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &host.ns])
+            .arg(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&err).expect("stderr file"))
+            .spawn()
+            .expect("spawn example node");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Node {
+            name: name.to_owned(),
+            child: Some(child),
+            rx,
+            lines: Vec::new(),
+            err,
+        }
+    }
+
+    /// Takes in whatever lines have arrived.
+    fn pump(&mut self) {
+        while let Ok(l) = self.rx.try_recv() {
+            self.lines.push(l);
+        }
+    }
+
+    /// Collects lines for `d`.
+    fn drain(&mut self, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.lines.push(l),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(left);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for a line at index `from` or later matching `pred`; its index.
+    fn wait_from(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<usize> {
+        let deadline = Instant::now() + timeout;
+        let mut i = from;
+        loop {
+            while i < self.lines.len() {
+                if pred(&self.lines[i].1) {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.rx.recv_timeout(left) {
+                Ok(l) => self.lines.push(l),
+                Err(mpsc::RecvTimeoutError::Timeout) => return None,
+                // The node exited: nothing more will come.
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// As [`Node::wait_from`], panicking with the node's output when nothing matches.
+    fn expect_from(&mut self, from: usize, what: &str, pred: impl Fn(&str) -> bool) -> usize {
+        match self.wait_from(from, WAIT, pred) {
+            Some(i) => i,
+            None => {
+                let dump = self.dump();
+                panic!("{}: no {what} within {WAIT:?}\n{dump}", self.name)
+            }
+        }
+    }
+
+    /// The value after `prefix ` on the first line starting with it (waits for it).
+    fn value(&mut self, prefix: &str) -> String {
+        let p = format!("{prefix} ");
+        let i = self.expect_from(0, prefix, |l| l.starts_with(&p));
+        self.lines[i].1[p.len()..].to_owned()
+    }
+
+    /// Ports of this node's `listening` lines.
+    fn listen_ports(&mut self) -> BTreeSet<u16> {
+        self.pump();
+        self.lines
+            .iter()
+            .filter_map(|(_, l)| l.strip_prefix("listening "))
+            .filter_map(tcp_port)
+            .collect()
+    }
+
+    /// Stdout and stderr so far, for failure messages.
+    fn dump(&mut self) -> String {
+        self.pump();
+        let out: Vec<&str> = self.lines.iter().map(|(_, l)| l.as_str()).collect();
+        let err = std::fs::read_to_string(&self.err).unwrap_or_default();
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{err}",
+            self.name,
+            out.join("\n"),
+            self.name
+        )
+    }
+
+    /// SIGINT (as ^C would), then a kill after 5 s; waits for the exit and returns its status.
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `path`, or `path.N` when a file of that name exists already.
+fn unique(path: PathBuf) -> PathBuf {
+    let mut p = path.clone();
+    let mut i = 1;
+    while p.exists() {
+        p = PathBuf::from(format!("{}.{i}", path.display()));
+        i += 1;
+    }
+    p
+}
+
+/// The TCP port of a multiaddr string (`…/tcp/<port>…`).
+fn tcp_port(ma: &str) -> Option<u16> {
+    let mut parts = ma.split('/');
+    parts.find(|p| *p == "tcp")?;
+    parts.next()?.parse().ok()
+}
+
+/// Whether `line` names TCP port `port` (`/tcp/<port>/` or at the end of the line).
+fn has_port(line: &str, port: u16) -> bool {
+    format!("{line}/").contains(&format!("/tcp/{port}/"))
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+#[test]
+fn three_nodes_fed_by_their_agents_all_connect_and_follow_a_restart() {
+    let Some(mut n) = net("three_nodes_fed_by_their_agents_all_connect_and_follow_a_restart")
+    else {
+        return;
+    };
+    let bin = example("libp2p_node");
+    let l = n.link();
+    let mut hosts = Vec::new();
+    let mut agents = Vec::new();
+    for i in 1..=3 {
+        let h = n.host(&format!("h{i}"));
+        n.attach(
+            &h,
+            "eth0",
+            &l,
+            &[&format!("10.80.0.{i}/24"), &format!("fd80::{i}/64")],
+        );
+        agents.push(n.agent(&h, &format!("agent-{i}"), &[]));
+        hosts.push(h);
+    }
+    // Nodes 1 and 2 get keys from `keygen`; node 3 makes its own key file.
+    let (key1, kid1) = n.keygen("node-1");
+    let (key2, kid2) = n.keygen("node-2");
+    let key3 = n.dir.join("node-3.key");
+    let keys = [key1, key2, key3];
+
+    let start = |n: &Net, i: usize| {
+        Node::start(
+            n,
+            &hosts[i],
+            &format!("node-{}", i + 1),
+            &bin,
+            &[
+                os("--socket"),
+                agents[i].socket.as_os_str(),
+                os("--key"),
+                keys[i].as_os_str(),
+            ],
+        )
+    };
+    let t0 = Instant::now();
+    let mut nodes: Vec<Node> = (0..3).map(|i| start(&n, i)).collect();
+    let ids: Vec<String> = nodes.iter_mut().map(|x| x.value("peer-id")).collect();
+    assert_eq!(ids[0], kid1, "node 1 does not use its key file");
+    assert_eq!(ids[1], kid2, "node 2 does not use its key file");
+    assert!(keys[2].exists(), "node 3 did not write its key file");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keys[2]).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "node 3's new key file is not owner-only");
+    }
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 3, "peer IDs are not distinct: {ids:?}");
+    let mut all_registered = t0;
+    for node in nodes.iter_mut() {
+        let k = node.expect_from(0, "`registered`", |l| l == "registered");
+        all_registered = all_registered.max(node.lines[k].0);
+    }
+
+    // Everyone connects to everyone.
+    let mut all_connected = t0;
+    for (i, node) in nodes.iter_mut().enumerate() {
+        for (j, id) in ids.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let p = format!("connected {id} ");
+            let k = node.expect_from(0, &format!("connection to node-{}", j + 1), |l| {
+                l.starts_with(&p)
+            });
+            all_connected = all_connected.max(node.lines[k].0);
+        }
+    }
+    println!(
+        "three libp2p nodes: first node started → all connected: {:?} (all registered: {:?})",
+        all_connected - t0,
+        all_registered - t0
+    );
+    // The peer ID on `connected` is the noise-authenticated one: always one of the others.
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.drain(Duration::from_millis(500));
+        let dump = node.dump();
+        for (_, line) in &node.lines {
+            if let Some(rest) = line.strip_prefix("connected ") {
+                let peer = rest.split(' ').next().unwrap_or_default();
+                assert!(
+                    ids.iter().enumerate().any(|(j, id)| j != i && id == peer),
+                    "node-{} connected to {peer}, not one of the other nodes {ids:?}\n{dump}",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    // Restart node 1 with the same key: it comes back on new ports.
+    let old_ports = nodes[0].listen_ports();
+    assert!(!old_ports.is_empty(), "{}", nodes[0].dump());
+    let marks: Vec<usize> = nodes
+        .iter_mut()
+        .map(|x| {
+            x.pump();
+            x.lines.len()
+        })
+        .collect();
+    let status = nodes[0].stop().expect("node 1 was running");
+    assert!(status.success(), "node 1 exited with {status} on SIGINT");
+    let t_restart = Instant::now();
+    nodes[0] = start(&n, 0);
+    assert_eq!(nodes[0].value("peer-id"), ids[0], "node 1 changed identity");
+    nodes[0].expect_from(0, "`registered` after the restart", |l| l == "registered");
+    let new_ports = nodes[0].listen_ports();
+    assert!(
+        new_ports.is_disjoint(&old_ports),
+        "node 1 got an old port again ({old_ports:?} → {new_ports:?}); this run proves nothing"
+    );
+    let id1 = ids[0].clone();
+    for (i, node) in nodes.iter_mut().enumerate().skip(1) {
+        let p = format!("connected {id1} ");
+        let k = node.expect_from(marks[i], "connection to the restarted node-1", |l| {
+            l.starts_with(&p) && new_ports.iter().any(|port| has_port(l, *port))
+        });
+        println!(
+            "node-{} connected to the restarted node-1 {:?} after its restart",
+            i + 1,
+            node.lines[k].0 - t_restart
+        );
+        // The first update naming only new ports; after it, nothing dials an old port.
+        let u = format!("update {id1} ");
+        let first_new = node.expect_from(marks[i], "update with only the new ports", |l| {
+            l.starts_with(&u)
+                && new_ports.iter().any(|port| has_port(l, *port))
+                && !old_ports.iter().any(|port| has_port(l, *port))
+        });
+        node.drain(Duration::from_secs(2));
+        let dump = node.dump();
+        for (_, line) in &node.lines[first_new + 1..] {
+            if line.starts_with("dialing ") {
+                assert!(
+                    !old_ports.iter().any(|port| has_port(line, *port)),
+                    "node-{} dialed an old port of node-1 after the update: {line}\n{dump}",
+                    i + 1
+                );
+            }
+        }
+    }
+    // EXO_LIBP2P_DUMP=1 (with --nocapture) shows what the nodes printed.
+    if std::env::var_os("EXO_LIBP2P_DUMP").is_some() {
+        for node in nodes.iter_mut() {
+            println!("{}", node.dump());
+        }
+    }
+    for node in nodes.iter_mut() {
+        let name = node.name.clone();
+        let status = node.stop().expect("running");
+        assert!(status.success(), "{name} exited with {status} on SIGINT");
+    }
+}
+
+#[test]
+fn stock_libp2p_mdns_node_sees_agent_node_and_agent_sees_it() {
+    let Some(mut n) = net("stock_libp2p_mdns_node_sees_agent_node_and_agent_sees_it") else {
+        return;
+    };
+    let agent_node = example("libp2p_node");
+    let stock_node = example("stock_mdns_node");
+    let l = n.link();
+    let a = n.host("a");
+    let b = n.host("b");
+    n.attach(&a, "eth0", &l, &["10.80.0.1/24", "fd80::1/64"]);
+    n.attach(&b, "eth0", &l, &["10.80.0.2/24", "fd80::2/64"]);
+    let agent = n.agent(&a, "agent-a", &["--accept-unsigned"]);
+    let key_a = n.dir.join("node-a.key");
+    let key_b = n.dir.join("node-b.key");
+    let mut na = Node::start(
+        &n,
+        &a,
+        "node-a",
+        &agent_node,
+        &[
+            os("--socket"),
+            agent.socket.as_os_str(),
+            os("--key"),
+            key_a.as_os_str(),
+        ],
+    );
+    let mut nb = Node::start(
+        &n,
+        &b,
+        "stock-b",
+        &stock_node,
+        &[os("--key"), key_b.as_os_str()],
+    );
+    let id_a = na.value("peer-id");
+    let id_b = nb.value("peer-id");
+    na.expect_from(0, "`registered`", |l| l == "registered");
+
+    // B's stock libp2p mDNS finds A's node, at one of A's addresses.
+    let p = format!("discovered {id_a} ");
+    let k = nb.expect_from(0, "discovery of the agent's node", |l| {
+        l.starts_with(&p) && (l.contains("/10.80.0.1/") || l.contains("/fd80::1/"))
+    });
+    println!("stock node B: {}", nb.lines[k].1);
+
+    // A's agent hears B's stock node: unsigned, marked as libp2p-mdns.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let peers = n.peers(&agent);
+        if let Some(v) = peers.iter().find(|v| v["peer_id"] == id_b.as_str()) {
+            assert_eq!(v["source"], "libp2p-mdns", "{v}");
+            let verified = v["verified"].as_array().cloned().unwrap_or_default();
+            assert!(
+                !verified.iter().any(|x| x == "signature"),
+                "an unsigned peer claims a signature: {v}"
+            );
+            println!("agent on A lists B: {v}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent on A never listed the stock node {id_b}: {peers:?}\n{}\n{}",
+            std::fs::read_to_string(&agent.log).unwrap_or_default(),
+            nb.dump()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop((na, nb));
+}
