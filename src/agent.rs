@@ -710,15 +710,7 @@ impl<'ex> Agent<'ex> {
                     return;
                 }
                 let signed = record::from_txt(|k| r.get_property_val(k).flatten());
-                let verified = signed
-                    .and_then(|s| record::verify(&s, &self.cfg.namespace))
-                    .and_then(|rec| {
-                        if rec.peer_id == peer && mdns::instance_label(&peer, rec.seq) == label {
-                            Ok(rec)
-                        } else {
-                            Err(Reject::PeerIdMismatch)
-                        }
-                    });
+                let verified = mdns::verify_instance(signed, &self.cfg.namespace, &peer, label);
                 let rec = match verified {
                     Ok(rec) => rec,
                     Err(why) => {
@@ -931,15 +923,7 @@ impl<'ex> Agent<'ex> {
                 if self.regs.contains_key(&peer) {
                     continue;
                 }
-                let verified = signed
-                    .and_then(|s| record::verify(&s, &self.cfg.namespace))
-                    .and_then(|rec| {
-                        if rec.peer_id == peer && mdns::instance_label(&peer, rec.seq) == label {
-                            Ok(rec)
-                        } else {
-                            Err(Reject::PeerIdMismatch)
-                        }
-                    });
+                let verified = mdns::verify_instance(signed, &self.cfg.namespace, &peer, label);
                 let rec = match verified {
                     Ok(rec) => rec,
                     Err(why) => {

@@ -40,6 +40,22 @@ pub fn parse_instance(name: &str) -> Option<(PeerId, &str)> {
     Some((peer.parse().ok()?, label))
 }
 
+/// Verifies a signed record published as instance `label` of `peer`: the record must verify in
+/// `namespace`, be `peer`'s, and be the record that instance name stands for (its seq's tag).
+pub fn verify_instance(
+    signed: Result<Vec<u8>, crate::record::Reject>,
+    namespace: &str,
+    peer: &PeerId,
+    label: &str,
+) -> Result<crate::record::VerifiedRecord, crate::record::Reject> {
+    let rec = crate::record::verify(&signed?, namespace)?;
+    if rec.peer_id == *peer && instance_label(peer, rec.seq) == label {
+        Ok(rec)
+    } else {
+        Err(crate::record::Reject::PeerIdMismatch)
+    }
+}
+
 /// Host name registered for an instance: unique per node and record, lower-case. Per record, like
 /// the instance name, so the goodbye of a replaced record never takes the new one's addresses.
 pub fn host_name(peer: &PeerId, label: &str) -> String {
@@ -174,5 +190,41 @@ mod tests {
         assert_eq!(parse_instance(&label), Some((p, label.as_str())));
         assert_eq!(parse_instance("random-label._p2p._udp.local."), None);
         assert_eq!(parse_instance(&p.to_base58()), None);
+    }
+
+    #[test]
+    fn a_record_must_match_the_instance_it_is_published_under() {
+        use crate::record::{sign, Reject};
+        let k = libp2p_identity::Keypair::generate_ed25519();
+        let p = k.public().to_peer_id();
+        let signed = sign(&k, "exo", 7, &[]).unwrap();
+        let ok = verify_instance(Ok(signed.clone()), "exo", &p, &instance_label(&p, 7));
+        assert_eq!(ok.unwrap().seq, 7);
+        // Another seq's name (an old instance replaying a new record, or the reverse).
+        assert_eq!(
+            verify_instance(Ok(signed.clone()), "exo", &p, &instance_label(&p, 8)),
+            Err(Reject::PeerIdMismatch)
+        );
+        // Another peer's name.
+        let other = libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        assert_eq!(
+            verify_instance(
+                Ok(signed.clone()),
+                "exo",
+                &other,
+                &instance_label(&other, 7)
+            ),
+            Err(Reject::PeerIdMismatch)
+        );
+        assert_eq!(
+            verify_instance(Ok(signed), "lab", &p, &instance_label(&p, 7)),
+            Err(Reject::Namespace)
+        );
+        assert_eq!(
+            verify_instance(Err(Reject::Malformed), "exo", &p, "x"),
+            Err(Reject::Malformed)
+        );
     }
 }
