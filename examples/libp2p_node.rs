@@ -17,7 +17,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -67,36 +67,6 @@ fn parse_args() -> Result<Args, String> {
         socket: socket.ok_or(format!("--socket is required; {USAGE}"))?,
         key: key.ok_or(format!("--key is required; {USAGE}"))?,
     })
-}
-
-/// Reads the protobuf-encoded keypair at `path`, or generates one and writes it there (0600).
-fn load_or_create_key(path: &Path) -> Result<Keypair, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
-            format!(
-                "bad key file {}: not a libp2p protobuf-encoded keypair ({e})",
-                path.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let key = Keypair::generate_ed25519();
-            let bytes = key
-                .to_protobuf_encoding()
-                .map_err(|e| format!("cannot encode the key: {e}"))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            f.write_all(&bytes)
-                .and_then(|_| f.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            Ok(key)
-        }
-        Err(e) => Err(format!("cannot read key {}: {e}", path.display())),
-    }
 }
 
 /// What the subscription thread hands to the swarm task.
@@ -235,7 +205,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let keypair = load_or_create_key(&args.key)?;
+    let keypair = exo_discovery::keyfile::read_or_create(&args.key)?;
     // Connect first, so a missing agent is reported at once; register once the addresses are known.
     let mut agent = Client::connect(&args.socket).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;

@@ -57,36 +57,6 @@ fn parse_args() -> Result<Option<PathBuf>, String> {
     Ok(key)
 }
 
-/// Reads the protobuf-encoded keypair at `path`, or generates one and writes it there (0600).
-fn load_or_create_key(path: &Path) -> Result<Keypair, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
-            format!(
-                "bad key file {}: not a libp2p protobuf-encoded keypair ({e})",
-                path.display()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::os::unix::fs::OpenOptionsExt;
-            let key = Keypair::generate_ed25519();
-            let bytes = key
-                .to_protobuf_encoding()
-                .map_err(|e| format!("cannot encode the key: {e}"))?;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            f.write_all(&bytes)
-                .and_then(|_| f.sync_all())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            Ok(key)
-        }
-        Err(e) => Err(format!("cannot read key {}: {e}", path.display())),
-    }
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let key = match parse_args() {
@@ -107,7 +77,7 @@ async fn main() -> ExitCode {
 
 async fn run(key: Option<&Path>) -> Result<(), String> {
     let keypair = match key {
-        Some(path) => load_or_create_key(path)?,
+        Some(path) => exo_discovery::keyfile::read_or_create(path)?,
         None => Keypair::generate_ed25519(),
     };
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;

@@ -7,7 +7,7 @@
 //!   [`config`], [`fanout`];
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
 //!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`unicast`] (static hosts), [`agent`] (the event loop),
-//!   [`client`] (for nodes and the command line), and `sys` (the Linux/macOS differences).
+//!   [`client`] (for nodes and the command line), [`keyfile`], and `sys` (the Linux/macOS differences).
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -21,6 +21,7 @@ pub mod dns;
 pub mod doctor;
 pub mod fanout;
 pub mod iface;
+pub mod keyfile;
 pub mod logging;
 pub mod mcast;
 pub mod mdns;

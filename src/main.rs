@@ -5,8 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use exo_discovery::client::Client;
 use exo_discovery::config::{self, Config};
 use exo_discovery::proto::{AgentMsg, EventKind, PeerEvent, PeerInfo};
-use exo_discovery::{agent, logging, server};
-use libp2p_identity::Keypair;
+use exo_discovery::{agent, keyfile, logging, server};
 use multiaddr::Multiaddr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -299,38 +298,9 @@ fn run(a: &RunArgs) -> Result<(), String> {
 }
 
 fn keygen(out: &Path) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let key = Keypair::generate_ed25519();
-    let bytes = key
-        .to_protobuf_encoding()
-        .map_err(|e| format!("cannot encode the key: {e}"))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                format!("{} already exists; not overwriting it", out.display())
-            }
-            _ => format!("cannot create {}: {e}", out.display()),
-        })?;
-    f.write_all(&bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let key = keyfile::create(out)?;
     println!("{}", key.public().to_peer_id());
     Ok(())
-}
-
-fn read_key(path: &Path) -> Result<Keypair, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
-    Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
-        format!(
-            "bad key file {}: not a libp2p protobuf-encoded keypair ({e})",
-            path.display()
-        )
-    })
 }
 
 fn announce(
@@ -339,7 +309,7 @@ fn announce(
     addrs: &[Multiaddr],
     namespace: Option<&str>,
 ) -> Result<(), String> {
-    let key = read_key(key)?;
+    let key = keyfile::read(key)?;
     // Block the signals in every thread, then wait for them in one: a clean exit on ^C.
     let mut set = nix::sys::signal::SigSet::empty();
     set.add(nix::sys::signal::Signal::SIGINT);
