@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{net, BIN};
+use common::{have_tool, net, BIN};
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
@@ -30,29 +30,10 @@ fn row<'a>(v: &'a Value, iface: &str, family: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no row {iface} {family} in {v}"))
 }
 
-fn nft(n: &common::Net, ns: &str, rules: &[&str]) {
-    for rule in rules {
-        let out = Command::new("ip")
-            .args(["netns", "exec", ns, "nft", rule])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "nft {rule}: {out:?}");
-    }
-    let _ = n;
-}
-
-fn have_nft(test: &str) -> bool {
-    let ok = Command::new("nft").arg("--version").output().is_ok();
-    if !ok {
-        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
-    }
-    ok
-}
-
 #[test]
 fn doctor_tells_a_healthy_link_from_blocked_ones() {
     let test = "doctor_tells_a_healthy_link_from_blocked_ones";
-    if !have_nft(test) {
+    if !have_tool(test, "nft", "nft (nftables)") {
         return;
     }
     let Some(mut n) = net(test) else {
@@ -78,8 +59,7 @@ fn doctor_tells_a_healthy_link_from_blocked_ones() {
     let _n4 = n.announce(&a4, &k4, &["/ip4/0.0.0.0/tcp/4001".into()]);
     // eth1: an output firewall on m. eth3: nothing comes in (an inbound firewall here; client
     // isolation or IGMP snooping look the same from this host).
-    nft(
-        &n,
+    n.nft(
         &m.ns,
         &[
             "add table inet fw",

@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{addrs, is_event, net};
-use std::process::Command;
+use common::{addrs, have_tool, is_event, net};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -81,8 +80,7 @@ fn interfaces_that_appear_and_vanish_are_followed_and_globs_obeyed() {
 #[test]
 fn a_link_refusing_multicast_is_reported_once_and_others_keep_working() {
     let test = "a_link_refusing_multicast_is_reported_once_and_others_keep_working";
-    if Command::new("nft").arg("--version").output().is_err() {
-        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
+    if !have_tool(test, "nft", "nft (nftables)") {
         assert!(
             std::env::var("EXO_DISCOVERY_REQUIRE_NETNS").is_err(),
             "{test}: nft missing"
@@ -98,14 +96,14 @@ fn a_link_refusing_multicast_is_reported_once_and_others_keep_working() {
     n.attach(&m, "eth0", &l1, &["10.60.1.1/24"]);
     n.attach(&m, "eth1", &l2, &["10.60.2.1/24"]);
     n.attach(&p, "eth0", &l1, &["10.60.1.2/24"]);
-    for rule in [
-        "add table inet block",
-        "add chain inet block out { type filter hook output priority 0 ; }",
-        "add rule inet block out oifname \"eth1\" udp dport 5353 drop",
-    ] {
-        let out = n.exec(&m, &["nft", rule]);
-        assert!(out.status.success(), "nft {rule}: {out:?}");
-    }
+    n.nft(
+        &m.ns,
+        &[
+            "add table inet block",
+            "add chain inet block out { type filter hook output priority 0 ; }",
+            "add rule inet block out oifname \"eth1\" udp dport 5353 drop",
+        ],
+    );
     let am = n.agent(&m, "agent-m", &[]);
     let ap = n.agent(&p, "agent-p", &[]);
     let _listener = n.listen_on(&p, 4001);

@@ -613,12 +613,7 @@ fn addresses_that_do_not_answer_are_withheld_until_they_do() {
 #[test]
 fn status_reports_interfaces_counters_and_refusals() {
     let test = "status_reports_interfaces_counters_and_refusals";
-    if std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
+    if !common::have_tool(test, "nft", "nft (nftables)") {
         return;
     }
     let Some(mut n) = net(test) else {
@@ -633,13 +628,14 @@ fn status_reports_interfaces_counters_and_refusals() {
     n.attach(&m, "eth2", &l3, &["10.22.2.1/24"]);
     n.attach(&p, "eth0", &l1, &["10.22.0.2/24"]);
     n.attach(&f, "eth0", &l1, &["10.22.0.66/24"]);
-    for rule in [
-        "add table inet fw",
-        "add chain inet fw o { type filter hook output priority 0 ; }",
-        "add rule inet fw o oifname \"eth1\" udp dport 5353 drop",
-    ] {
-        assert!(n.exec(&m, &["nft", rule]).status.success(), "{rule}");
-    }
+    n.nft(
+        &m.ns,
+        &[
+            "add table inet fw",
+            "add chain inet fw o { type filter hook output priority 0 ; }",
+            "add rule inet fw o oifname \"eth1\" udp dport 5353 drop",
+        ],
+    );
     let am = n.agent(&m, "agent-m", &["--exclude-interface", "eth2"]);
     let ap = n.agent(&p, "agent-p", &[]);
     let _listener = n.listen_on(&p, 4001);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{addrs, is_event, net, BIN};
+use common::{addrs, have_tool, is_event, net, BIN};
 use std::process::Command;
 use std::time::Duration;
 
@@ -12,15 +12,14 @@ const WAIT: Duration = Duration::from_secs(20);
 #[test]
 fn static_hosts_find_each_other_where_multicast_is_dropped() {
     let test = "static_hosts_find_each_other_where_multicast_is_dropped";
-    if Command::new("nft").arg("--version").output().is_err() {
-        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
+    if !have_tool(test, "nft", "nft (nftables)") {
         return;
     }
     let Some(mut n) = net(test) else {
         return;
     };
     let l = n.link();
-    block_multicast(&n);
+    n.block_multicast();
     let a = n.host("a");
     let b = n.host("b");
     n.attach(&a, "eth0", &l, &["10.95.0.1/24"]);
@@ -146,27 +145,10 @@ fn a_peer_added_by_hand_is_handed_over_once_it_answers() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("neither an IP address nor a host name"));
 }
 
-/// Drops all mDNS multicast on the test's bridges, as an isolating access point does.
-fn block_multicast(n: &common::Net) {
-    for rule in [
-        "add table bridge iso",
-        "add chain bridge iso pass { type filter hook forward priority 0 ; }",
-        "add rule bridge iso pass ether daddr 01:00:5e:00:00:fb drop",
-        "add rule bridge iso pass ether daddr 33:33:00:00:00:fb drop",
-    ] {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &n.switch_ns(), "nft", rule])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "nft {rule}: {out:?}");
-    }
-}
-
 #[test]
 fn a_restarted_agent_hands_over_cached_peers_when_multicast_is_gone() {
     let test = "a_restarted_agent_hands_over_cached_peers_when_multicast_is_gone";
-    if Command::new("nft").arg("--version").output().is_err() {
-        eprintln!("SKIPPED {test}: nft (nftables) is not installed");
+    if !have_tool(test, "nft", "nft (nftables)") {
         return;
     }
     let Some(mut n) = net(test) else {
@@ -193,7 +175,7 @@ fn a_restarted_agent_hands_over_cached_peers_when_multicast_is_gone() {
     // a's agent stops; multicast dies; a's agent comes back.
     n.stop_agent(&aa);
     assert!(state.join("peers.cache").exists(), "no cache written");
-    block_multicast(&n);
+    n.block_multicast();
     let restarted = std::time::Instant::now();
     let aa = n.agent(&a, "agent-a2", &["--state-dir", &state_s]);
     let mut wa = n.watch(&aa);
