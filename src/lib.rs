@@ -3,8 +3,9 @@
 //! `(peer ID, multiaddr)` pairs to its own node over a local Unix socket.
 //!
 //! The crate is split into a pure core and thin shells:
-//! - pure (no I/O, clock passed in): [`record`], [`addrs`], [`table`], [`proto`], [`dns`],
-//!   [`config`], [`fanout`];
+//! - pure (no I/O, clock passed in): [`engine`] (every decision of the agent: peer table, prober,
+//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`], [`dns`], [`config`],
+//!   [`fanout`];
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
 //!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`unicast`] (static hosts), [`agent`] (the event loop),
 //!   [`client`] (for nodes and the command line), [`keyfile`], and `sys` (the Linux/macOS differences).
@@ -19,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod dns;
 pub mod doctor;
+pub mod engine;
 pub mod fanout;
 pub mod iface;
 pub mod keyfile;
@@ -29,7 +31,6 @@ pub mod proto;
 pub mod record;
 pub mod server;
 mod sys;
-pub mod table;
 pub mod unicast;
 
 pub use sys::{explain_send_error, recv_with_ifindex};

@@ -10,7 +10,6 @@ use multiaddr::Multiaddr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::rc::Rc;
 use std::time::Duration;
 
 /// Finds Exo cluster nodes on every interface (mDNS, IPv4 + IPv6), verifies their signed records
@@ -262,39 +261,12 @@ fn run(a: &RunArgs) -> Result<(), String> {
     logging::init();
     let path = cfg.socket_path();
     let listener = server::bind(&path).map_err(|e| format!("socket {}: {e}", path.display()))?;
-    let signals =
-        async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
-            .map_err(|e| format!("cannot catch signals: {e}"))?;
-    let accept = async_io::Async::new(
-        listener
-            .inner
-            .try_clone()
-            .map_err(|e| format!("socket: {e}"))?,
-    )
-    .map_err(|e| format!("socket: {e}"))?;
     log::info!(
         "listening on {} (namespace {:?})",
         path.display(),
         cfg.namespace
     );
-    let ex = Rc::new(smol::LocalExecutor::new());
-    let (tx, rx) = async_channel::bounded(1024);
-    let namespace = cfg.namespace.clone();
-    async_io::block_on(ex.run(async {
-        let _server = ex.spawn(server::serve(accept, ex.clone(), tx.clone(), namespace));
-        let stop = tx.clone();
-        let _signals = ex.spawn(async move {
-            use futures_lite::StreamExt;
-            let mut signals = signals;
-            if let Some(Ok(sig)) = signals.next().await {
-                log::info!("received {sig:?}");
-                let _ = stop.send(agent::Input::Shutdown).await;
-            }
-        });
-        agent::run(cfg, ex.clone(), tx, rx).await;
-    }));
-    drop(listener);
-    Ok(())
+    agent::run(cfg, listener)
 }
 
 fn keygen(out: &Path) -> Result<(), String> {

@@ -1,7 +1,8 @@
 //! The local Unix socket (does I/O): binding safely, checking who connects, and one task per
 //! connection translating frames (see [`crate::proto`]) into agent inputs.
 
-use crate::agent::{ClientCmd, Input};
+use crate::agent::Incoming;
+use crate::engine::{Input, Request};
 use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind, FrameError};
 use async_channel::Sender;
 use async_io::{Async, Timer};
@@ -24,9 +25,15 @@ pub const MAX_CONNECTIONS: usize = 128;
 
 /// The bound socket; the file is removed when this is dropped.
 pub struct Listener {
-    /// The listening socket.
-    pub inner: UnixListener,
+    inner: UnixListener,
     path: PathBuf,
+}
+
+impl Listener {
+    /// A non-blocking handle on the same socket, for [`serve`].
+    pub fn accept_async(&self) -> io::Result<Async<UnixListener>> {
+        Async::new(self.inner.try_clone()?)
+    }
 }
 
 impl Drop for Listener {
@@ -85,10 +92,10 @@ pub fn bind(path: &Path) -> io::Result<Listener> {
 }
 
 /// Accepts connections forever, spawning one task each on `ex`.
-pub async fn serve<'ex>(
+pub(crate) async fn serve<'ex>(
     listener: Async<UnixListener>,
     ex: Rc<LocalExecutor<'ex>>,
-    input: Sender<Input>,
+    input: Sender<Incoming>,
     namespace: String,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
@@ -151,7 +158,7 @@ async fn read_frame(
 async fn connection(
     stream: Async<UnixStream>,
     id: u64,
-    input: Sender<Input>,
+    input: Sender<Incoming>,
     namespace: String,
 ) -> io::Result<()> {
     let me = nix::unistd::geteuid().as_raw();
@@ -213,23 +220,20 @@ async fn connection(
         Timer::after(Duration::from_secs(2)).await;
     });
     let reader = async {
-        let _ = input
-            .send(Input::Client(ClientCmd::Connected { id, tx: tx.clone() }))
-            .await;
+        let _ = input.send(Incoming::Connected { id, tx: tx.clone() }).await;
         loop {
-            let cmd = match read_frame(&stream).await {
-                Ok(Some(Ok(ClientMsg::Register { signed_record }))) => ClientCmd::Register {
-                    id,
-                    signed: signed_record,
-                },
-                Ok(Some(Ok(ClientMsg::List))) => ClientCmd::List { id },
-                Ok(Some(Ok(ClientMsg::Subscribe))) => ClientCmd::Subscribe { id },
-                Ok(Some(Ok(ClientMsg::Status))) => ClientCmd::Status { id },
+            let request = match read_frame(&stream).await {
+                Ok(Some(Ok(ClientMsg::Register { signed_record }))) => {
+                    Request::Register(signed_record)
+                }
+                Ok(Some(Ok(ClientMsg::List))) => Request::List,
+                Ok(Some(Ok(ClientMsg::Subscribe))) => Request::Subscribe,
+                Ok(Some(Ok(ClientMsg::Status))) => Request::Status,
                 Ok(Some(Ok(
                     msg @ (ClientMsg::AddHost { .. }
                     | ClientMsg::RemoveHost { .. }
                     | ClientMsg::AddPeer { .. }),
-                ))) => ClientCmd::Manage { id, msg },
+                ))) => Request::Manage(msg),
                 Ok(Some(Ok(ClientMsg::Hello { .. }))) | Ok(Some(Err(_))) => {
                     let _ = tx
                         .send(AgentMsg::Error {
@@ -241,11 +245,16 @@ async fn connection(
                 }
                 Ok(None) | Err(_) => break,
             };
-            if input.send(Input::Client(cmd)).await.is_err() {
+            let input_msg = Incoming::Input(Input::Client { id, request });
+            if input.send(input_msg).await.is_err() {
                 break;
             }
         }
-        let _ = input.send(Input::Client(ClientCmd::Gone { id })).await;
+        let gone = Incoming::Input(Input::Client {
+            id,
+            request: Request::Gone,
+        });
+        let _ = input.send(gone).await;
         drop(tx);
         let _ = done_tx.send(()).await;
     };

@@ -1,319 +1,203 @@
-//! The agent's links (does I/O): interfaces followed, per-interface sockets opened and queried,
-//! mdns-sd daemons started, adjusted and stopped to match what really works.
+//! One followed interface's I/O: its per-family multicast sockets and their readers, and its
+//! mdns-sd daemon with the task that turns the daemon's events into engine inputs.
 
-use super::*;
+use super::Incoming;
+use crate::engine::repeat::Repeated;
+use crate::engine::{Input, SendFailure, SendOutcome};
+use crate::iface::Iface;
+use crate::mcast::{self, Family};
+use crate::mdns::{Announcement, LinkDaemon};
+use crate::{dns, record};
+use async_channel::Sender;
+use async_io::{Async, Timer};
+use log::{debug, warn};
+use mdns_sd::ServiceEvent;
+use smol::{LocalExecutor, Task};
+use std::collections::BTreeMap;
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// A repeated error is summarised at most this often.
-const ERROR_SUMMARY_INTERVAL: Duration = Duration::from_secs(600);
+struct LinkSock {
+    sock: Arc<Async<UdpSocket>>,
+    _reader: Task<()>,
+}
 
-/// First interval between `_p2p._udp` queries on a link; doubles up to the configured maximum.
-const FIRST_QUERY_INTERVAL: Duration = Duration::from_secs(1);
+/// See the module docs.
+pub(super) struct ShellLink {
+    iface: Iface,
+    socks: BTreeMap<Family, LinkSock>,
+    daemon: Option<LinkDaemon>,
+    _daemon_events: Option<Task<()>>,
+}
 
-impl Agent<'_> {
-    pub(super) fn poll_interfaces(&mut self, now: Instant) {
-        let list = match iface::list() {
-            Ok(l) => {
-                self.list_error = None;
-                l
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                if self.list_error.as_deref() != Some(&msg) {
-                    warn!("cannot list interfaces: {msg}");
-                    self.list_error = Some(msg);
-                }
-                return;
-            }
-        };
-        let wanted: Vec<Iface> = list
-            .into_iter()
-            .filter(|i| self.cfg.wants_interface(&i.name, i.loopback) && i.can_multicast())
-            .collect();
-        let gone: Vec<u32> = self
-            .links
-            .keys()
-            .filter(|idx| !wanted.iter().any(|i| i.index == **idx))
-            .copied()
-            .collect();
-        for index in gone {
-            self.drop_link(index, "interface gone or down");
-        }
-        for iface in wanted {
-            match self.links.get(&iface.index) {
-                None => self.add_link(iface, now),
-                Some(l) if l.iface != iface => self.readdress_link(iface, now),
-                Some(_) => {}
-            }
-        }
-    }
-
-    pub(super) fn add_link(&mut self, iface: Iface, now: Instant) {
-        info!(
-            "interface {} (index {}): v4 {:?} v6 {:?}",
-            iface.name, iface.index, iface.v4, iface.v6
-        );
-        let index = iface.index;
-        self.links.insert(
-            index,
-            Link {
-                iface,
-                socks: BTreeMap::new(),
-                open_errors: BTreeMap::new(),
-                daemon: None,
-                _daemon_events: None,
-                next_query: now,
-                query_every: FIRST_QUERY_INTERVAL,
-                libp2p_seen: false,
-            },
-        );
-        self.query_link(index, now);
-    }
-
-    /// Addresses or flags changed: reopen the sockets, re-announce with the new addresses.
-    pub(super) fn readdress_link(&mut self, iface: Iface, now: Instant) {
-        let Some(link) = self.links.get_mut(&iface.index) else {
-            return;
-        };
-        info!(
-            "interface {} changed: v4 {:?} v6 {:?}",
-            iface.name, iface.v4, iface.v6
-        );
-        link.iface = iface;
-        link.socks.clear();
-        link.open_errors.clear();
-        link.next_query = now;
-        link.query_every = FIRST_QUERY_INTERVAL;
-        let index = link.iface.index;
-        self.query_link(index, now);
-        self.reannounce_on(index);
-    }
-
-    pub(super) fn drop_link(&mut self, index: u32, why: &str) {
-        let Some(link) = self.links.remove(&index) else {
-            return;
-        };
-        info!("interface {}: no longer used ({why})", link.iface.name);
-        if let Some(d) = link.daemon {
-            d.shutdown(Duration::from_millis(500));
-        }
-        for ev in self.table.remove_iface(&link.iface.name) {
-            self.broadcast(ev);
-        }
-    }
-
-    /// Opens missing sockets, sends a `_p2p._udp` query on each, and brings the mdns-sd daemon in
-    /// line with what really works.
-    pub(super) fn query_link(&mut self, index: u32, now: Instant) {
-        let Some(link) = self.links.get_mut(&index) else {
-            return;
-        };
-        for family in [Family::V4, Family::V6] {
-            if !family.present_on(&link.iface) {
-                link.socks.remove(&family);
-                continue;
-            }
-            if !link.socks.contains_key(&family) {
-                match mcast::open(&link.iface, family) {
-                    Ok(sock) => match Async::new(sock) {
-                        Ok(sock) => {
-                            let sock = Arc::new(sock);
-                            let reader = self.ex.spawn(read_link(
-                                sock.clone(),
-                                index,
-                                family,
-                                self.input.clone(),
-                            ));
-                            link.open_errors.remove(&family);
-                            link.socks.insert(
-                                family,
-                                LinkSock {
-                                    sock,
-                                    usable: false,
-                                    last_error: None,
-                                    repeats: 0,
-                                    logged_at: now,
-                                    packets_out: 0,
-                                    _reader: reader,
-                                },
-                            );
-                        }
-                        Err(e) => warn!("{} {}: {e}", link.iface.name, family.as_str()),
-                    },
-                    Err(e) => {
-                        let msg = e.to_string();
-                        if link.open_errors.get(&family) != Some(&msg) {
-                            warn!(
-                                "{} {}: cannot use mDNS: {msg}{}",
-                                link.iface.name,
-                                family.as_str(),
-                                errno_suffix(&e.error)
-                            );
-                            link.open_errors.insert(family, msg);
-                        }
-                    }
-                }
-            }
-            if let Some(ls) = link.socks.get_mut(&family) {
-                let dest = mcast::group_addr(family, &link.iface);
-                match ls.sock.get_ref().send_to(&self.query, dest) {
-                    Ok(_) => {
-                        ls.packets_out += 1;
-                        if !ls.usable {
-                            if ls.repeats > 0 {
-                                info!(
-                                    "{} {}: mDNS ok again (after {} more refused sends)",
-                                    link.iface.name,
-                                    family.as_str(),
-                                    ls.repeats
-                                );
-                            } else {
-                                info!("{} {}: mDNS ok", link.iface.name, family.as_str());
-                            }
-                        }
-                        ls.usable = true;
-                        ls.last_error = None;
-                        ls.repeats = 0;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        let msg = e.to_string();
-                        if ls.last_error.as_deref() != Some(&msg) {
-                            warn!(
-                                "{} {}: multicast send refused: {msg}{} ({})",
-                                link.iface.name,
-                                family.as_str(),
-                                errno_suffix(&e),
-                                crate::sys::explain_send_error(&e)
-                            );
-                            ls.last_error = Some(msg);
-                            ls.repeats = 0;
-                            ls.logged_at = now;
-                        } else {
-                            // The same error again: counted, and summarised now and then.
-                            ls.repeats += 1;
-                            if now.saturating_duration_since(ls.logged_at) >= ERROR_SUMMARY_INTERVAL
-                            {
-                                warn!(
-                                    "{} {}: multicast send still refused ({} times in the last {} s): {msg}",
-                                    link.iface.name,
-                                    family.as_str(),
-                                    ls.repeats,
-                                    now.saturating_duration_since(ls.logged_at).as_secs()
-                                );
-                                ls.repeats = 0;
-                                ls.logged_at = now;
-                            }
-                        }
-                        ls.usable = false;
-                    }
-                }
-            }
-        }
-        link.next_query = now + link.query_every;
-        link.query_every = (link.query_every * 2).min(self.cfg.query_interval_max());
-        self.sync_daemon(index);
-    }
-
-    /// Starts, adjusts or stops the link's mdns-sd daemon so that it runs on exactly the families
-    /// whose socket works.
-    pub(super) fn sync_daemon(&mut self, index: u32) {
-        let Some(link) = self.links.get_mut(&index) else {
-            return;
-        };
-        let usable: Vec<Family> = link
-            .socks
-            .iter()
-            .filter(|(_, s)| s.usable)
-            .map(|(f, _)| *f)
-            .collect();
-        let current: Vec<Family> = link
-            .daemon
-            .as_ref()
-            .map(|d| d.families().to_vec())
-            .unwrap_or_default();
-        if usable == current {
-            return;
-        }
-        if usable.is_empty() {
-            if let Some(d) = link.daemon.take() {
-                d.shutdown(Duration::from_millis(500));
-            }
-            link._daemon_events = None;
-            let name = link.iface.name.clone();
-            for ev in self.table.remove_iface(&name) {
-                self.broadcast(ev);
-            }
-            return;
-        }
-        match link.daemon.as_mut() {
-            Some(d) => {
-                if let Err(e) = d.set_families(&usable) {
-                    warn!("{}: mdns-sd: {e}", link.iface.name);
-                }
-            }
-            None => match LinkDaemon::start(&link.iface, &usable) {
-                Ok((d, events)) => {
-                    let n = crate::sys::raise_engine_unicast_ttl();
-                    debug!("engine sockets given unicast TTL 255: {n}");
-                    let tx = self.input.clone();
-                    link._daemon_events = Some(self.ex.spawn(async move {
-                        while let Ok(event) = events.recv_async().await {
-                            if tx.send(Input::Mdns { index, event }).await.is_err() {
-                                break;
-                            }
-                        }
-                    }));
-                    link.daemon = Some(d);
-                }
-                Err(e) => {
-                    warn!("{}: cannot start mdns-sd: {e}", link.iface.name);
-                    return;
-                }
-            },
-        }
-        self.reannounce_on(index);
-    }
-
-    pub(super) fn reannounce_on(&self, index: u32) {
-        let Some(link) = self.links.get(&index) else {
-            return;
-        };
-        let Some(d) = &link.daemon else { return };
-        for r in self.regs.values() {
-            if let Err(e) = d.register(&r.announcement, &link.iface) {
-                warn!("{}: cannot announce: {e}", link.iface.name);
-            }
-        }
-    }
-
-    pub(super) fn announce(&self, peer: &PeerId) {
-        let Some(r) = self.regs.get(peer) else { return };
-        for link in self.links.values() {
-            if let Some(d) = &link.daemon {
-                if let Err(e) = d.register(&r.announcement, &link.iface) {
-                    warn!("{}: cannot announce: {e}", link.iface.name);
-                }
-            }
-        }
+fn failure(e: &std::io::Error) -> SendFailure {
+    SendFailure {
+        errno: e.raw_os_error(),
+        message: e.to_string(),
+        explanation: crate::sys::explain_send_error(e),
     }
 }
 
-pub(super) fn errno_suffix(e: &std::io::Error) -> String {
-    e.raw_os_error()
-        .map(|n| format!(" [errno {n}]"))
-        .unwrap_or_default()
+impl ShellLink {
+    pub fn new(iface: Iface) -> ShellLink {
+        ShellLink {
+            iface,
+            socks: BTreeMap::new(),
+            daemon: None,
+            _daemon_events: None,
+        }
+    }
+
+    /// New addresses or flags: the sockets are closed (the next query reopens them).
+    pub fn update(&mut self, iface: Iface) {
+        self.iface = iface;
+        self.socks.clear();
+    }
+
+    pub fn close(&mut self, family: Family) {
+        self.socks.remove(&family);
+    }
+
+    /// Stops the daemon (goodbyes), waiting at most `wait`.
+    pub fn stop(self, wait: Duration) {
+        if let Some(d) = self.daemon {
+            d.shutdown(wait);
+        }
+    }
+
+    /// Sends `query` on the family's socket, opening it (and its reader) first if need be.
+    pub fn send_query<'ex>(
+        &mut self,
+        family: Family,
+        query: &[u8],
+        ex: &LocalExecutor<'ex>,
+        tx: &Sender<Incoming>,
+    ) -> SendOutcome {
+        if !self.socks.contains_key(&family) {
+            let opened = mcast::open(&self.iface, family)
+                .map_err(|e| (e.to_string(), e.error.raw_os_error()))
+                .and_then(|s| Async::new(s).map_err(|e| (e.to_string(), e.raw_os_error())));
+            let sock = match opened {
+                Ok(sock) => Arc::new(sock),
+                Err((message, errno)) => {
+                    return SendOutcome::OpenFailed(SendFailure {
+                        errno,
+                        message,
+                        explanation: "",
+                    })
+                }
+            };
+            let reader = ex.spawn(read_link(
+                sock.clone(),
+                self.iface.index,
+                family,
+                tx.clone(),
+            ));
+            self.socks.insert(
+                family,
+                LinkSock {
+                    sock,
+                    _reader: reader,
+                },
+            );
+        }
+        let Some(ls) = self.socks.get(&family) else {
+            return SendOutcome::WouldBlock;
+        };
+        match ls
+            .sock
+            .get_ref()
+            .send_to(query, mcast::group_addr(family, &self.iface))
+        {
+            Ok(_) => SendOutcome::Sent,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => SendOutcome::WouldBlock,
+            Err(e) => SendOutcome::Refused(failure(&e)),
+        }
+    }
+
+    /// Runs the daemon on exactly `families` (stops it when empty: nothing to report then).
+    pub fn set_daemon<'ex>(
+        &mut self,
+        families: &[Family],
+        ex: &LocalExecutor<'ex>,
+        tx: &Sender<Incoming>,
+    ) -> Option<Result<(), String>> {
+        if families.is_empty() {
+            if let Some(d) = self.daemon.take() {
+                d.shutdown(Duration::from_millis(500));
+            }
+            self._daemon_events = None;
+            return None;
+        }
+        if let Some(d) = self.daemon.as_mut() {
+            return Some(d.set_families(families).map_err(|e| e.to_string()));
+        }
+        let (daemon, events) = match LinkDaemon::start(&self.iface, families) {
+            Ok(started) => started,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        let n = crate::sys::raise_engine_unicast_ttl();
+        debug!("engine sockets given unicast TTL 255: {n}");
+        let tx = tx.clone();
+        let link = self.iface.index;
+        self._daemon_events = Some(ex.spawn(async move {
+            while let Ok(event) = events.recv_async().await {
+                let input = match event {
+                    ServiceEvent::ServiceResolved(r) => Input::Resolved {
+                        link,
+                        fullname: r.get_fullname().to_owned(),
+                        signed: record::from_txt(|k| r.get_property_val(k).flatten()),
+                        ips: r.get_addresses().iter().map(|a| a.to_ip_addr()).collect(),
+                    },
+                    ServiceEvent::ServiceRemoved(_, fullname) => Input::Removed { link, fullname },
+                    _ => continue,
+                };
+                if tx.send(Incoming::Input(input)).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        self.daemon = Some(daemon);
+        Some(Ok(()))
+    }
+
+    pub fn announce(&self, a: &Announcement) {
+        if let Some(d) = &self.daemon {
+            if let Err(e) = d.register(a, &self.iface) {
+                warn!("{}: cannot announce: {e}", self.iface.name);
+            }
+        }
+    }
+
+    pub fn withdraw(&self, label: &str) {
+        if let Some(d) = &self.daemon {
+            d.unregister(label);
+        }
+    }
+
+    pub fn send_packets(&self, family: Family, packets: &[Vec<u8>]) {
+        let Some(ls) = self.socks.get(&family) else {
+            return;
+        };
+        let dest = mcast::group_addr(family, &self.iface);
+        for packet in packets {
+            if let Err(e) = ls.sock.get_ref().send_to(packet, dest) {
+                debug!(
+                    "{} {}: libp2p-mdns answer not sent: {e}",
+                    self.iface.name,
+                    family.as_str()
+                );
+            }
+        }
+    }
 }
 
 /// Reads one link socket: responses are reduced to the `_p2p._udp` instances they name and the
 /// stock libp2p-mdns peers they describe; stock libp2p-mdns queries are flagged for an answer.
-pub(super) async fn read_link(
-    sock: Arc<Async<UdpSocket>>,
-    index: u32,
-    family: Family,
-    tx: Sender<Input>,
-) {
+async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: Sender<Incoming>) {
     let mut buf = vec![0u8; dns::MAX_PACKET];
-    let mut last_error: Option<String> = None;
+    let mut errors = Repeated::default();
     loop {
         let got = sock
             .read_with(|s| crate::sys::recv_with_ifindex(s, &mut buf))
@@ -322,9 +206,8 @@ pub(super) async fn read_link(
             Ok(got) => got,
             Err(e) => {
                 let msg = e.to_string();
-                if last_error.as_deref() != Some(&msg) {
+                if errors.failed(&msg, Instant::now(), None).is_some() {
                     debug!("link socket {index}: receive failed: {msg}");
-                    last_error = Some(msg);
                 }
                 Timer::after(Duration::from_millis(500)).await;
                 continue;
@@ -350,16 +233,15 @@ pub(super) async fn read_link(
             (Vec::new(), Vec::new())
         };
         // Attribute by where it really arrived (see `sys::recv_with_ifindex`).
-        let index = arrived_on.unwrap_or(index);
-        let input = Input::Packet {
-            index,
+        let input = Input::Heard {
+            link: arrived_on.unwrap_or(index),
             family,
             from,
             instances,
             libp2p_peers,
             libp2p_query,
         };
-        if tx.send(input).await.is_err() {
+        if tx.send(Incoming::Input(input)).await.is_err() {
             return;
         }
     }

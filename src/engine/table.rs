@@ -1,42 +1,56 @@
-//! The peer table: verified records merged by seq, per-link liveness, expiry and events. Pure, no I/O;
-//! the clock is passed in.
+//! The peer table: verified records merged by seq, per-source liveness, expiry and events. Pure,
+//! no I/O; the clock is passed in.
 //!
-//! A peer is known per link (interface) where its record was heard. A link stays *live* while the
-//! peer is heard on it at least once per timeout; a goodbye removes it at once. The peer is visible
-//! (handed to the node) while at least one live link yields a dialable address. A record with a
-//! higher seq replaces the old one and drops every link learned from the old one (restart on a new
-//! port: only the new addresses remain); a lower seq is a replay and is refused.
+//! A peer is known per [`Via`] (a link, a static host, the cache, the operator) where its record
+//! was learned. A link stays *live* while the peer is heard on it at least once per timeout; a
+//! goodbye removes it at once. The peer is visible (handed to the node) while at least one live
+//! link yields a dialable address. A record with a higher seq replaces the old one and drops every
+//! link learned from the old one (restart on a new port: only the new addresses remain); a lower
+//! seq is a replay and is refused.
 //!
-//! With reachability verification on, an address is handed over only once a probe (a TCP connect,
-//! run by the shell) has answered: [`PeerTable::due_probes`] says which addresses to try now, at
-//! most a few per peer and in all; [`PeerTable::probe_result`] records the outcome. Addresses
-//! that do not answer are retried with a doubling backoff and handed over when they do.
+//! With reachability verification on, an address is handed over only once a probe has answered;
+//! the [`Prober`] schedules the probes, the table says which addresses are worth probing (those on
+//! live links) and settles a peer when one of its addresses answers.
+//!
+//! Every operation costs O(log n) in the number of peers or less, except those that name a whole
+//! link ([`PeerTable::remove_via`]) or the whole table ([`PeerTable::snapshot`],
+//! [`PeerTable::cache_entries`]): a table of thousands of peers is never scanned per packet.
 
+use super::prober::Prober;
 use crate::proto::{EventKind, PeerEvent, PeerInfo, Source, Verification};
 use crate::record::{Reject, VerifiedRecord};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 use std::time::{Duration, Instant};
 
 /// Most peers the table holds; records of further peers are ignored until some expire.
 pub const MAX_PEERS: usize = 4096;
-/// First retry delay of an address that did not answer; doubles up to [`MAX_RETRY`].
-pub const FIRST_RETRY: Duration = Duration::from_secs(1);
-/// Longest retry delay of an address that does not answer.
-pub const MAX_RETRY: Duration = Duration::from_secs(60);
 
-/// What is known of an address's reachability.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reach {
-    /// Answered a probe.
-    Ok,
-    /// Not yet answered: probe again at `next`; `in_flight` while a probe runs.
-    Pending {
-        next: Instant,
-        backoff: Duration,
-        in_flight: bool,
-    },
+/// Where a peer was learned: the key of its per-source liveness.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Via {
+    /// A local link, by interface name.
+    Link(String),
+    /// A static host asked by unicast, as configured.
+    Static(String),
+    /// The persistent cache of an earlier run.
+    Cache,
+    /// The operator (`add-peer`).
+    Manual,
+}
+
+impl fmt::Display for Via {
+    /// The name the node sees in a peer's `interfaces`: `eth0`, `static:HOST`, `cache`, `manual`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Via::Link(name) => f.write_str(name),
+            Via::Static(host) => write!(f, "static:{host}"),
+            Via::Cache => f.write_str("cache"),
+            Via::Manual => f.write_str("manual"),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -46,7 +60,7 @@ struct Link {
     live: bool,
     /// How this link learned the peer.
     source: Source,
-    /// Never times out (a peer the operator added by hand).
+    /// Never times out (a peer the operator added by hand, a cached peer).
     pinned: bool,
 }
 
@@ -58,7 +72,7 @@ struct Entry {
     /// The signed record of that seq (for the persistent cache).
     signed: Option<Vec<u8>>,
     source: Source,
-    links: BTreeMap<String, Link>,
+    links: BTreeMap<Via, Link>,
     /// What the node was last told of this peer; `None` while it is not visible.
     sent: Option<PeerInfo>,
 }
@@ -78,9 +92,12 @@ pub struct PeerTable {
     peers: HashMap<PeerId, Entry>,
     timeout: Duration,
     counters: Counters,
-    /// Whether addresses must answer a probe before they are handed over.
-    verify: bool,
-    reach: HashMap<Multiaddr, Reach>,
+    /// Reachability, when addresses must answer a probe before they are handed over.
+    prober: Option<Prober>,
+    /// When each live, unpinned link times out.
+    expiries: BTreeSet<(Instant, PeerId, Via)>,
+    /// Addresses dropped from links since the prober was last pruned.
+    dropped: usize,
 }
 
 impl PeerTable {
@@ -90,15 +107,60 @@ impl PeerTable {
             peers: HashMap::new(),
             timeout,
             counters: Counters::default(),
-            verify: false,
-            reach: HashMap::new(),
+            prober: None,
+            expiries: BTreeSet::new(),
+            dropped: 0,
         }
     }
 
     /// Turns reachability verification on or off.
     pub fn with_reachability(mut self, verify: bool) -> Self {
-        self.verify = verify;
+        self.prober = verify.then(Prober::default);
         self
+    }
+
+    /// The timeout of a link not heard.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn arm(&mut self, peer: PeerId, via: &Via, link: &Link) {
+        if link.live && !link.pinned {
+            self.expiries
+                .insert((link.last_heard + self.timeout, peer, via.clone()));
+        }
+    }
+
+    fn disarm(&mut self, peer: PeerId, via: &Via, link: &Link) {
+        if link.live && !link.pinned {
+            self.expiries
+                .remove(&(link.last_heard + self.timeout, peer, via.clone()));
+        }
+    }
+
+    /// Puts `link` in place of whatever `peer` had at `via`.
+    fn set_link(&mut self, peer: PeerId, via: &Via, link: Link) {
+        self.arm(peer, via, &link);
+        let old = self
+            .peers
+            .get_mut(&peer)
+            .and_then(|e| e.links.insert(via.clone(), link));
+        if let Some(old) = old {
+            self.disarm(peer, via, &old);
+            self.dropped += old.addrs.len();
+        }
+    }
+
+    /// Drops every link of `peer`.
+    fn clear_links(&mut self, peer: PeerId) {
+        let Some(e) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let old = std::mem::take(&mut e.links);
+        for (via, link) in &old {
+            self.disarm(peer, via, link);
+            self.dropped += link.addrs.len();
+        }
     }
 
     /// Addresses to probe now: due, not already being probed, TCP, on a live link; at most
@@ -109,103 +171,34 @@ impl PeerTable {
         total: usize,
         per_peer: usize,
     ) -> Vec<(PeerId, Multiaddr)> {
-        if !self.verify {
+        let peers = &self.peers;
+        let Some(prober) = self.prober.as_mut() else {
             return Vec::new();
-        }
-        let mut in_flight = self
-            .reach
-            .values()
-            .filter(|r| {
-                matches!(
-                    r,
-                    Reach::Pending {
-                        in_flight: true,
-                        ..
-                    }
-                )
-            })
-            .count();
-        let mut out = Vec::new();
-        for (peer, e) in &self.peers {
-            let addrs: Vec<&Multiaddr> = e
-                .links
-                .values()
-                .filter(|l| l.live)
-                .flat_map(|l| l.addrs.iter())
-                .collect();
-            let mut mine = addrs
-                .iter()
-                .filter(|a| {
-                    matches!(
-                        self.reach.get(**a),
-                        Some(Reach::Pending {
-                            in_flight: true,
-                            ..
-                        })
-                    )
-                })
-                .count();
-            for a in addrs {
-                if in_flight >= total {
-                    return out;
-                }
-                if mine >= per_peer {
-                    break;
-                }
-                if let Some(Reach::Pending {
-                    next,
-                    in_flight: flying @ false,
-                    ..
-                }) = self.reach.get_mut(a)
-                {
-                    if *next <= now {
-                        *flying = true;
-                        in_flight += 1;
-                        mine += 1;
-                        out.push((*peer, a.clone()));
-                    }
-                }
-            }
-        }
-        out
+        };
+        prober.due(now, total, per_peer, |peer, a| {
+            peers
+                .get(peer)
+                .is_some_and(|e| e.links.values().any(|l| l.live && l.addrs.contains(a)))
+        })
     }
 
     /// A probe of `addr` answered (`ok`) or not; returns the events this causes.
     pub fn probe_result(&mut self, addr: &Multiaddr, ok: bool, now: Instant) -> Vec<PeerEvent> {
-        let Some(r) = self.reach.get_mut(addr) else {
+        let Some(prober) = self.prober.as_mut() else {
             return Vec::new();
         };
-        *r = match (*r, ok) {
-            (_, true) => Reach::Ok,
-            (Reach::Pending { backoff, .. }, false) => Reach::Pending {
-                next: now + backoff,
-                backoff: (backoff * 2).min(MAX_RETRY),
-                in_flight: false,
-            },
-            (Reach::Ok, false) => Reach::Ok,
-        };
-        if !ok {
+        if !prober.result(addr, ok, now) {
             return Vec::new();
         }
-        let peers: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, e)| e.links.values().any(|l| l.addrs.contains(addr)))
-            .map(|(p, _)| *p)
-            .collect();
-        peers.iter().filter_map(|p| self.settle(p)).collect()
+        super::prober::owner(addr)
+            .and_then(|p| self.settle(&p))
+            .into_iter()
+            .collect()
     }
 
     fn track(&mut self, addrs: &[Multiaddr], now: Instant) {
-        if !self.verify {
-            return;
-        }
-        for a in addrs.iter().filter(|a| probeable(a)) {
-            self.reach.entry(a.clone()).or_insert(Reach::Pending {
-                next: now,
-                backoff: FIRST_RETRY,
-                in_flight: false,
-            });
+        if let Some(p) = self.prober.as_mut() {
+            p.track(addrs, now);
         }
     }
 
@@ -219,209 +212,196 @@ impl PeerTable {
         &self.counters
     }
 
-    /// A verified record heard on `iface`, with the addresses dialable over that link.
-    /// Returns the event for the node, if any. An older seq is refused as a replay.
+    /// A verified record learned through `via` (`source` says how), with the addresses dialable
+    /// that way. Returns the event for the node, if any. An older seq is refused as a replay.
     pub fn observe(
         &mut self,
         record: VerifiedRecord,
-        iface: &str,
-        addrs: Vec<Multiaddr>,
-        now: Instant,
-    ) -> Result<Option<PeerEvent>, Reject> {
-        self.observe_from(record, Source::Mdns, iface, addrs, now)
-    }
-
-    /// As [`PeerTable::observe`], for a record learned another way than multicast (`link` then
-    /// names where from, e.g. `static:host`).
-    pub fn observe_from(
-        &mut self,
-        record: VerifiedRecord,
         source: Source,
-        iface: &str,
+        via: &Via,
         addrs: Vec<Multiaddr>,
         now: Instant,
     ) -> Result<Option<PeerEvent>, Reject> {
         let peer = record.peer_id;
-        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
-            return Ok(None);
-        }
-        if self
-            .peers
-            .get(&peer)
-            .and_then(|e| e.seq)
-            .is_none_or(|old| record.seq >= old)
-        {
+        let Some(e) = self.peers.get(&peer) else {
+            if self.peers.len() >= MAX_PEERS {
+                return Ok(None);
+            }
             self.track(&addrs, now);
-        }
-        let link = Link {
-            addrs,
-            last_heard: now,
-            live: true,
-            source,
-            // A cached peer stays until a newer record replaces it (it is not heard to stay).
-            pinned: source == Source::Cache,
+            self.peers.insert(
+                peer,
+                Entry {
+                    peer,
+                    seq: Some(record.seq),
+                    signed: Some(record.signed),
+                    source,
+                    links: BTreeMap::new(),
+                    sent: None,
+                },
+            );
+            self.set_link(peer, via, new_link(addrs, source, now));
+            self.counters.accepted += 1;
+            return Ok(self.settle(&peer));
         };
-        match self.peers.get_mut(&peer) {
-            Some(Entry { seq: Some(old), .. }) if record.seq < *old => {
+        match e.seq {
+            Some(old) if record.seq < old => {
                 self.count_reject(Reject::Replay);
                 return Err(Reject::Replay);
             }
-            Some(e) if e.seq == Some(record.seq) => {
-                e.links.insert(iface.to_owned(), link);
+            Some(old) if record.seq == old => {
+                // The same record again: a refresh, unless this way of learning it is new.
+                let same = e
+                    .links
+                    .get(via)
+                    .is_some_and(|l| l.live && l.source == source && l.addrs == addrs);
+                self.counters.accepted += 1;
+                if same {
+                    self.heard(&peer, via, now);
+                    return Ok(None);
+                }
+                self.track(&addrs, now);
+                self.set_link(peer, via, new_link(addrs, source, now));
             }
-            Some(e) => {
+            _ => {
                 // Newer than what we had (or the first signed record of a peer known unsigned).
-                e.seq = Some(record.seq);
-                e.signed = Some(record.signed.clone());
-                e.source = source;
-                e.links.clear();
-                e.links.insert(iface.to_owned(), link);
+                self.track(&addrs, now);
+                self.clear_links(peer);
+                if let Some(e) = self.peers.get_mut(&peer) {
+                    e.seq = Some(record.seq);
+                    e.signed = Some(record.signed);
+                    e.source = source;
+                }
+                self.set_link(peer, via, new_link(addrs, source, now));
+                self.counters.accepted += 1;
             }
+        }
+        Ok(self.settle(&peer))
+    }
+
+    /// An unsigned peer (a stock libp2p-mdns node, a peer added by hand) learned through `via`
+    /// with these dialable addresses. A peer known by a signed record is never overridden by an
+    /// unsigned claim.
+    pub fn observe_unsigned(
+        &mut self,
+        peer: PeerId,
+        source: Source,
+        via: &Via,
+        addrs: Vec<Multiaddr>,
+        now: Instant,
+    ) -> Option<PeerEvent> {
+        match self.peers.get(&peer) {
+            Some(e) if e.seq.is_some() => return None,
+            Some(_) => {}
+            None if self.peers.len() >= MAX_PEERS => return None,
             None => {
-                let mut links = BTreeMap::new();
-                links.insert(iface.to_owned(), link);
                 self.peers.insert(
                     peer,
                     Entry {
                         peer,
-                        seq: Some(record.seq),
-                        signed: Some(record.signed.clone()),
+                        seq: None,
+                        signed: None,
                         source,
-                        links,
+                        links: BTreeMap::new(),
                         sent: None,
                     },
                 );
             }
         }
-        self.counters.accepted += 1;
-        Ok(self.settle(&peer))
-    }
-
-    /// An unsigned peer (e.g. a stock libp2p-mdns node) heard on `iface` with these dialable
-    /// addresses. A peer known by a signed record is never overridden by an unsigned claim.
-    pub fn observe_unsigned(
-        &mut self,
-        peer: PeerId,
-        source: Source,
-        iface: &str,
-        addrs: Vec<Multiaddr>,
-        now: Instant,
-    ) -> Option<PeerEvent> {
-        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_PEERS {
-            return None;
-        }
-        let e = self.peers.entry(peer).or_insert_with(|| Entry {
-            peer,
-            seq: None,
-            signed: None,
-            source,
-            links: BTreeMap::new(),
-            sent: None,
-        });
-        if e.seq.is_some() {
-            return None;
-        }
         self.track(&addrs, now);
-        let e = self.peers.get_mut(&peer)?;
-        e.links.insert(
-            iface.to_owned(),
-            Link {
-                addrs,
-                last_heard: now,
-                live: true,
-                source,
-                pinned: source == Source::Manual,
-            },
-        );
+        self.set_link(peer, via, new_link(addrs, source, now));
         self.settle(&peer)
     }
 
-    /// The peer's instance was heard on `iface` (any packet naming it): keeps that link live,
+    /// The peer's instance was heard through `via` (any packet naming it): keeps that link live,
     /// and revives it if it had timed out.
-    pub fn heard(&mut self, peer: &PeerId, iface: &str, now: Instant) -> Option<PeerEvent> {
-        let link = self.peers.get_mut(peer)?.links.get_mut(iface)?;
+    pub fn heard(&mut self, peer: &PeerId, via: &Via, now: Instant) -> Option<PeerEvent> {
+        let link = self.peers.get(peer)?.links.get(via)?.clone();
+        self.disarm(*peer, via, &link);
+        let revived = !link.live;
+        let link = self.peers.get_mut(peer)?.links.get_mut(via)?;
         link.last_heard = now;
-        if link.live {
-            return None;
-        }
         link.live = true;
+        let link = link.clone();
+        self.arm(*peer, via, &link);
+        if revived {
+            self.settle(peer)
+        } else {
+            None
+        }
+    }
+
+    /// The peer said goodbye through `via` (or the link went away): drop that link now.
+    pub fn remove_link(&mut self, peer: &PeerId, via: &Via) -> Option<PeerEvent> {
+        let link = self.peers.get_mut(peer)?.links.remove(via)?;
+        self.disarm(*peer, via, &link);
+        self.dropped += link.addrs.len();
         self.settle(peer)
     }
 
-    /// The peer said goodbye on `iface` (or the link went away): drop that link now.
-    pub fn remove_link(&mut self, peer: &PeerId, iface: &str) -> Option<PeerEvent> {
-        self.peers.get_mut(peer)?.links.remove(iface)?;
-        self.settle(peer)
-    }
-
-    /// Drops every peer's link on `iface` (the interface vanished or stopped carrying mDNS).
-    pub fn remove_iface(&mut self, iface: &str) -> Vec<PeerEvent> {
+    /// Drops every peer's link through `via` (an interface vanished or stopped carrying mDNS, a
+    /// static host was removed).
+    pub fn remove_via(&mut self, via: &Via) -> Vec<PeerEvent> {
         let peers: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(_, e)| e.links.contains_key(iface))
+            .filter(|(_, e)| e.links.contains_key(via))
             .map(|(p, _)| *p)
             .collect();
         peers
             .iter()
-            .filter_map(|p| self.remove_link(p, iface))
+            .filter_map(|p| self.remove_link(p, via))
             .collect()
     }
 
     /// Marks links not heard within the timeout as dead; returns the resulting events.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
         let mut touched = Vec::new();
-        for (peer, e) in self.peers.iter_mut() {
-            for link in e.links.values_mut() {
-                if link.live
-                    && !link.pinned
-                    && now.saturating_duration_since(link.last_heard) >= self.timeout
-                {
-                    link.live = false;
-                    touched.push(*peer);
-                }
+        while let Some((at, peer, via)) = self.expiries.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.expiries.pop_first();
+            if let Some(link) = self
+                .peers
+                .get_mut(&peer)
+                .and_then(|e| e.links.get_mut(&via))
+            {
+                link.live = false;
+                touched.push(peer);
             }
         }
+        touched.sort();
         touched.dedup();
         let events = touched.iter().filter_map(|p| self.settle(p)).collect();
-        // Forget the reachability of addresses no link carries any more.
-        if self.reach.len() > 64 {
-            let used: std::collections::HashSet<&Multiaddr> = self
-                .peers
-                .values()
-                .flat_map(|e| e.links.values())
-                .flat_map(|l| l.addrs.iter())
-                .collect();
-            self.reach.retain(|a, _| used.contains(a));
-        }
+        self.prune_prober();
         events
+    }
+
+    /// Forgets the reachability of addresses no link carries any more, once enough were dropped
+    /// that a pass over the table pays for itself.
+    fn prune_prober(&mut self) {
+        let Some(prober) = self.prober.as_mut() else {
+            return;
+        };
+        if self.dropped < 64 || self.dropped < prober.len() / 2 {
+            return;
+        }
+        self.dropped = 0;
+        let used: std::collections::HashSet<&Multiaddr> = self
+            .peers
+            .values()
+            .flat_map(|e| e.links.values())
+            .flat_map(|l| l.addrs.iter())
+            .collect();
+        prober.retain(|a| used.contains(a));
     }
 
     /// When [`PeerTable::expire`] or [`PeerTable::due_probes`] next has work, if ever, after
     /// `now`. (A probe due now but held back by the concurrency limits waits for a running probe
     /// to finish, which brings the caller back.)
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let live = self
-            .peers
-            .values()
-            .flat_map(|e| e.links.values())
-            .filter(|l| l.live);
-        let expiry = live
-            .clone()
-            .filter(|l| !l.pinned)
-            .map(|l| l.last_heard + self.timeout)
-            .min();
-        let probe = live
-            .flat_map(|l| l.addrs.iter())
-            .filter_map(|a| match self.reach.get(a) {
-                Some(Reach::Pending {
-                    next,
-                    in_flight: false,
-                    ..
-                }) if *next > now => Some(*next),
-                _ => None,
-            })
-            .min();
+        let expiry = self.expiries.first().map(|(t, _, _)| *t);
+        let probe = self.prober.as_ref().and_then(|p| p.next_deadline(now));
         expiry.into_iter().chain(probe).min()
     }
 
@@ -430,6 +410,11 @@ impl PeerTable {
         let mut v: Vec<PeerInfo> = self.peers.values().filter_map(|e| e.sent.clone()).collect();
         v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         v
+    }
+
+    /// Peers visible now.
+    pub fn visible(&self) -> usize {
+        self.peers.values().filter(|e| e.sent.is_some()).count()
     }
 
     /// What the persistent cache keeps: every signed peer's record and the addresses any link
@@ -462,7 +447,7 @@ impl PeerTable {
     /// Recomputes what the node should know of `peer` and says what changed.
     fn settle(&mut self, peer: &PeerId) -> Option<PeerEvent> {
         let e = self.peers.get_mut(peer)?;
-        let cur = info(e, self.verify.then_some(&self.reach));
+        let cur = info(e, self.prober.as_ref());
         let visible = !cur.addrs.is_empty();
         let event = match (&e.sent, visible) {
             (None, true) => Some(PeerEvent {
@@ -488,26 +473,33 @@ impl PeerTable {
     }
 }
 
-/// Whether a TCP connect can check this address.
-pub fn probeable(a: &Multiaddr) -> bool {
-    a.iter().any(|p| matches!(p, multiaddr::Protocol::Tcp(_)))
+fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Link {
+    Link {
+        addrs,
+        last_heard: now,
+        live: true,
+        source,
+        // Neither is heard to stay: a cached peer stays until a newer record replaces it, a
+        // manual one until the operator's agent restarts.
+        pinned: matches!(source, Source::Cache | Source::Manual),
+    }
 }
 
 /// What the node is told of a peer: the addresses of its live links (only those that answered a
-/// probe, when `reach` is given), the interfaces they came from, and how it was checked.
-fn info(e: &Entry, reach: Option<&HashMap<Multiaddr, Reach>>) -> PeerInfo {
+/// probe, when a prober is given), the interfaces they came from, and how it was checked.
+fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
     let mut addrs: Vec<String> = Vec::new();
     let mut interfaces = Vec::new();
-    for (name, link) in e.links.iter().filter(|(_, l)| l.live) {
+    for (via, link) in e.links.iter().filter(|(_, l)| l.live) {
         let ok: Vec<&Multiaddr> = link
             .addrs
             .iter()
-            .filter(|a| reach.is_none_or(|r| r.get(*a) == Some(&Reach::Ok)))
+            .filter(|a| prober.is_none_or(|p| p.is_ok(a)))
             .collect();
         if ok.is_empty() {
             continue;
         }
-        interfaces.push(name.clone());
+        interfaces.push(via.to_string());
         for a in ok {
             let s = a.to_string();
             if !addrs.contains(&s) {
@@ -515,6 +507,7 @@ fn info(e: &Entry, reach: Option<&HashMap<Multiaddr, Reach>>) -> PeerInfo {
             }
         }
     }
+    interfaces.sort();
     // Where it was learned: multicast first, then the static host, then the rest.
     let source = e
         .links
@@ -533,7 +526,7 @@ fn info(e: &Entry, reach: Option<&HashMap<Multiaddr, Reach>>) -> PeerInfo {
     if e.seq.is_some() {
         verified.push(Verification::Signature);
     }
-    if reach.is_some() {
+    if prober.is_some() {
         verified.push(Verification::Reachable);
     }
     PeerInfo {
@@ -552,7 +545,13 @@ mod tests {
     use crate::record;
     use libp2p_identity::Keypair;
 
+    use crate::engine::prober::FIRST_RETRY;
+
     const T: Duration = Duration::from_secs(60);
+
+    fn l(name: &str) -> Via {
+        Via::Link(name.into())
+    }
 
     fn rec(k: &Keypair, seq: u64, port: u16) -> VerifiedRecord {
         let a: Multiaddr = format!("/ip4/0.0.0.0/tcp/{port}").parse().unwrap();
@@ -573,18 +572,36 @@ mod tests {
         let now = Instant::now();
         let mut t = PeerTable::new(T);
         let e = t
-            .observe(rec(&k, 1, 5), "eth0", dial(&k, "10.0.0.2", 5), now)
+            .observe(
+                rec(&k, 1, 5),
+                Source::Mdns,
+                &l("eth0"),
+                dial(&k, "10.0.0.2", 5),
+                now,
+            )
             .unwrap()
             .unwrap();
         assert_eq!(e.event, EventKind::Discovered);
         assert_eq!(e.peer.interfaces, vec!["eth0"]);
         // Same record again on the same link: nothing new.
         assert_eq!(
-            t.observe(rec(&k, 1, 5), "eth0", dial(&k, "10.0.0.2", 5), now),
+            t.observe(
+                rec(&k, 1, 5),
+                Source::Mdns,
+                &l("eth0"),
+                dial(&k, "10.0.0.2", 5),
+                now
+            ),
             Ok(None)
         );
         let e = t
-            .observe(rec(&k, 1, 5), "eth1", dial(&k, "10.1.0.2", 5), now)
+            .observe(
+                rec(&k, 1, 5),
+                Source::Mdns,
+                &l("eth1"),
+                dial(&k, "10.1.0.2", 5),
+                now,
+            )
             .unwrap()
             .unwrap();
         assert_eq!(e.event, EventKind::Updated);
@@ -598,12 +615,30 @@ mod tests {
         let k = Keypair::generate_ed25519();
         let now = Instant::now();
         let mut t = PeerTable::new(T);
-        t.observe(rec(&k, 1, 5), "eth0", dial(&k, "10.0.0.2", 5), now)
-            .unwrap();
-        t.observe(rec(&k, 1, 5), "eth1", dial(&k, "10.1.0.2", 5), now)
-            .unwrap();
+        t.observe(
+            rec(&k, 1, 5),
+            Source::Mdns,
+            &l("eth0"),
+            dial(&k, "10.0.0.2", 5),
+            now,
+        )
+        .unwrap();
+        t.observe(
+            rec(&k, 1, 5),
+            Source::Mdns,
+            &l("eth1"),
+            dial(&k, "10.1.0.2", 5),
+            now,
+        )
+        .unwrap();
         let e = t
-            .observe(rec(&k, 2, 6), "eth0", dial(&k, "10.0.0.2", 6), now)
+            .observe(
+                rec(&k, 2, 6),
+                Source::Mdns,
+                &l("eth0"),
+                dial(&k, "10.0.0.2", 6),
+                now,
+            )
             .unwrap()
             .unwrap();
         assert_eq!(e.event, EventKind::Updated);
@@ -616,19 +651,37 @@ mod tests {
         let k = Keypair::generate_ed25519();
         let now = Instant::now();
         let mut t = PeerTable::new(T);
-        t.observe(rec(&k, 5, 5), "eth0", dial(&k, "10.0.0.2", 5), now)
-            .unwrap();
+        t.observe(
+            rec(&k, 5, 5),
+            Source::Mdns,
+            &l("eth0"),
+            dial(&k, "10.0.0.2", 5),
+            now,
+        )
+        .unwrap();
         assert_eq!(
-            t.observe(rec(&k, 4, 9), "eth0", dial(&k, "10.0.0.2", 9), now),
+            t.observe(
+                rec(&k, 4, 9),
+                Source::Mdns,
+                &l("eth0"),
+                dial(&k, "10.0.0.2", 9),
+                now
+            ),
             Err(Reject::Replay)
         );
         assert_eq!(t.counters().rejected.get(&Reject::Replay), Some(&1));
         assert_eq!(t.snapshot()[0].seq, 5);
         // Even after the peer expired, the seq is remembered.
-        t.remove_link(&k.public().to_peer_id(), "eth0");
+        t.remove_link(&k.public().to_peer_id(), &l("eth0"));
         assert!(t.snapshot().is_empty());
         assert_eq!(
-            t.observe(rec(&k, 4, 9), "eth0", dial(&k, "10.0.0.2", 9), now),
+            t.observe(
+                rec(&k, 4, 9),
+                Source::Mdns,
+                &l("eth0"),
+                dial(&k, "10.0.0.2", 9),
+                now
+            ),
             Err(Reject::Replay)
         );
     }
@@ -639,11 +692,19 @@ mod tests {
         let p = k.public().to_peer_id();
         let t0 = Instant::now();
         let mut t = PeerTable::new(T);
-        t.observe(rec(&k, 1, 5), "eth0", dial(&k, "10.0.0.2", 5), t0)
-            .unwrap();
+        t.observe(
+            rec(&k, 1, 5),
+            Source::Mdns,
+            &l("eth0"),
+            dial(&k, "10.0.0.2", 5),
+            t0,
+        )
+        .unwrap();
         assert_eq!(t.next_deadline(t0), Some(t0 + T));
         assert!(t.expire(t0 + T - Duration::from_secs(1)).is_empty());
-        assert!(t.heard(&p, "eth0", t0 + Duration::from_secs(30)).is_none());
+        assert!(t
+            .heard(&p, &l("eth0"), t0 + Duration::from_secs(30))
+            .is_none());
         assert_eq!(t.next_deadline(t0), Some(t0 + Duration::from_secs(30) + T));
         let ev = t.expire(t0 + Duration::from_secs(90));
         assert_eq!(ev.len(), 1);
@@ -653,11 +714,13 @@ mod tests {
             vec![dial(&k, "10.0.0.2", 5)[0].to_string()]
         );
         assert_eq!(t.next_deadline(t0), None);
-        let ev = t.heard(&p, "eth0", t0 + Duration::from_secs(100)).unwrap();
+        let ev = t
+            .heard(&p, &l("eth0"), t0 + Duration::from_secs(100))
+            .unwrap();
         assert_eq!(ev.event, EventKind::Discovered);
-        let ev = t.remove_link(&p, "eth0").unwrap();
+        let ev = t.remove_link(&p, &l("eth0")).unwrap();
         assert_eq!(ev.event, EventKind::Expired);
-        assert!(t.heard(&p, "eth0", t0).is_none(), "a goodbye is final");
+        assert!(t.heard(&p, &l("eth0"), t0).is_none(), "a goodbye is final");
     }
 
     #[test]
@@ -665,7 +728,13 @@ mod tests {
         let k = Keypair::generate_ed25519();
         let mut t = PeerTable::new(T);
         assert_eq!(
-            t.observe(rec(&k, 1, 5), "eth0", vec![], Instant::now()),
+            t.observe(
+                rec(&k, 1, 5),
+                Source::Mdns,
+                &l("eth0"),
+                vec![],
+                Instant::now()
+            ),
             Ok(None)
         );
         assert!(t.snapshot().is_empty());
@@ -678,7 +747,13 @@ mod tests {
         let now = Instant::now();
         let mut t = PeerTable::new(T);
         let e = t
-            .observe_unsigned(p, Source::Libp2pMdns, "eth0", dial(&k, "10.0.0.9", 9), now)
+            .observe_unsigned(
+                p,
+                Source::Libp2pMdns,
+                &l("eth0"),
+                dial(&k, "10.0.0.9", 9),
+                now,
+            )
             .unwrap();
         assert_eq!(e.event, EventKind::Discovered);
         assert_eq!(e.peer.source, Source::Libp2pMdns);
@@ -686,14 +761,26 @@ mod tests {
         assert_eq!(t.seq_of(&p), None);
         // The signed record takes over, and unsigned claims are ignored from then on.
         let e = t
-            .observe(rec(&k, 3, 5), "eth0", dial(&k, "10.0.0.2", 5), now)
+            .observe(
+                rec(&k, 3, 5),
+                Source::Mdns,
+                &l("eth0"),
+                dial(&k, "10.0.0.2", 5),
+                now,
+            )
             .unwrap()
             .unwrap();
         assert_eq!(e.event, EventKind::Updated);
         assert_eq!(e.peer.source, Source::Mdns);
         assert_eq!(e.peer.verified, vec![Verification::Signature]);
         assert!(t
-            .observe_unsigned(p, Source::Libp2pMdns, "eth0", dial(&k, "10.6.6.6", 6), now)
+            .observe_unsigned(
+                p,
+                Source::Libp2pMdns,
+                &l("eth0"),
+                dial(&k, "10.6.6.6", 6),
+                now
+            )
             .is_none());
         assert_eq!(
             t.snapshot()[0].addrs,
@@ -711,7 +798,7 @@ mod tests {
         addrs.extend(dial(&k, "172.17.0.1", 5));
         addrs.extend(dial(&k, "10.0.0.3", 5));
         assert_eq!(
-            t.observe(rec(&k, 1, 5), "eth0", addrs.clone(), t0),
+            t.observe(rec(&k, 1, 5), Source::Mdns, &l("eth0"), addrs.clone(), t0),
             Ok(None)
         );
         assert!(t.snapshot().is_empty(), "nothing before a probe answers");
@@ -762,7 +849,8 @@ mod tests {
         for i in 0..5 {
             let k = Keypair::generate_ed25519();
             let addrs = dial(&k, &format!("10.0.0.{i}"), 5);
-            t.observe(rec(&k, 1, 5), "eth0", addrs, now).unwrap();
+            t.observe(rec(&k, 1, 5), Source::Mdns, &l("eth0"), addrs, now)
+                .unwrap();
         }
         assert_eq!(t.due_probes(now, 3, 2).len(), 3);
         assert!(t.due_probes(now, 3, 2).is_empty());
@@ -774,14 +862,26 @@ mod tests {
         let p = k.public().to_peer_id();
         let now = Instant::now();
         let mut t = PeerTable::new(T);
-        t.observe(rec(&k, 1, 5), "eth0", dial(&k, "10.0.0.2", 5), now)
-            .unwrap();
-        t.observe(rec(&k, 1, 5), "eth1", dial(&k, "10.1.0.2", 5), now)
-            .unwrap();
-        let e = t.remove_link(&p, "eth1").unwrap();
+        t.observe(
+            rec(&k, 1, 5),
+            Source::Mdns,
+            &l("eth0"),
+            dial(&k, "10.0.0.2", 5),
+            now,
+        )
+        .unwrap();
+        t.observe(
+            rec(&k, 1, 5),
+            Source::Mdns,
+            &l("eth1"),
+            dial(&k, "10.1.0.2", 5),
+            now,
+        )
+        .unwrap();
+        let e = t.remove_link(&p, &l("eth1")).unwrap();
         assert_eq!(e.event, EventKind::Updated);
         assert_eq!(e.peer.interfaces, vec!["eth0"]);
-        let ev = t.remove_iface("eth0");
+        let ev = t.remove_via(&l("eth0"));
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].event, EventKind::Expired);
     }

@@ -1,20 +1,25 @@
-//! The `status` report: interfaces, counters, peers, clients.
+//! The `status` report: interfaces in use and why others are not, counters, peers, clients.
 
-use super::*;
+use super::table::Via;
+use super::Engine;
+use crate::mcast::Family;
+use crate::proto::{FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
+use crate::record::Reject;
+use std::collections::BTreeMap;
+use std::time::Instant;
 
-impl Agent<'_> {
-    pub(super) fn status(&self, now: Instant) -> crate::proto::Status {
-        use crate::proto::{FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
-        let names = |m: &BTreeMap<Reject, u64>| {
-            m.iter()
-                .map(|(k, v)| (k.as_str().to_owned(), *v))
-                .collect::<BTreeMap<_, _>>()
-        };
+fn names(m: &BTreeMap<Reject, u64>) -> BTreeMap<String, u64> {
+    m.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect()
+}
+
+impl Engine {
+    /// The report, as of `now`.
+    pub fn status(&self, now: Instant) -> Status {
         let interfaces = self
             .links
             .values()
             .map(|l| {
-                let stats = self.link_stats.get(&l.iface.name);
+                let stats = self.via_stats.get(&Via::Link(l.iface.name.clone()));
                 let families = [Family::V4, Family::V6]
                     .into_iter()
                     .map(|f| {
@@ -24,14 +29,11 @@ impl Agent<'_> {
                                 Family::V4 => "no IPv4 address".to_owned(),
                                 Family::V6 => "no IPv6 link-local address".to_owned(),
                             })
-                        } else if let Some(e) = l.open_errors.get(&f) {
-                            Some(e.clone())
+                        } else if let Some(e) = l.open_errors.get(&f).and_then(|e| e.current()) {
+                            Some(e.to_owned())
                         } else {
-                            sock.and_then(|s| {
-                                s.last_error
-                                    .as_ref()
-                                    .map(|e| format!("multicast send refused: {e}"))
-                            })
+                            sock.and_then(|s| s.errors.current())
+                                .map(|e| format!("multicast send refused: {e}"))
                         };
                         FamilyStatus {
                             family: f.as_str().to_owned(),
@@ -55,9 +57,9 @@ impl Agent<'_> {
                 }
             })
             .collect();
-        let unused_interfaces = iface::list()
-            .unwrap_or_default()
-            .into_iter()
+        let unused_interfaces = self
+            .listed
+            .iter()
             .filter(|i| !self.links.contains_key(&i.index))
             .map(|i| {
                 let why = if i.loopback && !self.cfg.loopback {
@@ -72,7 +74,7 @@ impl Agent<'_> {
                     "not yet picked up"
                 };
                 UnusedIface {
-                    name: i.name,
+                    name: i.name.clone(),
                     why: why.to_owned(),
                 }
             })
@@ -84,7 +86,7 @@ impl Agent<'_> {
             namespace: self.cfg.namespace.clone(),
             interfaces,
             unused_interfaces,
-            peers: self.table.snapshot().len(),
+            peers: self.table.visible(),
             clients: self.clients.len(),
             registrations: self.regs.len(),
             static_hosts: self
@@ -92,8 +94,8 @@ impl Agent<'_> {
                 .iter()
                 .map(|(h, s)| StaticHostStatus {
                     host: h.clone(),
-                    answering: s.last_error.is_none(),
-                    last_error: s.last_error.clone(),
+                    answering: s.errors.current().is_none(),
+                    last_error: s.errors.current().map(str::to_owned),
                 })
                 .collect(),
             records_accepted: counters.accepted,

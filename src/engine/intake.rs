@@ -1,0 +1,253 @@
+//! The one way in for a signed record, whatever brought it (multicast mDNS, a static host's
+//! reply, the persistent cache): the node's own records are left out, the record is verified
+//! (and must be the one its instance name stands for), counted per way in and in all, merged into
+//! the table, and the table's event is broadcast. Also: stock libp2p-mdns peers (unsigned).
+
+use super::table::Via;
+use super::{Engine, StaticReply};
+use crate::dns::{self, Libp2pPeer};
+use crate::mdns;
+use crate::proto::Source;
+use crate::record::{Reject, VerifiedRecord};
+use libp2p_identity::PeerId;
+use log::Level;
+use multiaddr::Multiaddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// A signed record on its way in.
+pub struct Offer {
+    /// How it came.
+    pub source: Source,
+    /// Through what.
+    pub via: Via,
+    /// The instance label (or full name) it was published under; `None` for a cached record.
+    pub instance: Option<String>,
+    /// The signed bytes, or why there are none.
+    pub signed: Result<Vec<u8>, Reject>,
+    /// What says where the peer can be dialled.
+    pub addrs: Where,
+}
+
+/// Where a record's peer can be dialled.
+pub enum Where {
+    /// At the announcer's IPs on a link (records say ports, links say IPs); `zone` is the
+    /// interface name given to IPv6 link-local addresses.
+    Ips {
+        /// The announcer's IPs.
+        ips: Vec<IpAddr>,
+        /// Zone for link-local IPv6.
+        zone: String,
+    },
+    /// At these addresses (already dialable, e.g. from the cache).
+    Given(Vec<Multiaddr>),
+}
+
+impl Engine {
+    /// Takes in one signed record. Returns whether it was accepted.
+    pub(super) fn intake(&mut self, offer: Offer, now: Instant) -> bool {
+        let claimed = match &offer.instance {
+            Some(name) => match mdns::parse_instance(name) {
+                Some((peer, label)) => Some((peer, label.to_owned())),
+                None => return false, // not one of ours: another DNS-SD service's instance
+            },
+            None => None,
+        };
+        if claimed
+            .as_ref()
+            .is_some_and(|(p, _)| self.regs.contains_key(p))
+        {
+            return false; // our own node's record, echoed back
+        }
+        let verified = offer
+            .signed
+            .and_then(|s| (self.verifier)(&s, &self.cfg.namespace))
+            .and_then(|rec| match &claimed {
+                Some((peer, label)) => matches_instance(rec, peer, label),
+                None => Ok(rec),
+            });
+        let who = claimed
+            .as_ref()
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default();
+        let via = offer.via;
+        let rec = match verified {
+            Ok(rec) => rec,
+            Err(why) => {
+                self.table.count_reject(why);
+                self.count(&via, Err(why));
+                self.log(Level::Info, || {
+                    format!("{via}: record of {who} refused: {why}")
+                });
+                return false;
+            }
+        };
+        if self.regs.contains_key(&rec.peer_id) {
+            return false;
+        }
+        let peer = rec.peer_id;
+        let seq = rec.seq;
+        let dial = match offer.addrs {
+            Where::Ips { ips, zone } => crate::addrs::dialable(&peer, &rec.addrs, &ips, &zone),
+            Where::Given(addrs) => addrs,
+        };
+        match self.table.observe(rec, offer.source, &via, dial, now) {
+            Ok(ev) => {
+                self.count(&via, Ok(()));
+                if let Some(ev) = ev {
+                    self.broadcast(ev);
+                }
+                true
+            }
+            Err(why) => {
+                self.count(&via, Err(why));
+                self.log(Level::Info, || {
+                    format!("{via}: record of {peer} (seq {seq}) refused: {why}")
+                });
+                false
+            }
+        }
+    }
+
+    fn count(&mut self, via: &Via, outcome: Result<(), Reject>) {
+        let stats = self.via_stats.entry(via.clone()).or_default();
+        match outcome {
+            Ok(()) => stats.accepted += 1,
+            Err(why) => *stats.rejected.entry(why).or_default() += 1,
+        }
+    }
+
+    pub(super) fn on_resolved(
+        &mut self,
+        link: u32,
+        fullname: &str,
+        signed: Result<Vec<u8>, Reject>,
+        ips: Vec<IpAddr>,
+        now: Instant,
+    ) {
+        let Some(name) = self.links.get(&link).map(|l| l.iface.name.clone()) else {
+            return;
+        };
+        self.intake(
+            Offer {
+                source: Source::Mdns,
+                via: Via::Link(name.clone()),
+                instance: Some(fullname.to_owned()),
+                signed,
+                addrs: Where::Ips { ips, zone: name },
+            },
+            now,
+        );
+    }
+
+    pub(super) fn on_static_replies(
+        &mut self,
+        host: &str,
+        replies: Vec<StaticReply>,
+        now: Instant,
+    ) {
+        for (ip, zone, packet) in replies {
+            let Ok(rrs) = dns::records(&packet) else {
+                continue;
+            };
+            for (label, signed) in dns::signed_records(&rrs) {
+                self.intake(
+                    Offer {
+                        source: Source::Static,
+                        via: Via::Static(host.to_owned()),
+                        instance: Some(label),
+                        signed,
+                        addrs: Where::Ips {
+                            ips: vec![ip],
+                            zone: zone.clone().unwrap_or_default(),
+                        },
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_cache_loaded(
+        &mut self,
+        from: &str,
+        result: Result<Vec<crate::cache::CachedPeer>, String>,
+        now: Instant,
+    ) {
+        let cached = match result {
+            Ok(c) => c,
+            Err(e) => {
+                self.log(Level::Warn, || format!("peer cache: {e}"));
+                return;
+            }
+        };
+        let mut used = 0;
+        for c in cached {
+            let addrs = c.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            let offer = Offer {
+                source: Source::Cache,
+                via: Via::Cache,
+                instance: None,
+                signed: Ok(c.signed),
+                addrs: Where::Given(addrs),
+            };
+            if self.intake(offer, now) {
+                used += 1;
+            }
+        }
+        if used > 0 {
+            self.log(Level::Info, || {
+                format!("peer cache: {used} peers from {from} (handed over once they answer)")
+            });
+        }
+    }
+
+    /// A stock libp2p-mdns node described `p` on the link `iface`: handed over only with
+    /// `accept_unsigned` (logged once per peer otherwise).
+    pub(super) fn on_libp2p_peer(
+        &mut self,
+        p: Libp2pPeer,
+        iface: &str,
+        from: SocketAddr,
+        now: Instant,
+    ) {
+        if self.regs.contains_key(&p.peer) || p.ttl == 0 {
+            return;
+        }
+        if !self.cfg.accept_unsigned {
+            if self.unsigned_ignored.insert(p.peer) {
+                self.log(Level::Info, || {
+                    format!(
+                        "{iface}: unsigned libp2p-mdns peer {} from {} ignored (accept_unsigned is off)",
+                        p.peer,
+                        from.ip()
+                    )
+                });
+            }
+            return;
+        }
+        let dial = crate::addrs::dialable(&p.peer, &p.addrs, &[from.ip()], iface);
+        let via = Via::Link(iface.to_owned());
+        if let Some(ev) = self
+            .table
+            .observe_unsigned(p.peer, Source::Libp2pMdns, &via, dial, now)
+        {
+            self.broadcast(ev);
+        }
+    }
+}
+
+/// A record published as instance `label` of `peer` must be `peer`'s, and the record that
+/// instance name stands for (its seq's tag): an old instance cannot replay a new record, nor the
+/// reverse.
+pub fn matches_instance(
+    rec: VerifiedRecord,
+    peer: &PeerId,
+    label: &str,
+) -> Result<VerifiedRecord, Reject> {
+    if rec.peer_id == *peer && mdns::instance_label(peer, rec.seq) == label {
+        Ok(rec)
+    } else {
+        Err(Reject::PeerIdMismatch)
+    }
+}

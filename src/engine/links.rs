@@ -1,0 +1,463 @@
+//! Links: which interfaces are followed, when each is queried, which of its families really carry
+//! mDNS (a family is usable while the query sends on it succeed), which families its mdns-sd
+//! daemon runs on, what its own socket heard, and answers to stock libp2p-mdns nodes.
+
+use super::repeat::{Repeated, Report};
+use super::table::Via;
+use super::{Action, Engine, SendOutcome};
+use crate::dns::Libp2pPeer;
+use crate::iface::Iface;
+use crate::mcast::Family;
+use crate::mdns;
+use log::Level;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// A repeated send error is summarised at most this often.
+pub const ERROR_SUMMARY_INTERVAL: Duration = Duration::from_secs(600);
+/// First interval between `_p2p._udp` queries on a link; doubles up to the configured maximum.
+pub const FIRST_QUERY_INTERVAL: Duration = Duration::from_secs(1);
+/// TTL of answers to stock libp2p-mdns nodes: theirs (6 minutes), as they re-query every 5.
+pub const LIBP2P_TTL: u32 = 360;
+
+/// One family's socket on a link, as far as the engine knows it.
+#[derive(Debug, Default)]
+pub(super) struct Sock {
+    /// The last query sent on it left.
+    pub usable: bool,
+    /// Refused sends.
+    pub errors: Repeated,
+    /// Queries sent.
+    pub packets_out: u64,
+}
+
+/// One followed interface.
+#[derive(Debug)]
+pub(super) struct Link {
+    pub iface: Iface,
+    /// Families whose socket is open.
+    pub socks: BTreeMap<Family, Sock>,
+    /// Families whose socket could not be opened, and why.
+    pub open_errors: BTreeMap<Family, Repeated>,
+    /// Families the mdns-sd daemon runs on (empty: no daemon).
+    pub daemon: Vec<Family>,
+    /// Families whose query of the current round has not reported yet.
+    pub awaiting: BTreeSet<Family>,
+    pub next_query: Instant,
+    pub query_every: Duration,
+    /// A stock libp2p-mdns node asked on this link: answer it, and send it goodbyes.
+    pub libp2p_seen: bool,
+}
+
+impl Engine {
+    pub(super) fn on_interfaces(&mut self, list: Result<Vec<Iface>, String>, now: Instant) {
+        let list = match list {
+            Ok(l) => {
+                self.list_error.cleared();
+                l
+            }
+            Err(e) => {
+                if self.list_error.failed(&e, now, None).is_some() {
+                    self.log(Level::Warn, || format!("cannot list interfaces: {e}"));
+                }
+                return;
+            }
+        };
+        let wanted: Vec<Iface> = list
+            .iter()
+            .filter(|i| self.cfg.wants_interface(&i.name, i.loopback) && i.can_multicast())
+            .cloned()
+            .collect();
+        self.listed = list;
+        let gone: Vec<u32> = self
+            .links
+            .keys()
+            .filter(|idx| !wanted.iter().any(|i| i.index == **idx))
+            .copied()
+            .collect();
+        for index in gone {
+            self.drop_link(index, "interface gone or down");
+        }
+        for iface in wanted {
+            match self.links.get(&iface.index) {
+                None => self.add_link(iface, now),
+                Some(l) if l.iface != iface => self.readdress_link(iface, now),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn add_link(&mut self, iface: Iface, now: Instant) {
+        self.log(Level::Info, || {
+            format!(
+                "interface {} (index {}): v4 {:?} v6 {:?}",
+                iface.name, iface.index, iface.v4, iface.v6
+            )
+        });
+        let index = iface.index;
+        self.actions.push_back(Action::AddLink(iface.clone()));
+        self.links.insert(
+            index,
+            Link {
+                iface,
+                socks: BTreeMap::new(),
+                open_errors: BTreeMap::new(),
+                daemon: Vec::new(),
+                awaiting: BTreeSet::new(),
+                next_query: now,
+                query_every: FIRST_QUERY_INTERVAL,
+                libp2p_seen: false,
+            },
+        );
+        self.query_link(index, now);
+    }
+
+    /// Addresses or flags changed: reopen the sockets, re-announce with the new addresses.
+    fn readdress_link(&mut self, iface: Iface, now: Instant) {
+        self.log(Level::Info, || {
+            format!(
+                "interface {} changed: v4 {:?} v6 {:?}",
+                iface.name, iface.v4, iface.v6
+            )
+        });
+        let index = iface.index;
+        self.actions.push_back(Action::UpdateLink(iface.clone()));
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        link.iface = iface;
+        link.socks.clear();
+        link.open_errors.clear();
+        link.next_query = now;
+        link.query_every = FIRST_QUERY_INTERVAL;
+        self.query_link(index, now);
+        self.reannounce_on(index);
+    }
+
+    fn drop_link(&mut self, index: u32, why: &str) {
+        let Some(link) = self.links.remove(&index) else {
+            return;
+        };
+        self.log(Level::Info, || {
+            format!("interface {}: no longer used ({why})", link.iface.name)
+        });
+        self.actions.push_back(Action::RemoveLink { link: index });
+        for ev in self.table.remove_via(&Via::Link(link.iface.name)) {
+            self.broadcast(ev);
+        }
+    }
+
+    pub(super) fn query_due_links(&mut self, now: Instant) {
+        let due: Vec<u32> = self
+            .links
+            .iter()
+            .filter(|(_, l)| now >= l.next_query)
+            .map(|(i, _)| *i)
+            .collect();
+        for index in due {
+            self.query_link(index, now);
+        }
+    }
+
+    /// Starts a query round: a `_p2p._udp` query on each family the interface has. Once every
+    /// family has reported, the daemon is brought in line with what worked.
+    fn query_link(&mut self, index: u32, now: Instant) {
+        let max = self.cfg.query_interval_max();
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        link.next_query = now + link.query_every;
+        link.query_every = (link.query_every * 2).min(max);
+        link.awaiting.clear();
+        for family in [Family::V4, Family::V6] {
+            if !family.present_on(&link.iface) {
+                if link.socks.remove(&family).is_some() {
+                    self.actions.push_back(Action::CloseSocket {
+                        link: index,
+                        family,
+                    });
+                }
+                continue;
+            }
+            link.awaiting.insert(family);
+            self.actions.push_back(Action::SendQuery {
+                link: index,
+                family,
+            });
+        }
+        if link.awaiting.is_empty() {
+            self.sync_daemon(index);
+        }
+    }
+
+    pub(super) fn on_query_sent(
+        &mut self,
+        index: u32,
+        family: Family,
+        outcome: SendOutcome,
+        now: Instant,
+    ) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        let name = format!("{} {}", link.iface.name, family.as_str());
+        let mut say: Option<(Level, String)> = None;
+        match outcome {
+            SendOutcome::OpenFailed(f) => {
+                link.socks.remove(&family);
+                let errors = link.open_errors.entry(family).or_default();
+                if errors.failed(&f.message, now, None).is_some() {
+                    let errno = f.errno.map(|n| format!(" [errno {n}]")).unwrap_or_default();
+                    say = Some((
+                        Level::Warn,
+                        format!("{name}: cannot use mDNS: {}{errno}", f.message),
+                    ));
+                }
+            }
+            outcome => {
+                link.open_errors.remove(&family);
+                let sock = link.socks.entry(family).or_default();
+                match outcome {
+                    SendOutcome::Sent => {
+                        sock.packets_out += 1;
+                        let ended = sock.errors.cleared();
+                        if !sock.usable {
+                            say = Some((
+                                Level::Info,
+                                match ended {
+                                    Some(n) if n > 0 => {
+                                        format!(
+                                            "{name}: mDNS ok again (after {n} more refused sends)"
+                                        )
+                                    }
+                                    _ => format!("{name}: mDNS ok"),
+                                },
+                            ));
+                        }
+                        sock.usable = true;
+                    }
+                    SendOutcome::Refused(f) => {
+                        let errno = f.errno.map(|n| format!(" [errno {n}]")).unwrap_or_default();
+                        say = match sock.errors.failed(&f.message, now, Some(ERROR_SUMMARY_INTERVAL)) {
+                            Some(Report::First) => Some((
+                                Level::Warn,
+                                format!(
+                                    "{name}: multicast send refused: {}{errno} ({})",
+                                    f.message, f.explanation
+                                ),
+                            )),
+                            Some(Report::Summary { repeats, secs }) => Some((
+                                Level::Warn,
+                                format!(
+                                    "{name}: multicast send still refused ({repeats} times in the last {secs} s): {}",
+                                    f.message
+                                ),
+                            )),
+                            None => None,
+                        };
+                        sock.usable = false;
+                    }
+                    SendOutcome::WouldBlock | SendOutcome::OpenFailed(_) => {}
+                }
+            }
+        }
+        if let Some((level, line)) = say {
+            self.log(level, || line);
+        }
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        if link.awaiting.remove(&family) && link.awaiting.is_empty() {
+            self.sync_daemon(index);
+        }
+    }
+
+    /// Starts, adjusts or stops the link's mdns-sd daemon so that it runs on exactly the families
+    /// whose socket works.
+    fn sync_daemon(&mut self, index: u32) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        let usable: Vec<Family> = link
+            .socks
+            .iter()
+            .filter(|(_, s)| s.usable)
+            .map(|(f, _)| *f)
+            .collect();
+        if usable == link.daemon {
+            return;
+        }
+        if usable.is_empty() {
+            link.daemon.clear();
+            let via = Via::Link(link.iface.name.clone());
+            self.actions.push_back(Action::SetDaemon {
+                link: index,
+                families: Vec::new(),
+            });
+            for ev in self.table.remove_via(&via) {
+                self.broadcast(ev);
+            }
+            return;
+        }
+        self.actions.push_back(Action::SetDaemon {
+            link: index,
+            families: usable,
+        });
+    }
+
+    pub(super) fn on_daemon_set(
+        &mut self,
+        index: u32,
+        families: Vec<Family>,
+        result: Result<(), String>,
+    ) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                link.daemon = families;
+                self.reannounce_on(index);
+            }
+            Err(e) => {
+                let line = if link.daemon.is_empty() {
+                    format!("{}: cannot start mdns-sd: {e}", link.iface.name)
+                } else {
+                    format!("{}: mdns-sd: {e}", link.iface.name)
+                };
+                self.log(Level::Warn, || line);
+            }
+        }
+    }
+
+    pub(super) fn on_removed(&mut self, index: u32, fullname: &str) {
+        let Some(link) = self.links.get(&index) else {
+            return;
+        };
+        let via = Via::Link(link.iface.name.clone());
+        let Some((peer, label)) = mdns::parse_instance(fullname) else {
+            return;
+        };
+        // The goodbye of a replaced record says nothing about the current one.
+        if !self.is_current_instance(&peer, label) {
+            return;
+        }
+        if let Some(ev) = self.table.remove_link(&peer, &via) {
+            self.broadcast(ev);
+        }
+    }
+
+    /// Whether `label` is the instance of the newest record known from `peer`.
+    fn is_current_instance(&self, peer: &libp2p_identity::PeerId, label: &str) -> bool {
+        self.table
+            .seq_of(peer)
+            .is_some_and(|seq| mdns::instance_label(peer, seq) == label)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_heard(
+        &mut self,
+        index: u32,
+        family: Family,
+        from: SocketAddr,
+        instances: Vec<(String, u32)>,
+        libp2p_peers: Vec<Libp2pPeer>,
+        libp2p_query: bool,
+        now: Instant,
+    ) {
+        *self.packets_in.entry((index, family)).or_default() += 1;
+        let Some(name) = self.links.get(&index).map(|l| l.iface.name.clone()) else {
+            return;
+        };
+        let via = Via::Link(name.clone());
+        for (label, ttl) in instances {
+            if ttl == 0 {
+                continue;
+            }
+            let Some((peer, label)) = mdns::parse_instance(&label) else {
+                continue;
+            };
+            if !self.is_current_instance(&peer, label) {
+                continue;
+            }
+            if let Some(ev) = self.table.heard(&peer, &via, now) {
+                self.broadcast(ev);
+            }
+        }
+        for p in libp2p_peers {
+            self.on_libp2p_peer(p, &name, from, now);
+        }
+        if libp2p_query {
+            self.answer_libp2p(index, family);
+        }
+    }
+
+    /// What a stock libp2p-mdns node on this link and family should dial for a registration:
+    /// concrete addresses of this interface (IPv6 link-local left out: such nodes take no zone).
+    pub(super) fn libp2p_packets(
+        &self,
+        index: u32,
+        family: Family,
+        peer: &libp2p_identity::PeerId,
+        listen: &[multiaddr::Multiaddr],
+        label: &str,
+        ttl: u32,
+    ) -> Option<Action> {
+        let link = self.links.get(&index)?;
+        if !link.socks.get(&family).is_some_and(|s| s.usable) {
+            return None;
+        }
+        let ips: Vec<IpAddr> = match family {
+            Family::V4 => link.iface.v4.iter().map(|a| IpAddr::V4(*a)).collect(),
+            Family::V6 => link
+                .iface
+                .v6
+                .iter()
+                .filter(|a| !crate::addrs::is_link_local_v6(a))
+                .map(|a| IpAddr::V6(*a))
+                .collect(),
+        };
+        let addrs: Vec<String> = crate::addrs::dialable(peer, listen, &ips, &link.iface.name)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if addrs.is_empty() {
+            return None;
+        }
+        Some(Action::SendPackets {
+            link: index,
+            family,
+            packets: crate::dns::libp2p_response(label, &addrs, ttl),
+        })
+    }
+
+    /// Answers a stock libp2p-mdns query in the form it parses, by multicast on the link.
+    fn answer_libp2p(&mut self, index: u32, family: Family) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        if !link.libp2p_seen {
+            link.libp2p_seen = true;
+            let name = link.iface.name.clone();
+            self.log(Level::Info, || {
+                format!("{name}: a stock libp2p-mdns node is asking; answering it")
+            });
+        }
+        let answers: Vec<Action> = self
+            .regs
+            .values()
+            .filter_map(|r| {
+                self.libp2p_packets(
+                    index,
+                    family,
+                    &r.announcement.peer,
+                    &r.addrs,
+                    &r.announcement.label,
+                    LIBP2P_TTL,
+                )
+            })
+            .collect();
+        self.actions.extend(answers);
+    }
+}

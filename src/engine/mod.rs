@@ -1,0 +1,606 @@
+//! The agent's state and every decision it makes, without I/O and without a clock of its own
+//! (sans-IO, in the manner of quinn-proto and smoltcp).
+//!
+//! The shell ([`crate::agent`]) feeds [`Input`]s in with [`Engine::handle`], calls
+//! [`Engine::handle_timeout`] when [`Engine::poll_timeout`] has passed, and carries out the
+//! [`Action`]s it pulls with [`Engine::poll_action`]. Results of actions that report one (a
+//! query's send, a daemon's start, a probe, a static host's round, the interface listing) come
+//! back as inputs. Time is always the caller's `now`, so a simulator can run many engines on a
+//! simulated clock (`tests/sim`).
+//!
+//! Where each rule lives:
+//! - [`table`]: merging records by seq, liveness per link, expiry, the events for the node;
+//! - [`prober`]: which addresses to probe for reachability, and when;
+//! - [`intake`]: the one way in for a signed record, whatever brought it (multicast, a static
+//!   host, the cache): verification, counting, merge; and stock libp2p-mdns peers;
+//! - [`links`]: interfaces followed, queries and their schedule, which families of a link carry
+//!   mDNS, the mdns-sd daemon's families, answering stock libp2p-mdns nodes;
+//! - [`registrations`]: the node's own records: what a registration may replace, the
+//!   announcement schedule, goodbyes;
+//! - [`statics`]: static hosts (when each is asked) and peers added by hand;
+//! - [`repeat`]: an error that repeats is said once, counted, summarised, and its end reported;
+//! - [`status`]: the `status` report.
+
+pub mod intake;
+pub mod links;
+pub mod prober;
+pub mod registrations;
+pub mod repeat;
+pub mod statics;
+pub mod status;
+pub mod table;
+
+use crate::cache::CachedPeer;
+use crate::config::Config;
+use crate::dns::Libp2pPeer;
+use crate::iface::Iface;
+use crate::mcast::Family;
+use crate::mdns::Announcement;
+use crate::proto::{AgentMsg, ClientMsg, EventKind, PeerEvent, PeerInfo};
+use crate::record::{Reject, VerifiedRecord};
+use crate::unicast::HostSpec;
+use libp2p_identity::PeerId;
+use log::Level;
+use multiaddr::Multiaddr;
+use repeat::Repeated;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use table::{PeerTable, Via};
+
+/// One reply from a static host: the IP and zone it came from, and the packet.
+pub type StaticReply = (IpAddr, Option<String>, Vec<u8>);
+
+/// Everything that can happen to the agent.
+#[derive(Debug)]
+pub enum Input {
+    /// The interfaces of the system (every one, used or not), or why they could not be listed.
+    Interfaces(Result<Vec<Iface>, String>),
+    /// The outcome of an [`Action::SendQuery`].
+    QuerySent {
+        /// Interface index.
+        link: u32,
+        /// Family.
+        family: Family,
+        /// What happened.
+        outcome: SendOutcome,
+    },
+    /// The outcome of an [`Action::SetDaemon`] with families.
+    DaemonSet {
+        /// Interface index.
+        link: u32,
+        /// The families asked for.
+        families: Vec<Family>,
+        /// Whether mdns-sd took them.
+        result: Result<(), String>,
+    },
+    /// mdns-sd resolved an instance on a link.
+    Resolved {
+        /// Interface index.
+        link: u32,
+        /// The instance's full name.
+        fullname: String,
+        /// The signed record its TXT carries (or why it carries none).
+        signed: Result<Vec<u8>, Reject>,
+        /// The announcer's addresses on the link.
+        ips: Vec<IpAddr>,
+    },
+    /// mdns-sd says an instance is gone (a goodbye).
+    Removed {
+        /// Interface index.
+        link: u32,
+        /// The instance's full name.
+        fullname: String,
+    },
+    /// A link's own socket heard a datagram.
+    Heard {
+        /// Interface index (where it really arrived).
+        link: u32,
+        /// The socket's family.
+        family: Family,
+        /// The sender.
+        from: SocketAddr,
+        /// `_p2p._udp` instance labels a response named, with their TTLs.
+        instances: Vec<(String, u32)>,
+        /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
+        libp2p_peers: Vec<Libp2pPeer>,
+        /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
+        libp2p_query: bool,
+    },
+    /// A reachability probe finished.
+    Probed {
+        /// The address probed.
+        addr: Multiaddr,
+        /// Whether it answered.
+        ok: bool,
+    },
+    /// A round of unicast questions to a static host ended.
+    StaticReplied {
+        /// The host as configured.
+        host: String,
+        /// Replies (with the IP and zone they came from), or why there were none.
+        result: Result<Vec<StaticReply>, String>,
+    },
+    /// The persistent cache, read at start.
+    CacheLoaded {
+        /// Where it was read from (for the log).
+        from: String,
+        /// Its peers, or why it could not be used.
+        result: Result<Vec<CachedPeer>, String>,
+    },
+    /// The outcome of an [`Action::WriteCache`].
+    CacheWritten(Result<(), String>),
+    /// A local socket client did something.
+    Client {
+        /// Connection ID.
+        id: u64,
+        /// What.
+        request: Request,
+    },
+    /// SIGINT or SIGTERM: say goodbye and stop.
+    Shutdown,
+}
+
+/// What a local socket connection asks of the agent.
+#[derive(Debug)]
+pub enum Request {
+    /// It passed the handshake.
+    Connected,
+    /// `Register`, with the signed record.
+    Register(Vec<u8>),
+    /// `List`.
+    List,
+    /// `Status`.
+    Status,
+    /// `Subscribe`.
+    Subscribe,
+    /// `AddHost`, `RemoveHost` or `AddPeer`.
+    Manage(ClientMsg),
+    /// The connection closed: its registrations are withdrawn.
+    Gone,
+}
+
+/// What became of a query sent on a link's socket (opened first if need be).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// It left.
+    Sent,
+    /// The socket's buffer was full: nothing sent, nothing learned.
+    WouldBlock,
+    /// The socket could not be opened (the message says which step failed and why).
+    OpenFailed(SendFailure),
+    /// The system refused the send.
+    Refused(SendFailure),
+}
+
+/// A refused send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendFailure {
+    /// The errno, if the system gave one.
+    pub errno: Option<i32>,
+    /// The system's message.
+    pub message: String,
+    /// What it most likely means on this system.
+    pub explanation: &'static str,
+}
+
+/// What the engine asks the shell to do.
+#[derive(Debug)]
+pub enum Action {
+    /// List the interfaces and report [`Input::Interfaces`].
+    ListInterfaces,
+    /// Start following this interface (no socket yet).
+    AddLink(Iface),
+    /// The interface's addresses or flags changed: take the new ones and close its sockets (the
+    /// next query reopens them).
+    UpdateLink(Iface),
+    /// Stop following the interface: stop its daemon (goodbyes) and close its sockets.
+    RemoveLink {
+        /// Interface index.
+        link: u32,
+    },
+    /// Close the link's socket of this family (the family left the interface).
+    CloseSocket {
+        /// Interface index.
+        link: u32,
+        /// Family.
+        family: Family,
+    },
+    /// Send a `_p2p._udp` query on the link's socket of this family, opening it first if need
+    /// be, and report [`Input::QuerySent`].
+    SendQuery {
+        /// Interface index.
+        link: u32,
+        /// Family.
+        family: Family,
+    },
+    /// Run the link's mdns-sd daemon on exactly these families: start it, adjust it, or (when
+    /// empty) stop it with goodbyes. Unless empty, report [`Input::DaemonSet`].
+    SetDaemon {
+        /// Interface index.
+        link: u32,
+        /// Families.
+        families: Vec<Family>,
+    },
+    /// Register (or re-register: announce again) a node on the link's daemon.
+    Announce {
+        /// Interface index.
+        link: u32,
+        /// What to announce.
+        announcement: Announcement,
+    },
+    /// Withdraw an instance from the link's daemon (a goodbye).
+    Withdraw {
+        /// Interface index.
+        link: u32,
+        /// The instance label.
+        label: String,
+    },
+    /// Multicast these packets on the link's socket of this family (answers to stock
+    /// libp2p-mdns nodes); failures only matter to the log.
+    SendPackets {
+        /// Interface index.
+        link: u32,
+        /// Family.
+        family: Family,
+        /// The packets.
+        packets: Vec<Vec<u8>>,
+    },
+    /// Try a TCP connect to `addr` within `timeout`, and report [`Input::Probed`].
+    Probe {
+        /// The address.
+        addr: Multiaddr,
+        /// How long to wait.
+        timeout: Duration,
+    },
+    /// Ask a static host's agent for its records by unicast, and report
+    /// [`Input::StaticReplied`].
+    AskStatic {
+        /// The host as configured.
+        host: String,
+        /// It, parsed.
+        spec: HostSpec,
+        /// How long to wait for replies per port tried.
+        wait: Duration,
+    },
+    /// Write the persistent cache with these entries, and report [`Input::CacheWritten`].
+    WriteCache(Vec<CachedPeer>),
+    /// Send this to one client.
+    Reply {
+        /// Connection ID.
+        client: u64,
+        /// The message.
+        msg: AgentMsg,
+    },
+    /// The client subscribed: from now on it gets every event; send it this snapshot first.
+    Subscribed {
+        /// Connection ID.
+        client: u64,
+        /// The peers visible now.
+        snapshot: Vec<PeerInfo>,
+    },
+    /// Send this event to every subscriber.
+    Broadcast(PeerEvent),
+    /// Log a line.
+    Log {
+        /// Its level.
+        level: Level,
+        /// The line.
+        line: String,
+    },
+    /// Stop every daemon (goodbyes) and end.
+    Exit,
+}
+
+/// Checks a signed record in a namespace (normally [`crate::record::verify`]; a simulator may
+/// memoise it).
+pub type Verifier = Box<dyn Fn(&[u8], &str) -> Result<VerifiedRecord, Reject>>;
+
+/// Records accepted and refused through one [`Via`].
+#[derive(Default, Debug)]
+struct ViaStats {
+    accepted: u64,
+    rejected: BTreeMap<Reject, u64>,
+}
+
+/// Cache writes are at most this frequent.
+pub const CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Reachability probes running at once, in all and per peer: enough to check a peer's few
+/// addresses in one round trip, few enough that a large cluster coming up is no connection storm.
+pub const MAX_PROBES: usize = 8;
+/// See [`MAX_PROBES`].
+pub const MAX_PROBES_PER_PEER: usize = 2;
+
+/// The agent's state. See the module docs.
+pub struct Engine {
+    cfg: Config,
+    verifier: Verifier,
+    log_level: log::LevelFilter,
+    table: PeerTable,
+    links: BTreeMap<u32, links::Link>,
+    /// The last interface listing (every interface), for `status`.
+    listed: Vec<Iface>,
+    list_error: Repeated,
+    next_list: Instant,
+    regs: HashMap<PeerId, registrations::Registration>,
+    statics: BTreeMap<String, statics::StaticHost>,
+    clients: HashSet<u64>,
+    /// Records accepted and refused, per way in.
+    via_stats: HashMap<Via, ViaStats>,
+    /// Datagrams received per (interface index, family).
+    packets_in: HashMap<(u32, Family), u64>,
+    /// Unsigned peers already logged as ignored (accept_unsigned off).
+    unsigned_ignored: HashSet<PeerId>,
+    cache_dirty: bool,
+    next_cache_save: Instant,
+    cache_error: Repeated,
+    started: Instant,
+    /// The latest `now` the engine was given.
+    now: Instant,
+    actions: VecDeque<Action>,
+    exited: bool,
+}
+
+impl Engine {
+    /// A new engine started at `now`; its first actions list the interfaces and ask the
+    /// configured static hosts.
+    pub fn new(cfg: Config, now: Instant) -> Engine {
+        let table = PeerTable::new(cfg.peer_timeout()).with_reachability(cfg.verify_reachability);
+        let mut e = Engine {
+            table,
+            verifier: Box::new(crate::record::verify),
+            log_level: log::LevelFilter::Trace,
+            links: BTreeMap::new(),
+            listed: Vec::new(),
+            list_error: Repeated::default(),
+            next_list: now,
+            regs: HashMap::new(),
+            statics: BTreeMap::new(),
+            clients: HashSet::new(),
+            via_stats: HashMap::new(),
+            packets_in: HashMap::new(),
+            unsigned_ignored: HashSet::new(),
+            cache_dirty: false,
+            next_cache_save: now,
+            cache_error: Repeated::default(),
+            started: now,
+            now,
+            actions: VecDeque::new(),
+            exited: false,
+            cfg,
+        };
+        for host in e.cfg.static_hosts.clone() {
+            if let Err(why) = e.add_host(&host, now) {
+                e.log(Level::Warn, || format!("static host {why}"));
+            }
+        }
+        e
+    }
+
+    /// Uses `verifier` to check signed records.
+    pub fn with_verifier(mut self, verifier: Verifier) -> Engine {
+        self.verifier = verifier;
+        self
+    }
+
+    /// Emits [`Action::Log`] only for lines at `level` or more important.
+    pub fn with_log_level(mut self, level: log::LevelFilter) -> Engine {
+        self.log_level = level;
+        self
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Takes in one input at `now`, then does whatever has come due.
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Interfaces(list) => self.on_interfaces(list, now),
+            Input::QuerySent {
+                link,
+                family,
+                outcome,
+            } => self.on_query_sent(link, family, outcome, now),
+            Input::DaemonSet {
+                link,
+                families,
+                result,
+            } => self.on_daemon_set(link, families, result),
+            Input::Resolved {
+                link,
+                fullname,
+                signed,
+                ips,
+            } => self.on_resolved(link, &fullname, signed, ips, now),
+            Input::Removed { link, fullname } => self.on_removed(link, &fullname),
+            Input::Heard {
+                link,
+                family,
+                from,
+                instances,
+                libp2p_peers,
+                libp2p_query,
+            } => self.on_heard(
+                link,
+                family,
+                from,
+                instances,
+                libp2p_peers,
+                libp2p_query,
+                now,
+            ),
+            Input::Probed { addr, ok } => {
+                if !ok {
+                    self.log(Level::Debug, || {
+                        format!("{addr} did not answer; withheld, will retry")
+                    });
+                }
+                for ev in self.table.probe_result(&addr, ok, now) {
+                    self.broadcast(ev);
+                }
+            }
+            Input::StaticReplied { host, result } => self.on_static(host, result, now),
+            Input::CacheLoaded { from, result } => self.on_cache_loaded(&from, result, now),
+            Input::CacheWritten(Ok(())) => {
+                self.cache_error.cleared();
+            }
+            Input::CacheWritten(Err(e)) => {
+                if self.cache_error.failed(&e, now, None).is_some() {
+                    self.log(Level::Warn, || format!("peer cache: cannot write: {e}"));
+                }
+            }
+            Input::Client { id, request } => self.on_client(id, request, now),
+            Input::Shutdown => self.shutdown(),
+        }
+        self.handle_timeout(now);
+    }
+
+    /// Does whatever has come due by `now`: interface listing, queries, announcements, expiry,
+    /// cache writes, static hosts, probes.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        if self.exited {
+            return;
+        }
+        if now >= self.next_list {
+            self.next_list = now + Duration::from_millis(self.cfg.interface_poll_ms);
+            self.actions.push_back(Action::ListInterfaces);
+        }
+        self.query_due_links(now);
+        self.announce_due(now);
+        for ev in self.table.expire(now) {
+            self.broadcast(ev);
+        }
+        if self.cache_dirty && now >= self.next_cache_save {
+            self.save_cache(now);
+        }
+        self.ask_due_statics(now);
+        let timeout = Duration::from_millis(self.cfg.probe_timeout_ms);
+        for (peer, addr) in self.table.due_probes(now, MAX_PROBES, MAX_PROBES_PER_PEER) {
+            self.log(Level::Debug, || format!("probing {addr} ({peer})"));
+            self.actions.push_back(Action::Probe { addr, timeout });
+        }
+    }
+
+    /// The next action for the shell, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] next has work (`None` after [`Action::Exit`]).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.exited {
+            return None;
+        }
+        let mut d = self.next_list;
+        let mut soonest = |t: Option<Instant>| {
+            if let Some(t) = t {
+                d = d.min(t);
+            }
+        };
+        soonest(self.links.values().map(|l| l.next_query).min());
+        soonest(self.regs.values().map(|r| r.due()).min());
+        soonest(self.statics.values().filter_map(|h| h.due()).min());
+        soonest(self.cache_dirty.then_some(self.next_cache_save));
+        soonest(self.table.next_deadline(self.now));
+        Some(d)
+    }
+
+    /// Every peer visible now (what a new subscriber or a resynchronised one is sent).
+    pub fn snapshot(&self) -> Vec<PeerInfo> {
+        self.table.snapshot()
+    }
+
+    /// The peer table (read-only), for tests and diagnostics.
+    pub fn table(&self) -> &PeerTable {
+        &self.table
+    }
+
+    fn log(&mut self, level: Level, line: impl FnOnce() -> String) {
+        if level <= self.log_level {
+            self.actions.push_back(Action::Log {
+                level,
+                line: line(),
+            });
+        }
+    }
+
+    fn broadcast(&mut self, ev: PeerEvent) {
+        if ev.event != EventKind::Expired {
+            self.cache_dirty = true;
+        }
+        self.log(Level::Debug, || {
+            format!(
+                "{:?} {} {:?}",
+                ev.event, ev.peer.peer_id, ev.peer.interfaces
+            )
+        });
+        self.actions.push_back(Action::Broadcast(ev));
+    }
+
+    fn reply(&mut self, client: u64, msg: AgentMsg) {
+        self.actions.push_back(Action::Reply { client, msg });
+    }
+
+    fn save_cache(&mut self, now: Instant) {
+        self.cache_dirty = false;
+        self.next_cache_save = now + CACHE_SAVE_INTERVAL;
+        self.actions
+            .push_back(Action::WriteCache(self.table.cache_entries()));
+    }
+
+    fn shutdown(&mut self) {
+        if self.cache_dirty {
+            self.cache_dirty = false;
+            self.actions
+                .push_back(Action::WriteCache(self.table.cache_entries()));
+        }
+        self.log(Level::Info, || "shutting down: sending goodbyes".into());
+        self.actions.push_back(Action::Exit);
+        self.exited = true;
+    }
+
+    fn on_client(&mut self, id: u64, request: Request, now: Instant) {
+        match request {
+            Request::Connected => {
+                self.clients.insert(id);
+            }
+            Request::Register(signed) => {
+                let reply = self.register(id, signed, now);
+                self.reply(id, reply);
+            }
+            Request::Manage(msg) => {
+                let reply = match self.manage(msg, now) {
+                    Ok(message) => AgentMsg::Done { message },
+                    Err(message) => AgentMsg::Error {
+                        kind: crate::proto::ErrorKind::BadRequest,
+                        message,
+                    },
+                };
+                self.reply(id, reply);
+            }
+            Request::Status => {
+                let st = self.status(now);
+                self.reply(id, AgentMsg::Status(st));
+            }
+            Request::List => {
+                let snap = AgentMsg::Snapshot(self.table.snapshot());
+                self.reply(id, snap);
+            }
+            Request::Subscribe => {
+                let snapshot = self.table.snapshot();
+                self.actions.push_back(Action::Subscribed {
+                    client: id,
+                    snapshot,
+                });
+            }
+            Request::Gone => {
+                self.clients.remove(&id);
+                self.withdraw_connection(id);
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Reachability bookkeeping: which addresses answered a probe (a TCP connect, run by the shell),
+//! which to probe next, and when. Pure: the clock is passed in.
+//!
+//! Addresses wait in a queue ordered by when they are due (first come, first served among equals).
+//! At most a few probes run per peer and in all; an address that does not answer is retried with a
+//! doubling backoff. Every address the agent hands over ends in `/p2p/<peer>`, so the address
+//! itself says whose it is.
+
+use libp2p_identity::PeerId;
+use multiaddr::{Multiaddr, Protocol};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+/// First retry delay of an address that did not answer; doubles up to [`MAX_RETRY`].
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest retry delay of an address that does not answer.
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// What is known of an address's reachability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reach {
+    /// Answered a probe.
+    Ok,
+    /// Not yet answered: queued under `key` (when due, arrival order), or in flight.
+    Pending {
+        key: (Instant, u64),
+        backoff: Duration,
+        in_flight: bool,
+    },
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub struct Prober {
+    reach: HashMap<Multiaddr, Reach>,
+    queue: BTreeMap<(Instant, u64), Multiaddr>,
+    next_key: u64,
+    in_flight: usize,
+    per_peer: HashMap<PeerId, usize>,
+}
+
+/// Whether a TCP connect can check this address.
+pub fn probeable(a: &Multiaddr) -> bool {
+    a.iter().any(|p| matches!(p, Protocol::Tcp(_)))
+}
+
+/// The peer an address names (its `/p2p/` suffix).
+pub fn owner(a: &Multiaddr) -> Option<PeerId> {
+    a.iter().find_map(|p| match p {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+impl Prober {
+    fn enqueue(&mut self, a: &Multiaddr, due: Instant) -> (Instant, u64) {
+        self.next_key += 1;
+        let key = (due, self.next_key);
+        self.queue.insert(key, a.clone());
+        key
+    }
+
+    /// Starts following these addresses (those not known yet are due now).
+    pub fn track(&mut self, addrs: &[Multiaddr], now: Instant) {
+        for a in addrs.iter().filter(|a| probeable(a)) {
+            if !self.reach.contains_key(a) {
+                let key = self.enqueue(a, now);
+                self.reach.insert(
+                    a.clone(),
+                    Reach::Pending {
+                        key,
+                        backoff: FIRST_RETRY,
+                        in_flight: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Whether `a` answered a probe.
+    pub fn is_ok(&self, a: &Multiaddr) -> bool {
+        self.reach.get(a) == Some(&Reach::Ok)
+    }
+
+    /// Addresses to probe now, due and worth it (`wanted`: on a live link), at most `per_peer` in
+    /// flight per peer and `total` in all. They are marked in flight.
+    pub fn due(
+        &mut self,
+        now: Instant,
+        total: usize,
+        per_peer: usize,
+        wanted: impl Fn(&PeerId, &Multiaddr) -> bool,
+    ) -> Vec<(PeerId, Multiaddr)> {
+        let mut out: Vec<((Instant, u64), PeerId, Multiaddr)> = Vec::new();
+        let mut taken: HashMap<PeerId, usize> = HashMap::new();
+        for (key, a) in self.queue.range(..=(now, u64::MAX)) {
+            if self.in_flight + out.len() >= total {
+                break;
+            }
+            let Some(peer) = owner(a) else { continue };
+            let mine = self.per_peer.get(&peer).copied().unwrap_or(0)
+                + taken.get(&peer).copied().unwrap_or(0);
+            if mine >= per_peer || !wanted(&peer, a) {
+                continue;
+            }
+            *taken.entry(peer).or_default() += 1;
+            out.push((*key, peer, a.clone()));
+        }
+        for (key, peer, a) in &out {
+            self.queue.remove(key);
+            if let Some(Reach::Pending { in_flight, .. }) = self.reach.get_mut(a) {
+                *in_flight = true;
+            }
+            self.in_flight += 1;
+            *self.per_peer.entry(*peer).or_default() += 1;
+        }
+        out.into_iter().map(|(_, p, a)| (p, a)).collect()
+    }
+
+    /// A probe of `a` answered (`ok`) or not. Returns whether `a` has just become reachable.
+    pub fn result(&mut self, a: &Multiaddr, ok: bool, now: Instant) -> bool {
+        let Some(Reach::Pending {
+            key,
+            backoff,
+            in_flight,
+        }) = self.reach.get(a).copied()
+        else {
+            return false;
+        };
+        if in_flight {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            if let Some(peer) = owner(a) {
+                if let Some(n) = self.per_peer.get_mut(&peer) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.per_peer.remove(&peer);
+                    }
+                }
+            }
+        } else {
+            self.queue.remove(&key);
+        }
+        if ok {
+            self.reach.insert(a.clone(), Reach::Ok);
+            return true;
+        }
+        let key = self.enqueue(a, now + backoff);
+        self.reach.insert(
+            a.clone(),
+            Reach::Pending {
+                key,
+                backoff: (backoff * 2).min(MAX_RETRY),
+                in_flight: false,
+            },
+        );
+        false
+    }
+
+    /// The earliest time after `now` an address becomes due. (Addresses due now but held back by
+    /// the limits wait for a running probe to finish, which brings the caller back.)
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        self.queue
+            .range((now + Duration::from_nanos(1), 0)..)
+            .next()
+            .map(|((t, _), _)| *t)
+    }
+
+    /// Addresses followed.
+    pub fn len(&self) -> usize {
+        self.reach.len()
+    }
+
+    /// No address followed.
+    pub fn is_empty(&self) -> bool {
+        self.reach.is_empty()
+    }
+
+    /// Forgets the addresses `used` says no longer matter (probes in flight are kept until they end).
+    pub fn retain(&mut self, used: impl Fn(&Multiaddr) -> bool) {
+        let queue = &mut self.queue;
+        self.reach.retain(|a, r| match r {
+            Reach::Pending {
+                in_flight: true, ..
+            } => true,
+            Reach::Pending { key, .. } => {
+                let keep = used(a);
+                if !keep {
+                    queue.remove(key);
+                }
+                keep
+            }
+            Reach::Ok => used(a),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(peer: &PeerId, port: u16) -> Multiaddr {
+        format!("/ip4/10.0.0.1/tcp/{port}/p2p/{peer}")
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn limits_order_backoff_and_retain() {
+        let p = PeerId::random();
+        let q = PeerId::random();
+        let t0 = Instant::now();
+        let mut pr = Prober::default();
+        let a: Vec<Multiaddr> = (1..=3).map(|i| addr(&p, i)).collect();
+        pr.track(&a, t0);
+        pr.track(&[addr(&q, 9)], t0);
+        // Two per peer, in the order they came.
+        let due = pr.due(t0, 8, 2, |_, _| true);
+        assert_eq!(
+            due,
+            vec![(p, a[0].clone()), (p, a[1].clone()), (q, addr(&q, 9))]
+        );
+        assert!(pr.due(t0, 8, 2, |_, _| true).is_empty());
+        assert!(pr.result(&a[0], true, t0));
+        assert!(pr.is_ok(&a[0]));
+        assert!(!pr.result(&a[1], false, t0));
+        // The third gets its turn; the failed one waits for its backoff.
+        assert_eq!(pr.due(t0, 8, 2, |_, _| true), vec![(p, a[2].clone())]);
+        assert_eq!(pr.next_deadline(t0), Some(t0 + FIRST_RETRY));
+        assert!(pr.due(t0 + FIRST_RETRY / 2, 8, 2, |_, _| true).is_empty());
+        assert_eq!(
+            pr.due(t0 + FIRST_RETRY, 8, 2, |_, _| true),
+            vec![(p, a[1].clone())]
+        );
+        pr.result(&a[1], false, t0 + FIRST_RETRY);
+        assert_eq!(
+            pr.next_deadline(t0 + FIRST_RETRY),
+            Some(t0 + FIRST_RETRY * 3),
+            "doubled"
+        );
+        // Not wanted (a dead link): skipped, kept.
+        assert!(pr.due(t0 + FIRST_RETRY * 3, 8, 2, |_, _| false).is_empty());
+        // Only in-flight and used addresses survive a retain.
+        pr.retain(|x| *x == a[0]);
+        assert_eq!(pr.len(), 3, "a[0] used; a[2] and q's in flight");
+        assert_eq!(pr.next_deadline(t0), None);
+    }
+
+    #[test]
+    fn the_total_limit_holds_across_peers() {
+        let t0 = Instant::now();
+        let mut pr = Prober::default();
+        for _ in 0..5 {
+            pr.track(&[addr(&PeerId::random(), 1)], t0);
+        }
+        assert_eq!(pr.due(t0, 3, 2, |_, _| true).len(), 3);
+        assert!(pr.due(t0, 3, 2, |_, _| true).is_empty());
+        assert!(!probeable(&"/ip4/1.2.3.4/udp/5".parse().unwrap()));
+    }
+}

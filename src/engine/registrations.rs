@@ -1,0 +1,210 @@
+//! The local node's own records: what a registration may replace, when it is announced (at once,
+//! again after [`SECOND_ANNOUNCEMENT`], then every `announce_interval_secs`), and the goodbyes
+//! when it is withdrawn or its connection closes.
+
+use super::{Action, Engine};
+use crate::mcast::Family;
+use crate::mdns::{self, Announcement};
+use crate::proto::{AgentMsg, ErrorKind};
+use crate::record::{self, Reject};
+use libp2p_identity::PeerId;
+use log::Level;
+use multiaddr::Multiaddr;
+use std::time::{Duration, Instant};
+
+/// Most nodes one agent announces at once.
+pub const MAX_REGISTRATIONS: usize = 16;
+/// Delay of the second announcement of a new registration (RFC 6762 §8.3: at least two, one
+/// second apart; mdns-sd 0.21 skips its own second one for mixed-case names such as peer IDs).
+/// mdns-sd drops a record multicast again within one second (RFC 6762 §6), and the first
+/// announcement leaves the daemon a little after `register` returns: hence the margin.
+pub const SECOND_ANNOUNCEMENT: Duration = Duration::from_millis(1200);
+
+/// One node announced by this agent.
+#[derive(Debug)]
+pub(super) struct Registration {
+    /// The connection that registered it.
+    pub conn: u64,
+    pub seq: u64,
+    pub addrs: Vec<Multiaddr>,
+    pub announcement: Announcement,
+    /// Extra announcements still due (soonest first), before the periodic ones.
+    pub extra: Vec<Instant>,
+    pub next_announce: Instant,
+}
+
+impl Registration {
+    /// When it is next announced.
+    pub fn due(&self) -> Instant {
+        self.extra.first().copied().unwrap_or(self.next_announce)
+    }
+}
+
+impl Engine {
+    /// A node's `Register`: verified, checked against what it replaces, announced at once.
+    pub(super) fn register(&mut self, id: u64, signed: Vec<u8>, now: Instant) -> AgentMsg {
+        let rejected = |why: Reject, message: String| AgentMsg::Error {
+            kind: ErrorKind::Rejected(why),
+            message,
+        };
+        let rec = match (self.verifier)(&signed, &self.cfg.namespace) {
+            Ok(r) => r,
+            Err(Reject::Namespace) => {
+                let theirs = record::verify_any_namespace(&signed)
+                    .map(|r| r.namespace)
+                    .unwrap_or_default();
+                return rejected(
+                    Reject::Namespace,
+                    format!(
+                        "wrong namespace: the record says {theirs:?}, the agent serves {:?}",
+                        self.cfg.namespace
+                    ),
+                );
+            }
+            Err(why) => return rejected(why, format!("record refused: {why}")),
+        };
+        if let Some(old) = self.regs.get(&rec.peer_id) {
+            if rec.seq < old.seq {
+                return rejected(
+                    Reject::Replay,
+                    format!("record refused: seq {} is older than {}", rec.seq, old.seq),
+                );
+            }
+        } else if self.regs.len() >= MAX_REGISTRATIONS {
+            return AgentMsg::Error {
+                kind: ErrorKind::Limit,
+                message: format!("the agent announces at most {MAX_REGISTRATIONS} nodes"),
+            };
+        }
+        let port = rec
+            .addrs
+            .iter()
+            .find_map(|a| {
+                a.iter().find_map(|p| match p {
+                    multiaddr::Protocol::Tcp(port) => Some(port),
+                    _ => None,
+                })
+            })
+            .unwrap_or(0);
+        let peer = rec.peer_id;
+        let label = mdns::instance_label(&peer, rec.seq);
+        if let Some(old) = self.regs.get(&peer) {
+            if old.announcement.label != label {
+                let (old_label, old_addrs) = (old.announcement.label.clone(), old.addrs.clone());
+                self.withdraw(&peer, &old_label, &old_addrs);
+            }
+        }
+        self.log(Level::Info, || {
+            format!(
+                "registering {peer} (seq {}): {:?}",
+                rec.seq,
+                rec.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+            )
+        });
+        self.regs.insert(
+            peer,
+            Registration {
+                conn: id,
+                seq: rec.seq,
+                addrs: rec.addrs,
+                announcement: Announcement {
+                    peer,
+                    label,
+                    txt: record::to_txt(&signed),
+                    port,
+                },
+                extra: vec![now + SECOND_ANNOUNCEMENT],
+                next_announce: now + Duration::from_secs(self.cfg.announce_interval_secs),
+            },
+        );
+        self.announce(&peer);
+        AgentMsg::Registered {
+            peer_id: peer.to_base58(),
+        }
+    }
+
+    /// Announces the registrations whose time has come, and schedules their next announcement.
+    pub(super) fn announce_due(&mut self, now: Instant) {
+        let due: Vec<PeerId> = self
+            .regs
+            .iter()
+            .filter(|(_, r)| now >= r.due())
+            .map(|(p, _)| *p)
+            .collect();
+        let every = Duration::from_secs(self.cfg.announce_interval_secs);
+        for peer in due {
+            self.announce(&peer);
+            if let Some(r) = self.regs.get_mut(&peer) {
+                if r.extra.first().is_some_and(|t| now >= *t) {
+                    r.extra.retain(|t| *t > now);
+                } else {
+                    r.next_announce = now + every;
+                }
+            }
+        }
+    }
+
+    /// Announces one registration on every link whose daemon runs.
+    fn announce(&mut self, peer: &PeerId) {
+        let Some(r) = self.regs.get(peer) else { return };
+        for (index, link) in &self.links {
+            if !link.daemon.is_empty() {
+                self.actions.push_back(Action::Announce {
+                    link: *index,
+                    announcement: r.announcement.clone(),
+                });
+            }
+        }
+    }
+
+    /// Announces every registration on one link (its daemon started or its addresses changed).
+    pub(super) fn reannounce_on(&mut self, index: u32) {
+        if self.links.get(&index).is_none_or(|l| l.daemon.is_empty()) {
+            return;
+        }
+        for r in self.regs.values() {
+            self.actions.push_back(Action::Announce {
+                link: index,
+                announcement: r.announcement.clone(),
+            });
+        }
+    }
+
+    /// Sends goodbyes for one registration on every link (to stock libp2p-mdns nodes too).
+    fn withdraw(&mut self, peer: &PeerId, label: &str, addrs: &[Multiaddr]) {
+        let mut out = Vec::new();
+        for (index, link) in &self.links {
+            if !link.daemon.is_empty() {
+                out.push(Action::Withdraw {
+                    link: *index,
+                    label: label.to_owned(),
+                });
+            }
+            if link.libp2p_seen {
+                for family in [Family::V4, Family::V6] {
+                    out.extend(self.libp2p_packets(*index, family, peer, addrs, label, 0));
+                }
+            }
+        }
+        self.actions.extend(out);
+    }
+
+    /// A connection closed: its registrations are withdrawn at once.
+    pub(super) fn withdraw_connection(&mut self, id: u64) {
+        let mine: Vec<PeerId> = self
+            .regs
+            .iter()
+            .filter(|(_, r)| r.conn == id)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in mine {
+            let Some(r) = self.regs.remove(&peer) else {
+                continue;
+            };
+            self.log(Level::Info, || {
+                format!("withdrawing {peer}: its connection closed")
+            });
+            self.withdraw(&peer, &r.announcement.label, &r.addrs);
+        }
+    }
+}

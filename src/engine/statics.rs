@@ -1,0 +1,130 @@
+//! Static hosts (asked by unicast every `static_poll_secs`, one round at a time) and the
+//! operator's requests: adding and removing hosts, adding a peer by hand.
+
+use super::repeat::Repeated;
+use super::table::Via;
+use super::{Action, Engine, StaticReply};
+use crate::proto::{ClientMsg, Source};
+use crate::unicast::HostSpec;
+use log::Level;
+use std::time::{Duration, Instant};
+
+/// Most static hosts asked at once.
+pub const MAX_STATIC_HOSTS: usize = 256;
+
+/// One static host.
+#[derive(Debug)]
+pub(super) struct StaticHost {
+    pub spec: HostSpec,
+    pub next_poll: Instant,
+    pub in_flight: bool,
+    pub errors: Repeated,
+}
+
+impl StaticHost {
+    /// When it is next asked (`None` while a round runs).
+    pub fn due(&self) -> Option<Instant> {
+        (!self.in_flight).then_some(self.next_poll)
+    }
+}
+
+impl Engine {
+    pub(super) fn add_host(&mut self, host: &str, now: Instant) -> Result<String, String> {
+        let spec = HostSpec::parse(host)?;
+        if self.statics.len() >= MAX_STATIC_HOSTS && !self.statics.contains_key(host) {
+            return Err(format!("at most {MAX_STATIC_HOSTS} static hosts"));
+        }
+        let every = self.cfg.static_poll_secs;
+        self.log(Level::Info, || {
+            format!("static host {host}: asking it by unicast every {every} s")
+        });
+        self.statics.insert(
+            host.to_owned(),
+            StaticHost {
+                spec,
+                next_poll: now,
+                in_flight: false,
+                errors: Repeated::default(),
+            },
+        );
+        Ok(format!("asking {host} for its agent's records"))
+    }
+
+    pub(super) fn ask_due_statics(&mut self, now: Instant) {
+        // Per port tried: a LAN answers in well under a millisecond, a VPN in tens.
+        let wait = Duration::from_millis(self.cfg.probe_timeout_ms.clamp(100, 300));
+        for (host, h) in self.statics.iter_mut() {
+            if h.due().is_some_and(|t| now >= t) {
+                h.in_flight = true;
+                self.actions.push_back(Action::AskStatic {
+                    host: host.clone(),
+                    spec: h.spec.clone(),
+                    wait,
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_static(
+        &mut self,
+        host: String,
+        result: Result<Vec<StaticReply>, String>,
+        now: Instant,
+    ) {
+        let every = Duration::from_secs(self.cfg.static_poll_secs);
+        let Some(h) = self.statics.get_mut(&host) else {
+            return; // removed meanwhile
+        };
+        h.in_flight = false;
+        h.next_poll = now + every;
+        match result {
+            Ok(replies) => {
+                if h.errors.cleared().is_some() {
+                    self.log(Level::Info, || {
+                        format!("static host {host}: answering again")
+                    });
+                }
+                self.on_static_replies(&host, replies, now);
+            }
+            Err(e) => {
+                if h.errors.failed(&e, now, None).is_some() {
+                    self.log(Level::Warn, || format!("static host {host}: {e}"));
+                }
+            }
+        }
+    }
+
+    pub(super) fn manage(&mut self, msg: ClientMsg, now: Instant) -> Result<String, String> {
+        match msg {
+            ClientMsg::AddHost { host } => self.add_host(&host, now),
+            ClientMsg::RemoveHost { host } => {
+                if self.statics.remove(&host).is_none() {
+                    return Err(format!("{host} is not a static host"));
+                }
+                for ev in self.table.remove_via(&Via::Static(host.clone())) {
+                    self.broadcast(ev);
+                }
+                self.log(Level::Info, || format!("static host {host}: removed"));
+                Ok(format!("no longer asking {host}"))
+            }
+            ClientMsg::AddPeer { multiaddr } => {
+                let mut ma: multiaddr::Multiaddr = multiaddr
+                    .parse()
+                    .map_err(|e| format!("bad multiaddr {multiaddr:?}: {e}"))?;
+                let Some(multiaddr::Protocol::P2p(peer)) = ma.pop() else {
+                    return Err(format!("{multiaddr:?} must end in /p2p/<peer-id>"));
+                };
+                let full = ma.with(multiaddr::Protocol::P2p(peer));
+                self.log(Level::Info, || format!("manual peer {peer} at {full}"));
+                if let Some(ev) =
+                    self.table
+                        .observe_unsigned(peer, Source::Manual, &Via::Manual, vec![full], now)
+                {
+                    self.broadcast(ev);
+                }
+                Ok(format!("added {peer}"))
+            }
+            other => Err(format!("not a management request: {other:?}")),
+        }
+    }
+}
