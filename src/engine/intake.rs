@@ -87,6 +87,7 @@ impl Engine {
         }
         let peer = rec.peer_id;
         let seq = rec.seq;
+        let before = self.table.seq_of(&peer);
         let dial = match offer.addrs {
             Where::Ips { ips, zone } => crate::addrs::dialable(&peer, &rec.addrs, &ips, &zone),
             Where::Given(addrs) => addrs,
@@ -94,6 +95,9 @@ impl Engine {
         match self.table.observe(rec, offer.source, &via, dial, now) {
             Ok(ev) => {
                 self.count(&via, Ok(()));
+                if before != Some(seq) {
+                    self.note_instance(peer, before, seq);
+                }
                 if let Some(ev) = ev {
                     self.broadcast(ev);
                 }
@@ -106,6 +110,24 @@ impl Engine {
                 });
                 false
             }
+        }
+    }
+
+    /// Keeps the label index in step with the newest record of `peer`.
+    fn note_instance(&mut self, peer: PeerId, old: Option<u64>, new: u64) {
+        if let Some(old) = old {
+            self.instances.remove(&mdns::instance_label(&peer, old));
+        }
+        self.instances
+            .insert(mdns::instance_label(&peer, new), peer);
+        if self.instances.len() > 2 * super::table::MAX_PEERS {
+            // Peers the table shed leave their label behind: drop those now and then.
+            let table = &self.table;
+            self.instances.retain(|label, p| {
+                table
+                    .seq_of(p)
+                    .is_some_and(|s| mdns::instance_label(p, s) == *label)
+            });
         }
     }
 

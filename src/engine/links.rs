@@ -372,15 +372,10 @@ impl Engine {
         };
         let via = Via::Link(name.clone());
         for (label, ttl) in instances {
-            if ttl == 0 {
-                continue;
-            }
-            let Some((peer, label)) = mdns::parse_instance(&label) else {
+            // Only the newest record of a peer keeps it alive (not an old instance repeated).
+            let Some(peer) = self.instances.get(&label).copied().filter(|_| ttl > 0) else {
                 continue;
             };
-            if !self.is_current_instance(&peer, label) {
-                continue;
-            }
             if let Some(ev) = self.table.heard(&peer, &via, now) {
                 self.broadcast(ev);
             }

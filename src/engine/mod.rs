@@ -329,6 +329,8 @@ pub struct Engine {
     via_stats: HashMap<Via, ViaStats>,
     /// Datagrams received per (interface index, family).
     packets_in: HashMap<(u32, Family), u64>,
+    /// The instance label of every peer's newest record, for what the link sockets hear.
+    instances: HashMap<String, PeerId>,
     /// Unsigned peers already logged as ignored (accept_unsigned off).
     unsigned_ignored: HashSet<PeerId>,
     cache_dirty: bool,
@@ -359,6 +361,7 @@ impl Engine {
             clients: HashSet::new(),
             via_stats: HashMap::new(),
             packets_in: HashMap::new(),
+            instances: HashMap::new(),
             unsigned_ignored: HashSet::new(),
             cache_dirty: false,
             next_cache_save: now,

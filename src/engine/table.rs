@@ -58,6 +58,9 @@ struct Link {
     addrs: Vec<Multiaddr>,
     last_heard: Instant,
     live: bool,
+    /// The time it is filed under in the expiry index (a lower bound of when it times out:
+    /// hearing it again only moves `last_heard`, and the index catches up when that time comes).
+    armed: Option<Instant>,
     /// How this link learned the peer.
     source: Source,
     /// Never times out (a peer the operator added by hand, a cached peer).
@@ -66,7 +69,8 @@ struct Link {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    peer: PeerId,
+    /// The peer in base58, as the node is told it.
+    id: String,
     /// Highest seq accepted; `None` for an unsigned peer.
     seq: Option<u64>,
     /// The signed record of that seq (for the persistent cache).
@@ -124,23 +128,30 @@ impl PeerTable {
         self.timeout
     }
 
-    fn arm(&mut self, peer: PeerId, via: &Via, link: &Link) {
-        if link.live && !link.pinned {
-            self.expiries
-                .insert((link.last_heard + self.timeout, peer, via.clone()));
+    /// Files a live, unpinned link in the expiry index.
+    fn arm(
+        expiries: &mut BTreeSet<(Instant, PeerId, Via)>,
+        timeout: Duration,
+        peer: PeerId,
+        via: &Via,
+        link: &mut Link,
+    ) {
+        if link.live && !link.pinned && link.armed.is_none() {
+            let at = link.last_heard + timeout;
+            expiries.insert((at, peer, via.clone()));
+            link.armed = Some(at);
         }
     }
 
     fn disarm(&mut self, peer: PeerId, via: &Via, link: &Link) {
-        if link.live && !link.pinned {
-            self.expiries
-                .remove(&(link.last_heard + self.timeout, peer, via.clone()));
+        if let Some(at) = link.armed {
+            self.expiries.remove(&(at, peer, via.clone()));
         }
     }
 
     /// Puts `link` in place of whatever `peer` had at `via`.
-    fn set_link(&mut self, peer: PeerId, via: &Via, link: Link) {
-        self.arm(peer, via, &link);
+    fn set_link(&mut self, peer: PeerId, via: &Via, mut link: Link) {
+        Self::arm(&mut self.expiries, self.timeout, peer, via, &mut link);
         let old = self
             .peers
             .get_mut(&peer)
@@ -231,7 +242,7 @@ impl PeerTable {
             self.peers.insert(
                 peer,
                 Entry {
-                    peer,
+                    id: peer.to_base58(),
                     seq: Some(record.seq),
                     signed: Some(record.signed),
                     source,
@@ -297,7 +308,7 @@ impl PeerTable {
                 self.peers.insert(
                     peer,
                     Entry {
-                        peer,
+                        id: peer.to_base58(),
                         seq: None,
                         signed: None,
                         source,
@@ -315,19 +326,14 @@ impl PeerTable {
     /// The peer's instance was heard through `via` (any packet naming it): keeps that link live,
     /// and revives it if it had timed out.
     pub fn heard(&mut self, peer: &PeerId, via: &Via, now: Instant) -> Option<PeerEvent> {
-        let link = self.peers.get(peer)?.links.get(via)?.clone();
-        self.disarm(*peer, via, &link);
-        let revived = !link.live;
         let link = self.peers.get_mut(peer)?.links.get_mut(via)?;
-        link.last_heard = now;
-        link.live = true;
-        let link = link.clone();
-        self.arm(*peer, via, &link);
-        if revived {
-            self.settle(peer)
-        } else {
-            None
+        link.last_heard = link.last_heard.max(now);
+        if link.live {
+            return None;
         }
+        link.live = true;
+        Self::arm(&mut self.expiries, self.timeout, *peer, via, link);
+        self.settle(peer)
     }
 
     /// The peer said goodbye through `via` (or the link went away): drop that link now.
@@ -361,11 +367,21 @@ impl PeerTable {
                 break;
             }
             self.expiries.pop_first();
-            if let Some(link) = self
+            let Some(link) = self
                 .peers
                 .get_mut(&peer)
                 .and_then(|e| e.links.get_mut(&via))
-            {
+            else {
+                continue;
+            };
+            if link.armed != Some(at) {
+                continue;
+            }
+            link.armed = None;
+            if now.saturating_duration_since(link.last_heard) < self.timeout {
+                // Heard since it was filed: file it again under its real time.
+                Self::arm(&mut self.expiries, self.timeout, peer, &via, link);
+            } else {
                 link.live = false;
                 touched.push(peer);
             }
@@ -478,6 +494,7 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Link {
         addrs,
         last_heard: now,
         live: true,
+        armed: None,
         source,
         // Neither is heard to stay: a cached peer stays until a newer record replaces it, a
         // manual one until the operator's agent restarts.
@@ -530,7 +547,7 @@ fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
         verified.push(Verification::Reachable);
     }
     PeerInfo {
-        peer_id: e.peer.to_base58(),
+        peer_id: e.id.clone(),
         addrs,
         interfaces,
         source,

@@ -1,0 +1,181 @@
+//! Deterministic simulations of many agents (the real engine, simulated links and clock): the
+//! agent's rules under loss, at scale, with hosts that vanish or leave. A scenario reads as a
+//! test-network script: links, hosts, events, checks. See `net.rs` for what is modelled.
+//!
+//! Add a scenario: make a `Sim`, its links (`LinkSpec` says loss, duplicates, delay) and hosts
+//! (each runs an agent and a node that registers at once), run it (`run_for`, `run_until`), change
+//! something (`vanish`, `node_leaves`, `partition`, `register`), run again, and check what the
+//! nodes were told (`view`).
+
+mod net;
+
+use net::{LinkSpec, Sim, PORT};
+use std::time::Duration;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn lossy(loss: f64) -> LinkSpec {
+    LinkSpec {
+        loss,
+        ..LinkSpec::default()
+    }
+}
+
+/// `SIM_HOSTS` overrides the size of the large scenario (to try other sizes by hand).
+fn large() -> usize {
+    std::env::var("SIM_HOSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+#[test]
+fn a_thousand_agents_on_one_lossy_link_all_find_each_other() {
+    let n = large();
+    let wall = std::time::Instant::now();
+    let mut sim = Sim::new(1);
+    let lan = sim.link(lossy(0.30));
+    for i in 0..n {
+        sim.host(&format!("h{i}"), &[lan]);
+    }
+    let all = sim.run_until(10 * MINUTE, Sim::everyone_sees_everyone);
+    let pairs = n * (n - 1);
+    eprintln!(
+        "{n} agents, one link, 30 % loss, simultaneous start: {} of {pairs} directed discoveries, \
+         the last {:.2} s (simulated) after the start; {:.1} s wall",
+        sim.discoveries,
+        sim.last_discovery.as_secs_f64(),
+        wall.elapsed().as_secs_f64()
+    );
+    assert!(
+        all,
+        "{} of {pairs} directed discoveries in 10 simulated minutes",
+        sim.discoveries
+    );
+}
+
+#[test]
+fn under_loss_no_peer_expires_that_did_not_leave() {
+    let mut sim = Sim::new(2);
+    let lan = sim.link(lossy(0.30));
+    let hosts: Vec<usize> = (0..10)
+        .map(|i| {
+            // Hosts come up within a few seconds of each other, as a rack powered on does.
+            let gap = sim.rng.between(Duration::ZERO, Duration::from_millis(500));
+            sim.run_for(gap);
+            sim.host(&format!("h{i}"), &[lan])
+        })
+        .collect();
+    assert!(
+        sim.run_until(MINUTE, Sim::everyone_sees_everyone),
+        "not all found"
+    );
+    sim.run_for(10 * MINUTE);
+    for &a in &hosts {
+        for &b in hosts.iter().filter(|b| **b != a) {
+            let v = sim.view(a, b).expect("seen");
+            assert!(
+                v.expired.is_empty(),
+                "{} saw {} expire at {:?} though it never left",
+                sim.hosts[a].name,
+                sim.hosts[b].name,
+                v.expired
+            );
+            assert!(v.current.is_some());
+        }
+    }
+}
+
+#[test]
+fn a_vanished_host_is_dropped_after_the_timeout_and_one_that_says_goodbye_at_once() {
+    let mut sim = Sim::new(3);
+    let lan = sim.link(LinkSpec::default());
+    let hosts: Vec<usize> = (0..5).map(|i| sim.host(&format!("h{i}"), &[lan])).collect();
+    assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
+    // Let the schedules settle into their steady state first.
+    sim.run_for(MINUTE);
+    let (gone, leaving) = (hosts[3], hosts[4]);
+    let t0 = sim.now;
+    sim.vanish(gone);
+    sim.node_leaves(leaving);
+    let timeout = sim.config.peer_timeout();
+    sim.run_for(Duration::from_secs(2));
+    for &h in &hosts[..3] {
+        let left = sim.view(h, leaving).unwrap();
+        assert!(left.current.is_none(), "the goodbye was not taken");
+        let at = left.expired[0] - t0;
+        assert!(at < Duration::from_secs(2), "goodbye took {at:?}");
+        assert!(
+            sim.view(h, gone).unwrap().current.is_some(),
+            "dropped before the timeout"
+        );
+    }
+    sim.run_for(timeout);
+    for &h in &hosts[..3] {
+        let v = sim.view(h, gone).unwrap();
+        assert_eq!(v.expired.len(), 1, "{}", sim.hosts[h].name);
+        let at = v.expired[0] - t0;
+        // Last heard at most one query interval before it vanished (or just after: its packets
+        // already on the way still arrive); dropped a timeout after that.
+        let earliest = timeout - sim.config.query_interval_max();
+        let latest = timeout + Duration::from_millis(200);
+        assert!(
+            at >= earliest && at <= latest,
+            "dropped {at:?} after it vanished"
+        );
+    }
+}
+
+#[test]
+fn a_multi_homed_agent_hands_each_side_only_that_sides_addresses() {
+    let mut sim = Sim::new(4);
+    let (a, b) = (sim.link(LinkSpec::default()), sim.link(LinkSpec::default()));
+    let m = sim.host("m", &[a, b]);
+    let x = sim.host("x", &[a]);
+    let y = sim.host("y", &[b]);
+    let seen = |s: &Sim, o: usize, p: usize| s.view(o, p).is_some_and(|v| v.current.is_some());
+    assert!(sim.run_until(MINUTE, |s| {
+        seen(s, m, x) && seen(s, m, y) && seen(s, x, m) && seen(s, y, m)
+    }));
+    sim.run_for(MINUTE);
+    let info = |o: usize, p: usize| sim.view(o, p).unwrap().current.clone().unwrap();
+    let addr = |ip: &str, p: usize| format!("/ip4/{ip}/tcp/{PORT}/p2p/{}", sim.hosts[p].peer);
+    // m is 10.0.0.1 on link a and 10.1.0.1 on link b; x is 10.0.0.2, y is 10.1.0.2.
+    assert_eq!(info(x, m).addrs, vec![addr("10.0.0.1", m)]);
+    assert_eq!(info(y, m).addrs, vec![addr("10.1.0.1", m)]);
+    assert_eq!(info(m, x).addrs, vec![addr("10.0.0.2", x)]);
+    assert_eq!(info(m, x).interfaces, vec!["eth0"]);
+    assert_eq!(info(m, y).addrs, vec![addr("10.1.0.2", y)]);
+    assert_eq!(info(m, y).interfaces, vec!["eth1"]);
+    assert!(sim.view(x, y).is_none() && sim.view(y, x).is_none());
+}
+
+#[test]
+fn a_partition_expires_peers_and_healing_brings_them_back() {
+    let mut sim = Sim::new(5);
+    let lan = sim.link(LinkSpec::default());
+    let (a, b, c) = (
+        sim.host("a", &[lan]),
+        sim.host("b", &[lan]),
+        sim.host("c", &[lan]),
+    );
+    assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
+    let sees = |s: &Sim, o: usize, p: usize| s.view(o, p).is_some_and(|v| v.current.is_some());
+    sim.partition(lan, a, b, true);
+    let timeout = sim.config.peer_timeout();
+    sim.run_for(timeout + Duration::from_secs(5));
+    assert!(
+        !sees(&sim, a, b) && !sees(&sim, b, a),
+        "still seen across the partition"
+    );
+    assert!(sees(&sim, a, c) && sees(&sim, b, c) && sees(&sim, c, a) && sees(&sim, c, b));
+    let healed = sim.now;
+    sim.partition(lan, a, b, false);
+    assert!(sim.run_until(MINUTE, |s| sees(s, a, b) && sees(s, b, a)));
+    // Found again by the next query or announcement that crosses.
+    let after = sim.now - healed;
+    assert!(
+        after <= sim.config.query_interval_max() + Duration::from_secs(1),
+        "{after:?}"
+    );
+}

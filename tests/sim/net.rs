@@ -1,0 +1,723 @@
+//! A deterministic network of engines on a simulated clock.
+//!
+//! Hosts run a real [`Engine`] each (the agent's every decision) and one node that registers a
+//! signed record; links are multicast segments with per-receiver loss, delay, duplicate delivery
+//! and partitions. What the shell's I/O would do is modelled here:
+//! - an mdns-sd daemon: a registration is multicast at once (a record is never multicast twice
+//!   within one second, RFC 6762 §6, as mdns-sd does), answers queries 20–120 ms later, sends
+//!   goodbyes when unregistered or stopped, and sends its own query when it starts browsing;
+//!   a receiving daemon reports `Resolved` for an instance it has not resolved yet, `Removed` on a
+//!   goodbye;
+//! - the agent's own socket: every packet naming an instance is `Heard`;
+//! - probes: a TCP connect answers when the address's host is up and its node listens there;
+//! - the cache and static hosts: writes succeed; static hosts are not modelled.
+//!
+//! Every random choice comes from one seeded generator, so a scenario replays exactly.
+
+use exo_discovery::config::Config;
+use exo_discovery::engine::{Action, Engine, Input, Request, SendOutcome};
+use exo_discovery::iface::Iface;
+use exo_discovery::mcast::Family;
+use exo_discovery::proto::{AgentMsg, EventKind, PeerInfo};
+use exo_discovery::record::{self, Reject, VerifiedRecord};
+use libp2p_identity::{Keypair, PeerId};
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Signature checks by record bytes: every engine checks the same few thousand records.
+type Memo = Rc<RefCell<HashMap<Vec<u8>, Result<VerifiedRecord, Reject>>>>;
+
+/// The node's listen port on every host.
+pub const PORT: u16 = 4001;
+const NODE: u64 = 1;
+const WATCHER: u64 = 2;
+
+/// A small deterministic generator (SplitMix64).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
+        let span = (hi - lo).as_nanos() as u64;
+        lo + Duration::from_nanos(if span == 0 {
+            0
+        } else {
+            self.next() % (span + 1)
+        })
+    }
+}
+
+/// A link's behaviour.
+#[derive(Clone, Debug)]
+pub struct LinkSpec {
+    /// Each receiver loses each packet with this probability.
+    pub loss: f64,
+    /// Each received packet arrives twice with this probability.
+    pub duplicate: f64,
+    /// Delivery delay range.
+    pub delay: (Duration, Duration),
+}
+
+impl Default for LinkSpec {
+    fn default() -> Self {
+        LinkSpec {
+            loss: 0.0,
+            duplicate: 0.0,
+            delay: (Duration::from_micros(200), Duration::from_millis(2)),
+        }
+    }
+}
+
+/// A peer as one host's node sees it, from the events it was sent.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    /// When it was first discovered.
+    pub discovered_at: Option<Duration>,
+    /// What the node was told last; `None` while it is not visible.
+    pub current: Option<PeerInfo>,
+    /// `expired` events, with when.
+    pub expired: Vec<Duration>,
+}
+
+struct Ann {
+    label: String,
+    fullname: String,
+    signed: Vec<u8>,
+}
+
+enum Packet {
+    Query,
+    /// Announcements or answers (`ttl` 0: goodbyes).
+    Records {
+        anns: Vec<Rc<Ann>>,
+        ttl: u32,
+    },
+}
+
+enum Event {
+    Timer {
+        host: usize,
+    },
+    Packet {
+        link: usize,
+        from: usize,
+        packet: Rc<Packet>,
+    },
+}
+
+struct SimLink {
+    spec: LinkSpec,
+    /// (host, interface index on that host)
+    members: Vec<(usize, u32)>,
+}
+
+/// One host's interface on a link.
+struct Port {
+    link: usize,
+    iface: Iface,
+    daemon: bool,
+    socket: bool,
+    /// Instances registered on the daemon, with when each was last multicast.
+    registered: HashMap<String, (Rc<Ann>, Option<Duration>)>,
+    /// Instances the daemon has resolved (peer, label).
+    resolved: HashSet<String>,
+}
+
+/// One simulated host.
+pub struct Host {
+    pub name: String,
+    engine: Engine,
+    key: Keypair,
+    pub peer: PeerId,
+    ports: Vec<Port>,
+    /// Up: handles inputs, answers probes. A vanished host does nothing at all.
+    pub up: bool,
+    /// The node listens (probes to its port answer).
+    listening: bool,
+    /// Added to the simulated time for the node's wall clock (the record's seq).
+    pub wall_offset: i64,
+    timer: Option<Duration>,
+    /// The peers its node sees, by peer ID.
+    pub views: HashMap<String, View>,
+    /// Warnings the engine logged.
+    pub warnings: Vec<String>,
+}
+
+/// The simulated network.
+pub struct Sim {
+    pub now: Duration,
+    base: Instant,
+    pub rng: Rng,
+    links: Vec<SimLink>,
+    pub hosts: Vec<Host>,
+    queue: BinaryHeap<Reverse<(Duration, u64, usize)>>,
+    events: HashMap<usize, Event>,
+    next_event: u64,
+    by_ip: HashMap<Ipv4Addr, usize>,
+    verified: Memo,
+    /// Blocked (link, a, b) pairs with a < b.
+    partitions: HashSet<(usize, usize, usize)>,
+    /// First discoveries seen, over all hosts (for "everyone found everyone").
+    pub discoveries: usize,
+    /// Time of the latest first discovery.
+    pub last_discovery: Duration,
+    pub config: Config,
+}
+
+impl Sim {
+    /// An empty network; `seed` fixes every random choice.
+    pub fn new(seed: u64) -> Sim {
+        let config = Config {
+            state_dir: Some("/nonexistent".into()),
+            ..Config::default()
+        };
+        Sim {
+            now: Duration::ZERO,
+            // Far enough ahead that a clock stepped back stays a valid Instant.
+            base: Instant::now() + Duration::from_secs(30 * 86_400),
+            rng: Rng(seed),
+            links: Vec::new(),
+            hosts: Vec::new(),
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            next_event: 0,
+            by_ip: HashMap::new(),
+            verified: Rc::default(),
+            partitions: HashSet::new(),
+            discoveries: 0,
+            last_discovery: Duration::ZERO,
+            config,
+        }
+    }
+
+    /// A new link.
+    pub fn link(&mut self, spec: LinkSpec) -> usize {
+        self.links.push(SimLink {
+            spec,
+            members: Vec::new(),
+        });
+        self.links.len() - 1
+    }
+
+    /// A new host with an interface on each of `links`, its agent started now and its node
+    /// registered now.
+    pub fn host(&mut self, name: &str, links: &[usize]) -> usize {
+        let id = self.hosts.len();
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let mut ports = Vec::new();
+        for (i, &link) in links.iter().enumerate() {
+            let n = self.links[link].members.len() as u32 + 1;
+            let ip = Ipv4Addr::new(10, link as u8, (n >> 8) as u8, n as u8);
+            self.by_ip.insert(ip, id);
+            let index = i as u32 + 2;
+            self.links[link].members.push((id, index));
+            ports.push(Port {
+                link,
+                iface: Iface {
+                    name: format!("eth{i}"),
+                    index,
+                    up: true,
+                    multicast: true,
+                    loopback: false,
+                    point_to_point: false,
+                    v4: vec![ip],
+                    v6: Vec::new(),
+                },
+                daemon: false,
+                socket: false,
+                registered: HashMap::new(),
+                resolved: HashSet::new(),
+            });
+        }
+        let memo = self.verified.clone();
+        let verifier = Box::new(move |signed: &[u8], ns: &str| {
+            memo.borrow_mut()
+                .entry(signed.to_vec())
+                .or_insert_with(|| record::verify(signed, ns))
+                .clone()
+        });
+        let engine = Engine::new(self.config.clone(), self.base + self.now)
+            .with_verifier(verifier)
+            .with_log_level(log::LevelFilter::Warn);
+        self.hosts.push(Host {
+            name: name.to_owned(),
+            engine,
+            key,
+            peer,
+            ports,
+            up: true,
+            listening: true,
+            wall_offset: 0,
+            timer: None,
+            views: HashMap::new(),
+            warnings: Vec::new(),
+        });
+        self.input(
+            id,
+            Input::Client {
+                id: NODE,
+                request: Request::Connected,
+            },
+        );
+        self.input(
+            id,
+            Input::Client {
+                id: WATCHER,
+                request: Request::Connected,
+            },
+        );
+        self.input(
+            id,
+            Input::Client {
+                id: WATCHER,
+                request: Request::Subscribe,
+            },
+        );
+        self.register(id);
+        id
+    }
+
+    /// The node (re)registers a record signed now by its wall clock.
+    pub fn register(&mut self, host: usize) {
+        let h = &self.hosts[host];
+        let wall = (self.now.as_micros() as i64 + 1_700_000_000_000_000 + h.wall_offset) as u64;
+        let addr = format!("/ip4/0.0.0.0/tcp/{PORT}")
+            .parse()
+            .expect("multiaddr");
+        let signed = record::sign(&h.key, &self.config.namespace, wall, &[addr]).expect("sign");
+        self.input(
+            host,
+            Input::Client {
+                id: NODE,
+                request: Request::Register(signed),
+            },
+        );
+    }
+
+    /// The node's connection closes (the agent withdraws its record at once: goodbyes).
+    pub fn node_leaves(&mut self, host: usize) {
+        self.hosts[host].listening = false;
+        self.input(
+            host,
+            Input::Client {
+                id: NODE,
+                request: Request::Gone,
+            },
+        );
+    }
+
+    /// The host vanishes: no goodbye, no answer, nothing.
+    pub fn vanish(&mut self, host: usize) {
+        self.hosts[host].up = false;
+    }
+
+    /// Packets between `a` and `b` on `link` are lost (both ways) until healed.
+    pub fn partition(&mut self, link: usize, a: usize, b: usize, blocked: bool) {
+        let key = (link, a.min(b), a.max(b));
+        if blocked {
+            self.partitions.insert(key);
+        } else {
+            self.partitions.remove(&key);
+        }
+    }
+
+    fn schedule(&mut self, at: Duration, ev: Event) {
+        self.next_event += 1;
+        let id = self.next_event as usize;
+        self.events.insert(id, ev);
+        self.queue.push(Reverse((at, self.next_event, id)));
+    }
+
+    /// Feeds one input to a host's engine now and carries out what follows.
+    pub fn input(&mut self, host: usize, input: Input) {
+        if !self.hosts[host].up {
+            return;
+        }
+        let now = self.base + self.now;
+        self.hosts[host].engine.handle(input, now);
+        self.drain(host);
+    }
+
+    fn drain(&mut self, host: usize) {
+        while let Some(action) = self.hosts[host].engine.poll_action() {
+            if let Some(input) = self.execute(host, action) {
+                let now = self.base + self.now;
+                self.hosts[host].engine.handle(input, now);
+            }
+        }
+        let Some(at) = self.hosts[host].engine.poll_timeout() else {
+            return;
+        };
+        let at = at.saturating_duration_since(self.base).max(self.now);
+        if self.hosts[host]
+            .timer
+            .is_none_or(|t| at < t || t < self.now)
+        {
+            self.hosts[host].timer = Some(at);
+            self.schedule(at, Event::Timer { host });
+        }
+    }
+
+    fn port(&mut self, host: usize, index: u32) -> Option<&mut Port> {
+        self.hosts[host]
+            .ports
+            .iter_mut()
+            .find(|p| p.iface.index == index)
+    }
+
+    fn execute(&mut self, host: usize, action: Action) -> Option<Input> {
+        match action {
+            Action::ListInterfaces => Some(Input::Interfaces(Ok(self.hosts[host]
+                .ports
+                .iter()
+                .map(|p| p.iface.clone())
+                .collect()))),
+            Action::SendQuery { link, family } => {
+                let port = self.port(host, link)?;
+                port.socket = true;
+                let l = port.link;
+                self.multicast(l, host, Packet::Query, Duration::ZERO);
+                Some(Input::QuerySent {
+                    link,
+                    family,
+                    outcome: SendOutcome::Sent,
+                })
+            }
+            Action::SetDaemon { link, families } => {
+                let port = self.port(host, link)?;
+                let was = port.daemon;
+                port.daemon = !families.is_empty();
+                let l = port.link;
+                if was && !port.daemon {
+                    let anns: Vec<Rc<Ann>> = port.registered.drain().map(|(_, (a, _))| a).collect();
+                    self.goodbye(l, host, anns);
+                    return None;
+                }
+                if !was && port.daemon {
+                    self.multicast(l, host, Packet::Query, Duration::ZERO);
+                }
+                (!families.is_empty()).then_some(Input::DaemonSet {
+                    link,
+                    families,
+                    result: Ok(()),
+                })
+            }
+            Action::Announce { link, announcement } => {
+                let now = self.now;
+                let port = self.port(host, link)?;
+                if !port.daemon {
+                    return None;
+                }
+                let txt = announcement.txt.clone();
+                let signed = record::from_txt(|k| {
+                    txt.iter()
+                        .find(|(key, _)| key == k)
+                        .map(|(_, v)| v.as_slice())
+                })
+                .ok()?;
+                let label = announcement.label.clone();
+                let ann = port.registered.entry(label.clone()).or_insert_with(|| {
+                    (
+                        Rc::new(Ann {
+                            fullname: format!("{label}._p2p._udp.local."),
+                            label,
+                            signed,
+                        }),
+                        None,
+                    )
+                });
+                if ann.1.is_some_and(|t| now < t + Duration::from_secs(1)) {
+                    return None;
+                }
+                ann.1 = Some(now);
+                let a = ann.0.clone();
+                let l = port.link;
+                self.multicast(
+                    l,
+                    host,
+                    Packet::Records {
+                        anns: vec![a],
+                        ttl: 120,
+                    },
+                    Duration::ZERO,
+                );
+                None
+            }
+            Action::Withdraw { link, label } => {
+                let port = self.port(host, link)?;
+                let a = port.registered.remove(&label)?.0;
+                let l = port.link;
+                self.goodbye(l, host, vec![a]);
+                None
+            }
+            Action::RemoveLink { link } => {
+                let port = self.port(host, link)?;
+                port.socket = false;
+                let was = std::mem::replace(&mut port.daemon, false);
+                let anns: Vec<Rc<Ann>> = port.registered.drain().map(|(_, (a, _))| a).collect();
+                let l = port.link;
+                if was {
+                    self.goodbye(l, host, anns);
+                }
+                None
+            }
+            Action::Probe { addr, .. } => {
+                let ok = addr
+                    .iter()
+                    .next()
+                    .and_then(|p| match p {
+                        multiaddr::Protocol::Ip4(ip) => self.by_ip.get(&ip).copied(),
+                        _ => None,
+                    })
+                    .is_some_and(|h| self.hosts[h].up && self.hosts[h].listening)
+                    && addr.iter().any(|p| p == multiaddr::Protocol::Tcp(PORT));
+                Some(Input::Probed { addr, ok })
+            }
+            Action::AskStatic { host: name, .. } => Some(Input::StaticReplied {
+                host: name,
+                result: Err("static hosts are not simulated".into()),
+            }),
+            Action::WriteCache(_) => Some(Input::CacheWritten(Ok(()))),
+            Action::Broadcast(ev) => {
+                let now = self.now;
+                let h = &mut self.hosts[host];
+                let v = h.views.entry(ev.peer.peer_id.clone()).or_default();
+                match ev.event {
+                    EventKind::Discovered | EventKind::Updated => {
+                        if v.discovered_at.is_none() {
+                            v.discovered_at = Some(now);
+                            self.discoveries += 1;
+                            self.last_discovery = now;
+                        }
+                        v.current = Some(ev.peer);
+                    }
+                    EventKind::Expired => {
+                        v.current = None;
+                        v.expired.push(now);
+                    }
+                }
+                None
+            }
+            Action::Subscribed { snapshot, .. } => {
+                assert!(snapshot.is_empty(), "a new agent sees nobody");
+                None
+            }
+            Action::Reply { msg, .. } => {
+                if let AgentMsg::Error { message, .. } = msg {
+                    panic!("{}: {message}", self.hosts[host].name);
+                }
+                None
+            }
+            Action::Log { line, .. } => {
+                self.hosts[host].warnings.push(line);
+                None
+            }
+            Action::Exit => {
+                for i in 0..self.hosts[host].ports.len() {
+                    let p = &mut self.hosts[host].ports[i];
+                    let anns: Vec<Rc<Ann>> = p.registered.drain().map(|(_, (a, _))| a).collect();
+                    let l = p.link;
+                    self.goodbye(l, host, anns);
+                }
+                self.hosts[host].up = false;
+                None
+            }
+            Action::AddLink(_)
+            | Action::UpdateLink(_)
+            | Action::CloseSocket { .. }
+            | Action::SendPackets { .. } => None,
+        }
+    }
+
+    /// mdns-sd sends a goodbye twice (the second 120 ms later).
+    fn goodbye(&mut self, link: usize, host: usize, anns: Vec<Rc<Ann>>) {
+        if anns.is_empty() {
+            return;
+        }
+        let p = Rc::new(Packet::Records { anns, ttl: 0 });
+        self.send(link, host, p.clone(), Duration::ZERO);
+        self.send(link, host, p, Duration::from_millis(120));
+    }
+
+    fn multicast(&mut self, link: usize, host: usize, packet: Packet, after: Duration) {
+        self.send(link, host, Rc::new(packet), after);
+    }
+
+    fn send(&mut self, link: usize, from: usize, packet: Rc<Packet>, after: Duration) {
+        let (lo, hi) = self.links[link].spec.delay;
+        let at = self.now + after + self.rng.between(lo, hi);
+        self.schedule(at, Event::Packet { link, from, packet });
+    }
+
+    /// Runs until `done` holds (checked after every event) or `limit` of simulated time has
+    /// passed; returns whether `done` held.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        let end = self.now + limit;
+        loop {
+            if done(self) {
+                return true;
+            }
+            let Some(Reverse((at, _, id))) = self.queue.peek().copied() else {
+                self.now = end;
+                return false;
+            };
+            if at > end {
+                self.now = end;
+                return done(self);
+            }
+            self.queue.pop();
+            self.now = at;
+            match self.events.remove(&id) {
+                Some(Event::Timer { host }) => {
+                    if self.hosts[host].timer == Some(at) {
+                        self.hosts[host].timer = None;
+                    }
+                    if self.hosts[host].up {
+                        let now = self.base + self.now;
+                        self.hosts[host].engine.handle_timeout(now);
+                        self.drain(host);
+                    }
+                }
+                Some(Event::Packet { link, from, packet }) => self.deliver(link, from, &packet),
+                None => {}
+            }
+        }
+    }
+
+    /// Runs for `d` of simulated time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(d, |_| false);
+    }
+
+    fn deliver(&mut self, link: usize, from: usize, packet: &Rc<Packet>) {
+        let spec = self.links[link].spec.clone();
+        let members = self.links[link].members.clone();
+        let Some(from_ip) = self.hosts[from]
+            .ports
+            .iter()
+            .find(|p| p.link == link)
+            .map(|p| p.iface.v4[0])
+        else {
+            return;
+        };
+        for (host, index) in members {
+            if host == from || !self.hosts[host].up {
+                continue;
+            }
+            if self
+                .partitions
+                .contains(&(link, host.min(from), host.max(from)))
+            {
+                continue;
+            }
+            if self.rng.chance(spec.loss) {
+                continue;
+            }
+            let copies = if self.rng.chance(spec.duplicate) {
+                2
+            } else {
+                1
+            };
+            for _ in 0..copies {
+                self.receive(host, index, from_ip, packet);
+            }
+        }
+    }
+
+    fn receive(&mut self, host: usize, index: u32, from_ip: Ipv4Addr, packet: &Packet) {
+        match packet {
+            Packet::Query => {
+                let now = self.now;
+                let Some(port) = self.port(host, index) else {
+                    return;
+                };
+                if !port.daemon {
+                    return;
+                }
+                // Answer every registered instance not multicast within the last second.
+                let mut anns = Vec::new();
+                for (a, last) in port.registered.values_mut() {
+                    if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {
+                        *last = Some(now);
+                        anns.push(a.clone());
+                    }
+                }
+                if !anns.is_empty() {
+                    let l = port.link;
+                    let delay = self
+                        .rng
+                        .between(Duration::from_millis(20), Duration::from_millis(120));
+                    self.multicast(l, host, Packet::Records { anns, ttl: 120 }, delay);
+                }
+            }
+            Packet::Records { anns, ttl } => {
+                let Some(port) = self.port(host, index) else {
+                    return;
+                };
+                let (daemon, socket) = (port.daemon, port.socket);
+                let mut inputs = Vec::new();
+                for a in anns {
+                    if daemon {
+                        if *ttl == 0 {
+                            if port.resolved.remove(&a.label) {
+                                inputs.push(Input::Removed {
+                                    link: index,
+                                    fullname: a.fullname.clone(),
+                                });
+                            }
+                        } else if port.resolved.insert(a.label.clone()) {
+                            inputs.push(Input::Resolved {
+                                link: index,
+                                fullname: a.fullname.clone(),
+                                signed: Ok(a.signed.clone()),
+                                ips: vec![IpAddr::V4(from_ip)],
+                            });
+                        }
+                    }
+                }
+                if socket {
+                    inputs.push(Input::Heard {
+                        link: index,
+                        family: Family::V4,
+                        from: SocketAddr::new(IpAddr::V4(from_ip), 5353),
+                        instances: anns.iter().map(|a| (a.label.clone(), *ttl)).collect(),
+                        libp2p_peers: Vec::new(),
+                        libp2p_query: false,
+                    });
+                }
+                for input in inputs {
+                    self.input(host, input);
+                }
+            }
+        }
+    }
+
+    /// Whether every up host's node sees every other up host's node.
+    pub fn everyone_sees_everyone(&self) -> bool {
+        let n = self.hosts.len();
+        self.discoveries >= n * (n - 1)
+    }
+
+    /// What `observer`'s node was told of `peer`'s node.
+    pub fn view(&self, observer: usize, peer: usize) -> Option<&View> {
+        self.hosts[observer]
+            .views
+            .get(&self.hosts[peer].peer.to_base58())
+    }
+}
