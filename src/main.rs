@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use exo_discovery::client::Client;
-use exo_discovery::config::{self, Config};
+use exo_discovery::config::{self, Config, Overrides};
 use exo_discovery::proto::{AgentMsg, EventKind, PeerEvent, PeerInfo};
 use exo_discovery::{agent, keyfile, logging, server};
 use multiaddr::Multiaddr;
@@ -155,7 +155,9 @@ struct RunArgs {
     /// Use loopback interfaces too.
     #[arg(long)]
     loopback: bool,
-    /// Drop a peer not heard on a link for this many seconds.
+    /// Drop a peer not heard on a link for this many seconds (at least 5; default 60). Unless the
+    /// config file sets announce_interval_secs, own nodes are then re-announced every 20 s or
+    /// every SECS/3 s, whichever is shorter; if it does, that interval must be below SECS.
     #[arg(long, value_name = "SECS")]
     peer_timeout: Option<u64>,
     /// Also hand over stock libp2p-mdns nodes (unsigned).
@@ -172,45 +174,37 @@ struct RunArgs {
     state_dir: Option<PathBuf>,
 }
 
-/// The configuration in force: the file (if any) with the flags on top. Pure apart from reading
-/// the file.
+impl RunArgs {
+    /// What the flags set; the merge with the file and the checks are [`Config::merge`]'s.
+    fn overrides(&self) -> Overrides {
+        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        Overrides {
+            socket: self.socket.clone(),
+            namespace: self.namespace.clone(),
+            interfaces: non_empty(&self.interfaces),
+            exclude_interfaces: self.exclude_interfaces.clone(),
+            loopback: self.loopback.then_some(true),
+            peer_timeout_secs: self.peer_timeout,
+            accept_unsigned: self.accept_unsigned.then_some(true),
+            verify_reachability: self.no_verify_reachability.then_some(false),
+            static_hosts: self.static_hosts.clone(),
+            state_dir: self.state_dir.clone(),
+            ..Overrides::default()
+        }
+    }
+}
+
+/// The configuration in force: the file (if any) with the flags on top.
 fn load_config(a: &RunArgs) -> Result<Config, String> {
-    let mut cfg = match &a.config {
+    let file = match &a.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
-            Config::from_toml(&text).map_err(|e| format!("config {}: {e}", path.display()))?
+            Overrides::from_toml(&text).map_err(|e| format!("config {}: {e}", path.display()))?
         }
-        None => Config::default(),
+        None => Overrides::default(),
     };
-    if let Some(s) = &a.socket {
-        cfg.socket = Some(s.clone());
-    }
-    if !a.interfaces.is_empty() {
-        cfg.interfaces = a.interfaces.clone();
-    }
-    cfg.exclude_interfaces
-        .extend(a.exclude_interfaces.iter().cloned());
-    if let Some(ns) = &a.namespace {
-        cfg.namespace = ns.clone();
-    }
-    cfg.loopback |= a.loopback;
-    cfg.accept_unsigned |= a.accept_unsigned;
-    if a.no_verify_reachability {
-        cfg.verify_reachability = false;
-    }
-    cfg.static_hosts.extend(a.static_hosts.iter().cloned());
-    if let Some(d) = &a.state_dir {
-        cfg.state_dir = Some(d.clone());
-    }
-    if let Some(t) = a.peer_timeout {
-        cfg.peer_timeout_secs = t;
-        if cfg.announce_interval_secs >= t {
-            cfg.announce_interval_secs = (t / 3).max(1);
-        }
-    }
-    cfg.validate()?;
-    Ok(cfg)
+    Config::merge(&file, &a.overrides())
 }
 
 fn main() -> ExitCode {
@@ -554,27 +548,62 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn run_flags(args: &[&str]) -> Overrides {
+        let cli = Cli::try_parse_from(["exo-discovery", "run"].iter().chain(args)).unwrap();
+        let Cmd::Run(a) = cli.cmd else { panic!() };
+        a.overrides()
+    }
+
     #[test]
-    fn flags_override_the_file_and_are_checked() {
-        let cli = Cli::try_parse_from([
-            "exo-discovery",
-            "run",
+    fn no_run_flag_sets_nothing() {
+        assert_eq!(run_flags(&[]), Overrides::default());
+    }
+
+    #[test]
+    fn each_run_flag_sets_its_option() {
+        let o = run_flags(&[
+            "--socket",
+            "/s.sock",
             "--interface",
             "eth*",
+            "--interface",
+            "en*",
             "--exclude-interface",
             "eth9",
             "--namespace",
             "lab",
-        ])
-        .unwrap();
-        let Cmd::Run(a) = cli.cmd else { panic!() };
-        let c = load_config(&a).unwrap();
-        assert_eq!(c.interfaces, vec!["eth*"]);
-        assert_eq!(c.exclude_interfaces, vec!["eth9"]);
-        assert_eq!(c.namespace, "lab");
-        let cli = Cli::try_parse_from(["exo-discovery", "run", "--namespace", ""]).unwrap();
-        let Cmd::Run(a) = cli.cmd else { panic!() };
-        assert!(load_config(&a).unwrap_err().contains("namespace"));
+            "--loopback",
+            "--peer-timeout",
+            "6",
+            "--accept-unsigned",
+            "--no-verify-reachability",
+            "--static-host",
+            "10.0.0.1",
+            "--state-dir",
+            "/state",
+        ]);
+        let expected = Overrides {
+            socket: Some("/s.sock".into()),
+            namespace: Some("lab".into()),
+            interfaces: Some(vec!["eth*".into(), "en*".into()]),
+            exclude_interfaces: vec!["eth9".into()],
+            loopback: Some(true),
+            peer_timeout_secs: Some(6),
+            accept_unsigned: Some(true),
+            verify_reachability: Some(false),
+            static_hosts: vec!["10.0.0.1".into()],
+            state_dir: Some("/state".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(o, expected);
+    }
+
+    #[test]
+    fn peer_timeout_flag_alone_sets_the_announce_interval_to_a_third() {
+        let c = Config::merge(&Overrides::default(), &run_flags(&["--peer-timeout", "6"])).unwrap();
+        assert_eq!((c.peer_timeout_secs, c.announce_interval_secs), (6, 2));
+        let e = Config::merge(&Overrides::default(), &run_flags(&["--namespace", ""])).unwrap_err();
+        assert!(e.contains("namespace"), "{e}");
     }
 
     #[test]
