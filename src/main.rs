@@ -13,6 +13,9 @@ use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::Duration;
 
+mod cli;
+use cli::render;
+
 /// Finds Exo cluster nodes on every interface (mDNS, IPv4 + IPv6), verifies their signed records
 /// and hands them to the local node over a Unix socket.
 #[derive(Parser, Debug)]
@@ -338,69 +341,12 @@ fn announce(
 fn status(socket: &Path, json: bool) -> Result<(), String> {
     let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
     let st = client.status().map_err(|e| e.to_string())?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&st).unwrap_or_default()
-        );
-        return Ok(());
-    }
-    let reasons = |m: &std::collections::BTreeMap<String, u64>| {
-        if m.is_empty() {
-            "none".to_owned()
-        } else {
-            m.iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
+    let text = if json {
+        render::json(&st).unwrap_or_default()
+    } else {
+        render::status(&st)
     };
-    let _ = writeln!(
-        out,
-        "exo-discovery {} up {} s, namespace {:?}: {} peer(s), {} client(s), {} node(s) announced",
-        st.version, st.uptime_secs, st.namespace, st.peers, st.clients, st.registrations
-    );
-    let _ = writeln!(
-        out,
-        "records: {} accepted; refused: {}",
-        st.records_accepted,
-        reasons(&st.records_rejected)
-    );
-    for i in &st.interfaces {
-        let _ = writeln!(
-            out,
-            "{} (index {}): records {} accepted, refused: {}",
-            i.name,
-            i.index,
-            i.records_accepted,
-            reasons(&i.records_rejected)
-        );
-        for f in &i.families {
-            let state = match (&f.in_use, &f.problem) {
-                (true, _) => "in use".to_owned(),
-                (false, Some(p)) => format!("not used: {p}"),
-                (false, None) => "not used yet".to_owned(),
-            };
-            let _ = writeln!(
-                out,
-                "  {}: {state}; packets in {}, queries out {}",
-                f.family, f.packets_in, f.packets_out
-            );
-        }
-    }
-    for u in &st.unused_interfaces {
-        let _ = writeln!(out, "{}: not used: {}", u.name, u.why);
-    }
-    for h in &st.static_hosts {
-        let _ = writeln!(
-            out,
-            "static host {}: {}",
-            h.host,
-            h.last_error.as_deref().unwrap_or("answering")
-        );
-    }
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(())
 }
 
@@ -413,33 +359,12 @@ fn doctor(json: bool, globs: &[String], loopback: bool, wait: u64) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut out = std::io::stdout().lock();
-    if json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else if report.rows.is_empty() {
-        let _ = writeln!(out, "no interface matches");
+    let text = if json {
+        render::json(&report).unwrap_or_default()
     } else {
-        for r in &report.rows {
-            let _ = writeln!(
-                out,
-                "{} (index {}) {} [{}] {}\n  join: {}  send: {}  heard: {} speaker(s), {} instance(s)\n  => {}",
-                r.interface,
-                r.index,
-                r.family,
-                r.flags.join(","),
-                if r.addresses.is_empty() { "-".to_owned() } else { r.addresses.join(" ") },
-                r.join,
-                r.send,
-                r.speakers,
-                r.instances,
-                r.verdict
-            );
-        }
-    }
+        render::doctor(&report)
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     if report.usable {
         ExitCode::SUCCESS
     } else {
@@ -460,40 +385,13 @@ fn manage(
 fn peers(socket: &Path, format: Format) -> Result<(), String> {
     let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
     let list = client.list().map_err(|e| e.to_string())?;
-    let mut out = std::io::stdout().lock();
-    let _ = match format {
-        Format::Json => {
-            let text = serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?;
-            writeln!(out, "{text}")
-        }
-        Format::Csv => writeln!(out, "{}", csv(&list)),
-        Format::Text if list.is_empty() => writeln!(out, "no peers"),
-        Format::Text => list
-            .iter()
-            .try_for_each(|p| writeln!(out, "{}", describe(p))),
+    let text = match format {
+        Format::Json => render::json(&list)?,
+        Format::Csv => render::peers_csv(&list),
+        Format::Text => render::peers_text(&list),
     };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(())
-}
-
-/// Every address of every peer, comma-separated.
-fn csv(list: &[PeerInfo]) -> String {
-    list.iter()
-        .flat_map(|p| p.addrs.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn describe(p: &PeerInfo) -> String {
-    format!(
-        "{} via {} [{}]\n  {}",
-        p.peer_id,
-        p.interfaces.join(","),
-        serde_json::to_value(p.source)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default(),
-        p.addrs.join("\n  ")
-    )
 }
 
 fn watch(socket: &Path, json: bool) -> Result<(), String> {
@@ -501,16 +399,7 @@ fn watch(socket: &Path, json: bool) -> Result<(), String> {
     let snapshot = client.subscribe().map_err(|e| e.to_string())?;
     let print = |ev: PeerEvent| {
         let mut out = std::io::stdout().lock();
-        let line = if json {
-            ev.to_json().to_string()
-        } else {
-            let word = match ev.event {
-                EventKind::Discovered => "discovered",
-                EventKind::Updated => "updated",
-                EventKind::Expired => "expired",
-            };
-            format!("{word} {}", describe(&ev.peer))
-        };
+        let line = render::event(&ev, json);
         // A closed stdout (the reader went away) ends the watch.
         writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
     };
@@ -607,28 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_is_every_full_address_on_one_line() {
-        use exo_discovery::proto::{Source, Verification};
-        let p = |id: &str, addrs: &[&str]| PeerInfo {
-            peer_id: id.into(),
-            addrs: addrs.iter().map(|a| a.to_string()).collect(),
-            interfaces: vec!["eth0".into()],
-            source: Source::Mdns,
-            verified: vec![Verification::Signature],
-            seq: 1,
-        };
-        let list = vec![
-            p(
-                "A",
-                &["/ip4/10.0.0.1/tcp/1/p2p/A", "/ip6/fd00::1/tcp/1/p2p/A"],
-            ),
-            p("B", &["/ip4/10.0.0.2/tcp/2/p2p/B"]),
-        ];
-        assert_eq!(
-            csv(&list),
-            "/ip4/10.0.0.1/tcp/1/p2p/A,/ip6/fd00::1/tcp/1/p2p/A,/ip4/10.0.0.2/tcp/2/p2p/B"
-        );
-        assert_eq!(csv(&[]), "");
+    fn format_flag_takes_csv() {
         let cli = Cli::try_parse_from(["exo-discovery", "peers", "--format", "csv"]).unwrap();
         assert!(matches!(
             cli.cmd,

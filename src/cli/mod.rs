@@ -1,0 +1,3 @@
+//! The command line's parts beside `main`: how results are shown ([`render`], pure).
+
+pub mod render;
