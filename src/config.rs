@@ -1,5 +1,6 @@
-//! Agent settings: built-in defaults, the TOML file, interface globs. Pure apart from reading
-//! environment variables for the default socket path.
+//! Agent settings: built-in defaults, the TOML file and the `run` flags merged into one
+//! [`Config`], interface globs. Pure apart from reading environment variables for the default
+//! socket path; the caller reads the file.
 
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -8,9 +9,13 @@ use std::time::Duration;
 /// The namespace used when none is configured.
 pub const DEFAULT_NAMESPACE: &str = "exo";
 
-/// Every option of the agent. The TOML file uses the same names; all are optional.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The announce interval, in seconds, when none is configured and the peer timeout allows it (see
+/// [`derived_announce_interval_secs`]).
+pub const DEFAULT_ANNOUNCE_INTERVAL_SECS: u64 = 20;
+
+/// Every option of the agent, as in force. The TOML file and the flags are [`Overrides`] with the
+/// same names, merged by [`Config::merge`].
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Local socket path; empty means [`default_socket_path`].
     pub socket: Option<PathBuf>,
@@ -25,6 +30,7 @@ pub struct Config {
     /// A peer not heard on a link for this many seconds is dropped from that link.
     pub peer_timeout_secs: u64,
     /// Own registrations are re-announced this often, in seconds (keeps peers' liveness fresh).
+    /// When no layer sets it, [`derived_announce_interval_secs`] of the peer timeout.
     pub announce_interval_secs: u64,
     /// Upper bound, in seconds, of the interval between `_p2p._udp` queries on each link (also held
     /// to a third of `peer_timeout_secs`).
@@ -54,7 +60,7 @@ impl Default for Config {
             exclude_interfaces: Vec::new(),
             loopback: false,
             peer_timeout_secs: 60,
-            announce_interval_secs: 20,
+            announce_interval_secs: DEFAULT_ANNOUNCE_INTERVAL_SECS,
             query_interval_max_secs: 60,
             interface_poll_ms: 1000,
             accept_unsigned: false,
@@ -67,10 +73,50 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// Parses a TOML file's text and checks the values.
-    pub fn from_toml(text: &str) -> Result<Config, String> {
-        let c: Config = toml::from_str(text).map_err(|e| {
+/// What one source of settings sets: the TOML config file, or the `run` flags. Every field is
+/// optional and named as in [`Config`]; an unset field leaves what the layer below set.
+/// `exclude_interfaces` and `static_hosts` add to the layer below; everything else replaces it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Overrides {
+    /// See [`Config::socket`].
+    pub socket: Option<PathBuf>,
+    /// See [`Config::namespace`].
+    pub namespace: Option<String>,
+    /// See [`Config::interfaces`]; replaces the list below (an empty list means all interfaces).
+    pub interfaces: Option<Vec<String>>,
+    /// See [`Config::exclude_interfaces`]; added to the list below.
+    pub exclude_interfaces: Vec<String>,
+    /// See [`Config::loopback`].
+    pub loopback: Option<bool>,
+    /// See [`Config::peer_timeout_secs`].
+    pub peer_timeout_secs: Option<u64>,
+    /// See [`Config::announce_interval_secs`]; when no layer sets it, it is derived from the peer
+    /// timeout.
+    pub announce_interval_secs: Option<u64>,
+    /// See [`Config::query_interval_max_secs`].
+    pub query_interval_max_secs: Option<u64>,
+    /// See [`Config::interface_poll_ms`].
+    pub interface_poll_ms: Option<u64>,
+    /// See [`Config::accept_unsigned`].
+    pub accept_unsigned: Option<bool>,
+    /// See [`Config::verify_reachability`].
+    pub verify_reachability: Option<bool>,
+    /// See [`Config::probe_timeout_ms`].
+    pub probe_timeout_ms: Option<u64>,
+    /// See [`Config::static_hosts`]; added to the list below.
+    pub static_hosts: Vec<String>,
+    /// See [`Config::static_poll_secs`].
+    pub static_poll_secs: Option<u64>,
+    /// See [`Config::state_dir`].
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Overrides {
+    /// Parses a config file's text (errors name the line at fault) and checks that it is a valid
+    /// configuration on its own, over the built-in defaults.
+    pub fn from_toml(text: &str) -> Result<Overrides, String> {
+        let o: Overrides = toml::from_str(text).map_err(|e| {
             let msg = e.message().trim().replace('\n', " ");
             let Some(span) = e.span() else {
                 return msg;
@@ -80,41 +126,118 @@ impl Config {
             let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
             format!("line {line_no} ({line}): {msg}")
         })?;
+        Config::merge(&o, &Overrides::default())?;
+        Ok(o)
+    }
+}
+
+/// The announce interval used when no layer sets one: [`DEFAULT_ANNOUNCE_INTERVAL_SECS`], but at
+/// most a third of the peer timeout (and at least 1 s), so that peers hear every registration at
+/// least twice before they would drop it even if one announcement is lost.
+pub fn derived_announce_interval_secs(peer_timeout_secs: u64) -> u64 {
+    DEFAULT_ANNOUNCE_INTERVAL_SECS
+        .min(peer_timeout_secs / 3)
+        .max(1)
+}
+
+impl Config {
+    /// Parses a TOML file's text and checks the values: the file over the built-in defaults.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        Config::merge(&Overrides::from_toml(text)?, &Overrides::default())
+    }
+
+    /// The configuration in force: the built-in defaults, `file` on top, `flags` on top of that,
+    /// checked. An announce interval that no layer sets is
+    /// [`derived_announce_interval_secs`] of the peer timeout in force; one that a layer sets is
+    /// kept as it is, and must be below the peer timeout.
+    pub fn merge(file: &Overrides, flags: &Overrides) -> Result<Config, String> {
+        let mut c = Config::default();
+        c.apply(file);
+        c.apply(flags);
+        if file.announce_interval_secs.is_none() && flags.announce_interval_secs.is_none() {
+            c.announce_interval_secs = derived_announce_interval_secs(c.peer_timeout_secs);
+        }
         c.validate()?;
         Ok(c)
     }
 
-    /// Checks values that TOML types alone cannot.
+    fn apply(&mut self, o: &Overrides) {
+        fn set<T: Clone>(field: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
+        if let Some(s) = &o.socket {
+            self.socket = Some(s.clone());
+        }
+        set(&mut self.namespace, &o.namespace);
+        set(&mut self.interfaces, &o.interfaces);
+        self.exclude_interfaces
+            .extend(o.exclude_interfaces.iter().cloned());
+        set(&mut self.loopback, &o.loopback);
+        set(&mut self.peer_timeout_secs, &o.peer_timeout_secs);
+        set(&mut self.announce_interval_secs, &o.announce_interval_secs);
+        set(
+            &mut self.query_interval_max_secs,
+            &o.query_interval_max_secs,
+        );
+        set(&mut self.interface_poll_ms, &o.interface_poll_ms);
+        set(&mut self.accept_unsigned, &o.accept_unsigned);
+        set(&mut self.verify_reachability, &o.verify_reachability);
+        set(&mut self.probe_timeout_ms, &o.probe_timeout_ms);
+        self.static_hosts.extend(o.static_hosts.iter().cloned());
+        set(&mut self.static_poll_secs, &o.static_poll_secs);
+        if let Some(d) = &o.state_dir {
+            self.state_dir = Some(d.clone());
+        }
+    }
+
+    /// Checks values that TOML types alone cannot; each error names the option and its value.
     pub fn validate(&self) -> Result<(), String> {
-        if self.namespace.is_empty() || self.namespace.len() > crate::record::MAX_NAMESPACE {
+        let max_ns = crate::record::MAX_NAMESPACE;
+        if self.namespace.is_empty() || self.namespace.len() > max_ns {
             return Err(format!(
-                "namespace must be 1 to {} bytes",
-                crate::record::MAX_NAMESPACE
+                "namespace {:?} must be 1 to {max_ns} bytes",
+                self.namespace
             ));
         }
-        if self.peer_timeout_secs < 5 {
-            return Err("peer_timeout_secs must be at least 5".into());
+        let timeout = self.peer_timeout_secs;
+        if timeout < 5 {
+            return Err(format!("peer_timeout_secs ({timeout}) must be at least 5"));
         }
-        if self.announce_interval_secs == 0 || self.announce_interval_secs >= self.peer_timeout_secs
-        {
-            return Err(
-                "announce_interval_secs must be at least 1 and below peer_timeout_secs".into(),
-            );
+        let announce = self.announce_interval_secs;
+        if announce == 0 {
+            return Err("announce_interval_secs (0) must be at least 1".into());
+        }
+        if announce >= timeout {
+            return Err(format!(
+                "announce_interval_secs ({announce}) must be below peer_timeout_secs ({timeout}): \
+                 lower it, or leave it unset to have it derived from the peer timeout"
+            ));
         }
         if self.query_interval_max_secs == 0 {
-            return Err("query_interval_max_secs must be at least 1".into());
+            return Err("query_interval_max_secs (0) must be at least 1".into());
         }
-        if self.static_poll_secs == 0 || self.static_poll_secs >= self.peer_timeout_secs {
-            return Err("static_poll_secs must be at least 1 and below peer_timeout_secs".into());
+        let poll = self.static_poll_secs;
+        if poll == 0 || poll >= timeout {
+            return Err(format!(
+                "static_poll_secs ({poll}) must be at least 1 and below peer_timeout_secs ({timeout})"
+            ));
         }
         for h in &self.static_hosts {
             crate::unicast::HostSpec::parse(h).map_err(|e| format!("static_hosts: {e}"))?;
         }
         if !(10..=30_000).contains(&self.probe_timeout_ms) {
-            return Err("probe_timeout_ms must be between 10 and 30000".into());
+            return Err(format!(
+                "probe_timeout_ms ({}) must be between 10 and 30000",
+                self.probe_timeout_ms
+            ));
         }
         if !(100..=60_000).contains(&self.interface_poll_ms) {
-            return Err("interface_poll_ms must be between 100 and 60000".into());
+            return Err(format!(
+                "interface_poll_ms ({}) must be between 100 and 60000",
+                self.interface_poll_ms
+            ));
         }
         Ok(())
     }
@@ -231,12 +354,184 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_leaves_the_announce_interval_to_the_peer_timeout() {
+        let file = Overrides::from_toml(include_str!("../config/exo-discovery.toml")).unwrap();
+        assert_eq!(file.announce_interval_secs, None);
+        let flags = Overrides {
+            peer_timeout_secs: Some(6),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            Config::merge(&file, &flags).unwrap().announce_interval_secs,
+            2
+        );
+    }
+
+    #[test]
     fn bad_config_is_a_clear_error() {
         let e = Config::from_toml("peer_timeout_secs = \"x\"").unwrap_err();
-        assert!(e.contains("peer_timeout_secs"), "{e}");
-        let e = Config::from_toml("no_such_option = 1").unwrap_err();
-        assert!(e.contains("no_such_option"), "{e}");
+        assert!(e.contains("line 1 (peer_timeout_secs"), "{e}");
+        let e = Config::from_toml("\nno_such_option = 1").unwrap_err();
+        assert!(e.contains("line 2") && e.contains("no_such_option"), "{e}");
         let e = Config::from_toml("namespace = \"\"").unwrap_err();
         assert!(e.contains("namespace"), "{e}");
+    }
+
+    /// A file that sets most options, for the merge tests.
+    fn file() -> Overrides {
+        Overrides::from_toml(
+            r#"
+            socket = "/run/file.sock"
+            namespace = "file"
+            interfaces = ["eth*"]
+            exclude_interfaces = ["eth9"]
+            loopback = false
+            peer_timeout_secs = 90
+            accept_unsigned = false
+            verify_reachability = true
+            static_hosts = ["10.0.0.1"]
+            state_dir = "/var/lib/file"
+            probe_timeout_ms = 500
+            "#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let flags = Overrides {
+            socket: Some("/run/flag.sock".into()),
+            namespace: Some("flag".into()),
+            interfaces: Some(vec!["en*".into()]),
+            exclude_interfaces: vec!["en9".into()],
+            loopback: Some(true),
+            peer_timeout_secs: Some(30),
+            accept_unsigned: Some(true),
+            verify_reachability: Some(false),
+            static_hosts: vec!["10.0.0.2".into()],
+            state_dir: Some("/tmp/flag".into()),
+            ..Overrides::default()
+        };
+        let c = Config::merge(&file(), &flags).unwrap();
+        assert_eq!(c.socket, Some("/run/flag.sock".into()));
+        assert_eq!(c.namespace, "flag");
+        assert_eq!(c.interfaces, vec!["en*"]);
+        assert!(c.loopback && c.accept_unsigned && !c.verify_reachability);
+        assert_eq!(c.peer_timeout_secs, 30);
+        assert_eq!(c.state_dir, Some("/tmp/flag".into()));
+        // Exclusions and static hosts add up.
+        assert_eq!(c.exclude_interfaces, vec!["eth9", "en9"]);
+        assert_eq!(c.static_hosts, vec!["10.0.0.1", "10.0.0.2"]);
+        // Untouched by the flags: the file's value.
+        assert_eq!(c.probe_timeout_ms, 500);
+    }
+
+    #[test]
+    fn unset_flags_keep_the_files_values() {
+        let c = Config::merge(&file(), &Overrides::default()).unwrap();
+        let expected = Config {
+            socket: Some("/run/file.sock".into()),
+            namespace: "file".into(),
+            interfaces: vec!["eth*".into()],
+            exclude_interfaces: vec!["eth9".into()],
+            peer_timeout_secs: 90,
+            static_hosts: vec!["10.0.0.1".into()],
+            state_dir: Some("/var/lib/file".into()),
+            probe_timeout_ms: 500,
+            ..Config::default()
+        };
+        assert_eq!(c, expected);
+        // No file and no flags: the built-in defaults.
+        let none = Overrides::default();
+        assert_eq!(Config::merge(&none, &none).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn validation_errors_name_the_option_and_its_value() {
+        let err = |flags: Overrides| Config::merge(&Overrides::default(), &flags).unwrap_err();
+        let e = err(Overrides {
+            namespace: Some(String::new()),
+            ..Overrides::default()
+        });
+        assert!(e.starts_with("namespace \"\" must be 1 to"), "{e}");
+        let e = err(Overrides {
+            peer_timeout_secs: Some(3),
+            ..Overrides::default()
+        });
+        assert_eq!(e, "peer_timeout_secs (3) must be at least 5");
+        let e = err(Overrides {
+            static_poll_secs: Some(60),
+            ..Overrides::default()
+        });
+        assert_eq!(
+            e,
+            "static_poll_secs (60) must be at least 1 and below peer_timeout_secs (60)"
+        );
+        let e = err(Overrides {
+            probe_timeout_ms: Some(5),
+            ..Overrides::default()
+        });
+        assert_eq!(e, "probe_timeout_ms (5) must be between 10 and 30000");
+        let e = err(Overrides {
+            static_hosts: vec!["not a host".into()],
+            ..Overrides::default()
+        });
+        assert!(e.starts_with("static_hosts: "), "{e}");
+        // A file is checked on its own, before any flag is applied.
+        let e = Overrides::from_toml("peer_timeout_secs = 4").unwrap_err();
+        assert!(e.contains("peer_timeout_secs (4)"), "{e}");
+    }
+
+    #[test]
+    fn an_unset_announce_interval_follows_the_peer_timeout() {
+        let with_timeout = |t: u64| {
+            let flags = Overrides {
+                peer_timeout_secs: Some(t),
+                ..Overrides::default()
+            };
+            Config::merge(&Overrides::default(), &flags)
+                .unwrap()
+                .announce_interval_secs
+        };
+        // 20 s, but at most a third of the timeout.
+        assert_eq!(derived_announce_interval_secs(5), 1);
+        assert_eq!(with_timeout(6), 2);
+        assert_eq!(with_timeout(8), 2);
+        assert_eq!(with_timeout(45), 15);
+        assert_eq!(with_timeout(60), 20);
+        assert_eq!(with_timeout(600), 20);
+        assert_eq!(
+            Config::default().announce_interval_secs,
+            derived_announce_interval_secs(Config::default().peer_timeout_secs)
+        );
+        // The same when the file sets the timeout.
+        let c = Config::from_toml("peer_timeout_secs = 9").unwrap();
+        assert_eq!(c.announce_interval_secs, 3);
+    }
+
+    #[test]
+    fn a_set_announce_interval_is_kept_or_refused_never_changed() {
+        let file = Overrides::from_toml("announce_interval_secs = 30").unwrap();
+        let timeout = |t: u64| Overrides {
+            peer_timeout_secs: Some(t),
+            ..Overrides::default()
+        };
+        // Below the timeout: kept as set, even above a third of it.
+        let c = Config::merge(&file, &timeout(40)).unwrap();
+        assert_eq!((c.announce_interval_secs, c.peer_timeout_secs), (30, 40));
+        // Not below it: refused, naming both values.
+        let e = Config::merge(&file, &timeout(20)).unwrap_err();
+        assert!(
+            e.starts_with("announce_interval_secs (30) must be below peer_timeout_secs (20)"),
+            "{e}"
+        );
+        let e = Config::from_toml("announce_interval_secs = 0").unwrap_err();
+        assert_eq!(e, "announce_interval_secs (0) must be at least 1");
+        let e =
+            Config::from_toml("peer_timeout_secs = 20\nannounce_interval_secs = 20").unwrap_err();
+        assert!(
+            e.contains("(20)") && e.contains("peer_timeout_secs (20)"),
+            "{e}"
+        );
     }
 }

@@ -1,0 +1,325 @@
+//! The command line's flags: one definition each, with its help, and what they mean as values
+//! (the `run` flags as [`Overrides`], a checked `add-peer` address). Pure: nothing here touches the
+//! environment, apart from [`SocketArg::path`]'s default.
+
+use clap::{Args, Parser, Subcommand};
+use exo_discovery::config::{self, Overrides};
+use multiaddr::Multiaddr;
+use std::path::PathBuf;
+
+/// Finds Exo cluster nodes on every interface (mDNS, IPv4 + IPv6), verifies their signed records
+/// and hands them to the local node over a Unix socket.
+#[derive(Parser, Debug)]
+#[command(name = "exo-discovery", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the agent (until SIGINT or SIGTERM, which send goodbyes for every announced node).
+    Run(RunArgs),
+    /// Write a new libp2p ed25519 keypair (protobuf encoding) and print its peer ID.
+    Keygen {
+        /// Where to write the key; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Announce a node through the running agent until interrupted.
+    Announce {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// The node's key file (libp2p protobuf encoding, as written by `keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// A listen address of the node, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable).
+        #[arg(long = "addr", value_name = "MULTIADDR", required = true)]
+        addrs: Vec<Multiaddr>,
+        /// Namespace to sign for (default: the agent's; a different one is refused).
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+    },
+    /// Print the verified peers known now.
+    Peers {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON array (same as --format json).
+        #[arg(long)]
+        json: bool,
+        /// text, json, or csv: every address of every peer, comma-separated on one line (full
+        /// /p2p/ multiaddrs, for nodes that take a bootstrap list).
+        #[arg(long, value_name = "FORMAT", default_value = "text")]
+        format: Format,
+    },
+    /// Ask the agent to query this host's agent by unicast from now on (where multicast fails).
+    AddHost {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// An IP, an IPv6 link-local address with its interface (fe80::1%en5), or a name.
+        host: String,
+    },
+    /// Stop querying a host added with add-host (or --static-host / static_hosts).
+    RemoveHost {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// The host, spelled as it was added.
+        host: String,
+    },
+    /// Hand a peer the operator vouches for to the node (unsigned; once it answers a TCP connect).
+    AddPeer {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// Its full address, ending in /p2p/<peer-id>.
+        multiaddr: Multiaddr,
+    },
+    /// The running agent's state: interfaces in use and why others are not, counters, peers.
+    Status {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain, per interface and family, whether mDNS works and why not (no agent needed).
+    Doctor {
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Only interfaces matching this glob (repeatable).
+        #[arg(long = "interface", value_name = "GLOB")]
+        interfaces: Vec<String>,
+        /// Include loopback interfaces.
+        #[arg(long)]
+        loopback: bool,
+        /// How long to listen for other mDNS speakers, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3)]
+        wait: u64,
+    },
+    /// Print peer events as they happen.
+    Watch {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Csv,
+}
+
+impl Format {
+    /// `peers --json` is `--format json`, whatever `--format` says.
+    pub fn or_json(self, json: bool) -> Format {
+        if json {
+            Format::Json
+        } else {
+            self
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct SocketArg {
+    /// The agent's socket (default: $XDG_RUNTIME_DIR/exo-discovery.sock, else
+    /// /tmp/exo-discovery-<uid>.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+impl SocketArg {
+    pub fn path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(config::default_socket_path)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// TOML config file (see config/exo-discovery.toml); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Socket path for the node.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Use only interfaces matching this glob (repeatable).
+    #[arg(long = "interface", value_name = "GLOB")]
+    pub interfaces: Vec<String>,
+    /// Never use interfaces matching this glob (repeatable).
+    #[arg(long = "exclude-interface", value_name = "GLOB")]
+    pub exclude_interfaces: Vec<String>,
+    /// Cluster namespace (default "exo").
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Use loopback interfaces too.
+    #[arg(long)]
+    pub loopback: bool,
+    /// Drop a peer not heard on a link for this many seconds (at least 5; default 60). Unless the
+    /// config file sets announce_interval_secs, own nodes are then re-announced every 20 s or
+    /// every SECS/3 s, whichever is shorter; if it does, that interval must be below SECS.
+    #[arg(long, value_name = "SECS")]
+    pub peer_timeout: Option<u64>,
+    /// Also hand over stock libp2p-mdns nodes (unsigned).
+    #[arg(long)]
+    pub accept_unsigned: bool,
+    /// Hand over addresses without checking that they answer a TCP connect.
+    #[arg(long)]
+    pub no_verify_reachability: bool,
+    /// Ask this host's agent for its records by unicast (repeatable): IP, IP%zone or name.
+    #[arg(long = "static-host", value_name = "HOST")]
+    pub static_hosts: Vec<String>,
+    /// Where the peer cache is kept.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// What the flags set; the merge with the file and the checks are
+    /// [`exo_discovery::config::Config::merge`]'s.
+    pub fn overrides(&self) -> Overrides {
+        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        Overrides {
+            socket: self.socket.clone(),
+            namespace: self.namespace.clone(),
+            interfaces: non_empty(&self.interfaces),
+            exclude_interfaces: self.exclude_interfaces.clone(),
+            loopback: self.loopback.then_some(true),
+            peer_timeout_secs: self.peer_timeout,
+            accept_unsigned: self.accept_unsigned.then_some(true),
+            verify_reachability: self.no_verify_reachability.then_some(false),
+            static_hosts: self.static_hosts.clone(),
+            state_dir: self.state_dir.clone(),
+            ..Overrides::default()
+        }
+    }
+}
+
+/// The `add-peer` address as text, once it is known to end in `/p2p/<peer-id>`.
+pub fn p2p_multiaddr(multiaddr: &Multiaddr) -> Result<String, String> {
+    let text = multiaddr.to_string();
+    if matches!(multiaddr.iter().last(), Some(multiaddr::Protocol::P2p(_))) {
+        Ok(text)
+    } else {
+        Err(format!("{text} must end in /p2p/<peer-id>"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use exo_discovery::config::Config;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn run_flags(args: &[&str]) -> Overrides {
+        let cli = Cli::try_parse_from(["exo-discovery", "run"].iter().chain(args)).unwrap();
+        let Cmd::Run(a) = cli.cmd else { panic!() };
+        a.overrides()
+    }
+
+    #[test]
+    fn no_run_flag_sets_nothing() {
+        assert_eq!(run_flags(&[]), Overrides::default());
+    }
+
+    #[test]
+    fn each_run_flag_sets_its_option() {
+        let o = run_flags(&[
+            "--socket",
+            "/s.sock",
+            "--interface",
+            "eth*",
+            "--interface",
+            "en*",
+            "--exclude-interface",
+            "eth9",
+            "--namespace",
+            "lab",
+            "--loopback",
+            "--peer-timeout",
+            "6",
+            "--accept-unsigned",
+            "--no-verify-reachability",
+            "--static-host",
+            "10.0.0.1",
+            "--state-dir",
+            "/state",
+        ]);
+        let expected = Overrides {
+            socket: Some("/s.sock".into()),
+            namespace: Some("lab".into()),
+            interfaces: Some(vec!["eth*".into(), "en*".into()]),
+            exclude_interfaces: vec!["eth9".into()],
+            loopback: Some(true),
+            peer_timeout_secs: Some(6),
+            accept_unsigned: Some(true),
+            verify_reachability: Some(false),
+            static_hosts: vec!["10.0.0.1".into()],
+            state_dir: Some("/state".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(o, expected);
+    }
+
+    #[test]
+    fn peer_timeout_flag_alone_sets_the_announce_interval_to_a_third() {
+        let c = Config::merge(&Overrides::default(), &run_flags(&["--peer-timeout", "6"])).unwrap();
+        assert_eq!((c.peer_timeout_secs, c.announce_interval_secs), (6, 2));
+        let e = Config::merge(&Overrides::default(), &run_flags(&["--namespace", ""])).unwrap_err();
+        assert!(e.contains("namespace"), "{e}");
+    }
+
+    fn peers_format(args: &[&str]) -> Format {
+        let cli = Cli::try_parse_from(["exo-discovery", "peers"].iter().chain(args)).unwrap();
+        let Cmd::Peers { json, format, .. } = cli.cmd else {
+            panic!()
+        };
+        format.or_json(json)
+    }
+
+    #[test]
+    fn peers_format_is_text_csv_or_json() {
+        assert_eq!(peers_format(&[]), Format::Text);
+        assert_eq!(peers_format(&["--format", "csv"]), Format::Csv);
+        assert_eq!(peers_format(&["--format", "json"]), Format::Json);
+        assert_eq!(peers_format(&["--json"]), Format::Json);
+        assert_eq!(peers_format(&["--json", "--format", "csv"]), Format::Json);
+        assert!(Cli::try_parse_from(["exo-discovery", "peers", "--format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn add_peer_needs_a_p2p_suffix() {
+        let id = libp2p_identity::PeerId::random();
+        let full: Multiaddr = format!("/ip4/10.0.0.1/tcp/4001/p2p/{id}").parse().unwrap();
+        assert_eq!(p2p_multiaddr(&full), Ok(full.to_string()));
+        let bare: Multiaddr = "/ip4/10.0.0.1/tcp/4001".parse().unwrap();
+        assert_eq!(
+            p2p_multiaddr(&bare),
+            Err("/ip4/10.0.0.1/tcp/4001 must end in /p2p/<peer-id>".to_owned())
+        );
+    }
+
+    #[test]
+    fn bad_multiaddr_is_refused_by_the_parser() {
+        let e = Cli::try_parse_from([
+            "exo-discovery",
+            "announce",
+            "--key",
+            "k",
+            "--addr",
+            "not-an-addr",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("not-an-addr"), "{e}");
+    }
+}

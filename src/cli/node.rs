@@ -1,0 +1,55 @@
+//! The node's side: `keygen` writes a key, `announce` holds a registration with the running agent
+//! until interrupted.
+
+use exo_discovery::client::Client;
+use exo_discovery::keyfile;
+use multiaddr::Multiaddr;
+use std::io::Write;
+use std::path::Path;
+
+/// Writes a new key to `out` (never over an existing file) and prints its peer ID.
+pub fn keygen(out: &Path) -> Result<(), String> {
+    let key = keyfile::create(out)?;
+    println!("{}", key.public().to_peer_id());
+    Ok(())
+}
+
+/// Registers the key's node with its addresses and holds the registration until SIGINT or
+/// SIGTERM, or until the agent goes away (an error).
+pub fn announce(
+    socket: &Path,
+    key: &Path,
+    addrs: &[Multiaddr],
+    namespace: Option<&str>,
+) -> Result<(), String> {
+    let key = keyfile::read(key)?;
+    // Block the signals in every thread, then wait for them in one: a clean exit on ^C.
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGINT);
+    set.add(nix::sys::signal::Signal::SIGTERM);
+    set.thread_block()
+        .map_err(|e| format!("cannot block signals: {e}"))?;
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let ns = namespace.unwrap_or(client.namespace()).to_owned();
+    let peer = client
+        .register_in(&key, addrs, &ns)
+        .map_err(|e| e.to_string())?;
+    println!("announcing {peer}");
+    let _ = std::io::stdout().flush();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let _ = set.wait();
+        let _ = tx2.send(Ok(()));
+    });
+    std::thread::spawn(move || loop {
+        match client.next_message() {
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = tx.send(Err(format!("the agent went away: {e}")));
+                return;
+            }
+        }
+    });
+    rx.recv().unwrap_or(Ok(()))
+}

@@ -1,0 +1,81 @@
+//! The commands that talk to the running agent over its socket: `peers`, `status`, `watch`,
+//! `add-host`, `remove-host` and `add-peer`. What they print is [`render`]'s.
+
+use crate::cli::args::Format;
+use crate::cli::render;
+use exo_discovery::client::{Client, ClientError};
+use exo_discovery::proto::{AgentMsg, EventKind, PeerEvent, PeerInfo};
+use std::io::Write;
+use std::path::Path;
+
+/// Prints the peers known now.
+pub fn peers(socket: &Path, format: Format) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let list = client.list().map_err(|e| e.to_string())?;
+    let text = match format {
+        Format::Json => render::json(&list)?,
+        Format::Csv => render::peers_csv(&list),
+        Format::Text => render::peers_text(&list),
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(())
+}
+
+/// Prints the agent's state.
+pub fn status(socket: &Path, json: bool) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let st = client.status().map_err(|e| e.to_string())?;
+    let text = if json {
+        render::json(&st).unwrap_or_default()
+    } else {
+        render::status(&st)
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(())
+}
+
+/// Prints the current peers as `discovered`, then every event, until the agent or stdout goes
+/// away.
+pub fn watch(socket: &Path, json: bool) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let snapshot = client.subscribe().map_err(|e| e.to_string())?;
+    let print = |ev: PeerEvent| {
+        let mut out = std::io::stdout().lock();
+        let line = render::event(&ev, json);
+        // A closed stdout (the reader went away) ends the watch.
+        writeln!(out, "{line}").and_then(|_| out.flush()).is_ok()
+    };
+    let emit_snapshot = |peers: Vec<PeerInfo>| {
+        peers.into_iter().all(|peer| {
+            print(PeerEvent {
+                event: EventKind::Discovered,
+                peer,
+            })
+        })
+    };
+    if !emit_snapshot(snapshot) {
+        return Ok(());
+    }
+    loop {
+        let ok = match client.next_message().map_err(|e| e.to_string())? {
+            AgentMsg::Event(ev) => print(ev),
+            AgentMsg::Snapshot(peers) => emit_snapshot(peers),
+            AgentMsg::Error { message, .. } => return Err(message),
+            _ => true,
+        };
+        if !ok {
+            return Ok(());
+        }
+    }
+}
+
+/// Sends one request and prints the agent's answer.
+pub fn manage(
+    socket: &Path,
+    f: impl FnOnce(&mut Client) -> Result<String, ClientError>,
+) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let message = f(&mut client).map_err(|e| e.to_string())?;
+    println!("{message}");
+    Ok(())
+}
