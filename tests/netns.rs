@@ -5,7 +5,7 @@
 mod common;
 
 use common::{addrs, is_event, net, Host, Net};
-use exo_discovery::{mdns, record};
+use exo_discovery::{instance, record};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -299,7 +299,7 @@ fn publish(
             .collect();
         let host_name = format!("forger-{}.local.", &label[label.len() - 6..]);
         let mut info = mdns_sd::ServiceInfo::new(
-            mdns::SERVICE_TYPE,
+            instance::SERVICE_TYPE,
             &label,
             &host_name,
             ip.as_str(),
@@ -348,7 +348,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&victim, 1),
+        instance::instance_label(&victim, 1),
         record::to_txt(&old),
     );
 
@@ -362,7 +362,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&p2, 5),
+        instance::instance_label(&p2, 5),
         record::to_txt(&bad),
     );
 
@@ -373,7 +373,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&victim, 9),
+        instance::instance_label(&victim, 9),
         record::to_txt(&good3),
     );
 
@@ -391,7 +391,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&p4, 3),
+        instance::instance_label(&p4, 3),
         record::to_txt(&other),
     );
 
@@ -403,7 +403,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&p5, 2),
+        instance::instance_label(&p5, 2),
         record::to_txt(&honest),
     );
     wb.wait_for(WAIT, |v| is_event(v, "discovered", &p5.to_base58()))
@@ -653,7 +653,7 @@ fn status_reports_interfaces_counters_and_refusals() {
         &n,
         &f,
         "10.22.0.66",
-        mdns::instance_label(&k.public().to_peer_id(), 5),
+        instance::instance_label(&k.public().to_peer_id(), 5),
         record::to_txt(&bad),
     );
     let status = || {

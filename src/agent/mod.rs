@@ -8,8 +8,9 @@
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::iface::{self, Iface};
+use crate::instance::{self, Announcement};
 use crate::mcast::{self, Family};
-use crate::mdns::{self, Announcement, LinkDaemon};
+use crate::mdns::LinkDaemon;
 use crate::proto::{AgentMsg, ErrorKind, PeerEvent};
 use crate::record::{self, Reject};
 use crate::table::PeerTable;
@@ -358,7 +359,7 @@ impl<'ex> Agent<'ex> {
     fn is_current_instance(&self, peer: &PeerId, label: &str) -> bool {
         self.table
             .seq_of(peer)
-            .is_some_and(|seq| mdns::instance_label(peer, seq) == label)
+            .is_some_and(|seq| instance::instance_label(peer, seq) == label)
     }
 
     fn handle(&mut self, input: Input, now: Instant) {
@@ -380,7 +381,7 @@ impl<'ex> Agent<'ex> {
                     if ttl == 0 {
                         continue;
                     }
-                    let Some((peer, label)) = mdns::parse_instance(&label) else {
+                    let Some((peer, label)) = instance::parse_instance(&label) else {
                         continue;
                     };
                     if !self.is_current_instance(&peer, label) {
@@ -420,14 +421,14 @@ impl<'ex> Agent<'ex> {
         let name = link.iface.name.clone();
         match event {
             ServiceEvent::ServiceResolved(r) => {
-                let Some((peer, label)) = mdns::parse_instance(r.get_fullname()) else {
+                let Some((peer, label)) = instance::parse_instance(r.get_fullname()) else {
                     return;
                 };
                 if self.regs.contains_key(&peer) {
                     return;
                 }
                 let signed = record::from_txt(|k| r.get_property_val(k).flatten());
-                let verified = mdns::verify_instance(signed, &self.cfg.namespace, &peer, label);
+                let verified = instance::verify_instance(signed, &self.cfg.namespace, &peer, label);
                 let rec = match verified {
                     Ok(rec) => rec,
                     Err(why) => {
@@ -461,7 +462,7 @@ impl<'ex> Agent<'ex> {
                 }
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
-                let Some((peer, label)) = mdns::parse_instance(&fullname) else {
+                let Some((peer, label)) = instance::parse_instance(&fullname) else {
                     return;
                 };
                 // The goodbye of a replaced record says nothing about the current one.
@@ -573,7 +574,7 @@ impl<'ex> Agent<'ex> {
             .unwrap_or(0);
         let peer = rec.peer_id;
         let extra = vec![now + SECOND_ANNOUNCEMENT];
-        let label = mdns::instance_label(&peer, rec.seq);
+        let label = instance::instance_label(&peer, rec.seq);
         if let Some(old) = self.regs.get(&peer) {
             if old.announcement.label != label {
                 self.withdraw(old);

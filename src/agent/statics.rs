@@ -99,13 +99,13 @@ impl Agent<'_> {
                 continue;
             };
             for (label, signed) in dns::signed_records(&rrs) {
-                let Some((peer, label)) = mdns::parse_instance(&label) else {
+                let Some((peer, label)) = instance::parse_instance(&label) else {
                     continue;
                 };
                 if self.regs.contains_key(&peer) {
                     continue;
                 }
-                let verified = mdns::verify_instance(signed, &self.cfg.namespace, &peer, label);
+                let verified = instance::verify_instance(signed, &self.cfg.namespace, &peer, label);
                 let rec = match verified {
                     Ok(rec) => rec,
                     Err(why) => {
