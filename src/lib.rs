@@ -4,7 +4,8 @@
 //!
 //! The crate is split into a pure core and thin shells:
 //! - pure (no I/O, clock passed in): [`record`], [`addrs`], [`table`], [`proto`], [`dns`],
-//!   [`instance`] (instance names and their records), [`config`], [`fanout`];
+//!   [`libp2p_mdns`] (the stock libp2p-mdns dialect), [`instance`] (instance names and their
+//!   records), [`config`], [`fanout`];
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
 //!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`unicast`] (static hosts), [`agent`] (the event loop),
 //!   [`client`] (for nodes and the command line), [`keyfile`], and `sys` (the Linux/macOS differences).
@@ -23,6 +24,7 @@ pub mod fanout;
 pub mod iface;
 pub mod instance;
 pub mod keyfile;
+pub mod libp2p_mdns;
 pub mod logging;
 pub mod mcast;
 pub mod mdns;

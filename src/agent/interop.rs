@@ -6,7 +6,7 @@ use super::*;
 impl Agent<'_> {
     pub(super) fn on_libp2p_peer(
         &mut self,
-        p: dns::Libp2pPeer,
+        p: libp2p_mdns::Libp2pPeer,
         iface: &str,
         from: SocketAddr,
         now: Instant,
@@ -90,7 +90,7 @@ pub(super) fn send_libp2p(link: &Link, family: Family, label: &str, addrs: &[Str
         return;
     };
     let dest = mcast::group_addr(family, &link.iface);
-    for packet in dns::libp2p_response(label, addrs, ttl) {
+    for packet in libp2p_mdns::libp2p_response(label, addrs, ttl) {
         if let Err(e) = ls.sock.get_ref().send_to(&packet, dest) {
             debug!(
                 "{} {}: libp2p-mdns answer not sent: {e}",

@@ -333,13 +333,13 @@ pub(super) async fn read_link(
         let packet = &buf[..n];
         // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
         let stock = from.port() != mcast::MDNS_PORT;
-        let libp2p_query = stock && dns::is_service_query(packet);
+        let libp2p_query = stock && libp2p_mdns::is_service_query(packet);
         let (instances, libp2p_peers) = if dns::is_response(packet) {
             match dns::records(packet) {
                 Ok(rrs) => (
                     dns::instances(&rrs),
                     if stock {
-                        dns::libp2p_peers(&rrs)
+                        libp2p_mdns::libp2p_peers(&rrs)
                     } else {
                         Vec::new()
                     },

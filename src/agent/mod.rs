@@ -14,7 +14,7 @@ use crate::mdns::LinkDaemon;
 use crate::proto::{AgentMsg, ErrorKind, PeerEvent};
 use crate::record::{self, Reject};
 use crate::table::PeerTable;
-use crate::{addrs, cache, dns, unicast};
+use crate::{addrs, cache, dns, libp2p_mdns, unicast};
 
 mod interop;
 mod links;
@@ -65,7 +65,7 @@ pub enum Input {
         /// `_p2p._udp` instance labels a response named, with their TTLs.
         instances: Vec<(String, u32)>,
         /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
-        libp2p_peers: Vec<dns::Libp2pPeer>,
+        libp2p_peers: Vec<libp2p_mdns::Libp2pPeer>,
         /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
         libp2p_query: bool,
     },
