@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{is_event, net, Host, Net};
+use common::network::{net, Host, Net};
+use common::watch::is_event;
 use exo_discovery::{dns, libp2p_mdns};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{addrs, is_event, net, Host, Net};
+use common::agents::Agent;
+use common::network::{net, Host, Net};
+use common::tools::have_tool;
+use common::watch::{addrs, is_event};
 use exo_discovery::{instance, record};
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ fn any_addrs(port: u16) -> Vec<String> {
 }
 
 /// Two hosts on one link, each with an agent.
-fn pair(test: &str) -> Option<(Net, Host, Host, common::Agent, common::Agent)> {
+fn pair(test: &str) -> Option<(Net, Host, Host, Agent, Agent)> {
     let mut n = net(test)?;
     let l = n.link();
     let a = n.host("a");
@@ -579,12 +582,11 @@ fn addresses_that_do_not_answer_are_withheld_until_they_do() {
             "/ip4/0.0.0.0/tcp/4103".into(),
         ],
     );
-    let (_, ev) = wb
-        .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
-        .unwrap_or_else(|| panic!("never discovered: {:?}", wb.seen));
-    assert_eq!(
-        addrs(&ev),
-        vec![format!("/ip4/10.20.0.1/tcp/4101/p2p/{ida}")]
+    let (_, ev) = wb.discovered_with(
+        WAIT,
+        &ida,
+        &[format!("/ip4/10.20.0.1/tcp/4101/p2p/{ida}")],
+        "never discovered",
     );
     assert_eq!(
         ev["verified"],
@@ -613,7 +615,7 @@ fn addresses_that_do_not_answer_are_withheld_until_they_do() {
 #[test]
 fn status_reports_interfaces_counters_and_refusals() {
     let test = "status_reports_interfaces_counters_and_refusals";
-    if !common::have_tool(test, "nft", "nft (nftables)") {
+    if !have_tool(test, "nft", "nft (nftables)") {
         return;
     }
     let Some(mut n) = net(test) else {
