@@ -47,7 +47,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(25);
-    let Some(mut n) = common::net("bench discovery") else {
+    let Some(mut n) = common::network::net("bench discovery") else {
         return;
     };
     let l = n.link();
@@ -74,14 +74,14 @@ fn main() {
         let ann = n.announce(&aa, &key, &["/ip4/0.0.0.0/tcp/4001".into()]);
         let (at, _) = wb
             .wait_for(Duration::from_secs(30), |v| {
-                common::is_event(v, "discovered", &id)
+                common::watch::is_event(v, "discovered", &id)
             })
             .expect("discovered");
         discovery.push(at - start);
         let stopped = n.stop(ann);
         let (at, _) = wb
             .wait_for(Duration::from_secs(30), |v| {
-                common::is_event(v, "expired", &id)
+                common::watch::is_event(v, "expired", &id)
             })
             .expect("expired");
         departure.push(at - stopped);

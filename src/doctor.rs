@@ -6,7 +6,7 @@
 
 use crate::iface::{self, Iface};
 use crate::mcast::{self, Family};
-use crate::{config, dns};
+use crate::{config, dns, libp2p_mdns};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::net::{IpAddr, UdpSocket};
@@ -322,7 +322,7 @@ pub fn run(globs: &[String], loopback: bool, wait: Duration) -> std::io::Result<
                     for (label, _) in dns::instances(&rrs) {
                         o.instances.insert(label);
                     }
-                    for p in dns::libp2p_peers(&rrs) {
+                    for p in libp2p_mdns::libp2p_peers(&rrs) {
                         o.instances.insert(p.peer.to_base58());
                     }
                 }

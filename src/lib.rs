@@ -4,8 +4,9 @@
 //!
 //! The crate is split into a pure core and thin shells:
 //! - pure (no I/O, clock passed in): [`engine`] (every decision of the agent: peer table, prober,
-//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`], [`dns`], [`config`],
-//!   [`fanout`];
+//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`], [`dns`],
+//!   [`libp2p_mdns`] (the stock libp2p-mdns dialect), [`instance`] (instance names and their
+//!   records), [`config`], [`fanout`];
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
 //!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`unicast`] (static hosts), [`agent`] (the event loop),
 //!   [`client`] (for nodes and the command line), [`keyfile`], and `sys` (the Linux/macOS differences).
@@ -23,7 +24,9 @@ pub mod doctor;
 pub mod engine;
 pub mod fanout;
 pub mod iface;
+pub mod instance;
 pub mod keyfile;
+pub mod libp2p_mdns;
 pub mod logging;
 pub mod mcast;
 pub mod mdns;

@@ -5,83 +5,11 @@
 //! (a single daemon announces every interface's link-local address on every link).
 
 use crate::iface::Iface;
+use crate::instance::{fullname, host_name, Announcement, SERVICE_TYPE};
 use crate::mcast::Family;
-use libp2p_identity::PeerId;
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo, TxtProperty};
 use std::net::IpAddr;
 use std::time::Duration;
-
-/// The DNS-SD service type, fully qualified.
-pub const SERVICE_TYPE: &str = "_p2p._udp.local.";
-
-/// The instance label of `peer`'s record with sequence number `seq`: `<peer-id>-<tag>`, where
-/// the tag is the low 24 bits of `seq` in hex.
-///
-/// Each record gets its own instance name, so the goodbye of a node's previous record (which
-/// mdns-sd repeats 120 ms later) can never remove the record of the node that replaced it, and the
-/// PTR of the new record is never rate-limited as a repeat of the old one.
-pub fn instance_label(peer: &PeerId, seq: u64) -> String {
-    format!("{}-{:06x}", peer.to_base58(), seq & 0xff_ffff)
-}
-
-/// The instance's full name.
-pub fn fullname(label: &str) -> String {
-    format!("{label}.{SERVICE_TYPE}")
-}
-
-/// The peer an instance full name (`<peer-id>-<tag>._p2p._udp.local.`) or bare label names, and
-/// the label itself.
-pub fn parse_instance(name: &str) -> Option<(PeerId, &str)> {
-    let label = name
-        .strip_suffix(SERVICE_TYPE)
-        .map(|l| l.trim_end_matches('.'))
-        .unwrap_or(name);
-    let (peer, _tag) = label.split_once('-')?;
-    Some((peer.parse().ok()?, label))
-}
-
-/// Verifies a signed record published as instance `label` of `peer`: the record must verify in
-/// `namespace`, be `peer`'s, and be the record that instance name stands for (its seq's tag).
-pub fn verify_instance(
-    signed: Result<Vec<u8>, crate::record::Reject>,
-    namespace: &str,
-    peer: &PeerId,
-    label: &str,
-) -> Result<crate::record::VerifiedRecord, crate::record::Reject> {
-    let rec = crate::record::verify(&signed?, namespace)?;
-    if rec.peer_id == *peer && instance_label(peer, rec.seq) == label {
-        Ok(rec)
-    } else {
-        Err(crate::record::Reject::PeerIdMismatch)
-    }
-}
-
-/// Host name registered for an instance: unique per node and record, lower-case. Per record, like
-/// the instance name, so the goodbye of a replaced record never takes the new one's addresses.
-pub fn host_name(peer: &PeerId, label: &str) -> String {
-    let bytes = peer.to_bytes();
-    let tail = &bytes[bytes.len().saturating_sub(8)..];
-    let hex: String = tail.iter().map(|b| format!("{b:02x}")).collect();
-    let tag = label
-        .rsplit('-')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    format!("exo-{hex}-{tag}.local.")
-}
-
-/// What to announce for one node.
-#[derive(Clone, Debug)]
-pub struct Announcement {
-    /// The node.
-    pub peer: PeerId,
-    /// Its instance label ([`instance_label`]).
-    pub label: String,
-    /// The signed record split into TXT values.
-    pub txt: Vec<(String, Vec<u8>)>,
-    /// SRV port (the first TCP port of the record), for DNS-SD browsers.
-    pub port: u16,
-}
 
 /// The mdns-sd daemon of one interface.
 pub struct LinkDaemon {
@@ -171,60 +99,5 @@ impl LinkDaemon {
         if let Ok(rx) = self.daemon.shutdown() {
             let _ = rx.recv_timeout(wait);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instance_names_round_trip_and_fit_a_label() {
-        let p = libp2p_identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
-        let label = instance_label(&p, 0x1234_5678_9abc);
-        assert!(label.len() <= 63, "{label}");
-        assert!(label.ends_with("-789abc"));
-        assert_eq!(parse_instance(&fullname(&label)), Some((p, label.as_str())));
-        assert_eq!(parse_instance(&label), Some((p, label.as_str())));
-        assert_eq!(parse_instance("random-label._p2p._udp.local."), None);
-        assert_eq!(parse_instance(&p.to_base58()), None);
-    }
-
-    #[test]
-    fn a_record_must_match_the_instance_it_is_published_under() {
-        use crate::record::{sign, Reject};
-        let k = libp2p_identity::Keypair::generate_ed25519();
-        let p = k.public().to_peer_id();
-        let signed = sign(&k, "exo", 7, &[]).unwrap();
-        let ok = verify_instance(Ok(signed.clone()), "exo", &p, &instance_label(&p, 7));
-        assert_eq!(ok.unwrap().seq, 7);
-        // Another seq's name (an old instance replaying a new record, or the reverse).
-        assert_eq!(
-            verify_instance(Ok(signed.clone()), "exo", &p, &instance_label(&p, 8)),
-            Err(Reject::PeerIdMismatch)
-        );
-        // Another peer's name.
-        let other = libp2p_identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id();
-        assert_eq!(
-            verify_instance(
-                Ok(signed.clone()),
-                "exo",
-                &other,
-                &instance_label(&other, 7)
-            ),
-            Err(Reject::PeerIdMismatch)
-        );
-        assert_eq!(
-            verify_instance(Ok(signed), "lab", &p, &instance_label(&p, 7)),
-            Err(Reject::Namespace)
-        );
-        assert_eq!(
-            verify_instance(Err(Reject::Malformed), "exo", &p, "x"),
-            Err(Reject::Malformed)
-        );
     }
 }

@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{is_event, net, Host, Net};
-use exo_discovery::dns;
+use common::network::{net, Host, Net};
+use common::watch::is_event;
+use exo_discovery::{dns, libp2p_mdns};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -242,7 +243,7 @@ fn every_packet_the_agents_send_conforms_on_every_link() {
                     }
                 }
             }
-            if !dns::libp2p_peers(&rrs).is_empty() {
+            if !libp2p_mdns::libp2p_peers(&rrs).is_empty() {
                 libp2p_answers += 1;
             }
         }

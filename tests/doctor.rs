@@ -4,12 +4,14 @@
 
 mod common;
 
-use common::{have_tool, net, BIN};
+use common::network::{net, Host, Net};
+use common::tools::have_tool;
+use common::BIN;
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
 
-fn doctor(n: &common::Net, host: &common::Host) -> (bool, Value, String) {
+fn doctor(n: &Net, host: &Host) -> (bool, Value, String) {
     let out = n.exec(host, &[BIN, "doctor", "--json", "--wait", "4"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{net, Host, Net};
+use common::network::{net, Host, Net};
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};

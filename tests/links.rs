@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{addrs, have_tool, is_event, net};
+use common::network::net;
+use common::tools::have_tool;
+use common::watch::{addrs, is_event};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -38,14 +40,13 @@ fn interfaces_that_appear_and_vanish_are_followed_and_globs_obeyed() {
     // A new interface on a running agent is picked up.
     n.attach(&a, "eth1", &l2, &["10.50.2.1/24"]);
     let plugged = Instant::now();
-    let (at, ev) = wa
-        .wait_for(WAIT, |v| is_event(v, "discovered", &idc))
-        .unwrap_or_else(|| panic!("c on the new interface never came: {:?}", wa.seen));
-    assert_eq!(ev["interfaces"], serde_json::json!(["eth1"]));
-    assert_eq!(
-        addrs(&ev),
-        vec![format!("/ip4/10.50.2.3/tcp/4001/p2p/{idc}")]
+    let (at, ev) = wa.discovered_with(
+        WAIT,
+        &idc,
+        &[format!("/ip4/10.50.2.3/tcp/4001/p2p/{idc}")],
+        "c on the new interface never came",
     );
+    assert_eq!(ev["interfaces"], serde_json::json!(["eth1"]));
     println!("new interface to discovered: {:?}", at - plugged);
 
     // An excluded interface is never used.

@@ -4,8 +4,11 @@
 
 mod common;
 
-use common::{addrs, is_event, net, Host, Net};
-use exo_discovery::{mdns, record};
+use common::agents::Agent;
+use common::network::{net, Host, Net};
+use common::tools::have_tool;
+use common::watch::{addrs, is_event};
+use exo_discovery::{instance, record};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -18,7 +21,7 @@ fn any_addrs(port: u16) -> Vec<String> {
 }
 
 /// Two hosts on one link, each with an agent.
-fn pair(test: &str) -> Option<(Net, Host, Host, common::Agent, common::Agent)> {
+fn pair(test: &str) -> Option<(Net, Host, Host, Agent, Agent)> {
     let mut n = net(test)?;
     let l = n.link();
     let a = n.host("a");
@@ -299,7 +302,7 @@ fn publish(
             .collect();
         let host_name = format!("forger-{}.local.", &label[label.len() - 6..]);
         let mut info = mdns_sd::ServiceInfo::new(
-            mdns::SERVICE_TYPE,
+            instance::SERVICE_TYPE,
             &label,
             &host_name,
             ip.as_str(),
@@ -348,7 +351,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&victim, 1),
+        instance::instance_label(&victim, 1),
         record::to_txt(&old),
     );
 
@@ -362,7 +365,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&p2, 5),
+        instance::instance_label(&p2, 5),
         record::to_txt(&bad),
     );
 
@@ -373,7 +376,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&victim, 9),
+        instance::instance_label(&victim, 9),
         record::to_txt(&good3),
     );
 
@@ -391,7 +394,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&p4, 3),
+        instance::instance_label(&p4, 3),
         record::to_txt(&other),
     );
 
@@ -403,7 +406,7 @@ fn forged_and_replayed_records_are_never_handed_over() {
         &n,
         &f,
         "10.20.0.66",
-        mdns::instance_label(&p5, 2),
+        instance::instance_label(&p5, 2),
         record::to_txt(&honest),
     );
     wb.wait_for(WAIT, |v| is_event(v, "discovered", &p5.to_base58()))
@@ -579,12 +582,11 @@ fn addresses_that_do_not_answer_are_withheld_until_they_do() {
             "/ip4/0.0.0.0/tcp/4103".into(),
         ],
     );
-    let (_, ev) = wb
-        .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
-        .unwrap_or_else(|| panic!("never discovered: {:?}", wb.seen));
-    assert_eq!(
-        addrs(&ev),
-        vec![format!("/ip4/10.20.0.1/tcp/4101/p2p/{ida}")]
+    let (_, ev) = wb.discovered_with(
+        WAIT,
+        &ida,
+        &[format!("/ip4/10.20.0.1/tcp/4101/p2p/{ida}")],
+        "never discovered",
     );
     assert_eq!(
         ev["verified"],
@@ -613,7 +615,7 @@ fn addresses_that_do_not_answer_are_withheld_until_they_do() {
 #[test]
 fn status_reports_interfaces_counters_and_refusals() {
     let test = "status_reports_interfaces_counters_and_refusals";
-    if !common::have_tool(test, "nft", "nft (nftables)") {
+    if !have_tool(test, "nft", "nft (nftables)") {
         return;
     }
     let Some(mut n) = net(test) else {
@@ -653,7 +655,7 @@ fn status_reports_interfaces_counters_and_refusals() {
         &n,
         &f,
         "10.22.0.66",
-        mdns::instance_label(&k.public().to_peer_id(), 5),
+        instance::instance_label(&k.public().to_peer_id(), 5),
         record::to_txt(&bad),
     );
     let status = || {

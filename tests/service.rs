@@ -1,8 +1,9 @@
 //! Checks of the service files in `config/`: the systemd unit `exo-discovery.service` and the
-//! launchd plist `io.exo.discovery.plist`. No macOS tool is needed: the plist is read by the small,
-//! strict XML reader below. The unit is read by a parser of its own and, where `systemd-analyze`
-//! is installed, verified by systemd itself (on a copy that points at the built binary; the agent
-//! is never started). Nothing here sends network traffic.
+//! launchd plist `io.exo.discovery.plist`. No macOS tool is needed: the plist is read by the
+//! `plist` crate, and what that crate skips (declaration, DOCTYPE, comments, repeated keys) from
+//! quick-xml's events. The unit is read by a parser of its own and, where `systemd-analyze` is
+//! installed, verified by systemd itself (on a copy that points at the built binary; the agent is
+//! never started). Nothing here sends network traffic.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -19,636 +20,194 @@ const USER_PLACEHOLDER: &str = "REPLACE_WITH_USER";
 const INSTALLED_BIN: &str = "/usr/local/bin/exo-discovery";
 
 // ---------------------------------------------------------------------------------------------
-// A strict XML reader: enough of XML 1.0 for property lists, and nothing lenient. Mismatched,
-// unclosed or stray end tags, text outside the root element, a second root, undefined entities,
-// a bare `&`, `--` inside a comment, unquoted or repeated attributes, a declaration that is not
-// first and a DOCTYPE after the root are all errors.
+// Reading the plist: its values with the `plist` crate; what that crate skips (the XML
+// declaration, the DOCTYPE, the root's attributes, comments, entities it does not know, and
+// whether each `<dict>` alternates `<key>` and value without repeating a key) from the XML events
+// of `quick-xml`, the reader the `plist` crate itself is built on.
 // ---------------------------------------------------------------------------------------------
-mod xml {
-    /// A node of the element tree.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Node {
-        Element(Element),
-        /// Character data, entities decoded (adjacent runs and CDATA sections merged).
-        Text(String),
-    }
 
-    #[derive(Debug, Clone, PartialEq)]
-    pub struct Element {
-        pub name: String,
-        pub attrs: Vec<(String, String)>,
-        pub children: Vec<Node>,
-        /// Line of the start tag (for messages).
-        pub line: usize,
-    }
+/// The DOCTYPE of an XML property list, whitespace-normalised.
+const PLIST_DOCTYPE: &str = r#"plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd""#;
 
-    impl Element {
-        /// The child elements, in order.
-        pub fn elements(&self) -> impl Iterator<Item = &Element> {
-            self.children.iter().filter_map(|n| match n {
-                Node::Element(e) => Some(e),
-                Node::Text(_) => None,
-            })
-        }
+/// A property list as the checks see it.
+struct Plist {
+    /// The top-level `<dict>`.
+    top: plist::Dictionary,
+    /// Every comment's text, in order.
+    comments: Vec<String>,
+}
 
-        /// The first text child that is not XML whitespace, if any.
-        pub fn stray_text(&self) -> Option<&str> {
-            self.children.iter().find_map(|n| match n {
-                Node::Text(t) if !t.chars().all(is_space) => Some(t.as_str()),
-                _ => None,
-            })
-        }
-
-        /// All text of an element that must hold text only.
-        pub fn text_only(&self) -> Result<String, String> {
-            let mut out = String::new();
-            for n in &self.children {
-                match n {
-                    Node::Text(t) => out.push_str(t),
-                    Node::Element(e) => {
-                        return Err(format!(
-                            "line {}: <{}> inside <{}>, which holds text only",
-                            e.line, e.name, self.name
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-    }
-
-    #[derive(Debug, PartialEq)]
-    pub struct Document {
-        /// The XML declaration's content (`xml version="1.0" …`), if any.
-        pub declaration: Option<String>,
-        /// The DOCTYPE's content after `<!DOCTYPE`, whitespace-normalised.
-        pub doctype: Option<String>,
-        /// Every comment's text, in order.
-        pub comments: Vec<String>,
-        pub root: Element,
-    }
-
-    pub fn is_space(c: char) -> bool {
-        matches!(c, ' ' | '\t' | '\n' | '\r')
-    }
-
-    fn is_name_start(c: char) -> bool {
-        c.is_alphabetic() || c == '_' || c == ':'
-    }
-
-    fn is_name_char(c: char) -> bool {
-        is_name_start(c) || c.is_alphanumeric() || matches!(c, '-' | '.')
-    }
-
-    #[derive(Debug)]
-    enum Token {
-        Declaration(String),
-        Doctype(String),
-        Comment(String),
-        Pi,
-        Start {
-            name: String,
-            attrs: Vec<(String, String)>,
-            empty: bool,
-        },
-        End(String),
-        Text {
-            raw: String,
-            decoded: String,
-        },
-        Cdata(String),
-    }
-
-    struct Lexer<'a> {
-        s: &'a str,
-        pos: usize,
-    }
-
-    impl Lexer<'_> {
-        fn line(&self, at: usize) -> usize {
-            self.s[..at.min(self.s.len())].matches('\n').count() + 1
-        }
-
-        fn err(&self, at: usize, msg: impl std::fmt::Display) -> String {
-            format!("line {}: {msg}", self.line(at))
-        }
-
-        fn rest(&self) -> &str {
-            &self.s[self.pos..]
-        }
-
-        fn peek(&self) -> Option<char> {
-            self.rest().chars().next()
-        }
-
-        fn bump(&mut self) -> Option<char> {
-            let c = self.peek()?;
-            self.pos += c.len_utf8();
-            Some(c)
-        }
-
-        fn skip_space(&mut self) -> bool {
-            let start = self.pos;
-            while self.peek().is_some_and(is_space) {
-                self.bump();
-            }
-            self.pos > start
-        }
-
-        /// Everything up to `end` (not included); the position moves past `end`.
-        fn until(&mut self, end: &str, what: &str) -> Result<String, String> {
-            let start = self.pos;
-            match self.rest().find(end) {
-                Some(i) => {
-                    let body = self.s[start..start + i].to_owned();
-                    self.pos = start + i + end.len();
-                    Ok(body)
-                }
-                None => Err(self.err(start, format!("unterminated {what}"))),
-            }
-        }
-
-        fn name(&mut self) -> Result<String, String> {
-            let start = self.pos;
-            match self.peek() {
-                Some(c) if is_name_start(c) => {
-                    self.bump();
-                }
-                other => {
-                    return Err(self.err(start, format!("expected a name, found {other:?}")));
-                }
-            }
-            while self.peek().is_some_and(is_name_char) {
-                self.bump();
-            }
-            Ok(self.s[start..self.pos].to_owned())
-        }
-
-        fn next_token(&mut self) -> Result<Option<(usize, Token)>, String> {
-            let at = self.pos;
-            let rest = self.rest();
-            if rest.is_empty() {
-                return Ok(None);
-            }
-            let token = if rest.starts_with("<?") {
-                self.pos += 2;
-                let body = self.until("?>", "processing instruction")?;
-                let target: String = body.chars().take_while(|c| !is_space(*c)).collect();
-                if target == "xml" {
-                    Token::Declaration(body)
-                } else if target.eq_ignore_ascii_case("xml") || target.is_empty() {
-                    return Err(self.err(at, format!("bad processing instruction <?{body}?>")));
-                } else {
-                    Token::Pi
-                }
-            } else if rest.starts_with("<!--") {
-                self.pos += 4;
-                let body = self.until("-->", "comment")?;
-                if body.contains("--") || body.ends_with('-') {
-                    return Err(self.err(at, "\"--\" inside a comment"));
-                }
-                Token::Comment(body)
-            } else if rest.starts_with("<![CDATA[") {
-                self.pos += 9;
-                Token::Cdata(self.until("]]>", "CDATA section")?)
-            } else if rest.starts_with("<!DOCTYPE") {
-                self.pos += 9;
-                if !self.skip_space() {
-                    return Err(self.err(at, "expected whitespace after <!DOCTYPE"));
-                }
-                let body = self.until(">", "DOCTYPE")?;
-                if body.contains('[') || body.contains('<') {
-                    return Err(self.err(at, "an internal DTD subset is not accepted"));
-                }
-                Token::Doctype(body.split_whitespace().collect::<Vec<_>>().join(" "))
-            } else if rest.starts_with("<!") {
-                return Err(self.err(at, "unknown markup declaration"));
-            } else if rest.starts_with("</") {
-                self.pos += 2;
-                let name = self.name()?;
-                self.skip_space();
-                if self.bump() != Some('>') {
-                    return Err(self.err(at, format!("malformed end tag </{name}")));
-                }
-                Token::End(name)
-            } else if rest.starts_with('<') {
-                self.pos += 1;
-                let name = self.name()?;
-                let mut attrs: Vec<(String, String)> = Vec::new();
-                loop {
-                    let spaced = self.skip_space();
-                    if self.rest().starts_with("/>") {
-                        self.pos += 2;
-                        break Token::Start {
-                            name,
-                            attrs,
-                            empty: true,
-                        };
-                    }
-                    if self.rest().starts_with('>') {
-                        self.pos += 1;
-                        break Token::Start {
-                            name,
-                            attrs,
-                            empty: false,
-                        };
-                    }
-                    if self.peek().is_none() {
-                        return Err(self.err(at, format!("unterminated start tag <{name}")));
-                    }
-                    if !spaced {
-                        return Err(self.err(self.pos, format!("expected whitespace in <{name}")));
-                    }
-                    let attr_at = self.pos;
-                    let attr = self.name()?;
-                    self.skip_space();
-                    if self.bump() != Some('=') {
-                        return Err(self.err(attr_at, format!("attribute {attr} without a value")));
-                    }
-                    self.skip_space();
-                    let quote = match self.bump() {
-                        Some(q @ ('"' | '\'')) => q,
-                        _ => {
-                            return Err(self.err(attr_at, format!("attribute {attr} is not quoted")))
-                        }
-                    };
-                    let raw = self.until(&quote.to_string(), "attribute value")?;
-                    if raw.contains('<') {
-                        return Err(self.err(attr_at, format!("'<' in attribute {attr}")));
-                    }
-                    let value = decode(&raw).map_err(|e| self.err(attr_at, e))?;
-                    if attrs.iter().any(|(n, _)| *n == attr) {
-                        return Err(self.err(attr_at, format!("attribute {attr} repeated")));
-                    }
-                    attrs.push((attr, value));
-                }
-            } else {
-                let end = rest.find('<').unwrap_or(rest.len());
-                let raw = rest[..end].to_owned();
-                self.pos += end;
-                if raw.contains("]]>") {
-                    return Err(self.err(at, "\"]]>\" in text"));
-                }
-                let decoded = decode(&raw).map_err(|e| self.err(at, e))?;
-                Token::Text { raw, decoded }
-            };
-            Ok(Some((at, token)))
-        }
-    }
-
-    /// Decodes the five predefined entities and character references; anything else is an error.
-    pub fn decode(raw: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(raw.len());
-        let mut rest = raw;
-        while let Some(i) = rest.find('&') {
-            out.push_str(&rest[..i]);
-            rest = &rest[i + 1..];
-            let Some(semi) = rest.find(';').filter(|&j| j <= 10) else {
-                return Err("a bare '&' (not an entity reference)".into());
-            };
-            let name = &rest[..semi];
-            let c = match name {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                _ => {
-                    let code = if let Some(hex) = name.strip_prefix("#x") {
-                        u32::from_str_radix(hex, 16).ok()
-                    } else if let Some(dec) = name.strip_prefix('#') {
-                        dec.parse::<u32>().ok()
-                    } else {
-                        None
-                    };
-                    match code.and_then(char::from_u32) {
-                        Some(c) if c == '\t' || c == '\n' || c == '\r' || c >= ' ' => c,
-                        _ => return Err(format!("undefined entity &{name};")),
-                    }
-                }
-            };
-            out.push(c);
-            rest = &rest[semi + 1..];
-        }
-        out.push_str(rest);
-        Ok(out)
-    }
-
-    /// Parses a whole document.
-    pub fn parse(s: &str) -> Result<Document, String> {
-        let s = s.strip_prefix('\u{feff}').unwrap_or(s);
-        if let Some((i, c)) = s
-            .char_indices()
-            .find(|(_, c)| (*c as u32) < 0x20 && !is_space(*c))
-        {
-            let line = s[..i].matches('\n').count() + 1;
-            return Err(format!("line {line}: control character {c:?}"));
-        }
-        let mut lx = Lexer { s, pos: 0 };
-        let mut declaration = None;
-        let mut doctype = None;
-        let mut comments = Vec::new();
-        let mut stack: Vec<Element> = Vec::new();
-        let mut root: Option<Element> = None;
-        let mut first = true;
-        while let Some((at, token)) = lx.next_token()? {
-            let was_first = std::mem::replace(&mut first, false);
-            let outside = stack.is_empty();
-            match token {
-                Token::Declaration(body) => {
-                    if !was_first {
-                        return Err(lx.err(at, "the XML declaration is not at the very start"));
-                    }
-                    if !body.contains("version=\"1.0\"") {
-                        return Err(lx.err(at, "the XML declaration lacks version=\"1.0\""));
-                    }
-                    declaration = Some(body);
-                }
-                Token::Doctype(body) => {
-                    if root.is_some() || !outside {
-                        return Err(lx.err(at, "DOCTYPE after the root element started"));
-                    }
-                    if doctype.replace(body).is_some() {
-                        return Err(lx.err(at, "a second DOCTYPE"));
-                    }
-                }
-                Token::Comment(body) => comments.push(body),
-                Token::Pi => {}
-                Token::Start { name, attrs, empty } => {
-                    if outside && root.is_some() {
-                        return Err(lx.err(at, format!("a second root element <{name}>")));
-                    }
-                    let el = Element {
-                        name,
-                        attrs,
-                        children: Vec::new(),
-                        line: lx.line(at),
-                    };
-                    if empty {
-                        close(el, &mut stack, &mut root);
-                    } else {
-                        stack.push(el);
-                    }
-                }
-                Token::End(name) => match stack.pop() {
-                    None => return Err(lx.err(at, format!("</{name}> closes nothing"))),
-                    Some(open) if open.name != name => {
-                        return Err(lx.err(
-                            at,
-                            format!(
-                                "</{name}> does not match <{}> opened on line {}",
-                                open.name, open.line
-                            ),
-                        ))
-                    }
-                    Some(open) => close(open, &mut stack, &mut root),
-                },
-                Token::Text { raw, decoded } => match stack.last_mut() {
-                    None if raw.chars().all(is_space) => {}
-                    None => {
-                        return Err(lx.err(
-                            at,
-                            format!("text outside the root element: {:?}", raw.trim()),
-                        ))
-                    }
-                    Some(top) => push_text(top, decoded),
-                },
-                Token::Cdata(text) => match stack.last_mut() {
-                    None => return Err(lx.err(at, "CDATA outside the root element")),
-                    Some(top) => push_text(top, text),
-                },
-            }
-        }
-        if let Some(open) = stack.last() {
-            return Err(format!(
-                "<{}> opened on line {} is never closed",
-                open.name, open.line
-            ));
-        }
-        let root = root.ok_or("no root element")?;
-        Ok(Document {
-            declaration,
-            doctype,
-            comments,
-            root,
-        })
-    }
-
-    fn push_text(top: &mut Element, text: String) {
-        if let Some(Node::Text(prev)) = top.children.last_mut() {
-            prev.push_str(&text);
-        } else {
-            top.children.push(Node::Text(text));
-        }
-    }
-
-    fn close(el: Element, stack: &mut [Element], root: &mut Option<Element>) {
-        match stack.last_mut() {
-            Some(parent) => parent.children.push(Node::Element(el)),
-            None => *root = Some(el),
-        }
+/// Reads an XML property list strictly: well-formed XML, the XML declaration first, the Apple
+/// DOCTYPE, one `<dict>` in `<plist version="1.0">`, and nothing a lenient reader would let pass.
+fn read_plist(text: &str) -> Result<Plist, String> {
+    let comments = xml_facts(text)?;
+    let value =
+        plist::Value::from_reader_xml(text.as_bytes()).map_err(|e| format!("plist: {e}"))?;
+    match value {
+        plist::Value::Dictionary(top) => Ok(Plist { top, comments }),
+        other => Err(format!("<plist> holds {}, not <dict>", kind(&other))),
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Property lists on top of the XML reader.
-// ---------------------------------------------------------------------------------------------
-mod plist {
-    use super::xml::{self, Element};
+/// An element open while [`xml_facts`] reads.
+enum Open {
+    /// A `<dict>`: its keys so far, and whether a `<key>` comes next.
+    Dict {
+        keys: BTreeSet<String>,
+        want_key: bool,
+    },
+    /// A `<key>`: its text so far.
+    Key(String),
+    /// Any other element.
+    Other,
+}
 
-    pub const DOCTYPE: &str = r#"plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd""#;
+/// The checks the `plist` crate does not make, on quick-xml's events. Returns the comments.
+fn xml_facts(text: &str) -> Result<Vec<String>, String> {
+    use quick_xml::escape::resolve_predefined_entity;
+    use quick_xml::events::Event;
 
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Value {
-        String(String),
-        Integer(i64),
-        Real(f64),
-        Bool(bool),
-        Date(String),
-        Data(String),
-        Array(Vec<Value>),
-        Dict(Vec<(String, Value)>),
+    if let Some(c) = text
+        .chars()
+        .find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(format!("control character {c:?}"));
     }
-
-    impl Value {
-        pub fn kind(&self) -> &'static str {
-            match self {
-                Value::String(_) => "string",
-                Value::Integer(_) => "integer",
-                Value::Real(_) => "real",
-                Value::Bool(_) => "boolean",
-                Value::Date(_) => "date",
-                Value::Data(_) => "data",
-                Value::Array(_) => "array",
-                Value::Dict(_) => "dict",
-            }
-        }
-
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Dict(pairs) => pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Value::String(s) => Some(s),
-                _ => None,
-            }
-        }
-
-        /// A JSON rendering, to compare with an independent parser's.
-        pub fn to_json(&self) -> serde_json::Value {
-            use serde_json::Value as J;
-            match self {
-                Value::String(s) | Value::Date(s) | Value::Data(s) => J::String(s.clone()),
-                Value::Integer(i) => J::from(*i),
-                Value::Real(r) => J::from(*r),
-                Value::Bool(b) => J::Bool(*b),
-                Value::Array(items) => J::Array(items.iter().map(Value::to_json).collect()),
-                Value::Dict(pairs) => J::Object(
-                    pairs
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.to_json()))
-                        .collect(),
-                ),
-            }
-        }
-    }
-
-    /// The plist's top-level value, checked to be exactly one `<dict>` in `<plist version="1.0">`
-    /// under the Apple DOCTYPE.
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let doc = xml::parse(text)?;
-        if doc.declaration.is_none() {
-            return Err("no XML declaration".into());
-        }
-        match doc.doctype.as_deref() {
-            Some(DOCTYPE) => {}
-            Some(other) => return Err(format!("DOCTYPE is {other:?}, not the plist one")),
-            None => return Err("no DOCTYPE".into()),
-        }
-        let root = &doc.root;
-        if root.name != "plist" {
-            return Err(format!("the root element is <{}>, not <plist>", root.name));
-        }
-        if root.attrs != [("version".to_owned(), "1.0".to_owned())] {
-            return Err(format!(
-                "<plist> attributes are {:?}, not version=\"1.0\"",
-                root.attrs
-            ));
-        }
-        if let Some(t) = root.stray_text() {
-            return Err(format!("text {:?} directly inside <plist>", t.trim()));
-        }
-        let top: Vec<&Element> = root.elements().collect();
-        match top.as_slice() {
-            [dict] if dict.name == "dict" => value(dict),
-            [other] => Err(format!(
-                "line {}: <plist> holds <{}>, not <dict>",
-                other.line, other.name
-            )),
-            _ => Err(format!(
-                "<plist> holds {} elements, not exactly one <dict>",
-                top.len()
-            )),
-        }
-    }
-
-    fn value(el: &Element) -> Result<Value, String> {
-        let at = |msg: String| format!("line {}: {msg}", el.line);
-        if !el.attrs.is_empty() {
-            return Err(at(format!("<{}> has attributes", el.name)));
-        }
-        let no_stray = || match el.stray_text() {
-            Some(t) => Err(at(format!("text {:?} inside <{}>", t.trim(), el.name))),
-            None => Ok(()),
-        };
-        Ok(match el.name.as_str() {
-            "dict" => {
-                no_stray()?;
-                let mut pairs: Vec<(String, Value)> = Vec::new();
-                let mut items = el.elements();
-                while let Some(k) = items.next() {
-                    if k.name != "key" {
-                        return Err(format!(
-                            "line {}: <{}> where a <key> belongs in <dict>",
-                            k.line, k.name
-                        ));
-                    }
-                    if !k.attrs.is_empty() {
-                        return Err(format!("line {}: <key> has attributes", k.line));
-                    }
-                    let key = k.text_only()?;
-                    let Some(v) = items.next() else {
-                        return Err(format!("line {}: <key>{key}</key> has no value", k.line));
-                    };
-                    if v.name == "key" {
-                        return Err(format!(
-                            "line {}: <key>{key}</key> is followed by another <key>",
-                            k.line
-                        ));
-                    }
-                    if pairs.iter().any(|(seen, _)| *seen == key) {
-                        return Err(format!("line {}: key {key:?} repeated", k.line));
-                    }
-                    pairs.push((key, value(v)?));
+    let mut reader = quick_xml::Reader::from_str(text);
+    let config = reader.config_mut();
+    config.check_comments = true;
+    config.check_end_names = true;
+    config.expand_empty_elements = true;
+    let mut declaration = None;
+    let mut doctype = None;
+    let mut comments = Vec::new();
+    let mut root_seen = false;
+    let mut open: Vec<Open> = Vec::new();
+    let mut first = true;
+    loop {
+        let at = reader.buffer_position();
+        let err = |msg: String| format!("byte {at}: {msg}");
+        let event = reader.read_event().map_err(|e| err(e.to_string()))?;
+        let was_first = std::mem::replace(&mut first, false);
+        match event {
+            Event::Decl(d) => {
+                if !was_first {
+                    return Err(err("the XML declaration is not at the very start".into()));
                 }
-                Value::Dict(pairs)
+                declaration = Some(d.version().map_err(|e| err(e.to_string()))?.into_owned());
             }
-            "array" => {
-                no_stray()?;
-                Value::Array(el.elements().map(value).collect::<Result<_, _>>()?)
-            }
-            "string" => Value::String(el.text_only()?),
-            "integer" => {
-                let t = el.text_only()?;
-                let digits = t.strip_prefix(['+', '-']).unwrap_or(&t);
-                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(at(format!("<integer> {t:?} is not an integer")));
+            Event::DocType(d) => {
+                if root_seen || doctype.is_some() {
+                    return Err(err("a DOCTYPE after the root, or a second one".into()));
                 }
-                Value::Integer(t.parse().map_err(|e| at(format!("<integer> {t:?}: {e}")))?)
+                let body = d.into_inner();
+                doctype = Some(body.split_whitespace().collect::<Vec<_>>().join(" "));
             }
-            "real" => {
-                let t = el.text_only()?;
-                Value::Real(t.parse().map_err(|e| at(format!("<real> {t:?}: {e}")))?)
-            }
-            "true" | "false" => {
-                if !el.children.is_empty() {
-                    return Err(at(format!("<{}> is not empty", el.name)));
+            Event::Comment(c) => comments.push(c.into_inner().into_owned()),
+            Event::Text(t) => {
+                if let Some(Open::Key(key)) = open.last_mut() {
+                    key.push_str(&t.into_inner());
                 }
-                Value::Bool(el.name == "true")
             }
-            "date" => {
-                let t = el.text_only()?;
-                let b = t.as_bytes();
-                let shape = b.len() == 20
-                    && b.iter().enumerate().all(|(i, c)| match i {
-                        4 | 7 => *c == b'-',
-                        10 => *c == b'T',
-                        13 | 16 => *c == b':',
-                        19 => *c == b'Z',
-                        _ => c.is_ascii_digit(),
-                    });
-                if !shape {
-                    return Err(at(format!("<date> {t:?} is not YYYY-MM-DDTHH:MM:SSZ")));
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c.to_string()),
+                    Ok(None) => resolve_predefined_entity(&r).map(str::to_owned),
+                    Err(_) => None,
+                };
+                let Some(resolved) = resolved else {
+                    return Err(err(format!("undefined entity &{};", &*r)));
+                };
+                if let Some(Open::Key(key)) = open.last_mut() {
+                    key.push_str(&resolved);
                 }
-                Value::Date(t)
             }
-            "data" => {
-                let t = el.text_only()?;
-                let ok = t.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=') || xml::is_space(c)
+            Event::Start(e) => {
+                let name = e.name().as_ref().to_owned();
+                let attrs = e
+                    .attributes()
+                    .map(|a| {
+                        let a = a.map_err(|e| err(e.to_string()))?;
+                        let key = a.key.as_ref().to_owned();
+                        Ok((key, a.value.into_owned()))
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                if open.is_empty() {
+                    if root_seen {
+                        return Err(err(format!("a second root element <{name}>")));
+                    }
+                    root_seen = true;
+                    if name != "plist" || attrs != [("version".to_owned(), "1.0".to_owned())] {
+                        return Err(err(format!(
+                            "the root is <{name}> with {attrs:?}, not <plist version=\"1.0\">"
+                        )));
+                    }
+                } else if !attrs.is_empty() {
+                    return Err(err(format!("<{name}> has attributes")));
+                }
+                match open.last_mut() {
+                    Some(Open::Dict { want_key, .. }) if *want_key != (name == "key") => {
+                        let belongs = if *want_key { "a <key>" } else { "a value" };
+                        return Err(err(format!("<{name}> where {belongs} belongs in <dict>")));
+                    }
+                    Some(Open::Dict { want_key, .. }) => *want_key = !*want_key,
+                    _ if name == "key" => {
+                        return Err(err("a <key> outside a <dict>".into()));
+                    }
+                    _ => {}
+                }
+                open.push(match name.as_str() {
+                    "dict" => Open::Dict {
+                        keys: BTreeSet::new(),
+                        want_key: true,
+                    },
+                    "key" => Open::Key(String::new()),
+                    _ => Open::Other,
                 });
-                if !ok {
-                    return Err(at("<data> is not base64".into()));
-                }
-                Value::Data(t.split_whitespace().collect())
             }
-            "key" => return Err(at("a <key> where a value belongs".into())),
-            other => return Err(at(format!("<{other}> is not a plist element"))),
-        })
+            Event::End(_) => match open.pop() {
+                Some(Open::Dict {
+                    want_key: false, ..
+                }) => return Err(err("a <key> without a value".into())),
+                Some(Open::Key(key)) => {
+                    if let Some(Open::Dict { keys, .. }) = open.last_mut() {
+                        if !keys.insert(key.clone()) {
+                            return Err(err(format!("key {key:?} repeated")));
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !open.is_empty() {
+        return Err("an element is never closed".into());
+    }
+    if declaration.as_deref() != Some("1.0") {
+        return Err(format!(
+            "the XML declaration's version is {declaration:?}, not 1.0"
+        ));
+    }
+    if doctype.as_deref() != Some(PLIST_DOCTYPE) {
+        return Err(format!("the DOCTYPE is {doctype:?}, not the plist one"));
+    }
+    Ok(comments)
+}
+
+/// The plist element a value is written as.
+fn kind(v: &plist::Value) -> &'static str {
+    match v {
+        plist::Value::Array(_) => "array",
+        plist::Value::Dictionary(_) => "dict",
+        plist::Value::Boolean(_) => "boolean",
+        plist::Value::Data(_) => "data",
+        plist::Value::Date(_) => "date",
+        plist::Value::Real(_) => "real",
+        plist::Value::Integer(_) => "integer",
+        plist::Value::String(_) => "string",
+        _ => "other value",
     }
 }
 
@@ -657,7 +216,7 @@ mod plist {
 // ---------------------------------------------------------------------------------------------
 
 /// What the agent's launchd job must say. Returns the program arguments.
-fn check_launchd(top: &plist::Value, file_name: &str) -> Result<Vec<String>, String> {
+fn check_launchd(top: &plist::Dictionary, file_name: &str) -> Result<Vec<String>, String> {
     use plist::Value;
     let mut errors = Vec::new();
     for key in [
@@ -676,7 +235,7 @@ fn check_launchd(top: &plist::Value, file_name: &str) -> Result<Vec<String>, Str
         Some(Value::String(label)) => errors.push(format!(
             "Label {label:?} does not match the file name {file_name}"
         )),
-        Some(v) => errors.push(format!("Label is a {}, not a string", v.kind())),
+        Some(v) => errors.push(format!("Label is a {}, not a string", kind(v))),
         None => {}
     }
     let mut args = Vec::new();
@@ -687,7 +246,7 @@ fn check_launchd(top: &plist::Value, file_name: &str) -> Result<Vec<String>, Str
                     Value::String(s) => args.push(s.clone()),
                     other => errors.push(format!(
                         "ProgramArguments[{i}] is a {}, not a string",
-                        other.kind()
+                        kind(other)
                     )),
                 }
             }
@@ -713,14 +272,14 @@ fn check_launchd(top: &plist::Value, file_name: &str) -> Result<Vec<String>, Str
                 }
             }
         }
-        Some(v) => errors.push(format!("ProgramArguments is a {}, not an array", v.kind())),
+        Some(v) => errors.push(format!("ProgramArguments is a {}, not an array", kind(v))),
         None => {}
     }
-    if top.get("RunAtLoad") != Some(&Value::Bool(true)) {
+    if top.get("RunAtLoad") != Some(&Value::Boolean(true)) {
         errors.push("RunAtLoad is not <true/>".into());
     }
     match top.get("KeepAlive") {
-        Some(Value::Bool(true) | Value::Dict(_)) | None => {}
+        Some(Value::Boolean(true) | Value::Dictionary(_)) | None => {}
         Some(v) => errors.push(format!("KeepAlive is {v:?}")),
     }
     match top.get("UserName") {
@@ -730,14 +289,15 @@ fn check_launchd(top: &plist::Value, file_name: &str) -> Result<Vec<String>, Str
         )),
         None => {}
     }
-    match top.get("StandardErrorPath").and_then(Value::as_str) {
+    match top.get("StandardErrorPath").and_then(Value::as_string) {
         Some(p) if p.starts_with('/') => {}
         other => errors.push(format!("StandardErrorPath is {other:?}")),
     }
     let log = top
         .get("EnvironmentVariables")
+        .and_then(Value::as_dictionary)
         .and_then(|env| env.get("EXO_DISCOVERY_LOG"))
-        .and_then(Value::as_str);
+        .and_then(Value::as_string);
     if log != Some("info") {
         errors.push(format!(
             "EnvironmentVariables.EXO_DISCOVERY_LOG is {log:?}, not \"info\""
@@ -969,7 +529,7 @@ fn check_unit(entries: &[Entry]) -> Result<Vec<String>, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tests of the XML reader and the plist layer: they must be able to fail.
+// The plist checks must be able to fail.
 // ---------------------------------------------------------------------------------------------
 
 const HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -980,155 +540,62 @@ fn doc(body: &str) -> String {
     format!("{HEAD}{body}\n")
 }
 
-fn assert_xml_error(text: &str, needle: &str) {
-    match xml::parse(text) {
-        Ok(d) => panic!("accepted bad XML {text:?} as {d:?}"),
-        Err(e) => assert!(e.contains(needle), "error {e:?} should mention {needle:?}"),
+#[test]
+fn malformed_plists_are_refused() {
+    // Small edits of the shipped file: (what, [(from, to)]), each replacing the first `from`.
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("an unclosed <dict>", &[("</dict>\n</plist>", "</plist>")]),
+        ("a mismatched end tag", &[("io.exo.discovery</string>", "io.exo.discovery</strin>")]),
+        ("a stray end tag", &[("</plist>", "</plist></dict>")]),
+        ("text outside the root", &[("</plist>", "</plist>\nstray")]),
+        ("a second root", &[("</plist>", "</plist>\n<plist version=\"1.0\"><dict/></plist>")]),
+        ("two <dict>s in <plist>", &[("</dict>\n</plist>", "</dict>\n<dict/>\n</plist>")]),
+        ("an undefined entity", &[(">info<", ">&nbsp;info<")]),
+        ("a bare '&'", &[(">info<", ">fish & chips<")]),
+        ("a control character", &[(">info<", ">in\u{1}fo<")]),
+        ("\"--\" inside a comment", &[("<!-- The node's user", "<!-- The node's -- user")]),
+        ("a repeated key", &[("<key>UserName</key>", "<key>Label</key>")]),
+        ("a <string> where a <key> belongs", &[("<key>UserName</key>", "<string>UserName</string>")]),
+        ("a <key> where a value belongs", &[("<string>REPLACE_WITH_USER</string>", "<key>REPLACE_WITH_USER</key>")]),
+        (
+            "a <key> without a value",
+            &[("<string>/usr/local/var/log/exo-discovery/exo-discovery.log</string>\n</dict>", "</dict>")],
+        ),
+        ("text inside a <dict>", &[("<key>Label</key>", "text<key>Label</key>")]),
+        ("an element inside a <string>", &[(">info<", ">info<b/><")]),
+        ("a <true> that is not empty", &[("<true/>", "<true>x</true>")]),
+        ("an integer that is not one", &[("<integer>63</integer>", "<integer>6x3</integer>")]),
+        ("an unknown element", &[("<integer>63</integer>", "<int>63</int>")]),
+        ("a date that is not one", &[("<key>Umask</key>", "<key>D</key><date>yesterday</date><key>Umask</key>")]),
+        ("data that is not base64", &[("<key>Umask</key>", "<key>D</key><data>!!</data><key>Umask</key>")]),
+        ("an attribute on a value", &[("<string>info</string>", "<string id=\"1\">info</string>")]),
+        ("another plist version", &[("<plist version=\"1.0\">", "<plist version=\"2.0\">")]),
+        ("no plist version", &[("<plist version=\"1.0\">", "<plist>")]),
+        ("a root other than <plist>", &[("<plist version=\"1.0\">", "<plst version=\"1.0\">"), ("</plist>", "</plst>")]),
+        ("no DOCTYPE", &[("<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n", "")]),
+        ("another DOCTYPE", &[("-//Apple//DTD PLIST 1.0//EN", "-//Other//DTD PLIST 1.0//EN")]),
+        ("an internal DTD subset", &[("PropertyList-1.0.dtd\">", "PropertyList-1.0.dtd\" [<!ENTITY e \"x\">]>")]),
+        ("no XML declaration", &[("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "")]),
+        ("a declaration that is not first", &[("<?xml", "\n<?xml")]),
+    ];
+    for (what, edits) in cases {
+        let mut text = PLIST.to_owned();
+        for (from, to) in *edits {
+            assert!(
+                text.contains(from),
+                "{what}: {from:?} is not in {PLIST_NAME}"
+            );
+            text = text.replacen(from, to, 1);
+        }
+        match read_plist(&text) {
+            Ok(p) => panic!("accepted a plist with {what}: {:?}", p.top),
+            Err(e) => println!("{what}: {e}"),
+        }
     }
-}
-
-fn assert_plist_error(text: &str, needle: &str) {
-    match plist::parse(text) {
-        Ok(v) => panic!("accepted bad plist {text:?} as {v:?}"),
-        Err(e) => assert!(e.contains(needle), "error {e:?} should mention {needle:?}"),
-    }
-}
-
-#[test]
-fn xml_reader_accepts_a_small_plist() {
-    let text = doc(concat!(
-        "<!-- a comment -->\n<plist version=\"1.0\">\n<dict>\n",
-        "  <key>A &amp; B</key><string>x &lt;&#65;&#x42;&gt; 'y'</string>\n",
-        "  <key>N</key><integer>-42</integer>\n",
-        "  <key>R</key><real>1.5</real>\n",
-        "  <key>T</key><true/>\n",
-        "  <key>F</key><false></false>\n",
-        "  <key>D</key><date>2024-01-02T03:04:05Z</date>\n",
-        "  <key>B</key><data>AAEC\n  AwQ=</data>\n",
-        "  <key>C</key><string><![CDATA[<raw> & text]]></string>\n",
-        "  <key>Arr</key><array><string>one</string><dict/></array>\n",
-        "</dict>\n</plist>\n<!-- trailing comment -->"
-    ));
-    let v = plist::parse(&text).unwrap();
-    use plist::Value::*;
-    assert_eq!(v.get("A & B"), Some(&String("x <AB> 'y'".into())));
-    assert_eq!(v.get("N"), Some(&Integer(-42)));
-    assert_eq!(v.get("R"), Some(&Real(1.5)));
-    assert_eq!(v.get("T"), Some(&Bool(true)));
-    assert_eq!(v.get("F"), Some(&Bool(false)));
-    assert_eq!(v.get("D"), Some(&Date("2024-01-02T03:04:05Z".into())));
-    assert_eq!(v.get("B"), Some(&Data("AAECAwQ=".into())));
-    assert_eq!(v.get("C"), Some(&String("<raw> & text".into())));
-    assert_eq!(
-        v.get("Arr"),
-        Some(&Array(vec![String("one".into()), Dict(vec![])]))
-    );
-    let d = xml::parse(&text).unwrap();
-    assert_eq!(d.comments, [" a comment ", " trailing comment "]);
-}
-
-#[test]
-fn xml_reader_rejects_malformed_documents() {
-    let missing_dict_end =
-        doc("<plist version=\"1.0\">\n<dict>\n  <key>Label</key>\n  <string>x</string>\n</plist>");
-    assert_xml_error(&missing_dict_end, "does not match <dict>");
-    assert_plist_error(&missing_dict_end, "does not match <dict>");
-    assert_xml_error(&doc("<a><b></a></b>"), "</a> does not match <b>");
-    assert_xml_error(&doc("<a><b></b>"), "<a> opened on line 3 is never closed");
-    assert_xml_error(&doc("<a/></a>"), "</a> closes nothing");
-    assert_xml_error(&doc("stray<a/>"), "text outside the root element");
-    assert_xml_error(&doc("<a/>stray"), "text outside the root element");
-    assert_xml_error(&doc("<a/><b/>"), "a second root element <b>");
-    assert_xml_error(&doc("<a/><![CDATA[x]]>"), "CDATA outside");
-    assert_xml_error(&doc("<a>&nbsp;</a>"), "undefined entity &nbsp;");
-    assert_xml_error(&doc("<a>fish & chips</a>"), "bare '&'");
-    assert_xml_error(&doc("<a>&#0;</a>"), "undefined entity");
-    assert_xml_error(&doc("<a>x ]]> y</a>"), "\"]]>\" in text");
-    assert_xml_error(&doc("<!-- a -- b --><a/>"), "\"--\" inside a comment");
-    assert_xml_error(&doc("<!-- a ---><a/>"), "\"--\" inside a comment");
-    assert_xml_error(&doc("<a><!-- never closed </a>"), "unterminated comment");
-    assert_xml_error(&doc("<a b=c/>"), "attribute b is not quoted");
-    assert_xml_error(&doc("<a b/>"), "attribute b without a value");
-    assert_xml_error(&doc("<a b=\"1\" b=\"2\"/>"), "attribute b repeated");
-    assert_xml_error(&doc("<a b=\"1\"c=\"2\"/>"), "expected whitespace");
-    assert_xml_error(&doc("<a b=\"<\"/>"), "'<' in attribute");
-    assert_xml_error(&doc("<a"), "unterminated start tag");
-    assert_xml_error(&doc("<1a/>"), "expected a name");
-    assert_xml_error(&doc("<a></a >x"), "text outside");
-    assert_xml_error(&doc("<a></a"), "malformed end tag");
-    assert_xml_error(&format!("\n{HEAD}<a/>"), "not at the very start");
-    assert_xml_error(&doc("<a/><!DOCTYPE a>"), "DOCTYPE after the root");
-    assert_xml_error(
-        "<?xml version=\"1.0\"?>\n<!DOCTYPE a [<!ENTITY e \"x\">]><a/>",
-        "internal DTD subset",
-    );
-    assert_xml_error(&doc("<a>\u{1}</a>"), "control character");
-    assert_xml_error(&doc(""), "no root element");
-}
-
-#[test]
-fn plist_layer_rejects_bad_property_lists() {
-    let p = |body: &str| doc(&format!("<plist version=\"1.0\">\n{body}\n</plist>"));
-    assert_plist_error(&p("<dict><key>A</key></dict>"), "<key>A</key> has no value");
-    assert_plist_error(
-        &p("<dict><key>A</key><key>B</key><true/></dict>"),
-        "followed by another <key>",
-    );
-    assert_plist_error(
-        &p("<dict><key>A</key><true/><false/></dict>"),
-        "<false> where a <key> belongs",
-    );
-    assert_plist_error(
-        &p("<dict><key>A</key><true/><key>A</key><true/></dict>"),
-        "key \"A\" repeated",
-    );
-    assert_plist_error(&p("<dict>text</dict>"), "text \"text\" inside <dict>");
-    assert_plist_error(&p("<dict/><dict/>"), "not exactly one <dict>");
-    assert_plist_error(&p(""), "not exactly one <dict>");
-    assert_plist_error(&p("<array/>"), "holds <array>, not <dict>");
-    assert_plist_error(&p("stray<dict/>"), "directly inside <plist>");
-    assert_plist_error(
-        &p("<dict><key>A</key><true>x</true></dict>"),
-        "<true> is not empty",
-    );
-    assert_plist_error(
-        &p("<dict><key>A</key><integer>4x</integer></dict>"),
-        "is not an integer",
-    );
-    assert_plist_error(
-        &p("<dict><key>A</key><string><b/></string></dict>"),
-        "which holds text only",
-    );
-    assert_plist_error(
-        &p("<dict><key>A</key><date>yesterday</date></dict>"),
-        "not YYYY-MM-DDTHH:MM:SSZ",
-    );
-    assert_plist_error(&p("<dict><key>A</key><data>!!</data></dict>"), "not base64");
-    assert_plist_error(
-        &p("<dict><key>A</key><str>x</str></dict>"),
-        "<str> is not a plist element",
-    );
-    assert_plist_error(
-        &p("<dict><key>A</key><string id=\"1\">x</string></dict>"),
-        "has attributes",
-    );
-    assert_plist_error(
-        &doc("<plist version=\"2.0\"><dict/></plist>"),
-        "not version=\"1.0\"",
-    );
-    assert_plist_error(&doc("<plist><dict/></plist>"), "not version=\"1.0\"");
-    assert_plist_error(&doc("<plst version=\"1.0\"><dict/></plst>"), "not <plist>");
-    assert_plist_error(
-        "<?xml version=\"1.0\"?>\n<plist version=\"1.0\"><dict/></plist>",
-        "no DOCTYPE",
-    );
-    assert_plist_error(
-        "<?xml version=\"1.0\"?>\n<!DOCTYPE plist SYSTEM \"x.dtd\">\n<plist version=\"1.0\"><dict/></plist>",
-        "not the plist one",
-    );
-    assert_plist_error(
-        "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n<plist version=\"1.0\"><dict/></plist>",
-        "no XML declaration",
+    let top_array = doc("<plist version=\"1.0\"><array/></plist>");
+    assert!(
+        read_plist(&top_array).is_err(),
+        "accepted an <array> as the top value"
     );
 }
 
@@ -1145,7 +612,7 @@ fn launchd_checks_reject_a_wrong_job() {
              <key>EnvironmentVariables</key><dict><key>EXO_DISCOVERY_LOG</key><string>info</string></dict>\
              </dict></plist>"
         ));
-        check_launchd(&plist::parse(&text).unwrap(), PLIST_NAME)
+        check_launchd(&read_plist(&text).unwrap().top, PLIST_NAME)
     };
     let good = "<string>/usr/local/bin/exo-discovery</string><string>run</string>\
                 <string>--socket</string><string>/s.sock</string>\
@@ -1160,7 +627,9 @@ fn launchd_checks_reject_a_wrong_job() {
     let e = job(&good.replace("/s.sock", "s.sock")).unwrap_err();
     assert!(e.contains("--socket is followed by"), "{e}");
     let e = check_launchd(
-        &plist::parse(&doc("<plist version=\"1.0\"><dict/></plist>")).unwrap(),
+        &read_plist(&doc("<plist version=\"1.0\"><dict/></plist>"))
+            .unwrap()
+            .top,
         PLIST_NAME,
     )
     .unwrap_err();
@@ -1174,12 +643,14 @@ fn launchd_checks_reject_a_wrong_job() {
         assert!(e.contains(&format!("required key {key} is missing")), "{e}");
     }
     let e = check_launchd(
-        &plist::parse(&PLIST.replace(">REPLACE_WITH_USER<", ">alice<")).unwrap(),
+        &read_plist(&PLIST.replace(">REPLACE_WITH_USER<", ">alice<"))
+            .unwrap()
+            .top,
         PLIST_NAME,
     )
     .unwrap_err();
     assert!(e.contains("not the placeholder"), "{e}");
-    let e = check_launchd(&plist::parse(PLIST).unwrap(), "other.plist").unwrap_err();
+    let e = check_launchd(&read_plist(PLIST).unwrap().top, "other.plist").unwrap_err();
     assert!(e.contains("does not match the file name"), "{e}");
 }
 
@@ -1189,16 +660,22 @@ fn launchd_checks_reject_a_wrong_job() {
 
 #[test]
 fn shipped_plist_is_a_valid_launchd_job() {
-    let top = plist::parse(PLIST).unwrap_or_else(|e| panic!("{PLIST_NAME}: {e}"));
-    let args = check_launchd(&top, PLIST_NAME).unwrap_or_else(|e| panic!("{PLIST_NAME}: {e}"));
+    let job = read_plist(PLIST).unwrap_or_else(|e| panic!("{PLIST_NAME}: {e}"));
+    let args = check_launchd(&job.top, PLIST_NAME).unwrap_or_else(|e| panic!("{PLIST_NAME}: {e}"));
     println!("{PLIST_NAME}: ProgramArguments {args:?}");
     // The install steps in the file's comment create every directory the job needs.
-    let comments = xml::parse(PLIST).unwrap().comments.join("\n");
+    let comments = job.comments.join("\n");
     let after = |flag: &str| {
         let i = args.iter().position(|a| a == flag).unwrap();
         PathBuf::from(&args[i + 1])
     };
-    let log = PathBuf::from(top.get("StandardErrorPath").unwrap().as_str().unwrap());
+    let log = PathBuf::from(
+        job.top
+            .get("StandardErrorPath")
+            .unwrap()
+            .as_string()
+            .unwrap(),
+    );
     for dir in [
         after("--socket").parent().unwrap().to_owned(),
         after("--state-dir"),
@@ -1247,7 +724,8 @@ fn shipped_plist_reads_the_same_with_python_plistlib() {
         String::from_utf8_lossy(&out.stderr)
     );
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let ours = plist::parse(PLIST).unwrap().to_json();
+    let top = plist::Value::Dictionary(read_plist(PLIST).unwrap().top);
+    let ours = serde_json::to_value(&top).unwrap();
     assert_eq!(ours, theirs, "our reading and plistlib's differ");
 }
 
@@ -1331,7 +809,7 @@ fn shipped_files_use_only_real_flags() {
         .filter(|w| w.starts_with("--"))
         .collect();
     let unit_args = check_unit(&parse_unit(UNIT).unwrap()).unwrap();
-    let plist_args = check_launchd(&plist::parse(PLIST).unwrap(), PLIST_NAME).unwrap();
+    let plist_args = check_launchd(&read_plist(PLIST).unwrap().top, PLIST_NAME).unwrap();
     for flag in unit_args
         .iter()
         .chain(&plist_args)

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{net, BIN};
+use common::network::net;
+use common::BIN;
 use exo_discovery::client::{Client, ClientError};
 use exo_discovery::proto::{self, AgentMsg, ClientMsg, ErrorKind};
 use std::io::{Read, Write};

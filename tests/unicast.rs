@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{addrs, have_tool, is_event, net, BIN};
+use common::network::net;
+use common::tools::have_tool;
+use common::watch::{addrs, is_event};
+use common::BIN;
 use std::process::Command;
 use std::time::Duration;
 
@@ -45,18 +48,17 @@ fn static_hosts_find_each_other_where_multicast_is_dropped() {
     let started = std::time::Instant::now();
     let ann_a = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
     let _ann_b = n.announce(&ab, &kb, &["/ip4/0.0.0.0/tcp/4001".into()]);
-    let (at, ev) = wb
-        .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
-        .unwrap_or_else(|| panic!("b never got a: {:?}", wb.seen));
+    let (at, ev) = wb.discovered_with(
+        WAIT,
+        &ida,
+        &[format!("/ip4/10.95.0.1/tcp/4001/p2p/{ida}")],
+        "b never got a",
+    );
     assert_eq!(ev["source"], "static");
     println!("announce to handoff via a static host: {:?}", at - started);
     assert_eq!(
         ev["verified"],
         serde_json::json!(["signature", "reachable"])
-    );
-    assert_eq!(
-        addrs(&ev),
-        vec![format!("/ip4/10.95.0.1/tcp/4001/p2p/{ida}")]
     );
     let (_, ev) = wa
         .wait_for(WAIT, |v| is_event(v, "discovered", &idb))
@@ -130,12 +132,14 @@ fn a_peer_added_by_hand_is_handed_over_once_it_answers() {
     wb.drain(Duration::from_secs(2));
     assert!(wb.current(&ida).is_none(), "handed over before it answered");
     let _listener = n.listen_on(&a, 4005);
-    let (_, ev) = wb
-        .wait_for(Duration::from_secs(30), |v| is_event(v, "discovered", &ida))
-        .unwrap_or_else(|| panic!("never handed over: {:?}", wb.seen));
+    let (_, ev) = wb.discovered_with(
+        Duration::from_secs(30),
+        &ida,
+        std::slice::from_ref(&manual),
+        "never handed over",
+    );
     assert_eq!(ev["source"], "manual");
     assert_eq!(ev["verified"], serde_json::json!(["reachable"]));
-    assert_eq!(addrs(&ev), vec![manual.clone()]);
     // Bad input is one clear line.
     let out = run(&["add-peer", "/ip4/10.96.0.1/tcp/4005"]);
     assert!(!out.status.success());
@@ -179,18 +183,17 @@ fn a_restarted_agent_hands_over_cached_peers_when_multicast_is_gone() {
     let restarted = std::time::Instant::now();
     let aa = n.agent(&a, "agent-a2", &["--state-dir", &state_s]);
     let mut wa = n.watch(&aa);
-    let (at, ev) = wa
-        .wait_for(WAIT, |v| is_event(v, "discovered", &idb))
-        .unwrap_or_else(|| panic!("the cached peer was not handed over: {:?}", wa.seen));
+    let (at, ev) = wa.discovered_with(
+        WAIT,
+        &idb,
+        &[format!("/ip4/10.97.0.2/tcp/4001/p2p/{idb}")],
+        "the cached peer was not handed over",
+    );
     assert_eq!(ev["source"], "cache");
     println!("cold start to handoff from the cache: {:?}", at - restarted);
     assert_eq!(
         ev["verified"],
         serde_json::json!(["signature", "reachable"])
-    );
-    assert_eq!(
-        addrs(&ev),
-        vec![format!("/ip4/10.97.0.2/tcp/4001/p2p/{idb}")]
     );
 
     // A corrupt cache is reported in one line and ignored.

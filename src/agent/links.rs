@@ -5,9 +5,10 @@ use super::Incoming;
 use crate::engine::repeat::Repeated;
 use crate::engine::{Input, SendFailure, SendOutcome};
 use crate::iface::Iface;
+use crate::instance::Announcement;
 use crate::mcast::{self, Family};
-use crate::mdns::{Announcement, LinkDaemon};
-use crate::{dns, record};
+use crate::mdns::LinkDaemon;
+use crate::{dns, libp2p_mdns, record};
 use async_channel::Sender;
 use async_io::{Async, Timer};
 use log::{debug, warn};
@@ -216,13 +217,13 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
         let packet = &buf[..n];
         // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
         let stock = from.port() != mcast::MDNS_PORT;
-        let libp2p_query = stock && dns::is_service_query(packet);
+        let libp2p_query = stock && libp2p_mdns::is_service_query(packet);
         let (instances, libp2p_peers) = if dns::is_response(packet) {
             match dns::records(packet) {
                 Ok(rrs) => (
                     dns::instances(&rrs),
                     if stock {
-                        dns::libp2p_peers(&rrs)
+                        libp2p_mdns::libp2p_peers(&rrs)
                     } else {
                         Vec::new()
                     },

@@ -5,10 +5,11 @@
 
 use super::table::Via;
 use super::{Engine, StaticReply};
-use crate::dns::{self, Libp2pPeer};
-use crate::mdns;
+use crate::dns;
+use crate::instance as mdns;
+use crate::libp2p_mdns::Libp2pPeer;
 use crate::proto::Source;
-use crate::record::{Reject, VerifiedRecord};
+use crate::record::Reject;
 use libp2p_identity::PeerId;
 use log::Level;
 use multiaddr::Multiaddr;
@@ -63,7 +64,7 @@ impl Engine {
             .signed
             .and_then(|s| (self.verifier)(&s, &self.cfg.namespace))
             .and_then(|rec| match &claimed {
-                Some((peer, label)) => matches_instance(rec, peer, label),
+                Some((peer, label)) => mdns::check_instance(rec, peer, label),
                 None => Ok(rec),
             });
         let who = claimed
@@ -256,20 +257,5 @@ impl Engine {
         {
             self.broadcast(ev);
         }
-    }
-}
-
-/// A record published as instance `label` of `peer` must be `peer`'s, and the record that
-/// instance name stands for (its seq's tag): an old instance cannot replay a new record, nor the
-/// reverse.
-pub fn matches_instance(
-    rec: VerifiedRecord,
-    peer: &PeerId,
-    label: &str,
-) -> Result<VerifiedRecord, Reject> {
-    if rec.peer_id == *peer && mdns::instance_label(peer, rec.seq) == label {
-        Ok(rec)
-    } else {
-        Err(Reject::PeerIdMismatch)
     }
 }

@@ -5,10 +5,10 @@
 use super::repeat::{Repeated, Report};
 use super::table::Via;
 use super::{Action, Engine, SendOutcome};
-use crate::dns::Libp2pPeer;
 use crate::iface::Iface;
+use crate::instance as mdns;
+use crate::libp2p_mdns::Libp2pPeer;
 use crate::mcast::Family;
-use crate::mdns;
 use log::Level;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -423,7 +423,7 @@ impl Engine {
         Some(Action::SendPackets {
             link: index,
             family,
-            packets: crate::dns::libp2p_response(label, &addrs, ttl),
+            packets: crate::libp2p_mdns::libp2p_response(label, &addrs, ttl),
         })
     }
 

@@ -32,10 +32,10 @@ pub mod table;
 
 use crate::cache::CachedPeer;
 use crate::config::Config;
-use crate::dns::Libp2pPeer;
 use crate::iface::Iface;
+use crate::instance::Announcement;
+use crate::libp2p_mdns::Libp2pPeer;
 use crate::mcast::Family;
-use crate::mdns::Announcement;
 use crate::proto::{AgentMsg, ClientMsg, EventKind, PeerEvent, PeerInfo};
 use crate::record::{Reject, VerifiedRecord};
 use crate::unicast::HostSpec;

@@ -3,8 +3,8 @@
 //! when it is withdrawn or its connection closes.
 
 use super::{Action, Engine};
+use crate::instance::{self as mdns, Announcement};
 use crate::mcast::Family;
-use crate::mdns::{self, Announcement};
 use crate::proto::{AgentMsg, ErrorKind};
 use crate::record::{self, Reject};
 use libp2p_identity::PeerId;

@@ -1,0 +1,140 @@
+//! Running the binary in the network: agents, `keygen` and `announce`.
+
+use super::network::{Host, Net};
+use super::BIN;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running agent.
+pub struct Agent {
+    /// Its socket.
+    pub socket: PathBuf,
+    /// Its stderr log file.
+    pub log: PathBuf,
+    child: usize,
+}
+
+/// A running `announce`.
+pub struct Announce {
+    child: usize,
+}
+
+impl Net {
+    /// Starts an agent in `host` with extra flags, and waits for its socket.
+    pub fn agent(&mut self, host: &Host, name: &str, extra: &[&str]) -> Agent {
+        self.agent_via(host, name, extra, &[], &self.dir.clone())
+    }
+
+    /// Starts an agent in `host` through `wrapper` (e.g. `setpriv --reuid …`), its socket in `dir`.
+    pub fn agent_via(
+        &mut self,
+        host: &Host,
+        name: &str,
+        extra: &[&str],
+        wrapper: &[&str],
+        dir: &Path,
+    ) -> Agent {
+        let socket = dir.join(format!("{name}.sock"));
+        let log = self.dir.join(format!("{name}.log"));
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns])
+            .args(wrapper)
+            .args([BIN, "run", "--socket"])
+            .arg(&socket)
+            .args(extra);
+        // Each agent its own peer cache, unless the test chose one.
+        if !extra.contains(&"--state-dir") {
+            cmd.arg("--state-dir")
+                .arg(dir.join(format!("{name}.state")));
+        }
+        cmd.env("EXO_DISCOVERY_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        let child = self.spawn(cmd);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            if let Some(Some(c)) = self.children.get_mut(child) {
+                if let Ok(Some(status)) = c.try_wait() {
+                    panic!(
+                        "agent {name} exited ({status}): {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+            assert!(Instant::now() < deadline, "agent {name}: no socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Agent { socket, log, child }
+    }
+
+    /// Writes a fresh key; returns its path and peer ID.
+    pub fn keygen(&self, name: &str) -> (PathBuf, String) {
+        let path = self.dir.join(format!("{name}.key"));
+        let out = Command::new(BIN)
+            .args(["keygen", "--out"])
+            .arg(&path)
+            .output()
+            .expect("keygen");
+        assert!(out.status.success(), "keygen: {:?}", out);
+        (path, String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Runs `announce` against `agent` until stopped; waits until it is registered.
+    pub fn announce(&mut self, agent: &Agent, key: &Path, addrs: &[String]) -> Announce {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("announce")
+            .arg("--socket")
+            .arg(&agent.socket)
+            .arg("--key")
+            .arg(key);
+        for a in addrs {
+            cmd.args(["--addr", a]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let idx = self.spawn(cmd);
+        let child = self.children[idx].as_mut().expect("child");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("announce output");
+        if !line.starts_with("announcing") {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().expect("stderr"), &mut err);
+            panic!("announce failed: {line}{err}");
+        }
+        Announce { child: idx }
+    }
+
+    /// Stops an announce with SIGINT (as ^C would) and waits for it.
+    pub fn stop(&mut self, a: Announce) -> Instant {
+        let child = self.children[a.child].as_mut().expect("child");
+        let at = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .expect("kill");
+        let _ = child.wait();
+        at
+    }
+
+    /// Stops an agent with SIGTERM and waits for it.
+    pub fn stop_agent(&mut self, a: &Agent) {
+        if let Some(mut child) = self.children[a.child].take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+    }
+
+    /// The agent's process ID (the `ip netns exec` process execs the agent).
+    pub fn pid(&self, a: &Agent) -> u32 {
+        self.children[a.child].as_ref().expect("running").id()
+    }
+}
