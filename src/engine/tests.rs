@@ -1,0 +1,690 @@
+//! The engine's decisions, one test each, on a simulated clock: inputs in, actions checked.
+
+use super::*;
+use crate::proto::{EventKind, Source};
+use crate::record;
+use libp2p_identity::Keypair;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+const IDX: u32 = 2;
+
+fn eth0() -> Iface {
+    Iface {
+        name: "eth0".into(),
+        index: IDX,
+        up: true,
+        multicast: true,
+        loopback: false,
+        point_to_point: false,
+        v4: vec![Ipv4Addr::new(10, 0, 0, 1)],
+        v6: vec!["fe80::1".parse::<Ipv6Addr>().unwrap()],
+    }
+}
+
+/// An engine on a clock the test moves.
+struct Rig {
+    e: Engine,
+    t0: Instant,
+    now: Instant,
+}
+
+impl Rig {
+    fn new(cfg: Config) -> Rig {
+        let t0 = Instant::now();
+        Rig {
+            e: Engine::new(cfg, t0),
+            t0,
+            now: t0,
+        }
+    }
+
+    /// Moves the clock to `secs` after the start and lets due work happen.
+    fn at(&mut self, secs: f64) -> Vec<Action> {
+        self.now = self.t0 + Duration::from_secs_f64(secs);
+        self.e.handle_timeout(self.now);
+        self.take()
+    }
+
+    fn input(&mut self, i: Input) -> Vec<Action> {
+        self.e.handle(i, self.now);
+        self.take()
+    }
+
+    fn take(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.e.poll_action()).collect()
+    }
+
+    /// Answers every query as sent and every daemon change as done; returns the other actions.
+    fn settle(&mut self, mut actions: Vec<Action>) -> Vec<Action> {
+        let mut rest = Vec::new();
+        while !actions.is_empty() {
+            for a in std::mem::take(&mut actions) {
+                match a {
+                    Action::SendQuery { link, family } => {
+                        actions.extend(self.input(Input::QuerySent {
+                            link,
+                            family,
+                            outcome: SendOutcome::Sent,
+                        }))
+                    }
+                    Action::SetDaemon { link, families } if !families.is_empty() => {
+                        actions.extend(self.input(Input::DaemonSet {
+                            link,
+                            families,
+                            result: Ok(()),
+                        }))
+                    }
+                    Action::ListInterfaces => {
+                        actions.extend(self.input(Input::Interfaces(Ok(vec![eth0()]))))
+                    }
+                    other => rest.push(other),
+                }
+            }
+        }
+        rest
+    }
+
+    /// Starts with eth0 up, both families working.
+    fn up(cfg: Config) -> Rig {
+        let mut r = Rig::new(cfg);
+        let first = r.at(0.0);
+        r.settle(first);
+        r
+    }
+}
+
+fn cfg() -> Config {
+    Config {
+        verify_reachability: false,
+        ..Config::default()
+    }
+}
+
+fn signed(k: &Keypair, seq: u64) -> Vec<u8> {
+    record::sign(k, "exo", seq, &["/ip4/0.0.0.0/tcp/4001".parse().unwrap()]).unwrap()
+}
+
+fn resolved(k: &Keypair, seq: u64) -> Input {
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    Input::Resolved {
+        link: IDX,
+        fullname: crate::instance::fullname(&label),
+        signed: Ok(signed(k, seq)),
+        ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
+    }
+}
+
+fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    Input::Heard {
+        link: IDX,
+        family: Family::V4,
+        from: "10.0.0.2:5353".parse().unwrap(),
+        instances: vec![(label, ttl)],
+        libp2p_peers: Vec::new(),
+        libp2p_query: false,
+    }
+}
+
+/// A DNS response with the PTR and TXT of one instance carrying a signed record, as an agent
+/// answers a query.
+fn txt_response(label: &str, signed: &[u8]) -> Vec<u8> {
+    let target = format!("{label}._p2p._udp.local");
+    let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 2, 0, 0, 0, 0];
+    crate::dns::write_name(&mut p, crate::dns::SERVICE);
+    p.extend_from_slice(&[0, 12, 0, 1, 0, 0, 0, 120]);
+    let mut name = Vec::new();
+    crate::dns::write_name(&mut name, &target);
+    p.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    p.extend_from_slice(&name);
+    crate::dns::write_name(&mut p, &target);
+    p.extend_from_slice(&[0, 16, 0, 1, 0, 0, 0, 120]);
+    let mut rdata = Vec::new();
+    for (k, v) in record::to_txt(signed) {
+        rdata.push((k.len() + 1 + v.len()) as u8);
+        rdata.extend_from_slice(k.as_bytes());
+        rdata.push(b'=');
+        rdata.extend_from_slice(&v);
+    }
+    p.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    p.extend_from_slice(&rdata);
+    p
+}
+
+fn events(actions: &[Action]) -> Vec<(EventKind, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Broadcast(ev) => Some((ev.event, ev.peer.peer_id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn logs(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Log { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn queries(actions: &[Action]) -> Vec<Family> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendQuery { family, .. } => Some(*family),
+            _ => None,
+        })
+        .collect()
+}
+
+fn announced(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Announce { announcement, .. } => Some(announcement.label.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_interface_is_queried_on_both_families_and_its_daemon_runs_on_those_that_send() {
+    let mut r = Rig::new(cfg());
+    assert!(matches!(r.at(0.0)[..], [Action::ListInterfaces]));
+    let a = r.input(Input::Interfaces(Ok(vec![eth0()])));
+    assert!(a.iter().any(|a| matches!(a, Action::AddLink(_))));
+    assert_eq!(queries(&a), vec![Family::V4, Family::V6]);
+    // The daemon waits for the whole round.
+    let a = r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V4,
+        outcome: SendOutcome::Sent,
+    });
+    assert!(!a.iter().any(|a| matches!(a, Action::SetDaemon { .. })));
+    let a = r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V6,
+        outcome: SendOutcome::Refused(SendFailure {
+            errno: Some(1),
+            message: "Operation not permitted".into(),
+            explanation: "an output firewall rule refuses it",
+        }),
+    });
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::SetDaemon { families, .. } if *families == [Family::V4])));
+    assert!(logs(&a).iter().any(
+        |l| l.contains("eth0 IPv6: multicast send refused: Operation not permitted [errno 1]")
+    ));
+    let st = r.e.status(r.now);
+    assert!(st.interfaces[0].families[0].in_use);
+    assert!(!st.interfaces[0].families[1].in_use);
+    assert!(st.interfaces[0].families[1]
+        .problem
+        .as_deref()
+        .is_some_and(|p| p.contains("refused")));
+}
+
+#[test]
+fn queries_back_off_from_one_second_to_the_cap() {
+    let mut r = Rig::up(cfg());
+    // Cap: a third of the 60 s peer timeout.
+    let mut sent_at = Vec::new();
+    for tenth in 1..=1000 {
+        let t = tenth as f64 / 10.0;
+        let a = r.at(t);
+        if !queries(&a).is_empty() {
+            sent_at.push(t);
+        }
+        r.settle(a);
+    }
+    assert_eq!(sent_at, vec![1.0, 3.0, 7.0, 15.0, 31.0, 51.0, 71.0, 91.0]);
+    assert_eq!(r.e.config().query_interval_max(), Duration::from_secs(20));
+}
+
+#[test]
+fn a_repeated_send_error_is_said_once_summarised_and_its_end_reported() {
+    let mut r = Rig::up(cfg());
+    let refused = || {
+        SendOutcome::Refused(SendFailure {
+            errno: Some(105),
+            message: "No buffer space available".into(),
+            explanation: "x",
+        })
+    };
+    let mut said = Vec::new();
+    for i in 0..40 {
+        r.at(30.0 * i as f64);
+        said.extend(logs(&r.input(Input::QuerySent {
+            link: IDX,
+            family: Family::V4,
+            outcome: refused(),
+        })));
+    }
+    let refusals: Vec<&String> = said.iter().filter(|l| l.contains("refused")).collect();
+    assert_eq!(refusals.len(), 2, "{said:?}");
+    assert!(
+        refusals[1].contains("still refused (20 times in the last 600 s)"),
+        "{said:?}"
+    );
+    let a = r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V4,
+        outcome: SendOutcome::Sent,
+    });
+    assert!(logs(&a)
+        .iter()
+        .any(|l| l.contains("eth0 IPv4: mDNS ok again (after 19 more refused sends)")));
+}
+
+#[test]
+fn a_socket_that_cannot_open_is_said_once_and_shown_in_status() {
+    let mut r = Rig::new(cfg());
+    r.at(0.0);
+    r.input(Input::Interfaces(Ok(vec![eth0()])));
+    let fail = |r: &mut Rig| {
+        r.input(Input::QuerySent {
+            link: IDX,
+            family: Family::V6,
+            outcome: SendOutcome::OpenFailed(SendFailure {
+                errno: Some(19),
+                message: "join failed: No such device".into(),
+                explanation: "",
+            }),
+        })
+    };
+    assert_eq!(
+        logs(&fail(&mut r)),
+        vec!["eth0 IPv6: cannot use mDNS: join failed: No such device [errno 19]"]
+    );
+    assert!(logs(&fail(&mut r)).is_empty());
+    let st = r.e.status(r.now);
+    assert_eq!(
+        st.interfaces[0].families[1].problem.as_deref(),
+        Some("join failed: No such device")
+    );
+}
+
+#[test]
+fn a_link_that_stops_carrying_mdns_drops_its_peers_and_daemon() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    assert_eq!(
+        events(&r.input(resolved(&k, 1)))[0].0,
+        EventKind::Discovered
+    );
+    let mut a = r.at(1.0);
+    a.extend(r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V4,
+        outcome: SendOutcome::Refused(SendFailure {
+            errno: Some(1),
+            message: "EPERM".into(),
+            explanation: "",
+        }),
+    }));
+    // Still one family left: nothing changes for the peer.
+    assert!(events(&a).is_empty());
+    let a = r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V6,
+        outcome: SendOutcome::Refused(SendFailure {
+            errno: Some(1),
+            message: "EPERM".into(),
+            explanation: "",
+        }),
+    });
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::SetDaemon { families, .. } if families.is_empty())));
+    assert_eq!(events(&a)[0].0, EventKind::Expired);
+}
+
+#[test]
+fn a_registration_is_announced_at_once_again_after_1_2_s_then_every_interval() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let a = r.input(Input::Client {
+        id: 7,
+        request: Request::Register(signed(&k, 5)),
+    });
+    assert!(matches!(
+        &a[..],
+        [
+            ..,
+            Action::Reply {
+                client: 7,
+                msg: AgentMsg::Registered { .. }
+            }
+        ]
+    ));
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), 5);
+    assert_eq!(announced(&a), vec![label.clone()]);
+    let mut times = Vec::new();
+    for tenth in 1..=450 {
+        let a = r.at(tenth as f64 / 10.0);
+        if !announced(&a).is_empty() {
+            times.push(tenth as f64 / 10.0);
+        }
+        r.settle(a);
+    }
+    assert_eq!(times, vec![1.2, 20.0, 40.0]);
+}
+
+#[test]
+fn a_registration_may_replace_only_an_older_record_and_goes_with_its_connection() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let reg = |r: &mut Rig, seq| {
+        r.input(Input::Client {
+            id: 7,
+            request: Request::Register(signed(&k, seq)),
+        })
+    };
+    reg(&mut r, 5);
+    let a = reg(&mut r, 9);
+    let old = crate::instance::instance_label(&k.public().to_peer_id(), 5);
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::Withdraw { label, .. } if *label == old)));
+    let a = reg(&mut r, 3);
+    assert!(matches!(
+        &a[..],
+        [Action::Reply {
+            msg: AgentMsg::Error {
+                kind: crate::proto::ErrorKind::Rejected(Reject::Replay),
+                ..
+            },
+            ..
+        }]
+    ));
+    let other = record::sign(&k, "lab", 10, &[]).unwrap();
+    let a = r.input(Input::Client {
+        id: 7,
+        request: Request::Register(other),
+    });
+    assert!(
+        matches!(&a[..], [Action::Reply { msg: AgentMsg::Error { message, .. }, .. }] if message.contains("\"lab\""))
+    );
+    for _ in 1..registrations::MAX_REGISTRATIONS {
+        reg_new(&mut r);
+    }
+    let a = reg_new(&mut r);
+    assert!(matches!(
+        &a[..],
+        [Action::Reply {
+            msg: AgentMsg::Error {
+                kind: crate::proto::ErrorKind::Limit,
+                ..
+            },
+            ..
+        }]
+    ));
+    let a = r.input(Input::Client {
+        id: 7,
+        request: Request::Gone,
+    });
+    let withdrawn = a
+        .iter()
+        .filter(|a| matches!(a, Action::Withdraw { .. }))
+        .count();
+    assert_eq!(withdrawn, registrations::MAX_REGISTRATIONS);
+    assert_eq!(r.e.status(r.now).registrations, 0);
+}
+
+fn reg_new(r: &mut Rig) -> Vec<Action> {
+    let k = Keypair::generate_ed25519();
+    r.input(Input::Client {
+        id: 7,
+        request: Request::Register(signed(&k, 1)),
+    })
+}
+
+#[test]
+fn one_intake_counts_records_from_every_way_in_alike() {
+    let mut r = Rig::up(cfg());
+    let (k1, k2, k3) = (
+        Keypair::generate_ed25519(),
+        Keypair::generate_ed25519(),
+        Keypair::generate_ed25519(),
+    );
+    // Multicast: accepted; a forged one (another key's record under k2's name) refused.
+    r.input(resolved(&k1, 1));
+    let mut forged = resolved(&k2, 1);
+    if let Input::Resolved { signed: s, .. } = &mut forged {
+        *s = Ok(signed(&k3, 1));
+    }
+    r.input(forged);
+    // A static host's reply carrying k2's record, and a stale replay of k1's.
+    r.input(Input::Client {
+        id: 1,
+        request: Request::Manage(ClientMsg::AddHost {
+            host: "10.9.9.9".into(),
+        }),
+    });
+    let reply = txt_response(
+        &crate::instance::instance_label(&k2.public().to_peer_id(), 4),
+        &signed(&k2, 4),
+    );
+    let a = r.input(Input::StaticReplied {
+        host: "10.9.9.9".into(),
+        result: Ok(vec![(IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)), None, reply)]),
+    });
+    assert_eq!(events(&a).len(), 1, "{a:?}");
+    // The cache: k3's record, and k1's older one (a replay).
+    let cached = |k: &Keypair, seq| crate::cache::CachedPeer {
+        signed: signed(k, seq),
+        addrs: vec![format!(
+            "/ip4/10.0.0.3/tcp/4001/p2p/{}",
+            k.public().to_peer_id()
+        )],
+    };
+    r.input(Input::CacheLoaded {
+        from: "/state".into(),
+        result: Ok(vec![cached(&k3, 2), cached(&k1, 0)]),
+    });
+    let st = r.e.status(r.now);
+    assert_eq!(
+        st.records_accepted, 3,
+        "k1 by multicast, k2 from the static host, k3 from the cache"
+    );
+    assert_eq!(st.records_rejected.get("peer-id-mismatch"), Some(&1));
+    assert_eq!(st.records_rejected.get("replay"), Some(&1));
+    assert_eq!(st.interfaces[0].records_accepted, 1);
+    assert_eq!(
+        st.interfaces[0].records_rejected.get("peer-id-mismatch"),
+        Some(&1)
+    );
+    let peers = r.e.snapshot();
+    assert_eq!(peers.len(), 3);
+    let by = |k: &Keypair| {
+        peers
+            .iter()
+            .find(|p| p.peer_id == k.public().to_peer_id().to_base58())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by(&k1).source, Source::Mdns);
+    assert_eq!(by(&k2).interfaces, vec!["static:10.9.9.9"]);
+    assert_eq!(by(&k3).interfaces, vec!["cache"]);
+}
+
+#[test]
+fn the_nodes_own_record_echoed_back_is_neither_taken_nor_counted() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(Input::Client {
+        id: 7,
+        request: Request::Register(signed(&k, 1)),
+    });
+    assert!(events(&r.input(resolved(&k, 1))).is_empty());
+    let st = r.e.status(r.now);
+    assert_eq!(st.records_accepted, 0);
+    assert!(st.records_rejected.is_empty());
+}
+
+#[test]
+fn only_the_current_instance_keeps_a_peer_alive_and_a_goodbye_drops_it_at_once() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(resolved(&k, 1));
+    r.input(resolved(&k, 2));
+    // Kept alive past the 60 s timeout by packets naming its current instance.
+    for s in [20.0, 40.0, 60.0, 80.0] {
+        r.at(s);
+        r.input(heard(&k, 2, 120));
+    }
+    assert!(events(&r.at(100.0)).is_empty());
+    // An old instance or a TTL-0 answer is no sign of life.
+    r.input(heard(&k, 1, 120));
+    r.input(heard(&k, 2, 0));
+    let a = r.at(140.0);
+    assert_eq!(
+        events(&a),
+        vec![(EventKind::Expired, k.public().to_peer_id().to_base58())]
+    );
+    // Back when heard again; then the goodbye of the old instance changes nothing, its own does.
+    assert_eq!(
+        events(&r.input(heard(&k, 2, 120)))[0].0,
+        EventKind::Discovered
+    );
+    let bye = |seq| {
+        let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+        Input::Removed {
+            link: IDX,
+            fullname: crate::instance::fullname(&label),
+        }
+    };
+    assert!(events(&r.input(bye(1))).is_empty());
+    assert_eq!(events(&r.input(bye(2)))[0].0, EventKind::Expired);
+}
+
+#[test]
+fn addresses_are_handed_over_once_a_probe_answers() {
+    let mut r = Rig::up(Config::default());
+    let k = Keypair::generate_ed25519();
+    let a = r.input(resolved(&k, 1));
+    assert!(events(&a).is_empty());
+    let Some(Action::Probe { addr, .. }) = a.iter().find(|a| matches!(a, Action::Probe { .. }))
+    else {
+        panic!("no probe: {a:?}");
+    };
+    let addr = addr.clone();
+    assert_eq!(
+        addr.to_string(),
+        format!("/ip4/10.0.0.2/tcp/4001/p2p/{}", k.public().to_peer_id())
+    );
+    let a = r.input(Input::Probed {
+        addr: addr.clone(),
+        ok: false,
+    });
+    assert!(events(&a).is_empty());
+    // Retried after a second.
+    assert!(r.at(0.5).iter().all(|a| !matches!(a, Action::Probe { .. })));
+    assert!(r.at(1.0).iter().any(|a| matches!(a, Action::Probe { .. })));
+    let a = r.input(Input::Probed { addr, ok: true });
+    assert_eq!(events(&a)[0].0, EventKind::Discovered);
+}
+
+#[test]
+fn the_cache_is_written_after_changes_at_most_every_five_seconds_and_a_failure_said_once() {
+    let mut r = Rig::up(cfg());
+    let writes = |a: &[Action]| {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::WriteCache(entries) => Some(entries.len()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(writes(&r.at(10.0)).is_empty(), "nothing changed");
+    let first = r.input(resolved(&Keypair::generate_ed25519(), 1));
+    assert_eq!(writes(&first), vec![1], "the first change is written at once");
+    r.at(12.0);
+    assert!(writes(&r.input(resolved(&Keypair::generate_ed25519(), 1))).is_empty(), "too soon");
+    assert!(writes(&r.at(14.9)).is_empty());
+    assert_eq!(writes(&r.at(15.0)), vec![2]);
+    assert_eq!(logs(&r.input(Input::CacheWritten(Err("disk full".into())))).len(), 1);
+    assert!(logs(&r.input(Input::CacheWritten(Err("disk full".into())))).is_empty());
+}
+
+#[test]
+fn a_static_host_is_asked_one_round_at_a_time_every_poll_interval() {
+    let mut r = Rig::new(Config {
+        static_hosts: vec!["10.9.9.9".into()],
+        ..cfg()
+    });
+    let asks = |a: &[Action]| {
+        a.iter()
+            .filter(|a| matches!(a, Action::AskStatic { .. }))
+            .count()
+    };
+    assert_eq!(asks(&r.at(0.0)), 1, "asked at start");
+    assert_eq!(asks(&r.at(30.0)), 0, "not again while a round runs");
+    let failed = |r: &mut Rig| {
+        r.input(Input::StaticReplied {
+            host: "10.9.9.9".into(),
+            result: Err("no answer".into()),
+        })
+    };
+    assert_eq!(
+        logs(&failed(&mut r)),
+        vec!["static host 10.9.9.9: no answer"]
+    );
+    assert_eq!(asks(&r.at(34.0)), 0);
+    assert_eq!(asks(&r.at(35.0)), 1, "static_poll_secs later");
+    assert!(
+        logs(&failed(&mut r)).is_empty(),
+        "the same error is said once"
+    );
+    let a = r.input(Input::StaticReplied {
+        host: "10.9.9.9".into(),
+        result: Ok(Vec::new()),
+    });
+    assert_eq!(logs(&a), vec!["static host 10.9.9.9: answering again"]);
+    assert!(r.e.status(r.now).static_hosts[0].answering);
+}
+
+#[test]
+fn interfaces_that_change_or_vanish_are_followed() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(register(&k));
+    let mut changed = eth0();
+    changed.v4 = vec![Ipv4Addr::new(10, 0, 0, 77)];
+    let a = r.input(Input::Interfaces(Ok(vec![changed])));
+    assert!(matches!(a[1], Action::UpdateLink(_)));
+    assert_eq!(queries(&a), vec![Family::V4, Family::V6]);
+    assert_eq!(announced(&a).len(), 1, "re-announced with the new address");
+    r.input(resolved(&Keypair::generate_ed25519(), 1));
+    let a = r.input(Input::Interfaces(Ok(Vec::new())));
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::RemoveLink { link: IDX })));
+    assert_eq!(events(&a)[0].0, EventKind::Expired);
+    assert_eq!(r.e.status(r.now).interfaces.len(), 0);
+}
+
+fn register(k: &Keypair) -> Input {
+    Input::Client {
+        id: 7,
+        request: Request::Register(signed(k, 1)),
+    }
+}
+
+#[test]
+fn shutdown_writes_the_cache_says_goodbye_and_ends() {
+    let mut r = Rig::up(cfg());
+    r.input(resolved(&Keypair::generate_ed25519(), 1));
+    r.at(1.0);
+    r.input(resolved(&Keypair::generate_ed25519(), 1));
+    let a = r.input(Input::Shutdown);
+    assert!(a.iter().any(|a| matches!(a, Action::WriteCache(e) if e.len() == 2)), "the change not yet written");
+    assert!(matches!(a.last(), Some(Action::Exit)));
+    assert_eq!(r.e.poll_timeout(), None);
+    assert!(r.at(100.0).is_empty());
+}
