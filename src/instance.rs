@@ -15,7 +15,12 @@ pub const SERVICE_TYPE: &str = "_p2p._udp.local.";
 /// mdns-sd repeats 120 ms later) can never remove the record of the node that replaced it, and the
 /// PTR of the new record is never rate-limited as a repeat of the old one.
 pub fn instance_label(peer: &PeerId, seq: u64) -> String {
-    format!("{}-{:06x}", peer.to_base58(), seq & 0xff_ffff)
+    format!("{}-{}", peer.to_base58(), seq_tag(seq))
+}
+
+/// The tag of `seq` in an instance label: its low 24 bits in hex.
+fn seq_tag(seq: u64) -> String {
+    format!("{:06x}", seq & 0xff_ffff)
 }
 
 /// The instance's full name.
@@ -47,12 +52,16 @@ pub fn verify_instance(
 
 /// The check [`verify_instance`] makes once the signature holds: the record is `peer`'s and the
 /// one its instance name stands for, so an old instance cannot replay a new record, nor the reverse.
+/// `peer` and `label` are what [`parse_instance`] read from the name.
 pub fn check_instance(
     rec: crate::record::VerifiedRecord,
     peer: &PeerId,
     label: &str,
 ) -> Result<crate::record::VerifiedRecord, crate::record::Reject> {
-    if rec.peer_id == *peer && instance_label(peer, rec.seq) == label {
+    // The label's peer part decoded to `peer` (base58 has one spelling per value), so comparing the
+    // peer and the tag is comparing the whole label, without encoding the peer again.
+    let tag = label.split_once('-').map(|(_, t)| t);
+    if rec.peer_id == *peer && tag == Some(seq_tag(rec.seq).as_str()) {
         Ok(rec)
     } else {
         Err(crate::record::Reject::PeerIdMismatch)

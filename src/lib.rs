@@ -37,3 +37,9 @@ mod sys;
 pub mod unicast;
 
 pub use sys::{explain_send_error, recv_with_ifindex};
+
+/// Where the engine's unit tests start their simulated clock (the engine never reads the clock).
+#[cfg(test)]
+pub(crate) fn test_clock() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -97,7 +97,11 @@ impl Engine {
             Ok(ev) => {
                 self.count(&via, Ok(()));
                 if before != Some(seq) {
-                    self.note_instance(peer, before, seq);
+                    let label = match &claimed {
+                        Some((_, label)) => label.clone(),
+                        None => mdns::instance_label(&peer, seq),
+                    };
+                    self.note_instance(peer, label);
                 }
                 if let Some(ev) = ev {
                     self.broadcast(ev);
@@ -115,20 +119,17 @@ impl Engine {
     }
 
     /// Keeps the label index in step with the newest record of `peer`.
-    fn note_instance(&mut self, peer: PeerId, old: Option<u64>, new: u64) {
-        if let Some(old) = old {
-            self.instances.remove(&mdns::instance_label(&peer, old));
+    fn note_instance(&mut self, peer: PeerId, label: String) {
+        if let Some(old) = self.labels.insert(peer, label.clone()) {
+            self.instances.remove(&old);
         }
-        self.instances
-            .insert(mdns::instance_label(&peer, new), peer);
-        if self.instances.len() > 2 * super::table::MAX_PEERS {
+        self.instances.insert(label, peer);
+        if self.labels.len() > 2 * super::table::MAX_PEERS {
             // Peers the table shed leave their label behind: drop those now and then.
             let table = &self.table;
-            self.instances.retain(|label, p| {
-                table
-                    .seq_of(p)
-                    .is_some_and(|s| mdns::instance_label(p, s) == *label)
-            });
+            self.labels.retain(|p, _| table.seq_of(p).is_some());
+            let labels = &self.labels;
+            self.instances.retain(|_, p| labels.contains_key(p));
         }
     }
 
@@ -148,13 +149,17 @@ impl Engine {
         ips: Vec<IpAddr>,
         now: Instant,
     ) {
-        let Some(name) = self.links.get(&link).map(|l| l.iface.name.clone()) else {
+        let Some((via, name)) = self
+            .links
+            .get(&link)
+            .map(|l| (l.via.clone(), l.iface.name.clone()))
+        else {
             return;
         };
         self.intake(
             Offer {
                 source: Source::Mdns,
-                via: Via::Link(name.clone()),
+                via,
                 instance: Some(fullname.to_owned()),
                 signed,
                 addrs: Where::Ips { ips, zone: name },

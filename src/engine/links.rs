@@ -36,6 +36,8 @@ pub(super) struct Sock {
 #[derive(Debug)]
 pub(super) struct Link {
     pub iface: Iface,
+    /// What the table files this link's peers under.
+    pub via: Via,
     /// Families whose socket is open.
     pub socks: BTreeMap<Family, Sock>,
     /// Families whose socket could not be opened, and why.
@@ -100,6 +102,7 @@ impl Engine {
         self.links.insert(
             index,
             Link {
+                via: Via::Link(iface.name.clone()),
                 iface,
                 socks: BTreeMap::new(),
                 open_errors: BTreeMap::new(),
@@ -126,6 +129,7 @@ impl Engine {
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };
+        link.via = Via::Link(iface.name.clone());
         link.iface = iface;
         link.socks.clear();
         link.open_errors.clear();
@@ -143,7 +147,7 @@ impl Engine {
             format!("interface {}: no longer used ({why})", link.iface.name)
         });
         self.actions.push_back(Action::RemoveLink { link: index });
-        for ev in self.table.remove_via(&Via::Link(link.iface.name)) {
+        for ev in self.table.remove_via(&link.via) {
             self.broadcast(ev);
         }
     }
@@ -290,7 +294,7 @@ impl Engine {
         }
         if usable.is_empty() {
             link.daemon.clear();
-            let via = Via::Link(link.iface.name.clone());
+            let via = link.via.clone();
             self.actions.push_back(Action::SetDaemon {
                 link: index,
                 families: Vec::new(),
@@ -335,7 +339,7 @@ impl Engine {
         let Some(link) = self.links.get(&index) else {
             return;
         };
-        let via = Via::Link(link.iface.name.clone());
+        let via = link.via.clone();
         let Some((peer, label)) = mdns::parse_instance(fullname) else {
             return;
         };
@@ -367,21 +371,23 @@ impl Engine {
         now: Instant,
     ) {
         *self.packets_in.entry((index, family)).or_default() += 1;
-        let Some(name) = self.links.get(&index).map(|l| l.iface.name.clone()) else {
+        let Some(link) = self.links.get(&index) else {
             return;
         };
-        let via = Via::Link(name.clone());
+        let mut revived = Vec::new();
         for (label, ttl) in instances {
             // Only the newest record of a peer keeps it alive (not an old instance repeated).
-            let Some(peer) = self.instances.get(&label).copied().filter(|_| ttl > 0) else {
+            let Some(peer) = self.instances.get(&label).filter(|_| ttl > 0) else {
                 continue;
             };
-            if let Some(ev) = self.table.heard(&peer, &via, now) {
-                self.broadcast(ev);
-            }
+            revived.extend(self.table.heard(peer, &link.via, now));
+        }
+        let name = (!libp2p_peers.is_empty()).then(|| link.iface.name.clone());
+        for ev in revived {
+            self.broadcast(ev);
         }
         for p in libp2p_peers {
-            self.on_libp2p_peer(p, &name, from, now);
+            self.on_libp2p_peer(p, name.as_deref().unwrap_or_default(), from, now);
         }
         if libp2p_query {
             self.answer_libp2p(index, family);

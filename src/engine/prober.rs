@@ -208,7 +208,7 @@ mod tests {
     fn limits_order_backoff_and_retain() {
         let p = PeerId::random();
         let q = PeerId::random();
-        let t0 = Instant::now();
+        let t0 = crate::test_clock();
         let mut pr = Prober::default();
         let a: Vec<Multiaddr> = (1..=3).map(|i| addr(&p, i)).collect();
         pr.track(&a, t0);
@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn the_total_limit_holds_across_peers() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock();
         let mut pr = Prober::default();
         for _ in 0..5 {
             pr.track(&[addr(&PeerId::random(), 1)], t0);

@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn first_reported_repeats_counted_and_summarised_then_recovery() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock();
         let every = Some(Duration::from_secs(600));
         let mut r = Repeated::default();
         assert_eq!(r.cleared(), None, "no failure to end");
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn without_a_period_the_same_error_is_said_once() {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock();
         let mut r = Repeated::default();
         assert_eq!(r.failed("x", t0, None), Some(Report::First));
         assert_eq!(r.failed("x", t0 + Duration::from_secs(86_400), None), None);

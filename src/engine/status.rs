@@ -1,6 +1,5 @@
 //! The `status` report: interfaces in use and why others are not, counters, peers, clients.
 
-use super::table::Via;
 use super::Engine;
 use crate::mcast::Family;
 use crate::proto::{FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
@@ -19,7 +18,7 @@ impl Engine {
             .links
             .values()
             .map(|l| {
-                let stats = self.via_stats.get(&Via::Link(l.iface.name.clone()));
+                let stats = self.via_stats.get(&l.via);
                 let families = [Family::V4, Family::V6]
                     .into_iter()
                     .map(|f| {

@@ -56,6 +56,8 @@ impl fmt::Display for Via {
 #[derive(Clone, Debug)]
 struct Link {
     addrs: Vec<Multiaddr>,
+    /// `addrs` as the node is told them (formatted once).
+    text: Vec<String>,
     last_heard: Instant,
     live: bool,
     /// The time it is filed under in the expiry index (a lower bound of when it times out:
@@ -76,7 +78,7 @@ struct Entry {
     /// The signed record of that seq (for the persistent cache).
     signed: Option<Vec<u8>>,
     source: Source,
-    links: BTreeMap<Via, Link>,
+    links: Links,
     /// What the node was last told of this peer; `None` while it is not visible.
     sent: Option<PeerInfo>,
 }
@@ -168,7 +170,7 @@ impl PeerTable {
             return;
         };
         let old = std::mem::take(&mut e.links);
-        for (via, link) in &old {
+        for (via, link) in old.iter() {
             self.disarm(peer, via, link);
             self.dropped += link.addrs.len();
         }
@@ -246,7 +248,7 @@ impl PeerTable {
                     seq: Some(record.seq),
                     signed: Some(record.signed),
                     source,
-                    links: BTreeMap::new(),
+                    links: Links::default(),
                     sent: None,
                 },
             );
@@ -312,7 +314,7 @@ impl PeerTable {
                         seq: None,
                         signed: None,
                         source,
-                        links: BTreeMap::new(),
+                        links: Links::default(),
                         sent: None,
                     },
                 );
@@ -362,11 +364,10 @@ impl PeerTable {
     /// Marks links not heard within the timeout as dead; returns the resulting events.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
         let mut touched = Vec::new();
-        while let Some((at, peer, via)) = self.expiries.first().cloned() {
-            if at > now {
+        while self.expiries.first().is_some_and(|(at, _, _)| *at <= now) {
+            let Some((at, peer, via)) = self.expiries.pop_first() else {
                 break;
-            }
-            self.expiries.pop_first();
+            };
             let Some(link) = self
                 .peers
                 .get_mut(&peer)
@@ -442,10 +443,9 @@ impl PeerTable {
             .filter_map(|e| {
                 let signed = e.signed.clone()?;
                 let mut addrs: Vec<String> = Vec::new();
-                for a in e.links.values().flat_map(|l| l.addrs.iter()) {
-                    let s = a.to_string();
-                    if !addrs.contains(&s) {
-                        addrs.push(s);
+                for a in e.links.values().flat_map(|l| l.text.iter()) {
+                    if !addrs.contains(a) {
+                        addrs.push(a.clone());
                     }
                 }
                 (!addrs.is_empty()).then_some(crate::cache::CachedPeer { signed, addrs })
@@ -489,8 +489,50 @@ impl PeerTable {
     }
 }
 
+/// A peer's links, by way in, in order (a peer has one or two: a small sorted vector is both
+/// smaller and faster than a map).
+#[derive(Clone, Debug, Default)]
+struct Links(Vec<(Via, Link)>);
+
+impl Links {
+    fn pos(&self, via: &Via) -> Result<usize, usize> {
+        self.0.binary_search_by(|(v, _)| v.cmp(via))
+    }
+    fn get(&self, via: &Via) -> Option<&Link> {
+        self.pos(via).ok().map(|i| &self.0[i].1)
+    }
+    fn get_mut(&mut self, via: &Via) -> Option<&mut Link> {
+        self.pos(via).ok().map(|i| &mut self.0[i].1)
+    }
+    fn contains_key(&self, via: &Via) -> bool {
+        self.pos(via).is_ok()
+    }
+    fn insert(&mut self, via: Via, link: Link) -> Option<Link> {
+        match self.pos(&via) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, link)),
+            Err(i) => {
+                self.0.insert(i, (via, link));
+                None
+            }
+        }
+    }
+    fn remove(&mut self, via: &Via) -> Option<Link> {
+        self.pos(via).ok().map(|i| self.0.remove(i).1)
+    }
+    fn values(&self) -> impl Iterator<Item = &Link> {
+        self.0.iter().map(|(_, l)| l)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&Via, &Link)> {
+        self.0.iter().map(|(v, l)| (v, l))
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Link {
     Link {
+        text: addrs.iter().map(|a| a.to_string()).collect(),
         addrs,
         last_heard: now,
         live: true,
@@ -508,19 +550,20 @@ fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
     let mut addrs: Vec<String> = Vec::new();
     let mut interfaces = Vec::new();
     for (via, link) in e.links.iter().filter(|(_, l)| l.live) {
-        let ok: Vec<&Multiaddr> = link
+        let ok: Vec<&String> = link
             .addrs
             .iter()
-            .filter(|a| prober.is_none_or(|p| p.is_ok(a)))
+            .zip(&link.text)
+            .filter(|(a, _)| prober.is_none_or(|p| p.is_ok(a)))
+            .map(|(_, s)| s)
             .collect();
         if ok.is_empty() {
             continue;
         }
         interfaces.push(via.to_string());
-        for a in ok {
-            let s = a.to_string();
-            if !addrs.contains(&s) {
-                addrs.push(s);
+        for s in ok {
+            if !addrs.contains(s) {
+                addrs.push(s.clone());
             }
         }
     }
@@ -586,7 +629,7 @@ mod tests {
     #[test]
     fn discovered_once_then_same_record_on_a_second_link_is_an_update() {
         let k = Keypair::generate_ed25519();
-        let now = Instant::now();
+        let now = crate::test_clock();
         let mut t = PeerTable::new(T);
         let e = t
             .observe(
@@ -630,7 +673,7 @@ mod tests {
     #[test]
     fn newer_seq_replaces_all_old_addresses() {
         let k = Keypair::generate_ed25519();
-        let now = Instant::now();
+        let now = crate::test_clock();
         let mut t = PeerTable::new(T);
         t.observe(
             rec(&k, 1, 5),
@@ -666,7 +709,7 @@ mod tests {
     #[test]
     fn older_seq_is_a_counted_replay() {
         let k = Keypair::generate_ed25519();
-        let now = Instant::now();
+        let now = crate::test_clock();
         let mut t = PeerTable::new(T);
         t.observe(
             rec(&k, 5, 5),
@@ -707,7 +750,7 @@ mod tests {
     fn goodbye_expires_and_timeout_expires_and_hearing_revives() {
         let k = Keypair::generate_ed25519();
         let p = k.public().to_peer_id();
-        let t0 = Instant::now();
+        let t0 = crate::test_clock();
         let mut t = PeerTable::new(T);
         t.observe(
             rec(&k, 1, 5),
@@ -753,7 +796,7 @@ mod tests {
                 Source::Mdns,
                 &l("eth0"),
                 vec![],
-                Instant::now()
+                crate::test_clock()
             ),
             Ok(None)
         );
@@ -764,7 +807,7 @@ mod tests {
     fn unsigned_peers_are_reported_as_such_and_never_override_signed_ones() {
         let k = Keypair::generate_ed25519();
         let p = k.public().to_peer_id();
-        let now = Instant::now();
+        let now = crate::test_clock();
         let mut t = PeerTable::new(T);
         let e = t
             .observe_unsigned(
@@ -812,7 +855,7 @@ mod tests {
     fn only_addresses_that_answer_are_handed_over_and_others_are_retried() {
         let k = Keypair::generate_ed25519();
         let p = k.public().to_peer_id();
-        let t0 = Instant::now();
+        let t0 = crate::test_clock();
         let mut t = PeerTable::new(T).with_reachability(true);
         let mut addrs = dial(&k, "10.0.0.2", 5);
         addrs.extend(dial(&k, "172.17.0.1", 5));
@@ -865,7 +908,7 @@ mod tests {
     #[test]
     fn the_global_probe_limit_holds_across_peers() {
         let mut t = PeerTable::new(T).with_reachability(true);
-        let now = Instant::now();
+        let now = crate::test_clock();
         for i in 0..5 {
             let k = Keypair::generate_ed25519();
             let addrs = dial(&k, &format!("10.0.0.{i}"), 5);
@@ -880,7 +923,7 @@ mod tests {
     fn losing_one_of_two_links_is_an_update_and_removing_the_iface_expires() {
         let k = Keypair::generate_ed25519();
         let p = k.public().to_peer_id();
-        let now = Instant::now();
+        let now = crate::test_clock();
         let mut t = PeerTable::new(T);
         t.observe(
             rec(&k, 1, 5),

@@ -30,7 +30,7 @@ struct Rig {
 
 impl Rig {
     fn new(cfg: Config) -> Rig {
-        let t0 = Instant::now();
+        let t0 = crate::test_clock();
         Rig {
             e: Engine::new(cfg, t0),
             t0,
@@ -603,12 +603,22 @@ fn the_cache_is_written_after_changes_at_most_every_five_seconds_and_a_failure_s
     };
     assert!(writes(&r.at(10.0)).is_empty(), "nothing changed");
     let first = r.input(resolved(&Keypair::generate_ed25519(), 1));
-    assert_eq!(writes(&first), vec![1], "the first change is written at once");
+    assert_eq!(
+        writes(&first),
+        vec![1],
+        "the first change is written at once"
+    );
     r.at(12.0);
-    assert!(writes(&r.input(resolved(&Keypair::generate_ed25519(), 1))).is_empty(), "too soon");
+    assert!(
+        writes(&r.input(resolved(&Keypair::generate_ed25519(), 1))).is_empty(),
+        "too soon"
+    );
     assert!(writes(&r.at(14.9)).is_empty());
     assert_eq!(writes(&r.at(15.0)), vec![2]);
-    assert_eq!(logs(&r.input(Input::CacheWritten(Err("disk full".into())))).len(), 1);
+    assert_eq!(
+        logs(&r.input(Input::CacheWritten(Err("disk full".into())))).len(),
+        1
+    );
     assert!(logs(&r.input(Input::CacheWritten(Err("disk full".into())))).is_empty());
 }
 
@@ -683,7 +693,11 @@ fn shutdown_writes_the_cache_says_goodbye_and_ends() {
     r.at(1.0);
     r.input(resolved(&Keypair::generate_ed25519(), 1));
     let a = r.input(Input::Shutdown);
-    assert!(a.iter().any(|a| matches!(a, Action::WriteCache(e) if e.len() == 2)), "the change not yet written");
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::WriteCache(e) if e.len() == 2)),
+        "the change not yet written"
+    );
     assert!(matches!(a.last(), Some(Action::Exit)));
     assert_eq!(r.e.poll_timeout(), None);
     assert!(r.at(100.0).is_empty());

@@ -42,9 +42,11 @@ fn a_thousand_agents_on_one_lossy_link_all_find_each_other() {
     let pairs = n * (n - 1);
     eprintln!(
         "{n} agents, one link, 30 % loss, simultaneous start: {} of {pairs} directed discoveries, \
-         the last {:.2} s (simulated) after the start; {:.1} s wall",
+         the last {:.2} s (simulated) after the start; {} packets, {} engine inputs; {:.1} s wall",
         sim.discoveries,
         sim.last_discovery.as_secs_f64(),
+        sim.packets,
+        sim.inputs,
         wall.elapsed().as_secs_f64()
     );
     assert!(
