@@ -3,7 +3,7 @@
 
 use super::Incoming;
 use crate::engine::repeat::Repeated;
-use crate::engine::{Input, SendFailure, SendOutcome};
+use crate::engine::{Action, Input, SendFailure, SendOutcome};
 use crate::iface::Iface;
 use crate::instance::Announcement;
 use crate::mcast::{self, Family};
@@ -190,6 +190,77 @@ impl ShellLink {
                     family.as_str()
                 );
             }
+        }
+    }
+}
+
+impl super::Shell<'_> {
+    /// Carries out an action on one link (the others are ignored here).
+    pub(super) fn execute_on_link(&mut self, action: Action) -> Option<Input> {
+        match action {
+            Action::AddLink(iface) => {
+                self.links.insert(iface.index, ShellLink::new(iface));
+                None
+            }
+            Action::UpdateLink(iface) => {
+                if let Some(l) = self.links.get_mut(&iface.index) {
+                    l.update(iface);
+                }
+                None
+            }
+            Action::RemoveLink { link } => {
+                if let Some(l) = self.links.remove(&link) {
+                    l.stop(Duration::from_millis(500));
+                }
+                None
+            }
+            Action::CloseSocket { link, family } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.close(family);
+                }
+                None
+            }
+            Action::SendQuery { link, family } => {
+                let l = self.links.get_mut(&link)?;
+                let outcome = l.send_query(family, &self.query, &self.ex, &self.tx);
+                Some(Input::QuerySent {
+                    link,
+                    family,
+                    outcome,
+                })
+            }
+            Action::SetDaemon { link, families } => {
+                let l = self.links.get_mut(&link)?;
+                let result = l.set_daemon(&families, &self.ex, &self.tx)?;
+                Some(Input::DaemonSet {
+                    link,
+                    families,
+                    result,
+                })
+            }
+            Action::Announce { link, announcement } => {
+                if let Some(l) = self.links.get(&link) {
+                    l.announce(&announcement);
+                }
+                None
+            }
+            Action::Withdraw { link, label } => {
+                if let Some(l) = self.links.get(&link) {
+                    l.withdraw(&label);
+                }
+                None
+            }
+            Action::SendPackets {
+                link,
+                family,
+                packets,
+            } => {
+                if let Some(l) = self.links.get(&link) {
+                    l.send_packets(family, &packets);
+                }
+                None
+            }
+            _ => None,
         }
     }
 }

@@ -156,68 +156,6 @@ impl<'ex> Shell<'ex> {
             Action::ListInterfaces => Some(Input::Interfaces(
                 crate::iface::list().map_err(|e| e.to_string()),
             )),
-            Action::AddLink(iface) => {
-                self.links.insert(iface.index, ShellLink::new(iface));
-                None
-            }
-            Action::UpdateLink(iface) => {
-                if let Some(l) = self.links.get_mut(&iface.index) {
-                    l.update(iface);
-                }
-                None
-            }
-            Action::RemoveLink { link } => {
-                if let Some(l) = self.links.remove(&link) {
-                    l.stop(Duration::from_millis(500));
-                }
-                None
-            }
-            Action::CloseSocket { link, family } => {
-                if let Some(l) = self.links.get_mut(&link) {
-                    l.close(family);
-                }
-                None
-            }
-            Action::SendQuery { link, family } => {
-                let l = self.links.get_mut(&link)?;
-                let outcome = l.send_query(family, &self.query, &self.ex, &self.tx);
-                Some(Input::QuerySent {
-                    link,
-                    family,
-                    outcome,
-                })
-            }
-            Action::SetDaemon { link, families } => {
-                let l = self.links.get_mut(&link)?;
-                let result = l.set_daemon(&families, &self.ex, &self.tx)?;
-                Some(Input::DaemonSet {
-                    link,
-                    families,
-                    result,
-                })
-            }
-            Action::Announce { link, announcement } => {
-                if let Some(l) = self.links.get(&link) {
-                    l.announce(&announcement);
-                }
-                None
-            }
-            Action::Withdraw { link, label } => {
-                if let Some(l) = self.links.get(&link) {
-                    l.withdraw(&label);
-                }
-                None
-            }
-            Action::SendPackets {
-                link,
-                family,
-                packets,
-            } => {
-                if let Some(l) = self.links.get(&link) {
-                    l.send_packets(family, &packets);
-                }
-                None
-            }
             Action::Probe { addr, timeout } => {
                 tasks::probe(&self.ex, self.tx.clone(), addr, timeout);
                 None
@@ -261,6 +199,7 @@ impl<'ex> Shell<'ex> {
                 self.exit = true;
                 None
             }
+            on_a_link => self.execute_on_link(on_a_link),
         }
     }
 }

@@ -52,6 +52,47 @@ pub(super) struct Link {
     pub libp2p_seen: bool,
 }
 
+impl Sock {
+    /// A query's send outcome on this socket: whether the family is usable now, and what to say.
+    fn took(&mut self, outcome: SendOutcome, name: &str, now: Instant) -> Option<(Level, String)> {
+        match outcome {
+            SendOutcome::Sent => {
+                self.packets_out += 1;
+                let ended = self.errors.cleared();
+                let was = std::mem::replace(&mut self.usable, true);
+                (!was).then(|| match ended {
+                    Some(n) if n > 0 => (
+                        Level::Info,
+                        format!("{name}: mDNS ok again (after {n} more refused sends)"),
+                    ),
+                    _ => (Level::Info, format!("{name}: mDNS ok")),
+                })
+            }
+            SendOutcome::Refused(f) => {
+                self.usable = false;
+                let errno = f.errno.map(|n| format!(" [errno {n}]")).unwrap_or_default();
+                match self.errors.failed(&f.message, now, Some(ERROR_SUMMARY_INTERVAL))? {
+                    Report::First => Some((
+                        Level::Warn,
+                        format!(
+                            "{name}: multicast send refused: {}{errno} ({})",
+                            f.message, f.explanation
+                        ),
+                    )),
+                    Report::Summary { repeats, secs } => Some((
+                        Level::Warn,
+                        format!(
+                            "{name}: multicast send still refused ({repeats} times in the last {secs} s): {}",
+                            f.message
+                        ),
+                    )),
+                }
+            }
+            SendOutcome::WouldBlock | SendOutcome::OpenFailed(_) => None,
+        }
+    }
+}
+
 impl Engine {
     pub(super) fn on_interfaces(&mut self, list: Result<Vec<Iface>, String>, now: Instant) {
         let list = match list {
@@ -206,66 +247,26 @@ impl Engine {
             return;
         };
         let name = format!("{} {}", link.iface.name, family.as_str());
-        let mut say: Option<(Level, String)> = None;
-        match outcome {
+        let say = match outcome {
             SendOutcome::OpenFailed(f) => {
                 link.socks.remove(&family);
                 let errors = link.open_errors.entry(family).or_default();
-                if errors.failed(&f.message, now, None).is_some() {
+                errors.failed(&f.message, now, None).map(|_| {
                     let errno = f.errno.map(|n| format!(" [errno {n}]")).unwrap_or_default();
-                    say = Some((
+                    (
                         Level::Warn,
                         format!("{name}: cannot use mDNS: {}{errno}", f.message),
-                    ));
-                }
+                    )
+                })
             }
             outcome => {
                 link.open_errors.remove(&family);
-                let sock = link.socks.entry(family).or_default();
-                match outcome {
-                    SendOutcome::Sent => {
-                        sock.packets_out += 1;
-                        let ended = sock.errors.cleared();
-                        if !sock.usable {
-                            say = Some((
-                                Level::Info,
-                                match ended {
-                                    Some(n) if n > 0 => {
-                                        format!(
-                                            "{name}: mDNS ok again (after {n} more refused sends)"
-                                        )
-                                    }
-                                    _ => format!("{name}: mDNS ok"),
-                                },
-                            ));
-                        }
-                        sock.usable = true;
-                    }
-                    SendOutcome::Refused(f) => {
-                        let errno = f.errno.map(|n| format!(" [errno {n}]")).unwrap_or_default();
-                        say = match sock.errors.failed(&f.message, now, Some(ERROR_SUMMARY_INTERVAL)) {
-                            Some(Report::First) => Some((
-                                Level::Warn,
-                                format!(
-                                    "{name}: multicast send refused: {}{errno} ({})",
-                                    f.message, f.explanation
-                                ),
-                            )),
-                            Some(Report::Summary { repeats, secs }) => Some((
-                                Level::Warn,
-                                format!(
-                                    "{name}: multicast send still refused ({repeats} times in the last {secs} s): {}",
-                                    f.message
-                                ),
-                            )),
-                            None => None,
-                        };
-                        sock.usable = false;
-                    }
-                    SendOutcome::WouldBlock | SendOutcome::OpenFailed(_) => {}
-                }
+                link.socks
+                    .entry(family)
+                    .or_default()
+                    .took(outcome, &name, now)
             }
-        }
+        };
         if let Some((level, line)) = say {
             self.log(level, || line);
         }

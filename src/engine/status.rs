@@ -1,5 +1,6 @@
 //! The `status` report: interfaces in use and why others are not, counters, peers, clients.
 
+use super::links::Link;
 use super::Engine;
 use crate::mcast::Family;
 use crate::proto::{FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
@@ -12,6 +13,32 @@ fn names(m: &BTreeMap<Reject, u64>) -> BTreeMap<String, u64> {
 }
 
 impl Engine {
+    fn family_status(&self, l: &Link, f: Family) -> FamilyStatus {
+        let sock = l.socks.get(&f);
+        let problem = if !f.present_on(&l.iface) {
+            Some(match f {
+                Family::V4 => "no IPv4 address".to_owned(),
+                Family::V6 => "no IPv6 link-local address".to_owned(),
+            })
+        } else if let Some(e) = l.open_errors.get(&f).and_then(|e| e.current()) {
+            Some(e.to_owned())
+        } else {
+            sock.and_then(|s| s.errors.current())
+                .map(|e| format!("multicast send refused: {e}"))
+        };
+        FamilyStatus {
+            family: f.as_str().to_owned(),
+            in_use: sock.is_some_and(|s| s.usable),
+            problem,
+            packets_in: self
+                .packets_in
+                .get(&(l.iface.index, f))
+                .copied()
+                .unwrap_or(0),
+            packets_out: sock.map_or(0, |s| s.packets_out),
+        }
+    }
+
     /// The report, as of `now`.
     pub fn status(&self, now: Instant) -> Status {
         let interfaces = self
@@ -21,31 +48,7 @@ impl Engine {
                 let stats = self.via_stats.get(&l.via);
                 let families = [Family::V4, Family::V6]
                     .into_iter()
-                    .map(|f| {
-                        let sock = l.socks.get(&f);
-                        let problem = if !f.present_on(&l.iface) {
-                            Some(match f {
-                                Family::V4 => "no IPv4 address".to_owned(),
-                                Family::V6 => "no IPv6 link-local address".to_owned(),
-                            })
-                        } else if let Some(e) = l.open_errors.get(&f).and_then(|e| e.current()) {
-                            Some(e.to_owned())
-                        } else {
-                            sock.and_then(|s| s.errors.current())
-                                .map(|e| format!("multicast send refused: {e}"))
-                        };
-                        FamilyStatus {
-                            family: f.as_str().to_owned(),
-                            in_use: sock.is_some_and(|s| s.usable),
-                            problem,
-                            packets_in: self
-                                .packets_in
-                                .get(&(l.iface.index, f))
-                                .copied()
-                                .unwrap_or(0),
-                            packets_out: sock.map_or(0, |s| s.packets_out),
-                        }
-                    })
+                    .map(|f| self.family_status(l, f))
                     .collect();
                 IfaceStatus {
                     name: l.iface.name.clone(),
