@@ -101,7 +101,7 @@ impl Engine {
                         Some((_, label)) => label.clone(),
                         None => mdns::instance_label(&peer, seq),
                     };
-                    self.note_instance(peer, label);
+                    self.note_instance(peer, before, label);
                 }
                 if let Some(ev) = ev {
                     self.broadcast(ev);
@@ -118,18 +118,20 @@ impl Engine {
         }
     }
 
-    /// Keeps the label index in step with the newest record of `peer`.
-    fn note_instance(&mut self, peer: PeerId, label: String) {
-        if let Some(old) = self.labels.insert(peer, label.clone()) {
-            self.instances.remove(&old);
+    /// Keeps the label index in step with the newest record of `peer` (`old`: the seq it replaces).
+    fn note_instance(&mut self, peer: PeerId, old: Option<u64>, label: String) {
+        if let Some(old) = old {
+            self.instances.remove(&mdns::instance_label(&peer, old));
         }
         self.instances.insert(label, peer);
-        if self.labels.len() > 2 * super::table::MAX_PEERS {
+        if self.instances.len() > 2 * super::table::MAX_PEERS {
             // Peers the table shed leave their label behind: drop those now and then.
             let table = &self.table;
-            self.labels.retain(|p, _| table.seq_of(p).is_some());
-            let labels = &self.labels;
-            self.instances.retain(|_, p| labels.contains_key(p));
+            self.instances.retain(|label, p| {
+                table
+                    .seq_of(p)
+                    .is_some_and(|s| mdns::instance_label(p, s) == *label)
+            });
         }
     }
 

@@ -331,8 +331,6 @@ pub struct Engine {
     packets_in: HashMap<(u32, Family), u64>,
     /// The instance label of every peer's newest record, for what the link sockets hear.
     instances: HashMap<String, PeerId>,
-    /// The same, by peer.
-    labels: HashMap<PeerId, String>,
     /// Unsigned peers already logged as ignored (accept_unsigned off).
     unsigned_ignored: HashSet<PeerId>,
     cache_dirty: bool,
@@ -364,7 +362,6 @@ impl Engine {
             via_stats: HashMap::new(),
             packets_in: HashMap::new(),
             instances: HashMap::new(),
-            labels: HashMap::new(),
             unsigned_ignored: HashSet::new(),
             cache_dirty: false,
             next_cache_save: now,

@@ -88,7 +88,9 @@ impl Default for LinkSpec {
 pub struct View {
     /// When it was first discovered.
     pub discovered_at: Option<Duration>,
-    /// What the node was told last; `None` while it is not visible.
+    /// Whether it is visible now.
+    pub visible: bool,
+    /// What the node was told last, while it is visible (kept only with `Sim::details`).
     pub current: Option<PeerInfo>,
     /// `expired` events, with when.
     pub expired: Vec<Duration>,
@@ -176,6 +178,8 @@ pub struct Sim {
     pub discoveries: usize,
     /// Time of the latest first discovery.
     pub last_discovery: Duration,
+    /// Keep what each node was told of each peer (off for large runs: memory).
+    pub details: bool,
     pub config: Config,
     /// Multicast packets sent, and inputs given to engines.
     pub packets: u64,
@@ -204,6 +208,7 @@ impl Sim {
             partitions: HashSet::new(),
             discoveries: 0,
             last_discovery: Duration::ZERO,
+            details: true,
             config,
             packets: 0,
             inputs: 0,
@@ -513,9 +518,13 @@ impl Sim {
                             self.discoveries += 1;
                             self.last_discovery = now;
                         }
-                        v.current = Some(ev.peer);
+                        v.visible = true;
+                        if self.details {
+                            v.current = Some(ev.peer);
+                        }
                     }
                     EventKind::Expired => {
+                        v.visible = false;
                         v.current = None;
                         v.expired.push(now);
                     }
@@ -681,6 +690,7 @@ impl Sim {
                 };
                 let (daemon, socket) = (port.daemon, port.socket);
                 let mut inputs = Vec::new();
+                let mut fresh = false;
                 for a in anns {
                     if daemon {
                         if *ttl == 0 {
@@ -697,10 +707,12 @@ impl Sim {
                                 signed: Ok(a.signed.clone()),
                                 ips: vec![IpAddr::V4(from_ip)],
                             });
+                            // Just resolved: the socket's copy of the packet adds nothing.
+                            fresh = true;
                         }
                     }
                 }
-                if socket {
+                if socket && !(fresh && anns.len() == 1) {
                     inputs.push(Input::Heard {
                         link: index,
                         family: Family::V4,
