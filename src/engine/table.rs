@@ -53,8 +53,9 @@ impl fmt::Display for Via {
     }
 }
 
+/// What is known of a peer through one [`Via`]: its addresses that way, and when it was last heard.
 #[derive(Clone, Debug)]
-struct Link {
+struct Sighting {
     addrs: Vec<Multiaddr>,
     /// `addrs` as the node is told them (formatted once).
     text: Vec<String>,
@@ -78,7 +79,7 @@ struct Entry {
     /// The signed record of that seq (for the persistent cache).
     signed: Option<Vec<u8>>,
     source: Source,
-    links: Links,
+    links: Sightings,
     /// What the node was last told of this peer; `None` while it is not visible.
     sent: Option<PeerInfo>,
 }
@@ -101,7 +102,7 @@ pub struct PeerTable {
     /// Reachability, when addresses must answer a probe before they are handed over.
     prober: Option<Prober>,
     /// When each live, unpinned link times out.
-    expiries: BTreeSet<(Instant, PeerId, Via)>,
+    expiries: Expiries,
     /// Addresses dropped from links since the prober was last pruned.
     dropped: usize,
 }
@@ -114,7 +115,7 @@ impl PeerTable {
             timeout,
             counters: Counters::default(),
             prober: None,
-            expiries: BTreeSet::new(),
+            expiries: Expiries::default(),
             dropped: 0,
         }
     }
@@ -132,27 +133,27 @@ impl PeerTable {
 
     /// Files a live, unpinned link in the expiry index.
     fn arm(
-        expiries: &mut BTreeSet<(Instant, PeerId, Via)>,
+        expiries: &mut Expiries,
         timeout: Duration,
         peer: PeerId,
         via: &Via,
-        link: &mut Link,
+        link: &mut Sighting,
     ) {
         if link.live && !link.pinned && link.armed.is_none() {
             let at = link.last_heard + timeout;
-            expiries.insert((at, peer, via.clone()));
+            expiries.insert(at, peer, via.clone());
             link.armed = Some(at);
         }
     }
 
-    fn disarm(&mut self, peer: PeerId, via: &Via, link: &Link) {
+    fn disarm(&mut self, peer: PeerId, via: &Via, link: &Sighting) {
         if let Some(at) = link.armed {
-            self.expiries.remove(&(at, peer, via.clone()));
+            self.expiries.remove(at, peer, via);
         }
     }
 
     /// Puts `link` in place of whatever `peer` had at `via`.
-    fn set_link(&mut self, peer: PeerId, via: &Via, mut link: Link) {
+    fn set_link(&mut self, peer: PeerId, via: &Via, mut link: Sighting) {
         Self::arm(&mut self.expiries, self.timeout, peer, via, &mut link);
         let old = self
             .peers
@@ -248,7 +249,7 @@ impl PeerTable {
                     seq: Some(record.seq),
                     signed: Some(record.signed),
                     source,
-                    links: Links::default(),
+                    links: Sightings::default(),
                     sent: None,
                 },
             );
@@ -314,7 +315,7 @@ impl PeerTable {
                         seq: None,
                         signed: None,
                         source,
-                        links: Links::default(),
+                        links: Sightings::default(),
                         sent: None,
                     },
                 );
@@ -364,10 +365,7 @@ impl PeerTable {
     /// Marks links not heard within the timeout as dead; returns the resulting events.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
         let mut touched = Vec::new();
-        while self.expiries.first().is_some_and(|(at, _, _)| *at <= now) {
-            let Some((at, peer, via)) = self.expiries.pop_first() else {
-                break;
-            };
+        while let Some((at, peer, via)) = self.expiries.pop_due(now) {
             let Some(link) = self
                 .peers
                 .get_mut(&peer)
@@ -417,7 +415,7 @@ impl PeerTable {
     /// `now`. (A probe due now but held back by the concurrency limits waits for a running probe
     /// to finish, which brings the caller back.)
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let expiry = self.expiries.first().map(|(t, _, _)| *t);
+        let expiry = self.expiries.first;
         let probe = self.prober.as_ref().and_then(|p| p.next_deadline(now));
         expiry.into_iter().chain(probe).min()
     }
@@ -489,25 +487,56 @@ impl PeerTable {
     }
 }
 
+/// The expiry index: every live, unpinned sighting under the time it is filed for, and the
+/// earliest of those times at hand (it is checked on every input).
+#[derive(Debug, Default)]
+struct Expiries {
+    set: BTreeSet<(Instant, PeerId, Via)>,
+    first: Option<Instant>,
+}
+
+impl Expiries {
+    fn insert(&mut self, at: Instant, peer: PeerId, via: Via) {
+        self.set.insert((at, peer, via));
+        self.first = Some(self.first.map_or(at, |f| f.min(at)));
+    }
+
+    fn remove(&mut self, at: Instant, peer: PeerId, via: &Via) {
+        if self.set.remove(&(at, peer, via.clone())) && self.first == Some(at) {
+            self.first = self.set.first().map(|(t, _, _)| *t);
+        }
+    }
+
+    /// The earliest entry, if it is due by `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, PeerId, Via)> {
+        if self.first.is_none_or(|t| t > now) {
+            return None;
+        }
+        let entry = self.set.pop_first();
+        self.first = self.set.first().map(|(t, _, _)| *t);
+        entry
+    }
+}
+
 /// A peer's links, by way in, in order (a peer has one or two: a small sorted vector is both
 /// smaller and faster than a map).
 #[derive(Clone, Debug, Default)]
-struct Links(Vec<(Via, Link)>);
+struct Sightings(Vec<(Via, Sighting)>);
 
-impl Links {
+impl Sightings {
     fn pos(&self, via: &Via) -> Result<usize, usize> {
         self.0.binary_search_by(|(v, _)| v.cmp(via))
     }
-    fn get(&self, via: &Via) -> Option<&Link> {
+    fn get(&self, via: &Via) -> Option<&Sighting> {
         self.pos(via).ok().map(|i| &self.0[i].1)
     }
-    fn get_mut(&mut self, via: &Via) -> Option<&mut Link> {
+    fn get_mut(&mut self, via: &Via) -> Option<&mut Sighting> {
         self.pos(via).ok().map(|i| &mut self.0[i].1)
     }
     fn contains_key(&self, via: &Via) -> bool {
         self.pos(via).is_ok()
     }
-    fn insert(&mut self, via: Via, link: Link) -> Option<Link> {
+    fn insert(&mut self, via: Via, link: Sighting) -> Option<Sighting> {
         match self.pos(&via) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, link)),
             Err(i) => {
@@ -516,13 +545,13 @@ impl Links {
             }
         }
     }
-    fn remove(&mut self, via: &Via) -> Option<Link> {
+    fn remove(&mut self, via: &Via) -> Option<Sighting> {
         self.pos(via).ok().map(|i| self.0.remove(i).1)
     }
-    fn values(&self) -> impl Iterator<Item = &Link> {
+    fn values(&self) -> impl Iterator<Item = &Sighting> {
         self.0.iter().map(|(_, l)| l)
     }
-    fn iter(&self) -> impl Iterator<Item = (&Via, &Link)> {
+    fn iter(&self) -> impl Iterator<Item = (&Via, &Sighting)> {
         self.0.iter().map(|(v, l)| (v, l))
     }
     fn is_empty(&self) -> bool {
@@ -530,8 +559,8 @@ impl Links {
     }
 }
 
-fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Link {
-    Link {
+fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
+    Sighting {
         text: addrs.iter().map(|a| a.to_string()).collect(),
         addrs,
         last_heard: now,

@@ -700,7 +700,8 @@ impl Sim {
                                     fullname: a.fullname.clone(),
                                 });
                             }
-                        } else if port.resolved.insert(a.label.clone()) {
+                        } else if !port.resolved.contains(&a.label) {
+                            port.resolved.insert(a.label.clone());
                             inputs.push(Input::Resolved {
                                 link: index,
                                 fullname: a.fullname.clone(),
