@@ -98,16 +98,10 @@ pub fn records(packet: &[u8]) -> Result<Vec<Rr>, DnsError> {
     if packet.len() > MAX_PACKET {
         return Err(DnsError::TooLarge);
     }
-    let u16_at = |i: usize| -> Result<u16, DnsError> {
-        packet
-            .get(i..i + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-            .ok_or(DnsError::Truncated)
-    };
-    let qd = u16_at(4)? as usize;
-    let an = u16_at(6)? as usize;
-    let ns = u16_at(8)? as usize;
-    let rr_count = an + ns + u16_at(10)? as usize;
+    let qd = u16_at(packet, 4)? as usize;
+    let an = u16_at(packet, 6)? as usize;
+    let ns = u16_at(packet, 8)? as usize;
+    let rr_count = an + ns + u16_at(packet, 10)? as usize;
     let mut pos = 12;
     for _ in 0..qd {
         let (_, next) = read_name(packet, pos)?;
@@ -118,44 +112,6 @@ pub fn records(packet: &[u8]) -> Result<Vec<Rr>, DnsError> {
     }
     let mut out = Vec::new();
     for i in 0..rr_count {
-        let (name, next) = read_name(packet, pos)?;
-        let rtype = u16_at(next)?;
-        let ttl_bytes = packet.get(next + 4..next + 8).ok_or(DnsError::Truncated)?;
-        let ttl = u32::from_be_bytes([ttl_bytes[0], ttl_bytes[1], ttl_bytes[2], ttl_bytes[3]]);
-        let rdlen = u16_at(next + 8)? as usize;
-        let rdata = next + 10;
-        let end = rdata + rdlen;
-        if end > packet.len() {
-            return Err(DnsError::Truncated);
-        }
-        let ptr = if rtype == TYPE_PTR {
-            Some(read_name(packet, rdata)?.0)
-        } else {
-            None
-        };
-        let mut txt = Vec::new();
-        if rtype == TYPE_TXT {
-            let mut at = rdata;
-            while at < end {
-                let n = packet[at] as usize;
-                let s = packet.get(at + 1..at + 1 + n).ok_or(DnsError::Truncated)?;
-                if at + 1 + n > end {
-                    return Err(DnsError::Truncated);
-                }
-                txt.push(s.to_vec());
-                at += 1 + n;
-            }
-        }
-        let rd = &packet[rdata..end];
-        let ip = match (rtype, rd.len()) {
-            (1, 4) => Some(std::net::IpAddr::from([rd[0], rd[1], rd[2], rd[3]])),
-            (28, 16) => {
-                let mut b = [0u8; 16];
-                b.copy_from_slice(rd);
-                Some(std::net::IpAddr::from(b))
-            }
-            _ => None,
-        };
         let section = if i < an {
             0
         } else if i < an + ns {
@@ -163,18 +119,83 @@ pub fn records(packet: &[u8]) -> Result<Vec<Rr>, DnsError> {
         } else {
             2
         };
-        out.push(Rr {
-            name,
-            rtype,
-            ttl,
-            ptr,
-            section,
-            txt,
-            ip,
-        });
+        let (rr, end) = read_rr(packet, pos, section)?;
+        out.push(rr);
         pos = end;
     }
     Ok(out)
+}
+
+/// The big-endian `u16` at `i`.
+fn u16_at(packet: &[u8], i: usize) -> Result<u16, DnsError> {
+    packet
+        .get(i..i + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .ok_or(DnsError::Truncated)
+}
+
+/// Reads the resource record at `pos`, which belongs to `section`; returns it and the position
+/// after it.
+fn read_rr(packet: &[u8], pos: usize, section: u8) -> Result<(Rr, usize), DnsError> {
+    let (name, next) = read_name(packet, pos)?;
+    let rtype = u16_at(packet, next)?;
+    let ttl_bytes = packet.get(next + 4..next + 8).ok_or(DnsError::Truncated)?;
+    let ttl = u32::from_be_bytes([ttl_bytes[0], ttl_bytes[1], ttl_bytes[2], ttl_bytes[3]]);
+    let rdlen = u16_at(packet, next + 8)? as usize;
+    let rdata = next + 10;
+    let end = rdata + rdlen;
+    if end > packet.len() {
+        return Err(DnsError::Truncated);
+    }
+    let ptr = if rtype == TYPE_PTR {
+        Some(read_name(packet, rdata)?.0)
+    } else {
+        None
+    };
+    let txt = if rtype == TYPE_TXT {
+        read_txt(packet, rdata, end)?
+    } else {
+        Vec::new()
+    };
+    let ip = read_ip(rtype, &packet[rdata..end]);
+    let rr = Rr {
+        name,
+        rtype,
+        ttl,
+        ptr,
+        section,
+        txt,
+        ip,
+    };
+    Ok((rr, end))
+}
+
+/// The character strings of TXT data from `at` to `end` (at most the packet's length).
+fn read_txt(packet: &[u8], mut at: usize, end: usize) -> Result<Vec<Vec<u8>>, DnsError> {
+    let mut txt = Vec::new();
+    while at < end {
+        let n = packet[at] as usize;
+        let s = packet.get(at + 1..at + 1 + n).ok_or(DnsError::Truncated)?;
+        if at + 1 + n > end {
+            return Err(DnsError::Truncated);
+        }
+        txt.push(s.to_vec());
+        at += 1 + n;
+    }
+    Ok(txt)
+}
+
+/// The address of an A (type 1) or AAAA (type 28) record's data `rd`, if it has the right length.
+fn read_ip(rtype: u16, rd: &[u8]) -> Option<std::net::IpAddr> {
+    match (rtype, rd.len()) {
+        (1, 4) => Some(std::net::IpAddr::from([rd[0], rd[1], rd[2], rd[3]])),
+        (28, 16) => {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(rd);
+            Some(std::net::IpAddr::from(b))
+        }
+        _ => None,
+    }
 }
 
 /// Reads a possibly compressed name at `pos`; returns it (dot-separated, no trailing dot) and the

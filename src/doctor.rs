@@ -96,67 +96,90 @@ const EADDRINUSE_MACOS: i32 = 48;
 
 /// The cause and a one-line explanation with the fix.
 pub fn verdict(f: &Facts, family: Family, iface: &str, os: Os) -> (Cause, String) {
-    let fam = family.as_str();
+    link_verdict(f, family, iface)
+        .or_else(|| open_verdict(f, family, iface, os))
+        .or_else(|| send_verdict(f, family, iface, os))
+        .unwrap_or_else(|| heard_verdict(f, family, iface))
+}
+
+/// What the interface itself lacks: it is down, has no multicast flag, or has no address of the
+/// family.
+fn link_verdict(f: &Facts, family: Family, iface: &str) -> Option<(Cause, String)> {
     if !f.up {
-        return (
+        return Some((
             Cause::Down,
             format!("{iface} is down: bring it up (ip link set {iface} up)"),
-        );
+        ));
     }
     if !f.multicast {
-        return (
+        return Some((
             Cause::NoMulticast,
             format!("{iface} has no MULTICAST flag: mDNS cannot run on it (ip link set {iface} multicast on, if the link allows)"),
-        );
+        ));
     }
     if !f.has_address {
-        return (
+        return Some((
             Cause::NoAddress,
             match family {
                 Family::V4 => format!("no IPv4 address on {iface}: mDNS over IPv4 needs one (DHCP or a static address); IPv6 may still work"),
                 Family::V6 => format!("no IPv6 link-local address on {iface}: enable IPv6 on it (sysctl net.ipv6.conf.{iface}.disable_ipv6=0)"),
             },
-        );
+        ));
     }
-    if let Some((step, errno, msg)) = &f.open_error {
-        let in_use = matches!(errno, Some(EADDRINUSE_LINUX) if os == Os::Linux)
-            || matches!(errno, Some(EADDRINUSE_MACOS) if os == Os::MacOs);
-        if in_use {
-            let who = if f.port_holders.is_empty() {
-                "another program".to_owned()
-            } else {
-                f.port_holders.join(", ")
-            };
-            return (
-                Cause::PortHeld,
-                format!("UDP port 5353 is held by {who} without SO_REUSEPORT: stop it, or configure it to share the port (avahi-daemon and mDNSResponder do)"),
-            );
-        }
-        return (
-            Cause::SocketFailed,
-            format!("{fam} socket on {iface}: {step} failed: {msg}"),
-        );
-    }
-    if let Some((errno, msg)) = &f.send_error {
-        return match (os, errno) {
-            (Os::MacOs, Some(EHOSTUNREACH_MACOS)) => (
-                Cause::LocalNetworkPrivacy,
-                format!("multicast send refused ({msg}): macOS Local Network privacy blocks this process; run the agent as the LaunchDaemon in config/, or allow it under System Settings > Privacy & Security > Local Network"),
-            ),
-            (_, Some(1) | Some(13)) => (
-                Cause::OutputFirewall,
-                format!("multicast send refused ({msg}): an output firewall rule drops UDP 5353 on {iface}; allow it (nft list ruleset / iptables -S OUTPUT)"),
-            ),
-            (_, Some(101) | Some(EHOSTUNREACH_LINUX)) | (Os::MacOs, Some(51)) => (
-                Cause::NoRoute,
-                format!("multicast send refused ({msg}): no route for {} on {iface}", match family {
-                    Family::V4 => "224.0.0.251",
-                    Family::V6 => "ff02::fb",
-                }),
-            ),
-            _ => (Cause::SendFailed, format!("multicast send failed: {msg}")),
+    None
+}
+
+/// Why opening the socket failed, if it did: the port is held by a program that does not share
+/// it, or another step failed.
+fn open_verdict(f: &Facts, family: Family, iface: &str, os: Os) -> Option<(Cause, String)> {
+    let (step, errno, msg) = f.open_error.as_ref()?;
+    let in_use = matches!(errno, Some(EADDRINUSE_LINUX) if os == Os::Linux)
+        || matches!(errno, Some(EADDRINUSE_MACOS) if os == Os::MacOs);
+    if in_use {
+        let who = if f.port_holders.is_empty() {
+            "another program".to_owned()
+        } else {
+            f.port_holders.join(", ")
         };
+        return Some((
+            Cause::PortHeld,
+            format!("UDP port 5353 is held by {who} without SO_REUSEPORT: stop it, or configure it to share the port (avahi-daemon and mDNSResponder do)"),
+        ));
     }
+    Some((
+        Cause::SocketFailed,
+        format!(
+            "{} socket on {iface}: {step} failed: {msg}",
+            family.as_str()
+        ),
+    ))
+}
+
+/// Why the query send failed, if it did, by errno on this system.
+fn send_verdict(f: &Facts, family: Family, iface: &str, os: Os) -> Option<(Cause, String)> {
+    let (errno, msg) = f.send_error.as_ref()?;
+    Some(match (os, errno) {
+        (Os::MacOs, Some(EHOSTUNREACH_MACOS)) => (
+            Cause::LocalNetworkPrivacy,
+            format!("multicast send refused ({msg}): macOS Local Network privacy blocks this process; run the agent as the LaunchDaemon in config/, or allow it under System Settings > Privacy & Security > Local Network"),
+        ),
+        (_, Some(1) | Some(13)) => (
+            Cause::OutputFirewall,
+            format!("multicast send refused ({msg}): an output firewall rule drops UDP 5353 on {iface}; allow it (nft list ruleset / iptables -S OUTPUT)"),
+        ),
+        (_, Some(101) | Some(EHOSTUNREACH_LINUX)) | (Os::MacOs, Some(51)) => (
+            Cause::NoRoute,
+            format!("multicast send refused ({msg}): no route for {} on {iface}", match family {
+                Family::V4 => "224.0.0.251",
+                Family::V6 => "ff02::fb",
+            }),
+        ),
+        _ => (Cause::SendFailed, format!("multicast send failed: {msg}")),
+    })
+}
+
+/// Sends work: whether anything was heard, and if not, the likeliest reason.
+fn heard_verdict(f: &Facts, family: Family, iface: &str) -> (Cause, String) {
     if f.speakers > 0 {
         return (
             Cause::Ok,
@@ -225,22 +248,61 @@ pub fn run(globs: &[String], loopback: bool, wait: Duration) -> std::io::Result<
         .into_iter()
         .filter(|i| cfg.wants_interface(&i.name, i.loopback))
         .collect();
+    let (mut facts, mut open) = query_all(&ifaces);
+    listen(&mut facts, &mut open, wait);
+    let rows: Vec<Row> = facts
+        .iter()
+        .map(|(i, family, f)| row(i, *family, f))
+        .collect();
+    let usable = rows.iter().any(|r| r.cause == Cause::Ok);
+    Ok(Report { rows, usable })
+}
+
+/// One interface and family, with the facts gathered for it so far.
+type Probe = (Iface, Family, Facts);
+
+/// A socket whose query went out, and what it has heard since.
+struct Open {
+    /// Where its facts are in the list of [`Probe`]s.
+    row: usize,
+    sock: UdpSocket,
+    /// This host's addresses: its own packets (looped back) are no speakers.
+    own: Vec<IpAddr>,
+    speakers: HashSet<IpAddr>,
+    instances: HashSet<String>,
+}
+
+impl Open {
+    /// Takes note of a datagram from `from`, unless this host sent it: its sender as a speaker,
+    /// and the instances it names.
+    fn hear(&mut self, from: IpAddr, packet: &[u8]) {
+        if self.own.contains(&from) {
+            return;
+        }
+        self.speakers.insert(from);
+        if let Ok(rrs) = dns::records(packet) {
+            for (label, _) in dns::instances(&rrs) {
+                self.instances.insert(label);
+            }
+            for p in libp2p_mdns::libp2p_peers(&rrs) {
+                self.instances.insert(p.peer.to_base58());
+            }
+        }
+    }
+}
+
+/// The facts of every interface and family, after opening a socket and sending a real query on
+/// each that can have one; and the sockets whose query went out.
+fn query_all(ifaces: &[Iface]) -> (Vec<Probe>, Vec<Open>) {
     let multi_homed = ifaces
         .iter()
         .filter(|i| !i.loopback && !i.v4.is_empty())
         .count()
         > 1;
     let query = dns::ptr_query(dns::SERVICE);
-    struct Open {
-        row: usize,
-        sock: UdpSocket,
-        own: Vec<IpAddr>,
-        speakers: HashSet<IpAddr>,
-        instances: HashSet<String>,
-    }
-    let mut facts: Vec<(Iface, Family, Facts)> = Vec::new();
+    let mut facts: Vec<Probe> = Vec::new();
     let mut open: Vec<Open> = Vec::new();
-    for i in &ifaces {
+    for i in ifaces {
         for family in [Family::V4, Family::V6] {
             let mut f = Facts {
                 up: i.up,
@@ -251,44 +313,63 @@ pub fn run(globs: &[String], loopback: bool, wait: Duration) -> std::io::Result<
                 ..Facts::default()
             };
             if f.up && f.multicast && f.has_address {
-                match mcast::open(i, family) {
-                    Ok(sock) => {
-                        if let Err(e) = sock.send_to(&query, mcast::group_addr(family, i)) {
-                            f.send_error = Some((e.raw_os_error(), e.to_string()));
-                        } else {
-                            // This host's own packets (looped back) are no speakers.
-                            let own = ifaces
-                                .iter()
-                                .flat_map(|j| {
-                                    j.v4.iter()
-                                        .map(|a| IpAddr::V4(*a))
-                                        .chain(j.v6.iter().map(|a| IpAddr::V6(*a)))
-                                })
-                                .collect();
-                            open.push(Open {
-                                row: facts.len(),
-                                sock,
-                                own,
-                                speakers: HashSet::new(),
-                                instances: HashSet::new(),
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        if e.step == "bind" {
-                            f.port_holders = port_holders();
-                        }
-                        f.open_error = Some((
-                            e.step.to_owned(),
-                            e.error.raw_os_error(),
-                            e.error.to_string(),
-                        ));
-                    }
+                if let Some(sock) = send_query(i, family, &query, &mut f) {
+                    open.push(Open {
+                        row: facts.len(),
+                        sock,
+                        own: own_addresses(ifaces),
+                        speakers: HashSet::new(),
+                        instances: HashSet::new(),
+                    });
                 }
             }
             facts.push((i.clone(), family, f));
         }
     }
+    (facts, open)
+}
+
+/// Opens the family's socket on `i` and sends `query` to the group: the socket if both worked,
+/// else `None` with the failure written into `f`.
+fn send_query(i: &Iface, family: Family, query: &[u8], f: &mut Facts) -> Option<UdpSocket> {
+    match mcast::open(i, family) {
+        Ok(sock) => {
+            if let Err(e) = sock.send_to(query, mcast::group_addr(family, i)) {
+                f.send_error = Some((e.raw_os_error(), e.to_string()));
+                return None;
+            }
+            Some(sock)
+        }
+        Err(e) => {
+            if e.step == "bind" {
+                f.port_holders = port_holders();
+            }
+            f.open_error = Some((
+                e.step.to_owned(),
+                e.error.raw_os_error(),
+                e.error.to_string(),
+            ));
+            None
+        }
+    }
+}
+
+/// Every address of the interfaces looked at.
+fn own_addresses(ifaces: &[Iface]) -> Vec<IpAddr> {
+    ifaces
+        .iter()
+        .flat_map(|j| {
+            j.v4.iter()
+                .map(|a| IpAddr::V4(*a))
+                .chain(j.v6.iter().map(|a| IpAddr::V6(*a)))
+        })
+        .collect()
+}
+
+/// Listens on the open sockets until `wait` has passed, each datagram counted for the row of the
+/// interface it arrived on; then writes into `facts` what each row heard and the reverse-path
+/// drops the kernel counted meanwhile.
+fn listen(facts: &mut [Probe], open: &mut [Open], wait: Duration) {
     let drops_before = rp_filter_drops();
     let deadline = Instant::now() + wait;
     let mut buf = vec![0u8; dns::MAX_PACKET];
@@ -313,19 +394,7 @@ pub fn run(globs: &[String], loopback: bool, wait: Duration) -> std::io::Result<
                 let at = ifindex
                     .and_then(|i| keys.iter().position(|key| *key == (i, family)))
                     .unwrap_or(k);
-                let o = &mut open[at];
-                if o.own.contains(&from.ip()) {
-                    continue;
-                }
-                o.speakers.insert(from.ip());
-                if let Ok(rrs) = dns::records(&buf[..n]) {
-                    for (label, _) in dns::instances(&rrs) {
-                        o.instances.insert(label);
-                    }
-                    for p in libp2p_mdns::libp2p_peers(&rrs) {
-                        o.instances.insert(p.peer.to_base58());
-                    }
-                }
+                open[at].hear(from.ip(), &buf[..n]);
             }
         }
         if idle {
@@ -333,60 +402,62 @@ pub fn run(globs: &[String], loopback: bool, wait: Duration) -> std::io::Result<
         }
     }
     let rp_drops = rp_filter_drops().saturating_sub(drops_before);
-    for o in &open {
+    for o in open.iter() {
         let f = &mut facts[o.row].2;
         f.speakers = o.speakers.len();
         f.instances = o.instances.len();
         f.rp_drops = rp_drops;
     }
-    let rows: Vec<Row> = facts
-        .into_iter()
-        .map(|(i, family, f)| {
-            let (cause, verdict) = verdict(&f, family, &i.name, Os::current());
-            let mut flags = Vec::new();
-            if i.up {
-                flags.push("up");
-            }
-            if i.multicast {
-                flags.push("multicast");
-            }
-            if i.loopback {
-                flags.push("loopback");
-            }
-            if i.point_to_point {
-                flags.push("point-to-point");
-            }
-            let addresses = match family {
-                Family::V4 => i.v4.iter().map(|a| a.to_string()).collect(),
-                Family::V6 => i.v6.iter().map(|a| a.to_string()).collect(),
-            };
-            let join = match &f.open_error {
-                Some((step, _, msg)) => format!("{step}: {msg}"),
-                None if f.up && f.multicast && f.has_address => "ok".into(),
-                None => "not tried".into(),
-            };
-            let send = match (&f.send_error, join.as_str()) {
-                (Some((_, msg)), _) => msg.clone(),
-                (None, "ok") => "ok".into(),
-                _ => "not tried".into(),
-            };
-            Row {
-                interface: i.name.clone(),
-                index: i.index,
-                family: family.as_str(),
-                flags,
-                addresses,
-                join,
-                send,
-                speakers: f.speakers,
-                instances: f.instances,
-                cause,
-                verdict,
-            }
-        })
-        .collect();
-    let usable = rows.iter().any(|r| r.cause == Cause::Ok);
-    Ok(Report { rows, usable })
+}
+
+/// The report's row for interface `i` and `family`, from the facts gathered for them.
+fn row(i: &Iface, family: Family, f: &Facts) -> Row {
+    let (cause, verdict) = verdict(f, family, &i.name, Os::current());
+    let addresses = match family {
+        Family::V4 => i.v4.iter().map(|a| a.to_string()).collect(),
+        Family::V6 => i.v6.iter().map(|a| a.to_string()).collect(),
+    };
+    let join = match &f.open_error {
+        Some((step, _, msg)) => format!("{step}: {msg}"),
+        None if f.up && f.multicast && f.has_address => "ok".into(),
+        None => "not tried".into(),
+    };
+    let send = match (&f.send_error, join.as_str()) {
+        (Some((_, msg)), _) => msg.clone(),
+        (None, "ok") => "ok".into(),
+        _ => "not tried".into(),
+    };
+    Row {
+        interface: i.name.clone(),
+        index: i.index,
+        family: family.as_str(),
+        flags: flags(i),
+        addresses,
+        join,
+        send,
+        speakers: f.speakers,
+        instances: f.instances,
+        cause,
+        verdict,
+    }
+}
+
+/// The interface's flags, as the report names them.
+fn flags(i: &Iface) -> Vec<&'static str> {
+    let mut flags = Vec::new();
+    if i.up {
+        flags.push("up");
+    }
+    if i.multicast {
+        flags.push("multicast");
+    }
+    if i.loopback {
+        flags.push("loopback");
+    }
+    if i.point_to_point {
+        flags.push("point-to-point");
+    }
+    flags
 }
 
 /// `net.ipv4.conf.<iface>.rp_filter` in force (the larger of the interface's and `all`).

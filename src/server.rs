@@ -155,54 +155,17 @@ async fn read_frame(
     Ok(Some(proto::decode(&body)))
 }
 
+/// Serves one client: the handshake, then its requests as agent inputs and the agent's replies
+/// and events back to it, until either side is done.
 async fn connection(
     stream: Async<UnixStream>,
     id: u64,
     input: Sender<Incoming>,
     namespace: String,
 ) -> io::Result<()> {
-    let me = nix::unistd::geteuid().as_raw();
-    let them = crate::sys::peer_uid(stream.get_ref())?;
-    if them != me {
-        info!("refused a connection from uid {them} (the agent runs as uid {me})");
-        return refuse(
-            &stream,
-            ErrorKind::Handshake,
-            format!("connection refused: uid {them} is not the agent's uid {me}"),
-        )
-        .await;
+    if !handshake(&stream, namespace).await? {
+        return Ok(());
     }
-    match read_frame(&stream).await? {
-        Some(Ok(ClientMsg::Hello { magic, version }))
-            if magic == proto::MAGIC && version == proto::PROTOCOL_VERSION => {}
-        Some(Ok(ClientMsg::Hello { version, .. })) => {
-            return refuse(
-                &stream,
-                ErrorKind::Handshake,
-                format!(
-                    "protocol version {version} not supported (the agent speaks {})",
-                    proto::PROTOCOL_VERSION
-                ),
-            )
-            .await
-        }
-        None => return Ok(()),
-        Some(_) => {
-            return refuse(
-                &stream,
-                ErrorKind::Malformed,
-                "expected a Hello frame first".into(),
-            )
-            .await
-        }
-    }
-    let mut w = &stream;
-    w.write_all(&proto::encode(&AgentMsg::Welcome {
-        version: proto::PROTOCOL_VERSION,
-        namespace,
-    }))
-    .await?;
-
     let (tx, rx) = async_channel::bounded::<AgentMsg>(CLIENT_QUEUE);
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let writer = async {
@@ -221,30 +184,7 @@ async fn connection(
     });
     let reader = async {
         let _ = input.send(Incoming::Connected { id, tx: tx.clone() }).await;
-        loop {
-            let request = match read_frame(&stream).await {
-                Ok(Some(Ok(ClientMsg::Register { signed_record }))) => {
-                    Request::Register(signed_record)
-                }
-                Ok(Some(Ok(ClientMsg::List))) => Request::List,
-                Ok(Some(Ok(ClientMsg::Subscribe))) => Request::Subscribe,
-                Ok(Some(Ok(ClientMsg::Status))) => Request::Status,
-                Ok(Some(Ok(
-                    msg @ (ClientMsg::AddHost { .. }
-                    | ClientMsg::RemoveHost { .. }
-                    | ClientMsg::AddPeer { .. }),
-                ))) => Request::Manage(msg),
-                Ok(Some(Ok(ClientMsg::Hello { .. }))) | Ok(Some(Err(_))) => {
-                    let _ = tx
-                        .send(AgentMsg::Error {
-                            kind: ErrorKind::Malformed,
-                            message: "malformed frame: closing the connection".into(),
-                        })
-                        .await;
-                    break;
-                }
-                Ok(None) | Err(_) => break,
-            };
+        while let Some(request) = next_request(&stream, &tx).await {
             let input_msg = Incoming::Input(Input::Client { id, request });
             if input.send(input_msg).await.is_err() {
                 break;
@@ -260,4 +200,83 @@ async fn connection(
     };
     futures_lite::future::zip(reader, writer).await;
     Ok(())
+}
+
+/// The handshake: only the agent's own uid may connect, and its first frame must be a `Hello`
+/// of this protocol version, answered with `Welcome`. `Ok(false)` when the connection was
+/// refused (with an error frame) or closed before a `Hello`.
+async fn handshake(stream: &Async<UnixStream>, namespace: String) -> io::Result<bool> {
+    let me = nix::unistd::geteuid().as_raw();
+    let them = crate::sys::peer_uid(stream.get_ref())?;
+    if them != me {
+        info!("refused a connection from uid {them} (the agent runs as uid {me})");
+        refuse(
+            stream,
+            ErrorKind::Handshake,
+            format!("connection refused: uid {them} is not the agent's uid {me}"),
+        )
+        .await?;
+        return Ok(false);
+    }
+    match read_frame(stream).await? {
+        Some(Ok(ClientMsg::Hello { magic, version }))
+            if magic == proto::MAGIC && version == proto::PROTOCOL_VERSION => {}
+        Some(Ok(ClientMsg::Hello { version, .. })) => {
+            refuse(
+                stream,
+                ErrorKind::Handshake,
+                format!(
+                    "protocol version {version} not supported (the agent speaks {})",
+                    proto::PROTOCOL_VERSION
+                ),
+            )
+            .await?;
+            return Ok(false);
+        }
+        None => return Ok(false),
+        Some(_) => {
+            refuse(
+                stream,
+                ErrorKind::Malformed,
+                "expected a Hello frame first".into(),
+            )
+            .await?;
+            return Ok(false);
+        }
+    }
+    let mut w = stream;
+    w.write_all(&proto::encode(&AgentMsg::Welcome {
+        version: proto::PROTOCOL_VERSION,
+        namespace,
+    }))
+    .await?;
+    Ok(true)
+}
+
+/// The next frame from the client as a request; `None` when the connection is to close: at the
+/// end of the stream, on a read error, or on a malformed frame (answered with an error frame).
+async fn next_request(stream: &Async<UnixStream>, tx: &Sender<AgentMsg>) -> Option<Request> {
+    match read_frame(stream).await {
+        Ok(Some(Ok(ClientMsg::Register { signed_record }))) => {
+            Some(Request::Register(signed_record))
+        }
+        Ok(Some(Ok(ClientMsg::List))) => Some(Request::List),
+        Ok(Some(Ok(ClientMsg::Subscribe))) => Some(Request::Subscribe),
+        Ok(Some(Ok(ClientMsg::Status))) => Some(Request::Status),
+        Ok(Some(Ok(
+            msg @ (ClientMsg::AddHost { .. }
+            | ClientMsg::RemoveHost { .. }
+            | ClientMsg::AddPeer { .. }),
+        ))) => Some(Request::Manage(msg)),
+        Ok(Some(Ok(ClientMsg::Hello { .. }))) | Ok(Some(Err(_))) => {
+            let _ = tx
+                .send(AgentMsg::Error {
+                    kind: ErrorKind::Malformed,
+                    message: "malformed frame: closing the connection".into(),
+                })
+                .await;
+            None
+        }
+        Ok(None) | Err(_) => None,
+    }
 }
