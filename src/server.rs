@@ -30,7 +30,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// A non-blocking handle on the same socket, for [`serve`].
+    /// A non-blocking handle on the same socket, for the accept loop.
     pub fn accept_async(&self) -> io::Result<Async<UnixListener>> {
         Async::new(self.inner.try_clone()?)
     }

@@ -97,7 +97,7 @@ pub async fn resolve(spec: &HostSpec) -> Result<Vec<(SocketAddr, Option<String>)
     }
 }
 
-/// Asks `target` from up to [`PORTS_PER_ROUND`] fresh ports in turn, each waiting `wait` for
+/// Asks `target` from up to `PORTS_PER_ROUND` (4) fresh ports in turn, each waiting `wait` for
 /// replies from `target`'s IP; stops at the first port that got any.
 pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result<Vec<Vec<u8>>> {
     let bind: SocketAddr = match target {

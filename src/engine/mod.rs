@@ -517,11 +517,6 @@ impl Engine {
         self.table.snapshot()
     }
 
-    /// The peer table (read-only), for tests and diagnostics.
-    pub fn table(&self) -> &PeerTable {
-        &self.table
-    }
-
     fn log(&mut self, level: Level, line: impl FnOnce() -> String) {
         if level <= self.log_level {
             self.actions.push_back(Action::Log {

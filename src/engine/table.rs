@@ -126,11 +126,6 @@ impl PeerTable {
         self
     }
 
-    /// The timeout of a link not heard.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Files a live, unpinned link in the expiry index.
     fn arm(
         expiries: &mut Expiries,
