@@ -3,7 +3,7 @@
 
 use super::Incoming;
 use crate::engine::repeat::Repeated;
-use crate::engine::{Action, Input, SendFailure, SendOutcome};
+use crate::engine::{Action, Heard, Input, SendFailure, SendOutcome};
 use crate::iface::Iface;
 use crate::instance::Announcement;
 use crate::mcast::{self, Family};
@@ -305,14 +305,14 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
             (Vec::new(), Vec::new())
         };
         // Attribute by where it really arrived (see `sys::recv_with_ifindex`).
-        let input = Input::Heard {
+        let input = Input::Heard(Heard {
             link: arrived_on.unwrap_or(index),
             family,
             from,
             instances,
             libp2p_peers,
             libp2p_query,
-        };
+        });
         if tx.send(Incoming::Input(input)).await.is_err() {
             return;
         }

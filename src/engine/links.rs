@@ -4,14 +4,13 @@
 
 use super::repeat::{Repeated, Report};
 use super::table::Via;
-use super::{Action, Engine, SendOutcome};
+use super::{Action, Engine, Heard, SendOutcome};
 use crate::iface::Iface;
 use crate::instance as mdns;
-use crate::libp2p_mdns::Libp2pPeer;
 use crate::mcast::Family;
 use log::Level;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// A repeated send error is summarised at most this often.
@@ -360,17 +359,15 @@ impl Engine {
             .is_some_and(|seq| mdns::instance_label(peer, seq) == label)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_heard(
-        &mut self,
-        index: u32,
-        family: Family,
-        from: SocketAddr,
-        instances: Vec<(String, u32)>,
-        libp2p_peers: Vec<Libp2pPeer>,
-        libp2p_query: bool,
-        now: Instant,
-    ) {
+    pub(super) fn on_heard(&mut self, heard: Heard, now: Instant) {
+        let Heard {
+            link: index,
+            family,
+            from,
+            instances,
+            libp2p_peers,
+            libp2p_query,
+        } = heard;
         *self.packets_in.entry((index, family)).or_default() += 1;
         let Some(link) = self.links.get(&index) else {
             return;

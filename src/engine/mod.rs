@@ -93,20 +93,7 @@ pub enum Input {
         fullname: String,
     },
     /// A link's own socket heard a datagram.
-    Heard {
-        /// Interface index (where it really arrived).
-        link: u32,
-        /// The socket's family.
-        family: Family,
-        /// The sender.
-        from: SocketAddr,
-        /// `_p2p._udp` instance labels a response named, with their TTLs.
-        instances: Vec<(String, u32)>,
-        /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
-        libp2p_peers: Vec<Libp2pPeer>,
-        /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
-        libp2p_query: bool,
-    },
+    Heard(Heard),
     /// A reachability probe finished.
     Probed {
         /// The address probed.
@@ -139,6 +126,23 @@ pub enum Input {
     },
     /// SIGINT or SIGTERM: say goodbye and stop.
     Shutdown,
+}
+
+/// What a link's own socket heard in one datagram.
+#[derive(Debug)]
+pub struct Heard {
+    /// Interface index (where it really arrived).
+    pub link: u32,
+    /// The socket's family.
+    pub family: Family,
+    /// The sender.
+    pub from: SocketAddr,
+    /// `_p2p._udp` instance labels a response named, with their TTLs.
+    pub instances: Vec<(String, u32)>,
+    /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
+    pub libp2p_peers: Vec<Libp2pPeer>,
+    /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
+    pub libp2p_query: bool,
 }
 
 /// What a local socket connection asks of the agent.
@@ -419,22 +423,7 @@ impl Engine {
                 ips,
             } => self.on_resolved(link, &fullname, signed, ips, now),
             Input::Removed { link, fullname } => self.on_removed(link, &fullname),
-            Input::Heard {
-                link,
-                family,
-                from,
-                instances,
-                libp2p_peers,
-                libp2p_query,
-            } => self.on_heard(
-                link,
-                family,
-                from,
-                instances,
-                libp2p_peers,
-                libp2p_query,
-                now,
-            ),
+            Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
                 if !ok {
                     self.log(Level::Debug, || {

@@ -637,6 +637,25 @@ mod tests {
         Via::Link(name.into())
     }
 
+    /// `k`'s record (seq, listening on `port`) heard by multicast on `link` from `ip`.
+    fn multicast(
+        t: &mut PeerTable,
+        k: &Keypair,
+        seq: u64,
+        port: u16,
+        link: &str,
+        ip: &str,
+        now: Instant,
+    ) -> Result<Option<PeerEvent>, Reject> {
+        t.observe(
+            rec(k, seq, port),
+            Source::Mdns,
+            &l(link),
+            dial(k, ip, port),
+            now,
+        )
+    }
+
     fn rec(k: &Keypair, seq: u64, port: u16) -> VerifiedRecord {
         let a: Multiaddr = format!("/ip4/0.0.0.0/tcp/{port}").parse().unwrap();
         record::verify(&record::sign(k, "exo", seq, &[a]).unwrap(), "exo").unwrap()
@@ -669,13 +688,7 @@ mod tests {
         assert_eq!(e.peer.interfaces, vec!["eth0"]);
         // Same record again on the same link: nothing new.
         assert_eq!(
-            t.observe(
-                rec(&k, 1, 5),
-                Source::Mdns,
-                &l("eth0"),
-                dial(&k, "10.0.0.2", 5),
-                now
-            ),
+            multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", now),
             Ok(None)
         );
         let e = t
@@ -699,22 +712,8 @@ mod tests {
         let k = Keypair::generate_ed25519();
         let now = crate::test_clock();
         let mut t = PeerTable::new(T);
-        t.observe(
-            rec(&k, 1, 5),
-            Source::Mdns,
-            &l("eth0"),
-            dial(&k, "10.0.0.2", 5),
-            now,
-        )
-        .unwrap();
-        t.observe(
-            rec(&k, 1, 5),
-            Source::Mdns,
-            &l("eth1"),
-            dial(&k, "10.1.0.2", 5),
-            now,
-        )
-        .unwrap();
+        multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", now).unwrap();
+        multicast(&mut t, &k, 1, 5, "eth1", "10.1.0.2", now).unwrap();
         let e = t
             .observe(
                 rec(&k, 2, 6),
@@ -735,22 +734,9 @@ mod tests {
         let k = Keypair::generate_ed25519();
         let now = crate::test_clock();
         let mut t = PeerTable::new(T);
-        t.observe(
-            rec(&k, 5, 5),
-            Source::Mdns,
-            &l("eth0"),
-            dial(&k, "10.0.0.2", 5),
-            now,
-        )
-        .unwrap();
+        multicast(&mut t, &k, 5, 5, "eth0", "10.0.0.2", now).unwrap();
         assert_eq!(
-            t.observe(
-                rec(&k, 4, 9),
-                Source::Mdns,
-                &l("eth0"),
-                dial(&k, "10.0.0.2", 9),
-                now
-            ),
+            multicast(&mut t, &k, 4, 9, "eth0", "10.0.0.2", now),
             Err(Reject::Replay)
         );
         assert_eq!(t.counters().rejected.get(&Reject::Replay), Some(&1));
@@ -759,13 +745,7 @@ mod tests {
         t.remove_link(&k.public().to_peer_id(), &l("eth0"));
         assert!(t.snapshot().is_empty());
         assert_eq!(
-            t.observe(
-                rec(&k, 4, 9),
-                Source::Mdns,
-                &l("eth0"),
-                dial(&k, "10.0.0.2", 9),
-                now
-            ),
+            multicast(&mut t, &k, 4, 9, "eth0", "10.0.0.2", now),
             Err(Reject::Replay)
         );
     }
@@ -776,14 +756,7 @@ mod tests {
         let p = k.public().to_peer_id();
         let t0 = crate::test_clock();
         let mut t = PeerTable::new(T);
-        t.observe(
-            rec(&k, 1, 5),
-            Source::Mdns,
-            &l("eth0"),
-            dial(&k, "10.0.0.2", 5),
-            t0,
-        )
-        .unwrap();
+        multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", t0).unwrap();
         assert_eq!(t.next_deadline(t0), Some(t0 + T));
         assert!(t.expire(t0 + T - Duration::from_secs(1)).is_empty());
         assert!(t
@@ -949,22 +922,8 @@ mod tests {
         let p = k.public().to_peer_id();
         let now = crate::test_clock();
         let mut t = PeerTable::new(T);
-        t.observe(
-            rec(&k, 1, 5),
-            Source::Mdns,
-            &l("eth0"),
-            dial(&k, "10.0.0.2", 5),
-            now,
-        )
-        .unwrap();
-        t.observe(
-            rec(&k, 1, 5),
-            Source::Mdns,
-            &l("eth1"),
-            dial(&k, "10.1.0.2", 5),
-            now,
-        )
-        .unwrap();
+        multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", now).unwrap();
+        multicast(&mut t, &k, 1, 5, "eth1", "10.1.0.2", now).unwrap();
         let e = t.remove_link(&p, &l("eth1")).unwrap();
         assert_eq!(e.event, EventKind::Updated);
         assert_eq!(e.peer.interfaces, vec!["eth0"]);

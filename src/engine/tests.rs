@@ -116,14 +116,14 @@ fn resolved(k: &Keypair, seq: u64) -> Input {
 
 fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
     let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
-    Input::Heard {
+    Input::Heard(Heard {
         link: IDX,
         family: Family::V4,
         from: "10.0.0.2:5353".parse().unwrap(),
         instances: vec![(label, ttl)],
         libp2p_peers: Vec::new(),
         libp2p_query: false,
-    }
+    })
 }
 
 /// A DNS response with the PTR and TXT of one instance carrying a signed record, as an agent

@@ -15,7 +15,7 @@
 //! Every random choice comes from one seeded generator, so a scenario replays exactly.
 
 use exo_discovery::config::Config;
-use exo_discovery::engine::{Action, Engine, Input, Request, SendOutcome};
+use exo_discovery::engine::{Action, Engine, Heard, Input, Request, SendOutcome};
 use exo_discovery::iface::Iface;
 use exo_discovery::mcast::Family;
 use exo_discovery::proto::{AgentMsg, EventKind, PeerInfo};
@@ -178,6 +178,8 @@ pub struct Sim {
     pub discoveries: usize,
     /// Time of the latest first discovery.
     pub last_discovery: Duration,
+    /// When each first discovery happened, in order.
+    pub discovery_times: Vec<Duration>,
     /// Keep what each node was told of each peer (off for large runs: memory).
     pub details: bool,
     pub config: Config,
@@ -208,6 +210,7 @@ impl Sim {
             partitions: HashSet::new(),
             discoveries: 0,
             last_discovery: Duration::ZERO,
+            discovery_times: Vec::new(),
             details: true,
             config,
             packets: 0,
@@ -517,6 +520,7 @@ impl Sim {
                             v.discovered_at = Some(now);
                             self.discoveries += 1;
                             self.last_discovery = now;
+                            self.discovery_times.push(now);
                         }
                         v.visible = true;
                         if self.details {
@@ -714,20 +718,29 @@ impl Sim {
                     }
                 }
                 if socket && !(fresh && anns.len() == 1) {
-                    inputs.push(Input::Heard {
+                    inputs.push(Input::Heard(Heard {
                         link: index,
                         family: Family::V4,
                         from: SocketAddr::new(IpAddr::V4(from_ip), 5353),
                         instances: anns.iter().map(|a| (a.label.clone(), *ttl)).collect(),
                         libp2p_peers: Vec::new(),
                         libp2p_query: false,
-                    });
+                    }));
                 }
                 for input in inputs {
                     self.input(host, input);
                 }
             }
         }
+    }
+
+    /// The time by which a fraction `q` (0..=1) of the first discoveries had happened.
+    pub fn discovered_by(&self, q: f64) -> Duration {
+        let n = self.discovery_times.len();
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        self.discovery_times[((n - 1) as f64 * q).round() as usize]
     }
 
     /// Whether every up host's node sees every other up host's node.
