@@ -674,14 +674,7 @@ mod tests {
         let k = Keypair::generate_ed25519();
         let now = crate::test_clock();
         let mut t = PeerTable::new(T);
-        let e = t
-            .observe(
-                rec(&k, 1, 5),
-                Source::Mdns,
-                &l("eth0"),
-                dial(&k, "10.0.0.2", 5),
-                now,
-            )
+        let e = multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", now)
             .unwrap()
             .unwrap();
         assert_eq!(e.event, EventKind::Discovered);
@@ -691,14 +684,7 @@ mod tests {
             multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", now),
             Ok(None)
         );
-        let e = t
-            .observe(
-                rec(&k, 1, 5),
-                Source::Mdns,
-                &l("eth1"),
-                dial(&k, "10.1.0.2", 5),
-                now,
-            )
+        let e = multicast(&mut t, &k, 1, 5, "eth1", "10.1.0.2", now)
             .unwrap()
             .unwrap();
         assert_eq!(e.event, EventKind::Updated);
@@ -714,14 +700,7 @@ mod tests {
         let mut t = PeerTable::new(T);
         multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", now).unwrap();
         multicast(&mut t, &k, 1, 5, "eth1", "10.1.0.2", now).unwrap();
-        let e = t
-            .observe(
-                rec(&k, 2, 6),
-                Source::Mdns,
-                &l("eth0"),
-                dial(&k, "10.0.0.2", 6),
-                now,
-            )
+        let e = multicast(&mut t, &k, 2, 6, "eth0", "10.0.0.2", now)
             .unwrap()
             .unwrap();
         assert_eq!(e.event, EventKind::Updated);
@@ -820,14 +799,7 @@ mod tests {
         assert!(e.peer.verified.is_empty());
         assert_eq!(t.seq_of(&p), None);
         // The signed record takes over, and unsigned claims are ignored from then on.
-        let e = t
-            .observe(
-                rec(&k, 3, 5),
-                Source::Mdns,
-                &l("eth0"),
-                dial(&k, "10.0.0.2", 5),
-                now,
-            )
+        let e = multicast(&mut t, &k, 3, 5, "eth0", "10.0.0.2", now)
             .unwrap()
             .unwrap();
         assert_eq!(e.event, EventKind::Updated);
