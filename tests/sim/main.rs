@@ -186,3 +186,48 @@ fn a_partition_expires_peers_and_healing_brings_them_back() {
         "{after:?}"
     );
 }
+
+#[test]
+fn a_node_restarted_with_its_clock_stepped_forward_is_one_update_at_every_peer() {
+    let mut sim = Sim::new(6);
+    // Every packet may arrive twice: duplicates must change nothing.
+    let lan = sim.link(LinkSpec {
+        duplicate: 0.2,
+        ..LinkSpec::default()
+    });
+    let hosts: Vec<usize> = (0..4).map(|i| sim.host(&format!("h{i}"), &[lan])).collect();
+    assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
+    sim.run_for(MINUTE);
+    let r = hosts[0];
+    let before: Vec<usize> = hosts[1..]
+        .iter()
+        .map(|&h| sim.view(h, r).unwrap().updates)
+        .collect();
+    // NTP stepped its clock an hour forward, then the node restarted.
+    sim.step_clock(r, 3_600_000_000);
+    sim.node_restarts(r);
+    sim.run_for(MINUTE);
+    let seq = sim.view(hosts[1], r).unwrap().seq;
+    for (i, &h) in hosts[1..].iter().enumerate() {
+        let v = sim.view(h, r).unwrap();
+        assert_eq!(
+            v.seq, seq,
+            "{} has not taken the new record",
+            sim.hosts[h].name
+        );
+        assert!(
+            v.expired.is_empty(),
+            "{} saw it expire: {:?}",
+            sim.hosts[h].name,
+            v.expired
+        );
+        assert_eq!(v.updates - before[i], 1, "{}", sim.hosts[h].name);
+        for &o in hosts[1..].iter().filter(|o| **o != h) {
+            assert_eq!(
+                sim.view(h, o).unwrap().updates,
+                0,
+                "duplicates made an update"
+            );
+        }
+    }
+}

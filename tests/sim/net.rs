@@ -9,6 +9,8 @@
 //!   a receiving daemon reports `Resolved` for an instance it has not resolved yet, `Removed` on a
 //!   goodbye;
 //! - the agent's own socket: every packet naming an instance is `Heard`;
+//! - a goodbye: the receiving daemon reports the instance gone one second later (RFC 6762's
+//!   grace, which mdns-sd applies);
 //! - probes: a TCP connect answers when the address's host is up and its node listens there;
 //! - the cache and static hosts: writes succeed; static hosts are not modelled.
 //!
@@ -94,6 +96,10 @@ pub struct View {
     pub current: Option<PeerInfo>,
     /// `expired` events, with when.
     pub expired: Vec<Duration>,
+    /// `updated` events.
+    pub updates: usize,
+    /// The record's seq the node was told last.
+    pub seq: u64,
 }
 
 struct Ann {
@@ -114,6 +120,11 @@ enum Packet {
 enum Event {
     Timer {
         host: usize,
+    },
+    /// An input for one host, due later (mdns-sd's one second of grace after a goodbye).
+    Later {
+        host: usize,
+        input: Input,
     },
     Packet {
         link: usize,
@@ -325,6 +336,30 @@ impl Sim {
         );
     }
 
+    /// The node's wall clock (the seq of the records it signs) moves by `micros`.
+    pub fn step_clock(&mut self, host: usize, micros: i64) {
+        self.hosts[host].wall_offset += micros;
+    }
+
+    /// The node restarts: its connection closes, a new one registers a new record at once.
+    pub fn node_restarts(&mut self, host: usize) {
+        self.input(
+            host,
+            Input::Client {
+                id: NODE,
+                request: Request::Gone,
+            },
+        );
+        self.input(
+            host,
+            Input::Client {
+                id: NODE,
+                request: Request::Connected,
+            },
+        );
+        self.register(host);
+    }
+
     /// The node's connection closes (the agent withdraws its record at once: goodbyes).
     pub fn node_leaves(&mut self, host: usize) {
         self.hosts[host].listening = false;
@@ -516,6 +551,8 @@ impl Sim {
                 let v = h.views.entry(ev.peer.peer_id.clone()).or_default();
                 match ev.event {
                     EventKind::Discovered | EventKind::Updated => {
+                        v.updates += usize::from(ev.event == EventKind::Updated);
+                        v.seq = ev.peer.seq;
                         if v.discovered_at.is_none() {
                             v.discovered_at = Some(now);
                             self.discoveries += 1;
@@ -617,6 +654,7 @@ impl Sim {
                     }
                 }
                 Some(Event::Packet { link, from, packet }) => self.deliver(link, from, &packet),
+                Some(Event::Later { host, input }) => self.input(host, input),
                 None => {}
             }
         }
@@ -694,12 +732,15 @@ impl Sim {
                 };
                 let (daemon, socket) = (port.daemon, port.socket);
                 let mut inputs = Vec::new();
+                let mut later = Vec::new();
                 let mut fresh = false;
                 for a in anns {
                     if daemon {
                         if *ttl == 0 {
+                            // A goodbye: mdns-sd reports the instance gone a second later
+                            // (RFC 6762 §10.1).
                             if port.resolved.remove(&a.label) {
-                                inputs.push(Input::Removed {
+                                later.push(Input::Removed {
                                     link: index,
                                     fullname: a.fullname.clone(),
                                 });
@@ -726,6 +767,10 @@ impl Sim {
                         libp2p_peers: Vec::new(),
                         libp2p_query: false,
                     }));
+                }
+                for input in later {
+                    let at = self.now + Duration::from_secs(1);
+                    self.schedule(at, Event::Later { host, input });
                 }
                 for input in inputs {
                     self.input(host, input);
