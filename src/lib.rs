@@ -8,8 +8,9 @@
 //!   [`libp2p_mdns`] (the stock libp2p-mdns dialect), [`instance`] (instance names and their
 //!   records), [`config`], [`fanout`];
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
-//!   [`mdns`] (the mdns-sd engine), [`server`] (local socket), [`unicast`] (static hosts), [`agent`] (the event loop),
-//!   [`client`] (for nodes and the command line), [`keyfile`], and `sys` (the Linux/macOS differences).
+//!   [`mdns`] (the mdns-sd daemons), [`server`] (local socket), [`unicast`] (static hosts),
+//!   [`agent`] (the loop that feeds the engine and carries out its actions), [`client`] (for nodes
+//!   and the command line), [`keyfile`], and `sys` (the Linux/macOS differences).
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
