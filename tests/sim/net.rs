@@ -103,6 +103,8 @@ pub struct View {
 }
 
 struct Ann {
+    /// Unique per announcement, for the daemons' caches.
+    id: u64,
     label: String,
     fullname: String,
     signed: Vec<u8>,
@@ -147,8 +149,8 @@ struct Port {
     socket: bool,
     /// Instances registered on the daemon, with when each was last multicast.
     registered: HashMap<String, (Rc<Ann>, Option<Duration>)>,
-    /// Instances the daemon has resolved (peer, label).
-    resolved: HashSet<String>,
+    /// Instances the daemon has resolved (their `Ann::id`).
+    resolved: HashSet<u64>,
 }
 
 /// One simulated host.
@@ -471,6 +473,9 @@ impl Sim {
             }
             Action::Announce { link, announcement } => {
                 let now = self.now;
+                // Ids need not be dense: one is taken per announcement, used or not.
+                self.next_event += 1;
+                let id = self.next_event;
                 let port = self.port(host, link)?;
                 if !port.daemon {
                     return None;
@@ -486,6 +491,7 @@ impl Sim {
                 let ann = port.registered.entry(label.clone()).or_insert_with(|| {
                     (
                         Rc::new(Ann {
+                            id,
                             fullname: format!("{label}._p2p._udp.local."),
                             label,
                             signed,
@@ -739,14 +745,13 @@ impl Sim {
                         if *ttl == 0 {
                             // A goodbye: mdns-sd reports the instance gone a second later
                             // (RFC 6762 §10.1).
-                            if port.resolved.remove(&a.label) {
+                            if port.resolved.remove(&a.id) {
                                 later.push(Input::Removed {
                                     link: index,
                                     fullname: a.fullname.clone(),
                                 });
                             }
-                        } else if !port.resolved.contains(&a.label) {
-                            port.resolved.insert(a.label.clone());
+                        } else if port.resolved.insert(a.id) {
                             inputs.push(Input::Resolved {
                                 link: index,
                                 fullname: a.fullname.clone(),
