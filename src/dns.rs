@@ -271,11 +271,17 @@ pub fn signed_records(rrs: &[Rr]) -> Vec<(String, Result<Vec<u8>, crate::record:
         .filter(|r| r.rtype == TYPE_PTR && r.ttl > 0 && r.name.eq_ignore_ascii_case(SERVICE))
     {
         let Some(target) = &ptr.ptr else { continue };
+        // `get`, not indexing: a name is any UTF-8 a sender chose, and the cut may fall inside a
+        // character.
         let Some(label) = target
             .len()
             .checked_sub(suffix.len())
-            .filter(|n| target[*n..].eq_ignore_ascii_case(&suffix))
-            .map(|n| &target[..n])
+            .filter(|n| {
+                target
+                    .get(*n..)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(&suffix))
+            })
+            .and_then(|n| target.get(..n))
         else {
             continue;
         };
@@ -335,6 +341,25 @@ mod tests {
         write_name(&mut p, "host.local");
         p.extend_from_slice(&[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 10, 0, 0, 1]);
         p
+    }
+
+    #[test]
+    fn a_name_cut_inside_a_character_is_no_instance_and_no_panic() {
+        // A PTR whose target is 17 bytes of UTF-8 ("é" and 15 × "a"): cutting off the 16-byte
+        // suffix would land inside the "é".
+        let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        write_name(&mut p, SERVICE);
+        p.extend_from_slice(&[0, 12, 0, 1, 0, 0, 0, 120]);
+        let mut target = vec![17];
+        target.extend_from_slice("é".as_bytes());
+        target.extend_from_slice(&[b'a'; 15]);
+        target.push(0);
+        p.extend_from_slice(&(target.len() as u16).to_be_bytes());
+        p.extend_from_slice(&target);
+        let rrs = records(&p).unwrap();
+        assert_eq!(rrs[0].ptr.as_deref(), Some("éaaaaaaaaaaaaaaa"));
+        assert!(signed_records(&rrs).is_empty());
+        assert!(instances(&rrs).is_empty());
     }
 
     #[test]
