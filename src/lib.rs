@@ -6,7 +6,7 @@
 //! - pure (no I/O, clock passed in): [`engine`] (every decision of the agent: peer table, prober,
 //!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`], [`dns`],
 //!   [`libp2p_mdns`] (the stock libp2p-mdns dialect), [`instance`] (instance names and their
-//!   records), [`config`], [`fanout`];
+//!   records), [`config`], [`fanout`], [`fuzz`] (the fuzz targets' entry points);
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
 //!   [`mdns`] (the mdns-sd daemons), [`server`] (local socket), [`unicast`] (static hosts),
 //!   [`agent`] (the loop that feeds the engine and carries out its actions), [`client`] (for nodes
@@ -24,6 +24,7 @@ pub mod dns;
 pub mod doctor;
 pub mod engine;
 pub mod fanout;
+pub mod fuzz;
 pub mod iface;
 pub mod instance;
 pub mod keyfile;

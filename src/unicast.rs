@@ -97,8 +97,21 @@ pub async fn resolve(spec: &HostSpec) -> Result<Vec<(SocketAddr, Option<String>)
     }
 }
 
-/// Asks `target` from up to `PORTS_PER_ROUND` (4) fresh ports in turn, each waiting `wait` for
-/// replies from `target`'s IP; stops at the first port that got any.
+/// A query ID nobody off the path can guess (the responder echoes it: RFC 6762 §6.7).
+fn random_id() -> [u8; 2] {
+    use std::hash::{BuildHasher, RandomState};
+    let x = RandomState::new().hash_one(std::time::Instant::now());
+    [(x >> 8) as u8, x as u8]
+}
+
+/// Whether `packet` from `from` answers the query with ID `id` sent to `target`: it must come from
+/// the host and port asked, and carry the same ID (anything else is a spoofed or stray reply).
+fn is_answer(from: SocketAddr, target: SocketAddr, id: [u8; 2], packet: &[u8]) -> bool {
+    from.ip() == target.ip() && from.port() == target.port() && packet.get(..2) == Some(&id[..])
+}
+
+/// Asks `target` from up to `PORTS_PER_ROUND` (4) fresh ports in turn, each with a fresh random
+/// query ID, each waiting `wait` for answers ([`is_answer`]); stops at the first port that got any.
 pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result<Vec<Vec<u8>>> {
     let bind: SocketAddr = match target {
         SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -107,7 +120,12 @@ pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result
     let mut buf = vec![0u8; crate::dns::MAX_PACKET];
     for _ in 0..PORTS_PER_ROUND {
         let sock = Async::<UdpSocket>::bind(bind)?;
-        sock.send_to(query, target).await?;
+        let id = random_id();
+        let mut query = query.to_vec();
+        if let Some(head) = query.get_mut(..2) {
+            head.copy_from_slice(&id);
+        }
+        sock.send_to(&query, target).await?;
         let mut replies = Vec::new();
         let deadline = std::time::Instant::now() + wait;
         loop {
@@ -118,7 +136,7 @@ pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result
                 })
                 .await;
             match got {
-                Some(Ok((n, from))) if from.ip() == target.ip() => {
+                Some(Ok((n, from))) if is_answer(from, target, id, &buf[..n]) => {
                     replies.push(buf[..n].to_vec());
                     // More may follow (one reply per instance): a short grace, then done.
                     let grace = std::time::Instant::now() + Duration::from_millis(50);
@@ -132,7 +150,7 @@ pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result
                         )
                         .await;
                         match more {
-                            Some(Ok((n, from))) if from.ip() == target.ip() => {
+                            Some(Ok((n, from))) if is_answer(from, target, id, &buf[..n]) => {
                                 replies.push(buf[..n].to_vec())
                             }
                             _ => break,
@@ -154,6 +172,33 @@ pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_host_and_port_asked_with_the_same_id_answer() {
+        let target: SocketAddr = "10.0.0.9:5353".parse().unwrap();
+        let reply = [0x12, 0x34, 0x84, 0];
+        assert!(is_answer(target, target, [0x12, 0x34], &reply));
+        assert!(
+            !is_answer(target, target, [0x12, 0x35], &reply),
+            "another ID"
+        );
+        let other_port: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+        assert!(
+            !is_answer(other_port, target, [0x12, 0x34], &reply),
+            "another port"
+        );
+        let other_ip: SocketAddr = "10.0.0.8:5353".parse().unwrap();
+        assert!(
+            !is_answer(other_ip, target, [0x12, 0x34], &reply),
+            "another host"
+        );
+        assert!(
+            !is_answer(target, target, [0x12, 0x34], &[0x12]),
+            "too short"
+        );
+        let ids: std::collections::HashSet<[u8; 2]> = (0..8).map(|_| random_id()).collect();
+        assert!(ids.len() > 1, "query IDs do not change: {ids:?}");
+    }
 
     #[test]
     fn host_specs() {

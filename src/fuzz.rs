@@ -1,0 +1,108 @@
+//! Entry points for the fuzz targets (`fuzz/`) and for the test that replays their corpora
+//! (`tests/fuzz_corpora.rs`). Pure: each takes bytes anyone could send and must never panic,
+//! whatever they are.
+
+use crate::config::{Config, Overrides};
+use crate::engine::{Engine, Input};
+use crate::proto::{AgentMsg, ClientMsg};
+use crate::{cache, dns, instance, libp2p_mdns, proto, record};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+/// A datagram as a link socket or a static host's reply brings it: the DNS reader and everything
+/// that reads its records (instances, signed records, stock libp2p-mdns peers, queries).
+pub fn dns_packet(data: &[u8]) {
+    let _ = dns::is_response(data);
+    let _ = dns::questions(data);
+    let _ = libp2p_mdns::is_service_query(data);
+    if let Ok(rrs) = dns::records(data) {
+        let _ = dns::instances(&rrs);
+        let _ = dns::signed_records(&rrs);
+        let _ = libp2p_mdns::libp2p_peers(&rrs);
+    }
+}
+
+/// A signed record: decode and verify, in the agent's namespace and in any; and the same bytes
+/// as TXT strings (`key=value`, each behind a length byte) reassembled into a record.
+pub fn signed_record(data: &[u8]) {
+    let _ = record::verify(data, "exo");
+    let _ = record::verify_any_namespace(data);
+    let mut strings: Vec<&[u8]> = Vec::new();
+    let mut rest = data;
+    while let Some((&len, tail)) = rest.split_first() {
+        let take = (len as usize).min(tail.len());
+        strings.push(&tail[..take]);
+        rest = &tail[take..];
+    }
+    let kv: Vec<(&[u8], &[u8])> = strings
+        .iter()
+        .map(|s| match s.iter().position(|b| *b == b'=') {
+            Some(i) => (&s[..i], &s[i + 1..]),
+            None => (*s, &s[s.len()..]),
+        })
+        .collect();
+    if let Ok(signed) = record::from_txt(|key| {
+        kv.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
+            .map(|(_, v)| *v)
+    }) {
+        let _ = record::verify(&signed, "exo");
+    }
+}
+
+/// A frame on the local socket: the length prefix, then the body as either side's message.
+pub fn socket_frame(data: &[u8]) {
+    let Some((prefix, body)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    if let Ok(n) = proto::body_len(*prefix) {
+        let body = &body[..n.min(body.len())];
+        let _ = proto::decode::<ClientMsg>(body);
+        let _ = proto::decode::<AgentMsg>(body);
+    }
+}
+
+/// The persistent cache file.
+pub fn cache_file(data: &[u8]) {
+    let _ = cache::decode(data);
+}
+
+/// The configuration file, merged as `run` merges it.
+pub fn config_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(file) = Overrides::from_toml(text) {
+        let _ = Config::merge(&file, &Overrides::default());
+    }
+    let _ = Config::from_toml(text);
+}
+
+/// An instance name as a packet may carry it.
+pub fn instance_name(data: &[u8]) {
+    let name = String::from_utf8_lossy(data);
+    if let Some((peer, label)) = instance::parse_instance(&name) {
+        let _ = instance::instance_label(&peer, 0);
+        let _ = label.len();
+    }
+}
+
+/// A static host's reply taken in by a whole engine: the path from bytes to the peer table.
+pub fn static_reply(data: &[u8]) {
+    let now = Instant::now();
+    let cfg = Config {
+        static_hosts: vec!["10.0.0.9".into()],
+        ..Config::default()
+    };
+    let mut engine = Engine::new(cfg, now);
+    let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
+    engine.handle(
+        Input::StaticReplied {
+            host: "10.0.0.9".into(),
+            result: Ok(vec![(ip, None, data.to_vec())]),
+        },
+        now,
+    );
+    while engine.poll_action().is_some() {}
+    let _ = engine.snapshot();
+}
