@@ -6,6 +6,10 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Longest peer timeout (and query interval), in seconds: a day. Longer is no use, and far longer
+/// would overflow the clock arithmetic.
+pub const MAX_PEER_TIMEOUT_SECS: u64 = 86_400;
+
 /// The namespace used when none is configured.
 pub const DEFAULT_NAMESPACE: &str = "exo";
 
@@ -202,8 +206,10 @@ impl Config {
             ));
         }
         let timeout = self.peer_timeout_secs;
-        if timeout < 5 {
-            return Err(format!("peer_timeout_secs ({timeout}) must be at least 5"));
+        if !(5..=MAX_PEER_TIMEOUT_SECS).contains(&timeout) {
+            return Err(format!(
+                "peer_timeout_secs ({timeout}) must be between 5 and {MAX_PEER_TIMEOUT_SECS}"
+            ));
         }
         let announce = self.announce_interval_secs;
         if announce == 0 {
@@ -215,13 +221,23 @@ impl Config {
                  lower it, or leave it unset to have it derived from the peer timeout"
             ));
         }
-        if self.query_interval_max_secs == 0 {
-            return Err("query_interval_max_secs (0) must be at least 1".into());
+        if !(1..=MAX_PEER_TIMEOUT_SECS).contains(&self.query_interval_max_secs) {
+            return Err(format!(
+                "query_interval_max_secs ({}) must be between 1 and {MAX_PEER_TIMEOUT_SECS}",
+                self.query_interval_max_secs
+            ));
         }
         let poll = self.static_poll_secs;
         if poll == 0 || poll >= timeout {
             return Err(format!(
                 "static_poll_secs ({poll}) must be at least 1 and below peer_timeout_secs ({timeout})"
+            ));
+        }
+        let max_hosts = crate::engine::statics::MAX_STATIC_HOSTS;
+        if self.static_hosts.len() > max_hosts {
+            return Err(format!(
+                "static_hosts lists {} hosts; at most {max_hosts}",
+                self.static_hosts.len()
             ));
         }
         for h in &self.static_hosts {
@@ -377,6 +393,23 @@ mod tests {
         assert!(e.contains("namespace"), "{e}");
     }
 
+    #[test]
+    fn huge_values_are_refused_by_name_not_overflowed() {
+        let e = Config::from_toml("peer_timeout_secs = 1000000000000").unwrap_err();
+        assert!(
+            e.contains("peer_timeout_secs") && e.contains("86400"),
+            "{e}"
+        );
+        let e = Config::from_toml("query_interval_max_secs = 100000000000").unwrap_err();
+        assert!(e.contains("query_interval_max_secs"), "{e}");
+        let hosts: Vec<String> = (0..300)
+            .map(|i| format!("\"10.0.{}.{}\"", i / 250, i % 250))
+            .collect();
+        let e = Config::from_toml(&format!("static_hosts = [{}]", hosts.join(","))).unwrap_err();
+        assert!(e.contains("static_hosts lists 300 hosts"), "{e}");
+        assert!(Config::from_toml("peer_timeout_secs = 86400").is_ok());
+    }
+
     /// A file that sets most options, for the merge tests.
     fn file() -> Overrides {
         Overrides::from_toml(
@@ -458,7 +491,7 @@ mod tests {
             peer_timeout_secs: Some(3),
             ..Overrides::default()
         });
-        assert_eq!(e, "peer_timeout_secs (3) must be at least 5");
+        assert_eq!(e, "peer_timeout_secs (3) must be between 5 and 86400");
         let e = err(Overrides {
             static_poll_secs: Some(60),
             ..Overrides::default()

@@ -16,6 +16,9 @@ use multiaddr::Multiaddr;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+/// Unsigned peers said one by one while `accept_unsigned` is off; the rest are only counted.
+pub const MAX_UNSIGNED_LOGGED: usize = 256;
+
 /// A signed record on its way in.
 pub struct Offer {
     /// How it came.
@@ -245,7 +248,11 @@ impl Engine {
             return;
         }
         if !self.cfg.accept_unsigned {
-            if self.unsigned_ignored.insert(p.peer) {
+            // Each ignored peer is said once; past a bound, they are only counted (a flood of
+            // made-up peer IDs costs no memory).
+            let known = self.unsigned_ignored.contains(&p.peer);
+            if !known && self.unsigned_ignored.len() < MAX_UNSIGNED_LOGGED {
+                self.unsigned_ignored.insert(p.peer);
                 self.log(Level::Info, || {
                     format!(
                         "{iface}: unsigned libp2p-mdns peer {} from {} ignored (accept_unsigned is off)",
@@ -253,6 +260,16 @@ impl Engine {
                         from.ip()
                     )
                 });
+            } else if !known {
+                self.unsigned_over += 1;
+                if self.unsigned_over == 1 {
+                    self.log(Level::Info, || {
+                        format!(
+                            "more than {MAX_UNSIGNED_LOGGED} unsigned libp2p-mdns peers ignored; \
+                             the rest are not logged"
+                        )
+                    });
+                }
             }
             return;
         }

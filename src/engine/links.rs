@@ -9,7 +9,7 @@ use crate::iface::Iface;
 use crate::instance as mdns;
 use crate::mcast::Family;
 use log::Level;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub const ERROR_SUMMARY_INTERVAL: Duration = Duration::from_secs(600);
 /// First interval between `_p2p._udp` queries on a link; doubles up to the configured maximum.
 pub const FIRST_QUERY_INTERVAL: Duration = Duration::from_secs(1);
+/// A record is multicast as an answer at most this often per link and family (RFC 6762 §6).
+pub const ANSWER_INTERVAL: Duration = Duration::from_secs(1);
 /// TTL of answers to stock libp2p-mdns nodes: theirs (6 minutes), as they re-query every 5.
 pub const LIBP2P_TTL: u32 = 360;
 
@@ -49,6 +51,8 @@ pub(super) struct Link {
     pub query_every: Duration,
     /// A stock libp2p-mdns node asked on this link: answer it, and send it goodbyes.
     pub libp2p_seen: bool,
+    /// When each record (by family and label) was last multicast as an answer to such a node.
+    pub answered: HashMap<(Family, String), Instant>,
 }
 
 impl Sock {
@@ -151,6 +155,7 @@ impl Engine {
                 next_query: now,
                 query_every: FIRST_QUERY_INTERVAL,
                 libp2p_seen: false,
+                answered: HashMap::new(),
             },
         );
         self.query_link(index, now);
@@ -388,7 +393,7 @@ impl Engine {
             self.on_libp2p_peer(p, name.as_deref().unwrap_or_default(), from, now);
         }
         if libp2p_query {
-            self.answer_libp2p(index, family);
+            self.answer_libp2p(index, family, now);
         }
     }
 
@@ -431,8 +436,9 @@ impl Engine {
         })
     }
 
-    /// Answers a stock libp2p-mdns query in the form it parses, by multicast on the link.
-    fn answer_libp2p(&mut self, index: u32, family: Family) {
+    /// Answers a stock libp2p-mdns query in the form it parses, by multicast on the link: each
+    /// record at most once a second per link and family (RFC 6762 §6), however many ask.
+    fn answer_libp2p(&mut self, index: u32, family: Family, now: Instant) {
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };
@@ -443,20 +449,40 @@ impl Engine {
                 format!("{name}: a stock libp2p-mdns node is asking; answering it")
             });
         }
-        let answers: Vec<Action> = self
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        // Forget what no longer limits anything (registrations come and go).
+        link.answered
+            .retain(|_, at| now.saturating_duration_since(*at) < ANSWER_INTERVAL);
+        let due: Vec<&super::registrations::Registration> = self
             .regs
             .values()
-            .filter_map(|r| {
-                self.libp2p_packets(
-                    index,
-                    family,
-                    &r.announcement.peer,
-                    &r.addrs,
-                    &r.announcement.label,
-                    LIBP2P_TTL,
-                )
+            .filter(|r| {
+                !link
+                    .answered
+                    .contains_key(&(family, r.announcement.label.clone()))
             })
             .collect();
+        let mut answers = Vec::new();
+        let mut sent = Vec::new();
+        for r in due {
+            let label = &r.announcement.label;
+            if let Some(a) = self.libp2p_packets(
+                index,
+                family,
+                &r.announcement.peer,
+                &r.addrs,
+                label,
+                LIBP2P_TTL,
+            ) {
+                answers.push(a);
+                sent.push((family, label.clone()));
+            }
+        }
+        if let Some(link) = self.links.get_mut(&index) {
+            link.answered.extend(sent.into_iter().map(|k| (k, now)));
+        }
         self.actions.extend(answers);
     }
 }

@@ -337,6 +337,8 @@ pub struct Engine {
     instances: HashMap<String, PeerId>,
     /// Unsigned peers already logged as ignored (accept_unsigned off).
     unsigned_ignored: HashSet<PeerId>,
+    /// Unsigned peers ignored past that bound (not remembered).
+    unsigned_over: u64,
     cache_dirty: bool,
     next_cache_save: Instant,
     cache_error: Repeated,
@@ -367,6 +369,7 @@ impl Engine {
             packets_in: HashMap::new(),
             instances: HashMap::new(),
             unsigned_ignored: HashSet::new(),
+            unsigned_over: 0,
             cache_dirty: false,
             next_cache_save: now,
             cache_error: Repeated::default(),

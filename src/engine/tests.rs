@@ -702,3 +702,63 @@ fn shutdown_writes_the_cache_says_goodbye_and_ends() {
     assert_eq!(r.e.poll_timeout(), None);
     assert!(r.at(100.0).is_empty());
 }
+
+#[test]
+fn a_flood_of_unsigned_peer_ids_is_said_up_to_a_bound_and_costs_no_memory() {
+    let mut r = Rig::up(cfg());
+    let mut said = 0;
+    for i in 0..2000u32 {
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let a = r.input(Input::Heard(Heard {
+            link: IDX,
+            family: Family::V4,
+            from: "10.0.0.66:40000".parse().unwrap(),
+            instances: Vec::new(),
+            libp2p_peers: vec![crate::libp2p_mdns::Libp2pPeer {
+                peer,
+                addrs: vec![format!("/ip4/10.0.{}.{}/tcp/1", i / 250, i % 250)
+                    .parse()
+                    .unwrap()],
+                ttl: 360,
+            }],
+            libp2p_query: false,
+        }));
+        said += logs(&a).len();
+    }
+    assert_eq!(
+        said,
+        intake::MAX_UNSIGNED_LOGGED + 1,
+        "one line each up to the bound, then one"
+    );
+    assert!(r.e.unsigned_ignored.len() <= intake::MAX_UNSIGNED_LOGGED);
+    assert!(r.e.snapshot().is_empty(), "none handed over");
+}
+
+#[test]
+fn stock_queries_get_each_record_answered_at_most_once_a_second() {
+    let mut r = Rig::up(cfg());
+    r.input(register(&Keypair::generate_ed25519()));
+    let query = || {
+        Input::Heard(Heard {
+            link: IDX,
+            family: Family::V4,
+            from: "10.0.0.66:40000".parse().unwrap(),
+            instances: Vec::new(),
+            libp2p_peers: Vec::new(),
+            libp2p_query: true,
+        })
+    };
+    let answers = |a: &[Action]| {
+        a.iter()
+            .filter(|a| matches!(a, Action::SendPackets { .. }))
+            .count()
+    };
+    let mut sent = 0;
+    for i in 0..500 {
+        r.now = r.t0 + Duration::from_millis(100 + i);
+        sent += answers(&r.input(query()));
+    }
+    assert_eq!(sent, 1, "500 queries in half a second, one answer");
+    r.now = r.t0 + Duration::from_millis(1100);
+    assert_eq!(answers(&r.input(query())), 1, "a second later, again");
+}
