@@ -20,6 +20,8 @@ use std::time::Duration;
 
 /// Outgoing queue per connection; a client further behind is resynchronised with a snapshot.
 pub const CLIENT_QUEUE: usize = 256;
+/// How long a new connection has to say Hello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most connections served at once.
 pub const MAX_CONNECTIONS: usize = 128;
 
@@ -218,7 +220,17 @@ async fn handshake(stream: &Async<UnixStream>, namespace: String) -> io::Result<
         .await?;
         return Ok(false);
     }
-    match read_frame(stream).await? {
+    // A connection that says nothing is closed after a while: idle connections must not use up
+    // the connection limit and lock the node out.
+    let hello = futures_lite::future::or(read_frame(stream), async {
+        Timer::after(HANDSHAKE_TIMEOUT).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no Hello within the handshake timeout",
+        ))
+    })
+    .await;
+    match hello? {
         Some(Ok(ClientMsg::Hello { magic, version }))
             if magic == proto::MAGIC && version == proto::PROTOCOL_VERSION => {}
         Some(Ok(ClientMsg::Hello { version, .. })) => {

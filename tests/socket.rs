@@ -218,3 +218,29 @@ fn command_line_failures_are_one_clear_line() {
     one_line_failure(&run(&["run", "--socket", sock]), "already listening");
     assert!(Client::connect(&a.socket).is_ok());
 }
+
+#[test]
+fn idle_connections_are_closed_and_cannot_lock_the_node_out() {
+    let Some(mut n) = net("idle_connections_are_closed_and_cannot_lock_the_node_out") else {
+        return;
+    };
+    let h = n.host("solo");
+    let a = n.agent(&h, "agent", &[]);
+    // As many silent connections as the agent serves at once.
+    let mut idle: Vec<UnixStream> = (0..exo_discovery::server::MAX_CONNECTIONS)
+        .map(|_| UnixStream::connect(&a.socket).unwrap())
+        .collect();
+    std::thread::sleep(
+        exo_discovery::server::HANDSHAKE_TIMEOUT + std::time::Duration::from_secs(1),
+    );
+    for s in &mut idle {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert!(
+            closed(s),
+            "a silent connection was kept past the handshake timeout"
+        );
+    }
+    let mut c = Client::connect(&a.socket).expect("the node gets in");
+    assert!(c.list().expect("and is served").is_empty());
+}
