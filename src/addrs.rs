@@ -9,6 +9,30 @@ use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 use std::net::{IpAddr, Ipv6Addr};
 
+/// Most addresses handed over for one peer through one link (a record may name 24 listen
+/// addresses and a host many IPs: the product is cut here, never built in full).
+pub const MAX_DIALABLE: usize = 32;
+
+/// Whether `ip` can be a host's own address on a link: not unspecified, loopback, multicast or
+/// broadcast, not an IPv4-mapped or -compatible IPv6 address, not NAT64 (`64:ff9b::/96`), not a
+/// documentation range. Anything else would let an announcer make every agent, and every node,
+/// connect to an address that is not its own (this host's loopback included).
+pub fn owned_by_a_host(ip: &IpAddr) -> bool {
+    if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+        return false;
+    }
+    match ip {
+        IpAddr::V4(v4) => !v4.is_broadcast() && !v4.is_documentation(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let mapped_or_compatible = s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0);
+            let nat64 = s[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            let documentation = s[0] == 0x2001 && s[1] == 0x0db8;
+            !mapped_or_compatible && !nat64 && !documentation
+        }
+    }
+}
+
 /// True for `fe80::/10`.
 pub fn is_link_local_v6(ip: &Ipv6Addr) -> bool {
     (ip.segments()[0] & 0xffc0) == 0xfe80
@@ -23,12 +47,9 @@ pub fn dialable(
     link_ips: &[IpAddr],
     iface: &str,
 ) -> Vec<Multiaddr> {
-    let usable: Vec<IpAddr> = link_ips
-        .iter()
-        .copied()
-        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified() && !ip.is_multicast())
-        .collect();
+    let usable: Vec<IpAddr> = link_ips.iter().copied().filter(owned_by_a_host).collect();
     let mut out: Vec<(u8, Multiaddr)> = Vec::new();
+    let mut seen: std::collections::HashSet<Multiaddr> = std::collections::HashSet::new();
     for addr in listen {
         let mut parts = addr.iter();
         let first = parts.next();
@@ -45,6 +66,9 @@ pub fn dialable(
             _ => Vec::new(),
         };
         for ip in ips {
+            if out.len() >= MAX_DIALABLE {
+                break;
+            }
             let (rank, mut ma) = match ip {
                 IpAddr::V4(v4) => (0, Multiaddr::empty().with(Protocol::Ip4(v4))),
                 IpAddr::V6(v6) if is_link_local_v6(&v6) => (
@@ -59,7 +83,7 @@ pub fn dialable(
                 ma.push(p.clone());
             }
             ma.push(Protocol::P2p(*peer));
-            if !out.iter().any(|(_, m)| *m == ma) {
+            if seen.insert(ma.clone()) {
                 out.push((rank, ma));
             }
         }
@@ -189,6 +213,41 @@ mod tests {
             tcp_socket_addr(&ma("/ip4/10.0.0.2/udp/7/quic-v1"), zone),
             None
         );
+    }
+
+    #[test]
+    fn addresses_no_host_owns_are_never_handed_over() {
+        let listen = [ma("/ip4/0.0.0.0/tcp/1"), ma("/ip6/::/tcp/1")];
+        let bad: Vec<IpAddr> = [
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a00:1",
+            "2001:db8::1",
+            "255.255.255.255",
+            "192.0.2.7",
+            "224.0.0.251",
+            "127.0.0.1",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert!(dialable(&peer(), &listen, &bad, "eth0").is_empty());
+        let good: Vec<IpAddr> = ["10.0.0.2", "fd00::2"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(dialable(&peer(), &listen, &good, "eth0").len(), 2);
+    }
+
+    #[test]
+    fn many_addresses_times_many_ips_are_cut_not_built() {
+        let listen: Vec<Multiaddr> = (1..=24).map(|p| ma(&format!("/ip6/::/tcp/{p}"))).collect();
+        let ips: Vec<IpAddr> = (1..=5000u16)
+            .map(|i| IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i)))
+            .collect();
+        let out = dialable(&peer(), &listen, &ips, "eth0");
+        assert_eq!(out.len(), MAX_DIALABLE);
     }
 
     #[test]
