@@ -87,6 +87,18 @@ impl Client {
             }
             _ => ClientError::NotRunning(path.to_owned(), e),
         })?;
+        // Trust no byte from a socket another user serves: in a shared directory such as /tmp,
+        // anyone may have bound the path first.
+        let me = nix::unistd::geteuid().as_raw();
+        let owner = crate::sys::peer_uid(&stream).map_err(|e| {
+            ClientError::Refused(path.to_owned(), format!("cannot tell who serves it: {e}"))
+        })?;
+        if owner != me {
+            return Err(ClientError::Refused(
+                path.to_owned(),
+                format!("it is served by uid {owner}, not by this user (uid {me}), so not by this user's agent"),
+            ));
+        }
         let mut c = Client {
             stream,
             namespace: String::new(),

@@ -244,3 +244,47 @@ fn idle_connections_are_closed_and_cannot_lock_the_node_out() {
     let mut c = Client::connect(&a.socket).expect("the node gets in");
     assert!(c.list().expect("and is served").is_empty());
 }
+
+#[test]
+fn a_socket_served_by_another_user_is_not_trusted() {
+    let test = "a_socket_served_by_another_user_is_not_trusted";
+    // Debian's Python: one another user can run (a per-user Python may not be).
+    if !common::tools::have_tool(test, "setpriv", "setpriv (util-linux)")
+        || !common::tools::have_tool(test, "/usr/bin/python3", "python3")
+    {
+        return;
+    }
+    let Some(n) = net(test) else {
+        return;
+    };
+    let dir = n.dir.join("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.join("agent.sock");
+    // Another user (nobody) got to the path first.
+    let mut squatter = Command::new(NOBODY[0])
+        .args(&NOBODY[1..])
+        .args([
+            "/usr/bin/python3",
+            "-c",
+            "import socket, sys, time\n\
+             s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen()\n\
+             c, _ = s.accept(); c.sendall(b'x' * 64); time.sleep(5)",
+        ])
+        .arg(&path)
+        .spawn()
+        .expect("/usr/bin/python3");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !path.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = Command::new(BIN)
+        .args(["peers", "--socket"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    one_line_failure(&out, "served by uid 65534");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&path.display().to_string()));
+}
