@@ -39,19 +39,8 @@ pub fn parse_instance(name: &str) -> Option<(PeerId, &str)> {
     Some((peer.parse().ok()?, label))
 }
 
-/// Verifies a signed record published as instance `label` of `peer`: the record must verify in
-/// `namespace`, be `peer`'s, and be the record that instance name stands for (its seq's tag).
-pub fn verify_instance(
-    signed: Result<Vec<u8>, crate::record::Reject>,
-    namespace: &str,
-    peer: &PeerId,
-    label: &str,
-) -> Result<crate::record::VerifiedRecord, crate::record::Reject> {
-    check_instance(crate::record::verify(&signed?, namespace)?, peer, label)
-}
-
-/// The check [`verify_instance`] makes once the signature holds: the record is `peer`'s and the
-/// one its instance name stands for, so an old instance cannot replay a new record, nor the reverse.
+/// The check a record published under an instance name must pass once its signature holds: the
+/// record is `peer`'s and the one its instance name stands for, so an old instance cannot replay a new record, nor the reverse.
 /// `peer` and `label` are what [`parse_instance`] read from the name.
 pub fn check_instance(
     rec: crate::record::VerifiedRecord,
@@ -98,6 +87,17 @@ pub struct Announcement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Verifies a signed record published as instance `label` of `peer`: the record must verify in
+    /// `namespace`, be `peer`'s, and be the record that instance name stands for (its seq's tag).
+    fn verify_instance(
+        signed: Result<Vec<u8>, crate::record::Reject>,
+        namespace: &str,
+        peer: &PeerId,
+        label: &str,
+    ) -> Result<crate::record::VerifiedRecord, crate::record::Reject> {
+        check_instance(crate::record::verify(&signed?, namespace)?, peer, label)
+    }
 
     #[test]
     fn instance_names_round_trip_and_fit_a_label() {

@@ -349,19 +349,12 @@ impl Engine {
             return;
         };
         // The goodbye of a replaced record says nothing about the current one.
-        if !self.is_current_instance(&peer, label) {
+        if self.instances.get(label) != Some(&peer) {
             return;
         }
         if let Some(ev) = self.table.remove_link(&peer, &via) {
             self.broadcast(ev);
         }
-    }
-
-    /// Whether `label` is the instance of the newest record known from `peer`.
-    fn is_current_instance(&self, peer: &libp2p_identity::PeerId, label: &str) -> bool {
-        self.table
-            .seq_of(peer)
-            .is_some_and(|seq| mdns::instance_label(peer, seq) == label)
     }
 
     pub(super) fn on_heard(&mut self, heard: Heard, now: Instant) {
