@@ -224,6 +224,22 @@ pub struct Status {
     /// Records refused, by reason (`signature`, `peer-id-mismatch`, `replay`, `namespace`,
     /// `oversize`, …), all sources together.
     pub records_rejected: std::collections::BTreeMap<String, u64>,
+    /// Peers and packets dropped, by reason (`pending-evicted`, `table-full`, `host-full`,
+    /// `foreign-source`, `goodbye-refuted`, …), all sources together.
+    pub dropped: std::collections::BTreeMap<String, u64>,
+    /// The bounds the agent keeps, and how much of each is in use.
+    pub budget: Vec<BudgetUse>,
+}
+
+/// One bound and its use.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetUse {
+    /// What it bounds (`peers`, `pending`, `probe-addresses`, …).
+    pub name: String,
+    /// In use now.
+    pub used: u64,
+    /// The bound.
+    pub max: u64,
 }
 
 /// One interface in use.
@@ -239,6 +255,8 @@ pub struct IfaceStatus {
     pub records_accepted: u64,
     /// Records refused from this interface, by reason.
     pub records_rejected: std::collections::BTreeMap<String, u64>,
+    /// Peers and packets from this interface dropped, by reason.
+    pub dropped: std::collections::BTreeMap<String, u64>,
 }
 
 /// One family of an interface in use.

@@ -237,7 +237,7 @@ fn departure_and_restart_on_a_new_port() {
         return;
     };
     let _ = &b;
-    let _l4001 = n.listen_on(&a, 4001);
+    let l4001 = n.listen_on(&a, 4001);
     let _l5001 = n.listen_on(&a, 5001);
     let (ka, ida) = n.keygen("a");
     let mut wb = n.watch(&ab);
@@ -245,7 +245,9 @@ fn departure_and_restart_on_a_new_port() {
     wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
         .expect("discovered");
 
-    // Departure: the goodbye removes it long before the 60 s liveness timeout.
+    // Departure: the node's port closes and its goodbye removes it long before the 60 s
+    // liveness timeout (the goodbye is confirmed by a probe, which the closed port refuses).
+    drop(l4001);
     let stopped = n.stop(ann);
     let (at, _) = wb
         .wait_for(WAIT, |v| is_event(v, "expired", &ida))
@@ -255,6 +257,7 @@ fn departure_and_restart_on_a_new_port() {
     assert!(n.peers(&ab).is_empty());
 
     // Back on 4001, then a quick restart on 5001: only 5001 remains, without a gap.
+    let _l4001 = n.listen_on(&a, 4001);
     let ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
     wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
         .unwrap_or_else(|| panic!("not rediscovered: {:?}", wb.seen));

@@ -72,18 +72,28 @@ pub fn status(st: &Status) -> String {
             st.version, st.uptime_secs, st.namespace, st.peers, st.clients, st.registrations
         ),
         format!(
-            "records: {} accepted; refused: {}",
+            "records: {} accepted; refused: {}; dropped: {}",
             st.records_accepted,
-            reasons(&st.records_rejected)
+            reasons(&st.records_rejected),
+            reasons(&st.dropped)
+        ),
+        format!(
+            "budget: {}",
+            st.budget
+                .iter()
+                .map(|b| format!("{} {}/{}", b.name, b.used, b.max))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     ];
     for i in &st.interfaces {
         lines.push(format!(
-            "{} (index {}): records {} accepted, refused: {}",
+            "{} (index {}): records {} accepted, refused: {}; dropped: {}",
             i.name,
             i.index,
             i.records_accepted,
-            reasons(&i.records_rejected)
+            reasons(&i.records_rejected),
+            reasons(&i.dropped)
         ));
         for f in &i.families {
             let state = match (&f.in_use, &f.problem) {
@@ -142,7 +152,7 @@ mod tests {
     use super::*;
     use exo_discovery::doctor::{Cause, Row};
     use exo_discovery::proto::{
-        FamilyStatus, IfaceStatus, Source, StaticHostStatus, UnusedIface, Verification,
+        BudgetUse, FamilyStatus, IfaceStatus, Source, StaticHostStatus, UnusedIface, Verification,
     };
 
     fn p(id: &str, addrs: &[&str]) -> PeerInfo {
@@ -247,6 +257,7 @@ mod tests {
                 ],
                 records_accepted: 4,
                 records_rejected: BTreeMap::from([("replay".into(), 1)]),
+                dropped: BTreeMap::from([("foreign-source".into(), 3)]),
             }],
             unused_interfaces: vec![UnusedIface {
                 name: "lo".into(),
@@ -269,12 +280,19 @@ mod tests {
             ],
             records_accepted: 4,
             records_rejected: BTreeMap::from([("replay".into(), 1), ("signature".into(), 2)]),
+            dropped: BTreeMap::from([("foreign-source".into(), 3)]),
+            budget: vec![BudgetUse {
+                name: "peers".into(),
+                used: 1,
+                max: 1024,
+            }],
         };
         assert_eq!(
             status(&st),
             "exo-discovery 0.1.0 up 42 s, namespace \"exo\": 1 peer(s), 2 client(s), 1 node(s) announced\n\
-             records: 4 accepted; refused: replay 1, signature 2\n\
-             eth0 (index 2): records 4 accepted, refused: replay 1\n\
+             records: 4 accepted; refused: replay 1, signature 2; dropped: foreign-source 3\n\
+             budget: peers 1/1024\n\
+             eth0 (index 2): records 4 accepted, refused: replay 1; dropped: foreign-source 3\n\
              \x20 IPv4: in use; packets in 10, queries out 3\n\
              \x20 IPv6: not used: no link-local address; packets in 0, queries out 0\n\
              lo: not used: loopback\n\
@@ -286,11 +304,12 @@ mod tests {
             unused_interfaces: vec![],
             static_hosts: vec![],
             records_rejected: BTreeMap::new(),
+            dropped: BTreeMap::new(),
             ..st
         };
         assert_eq!(
             status(&quiet).lines().nth(1),
-            Some("records: 4 accepted; refused: none")
+            Some("records: 4 accepted; refused: none; dropped: none")
         );
     }
 

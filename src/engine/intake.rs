@@ -92,12 +92,19 @@ impl Engine {
         let peer = rec.peer_id;
         let seq = rec.seq;
         let before = self.table.seq_of(&peer);
-        let dial = match offer.addrs {
-            Where::Ips { ips, zone } => crate::addrs::dialable(&peer, &rec.addrs, &ips, &zone),
-            Where::Given(addrs) => addrs,
+        let (dial, ips) = match offer.addrs {
+            Where::Ips { ips, zone } => {
+                (crate::addrs::dialable(&peer, &rec.addrs, &ips, &zone), ips)
+            }
+            Where::Given(addrs) => (addrs, Vec::new()),
         };
         match self.table.observe(rec, offer.source, &via, dial, now) {
             Ok(ev) => {
+                let ips: Vec<IpAddr> = ips
+                    .into_iter()
+                    .filter(crate::addrs::owned_by_a_host)
+                    .collect();
+                self.table.note_ips(&peer, &via, &ips);
                 self.count(&via, Ok(()));
                 if before != Some(seq) {
                     let label = match &claimed {
@@ -136,6 +143,12 @@ impl Engine {
                     .is_some_and(|s| mdns::instance_label(p, s) == *label)
             });
         }
+    }
+
+    /// Counts a packet or peer dropped by one of the engine's rules, for the way it came.
+    pub(super) fn count_drop(&mut self, via: &Via, why: &'static str) {
+        let stats = self.via_stats.entry(via.clone()).or_default();
+        *stats.dropped.entry(why).or_default() += 1;
     }
 
     fn count(&mut self, via: &Via, outcome: Result<(), Reject>) {

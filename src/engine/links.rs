@@ -4,11 +4,13 @@
 
 use super::repeat::{Repeated, Report};
 use super::table::Via;
-use super::{Action, Engine, Heard, SendOutcome};
+use super::{Action, Engine, Heard, SendOutcome, MAX_CONFIRM_PROBES};
 use crate::iface::Iface;
 use crate::instance as mdns;
 use crate::mcast::Family;
+use libp2p_identity::PeerId;
 use log::Level;
+use multiaddr::Multiaddr;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -340,6 +342,11 @@ impl Engine {
         }
     }
 
+    /// mdns-sd reports an instance gone (a goodbye, or its records ran out). A goodbye is a bare
+    /// TTL-0 packet anyone on the link can send, so for a peer's current instance it is first
+    /// confirmed: the peer's addresses on that link are probed at once, and the link is dropped
+    /// only if none answers (a departed node's port refuses in one round trip). A link with no
+    /// address a probe can check is dropped at once.
     pub(super) fn on_removed(&mut self, index: u32, fullname: &str) {
         let Some(link) = self.links.get(&index) else {
             return;
@@ -352,9 +359,53 @@ impl Engine {
         if self.instances.get(label) != Some(&peer) {
             return;
         }
-        if let Some(ev) = self.table.remove_link(&peer, &via) {
-            self.broadcast(ev);
+        if self
+            .confirming
+            .values()
+            .any(|(p, v)| *p == peer && *v == via)
+        {
+            return; // already being confirmed
         }
+        let targets = self.table.probe_targets(&peer, &via, MAX_CONFIRM_PROBES);
+        if targets.is_empty() {
+            if let Some(ev) = self.table.remove_link(&peer, &via) {
+                self.broadcast(ev);
+            }
+            return;
+        }
+        let timeout = Duration::from_millis(self.cfg.probe_timeout_ms);
+        self.log(Level::Debug, || {
+            format!(
+                "{via}: goodbye of {peer}; probing {} address(es) to confirm",
+                targets.len()
+            )
+        });
+        for addr in targets {
+            self.confirming.insert(addr.clone(), (peer, via.clone()));
+            self.actions.push_back(Action::Probe { addr, timeout });
+        }
+    }
+
+    /// A probe sent to confirm a goodbye ended. An answer refutes the goodbye (the peer stays,
+    /// and the goodbye is counted as `goodbye-refuted`); once every probe of it failed, the link
+    /// is dropped. Returns whether the probe was one of these.
+    pub(super) fn on_confirm_probe(&mut self, addr: &Multiaddr, ok: bool) -> bool {
+        let Some((peer, via)) = self.confirming.remove(addr) else {
+            return false;
+        };
+        let same = |(p, v): &(PeerId, Via)| *p == peer && *v == via;
+        if ok {
+            self.confirming.retain(|_, pv| !same(pv));
+            self.count_drop(&via, "goodbye-refuted");
+            self.log(Level::Info, || {
+                format!("{via}: goodbye of {peer} refuted: {addr} still answers")
+            });
+        } else if !self.confirming.values().any(same) {
+            if let Some(ev) = self.table.remove_link(&peer, &via) {
+                self.broadcast(ev);
+            }
+        }
+        true
     }
 
     pub(super) fn on_heard(&mut self, heard: Heard, now: Instant) {
@@ -371,14 +422,26 @@ impl Engine {
             return;
         };
         let mut revived = Vec::new();
+        let mut foreign = 0;
         for (label, ttl) in instances {
-            // Only the newest record of a peer keeps it alive (not an old instance repeated).
+            // Only the newest record of a peer keeps it alive (not an old instance repeated),
+            // and only in a packet from one of the peer's own addresses on this link.
             let Some(peer) = self.instances.get(&label).filter(|_| ttl > 0) else {
                 continue;
             };
+            if !self.table.sent_by(peer, &link.via, &from.ip()) {
+                foreign += 1;
+                continue;
+            }
             revived.extend(self.table.heard(peer, &link.via, now));
         }
         let name = (!libp2p_peers.is_empty()).then(|| link.iface.name.clone());
+        if foreign > 0 {
+            let via = link.via.clone();
+            for _ in 0..foreign {
+                self.count_drop(&via, "foreign-source");
+            }
+        }
         for ev in revived {
             self.broadcast(ev);
         }

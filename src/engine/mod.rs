@@ -305,6 +305,8 @@ pub type Verifier = Box<dyn Fn(&[u8], &str) -> Result<VerifiedRecord, Reject>>;
 struct ViaStats {
     accepted: u64,
     rejected: BTreeMap<Reject, u64>,
+    /// Packets and peers dropped by the engine's own rules, by reason.
+    dropped: BTreeMap<&'static str, u64>,
 }
 
 /// Cache writes are at most this frequent.
@@ -314,6 +316,8 @@ pub const CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(5);
 pub const MAX_PROBES: usize = 8;
 /// See [`MAX_PROBES`].
 pub const MAX_PROBES_PER_PEER: usize = 2;
+/// Addresses probed to confirm one goodbye.
+pub const MAX_CONFIRM_PROBES: usize = 4;
 
 /// The agent's state. See the module docs.
 pub struct Engine {
@@ -339,6 +343,8 @@ pub struct Engine {
     unsigned_ignored: HashSet<PeerId>,
     /// Unsigned peers ignored past that bound (not remembered).
     unsigned_over: u64,
+    /// Probes confirming a goodbye: the address, and whose link on which way it speaks for.
+    confirming: HashMap<Multiaddr, (PeerId, Via)>,
     cache_dirty: bool,
     next_cache_save: Instant,
     cache_error: Repeated,
@@ -370,6 +376,7 @@ impl Engine {
             instances: HashMap::new(),
             unsigned_ignored: HashSet::new(),
             unsigned_over: 0,
+            confirming: HashMap::new(),
             cache_dirty: false,
             next_cache_save: now,
             cache_error: Repeated::default(),
@@ -428,13 +435,16 @@ impl Engine {
             Input::Removed { link, fullname } => self.on_removed(link, &fullname),
             Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
-                if !ok {
-                    self.log(Level::Debug, || {
-                        format!("{addr} did not answer; withheld, will retry")
-                    });
-                }
-                for ev in self.table.probe_result(&addr, ok, now) {
-                    self.broadcast(ev);
+                // A goodbye's confirmation is not the prober's business.
+                if !self.on_confirm_probe(&addr, ok) {
+                    if !ok {
+                        self.log(Level::Debug, || {
+                            format!("{addr} did not answer; withheld, will retry")
+                        });
+                    }
+                    for ev in self.table.probe_result(&addr, ok, now) {
+                        self.broadcast(ev);
+                    }
                 }
             }
             Input::StaticReplied { host, result } => self.on_static(host, result, now),

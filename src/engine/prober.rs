@@ -2,19 +2,24 @@
 //! which to probe next, and when. Pure: the clock is passed in.
 //!
 //! Addresses wait in a queue ordered by when they are due (first come, first served among equals).
-//! At most a few probes run per peer and in all; an address that does not answer is retried with a
-//! doubling backoff. Every address the agent hands over ends in `/p2p/<peer>`, so the address
+//! At most a few probes run per peer, per destination IP and in all; an address that does not
+//! answer is retried with a doubling backoff. An address due while its IP is busy waits aside
+//! (parked) until a probe of that IP ends, so one host announcing thousands of records makes
+//! its own addresses wait, never another host's, and is never scanned again and again. Every address the agent hands over ends in `/p2p/<peer>`, so the address
 //! itself says whose it is.
 
 use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// First retry delay of an address that did not answer; doubles up to [`MAX_RETRY`].
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Longest retry delay of an address that does not answer.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
+/// Probes running at once to one IP.
+pub const MAX_PER_IP: usize = 2;
 
 /// What is known of an address's reachability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +31,8 @@ enum Reach {
         key: (Instant, u64),
         backoff: Duration,
         in_flight: bool,
+        /// Due, but waiting aside for its IP (not in the queue).
+        parked: bool,
     },
 }
 
@@ -37,11 +44,22 @@ pub struct Prober {
     next_key: u64,
     in_flight: usize,
     per_peer: HashMap<PeerId, usize>,
+    per_ip: HashMap<IpAddr, usize>,
+    parked: HashMap<IpAddr, VecDeque<Multiaddr>>,
 }
 
 /// Whether a TCP connect can check this address.
 pub fn probeable(a: &Multiaddr) -> bool {
     a.iter().any(|p| matches!(p, Protocol::Tcp(_)))
+}
+
+/// The IP an address is at.
+fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
+    a.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
 }
 
 /// The peer an address names (its `/p2p/` suffix).
@@ -71,6 +89,7 @@ impl Prober {
                         key,
                         backoff: FIRST_RETRY,
                         in_flight: false,
+                        parked: false,
                     },
                 );
             }
@@ -93,18 +112,37 @@ impl Prober {
     ) -> Vec<(PeerId, Multiaddr)> {
         let mut out: Vec<((Instant, u64), PeerId, Multiaddr)> = Vec::new();
         let mut taken: HashMap<PeerId, usize> = HashMap::new();
+        let mut busy: Vec<((Instant, u64), IpAddr)> = Vec::new();
+        let mut ip_taken: HashMap<IpAddr, usize> = HashMap::new();
         for (key, a) in self.queue.range(..=(now, u64::MAX)) {
             if self.in_flight + out.len() >= total {
                 break;
             }
-            let Some(peer) = owner(a) else { continue };
+            let (Some(peer), Some(ip)) = (owner(a), ip_of(a)) else {
+                continue;
+            };
+            let at_ip = self.per_ip.get(&ip).copied().unwrap_or(0)
+                + ip_taken.get(&ip).copied().unwrap_or(0);
+            if at_ip >= MAX_PER_IP {
+                busy.push((*key, ip));
+                continue;
+            }
             let mine = self.per_peer.get(&peer).copied().unwrap_or(0)
                 + taken.get(&peer).copied().unwrap_or(0);
             if mine >= per_peer || !wanted(&peer, a) {
                 continue;
             }
             *taken.entry(peer).or_default() += 1;
+            *ip_taken.entry(ip).or_default() += 1;
             out.push((*key, peer, a.clone()));
+        }
+        for (key, ip) in busy {
+            if let Some(a) = self.queue.remove(&key) {
+                if let Some(Reach::Pending { parked, .. }) = self.reach.get_mut(&a) {
+                    *parked = true;
+                }
+                self.parked.entry(ip).or_default().push_back(a);
+            }
         }
         for (key, peer, a) in &out {
             self.queue.remove(key);
@@ -113,8 +151,60 @@ impl Prober {
             }
             self.in_flight += 1;
             *self.per_peer.entry(*peer).or_default() += 1;
+            if let Some(ip) = ip_of(a) {
+                *self.per_ip.entry(ip).or_default() += 1;
+            }
         }
         out.into_iter().map(|(_, p, a)| (p, a)).collect()
+    }
+
+    /// A probe of `ip` ended: the next address parked for it goes back in the queue, due now.
+    fn unpark(&mut self, ip: IpAddr, now: Instant) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
+        let Some(waiting) = self.parked.get_mut(&ip) else {
+            return;
+        };
+        while let Some(a) = waiting.pop_front() {
+            if let Some(Reach::Pending { parked: true, .. }) = self.reach.get(&a) {
+                let key = self.enqueue(&a, now);
+                if let Some(Reach::Pending { key: k, parked, .. }) = self.reach.get_mut(&a) {
+                    *k = key;
+                    *parked = false;
+                }
+                break;
+            }
+        }
+        if self.parked.get(&ip).is_some_and(VecDeque::is_empty) {
+            self.parked.remove(&ip);
+        }
+    }
+
+    /// Probes running.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Stops following `a` (its peer is gone), unless a probe of it is running.
+    pub fn forget(&mut self, a: &Multiaddr) {
+        match self.reach.get(a).copied() {
+            Some(Reach::Pending {
+                key,
+                in_flight: false,
+                ..
+            }) => {
+                self.queue.remove(&key);
+                self.reach.remove(a);
+            }
+            Some(Reach::Ok) => {
+                self.reach.remove(a);
+            }
+            _ => {}
+        }
     }
 
     /// A probe of `a` answered (`ok`) or not. Returns whether `a` has just become reachable.
@@ -123,12 +213,19 @@ impl Prober {
             key,
             backoff,
             in_flight,
+            parked,
         }) = self.reach.get(a).copied()
         else {
             return false;
         };
+        if parked {
+            return false; // not probed: a stale report
+        }
         if in_flight {
             self.in_flight = self.in_flight.saturating_sub(1);
+            if let Some(ip) = ip_of(a) {
+                self.unpark(ip, now);
+            }
             if let Some(peer) = owner(a) {
                 if let Some(n) = self.per_peer.get_mut(&peer) {
                     *n = n.saturating_sub(1);
@@ -151,6 +248,7 @@ impl Prober {
                 key,
                 backoff: (backoff * 2).min(MAX_RETRY),
                 in_flight: false,
+                parked: false,
             },
         );
         false
@@ -198,10 +296,48 @@ impl Prober {
 mod tests {
     use super::*;
 
+    /// An address of `peer` at an IP of its own (derived from its ID).
     fn addr(peer: &PeerId, port: u16) -> Multiaddr {
-        format!("/ip4/10.0.0.1/tcp/{port}/p2p/{peer}")
-            .parse()
-            .unwrap()
+        let b = peer.to_bytes();
+        let n = b[b.len() - 1];
+        at(&format!("10.0.1.{n}"), peer, port)
+    }
+
+    fn at(ip: &str, peer: &PeerId, port: u16) -> Multiaddr {
+        format!("/ip4/{ip}/tcp/{port}/p2p/{peer}").parse().unwrap()
+    }
+
+    #[test]
+    fn one_busy_ip_makes_only_its_own_addresses_wait() {
+        let t0 = crate::test_clock();
+        let mut pr = Prober::default();
+        // One host announces many peers at one IP; then a real peer at another IP.
+        let flood: Vec<Multiaddr> = (0..100)
+            .map(|i| at("10.0.0.66", &PeerId::random(), 4000 + i))
+            .collect();
+        pr.track(&flood, t0);
+        let real = at("10.0.0.2", &PeerId::random(), 4001);
+        pr.track(std::slice::from_ref(&real), t0);
+        let due = pr.due(t0, 8, 2, |_, _| true);
+        assert_eq!(due.len(), MAX_PER_IP + 1);
+        assert!(due.iter().any(|(_, a)| *a == real), "{due:?}");
+        // The rest of the flood waits aside, not in the queue.
+        assert_eq!(pr.queue.len(), 0);
+        assert!(pr.due(t0, 8, 2, |_, _| true).is_empty());
+        // Each probe of the busy IP that ends lets one more of its addresses go.
+        pr.result(&due[0].1, false, t0);
+        let next = pr.due(t0, 8, 2, |_, _| true);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].1, flood[MAX_PER_IP]);
+        // Forgotten addresses leave no trace, parked or not.
+        for a in &flood {
+            pr.forget(a);
+        }
+        assert_eq!(
+            pr.len(),
+            1 + MAX_PER_IP,
+            "the real peer's and those in flight"
+        );
     }
 
     #[test]

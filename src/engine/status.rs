@@ -3,13 +3,23 @@
 use super::links::Link;
 use super::Engine;
 use crate::mcast::Family;
-use crate::proto::{FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
+use crate::proto::{BudgetUse, FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
 use crate::record::Reject;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 fn names(m: &BTreeMap<Reject, u64>) -> BTreeMap<String, u64> {
     m.iter().map(|(k, v)| (k.as_str().to_owned(), *v)).collect()
+}
+
+/// Adds drop counts of either kind (the table's, the engine's) under their names.
+fn add_drops<'a>(
+    into: &mut BTreeMap<String, u64>,
+    from: impl IntoIterator<Item = (&'a str, &'a u64)>,
+) {
+    for (k, v) in from {
+        *into.entry(k.to_owned()).or_default() += v;
+    }
 }
 
 impl Engine {
@@ -46,6 +56,13 @@ impl Engine {
             .values()
             .map(|l| {
                 let stats = self.via_stats.get(&l.via);
+                let mut dropped = BTreeMap::new();
+                if let Some(s) = stats {
+                    add_drops(&mut dropped, s.dropped.iter().map(|(k, v)| (*k, v)));
+                }
+                if let Some(d) = self.table.counters().dropped_via.get(&l.via) {
+                    add_drops(&mut dropped, d.iter().map(|(k, v)| (k.as_str(), v)));
+                }
                 let families = [Family::V4, Family::V6]
                     .into_iter()
                     .map(|f| self.family_status(l, f))
@@ -56,6 +73,7 @@ impl Engine {
                     families,
                     records_accepted: stats.map_or(0, |s| s.accepted),
                     records_rejected: stats.map(|s| names(&s.rejected)).unwrap_or_default(),
+                    dropped,
                 }
             })
             .collect();
@@ -82,6 +100,17 @@ impl Engine {
             })
             .collect();
         let counters = self.table.counters();
+        let mut dropped = BTreeMap::new();
+        add_drops(
+            &mut dropped,
+            counters.dropped.iter().map(|(k, v)| (k.as_str(), v)),
+        );
+        for s in self.via_stats.values() {
+            add_drops(&mut dropped, s.dropped.iter().map(|(k, v)| (*k, v)));
+        }
+        if self.unsigned_over > 0 {
+            dropped.insert("unsigned-not-logged".into(), self.unsigned_over);
+        }
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_secs: now.saturating_duration_since(self.started).as_secs(),
@@ -102,6 +131,39 @@ impl Engine {
                 .collect(),
             records_accepted: counters.accepted,
             records_rejected: names(&counters.rejected),
+            dropped,
+            budget: self.budget(),
         }
+    }
+
+    /// Every bound the engine keeps, with its use.
+    fn budget(&self) -> Vec<BudgetUse> {
+        use super::table::{MAX_PEERS, MAX_PENDING};
+        let u = self.table.usage();
+        let b = |name: &str, used: usize, max: usize| BudgetUse {
+            name: name.to_owned(),
+            used: used as u64,
+            max: max as u64,
+        };
+        vec![
+            b("peers", u.established, MAX_PEERS),
+            b("pending", u.pending, MAX_PENDING),
+            b("probes", u.probes_in_flight, super::MAX_PROBES),
+            b(
+                "probe-addresses",
+                u.probe_addrs,
+                (MAX_PEERS + MAX_PENDING) * crate::addrs::MAX_DIALABLE,
+            ),
+            b(
+                "clients",
+                self.clients.len(),
+                crate::server::MAX_CONNECTIONS,
+            ),
+            b(
+                "unsigned-logged",
+                self.unsigned_ignored.len(),
+                super::intake::MAX_UNSIGNED_LOGGED,
+            ),
+        ]
     }
 }

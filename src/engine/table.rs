@@ -23,10 +23,44 @@ use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Most peers the table holds; records of further peers are ignored until some expire.
-pub const MAX_PEERS: usize = 4096;
+/// Most established peers (handed over, or handed over once and not yet forgotten). A cluster is
+/// tens of machines, each announcing at most [`MAX_PEERS_PER_HOST`] nodes; a thousand leaves room.
+pub const MAX_PEERS: usize = 1024;
+/// Most peers waiting for one of their addresses to answer a first probe. When full, the oldest
+/// waiting peer is dropped for a newcomer: a flood of records that never answer costs this much
+/// and no more, and a real peer, whose address answers in one round trip, gets through it.
+pub const MAX_PENDING: usize = 256;
+/// Most established peers whose addresses answered at one IP (an agent announces at most 16
+/// nodes): one host cannot fill the table by minting keys that all point at itself.
+pub const MAX_PEERS_PER_HOST: usize = 16;
+/// How long a peer none of whose links is live is remembered (then forgotten, or sooner when
+/// the room is needed).
+pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+
+/// Why a peer the table was told of is not (or no longer) in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dropped {
+    /// Waiting for a first answer, and pushed out by a newer waiting peer.
+    PendingEvicted,
+    /// Answered, but the table is full of live established peers.
+    TableFull,
+    /// Answered, but its host already has [`MAX_PEERS_PER_HOST`] established peers.
+    HostFull,
+}
+
+impl Dropped {
+    /// Short lower-case name, used in logs and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dropped::PendingEvicted => "pending-evicted",
+            Dropped::TableFull => "table-full",
+            Dropped::HostFull => "host-full",
+        }
+    }
+}
 
 /// Where a peer was learned: the key of its per-source liveness.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +91,8 @@ impl fmt::Display for Via {
 #[derive(Clone, Debug)]
 struct Sighting {
     addrs: Vec<Multiaddr>,
+    /// The announcer's own IPs that way: only packets from one of them keep the link live.
+    ips: Vec<IpAddr>,
     /// `addrs` as the node is told them (formatted once).
     text: Vec<String>,
     last_heard: Instant,
@@ -82,6 +118,38 @@ struct Entry {
     links: Sightings,
     /// What the node was last told of this peer; `None` while it is not visible.
     sent: Option<PeerInfo>,
+    /// When it entered the table (its place in the pending queue).
+    since: Instant,
+    /// Handed over at least once (then it counts against [`MAX_PEERS`]; before, against
+    /// [`MAX_PENDING`]): the IP its first handed-over address has.
+    host: Option<Option<IpAddr>>,
+    /// Since when none of its links is live (its place in the forgetting queue).
+    dead_since: Option<Instant>,
+    /// When it was last seen visible (the persistent cache keeps the most recent).
+    verified_at: Option<Instant>,
+}
+
+impl Entry {
+    fn new(
+        peer: &PeerId,
+        seq: Option<u64>,
+        signed: Option<Vec<u8>>,
+        source: Source,
+        now: Instant,
+    ) -> Self {
+        Entry {
+            id: peer.to_base58(),
+            seq,
+            signed,
+            source,
+            links: Sightings::default(),
+            sent: None,
+            since: now,
+            host: None,
+            dead_since: None,
+            verified_at: None,
+        }
+    }
 }
 
 /// Counters of records handled, by outcome.
@@ -91,6 +159,23 @@ pub struct Counters {
     pub accepted: u64,
     /// Records refused, by reason.
     pub rejected: BTreeMap<Reject, u64>,
+    /// Peers dropped for room, by reason.
+    pub dropped: BTreeMap<Dropped, u64>,
+    /// The same, by the way the dropped peer was learned.
+    pub dropped_via: BTreeMap<Via, BTreeMap<Dropped, u64>>,
+}
+
+/// How much of each bound is in use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Established peers (of [`MAX_PEERS`]).
+    pub established: usize,
+    /// Peers waiting for a first answer (of [`MAX_PENDING`]).
+    pub pending: usize,
+    /// Addresses the prober follows.
+    pub probe_addrs: usize,
+    /// Probes running.
+    pub probes_in_flight: usize,
 }
 
 /// The table. See the module docs.
@@ -105,6 +190,16 @@ pub struct PeerTable {
     expiries: Expiries,
     /// Addresses dropped from links since the prober was last pruned.
     dropped: usize,
+    /// Peers not yet established, by when they came.
+    pending: BTreeSet<(Instant, PeerId)>,
+    /// Peers none of whose links is live, by since when.
+    dead: BTreeSet<(Instant, PeerId)>,
+    /// Established peers.
+    established: usize,
+    /// Established peers per host IP.
+    per_host: HashMap<Option<IpAddr>, usize>,
+    /// The latest time any call was given.
+    clock: Option<Instant>,
 }
 
 impl PeerTable {
@@ -117,6 +212,103 @@ impl PeerTable {
             prober: None,
             expiries: Expiries::default(),
             dropped: 0,
+            pending: BTreeSet::new(),
+            dead: BTreeSet::new(),
+            established: 0,
+            per_host: HashMap::new(),
+            clock: None,
+        }
+    }
+
+    /// Notes the time a call was given (the latest one dates what settling decides).
+    fn tick(&mut self, now: Instant) -> Instant {
+        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
+        now
+    }
+
+    /// What the bounds hold now.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            established: self.established,
+            pending: self.pending.len(),
+            probe_addrs: self.prober.as_ref().map_or(0, Prober::len),
+            probes_in_flight: self.prober.as_ref().map_or(0, Prober::in_flight),
+        }
+    }
+
+    fn count_drop(&mut self, why: Dropped, via: Option<&Via>) {
+        *self.counters.dropped.entry(why).or_default() += 1;
+        if let Some(via) = via {
+            *self
+                .counters
+                .dropped_via
+                .entry(via.clone())
+                .or_default()
+                .entry(why)
+                .or_default() += 1;
+        }
+    }
+
+    /// Makes room for a new peer learned through `via` and files it. Without a prober a peer is
+    /// established at once and needs a place in [`MAX_PEERS`] (a forgotten-worthy dead peer
+    /// gives up its place, a live one never does); with one it waits in [`MAX_PENDING`], pushing
+    /// out the oldest waiting peer when full. Returns whether it was filed.
+    fn admit(&mut self, peer: PeerId, mut entry: Entry, via: &Via) -> bool {
+        if self.prober.is_none() {
+            if self.established >= MAX_PEERS && !self.evict_dead() {
+                self.count_drop(Dropped::TableFull, Some(via));
+                return false;
+            }
+            entry.host = Some(None);
+            self.established += 1;
+        } else {
+            if self.pending.len() >= MAX_PENDING {
+                if let Some((_, old)) = self.pending.first().copied() {
+                    let old_via = self.peers.get(&old).and_then(|e| e.links.first_via());
+                    self.forget(&old);
+                    self.count_drop(Dropped::PendingEvicted, old_via.as_ref());
+                }
+            }
+            self.pending.insert((entry.since, peer));
+        }
+        self.peers.insert(peer, entry);
+        true
+    }
+
+    /// Forgets the peer that has been dead longest, if any; returns whether one was.
+    fn evict_dead(&mut self) -> bool {
+        match self.dead.first().copied() {
+            Some((_, peer)) => {
+                self.forget(&peer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `peer` and everything filed for it.
+    fn forget(&mut self, peer: &PeerId) {
+        if let (Some(prober), Some(e)) = (self.prober.as_mut(), self.peers.get(peer)) {
+            for a in e.links.values().flat_map(|l| l.addrs.iter()) {
+                prober.forget(a);
+            }
+        }
+        self.clear_links(*peer);
+        let Some(e) = self.peers.remove(peer) else {
+            return;
+        };
+        self.pending.remove(&(e.since, *peer));
+        if let Some(at) = e.dead_since {
+            self.dead.remove(&(at, *peer));
+        }
+        if let Some(host) = e.host {
+            self.established -= 1;
+            if let Some(n) = self.per_host.get_mut(&host) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_host.remove(&host);
+                }
+            }
         }
     }
 
@@ -193,6 +385,7 @@ impl PeerTable {
 
     /// A probe of `addr` answered (`ok`) or not; returns the events this causes.
     pub fn probe_result(&mut self, addr: &Multiaddr, ok: bool, now: Instant) -> Vec<PeerEvent> {
+        let now = self.tick(now);
         let Some(prober) = self.prober.as_mut() else {
             return Vec::new();
         };
@@ -231,23 +424,14 @@ impl PeerTable {
         addrs: Vec<Multiaddr>,
         now: Instant,
     ) -> Result<Option<PeerEvent>, Reject> {
+        let now = self.tick(now);
         let peer = record.peer_id;
         let Some(e) = self.peers.get(&peer) else {
-            if self.peers.len() >= MAX_PEERS {
+            let entry = Entry::new(&peer, Some(record.seq), Some(record.signed), source, now);
+            if !self.admit(peer, entry, via) {
                 return Ok(None);
             }
             self.track(&addrs, now);
-            self.peers.insert(
-                peer,
-                Entry {
-                    id: peer.to_base58(),
-                    seq: Some(record.seq),
-                    signed: Some(record.signed),
-                    source,
-                    links: Sightings::default(),
-                    sent: None,
-                },
-            );
             self.set_link(peer, via, new_link(addrs, source, now));
             self.counters.accepted += 1;
             return Ok(self.settle(&peer));
@@ -298,22 +482,14 @@ impl PeerTable {
         addrs: Vec<Multiaddr>,
         now: Instant,
     ) -> Option<PeerEvent> {
+        let now = self.tick(now);
         match self.peers.get(&peer) {
             Some(e) if e.seq.is_some() => return None,
             Some(_) => {}
-            None if self.peers.len() >= MAX_PEERS => return None,
             None => {
-                self.peers.insert(
-                    peer,
-                    Entry {
-                        id: peer.to_base58(),
-                        seq: None,
-                        signed: None,
-                        source,
-                        links: Sightings::default(),
-                        sent: None,
-                    },
-                );
+                if !self.admit(peer, Entry::new(&peer, None, None, source, now), via) {
+                    return None;
+                }
             }
         }
         self.track(&addrs, now);
@@ -324,6 +500,7 @@ impl PeerTable {
     /// The peer's instance was heard through `via` (any packet naming it): keeps that link live,
     /// and revives it if it had timed out.
     pub fn heard(&mut self, peer: &PeerId, via: &Via, now: Instant) -> Option<PeerEvent> {
+        let now = self.tick(now);
         let link = self.peers.get_mut(peer)?.links.get_mut(via)?;
         link.last_heard = link.last_heard.max(now);
         if link.live {
@@ -332,6 +509,43 @@ impl PeerTable {
         link.live = true;
         Self::arm(&mut self.expiries, self.timeout, *peer, via, link);
         self.settle(peer)
+    }
+
+    /// Adds the announcer's IPs on `via` (the A/AAAA records it published there, beyond those its
+    /// dialable addresses name): packets from them keep the link live too.
+    pub fn note_ips(&mut self, peer: &PeerId, via: &Via, ips: &[IpAddr]) {
+        let Some(link) = self.peers.get_mut(peer).and_then(|e| e.links.get_mut(via)) else {
+            return;
+        };
+        for ip in ips.iter().take(crate::addrs::MAX_DIALABLE) {
+            if let Err(i) = link.ips.binary_search(ip) {
+                link.ips.insert(i, *ip);
+            }
+        }
+    }
+
+    /// Whether a packet from `ip` can speak for `peer` on `via`: `ip` is one of the peer's own
+    /// addresses that way.
+    pub fn sent_by(&self, peer: &PeerId, via: &Via, ip: &IpAddr) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|e| e.links.get(via))
+            .is_some_and(|l| l.ips.binary_search(ip).is_ok())
+    }
+
+    /// Up to `n` addresses of `peer` on `via` a probe can check, those that answered before first.
+    pub fn probe_targets(&self, peer: &PeerId, via: &Via, n: usize) -> Vec<Multiaddr> {
+        let Some(link) = self.peers.get(peer).and_then(|e| e.links.get(via)) else {
+            return Vec::new();
+        };
+        let ok = |a: &Multiaddr| self.prober.as_ref().is_some_and(|p| p.is_ok(a));
+        let mut v: Vec<&Multiaddr> = link
+            .addrs
+            .iter()
+            .filter(|a| super::prober::probeable(a))
+            .collect();
+        v.sort_by_key(|a| !ok(a));
+        v.into_iter().take(n).cloned().collect()
     }
 
     /// The peer said goodbye through `via` (or the link went away): drop that link now.
@@ -359,6 +573,13 @@ impl PeerTable {
 
     /// Marks links not heard within the timeout as dead; returns the resulting events.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
+        let now = self.tick(now);
+        while let Some((since, peer)) = self.dead.first().copied() {
+            if since + FORGET_AFTER > now {
+                break;
+            }
+            self.forget(&peer);
+        }
         let mut touched = Vec::new();
         while let Some((at, peer, via)) = self.expiries.pop_due(now) {
             let Some(link) = self
@@ -412,7 +633,8 @@ impl PeerTable {
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let expiry = self.expiries.first;
         let probe = self.prober.as_ref().and_then(|p| p.next_deadline(now));
-        expiry.into_iter().chain(probe).min()
+        let forget = self.dead.first().map(|(t, _)| *t + FORGET_AFTER);
+        expiry.into_iter().chain(probe).chain(forget).min()
     }
 
     /// Every visible peer.
@@ -427,25 +649,33 @@ impl PeerTable {
         self.peers.values().filter(|e| e.sent.is_some()).count()
     }
 
-    /// What the persistent cache keeps: every signed peer's record and the addresses any link
-    /// gave for it.
+    /// What the persistent cache keeps: the signed records of the [`MAX_PENDING`] peers most
+    /// recently seen visible (most recent first), each with the addresses it was handed over at.
+    /// (A cached peer waits for a probe again on the next start, so no more are worth keeping.)
     pub fn cache_entries(&self) -> Vec<crate::cache::CachedPeer> {
-        let mut out: Vec<crate::cache::CachedPeer> = self
+        let mut seen: Vec<(Instant, &Entry)> = self
             .peers
             .values()
-            .filter_map(|e| {
+            .filter(|e| e.signed.is_some())
+            .filter_map(|e| Some((e.verified_at?, e)))
+            .collect();
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        seen.into_iter()
+            .filter_map(|(_, e)| {
                 let signed = e.signed.clone()?;
-                let mut addrs: Vec<String> = Vec::new();
-                for a in e.links.values().flat_map(|l| l.text.iter()) {
-                    if !addrs.contains(a) {
-                        addrs.push(a.clone());
-                    }
-                }
+                let addrs = e.sent.as_ref().map(|s| s.addrs.clone()).unwrap_or_else(|| {
+                    let mut set = std::collections::BTreeSet::new();
+                    e.links
+                        .values()
+                        .flat_map(|l| l.text.iter())
+                        .filter(|a| set.insert(*a))
+                        .cloned()
+                        .collect()
+                });
                 (!addrs.is_empty()).then_some(crate::cache::CachedPeer { signed, addrs })
             })
-            .collect();
-        out.sort_by(|a, b| a.signed.cmp(&b.signed));
-        out
+            .take(MAX_PENDING)
+            .collect()
     }
 
     /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
@@ -455,9 +685,19 @@ impl PeerTable {
 
     /// Recomputes what the node should know of `peer` and says what changed.
     fn settle(&mut self, peer: &PeerId) -> Option<PeerEvent> {
-        let e = self.peers.get_mut(peer)?;
+        let now = self.clock?;
+        let e = self.peers.get(peer)?;
         let cur = info(e, self.prober.as_ref());
-        let visible = !cur.addrs.is_empty();
+        let alive = e.links.values().any(|l| l.live);
+        let mut visible = !cur.addrs.is_empty();
+        if visible && e.host.is_none() {
+            visible = self.establish(peer, &cur);
+        }
+        self.file_dead(peer, alive, now);
+        let e = self.peers.get_mut(peer)?;
+        if visible {
+            e.verified_at = Some(now);
+        }
         let event = match (&e.sent, visible) {
             (None, true) => Some(PeerEvent {
                 event: EventKind::Discovered,
@@ -474,11 +714,58 @@ impl PeerTable {
             _ => None,
         };
         e.sent = visible.then_some(cur);
-        if e.links.is_empty() && self.peers.len() > MAX_PEERS / 2 {
-            // Link-less entries only remember the seq (replay protection); shed them under pressure.
-            self.peers.retain(|_, e| !e.links.is_empty());
-        }
         event
+    }
+
+    /// A waiting peer answered: it takes a place among the established if there is room (a dead
+    /// peer gives up its place; a live one never does) and its host has fewer than
+    /// [`MAX_PEERS_PER_HOST`]. Returns whether it did; if not, it is forgotten and counted.
+    fn establish(&mut self, peer: &PeerId, cur: &PeerInfo) -> bool {
+        let host = cur
+            .addrs
+            .first()
+            .and_then(|a| a.parse::<Multiaddr>().ok())
+            .and_then(|a| ip_of(&a));
+        let via = self.peers.get(peer).and_then(|e| e.links.first_via());
+        let why = if self.per_host.get(&host).copied().unwrap_or(0) >= MAX_PEERS_PER_HOST {
+            Some(Dropped::HostFull)
+        } else if self.established >= MAX_PEERS && !self.evict_dead() {
+            Some(Dropped::TableFull)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.forget(peer);
+            self.count_drop(why, via.as_ref());
+            return false;
+        }
+        let Some(e) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        self.pending.remove(&(e.since, *peer));
+        e.host = Some(host);
+        self.established += 1;
+        *self.per_host.entry(host).or_default() += 1;
+        true
+    }
+
+    /// Files `peer` in the forgetting queue when none of its links is live, and out of it when
+    /// one is.
+    fn file_dead(&mut self, peer: &PeerId, alive: bool, now: Instant) {
+        let Some(e) = self.peers.get_mut(peer) else {
+            return;
+        };
+        match (e.dead_since, alive) {
+            (None, false) => {
+                e.dead_since = Some(now);
+                self.dead.insert((now, *peer));
+            }
+            (Some(at), true) => {
+                e.dead_since = None;
+                self.dead.remove(&(at, *peer));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -549,13 +836,17 @@ impl Sightings {
     fn iter(&self) -> impl Iterator<Item = (&Via, &Sighting)> {
         self.0.iter().map(|(v, l)| (v, l))
     }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    fn first_via(&self) -> Option<Via> {
+        self.0.first().map(|(v, _)| v.clone())
     }
 }
 
 fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
+    let mut ips: Vec<IpAddr> = addrs.iter().filter_map(ip_of).collect();
+    ips.sort();
+    ips.dedup();
     Sighting {
+        ips,
         text: addrs.iter().map(|a| a.to_string()).collect(),
         addrs,
         last_heard: now,
@@ -566,6 +857,15 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
         // manual one until the operator's agent restarts.
         pinned: matches!(source, Source::Cache | Source::Manual),
     }
+}
+
+/// The IP an address is at.
+fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
+    a.iter().find_map(|p| match p {
+        multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        multiaddr::Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
 }
 
 /// What the node is told of a peer: the addresses of its live links (only those that answered a
@@ -752,7 +1052,11 @@ mod tests {
             ev[0].peer.addrs,
             vec![dial(&k, "10.0.0.2", 5)[0].to_string()]
         );
-        assert_eq!(t.next_deadline(t0), None);
+        // Dead, it is remembered (its seq refuses replays) until forgotten.
+        assert_eq!(
+            t.next_deadline(t0),
+            Some(t0 + Duration::from_secs(90) + FORGET_AFTER)
+        );
         let ev = t
             .heard(&p, &l("eth0"), t0 + Duration::from_secs(100))
             .unwrap();
@@ -886,6 +1190,106 @@ mod tests {
         }
         assert_eq!(t.due_probes(now, 3, 2).len(), 3);
         assert!(t.due_probes(now, 3, 2).is_empty());
+    }
+
+    /// `k`'s record at `ip`, made to answer its probe (with reachability on).
+    fn answered(t: &mut PeerTable, k: &Keypair, ip: &str, now: Instant) -> Vec<PeerEvent> {
+        let addrs = dial(k, ip, 5);
+        t.observe(rec(k, 1, 5), Source::Mdns, &l("eth0"), addrs.clone(), now)
+            .unwrap();
+        t.probe_result(&addrs[0], true, now)
+    }
+
+    #[test]
+    fn a_flood_of_records_that_never_answer_costs_the_pending_budget_and_no_more() {
+        let t0 = crate::test_clock();
+        let mut t = PeerTable::new(T).with_reachability(true);
+        let real = Keypair::generate_ed25519();
+        assert_eq!(
+            answered(&mut t, &real, "10.0.0.2", t0)[0].event,
+            EventKind::Discovered
+        );
+        for i in 0..4 * MAX_PENDING {
+            let k = Keypair::generate_ed25519();
+            let now = t0 + Duration::from_millis(i as u64);
+            multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.66", now).unwrap();
+        }
+        let u = t.usage();
+        assert_eq!((u.established, u.pending), (1, MAX_PENDING));
+        assert_eq!(t.peers.len(), 1 + MAX_PENDING);
+        assert_eq!(
+            t.counters().dropped.get(&Dropped::PendingEvicted),
+            Some(&(3 * MAX_PENDING as u64))
+        );
+        assert_eq!(
+            t.counters().dropped_via[&l("eth0")][&Dropped::PendingEvicted],
+            3 * MAX_PENDING as u64
+        );
+        // A newcomer that answers gets in at once, whatever is waiting.
+        let late = Keypair::generate_ed25519();
+        let ev = answered(&mut t, &late, "10.0.0.3", t0 + T / 2);
+        assert_eq!(ev[0].event, EventKind::Discovered);
+        assert_eq!(t.snapshot().len(), 2);
+    }
+
+    #[test]
+    fn one_host_cannot_fill_the_table_and_a_live_peer_is_never_pushed_out() {
+        let t0 = crate::test_clock();
+        let mut t = PeerTable::new(T).with_reachability(true);
+        // Keys minted by one host, all pointing at an open port of its own.
+        for _ in 0..MAX_PEERS_PER_HOST + 5 {
+            answered(&mut t, &Keypair::generate_ed25519(), "10.0.0.66", t0);
+        }
+        assert_eq!(t.usage().established, MAX_PEERS_PER_HOST);
+        assert_eq!(t.counters().dropped.get(&Dropped::HostFull), Some(&5));
+        // Fill the rest of the table from many hosts; the next newcomer is refused, no live
+        // peer is dropped for it.
+        let mut i = 0u32;
+        while t.usage().established < MAX_PEERS {
+            i += 1;
+            let ip = format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
+            answered(&mut t, &Keypair::generate_ed25519(), &ip, t0);
+        }
+        let first = t.snapshot();
+        assert!(answered(&mut t, &Keypair::generate_ed25519(), "10.9.9.9", t0).is_empty());
+        assert_eq!(t.counters().dropped.get(&Dropped::TableFull), Some(&1));
+        assert_eq!(t.snapshot(), first);
+        // Once peers have fallen silent, a newcomer takes the place of the longest dead.
+        let later = t0 + T + Duration::from_secs(1);
+        assert_eq!(t.expire(later).len(), MAX_PEERS);
+        let ev = answered(&mut t, &Keypair::generate_ed25519(), "10.9.9.9", later);
+        assert_eq!(ev[0].event, EventKind::Discovered);
+        assert_eq!(t.usage().established, MAX_PEERS);
+    }
+
+    #[test]
+    fn dead_peers_are_forgotten_and_the_cache_keeps_the_most_recently_verified() {
+        let t0 = crate::test_clock();
+        let mut t = PeerTable::new(T);
+        let keys: Vec<Keypair> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            let now = t0 + Duration::from_secs(10 * i as u64);
+            multicast(&mut t, k, 1, 5, "eth0", &format!("10.0.0.{}", i + 2), now).unwrap();
+        }
+        let cached = t.cache_entries();
+        let order: Vec<PeerId> = cached
+            .iter()
+            .map(|c| record::verify(&c.signed, "exo").unwrap().peer_id)
+            .collect();
+        let ids: Vec<PeerId> = keys.iter().rev().map(|k| k.public().to_peer_id()).collect();
+        assert_eq!(order, ids, "most recent first");
+        // All fall silent; after FORGET_AFTER they are gone, seq and all.
+        let dead = t0 + Duration::from_secs(20) + T;
+        assert_eq!(t.expire(dead).len(), 3);
+        assert_eq!(
+            t.cache_entries().len(),
+            3,
+            "the dead stay cached until forgotten"
+        );
+        assert!(t.expire(dead + FORGET_AFTER).is_empty());
+        assert_eq!(t.peers.len(), 0);
+        assert!(t.cache_entries().is_empty());
+        assert_eq!(t.next_deadline(dead + FORGET_AFTER), None);
     }
 
     #[test]

@@ -560,7 +560,88 @@ fn only_the_current_instance_keeps_a_peer_alive_and_a_goodbye_drops_it_at_once()
         }
     };
     assert!(events(&r.input(bye(1))).is_empty());
-    assert_eq!(events(&r.input(bye(2)))[0].0, EventKind::Expired);
+    // Its own goodbye is confirmed first: its address is probed, and refuses.
+    let a = r.input(bye(2));
+    assert!(events(&a).is_empty(), "not before the confirmation");
+    let addr = probe_of(&a);
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert_eq!(events(&a)[0].0, EventKind::Expired);
+}
+
+/// The address the actions probe (there must be exactly one).
+fn probe_of(a: &[Action]) -> Multiaddr {
+    let probes: Vec<&Multiaddr> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::Probe { addr, .. } => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(probes.len(), 1, "{a:?}");
+    probes[0].clone()
+}
+
+fn goodbye(k: &Keypair, seq: u64) -> Input {
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    Input::Removed {
+        link: IDX,
+        fullname: crate::instance::fullname(&label),
+    }
+}
+
+#[test]
+fn a_goodbye_whose_peer_still_answers_is_refuted_and_counted() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    assert_eq!(
+        events(&r.input(resolved(&k, 1)))[0].0,
+        EventKind::Discovered
+    );
+    let a = r.input(goodbye(&k, 1));
+    assert!(events(&a).is_empty());
+    let addr = probe_of(&a);
+    assert_eq!(
+        addr.to_string(),
+        format!("/ip4/10.0.0.2/tcp/4001/p2p/{}", k.public().to_peer_id())
+    );
+    // A second goodbye while the first is being confirmed sends no second probe.
+    assert!(r
+        .input(goodbye(&k, 1))
+        .iter()
+        .all(|a| !matches!(a, Action::Probe { .. })));
+    assert!(events(&r.input(Input::Probed { addr, ok: true })).is_empty());
+    assert_eq!(r.e.snapshot().len(), 1, "the peer stays");
+    let st = r.e.status(r.now);
+    assert_eq!(st.dropped.get("goodbye-refuted"), Some(&1));
+    assert_eq!(st.interfaces[0].dropped.get("goodbye-refuted"), Some(&1));
+    // It still times out like any peer when it falls silent.
+    assert_eq!(events(&r.at(61.0))[0].0, EventKind::Expired);
+}
+
+#[test]
+fn only_packets_from_the_peers_own_addresses_keep_it_alive() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(resolved(&k, 1));
+    let spoofed = |k: &Keypair| match heard(k, 1, 120) {
+        Input::Heard(h) => Input::Heard(Heard {
+            from: "10.0.0.66:5353".parse().unwrap(),
+            ..h
+        }),
+        _ => unreachable!(),
+    };
+    for s in [20.0, 40.0, 59.0] {
+        r.at(s);
+        r.input(spoofed(&k));
+    }
+    assert_eq!(events(&r.at(60.5))[0].0, EventKind::Expired);
+    let st = r.e.status(r.now);
+    assert_eq!(st.interfaces[0].dropped.get("foreign-source"), Some(&3));
+    // Its own packet revives it.
+    assert_eq!(
+        events(&r.input(heard(&k, 1, 120)))[0].0,
+        EventKind::Discovered
+    );
 }
 
 #[test]
