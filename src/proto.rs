@@ -239,6 +239,9 @@ pub struct IfaceStatus {
     pub records_accepted: u64,
     /// Records refused from this interface, by reason.
     pub records_rejected: std::collections::BTreeMap<String, u64>,
+    /// Addresses heard on this interface that lie on none of its subnets, dropped.
+    #[serde(default)]
+    pub addresses_off_link: u64,
 }
 
 /// One family of an interface in use.

@@ -78,8 +78,12 @@ pub fn status(st: &Status) -> String {
         ),
     ];
     for i in &st.interfaces {
+        let off_link = match i.addresses_off_link {
+            0 => String::new(),
+            n => format!("; {n} address(es) not on the link dropped"),
+        };
         lines.push(format!(
-            "{} (index {}): records {} accepted, refused: {}",
+            "{} (index {}): records {} accepted, refused: {}{off_link}",
             i.name,
             i.index,
             i.records_accepted,
@@ -247,6 +251,7 @@ mod tests {
                 ],
                 records_accepted: 4,
                 records_rejected: BTreeMap::from([("replay".into(), 1)]),
+                addresses_off_link: 2,
             }],
             unused_interfaces: vec![UnusedIface {
                 name: "lo".into(),
@@ -274,7 +279,7 @@ mod tests {
             status(&st),
             "exo-discovery 0.1.0 up 42 s, namespace \"exo\": 1 peer(s), 2 client(s), 1 node(s) announced\n\
              records: 4 accepted; refused: replay 1, signature 2\n\
-             eth0 (index 2): records 4 accepted, refused: replay 1\n\
+             eth0 (index 2): records 4 accepted, refused: replay 1; 2 address(es) not on the link dropped\n\
              \x20 IPv4: in use; packets in 10, queries out 3\n\
              \x20 IPv6: not used: no link-local address; packets in 0, queries out 0\n\
              lo: not used: loopback\n\

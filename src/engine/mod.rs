@@ -300,11 +300,12 @@ pub enum Action {
 /// memoise it).
 pub type Verifier = Box<dyn Fn(&[u8], &str) -> Result<VerifiedRecord, Reject>>;
 
-/// Records accepted and refused through one [`Via`].
+/// Records accepted and refused through one [`Via`], and addresses heard there but not on it.
 #[derive(Default, Debug)]
 struct ViaStats {
     accepted: u64,
     rejected: BTreeMap<Reject, u64>,
+    off_link: u64,
 }
 
 /// Cache writes are at most this frequent.

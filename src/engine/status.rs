@@ -56,6 +56,7 @@ impl Engine {
                     families,
                     records_accepted: stats.map_or(0, |s| s.accepted),
                     records_rejected: stats.map(|s| names(&s.rejected)).unwrap_or_default(),
+                    addresses_off_link: stats.map_or(0, |s| s.off_link),
                 }
             })
             .collect();
