@@ -3,8 +3,10 @@
 //! Records say ports, links say IPs: an unspecified IP in a record is replaced by the addresses the
 //! announcer published on the link where it was heard; a concrete IP is kept only when it is one of
 //! those link addresses; loopback never leaves; an IPv6 link-local address gets the receiving
-//! interface as zone (`/ip6zone/eth0/ip6/fe80::…`); every result ends in `/p2p/<peer>`.
+//! interface as zone (`/ip6zone/eth0/ip6/fe80::…`); every result ends in `/p2p/<peer>`. An
+//! address heard by multicast must also lie on the receiving link ([`on_link`]).
 
+use crate::iface::Iface;
 use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 use std::net::{IpAddr, Ipv6Addr};
@@ -31,6 +33,32 @@ pub fn owned_by_a_host(ip: &IpAddr) -> bool {
             !mapped_or_compatible && !nat64 && !documentation
         }
     }
+}
+
+/// Whether `ip` lies on the link of `iface`: an IPv4 address in one of its subnets, an IPv6 address
+/// link-local or in one of its prefixes. An announcer heard by multicast is on the link, so its
+/// other addresses would be reached through a router, if at all.
+pub fn on_link(ip: &IpAddr, iface: &Iface) -> bool {
+    match ip {
+        IpAddr::V4(ip) => iface
+            .v4
+            .iter()
+            .any(|(net, len)| same_prefix(u32::from(*ip).into(), u32::from(*net).into(), 32, *len)),
+        IpAddr::V6(ip) => {
+            is_link_local_v6(ip)
+                || iface
+                    .v6
+                    .iter()
+                    .any(|(net, len)| same_prefix(u128::from(*ip), u128::from(*net), 128, *len))
+        }
+    }
+}
+
+/// Whether `a` and `b`, addresses `width` bits wide, share their first `len` bits.
+fn same_prefix(a: u128, b: u128, width: u32, len: u8) -> bool {
+    (a ^ b)
+        .checked_shr(width.saturating_sub(len.into()))
+        .is_none_or(|d| d == 0)
 }
 
 /// True for `fe80::/10`.
@@ -238,6 +266,80 @@ mod tests {
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(dialable(&peer(), &listen, &good, "eth0").len(), 2);
+    }
+
+    fn iface(v4: &[(&str, u8)], v6: &[(&str, u8)]) -> Iface {
+        Iface {
+            name: "eth0".into(),
+            index: 2,
+            up: true,
+            multicast: true,
+            loopback: false,
+            point_to_point: false,
+            v4: v4.iter().map(|(a, p)| (a.parse().unwrap(), *p)).collect(),
+            v6: v6.iter().map(|(a, p)| (a.parse().unwrap(), *p)).collect(),
+        }
+    }
+
+    fn on(ip: &str, i: &Iface) -> bool {
+        on_link(&ip.parse().unwrap(), i)
+    }
+
+    #[test]
+    fn ipv4_is_on_the_link_only_inside_one_of_its_subnets() {
+        let i = iface(&[("10.0.0.1", 24), ("192.168.7.9", 30)], &[]);
+        assert!(on("10.0.0.2", &i));
+        assert!(on("10.0.0.255", &i));
+        assert!(!on("10.0.1.2", &i), "the next /24");
+        assert!(!on("172.17.0.2", &i));
+        assert!(on("192.168.7.10", &i));
+        assert!(!on("192.168.7.12", &i), "past the /30");
+        assert!(
+            !on("10.0.0.2", &iface(&[], &[("fe80::1", 64)])),
+            "no IPv4 at all"
+        );
+    }
+
+    #[test]
+    fn a_slash_32_holds_its_address_alone_and_a_slash_0_everything() {
+        let host = iface(&[("10.0.0.1", 32)], &[]);
+        assert!(on("10.0.0.1", &host));
+        assert!(!on("10.0.0.2", &host));
+        let all = iface(&[("10.0.0.1", 0)], &[("fd00::1", 0)]);
+        assert!(on("203.0.113.5", &all));
+        assert!(on("255.255.255.254", &all));
+        assert!(on("2a00::1", &all));
+        let v6_host = iface(&[], &[("fd00::1", 128)]);
+        assert!(on("fd00::1", &v6_host));
+        assert!(!on("fd00::2", &v6_host));
+    }
+
+    #[test]
+    fn ipv6_is_on_the_link_when_link_local_or_inside_one_of_its_prefixes() {
+        let i = iface(&[("10.0.0.1", 24)], &[("fe80::1", 64), ("fd00:1::1", 64)]);
+        assert!(on("fe80::2", &i));
+        assert!(on("febf::2", &i), "all of fe80::/10");
+        assert!(
+            on("fe80::2", &iface(&[("10.0.0.1", 24)], &[])),
+            "link-local even with no IPv6 prefix listed"
+        );
+        assert!(on("fd00:1::abcd", &i));
+        assert!(!on("fd00:2::1", &i), "the next /64");
+        assert!(!on("2001:4860::1", &i));
+        assert!(!on("10.0.1.1", &i));
+    }
+
+    #[test]
+    fn dialable_itself_keeps_routed_addresses() {
+        // The on-link rule is the multicast path's; a static host's addresses go through as they are.
+        let p = peer();
+        let out = dialable(
+            &p,
+            &[ma("/ip4/0.0.0.0/tcp/1")],
+            &["172.31.4.5".parse().unwrap()],
+            "",
+        );
+        assert_eq!(out, vec![ma(&format!("/ip4/172.31.4.5/tcp/1/p2p/{p}"))]);
     }
 
     #[test]

@@ -359,9 +359,9 @@ fn own_addresses(ifaces: &[Iface]) -> Vec<IpAddr> {
     ifaces
         .iter()
         .flat_map(|j| {
-            j.v4.iter()
-                .map(|a| IpAddr::V4(*a))
-                .chain(j.v6.iter().map(|a| IpAddr::V6(*a)))
+            j.v4_addrs()
+                .map(IpAddr::V4)
+                .chain(j.v6_addrs().map(IpAddr::V6))
         })
         .collect()
 }
@@ -414,8 +414,8 @@ fn listen(facts: &mut [Probe], open: &mut [Open], wait: Duration) {
 fn row(i: &Iface, family: Family, f: &Facts) -> Row {
     let (cause, verdict) = verdict(f, family, &i.name, Os::current());
     let addresses = match family {
-        Family::V4 => i.v4.iter().map(|a| a.to_string()).collect(),
-        Family::V6 => i.v6.iter().map(|a| a.to_string()).collect(),
+        Family::V4 => i.v4_addrs().map(|a| a.to_string()).collect(),
+        Family::V6 => i.v6_addrs().map(|a| a.to_string()).collect(),
     };
     let join = match &f.open_error {
         Some((step, _, msg)) => format!("{step}: {msg}"),

@@ -94,7 +94,7 @@ pub fn open(iface: &Iface, family: Family) -> Result<UdpSocket, OpenError> {
     )?;
     match family {
         Family::V4 => {
-            let src = iface.v4.first().copied().ok_or(OpenError {
+            let src = iface.v4_addrs().next().ok_or(OpenError {
                 step: "address",
                 error: io::Error::from_raw_os_error(nix::libc::EADDRNOTAVAIL),
             })?;

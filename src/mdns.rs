@@ -67,10 +67,10 @@ impl LinkDaemon {
     pub fn register(&self, a: &Announcement, iface: &Iface) -> Result<(), mdns_sd::Error> {
         let mut ips: Vec<IpAddr> = Vec::new();
         if self.families.contains(&Family::V4) {
-            ips.extend(iface.v4.iter().map(|a| IpAddr::V4(*a)));
+            ips.extend(iface.v4_addrs().map(IpAddr::V4));
         }
         if self.families.contains(&Family::V6) {
-            ips.extend(iface.v6.iter().map(|a| IpAddr::V6(*a)));
+            ips.extend(iface.v6_addrs().map(IpAddr::V6));
         }
         let txt: Vec<TxtProperty> = a
             .txt

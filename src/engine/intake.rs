@@ -2,6 +2,8 @@
 //! reply, the persistent cache): the node's own records are left out, the record is verified
 //! (and must be the one its instance name stands for), counted per way in and in all, merged into
 //! the table, and the table's event is broadcast. Also: stock libp2p-mdns peers (unsigned).
+//! Addresses heard by multicast are kept only when they lie on the receiving link (counted per
+//! link when they do not); a static host's may be routed.
 
 use super::table::Via;
 use super::{Engine, StaticReply};
@@ -35,8 +37,16 @@ pub struct Offer {
 
 /// Where a record's peer can be dialled.
 pub enum Where {
-    /// At the announcer's IPs on a link (records say ports, links say IPs); `zone` is the
-    /// interface name given to IPv6 link-local addresses.
+    /// At the announcer's IPs heard by multicast on a link (records say ports, links say IPs):
+    /// those not on that link are dropped ([`crate::addrs::on_link`]).
+    Link {
+        /// The link's interface index.
+        link: u32,
+        /// The announcer's IPs.
+        ips: Vec<IpAddr>,
+    },
+    /// At the IPs a static host answered from, routed or not (the reachability probe decides);
+    /// `zone` is the interface name given to IPv6 link-local addresses.
     Ips {
         /// The announcer's IPs.
         ips: Vec<IpAddr>,
@@ -93,6 +103,10 @@ impl Engine {
         let seq = rec.seq;
         let before = self.table.seq_of(&peer);
         let (dial, ips) = match offer.addrs {
+            Where::Link { link, ips } => {
+                let (ips, zone) = self.on_link(link, ips);
+                (crate::addrs::dialable(&peer, &rec.addrs, &ips, &zone), ips)
+            }
             Where::Ips { ips, zone } => {
                 (crate::addrs::dialable(&peer, &rec.addrs, &ips, &zone), ips)
             }
@@ -151,6 +165,32 @@ impl Engine {
         *stats.dropped.entry(why).or_default() += 1;
     }
 
+    /// The IPs of `ips` that lie on the link `index`, and the link's name (the zone of its
+    /// link-local addresses); the others are dropped and counted for the link.
+    fn on_link(&mut self, index: u32, ips: Vec<IpAddr>) -> (Vec<IpAddr>, String) {
+        let Some(link) = self.links.get(&index) else {
+            return (Vec::new(), String::new());
+        };
+        let (kept, off): (Vec<IpAddr>, Vec<IpAddr>) = ips
+            .into_iter()
+            .partition(|ip| crate::addrs::on_link(ip, &link.iface));
+        let name = link.iface.name.clone();
+        if !off.is_empty() {
+            let via = link.via.clone();
+            *self
+                .via_stats
+                .entry(via)
+                .or_default()
+                .dropped
+                .entry("address-off-link")
+                .or_default() += off.len() as u64;
+            self.log(Level::Debug, || {
+                format!("{name}: {off:?} not on this link; dropped")
+            });
+        }
+        (kept, name)
+    }
+
     fn count(&mut self, via: &Via, outcome: Result<(), Reject>) {
         let stats = self.via_stats.entry(via.clone()).or_default();
         match outcome {
@@ -167,11 +207,7 @@ impl Engine {
         ips: Vec<IpAddr>,
         now: Instant,
     ) {
-        let Some((via, name)) = self
-            .links
-            .get(&link)
-            .map(|l| (l.via.clone(), l.iface.name.clone()))
-        else {
+        let Some(via) = self.links.get(&link).map(|l| l.via.clone()) else {
             return;
         };
         self.intake(
@@ -180,7 +216,7 @@ impl Engine {
                 via,
                 instance: Some(fullname.to_owned()),
                 signed,
-                addrs: Where::Ips { ips, zone: name },
+                addrs: Where::Link { link, ips },
             },
             now,
         );
@@ -248,18 +284,21 @@ impl Engine {
         }
     }
 
-    /// A stock libp2p-mdns node described `p` on the link `iface`: handed over only with
-    /// `accept_unsigned` (logged once per peer otherwise).
+    /// A stock libp2p-mdns node at `from` described `p` on the link `index`: handed over only with
+    /// `accept_unsigned` (logged once per peer otherwise), at `from` if it lies on that link.
     pub(super) fn on_libp2p_peer(
         &mut self,
         p: Libp2pPeer,
-        iface: &str,
+        index: u32,
         from: SocketAddr,
         now: Instant,
     ) {
         if self.regs.contains_key(&p.peer) || p.ttl == 0 {
             return;
         }
+        let Some(iface) = self.links.get(&index).map(|l| l.iface.name.clone()) else {
+            return;
+        };
         if !self.cfg.accept_unsigned {
             // Each ignored peer is said once; past a bound, they are only counted (a flood of
             // made-up peer IDs costs no memory).
@@ -286,8 +325,9 @@ impl Engine {
             }
             return;
         }
-        let dial = crate::addrs::dialable(&p.peer, &p.addrs, &[from.ip()], iface);
-        let via = Via::Link(iface.to_owned());
+        let (ips, zone) = self.on_link(index, vec![from.ip()]);
+        let dial = crate::addrs::dialable(&p.peer, &p.addrs, &ips, &zone);
+        let via = Via::Link(iface);
         if let Some(ev) = self
             .table
             .observe_unsigned(p.peer, Source::Libp2pMdns, &via, dial, now)

@@ -139,8 +139,10 @@ impl Engine {
     fn add_link(&mut self, iface: Iface, now: Instant) {
         self.log(Level::Info, || {
             format!(
-                "interface {} (index {}): v4 {:?} v6 {:?}",
-                iface.name, iface.index, iface.v4, iface.v6
+                "interface {} (index {}): {}",
+                iface.name,
+                iface.index,
+                iface.addresses()
             )
         });
         let index = iface.index;
@@ -166,10 +168,7 @@ impl Engine {
     /// Addresses or flags changed: reopen the sockets, re-announce with the new addresses.
     fn readdress_link(&mut self, iface: Iface, now: Instant) {
         self.log(Level::Info, || {
-            format!(
-                "interface {} changed: v4 {:?} v6 {:?}",
-                iface.name, iface.v4, iface.v6
-            )
+            format!("interface {} changed: {}", iface.name, iface.addresses())
         });
         let index = iface.index;
         self.actions.push_back(Action::UpdateLink(iface.clone()));
@@ -435,7 +434,6 @@ impl Engine {
             }
             revived.extend(self.table.heard(peer, &link.via, now));
         }
-        let name = (!libp2p_peers.is_empty()).then(|| link.iface.name.clone());
         if foreign > 0 {
             let via = link.via.clone();
             for _ in 0..foreign {
@@ -446,7 +444,7 @@ impl Engine {
             self.broadcast(ev);
         }
         for p in libp2p_peers {
-            self.on_libp2p_peer(p, name.as_deref().unwrap_or_default(), from, now);
+            self.on_libp2p_peer(p, index, from, now);
         }
         if libp2p_query {
             self.answer_libp2p(index, family, now);
@@ -469,13 +467,12 @@ impl Engine {
             return None;
         }
         let ips: Vec<IpAddr> = match family {
-            Family::V4 => link.iface.v4.iter().map(|a| IpAddr::V4(*a)).collect(),
+            Family::V4 => link.iface.v4_addrs().map(IpAddr::V4).collect(),
             Family::V6 => link
                 .iface
-                .v6
-                .iter()
+                .v6_addrs()
                 .filter(|a| !crate::addrs::is_link_local_v6(a))
-                .map(|a| IpAddr::V6(*a))
+                .map(IpAddr::V6)
                 .collect(),
         };
         let addrs: Vec<String> = crate::addrs::dialable(peer, listen, &ips, &link.iface.name)

@@ -300,7 +300,7 @@ pub enum Action {
 /// memoise it).
 pub type Verifier = Box<dyn Fn(&[u8], &str) -> Result<VerifiedRecord, Reject>>;
 
-/// Records accepted and refused through one [`Via`].
+/// Records accepted and refused through one [`Via`], and addresses heard there but not on it.
 #[derive(Default, Debug)]
 struct ViaStats {
     accepted: u64,

@@ -16,8 +16,8 @@ fn eth0() -> Iface {
         multicast: true,
         loopback: false,
         point_to_point: false,
-        v4: vec![Ipv4Addr::new(10, 0, 0, 1)],
-        v6: vec!["fe80::1".parse::<Ipv6Addr>().unwrap()],
+        v4: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
+        v6: vec![("fe80::1".parse::<Ipv6Addr>().unwrap(), 64)],
     }
 }
 
@@ -746,7 +746,7 @@ fn interfaces_that_change_or_vanish_are_followed() {
     let k = Keypair::generate_ed25519();
     r.input(register(&k));
     let mut changed = eth0();
-    changed.v4 = vec![Ipv4Addr::new(10, 0, 0, 77)];
+    changed.v4 = vec![(Ipv4Addr::new(10, 0, 0, 77), 24)];
     let a = r.input(Input::Interfaces(Ok(vec![changed])));
     assert!(matches!(a[1], Action::UpdateLink(_)));
     assert_eq!(queries(&a), vec![Family::V4, Family::V6]);
@@ -758,6 +758,144 @@ fn interfaces_that_change_or_vanish_are_followed() {
         .any(|a| matches!(a, Action::RemoveLink { link: IDX })));
     assert_eq!(events(&a)[0].0, EventKind::Expired);
     assert_eq!(r.e.status(r.now).interfaces.len(), 0);
+}
+
+#[test]
+fn a_prefix_change_is_an_interface_change() {
+    let mut r = Rig::up(cfg());
+    let mut changed = eth0();
+    changed.v4[0].1 = 16;
+    let a = r.input(Input::Interfaces(Ok(vec![changed])));
+    assert!(
+        a.iter().any(|a| matches!(a, Action::UpdateLink(_))),
+        "{a:?}"
+    );
+    assert!(logs(&a).contains(&"interface eth0 changed: 10.0.0.1/16 fe80::1/64".to_owned()));
+}
+
+/// The addresses handed over for `k`'s peer.
+fn handed_over(r: &Rig, k: &Keypair) -> Vec<String> {
+    let id = k.public().to_peer_id();
+    r.e.snapshot()
+        .into_iter()
+        .find(|p| p.peer_id == id.to_base58())
+        .map(|p| p.addrs)
+        .unwrap_or_default()
+}
+
+#[test]
+fn multicast_addresses_off_the_receiving_link_are_dropped_and_counted() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let listen = [
+        "/ip4/0.0.0.0/tcp/4001".parse().unwrap(),
+        "/ip6/::/tcp/4001".parse().unwrap(),
+    ];
+    r.input(Input::Resolved {
+        link: IDX,
+        fullname: crate::instance::fullname(&label),
+        signed: Ok(record::sign(&k, "exo", 1, &listen).unwrap()),
+        ips: [
+            "10.0.0.2",
+            "192.168.5.5",
+            "10.0.1.2",
+            "fe80::2",
+            "fd00:9::2",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect(),
+    });
+    let id = k.public().to_peer_id();
+    assert_eq!(
+        handed_over(&r, &k),
+        vec![
+            format!("/ip4/10.0.0.2/tcp/4001/p2p/{id}"),
+            format!("/ip6zone/eth0/ip6/fe80::2/tcp/4001/p2p/{id}"),
+        ]
+    );
+    let st = r.e.status(r.now);
+    assert_eq!(st.interfaces[0].dropped.get("address-off-link"), Some(&3));
+    assert_eq!(st.interfaces[0].records_accepted, 1);
+}
+
+#[test]
+fn a_static_hosts_routed_address_is_kept() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(Input::Client {
+        id: 1,
+        request: Request::Manage(ClientMsg::AddHost {
+            host: "172.16.0.9".into(),
+        }),
+    });
+    let reply = txt_response(
+        &crate::instance::instance_label(&k.public().to_peer_id(), 1),
+        &signed(&k, 1),
+    );
+    r.input(Input::StaticReplied {
+        host: "172.16.0.9".into(),
+        result: Ok(vec![(
+            IpAddr::V4(Ipv4Addr::new(172, 16, 0, 9)),
+            None,
+            reply,
+        )]),
+    });
+    assert_eq!(
+        handed_over(&r, &k),
+        vec![format!(
+            "/ip4/172.16.0.9/tcp/4001/p2p/{}",
+            k.public().to_peer_id()
+        )]
+    );
+    assert_eq!(
+        r.e.status(r.now).interfaces[0]
+            .dropped
+            .get("address-off-link"),
+        None
+    );
+}
+
+#[test]
+fn a_stock_node_heard_from_off_the_link_is_not_handed_over() {
+    let mut r = Rig::up(Config {
+        accept_unsigned: true,
+        ..cfg()
+    });
+    let stock = |from: &str| {
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let heard = Input::Heard(Heard {
+            link: IDX,
+            family: Family::V4,
+            from: from.parse().unwrap(),
+            instances: Vec::new(),
+            libp2p_peers: vec![crate::libp2p_mdns::Libp2pPeer {
+                peer,
+                addrs: vec!["/ip4/0.0.0.0/tcp/1".parse().unwrap()],
+                ttl: 360,
+            }],
+            libp2p_query: false,
+        });
+        (peer, heard)
+    };
+    let (_, off) = stock("192.168.5.5:5353");
+    r.input(off);
+    assert!(r.e.snapshot().is_empty());
+    assert_eq!(
+        r.e.status(r.now).interfaces[0]
+            .dropped
+            .get("address-off-link"),
+        Some(&1)
+    );
+    let (on, heard) = stock("10.0.0.66:5353");
+    r.input(heard);
+    let peers = r.e.snapshot();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        peers[0].addrs,
+        vec![format!("/ip4/10.0.0.66/tcp/1/p2p/{on}")]
+    );
 }
 
 fn register(k: &Keypair) -> Input {

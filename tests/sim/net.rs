@@ -262,7 +262,7 @@ impl Sim {
                     multicast: true,
                     loopback: false,
                     point_to_point: false,
-                    v4: vec![ip],
+                    v4: vec![(ip, 16)],
                     v6: Vec::new(),
                 },
                 daemon: false,
@@ -678,7 +678,7 @@ impl Sim {
             .ports
             .iter()
             .find(|p| p.link == link)
-            .map(|p| p.iface.v4[0])
+            .map(|p| p.iface.v4[0].0)
         else {
             return;
         };
