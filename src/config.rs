@@ -21,7 +21,8 @@ pub const DEFAULT_ANNOUNCE_INTERVAL_SECS: u64 = 20;
 /// same names, merged by [`Config::merge`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Local socket path; empty means [`default_socket_path`].
+    /// Local socket path; empty means [`default_socket_path`], whose directory the agent makes
+    /// owner-only and checks. A path set here is used as given.
     pub socket: Option<PathBuf>,
     /// Cluster namespace; records of other namespaces are ignored.
     pub namespace: String,
@@ -296,16 +297,24 @@ impl Config {
     }
 }
 
-/// `$XDG_RUNTIME_DIR/exo-discovery.sock` when that variable is set, else
-/// `/tmp/exo-discovery-<uid>.sock`.
+/// `$XDG_RUNTIME_DIR/exo-discovery/agent.sock` when that variable is set, else
+/// `/tmp/exo-discovery-<uid>/agent.sock`. The agent creates that directory owner-only and checks
+/// it before binding (see [`crate::server::private_dir`]).
 pub fn default_socket_path() -> PathBuf {
-    match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("exo-discovery.sock"),
-        _ => PathBuf::from(format!(
-            "/tmp/exo-discovery-{}.sock",
-            nix::unistd::getuid().as_raw()
-        )),
-    }
+    socket_path_for(
+        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+        nix::unistd::getuid().as_raw(),
+    )
+}
+
+/// The default socket path for this value of `XDG_RUNTIME_DIR` (unset or empty: none) and this
+/// uid.
+pub fn socket_path_for(runtime_dir: Option<&std::ffi::OsStr>, uid: u32) -> PathBuf {
+    let dir = match runtime_dir {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("exo-discovery"),
+        _ => PathBuf::from(format!("/tmp/exo-discovery-{uid}")),
+    };
+    dir.join("agent.sock")
 }
 
 /// Shell-style glob: `*` any run, `?` one character, everything else literal.
@@ -335,6 +344,23 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_socket_path_lives_in_its_own_directory() {
+        use std::ffi::OsStr;
+        assert_eq!(
+            socket_path_for(Some(OsStr::new("/run/user/1000")), 1000),
+            PathBuf::from("/run/user/1000/exo-discovery/agent.sock")
+        );
+        assert_eq!(
+            socket_path_for(None, 1000),
+            PathBuf::from("/tmp/exo-discovery-1000/agent.sock")
+        );
+        assert_eq!(
+            socket_path_for(Some(OsStr::new("")), 0),
+            PathBuf::from("/tmp/exo-discovery-0/agent.sock")
+        );
+    }
 
     #[test]
     fn globs() {

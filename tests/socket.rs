@@ -9,9 +9,11 @@ use common::BIN;
 use exo_discovery::client::{Client, ClientError};
 use exo_discovery::proto::{self, AgentMsg, ClientMsg, ErrorKind};
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const NOBODY: [&str; 4] = [
     "setpriv",
@@ -31,6 +33,34 @@ fn read_msg(s: &mut UnixStream) -> Option<AgentMsg> {
 fn closed(s: &mut UnixStream) -> bool {
     let mut b = [0u8; 1];
     matches!(s.read(&mut b), Ok(0))
+}
+
+/// Runs an agent that must refuse to start (`cmd`, from [`common::network::Net::run_command`]) to
+/// its exit; one still running after 20 s fails the test.
+fn refused_agent(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the agent");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the agent started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("agent output")
+}
+
+/// A fake `XDG_RUNTIME_DIR` for one agent: a fresh directory in the test's own.
+fn runtime_dir(base: &Path, name: &str) -> std::path::PathBuf {
+    let dir = base.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
 }
 
 fn one_line_failure(out: &std::process::Output, needle: &str) {
@@ -287,4 +317,98 @@ fn a_socket_served_by_another_user_is_not_trusted() {
     let _ = squatter.wait();
     one_line_failure(&out, "served by uid 65534");
     assert!(String::from_utf8_lossy(&out.stderr).contains(&path.display().to_string()));
+}
+
+#[test]
+fn the_default_socket_directory_is_created_owner_only() {
+    let Some(mut n) = net("the_default_socket_directory_is_created_owner_only") else {
+        return;
+    };
+    let h = n.host("solo");
+    let runtime = runtime_dir(&n.dir, "runtime");
+    let a = n.agent_default_socket(&h, "agent", &runtime);
+    let dir = runtime.join("exo-discovery");
+    assert_eq!(a.socket, dir.join("agent.sock"));
+    let meta = std::fs::symlink_metadata(&dir).unwrap();
+    assert!(meta.file_type().is_dir());
+    assert_eq!(meta.mode() & 0o7777, 0o700, "mode {:o}", meta.mode());
+    assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+    // The commands find it at the same default path.
+    let out = Command::new(BIN)
+        .arg("peers")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "peers: {out:?}");
+
+    // A directory the agent made earlier is used again; one opened to others since is not.
+    n.stop_agent(&a);
+    let again = n.agent_default_socket(&h, "again", &runtime);
+    assert!(Client::connect(&again.socket).is_ok());
+    n.stop_agent(&again);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = n.run_command(&h, "opened", &[], &[], &n.dir.clone());
+    cmd.env("XDG_RUNTIME_DIR", &runtime);
+    let out = refused_agent(cmd);
+    one_line_failure(&out, "has mode 0755, open to group or others");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&dir.display().to_string()));
+}
+
+#[test]
+fn a_socket_directory_of_another_user_is_refused() {
+    let Some(mut n) = net("a_socket_directory_of_another_user_is_refused") else {
+        return;
+    };
+    let h = n.host("solo");
+    let runtime = runtime_dir(&n.dir, "runtime");
+    let dir = runtime.join("exo-discovery");
+    // Another user (nobody) made the directory first, owner-only as the agent would.
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let nobody = Some(nix::unistd::Uid::from_raw(65534));
+    nix::unistd::chown(&dir, nobody, Some(nix::unistd::Gid::from_raw(65534))).unwrap();
+    let mut cmd = n.run_command(&h, "agent", &[], &[], &n.dir.clone());
+    cmd.env("XDG_RUNTIME_DIR", &runtime);
+    let out = refused_agent(cmd);
+    let me = nix::unistd::geteuid().as_raw();
+    one_line_failure(
+        &out,
+        &format!(
+            "socket directory {} is owned by uid 65534, not {me}: remove it",
+            dir.display()
+        ),
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing made in it"
+    );
+}
+
+#[test]
+fn a_symbolic_link_for_the_socket_directory_is_refused() {
+    let Some(mut n) = net("a_symbolic_link_for_the_socket_directory_is_refused") else {
+        return;
+    };
+    let h = n.host("solo");
+    let runtime = runtime_dir(&n.dir, "runtime");
+    // It points at a directory that would pass every check itself.
+    let target = runtime_dir(&n.dir, "elsewhere");
+    let dir = runtime.join("exo-discovery");
+    std::os::unix::fs::symlink(&target, &dir).unwrap();
+    let mut cmd = n.run_command(&h, "agent", &[], &[], &n.dir.clone());
+    cmd.env("XDG_RUNTIME_DIR", &runtime);
+    let out = refused_agent(cmd);
+    one_line_failure(
+        &out,
+        &format!(
+            "socket directory {} is a symbolic link, not a directory",
+            dir.display()
+        ),
+    );
+    assert_eq!(
+        std::fs::read_dir(&target).unwrap().count(),
+        0,
+        "nothing made there"
+    );
 }

@@ -126,8 +126,8 @@ impl Format {
 
 #[derive(Args, Debug)]
 pub struct SocketArg {
-    /// The agent's socket (default: $XDG_RUNTIME_DIR/exo-discovery.sock, else
-    /// /tmp/exo-discovery-<uid>.sock).
+    /// The agent's socket (default: $XDG_RUNTIME_DIR/exo-discovery/agent.sock, else
+    /// /tmp/exo-discovery-<uid>/agent.sock).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 }
@@ -145,7 +145,9 @@ pub struct RunArgs {
     /// TOML config file (see config/exo-discovery.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Socket path for the node.
+    /// Socket path for the node (default: $XDG_RUNTIME_DIR/exo-discovery/agent.sock, else
+    /// /tmp/exo-discovery-<uid>/agent.sock; the agent creates that directory owner-only and
+    /// refuses to start if it belongs to someone else or is open to others).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Use only interfaces matching this glob (repeatable).

@@ -23,6 +23,13 @@ pub fn run(a: &RunArgs) -> Result<(), String> {
     let cfg = load_config(a)?;
     logging::init();
     let path = cfg.socket_path();
+    if cfg.socket.is_none() {
+        // The default path's directory belongs to the agent: made owner-only and checked. A
+        // configured path's directory is the operator's choice.
+        if let Some(dir) = path.parent() {
+            server::private_dir(dir).map_err(|e| e.to_string())?;
+        }
+    }
     let listener = server::bind(&path).map_err(|e| format!("socket {}: {e}", path.display()))?;
     log::info!(
         "listening on {} (namespace {:?})",

@@ -37,21 +37,48 @@ impl Net {
         dir: &Path,
     ) -> Agent {
         let socket = dir.join(format!("{name}.sock"));
-        let log = self.dir.join(format!("{name}.log"));
+        let mut cmd = self.run_command(host, name, extra, wrapper, dir);
+        cmd.arg("--socket").arg(&socket);
+        self.start_agent(cmd, name, socket)
+    }
+
+    /// Starts an agent in `host` without `--socket`, with `XDG_RUNTIME_DIR` set to `runtime_dir`
+    /// for it alone, and waits for its socket at the default path under that directory.
+    pub fn agent_default_socket(&mut self, host: &Host, name: &str, runtime_dir: &Path) -> Agent {
+        let socket = runtime_dir.join("exo-discovery").join("agent.sock");
+        let mut cmd = self.run_command(host, name, &[], &[], &self.dir.clone());
+        cmd.env("XDG_RUNTIME_DIR", runtime_dir);
+        self.start_agent(cmd, name, socket)
+    }
+
+    /// `exo-discovery run` in `host` through `wrapper`, with `extra` flags and its own peer cache
+    /// in `dir` unless `extra` chose one; no socket flag, no output set up.
+    pub fn run_command(
+        &self,
+        host: &Host,
+        name: &str,
+        extra: &[&str],
+        wrapper: &[&str],
+        dir: &Path,
+    ) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &host.ns])
             .args(wrapper)
-            .args([BIN, "run", "--socket"])
-            .arg(&socket)
+            .args([BIN, "run"])
             .args(extra);
         // Each agent its own peer cache, unless the test chose one.
         if !extra.contains(&"--state-dir") {
             cmd.arg("--state-dir")
                 .arg(dir.join(format!("{name}.state")));
         }
-        cmd.env("EXO_DISCOVERY_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+        cmd.env("EXO_DISCOVERY_LOG", "debug").stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts `cmd` (an agent), its stderr in `<name>.log`, and waits for `socket`.
+    fn start_agent(&mut self, mut cmd: Command, name: &str, socket: PathBuf) -> Agent {
+        let log = self.dir.join(format!("{name}.log"));
+        cmd.stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         let child = self.spawn(cmd);
         let deadline = Instant::now() + Duration::from_secs(20);
