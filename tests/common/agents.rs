@@ -71,7 +71,11 @@ impl Net {
             cmd.arg("--state-dir")
                 .arg(dir.join(format!("{name}.state")));
         }
-        cmd.env("EXO_DISCOVERY_LOG", "debug").stdin(Stdio::null());
+        cmd.env(
+            "EXO_DISCOVERY_LOG",
+            std::env::var("TEST_AGENT_LOG").unwrap_or("debug".into()),
+        )
+        .stdin(Stdio::null());
         cmd
     }
 
@@ -156,6 +160,14 @@ impl Net {
                 nix::unistd::Pid::from_raw(child.id() as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills an agent with SIGKILL (no goodbye, as a host that loses power) and waits for it.
+    pub fn kill_agent(&mut self, a: &Agent) {
+        if let Some(mut child) = self.children[a.child].take() {
+            let _ = child.kill();
             let _ = child.wait();
         }
     }

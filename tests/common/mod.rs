@@ -3,12 +3,14 @@
 //! namespaces this harness creates; all of them are deleted on drop.
 //!
 //! By concern: `network` the namespaces, hosts and links and running code inside a host; `agents`
-//! agents, `keygen` and `announce`; `watch` what an agent reports (`watch --json`, `peers
+//! agents, `keygen` and `announce`; `forge` what a hostile host on the link sends; `watch` what an agent reports (`watch --json`, `peers
 //! --json`); `tools` nftables and the check for a tool a test needs.
 
 // Each test binary uses only part of the harness: what one leaves unused, another needs.
 #[allow(dead_code)]
 pub mod agents;
+#[allow(dead_code)]
+pub mod forge;
 #[allow(dead_code)]
 pub mod network;
 #[allow(dead_code)]

@@ -24,6 +24,17 @@ impl Net {
         serde_json::from_slice(&out.stdout).expect("peers --json is one JSON array")
     }
 
+    /// `status --json` of `agent`.
+    pub fn status(&self, agent: &Agent) -> Value {
+        let out = Command::new(BIN)
+            .args(["status", "--json", "--socket"])
+            .arg(&agent.socket)
+            .output()
+            .expect("status");
+        assert!(out.status.success(), "status: {:?}", out);
+        serde_json::from_slice(&out.stdout).expect("status --json is one JSON object")
+    }
+
     /// Starts `watch --json` against `agent`.
     pub fn watch(&mut self, agent: &Agent) -> Watch {
         let mut cmd = Command::new(BIN);
