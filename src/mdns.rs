@@ -3,6 +3,12 @@
 //! One daemon per interface, with every interface disabled but its own, and registrations carrying
 //! only that interface's addresses: each link then hears exactly the addresses that work on it
 //! (a single daemon announces every interface's link-local address on every link).
+//!
+//! Each link has two daemons: one announces, one browses. mdns-sd keeps every instance it hears
+//! for a browsed type in a cache it scans on every packet, with no bound: a host multicasting
+//! thousands of made-up instances slows it to a crawl and grows it without limit. The browsing
+//! daemon holds no registration, so the agent can replace it (dropping that cache) at any time
+//! without a goodbye; the announcing daemon browses nothing and caches none of it.
 
 use crate::iface::Iface;
 use crate::instance::{fullname, host_name, Announcement, SERVICE_TYPE};
@@ -14,8 +20,35 @@ use std::time::Duration;
 /// The mdns-sd daemon of one interface.
 pub struct LinkDaemon {
     daemon: ServiceDaemon,
+    browser: ServiceDaemon,
     families: Vec<Family>,
     index: u32,
+}
+
+/// A daemon that speaks only on interface `index`, for `families`.
+fn daemon_on(index: u32, families: &[Family]) -> Result<ServiceDaemon, mdns_sd::Error> {
+    let daemon = ServiceDaemon::new()?;
+    daemon.disable_interface(IfKind::All)?;
+    daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])?;
+    for f in families {
+        daemon.enable_interface(kind(index, *f))?;
+    }
+    Ok(daemon)
+}
+
+fn kind(index: u32, f: Family) -> IfKind {
+    match f {
+        Family::V4 => IfKind::IndexV4(index),
+        Family::V6 => IfKind::IndexV6(index),
+    }
+}
+
+/// Waits (at most a second) for a round trip through the daemon thread: once it answers, its
+/// sockets exist.
+fn settled(d: &ServiceDaemon) {
+    if let Ok(rx) = d.status() {
+        let _ = rx.recv_timeout(Duration::from_secs(1));
+    }
 }
 
 impl LinkDaemon {
@@ -24,34 +57,40 @@ impl LinkDaemon {
         iface: &Iface,
         families: &[Family],
     ) -> Result<(Self, mdns_sd::Receiver<ServiceEvent>), mdns_sd::Error> {
-        let daemon = ServiceDaemon::new()?;
-        daemon.disable_interface(IfKind::All)?;
-        daemon.disable_interface(vec![IfKind::LoopbackV4, IfKind::LoopbackV6])?;
-        let mut link = LinkDaemon {
+        let daemon = daemon_on(iface.index, families)?;
+        let browser = daemon_on(iface.index, families)?;
+        let events = browser.browse(SERVICE_TYPE)?;
+        settled(&daemon);
+        settled(&browser);
+        let link = LinkDaemon {
             daemon,
-            families: Vec::new(),
+            browser,
+            families: families.to_vec(),
             index: iface.index,
         };
-        link.set_families(families)?;
-        let events = link.daemon.browse(SERVICE_TYPE)?;
-        // A round trip through the daemon thread: once it answers, its sockets exist.
-        if let Ok(rx) = link.daemon.status() {
-            let _ = rx.recv_timeout(Duration::from_secs(1));
-        }
         Ok((link, events))
+    }
+
+    /// Replaces the browsing daemon with a fresh one (an empty cache, a new subscription); the
+    /// old one stops in the background. Nothing announced is touched.
+    pub fn restart_browser(&mut self) -> Result<mdns_sd::Receiver<ServiceEvent>, mdns_sd::Error> {
+        let browser = daemon_on(self.index, &self.families)?;
+        let events = browser.browse(SERVICE_TYPE)?;
+        let old = std::mem::replace(&mut self.browser, browser);
+        let _ = old.shutdown();
+        Ok(events)
     }
 
     /// Enables exactly `families` on the interface.
     pub fn set_families(&mut self, families: &[Family]) -> Result<(), mdns_sd::Error> {
         for f in [Family::V4, Family::V6] {
-            let kind = match f {
-                Family::V4 => IfKind::IndexV4(self.index),
-                Family::V6 => IfKind::IndexV6(self.index),
-            };
-            match (self.families.contains(&f), families.contains(&f)) {
-                (false, true) => self.daemon.enable_interface(kind)?,
-                (true, false) => self.daemon.disable_interface(kind)?,
-                _ => {}
+            let k = kind(self.index, f);
+            for d in [&self.daemon, &self.browser] {
+                match (self.families.contains(&f), families.contains(&f)) {
+                    (false, true) => d.enable_interface(k.clone())?,
+                    (true, false) => d.disable_interface(k.clone())?,
+                    _ => {}
+                }
             }
         }
         self.families = families.to_vec();
@@ -96,6 +135,7 @@ impl LinkDaemon {
 
     /// Sends goodbyes for everything registered and stops the daemon, waiting at most `wait`.
     pub fn shutdown(self, wait: Duration) {
+        let _ = self.browser.shutdown();
         if let Ok(rx) = self.daemon.shutdown() {
             let _ = rx.recv_timeout(wait);
         }

@@ -140,27 +140,24 @@ impl ShellLink {
         };
         let n = crate::sys::raise_engine_unicast_ttl();
         debug!("engine sockets given unicast TTL 255: {n}");
-        let tx = tx.clone();
-        let link = self.iface.index;
-        self._daemon_events = Some(ex.spawn(async move {
-            while let Ok(event) = events.recv_async().await {
-                let input = match event {
-                    ServiceEvent::ServiceResolved(r) => Input::Resolved {
-                        link,
-                        fullname: r.get_fullname().to_owned(),
-                        signed: record::from_txt(|k| r.get_property_val(k).flatten()),
-                        ips: r.get_addresses().iter().map(|a| a.to_ip_addr()).collect(),
-                    },
-                    ServiceEvent::ServiceRemoved(_, fullname) => Input::Removed { link, fullname },
-                    _ => continue,
-                };
-                if tx.send(Incoming::Input(input)).await.is_err() {
-                    break;
-                }
-            }
-        }));
+        self._daemon_events = Some(forward(ex, tx, self.iface.index, events));
         self.daemon = Some(daemon);
         Some(Ok(()))
+    }
+
+    /// Replaces the browsing daemon (see [`LinkDaemon::restart_browser`]).
+    pub fn restart_browser<'ex>(&mut self, ex: &LocalExecutor<'ex>, tx: &Sender<Incoming>) {
+        let Some(d) = self.daemon.as_mut() else {
+            return;
+        };
+        match d.restart_browser() {
+            // The old forwarding task is dropped (cancelled) before it can see its channel close.
+            Ok(events) => {
+                self._daemon_events = Some(forward(ex, tx, self.iface.index, events));
+                crate::sys::raise_engine_unicast_ttl();
+            }
+            Err(e) => warn!("{}: cannot restart mdns-sd browsing: {e}", self.iface.name),
+        }
     }
 
     pub fn announce(&self, a: &Announcement) {
@@ -192,6 +189,35 @@ impl ShellLink {
             }
         }
     }
+}
+
+/// Hands what a browsing daemon reports to the engine; when the daemon drops the subscription
+/// (its queue overflowed), says so.
+fn forward<'ex>(
+    ex: &LocalExecutor<'ex>,
+    tx: &Sender<Incoming>,
+    link: u32,
+    events: mdns_sd::Receiver<ServiceEvent>,
+) -> Task<()> {
+    let tx = tx.clone();
+    ex.spawn(async move {
+        while let Ok(event) = events.recv_async().await {
+            let input = match event {
+                ServiceEvent::ServiceResolved(r) => Input::Resolved {
+                    link,
+                    fullname: r.get_fullname().to_owned(),
+                    signed: record::from_txt(|k| r.get_property_val(k).flatten()),
+                    ips: r.get_addresses().iter().map(|a| a.to_ip_addr()).collect(),
+                },
+                ServiceEvent::ServiceRemoved(_, fullname) => Input::Removed { link, fullname },
+                _ => continue,
+            };
+            if tx.send(Incoming::Input(input)).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Incoming::Input(Input::BrowseEnded { link })).await;
+    })
 }
 
 impl super::Shell<'_> {
@@ -237,6 +263,12 @@ impl super::Shell<'_> {
                     families,
                     result,
                 })
+            }
+            Action::RestartBrowser { link } => {
+                if let Some(l) = self.links.get_mut(&link) {
+                    l.restart_browser(&self.ex, &self.tx);
+                }
+                None
             }
             Action::Announce { link, announcement } => {
                 if let Some(l) = self.links.get(&link) {

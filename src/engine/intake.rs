@@ -220,6 +220,11 @@ impl Engine {
             },
             now,
         );
+        let established = mdns::parse_instance(fullname)
+            .is_some_and(|(peer, _)| self.table.is_established(&peer));
+        if !established {
+            self.note_junk(link, now);
+        }
     }
 
     pub(super) fn on_static_replies(

@@ -21,6 +21,13 @@ pub const ERROR_SUMMARY_INTERVAL: Duration = Duration::from_secs(600);
 pub const FIRST_QUERY_INTERVAL: Duration = Duration::from_secs(1);
 /// A record is multicast as an answer at most this often per link and family (RFC 6762 §6).
 pub const ANSWER_INTERVAL: Duration = Duration::from_secs(1);
+/// Records of peers that are not established that a link's browsing daemon may take in before it
+/// is replaced: mdns-sd scans its whole cache on every packet, so what a flood leaves there must
+/// be dropped often (a real cluster never comes near it).
+pub const BROWSER_JUNK_LIMIT: usize = 512;
+/// A browsing daemon is replaced at most this often for junk.
+pub const BROWSER_RESTART_INTERVAL: Duration = Duration::from_millis(250);
+
 /// TTL of answers to stock libp2p-mdns nodes: theirs (6 minutes), as they re-query every 5.
 pub const LIBP2P_TTL: u32 = 360;
 
@@ -55,6 +62,11 @@ pub(super) struct Link {
     pub libp2p_seen: bool,
     /// When each record (by family and label) was last multicast as an answer to such a node.
     pub answered: HashMap<(Family, String), Instant>,
+    /// Records mdns-sd reported for peers that are not established (refused, waiting, dropped)
+    /// since its browsing daemon last started: roughly the junk its cache holds.
+    pub junk: usize,
+    /// When the browsing daemon was last replaced.
+    pub browser_started: Option<Instant>,
 }
 
 impl Sock {
@@ -160,6 +172,8 @@ impl Engine {
                 query_every: FIRST_QUERY_INTERVAL,
                 libp2p_seen: false,
                 answered: HashMap::new(),
+                junk: 0,
+                browser_started: None,
             },
         );
         self.query_link(index, now);
@@ -382,6 +396,65 @@ impl Engine {
         for addr in targets {
             self.confirming.insert(addr.clone(), (peer, via.clone()));
             self.actions.push_back(Action::Probe { addr, timeout });
+        }
+    }
+
+    /// mdns-sd reported a record of a peer that is not established on link `index`; once enough
+    /// piled up in its cache, its browsing daemon is replaced (see [`BROWSER_JUNK_LIMIT`]).
+    pub(super) fn note_junk(&mut self, index: u32, now: Instant) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        link.junk += 1;
+        let due = link
+            .browser_started
+            .is_none_or(|t| now >= t + BROWSER_RESTART_INTERVAL);
+        if link.junk >= BROWSER_JUNK_LIMIT && due && !link.daemon.is_empty() {
+            let first = link.browser_started.is_none();
+            let (name, via, junk) = (link.iface.name.clone(), link.via.clone(), link.junk);
+            self.restart_browser(index, now);
+            self.count_drop(&via, "browse-reset");
+            let level = if first { Level::Warn } else { Level::Debug };
+            self.log(level, || {
+                format!(
+                    "{name}: {junk} records of peers that are not established came through \
+                     mdns-sd; its browsing daemon is replaced to drop them (counted as \
+                     browse-reset in status)"
+                )
+            });
+        }
+    }
+
+    /// The link's browsing daemon stopped reporting: browse again with a fresh one.
+    pub(super) fn on_browse_ended(&mut self, index: u32, now: Instant) {
+        let Some(link) = self.links.get(&index) else {
+            return;
+        };
+        if link.daemon.is_empty() {
+            return; // stopped on purpose
+        }
+        let (name, via) = (link.iface.name.clone(), link.via.clone());
+        let first = !self
+            .via_stats
+            .get(&via)
+            .is_some_and(|s| s.dropped.contains_key("browse-overflow"));
+        self.count_drop(&via, "browse-overflow");
+        self.restart_browser(index, now);
+        let level = if first { Level::Warn } else { Level::Debug };
+        self.log(level, || {
+            format!(
+                "{name}: mdns-sd dropped its browse subscription (its event queue overflowed); \
+                 browsing again (counted as browse-overflow in status)"
+            )
+        });
+    }
+
+    fn restart_browser(&mut self, index: u32, now: Instant) {
+        if let Some(link) = self.links.get_mut(&index) {
+            link.junk = 0;
+            link.browser_started = Some(now);
+            self.actions
+                .push_back(Action::RestartBrowser { link: index });
         }
     }
 

@@ -85,6 +85,12 @@ pub enum Input {
         /// The announcer's addresses on the link.
         ips: Vec<IpAddr>,
     },
+    /// The link's browsing daemon stopped reporting (mdns-sd drops a subscription whose event
+    /// queue is full).
+    BrowseEnded {
+        /// Interface index.
+        link: u32,
+    },
     /// mdns-sd says an instance is gone (a goodbye).
     Removed {
         /// Interface index.
@@ -225,6 +231,12 @@ pub enum Action {
         link: u32,
         /// Families.
         families: Vec<Family>,
+    },
+    /// Replace the link's browsing daemon with a fresh one (an empty cache, a new subscription);
+    /// nothing announced is touched. Reports nothing.
+    RestartBrowser {
+        /// Interface index.
+        link: u32,
     },
     /// Register (or re-register: announce again) a node on the link's daemon.
     Announce {
@@ -431,8 +443,11 @@ impl Engine {
                 fullname,
                 signed,
                 ips,
-            } => self.on_resolved(link, &fullname, signed, ips, now),
+            } => {
+                self.on_resolved(link, &fullname, signed, ips, now);
+            }
             Input::Removed { link, fullname } => self.on_removed(link, &fullname),
+            Input::BrowseEnded { link } => self.on_browse_ended(link, now),
             Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
                 // A goodbye's confirmation is not the prober's business.

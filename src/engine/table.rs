@@ -678,6 +678,11 @@ impl PeerTable {
             .collect()
     }
 
+    /// Whether `peer` is established (handed over now or before, and not forgotten).
+    pub fn is_established(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|e| e.host.is_some())
+    }
+
     /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
     pub fn seq_of(&self, peer: &PeerId) -> Option<u64> {
         self.peers.get(peer).and_then(|e| e.seq)

@@ -981,3 +981,38 @@ fn stock_queries_get_each_record_answered_at_most_once_a_second() {
     r.now = r.t0 + Duration::from_millis(1100);
     assert_eq!(answers(&r.input(query())), 1, "a second later, again");
 }
+
+#[test]
+fn junk_from_mdns_sd_gets_its_browsing_daemon_replaced_and_an_overflow_browses_again() {
+    let mut r = Rig::up(Config::default());
+    let restarts = |a: &[Action]| {
+        a.iter()
+            .filter(|a| matches!(a, Action::RestartBrowser { link: IDX }))
+            .count()
+    };
+    // Records of fresh keys that never answer a probe: waiting, never established.
+    let mut seen = 0;
+    for i in 0..crate::engine::links::BROWSER_JUNK_LIMIT * 2 {
+        if i % 64 == 0 {
+            r.at(i as f64 / 1000.0);
+        }
+        seen += restarts(&r.input(resolved(&Keypair::generate_ed25519(), 1)));
+    }
+    assert_eq!(
+        seen,
+        2,
+        "once per {} junk records",
+        crate::engine::links::BROWSER_JUNK_LIMIT
+    );
+    let st = r.e.status(r.now);
+    assert_eq!(st.interfaces[0].dropped.get("browse-reset"), Some(&2));
+    // A peer that answers is no junk: it does not count towards a reset.
+    let k = Keypair::generate_ed25519();
+    let a = r.input(resolved(&k, 1));
+    assert_eq!(restarts(&a), 0);
+    // mdns-sd dropped the subscription: browse again at once.
+    let a = r.input(Input::BrowseEnded { link: IDX });
+    assert_eq!(restarts(&a), 1);
+    let st = r.e.status(r.now);
+    assert_eq!(st.interfaces[0].dropped.get("browse-overflow"), Some(&1));
+}

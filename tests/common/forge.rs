@@ -3,9 +3,12 @@
 //! Sent from a socket created inside one of the test's namespaces (a socket keeps the namespace
 //! it was made in), so nothing leaves the test network.
 
+use super::network::Net;
+use super::watch::is_event;
 use exo_discovery::{instance, record};
 use libp2p_identity::Keypair;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
 
 /// The IPv4 mDNS group and port.
 pub const GROUP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(224, 0, 0, 251), 5353);
@@ -101,4 +104,103 @@ pub fn sender(ip: Ipv4Addr) -> UdpSocket {
     let sock = socket2::SockRef::from(&s);
     sock.set_multicast_if_v4(&ip).expect("multicast if");
     s
+}
+
+/// `VmHWM` (peak resident memory) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends `packets` from `sock` to the mDNS group at `rate` a second; returns how many were sent.
+pub fn send_at(sock: UdpSocket, packets: Vec<Vec<u8>>, rate: u32) -> usize {
+    let start = Instant::now();
+    let mut sent = 0;
+    for (i, p) in packets.iter().enumerate() {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if sock.send_to(p, GROUP).is_ok() {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// What a flood did to the agent that heard it.
+pub struct Flood {
+    /// Forged records offered, and sent.
+    pub offered: usize,
+    /// Of those, sent.
+    pub sent: usize,
+    /// How long the flood lasted.
+    pub lasted: Duration,
+    /// From the real node's announcement during the flood to its `discovered` event, if any.
+    pub during: Option<Duration>,
+    /// The same for a real node announced after the flood.
+    pub after: Option<Duration>,
+    /// The agent's peak RSS, KiB.
+    pub peak_rss_kib: u64,
+    /// Its `status --json` at the end.
+    pub status: serde_json::Value,
+    /// Peers it hands over at the end.
+    pub peers: usize,
+}
+
+/// A forger floods a link with complete announcements of validly signed records from fresh
+/// keys, all pointing at an open port of its own, at `rate` a second for `secs` seconds; a real
+/// node announces `real_at` into the flood, and another after it. `subnet` keeps concurrent
+/// tests apart.
+pub fn flood(n: &mut Net, subnet: u8, rate: u32, secs: u32, real_at: Duration) -> Flood {
+    const WAIT: Duration = Duration::from_secs(30);
+    let l = n.link();
+    let (a, b, f) = (n.host("a"), n.host("b"), n.host("f"));
+    n.attach(&a, "eth0", &l, &[&format!("10.{subnet}.0.1/24")]);
+    n.attach(&b, "eth0", &l, &[&format!("10.{subnet}.0.2/24")]);
+    n.attach(&f, "eth0", &l, &[&format!("10.{subnet}.0.66/24")]);
+    let aa = n.agent(&a, "agent-a", &[]);
+    let ab = n.agent(&b, "agent-b", &[]);
+    let f_ip = Ipv4Addr::new(10, subnet, 0, 66);
+    // The forger's records even answer the probe: only the budget keeps them in bounds.
+    let _forger_port = n.listen_on(&f, 4001);
+    let packets: Vec<Vec<u8>> = (0..rate * secs)
+        .map(|_| fresh_announcement(f_ip, 4001))
+        .collect();
+    let offered = packets.len();
+    let sock = n.in_ns(&f, move || sender(f_ip));
+    let mut wb = n.watch(&ab);
+    let start = Instant::now();
+    let flooding = std::thread::spawn(move || send_at(sock, packets, rate));
+
+    std::thread::sleep(real_at);
+    let _real_port = n.listen_on(&a, 4002);
+    let (ka, ida) = n.keygen("a");
+    let announced = Instant::now();
+    let _ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4002".into()]);
+    let during = wb
+        .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .map(|(at, _)| at - announced);
+    let sent = flooding.join().unwrap();
+    let lasted = start.elapsed();
+
+    let (ka2, ida2) = n.keygen("a2");
+    let announced = Instant::now();
+    let _ann2 = n.announce(&aa, &ka2, &["/ip4/0.0.0.0/tcp/4002".into()]);
+    let after = wb
+        .wait_for(WAIT, |v| is_event(v, "discovered", &ida2))
+        .map(|(at, _)| at - announced);
+    Flood {
+        offered,
+        sent,
+        lasted,
+        during,
+        after,
+        peak_rss_kib: peak_rss_kib(n.pid(&ab)),
+        status: n.status(&ab),
+        peers: n.peers(&ab).len(),
+    }
 }

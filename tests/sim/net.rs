@@ -516,6 +516,7 @@ impl Sim {
                 );
                 None
             }
+            Action::RestartBrowser { .. } => None,
             Action::Withdraw { link, label } => {
                 let port = self.port(host, link)?;
                 let a = port.registered.remove(&label)?.0;

@@ -1,0 +1,194 @@
+//! A hostile host on the same link, for real, in network namespaces: it floods validly signed
+//! records from freshly minted keys, sends goodbyes for peers that are alive, and repeats the
+//! name of a peer that is gone. The agents must keep finding real peers, stay small, report
+//! departures only when they happen, and say what they dropped.
+//!
+//! Needs root (network namespaces); without it each test prints one line and skips.
+
+mod common;
+
+use common::forge;
+use common::network::net;
+use common::watch::is_event;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The `dropped` counts of a status object (or of one of its interfaces), summed over `reasons`.
+fn dropped(v: &serde_json::Value, reasons: &[&str]) -> u64 {
+    reasons
+        .iter()
+        .map(|r| v["dropped"][r].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn a_flood_of_fresh_signed_records_neither_deafens_the_agent_nor_locks_a_real_peer_out() {
+    let test =
+        "a_flood_of_fresh_signed_records_neither_deafens_the_agent_nor_locks_a_real_peer_out";
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let f = forge::flood(&mut n, 50, 2000, 8, Duration::from_secs(3));
+    println!(
+        "{} of {} forged records sent in {:?}; real peer found {:?} after it announced during \
+         the flood, {:?} after; agent peak RSS {} KiB; dropped {}",
+        f.sent, f.offered, f.lasted, f.during, f.after, f.peak_rss_kib, f.status["dropped"]
+    );
+    assert!(f.sent * 10 >= f.offered * 9, "the flood was not sent");
+    assert!(
+        f.during.is_some(),
+        "the real peer was not found during the flood"
+    );
+    assert!(
+        f.after.is_some(),
+        "a real peer was not found after the flood"
+    );
+    let eth0 = &f.status["interfaces"][0];
+    assert!(
+        dropped(eth0, &["host-full", "pending-evicted"]) > 0,
+        "drops not counted per link: {}",
+        f.status
+    );
+    for b in f.status["budget"].as_array().expect("budget") {
+        assert!(b["used"].as_u64() <= b["max"].as_u64(), "over budget: {b}");
+    }
+    assert!(
+        f.peers <= 2 + exo_discovery::engine::table::MAX_PEERS_PER_HOST,
+        "one host got more than its share: {} peers",
+        f.peers
+    );
+    assert!(
+        f.peak_rss_kib < 16 * 1024,
+        "agent peak RSS {} KiB, over the 16 MiB budget",
+        f.peak_rss_kib
+    );
+}
+
+/// Two agents' hosts and a forger on one link; `a`'s node announced on port 4001 and found by
+/// `b`'s agent.
+struct Scene {
+    n: common::network::Net,
+    aa: common::agents::Agent,
+    ab: common::agents::Agent,
+    wb: common::watch::Watch,
+    /// The forger's socket.
+    sock: std::net::UdpSocket,
+    /// The node's peer ID.
+    ida: String,
+    /// Its current instance label.
+    label: String,
+    /// Its port.
+    port: std::net::TcpListener,
+    _ann: common::agents::Announce,
+}
+
+fn announced_pair(test: &str, subnet: u8, extra: &[&str]) -> Option<Scene> {
+    let mut n = net(test)?;
+    let l = n.link();
+    let (a, b, f) = (n.host("a"), n.host("b"), n.host("f"));
+    n.attach(&a, "eth0", &l, &[&format!("10.{subnet}.0.1/24")]);
+    n.attach(&b, "eth0", &l, &[&format!("10.{subnet}.0.2/24")]);
+    n.attach(&f, "eth0", &l, &[&format!("10.{subnet}.0.66/24")]);
+    let aa = n.agent(&a, "agent-a", extra);
+    let ab = n.agent(&b, "agent-b", extra);
+    let port = n.listen_on(&a, 4001);
+    let (ka, ida) = n.keygen("a");
+    let mut wb = n.watch(&ab);
+    let ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let (_, ev) = wb
+        .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .expect("discovered");
+    let seq = ev["seq"].as_u64().expect("seq");
+    let label = exo_discovery::instance::instance_label(&ida.parse().unwrap(), seq);
+    let f_ip = Ipv4Addr::new(10, subnet, 0, 66);
+    let sock = n.in_ns(&f, move || forge::sender(f_ip));
+    Some(Scene {
+        n,
+        aa,
+        ab,
+        wb,
+        sock,
+        ida,
+        label,
+        port,
+        _ann: ann,
+    })
+}
+
+#[test]
+fn a_spoofed_goodbye_never_expires_a_live_peer() {
+    let Some(Scene {
+        n,
+        ab,
+        mut wb,
+        sock,
+        ida,
+        label,
+        port: _port,
+        ..
+    }) = announced_pair("a_spoofed_goodbye_never_expires_a_live_peer", 51, &[])
+    else {
+        return;
+    };
+    // mdns-sd holds a goodbye's record for a second, and the node's next answer cancels it:
+    // the forger repeats its goodbye until one lands in a quiet moment.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        sock.send_to(&forge::goodbye(&label), forge::GROUP).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let expired = wb.wait_for(Duration::from_secs(3), |v| is_event(v, "expired", &ida));
+    assert!(expired.is_none(), "a spoofed goodbye expired the peer");
+    assert_eq!(n.peers(&ab).len(), 1);
+    let st = n.status(&ab);
+    assert!(
+        dropped(&st["interfaces"][0], &["goodbye-refuted"]) >= 1,
+        "refuted goodbye not counted: {st}"
+    );
+}
+
+#[test]
+fn a_dead_peer_is_not_kept_alive_by_another_host_repeating_its_name() {
+    let Some(Scene {
+        mut n,
+        aa,
+        ab,
+        mut wb,
+        sock,
+        ida,
+        label,
+        port,
+        _ann,
+        ..
+    }) = announced_pair(
+        "a_dead_peer_is_not_kept_alive_by_another_host_repeating_its_name",
+        52,
+        &["--peer-timeout", "6"],
+    )
+    else {
+        return;
+    };
+    // The host vanishes: its agent is killed (no goodbye) and its node's port is gone.
+    n.kill_agent(&aa);
+    drop(port);
+    let gone = Instant::now();
+    let repeating = std::thread::spawn(move || {
+        while gone.elapsed() < Duration::from_secs(12) {
+            let _ = sock.send_to(&forge::mention(&label), forge::GROUP);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let expired = wb.wait_for(Duration::from_secs(12), |v| is_event(v, "expired", &ida));
+    repeating.join().unwrap();
+    assert!(
+        expired.is_some(),
+        "the peer was kept alive by another host's packets"
+    );
+    let st = n.status(&ab);
+    assert!(
+        dropped(&st["interfaces"][0], &["foreign-source"]) >= 1,
+        "foreign packets not counted: {st}"
+    );
+}
