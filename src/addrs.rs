@@ -75,6 +75,17 @@ pub fn dialable(
     link_ips: &[IpAddr],
     iface: &str,
 ) -> Vec<Multiaddr> {
+    dialable_within(peer, listen, link_ips, iface).0
+}
+
+/// [`dialable`], and whether more than [`MAX_DIALABLE`] were on offer (the rest were cut).
+pub fn dialable_within(
+    peer: &PeerId,
+    listen: &[Multiaddr],
+    link_ips: &[IpAddr],
+    iface: &str,
+) -> (Vec<Multiaddr>, bool) {
+    let mut cut = false;
     let usable: Vec<IpAddr> = link_ips.iter().copied().filter(owned_by_a_host).collect();
     let mut out: Vec<(u8, Multiaddr)> = Vec::new();
     let mut seen: std::collections::HashSet<Multiaddr> = std::collections::HashSet::new();
@@ -95,6 +106,7 @@ pub fn dialable(
         };
         for ip in ips {
             if out.len() >= MAX_DIALABLE {
+                cut = true;
                 break;
             }
             let (rank, mut ma) = match ip {
@@ -117,7 +129,7 @@ pub fn dialable(
         }
     }
     out.sort_by_key(|(rank, _)| *rank);
-    out.into_iter().map(|(_, m)| m).collect()
+    (out.into_iter().map(|(_, m)| m).collect(), cut)
 }
 
 /// The TCP socket address of `/ip4/A/tcp/P/…`, `/ip6/A/tcp/P/…` or `/ip6zone/Z/ip6/A/tcp/P/…`;

@@ -77,6 +77,10 @@ pub struct Client {
     namespace: String,
 }
 
+/// Most bytes of one snapshot sent in parts: far more than the agent's bounds allow
+/// (1,024 peers of a few KiB), so a server that never ends one is cut off.
+pub const MAX_SNAPSHOT_BYTES: usize = 64 * proto::MAX_FRAME;
+
 impl Client {
     /// Connects to the agent at `path` and does the handshake.
     pub fn connect(path: impl AsRef<Path>) -> Result<Client, ClientError> {
@@ -224,14 +228,44 @@ impl Client {
     }
 
     /// Blocks for the next message (events after [`Client::subscribe`]; a `Snapshot` replaces
-    /// everything known before it).
+    /// everything known before it). A snapshot sent in parts comes back whole.
     pub fn next_message(&mut self) -> Result<AgentMsg, ClientError> {
+        let mut parts: Vec<PeerInfo> = Vec::new();
+        let mut read = 0;
+        loop {
+            let (msg, len) = self.next_frame()?;
+            match msg {
+                AgentMsg::SnapshotPart(p) => {
+                    read += len;
+                    if read > MAX_SNAPSHOT_BYTES {
+                        return Err(ClientError::Protocol(format!(
+                            "snapshot larger than {MAX_SNAPSHOT_BYTES} bytes"
+                        )));
+                    }
+                    parts.extend(p);
+                }
+                AgentMsg::Snapshot(rest) if !parts.is_empty() => {
+                    parts.extend(rest);
+                    return Ok(AgentMsg::Snapshot(parts));
+                }
+                other if parts.is_empty() => return Ok(other),
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "snapshot part followed by {other:?}"
+                    )))
+                }
+            }
+        }
+    }
+
+    fn next_frame(&mut self) -> Result<(AgentMsg, usize), ClientError> {
         let mut prefix = [0u8; 4];
         self.stream.read_exact(&mut prefix)?;
         let len = proto::body_len(prefix).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let mut body = vec![0u8; len];
         self.stream.read_exact(&mut body)?;
-        proto::decode(&body).map_err(|e| ClientError::Protocol(e.to_string()))
+        let msg = proto::decode(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok((msg, len))
     }
 
     /// The underlying stream (to wait on it, or to shut it down from another thread).
@@ -242,5 +276,60 @@ impl Client {
     fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
         self.stream.write_all(&proto::encode(msg))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod snapshot_tests {
+    use super::*;
+    use crate::proto::{Source, Verification};
+
+    /// A peer as large as the agent's bounds allow: 32 long addresses, 16 ways in.
+    fn big(i: usize) -> PeerInfo {
+        let id = format!("12D3KooW{i:044}");
+        PeerInfo {
+            peer_id: id.clone(),
+            addrs: (0..32)
+                .map(|a| {
+                    format!(
+                        "/ip6zone/eth0123456789/ip6/fe80::1234:5678:9abc:{a:x}/tcp/65535/p2p/{id}"
+                    )
+                })
+                .collect(),
+            interfaces: (0..16)
+                .map(|v| format!("static:host-{v}.example.internal"))
+                .collect(),
+            source: Source::Mdns,
+            verified: vec![Verification::Signature, Verification::Reachable],
+            seq: i as u64,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_of_a_full_table_goes_in_frames_and_comes_back_whole() {
+        let peers: Vec<PeerInfo> = (0..crate::engine::table::MAX_PEERS).map(big).collect();
+        let bytes = proto::encode_reply(&AgentMsg::Snapshot(peers.clone()));
+        assert!(bytes.len() > 4 * proto::MAX_FRAME, "the case is a real one");
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let writer = std::thread::spawn(move || {
+            a.write_all(&bytes).unwrap();
+            a.write_all(&proto::encode(&AgentMsg::Done {
+                message: "after".into(),
+            }))
+            .unwrap();
+        });
+        let mut c = Client {
+            stream: b,
+            namespace: "exo".into(),
+        };
+        match c.next_message().unwrap() {
+            AgentMsg::Snapshot(got) => assert_eq!(got, peers),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(c.next_message().unwrap(), AgentMsg::Done { .. }));
+        writer.join().unwrap();
+        // A small snapshot is one frame, as ever.
+        let one = proto::encode_reply(&AgentMsg::Snapshot(vec![big(1)]));
+        assert_eq!(one, proto::encode(&AgentMsg::Snapshot(vec![big(1)])));
     }
 }

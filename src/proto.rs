@@ -2,7 +2,8 @@
 //!
 //! # Framing
 //! Every message is one frame: a 4-byte big-endian length, then that many bytes of postcard. A frame
-//! longer than [`MAX_FRAME`] is an error and the connection is closed.
+//! longer than [`MAX_FRAME`] is an error and the connection is closed. (A snapshot that would not
+//! fit in one frame is split: see [`encode_reply`].)
 //!
 //! # Conversation
 //! 1. The client sends [`ClientMsg::Hello`] with [`PROTOCOL_VERSION`]; the agent answers
@@ -100,6 +101,9 @@ pub enum AgentMsg {
         /// One line for a human.
         message: String,
     },
+    /// The first peers of a snapshot too large for one frame; more parts follow, then the
+    /// `Snapshot` with the rest. [`crate::client::Client`] joins them.
+    SnapshotPart(Vec<PeerInfo>),
 }
 
 /// Kinds of [`AgentMsg::Error`].
@@ -321,6 +325,33 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
     out.extend_from_slice(&body);
+    out
+}
+
+/// Encodes an agent's message as frames: one frame, except a snapshot too large for one, which
+/// goes as [`AgentMsg::SnapshotPart`] frames of at most half [`MAX_FRAME`] and a final
+/// [`AgentMsg::Snapshot`].
+pub fn encode_reply(msg: &AgentMsg) -> Vec<u8> {
+    let whole = encode(msg);
+    let AgentMsg::Snapshot(peers) = msg else {
+        return whole;
+    };
+    if whole.len() - 4 <= MAX_FRAME {
+        return whole;
+    }
+    let mut out = Vec::with_capacity(whole.len() + 64);
+    let mut part: Vec<PeerInfo> = Vec::new();
+    let mut size = 0;
+    for p in peers {
+        let n = postcard::to_stdvec(p).map_or(0, |b| b.len());
+        if !part.is_empty() && size + n > MAX_FRAME / 2 {
+            out.extend(encode(&AgentMsg::SnapshotPart(std::mem::take(&mut part))));
+            size = 0;
+        }
+        size += n;
+        part.push(p.clone());
+    }
+    out.extend(encode(&AgentMsg::Snapshot(part)));
     out
 }
 

@@ -299,7 +299,7 @@ async fn connection(
     let writer = async {
         let mut w = &stream;
         while let Ok(msg) = rx.recv().await {
-            if w.write_all(&proto::encode(&msg)).await.is_err() {
+            if w.write_all(&proto::encode_reply(&msg)).await.is_err() {
                 break;
             }
         }

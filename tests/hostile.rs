@@ -15,6 +15,13 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The flood measures one agent's memory and pace: the other tests wait while it runs.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The `dropped` counts of a status object (or of one of its interfaces), summed over `reasons`.
 fn dropped(v: &serde_json::Value, reasons: &[&str]) -> u64 {
     reasons
@@ -82,9 +89,11 @@ struct Scene {
     /// Its port.
     port: std::net::TcpListener,
     _ann: common::agents::Announce,
+    _alone: std::sync::MutexGuard<'static, ()>,
 }
 
 fn announced_pair(test: &str, subnet: u8, extra: &[&str]) -> Option<Scene> {
+    let alone = alone();
     let mut n = net(test)?;
     let l = n.link();
     let (a, b, f) = (n.host("a"), n.host("b"), n.host("f"));
@@ -114,6 +123,7 @@ fn announced_pair(test: &str, subnet: u8, extra: &[&str]) -> Option<Scene> {
         label,
         port,
         _ann: ann,
+        _alone: alone,
     })
 }
 
@@ -127,6 +137,7 @@ fn a_spoofed_goodbye_never_expires_a_live_peer() {
         ida,
         label,
         port: _port,
+        _alone,
         ..
     }) = announced_pair("a_spoofed_goodbye_never_expires_a_live_peer", 51, &[])
     else {
@@ -161,7 +172,7 @@ fn a_dead_peer_is_not_kept_alive_by_another_host_repeating_its_name() {
         label,
         port,
         _ann,
-        ..
+        _alone,
     }) = announced_pair(
         "a_dead_peer_is_not_kept_alive_by_another_host_repeating_its_name",
         52,

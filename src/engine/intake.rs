@@ -102,16 +102,23 @@ impl Engine {
         let peer = rec.peer_id;
         let seq = rec.seq;
         let before = self.table.seq_of(&peer);
-        let (dial, ips) = match offer.addrs {
+        let ((dial, cut), ips) = match offer.addrs {
             Where::Link { link, ips } => {
                 let (ips, zone) = self.on_link(link, ips);
-                (crate::addrs::dialable(&peer, &rec.addrs, &ips, &zone), ips)
+                (
+                    crate::addrs::dialable_within(&peer, &rec.addrs, &ips, &zone),
+                    ips,
+                )
             }
-            Where::Ips { ips, zone } => {
-                (crate::addrs::dialable(&peer, &rec.addrs, &ips, &zone), ips)
-            }
-            Where::Given(addrs) => (addrs, Vec::new()),
+            Where::Ips { ips, zone } => (
+                crate::addrs::dialable_within(&peer, &rec.addrs, &ips, &zone),
+                ips,
+            ),
+            Where::Given(addrs) => ((addrs, false), Vec::new()),
         };
+        if cut {
+            self.count_drop(&via, "addresses-over-budget");
+        }
         match self.table.observe(rec, offer.source, &via, dial, now) {
             Ok(ev) => {
                 let ips: Vec<IpAddr> = ips

@@ -36,6 +36,8 @@ pub const MAX_PENDING: usize = 256;
 /// Most established peers whose addresses answered at one IP (an agent announces at most 16
 /// nodes): one host cannot fill the table by minting keys that all point at itself.
 pub const MAX_PEERS_PER_HOST: usize = 16;
+/// Most ways in (links, static hosts) named in what the node is told of one peer.
+pub const MAX_VIAS_SHOWN: usize = 16;
 /// How long a peer none of whose links is live is remembered (then forgotten, or sooner when
 /// the room is needed).
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -879,6 +881,9 @@ fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
     let mut addrs: Vec<String> = Vec::new();
     let mut interfaces = Vec::new();
     for (via, link) in e.links.iter().filter(|(_, l)| l.live) {
+        if addrs.len() >= crate::addrs::MAX_DIALABLE || interfaces.len() >= MAX_VIAS_SHOWN {
+            break; // a peer's entry stays small: the node needs a few ways in, not all
+        }
         let ok: Vec<&String> = link
             .addrs
             .iter()
@@ -891,7 +896,7 @@ fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
         }
         interfaces.push(via.to_string());
         for s in ok {
-            if !addrs.contains(s) {
+            if addrs.len() < crate::addrs::MAX_DIALABLE && !addrs.contains(s) {
                 addrs.push(s.clone());
             }
         }
