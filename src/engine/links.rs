@@ -501,9 +501,13 @@ impl Engine {
             let Some(peer) = self.instances.get(&label).filter(|_| ttl > 0) else {
                 continue;
             };
-            if !self.table.sent_by(peer, &link.via, &from.ip()) {
-                foreign += 1;
-                continue;
+            match self.table.sent_by(peer, &link.via, &from.ip()) {
+                Some(true) => {}
+                Some(false) => {
+                    foreign += 1;
+                    continue;
+                }
+                None => continue, // cannot tell yet: no sign of life, no blame
             }
             revived.extend(self.table.heard(peer, &link.via, now));
         }

@@ -150,11 +150,6 @@ impl Engine {
             b("pending", u.pending, MAX_PENDING),
             b("probes", u.probes_in_flight, super::MAX_PROBES),
             b(
-                "probe-addresses",
-                u.probe_addrs,
-                (MAX_PEERS + MAX_PENDING) * crate::addrs::MAX_DIALABLE,
-            ),
-            b(
                 "clients",
                 self.clients.len(),
                 crate::server::MAX_CONNECTIONS,

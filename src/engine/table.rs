@@ -526,13 +526,18 @@ impl PeerTable {
         }
     }
 
-    /// Whether a packet from `ip` can speak for `peer` on `via`: `ip` is one of the peer's own
-    /// addresses that way.
-    pub fn sent_by(&self, peer: &PeerId, via: &Via, ip: &IpAddr) -> bool {
-        self.peers
-            .get(peer)
-            .and_then(|e| e.links.get(via))
-            .is_some_and(|l| l.ips.binary_search(ip).is_ok())
+    /// Whether a packet from `ip` can speak for `peer` on `via`: `Some(true)` when `ip` is one
+    /// of the peer's own addresses that way, `Some(false)` when it is not, `None` when no
+    /// address of that family is known for it yet (its other family's records came first).
+    pub fn sent_by(&self, peer: &PeerId, via: &Via, ip: &IpAddr) -> Option<bool> {
+        let l = self.peers.get(peer).and_then(|e| e.links.get(via))?;
+        if l.ips.binary_search(ip).is_ok() {
+            return Some(true);
+        }
+        l.ips
+            .iter()
+            .any(|k| k.is_ipv4() == ip.is_ipv4())
+            .then_some(false)
     }
 
     /// Up to `n` addresses of `peer` on `via` a probe can check, those that answered before first.

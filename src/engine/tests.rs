@@ -630,9 +630,19 @@ fn only_packets_from_the_peers_own_addresses_keep_it_alive() {
         }),
         _ => unreachable!(),
     };
+    let other_family = |k: &Keypair| match heard(k, 1, 120) {
+        Input::Heard(h) => Input::Heard(Heard {
+            from: "[fe80::66]:5353".parse().unwrap(),
+            family: Family::V6,
+            ..h
+        }),
+        _ => unreachable!(),
+    };
     for s in [20.0, 40.0, 59.0] {
         r.at(s);
         r.input(spoofed(&k));
+        // From a family none of its known addresses has: no sign of life, and no blame.
+        r.input(other_family(&k));
     }
     assert_eq!(events(&r.at(60.5))[0].0, EventKind::Expired);
     let st = r.e.status(r.now);
