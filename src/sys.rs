@@ -207,6 +207,21 @@ pub fn raise_engine_unicast_ttl() -> usize {
     }
 }
 
+/// How lasting a refused send is, by its errno (pure; see [`crate::engine::SendClass`]).
+pub fn send_class(errno: Option<i32>) -> crate::engine::SendClass {
+    use crate::engine::SendClass;
+    use nix::libc;
+    match errno {
+        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ENOMEM) => {
+            SendClass::Transient
+        }
+        #[cfg(target_os = "macos")]
+        Some(libc::EHOSTUNREACH) => SendClass::Permanent,
+        Some(libc::EPERM) | Some(libc::EACCES) => SendClass::Policy,
+        _ => SendClass::Permanent,
+    }
+}
+
 /// What a refused multicast send most likely means on this system.
 pub fn explain_send_error(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
@@ -222,5 +237,26 @@ pub fn explain_send_error(err: &io::Error) -> &'static str {
         Some(nix::libc::EADDRNOTAVAIL) => "it has no usable source address",
         Some(nix::libc::ENODEV) | Some(nix::libc::ENXIO) => "the interface is gone",
         _ => "the system refused it",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::SendClass;
+    use nix::libc;
+
+    #[test]
+    fn refused_sends_are_classed_by_how_lasting_they_are() {
+        for e in [libc::ENOBUFS, libc::EAGAIN, libc::EINTR, libc::ENOMEM] {
+            assert_eq!(send_class(Some(e)), SendClass::Transient, "{e}");
+        }
+        for e in [libc::EPERM, libc::EACCES] {
+            assert_eq!(send_class(Some(e)), SendClass::Policy, "{e}");
+        }
+        for e in [libc::ENETUNREACH, libc::EADDRNOTAVAIL, libc::ENODEV] {
+            assert_eq!(send_class(Some(e)), SendClass::Permanent, "{e}");
+        }
+        assert_eq!(send_class(None), SendClass::Permanent);
     }
 }

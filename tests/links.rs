@@ -173,3 +173,78 @@ fn a_host_that_vanishes_without_goodbye_expires_and_live_ones_do_not() {
     assert!(took >= Duration::from_secs(2), "expired too soon: {took:?}");
     println!("vanished host dropped after {took:?} (timeout 6 s)");
 }
+
+#[test]
+fn sends_refused_now_and_then_cause_no_false_departures() {
+    let test = "sends_refused_now_and_then_cause_no_false_departures";
+    if !have_tool(test, "nft", "nft (nftables)") {
+        assert!(
+            std::env::var("EXO_DISCOVERY_REQUIRE_NETNS").is_err(),
+            "{test}: nft missing"
+        );
+        return;
+    }
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let l = n.link();
+    let names = ["a", "b", "c", "d"];
+    let hosts: Vec<_> = names.iter().map(|h| n.host(h)).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        n.attach(h, "eth0", &l, &[&format!("10.61.0.{}/24", i + 1)]);
+        // A rate-limiting output rule: one mDNS send in ten is refused (EPERM to the sender).
+        n.nft(
+            &h.ns,
+            &[
+                "add table inet lossy",
+                "add chain inet lossy out { type filter hook output priority 0 ; }",
+                "add rule inet lossy out udp dport 5353 numgen random mod 100 < 10 drop",
+            ],
+        );
+    }
+    let agents: Vec<_> = hosts
+        .iter()
+        .zip(names)
+        .map(|(h, name)| n.agent(h, &format!("agent-{name}"), &["--peer-timeout", "10"]))
+        .collect();
+    let _listeners: Vec<_> = hosts.iter().map(|h| n.listen_on(h, 4001)).collect();
+    let mut ids = Vec::new();
+    let mut anns = Vec::new();
+    for (agent, name) in agents.iter().zip(names) {
+        let (k, id) = n.keygen(name);
+        anns.push(n.announce(agent, &k, &["/ip4/0.0.0.0/tcp/4001".into()]));
+        ids.push(id);
+    }
+    let mut watches: Vec<_> = agents.iter().map(|a| n.watch(a)).collect();
+    let deadline = Instant::now() + WAIT;
+    for (i, w) in watches.iter_mut().enumerate() {
+        let others = || ids.iter().enumerate().filter(move |(j, _)| *j != i);
+        while others().any(|(_, id)| w.current(id).is_none()) {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not find every other host: {:?}",
+                names[i],
+                w.seen
+            );
+            w.drain(Duration::from_millis(200));
+        }
+    }
+    let found: Vec<usize> = watches.iter().map(|w| w.seen.len()).collect();
+    // Three peer timeouts of refusals now and then; nobody left.
+    std::thread::sleep(Duration::from_secs(30));
+    let mut refused = 0;
+    for ((w, a), from) in watches.iter_mut().zip(&agents).zip(found) {
+        w.drain(Duration::from_millis(200));
+        let expired: Vec<_> = w.seen[from..]
+            .iter()
+            .filter(|(_, v)| v["event"] == "expired")
+            .collect();
+        assert!(expired.is_empty(), "false departures: {expired:?}");
+        let log = std::fs::read_to_string(&a.log).unwrap();
+        refused += log.matches("multicast send refused").count();
+    }
+    assert!(
+        refused > 0,
+        "the rule refused no send: the test tested nothing"
+    );
+}

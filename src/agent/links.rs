@@ -37,6 +37,7 @@ fn failure(e: &std::io::Error) -> SendFailure {
         errno: e.raw_os_error(),
         message: e.to_string(),
         explanation: crate::sys::explain_send_error(e),
+        class: crate::sys::send_class(e.raw_os_error()),
     }
 }
 
@@ -86,6 +87,7 @@ impl ShellLink {
                         errno,
                         message,
                         explanation: "",
+                        class: crate::sys::send_class(errno),
                     })
                 }
             };

@@ -97,7 +97,8 @@ pub fn status(st: &Status) -> String {
         ));
         for f in &i.families {
             let state = match (&f.in_use, &f.problem) {
-                (true, _) => "in use".to_owned(),
+                (true, None) => "in use".to_owned(),
+                (true, Some(p)) => format!("in use ({p}; retrying)"),
                 (false, Some(p)) => format!("not used: {p}"),
                 (false, None) => "not used yet".to_owned(),
             };

@@ -4,7 +4,7 @@
 
 use super::repeat::{Repeated, Report};
 use super::table::Via;
-use super::{Action, Engine, Heard, SendOutcome, MAX_CONFIRM_PROBES};
+use super::{Action, Engine, Heard, SendClass, SendOutcome, MAX_CONFIRM_PROBES};
 use crate::iface::Iface;
 use crate::instance as mdns;
 use crate::mcast::Family;
@@ -14,6 +14,12 @@ use multiaddr::Multiaddr;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+/// A family whose sends keep being refused for this long (every send since) is declared unusable;
+/// a shorter run of refusals, unless lasting by its errno, leaves it in use.
+pub const LINK_DOWN_AFTER: Duration = Duration::from_secs(10);
+/// After a refused send that leaves the family in use, the next query goes this soon.
+pub const RETRY_AFTER_REFUSAL: Duration = Duration::from_secs(1);
 
 /// A repeated send error is summarised at most this often.
 pub const ERROR_SUMMARY_INTERVAL: Duration = Duration::from_secs(600);
@@ -40,6 +46,10 @@ pub(super) struct Sock {
     pub errors: Repeated,
     /// Queries sent.
     pub packets_out: u64,
+    /// A send ever went on it.
+    pub ever_sent: bool,
+    /// Since when every send has been refused.
+    pub failing_since: Option<Instant>,
 }
 
 /// One followed interface.
@@ -75,20 +85,61 @@ impl Sock {
         match outcome {
             SendOutcome::Sent => {
                 self.packets_out += 1;
+                self.ever_sent = true;
+                self.failing_since = None;
                 let ended = self.errors.cleared();
                 let was = std::mem::replace(&mut self.usable, true);
-                (!was).then(|| match ended {
-                    Some(n) if n > 0 => (
+                match (was, ended) {
+                    (false, Some(n)) if n > 0 => Some((
                         Level::Info,
                         format!("{name}: mDNS ok again (after {n} more refused sends)"),
-                    ),
-                    _ => (Level::Info, format!("{name}: mDNS ok")),
-                })
+                    )),
+                    (false, _) => Some((Level::Info, format!("{name}: mDNS ok"))),
+                    (true, Some(n)) => Some((
+                        Level::Info,
+                        format!("{name}: multicast sends go again (after {} refused)", n + 1),
+                    )),
+                    (true, None) => None,
+                }
             }
             SendOutcome::Refused(f) => {
-                self.usable = false;
+                let since = *self.failing_since.get_or_insert(now);
+                let lasting = match f.class {
+                    SendClass::Permanent => true,
+                    SendClass::Policy => !self.ever_sent,
+                    SendClass::Transient => false,
+                };
+                let down = lasting || now.saturating_duration_since(since) >= LINK_DOWN_AFTER;
+                let was = self.usable;
+                if down {
+                    self.usable = false;
+                }
                 let errno = f.errno.map(|n| format!(" [errno {n}]")).unwrap_or_default();
-                match self.errors.failed(&f.message, now, Some(ERROR_SUMMARY_INTERVAL))? {
+                let report = self
+                    .errors
+                    .failed(&f.message, now, Some(ERROR_SUMMARY_INTERVAL));
+                if was && down && report.is_none() {
+                    // Refusals that were tolerated until now: the family goes out of use.
+                    return Some((
+                        Level::Warn,
+                        format!(
+                            "{name}: multicast sends refused for {} s: {}{errno}; not used until one goes",
+                            now.saturating_duration_since(since).as_secs(),
+                            f.message
+                        ),
+                    ));
+                }
+                match report? {
+                    Report::First if !down => Some((
+                        Level::Warn,
+                        format!(
+                            "{name}: multicast send refused: {}{errno} ({}); retrying, still in use \
+                             unless sends keep failing for {} s",
+                            f.message,
+                            f.explanation,
+                            LINK_DOWN_AFTER.as_secs()
+                        ),
+                    )),
                     Report::First => Some((
                         Level::Warn,
                         format!(
@@ -280,10 +331,13 @@ impl Engine {
             }
             outcome => {
                 link.open_errors.remove(&family);
-                link.socks
-                    .entry(family)
-                    .or_default()
-                    .took(outcome, &name, now)
+                let refused = matches!(outcome, SendOutcome::Refused(_));
+                let sock = link.socks.entry(family).or_default();
+                let say = sock.took(outcome, &name, now);
+                if refused && sock.usable {
+                    link.next_query = link.next_query.min(now + RETRY_AFTER_REFUSAL);
+                }
+                say
             }
         };
         if let Some((level, line)) = say {
@@ -381,9 +435,7 @@ impl Engine {
         }
         let targets = self.table.probe_targets(&peer, &via, MAX_CONFIRM_PROBES);
         if targets.is_empty() {
-            if let Some(ev) = self.table.remove_link(&peer, &via) {
-                self.broadcast(ev);
-            }
+            self.departed(peer, &via);
             return;
         }
         let timeout = Duration::from_millis(self.cfg.probe_timeout_ms);
@@ -473,11 +525,17 @@ impl Engine {
                 format!("{via}: goodbye of {peer} refuted: {addr} still answers")
             });
         } else if !self.confirming.values().any(same) {
-            if let Some(ev) = self.table.remove_link(&peer, &via) {
-                self.broadcast(ev);
-            }
+            self.departed(peer, &via);
         }
         true
+    }
+
+    /// A confirmed goodbye of `peer` through `via`: that link goes, and so does what the cache
+    /// said of it (a hint the peer itself has just contradicted).
+    fn departed(&mut self, peer: PeerId, via: &Via) {
+        if let Some(ev) = self.table.remove_links(&peer, &[via.clone(), Via::Cache]) {
+            self.broadcast(ev);
+        }
     }
 
     pub(super) fn on_heard(&mut self, heard: Heard, now: Instant) {

@@ -192,6 +192,20 @@ pub struct SendFailure {
     pub message: String,
     /// What it most likely means on this system.
     pub explanation: &'static str,
+    /// How lasting it is (see [`crate::sys::send_class`]).
+    pub class: SendClass,
+}
+
+/// How lasting a refused send is, by its errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendClass {
+    /// A full queue, an interrupted call, a moment without memory: the next send may well go.
+    Transient,
+    /// A policy (a firewall rule, a permission): lasting if the very first send was refused,
+    /// intermittent if sends went before (a rate limit, a rule that drops a share).
+    Policy,
+    /// Anything else (no route, no address, the interface gone, macOS refusing the process).
+    Permanent,
 }
 
 /// What the engine asks the shell to do.

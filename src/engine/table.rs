@@ -394,10 +394,16 @@ impl PeerTable {
         if !prober.result(addr, ok, now) {
             return Vec::new();
         }
-        super::prober::owner(addr)
-            .and_then(|p| self.settle(&p))
-            .into_iter()
-            .collect()
+        let peer = super::prober::owner(addr);
+        // An answer confirms a cached hint for one more timeout.
+        if let Some(link) = peer
+            .and_then(|p| self.peers.get_mut(&p))
+            .and_then(|e| e.links.get_mut(&Via::Cache))
+            .filter(|l| l.addrs.contains(addr))
+        {
+            link.last_heard = link.last_heard.max(now);
+        }
+        peer.and_then(|p| self.settle(&p)).into_iter().collect()
     }
 
     fn track(&mut self, addrs: &[Multiaddr], now: Instant) {
@@ -557,10 +563,21 @@ impl PeerTable {
 
     /// The peer said goodbye through `via` (or the link went away): drop that link now.
     pub fn remove_link(&mut self, peer: &PeerId, via: &Via) -> Option<PeerEvent> {
-        let link = self.peers.get_mut(peer)?.links.remove(via)?;
-        self.disarm(*peer, via, &link);
-        self.dropped += link.addrs.len();
-        self.settle(peer)
+        self.remove_links(peer, std::slice::from_ref(via))
+    }
+
+    /// Drops these links of `peer` at once: one event for the lot.
+    pub fn remove_links(&mut self, peer: &PeerId, vias: &[Via]) -> Option<PeerEvent> {
+        let mut any = false;
+        for via in vias {
+            let Some(link) = self.peers.get_mut(peer)?.links.remove(via) else {
+                continue;
+            };
+            self.disarm(*peer, via, &link);
+            self.dropped += link.addrs.len();
+            any = true;
+        }
+        any.then(|| self.settle(peer)).flatten()
     }
 
     /// Drops every peer's link through `via` (an interface vanished or stopped carrying mDNS, a
@@ -657,13 +674,14 @@ impl PeerTable {
     }
 
     /// What the persistent cache keeps: the signed records of the [`MAX_PENDING`] peers most
-    /// recently seen visible (most recent first), each with the addresses it was handed over at.
+    /// recently verified among those handed over now (most recent first; a peer that is gone is
+    /// not written back), each with the addresses it is handed over at.
     /// (A cached peer waits for a probe again on the next start, so no more are worth keeping.)
     pub fn cache_entries(&self) -> Vec<crate::cache::CachedPeer> {
         let mut seen: Vec<(Instant, &Entry)> = self
             .peers
             .values()
-            .filter(|e| e.signed.is_some())
+            .filter(|e| e.signed.is_some() && e.sent.is_some())
             .filter_map(|e| Some((e.verified_at?, e)))
             .collect();
         seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
@@ -865,9 +883,9 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
         live: true,
         armed: None,
         source,
-        // Neither is heard to stay: a cached peer stays until a newer record replaces it, a
-        // manual one until the operator's agent restarts.
-        pinned: matches!(source, Source::Cache | Source::Manual),
+        // A manual peer stays until the operator's agent restarts. A cached one is a hint: it
+        // must be confirmed (heard on a link, or its address answering) within the timeout.
+        pinned: matches!(source, Source::Manual),
     }
 }
 
@@ -1296,15 +1314,36 @@ mod tests {
         // All fall silent; after FORGET_AFTER they are gone, seq and all.
         let dead = t0 + Duration::from_secs(20) + T;
         assert_eq!(t.expire(dead).len(), 3);
-        assert_eq!(
-            t.cache_entries().len(),
-            3,
-            "the dead stay cached until forgotten"
+        assert!(
+            t.cache_entries().is_empty(),
+            "a peer that is gone is not written back"
         );
         assert!(t.expire(dead + FORGET_AFTER).is_empty());
         assert_eq!(t.peers.len(), 0);
         assert!(t.cache_entries().is_empty());
         assert_eq!(t.next_deadline(dead + FORGET_AFTER), None);
+    }
+
+    #[test]
+    fn a_cached_peer_is_a_hint_that_expires_unless_confirmed() {
+        let k = Keypair::generate_ed25519();
+        let t0 = crate::test_clock();
+        let mut t = PeerTable::new(T).with_reachability(true);
+        let addrs = dial(&k, "10.0.0.2", 5);
+        t.observe(rec(&k, 1, 5), Source::Cache, &Via::Cache, addrs.clone(), t0)
+            .unwrap();
+        assert_eq!(t.due_probes(t0, 8, 2).len(), 1);
+        // Its address answers 30 s in: handed over, and confirmed for one more timeout.
+        let later = t0 + Duration::from_secs(30);
+        let ev = t.probe_result(&addrs[0], true, later);
+        assert_eq!(ev[0].event, EventKind::Discovered);
+        assert_eq!(ev[0].peer.source, Source::Cache);
+        assert!(t.expire(t0 + T + Duration::from_secs(1)).is_empty());
+        // Never heard on a link since: it expires like any peer, and is not written back.
+        let ev = t.expire(later + T);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].event, EventKind::Expired);
+        assert!(t.cache_entries().is_empty());
     }
 
     #[test]

@@ -212,6 +212,7 @@ fn an_interface_is_queried_on_both_families_and_its_daemon_runs_on_those_that_se
             errno: Some(1),
             message: "Operation not permitted".into(),
             explanation: "an output firewall rule refuses it",
+            class: SendClass::Policy,
         }),
     });
     assert!(a
@@ -254,6 +255,7 @@ fn a_repeated_send_error_is_said_once_summarised_and_its_end_reported() {
             errno: Some(105),
             message: "No buffer space available".into(),
             explanation: "x",
+            class: SendClass::Transient,
         })
     };
     let mut said = Vec::new();
@@ -266,9 +268,14 @@ fn a_repeated_send_error_is_said_once_summarised_and_its_end_reported() {
         })));
     }
     let refusals: Vec<&String> = said.iter().filter(|l| l.contains("refused")).collect();
-    assert_eq!(refusals.len(), 2, "{said:?}");
+    assert_eq!(refusals.len(), 3, "{said:?}");
+    assert!(refusals[0].contains("retrying, still in use"), "{said:?}");
     assert!(
-        refusals[1].contains("still refused (20 times in the last 600 s)"),
+        refusals[1].contains("refused for 30 s") && refusals[1].contains("not used"),
+        "{said:?}"
+    );
+    assert!(
+        refusals[2].contains("still refused (20 times in the last 600 s)"),
         "{said:?}"
     );
     let a = r.input(Input::QuerySent {
@@ -294,6 +301,7 @@ fn a_socket_that_cannot_open_is_said_once_and_shown_in_status() {
                 errno: Some(19),
                 message: "join failed: No such device".into(),
                 explanation: "",
+                class: SendClass::Permanent,
             }),
         })
     };
@@ -309,39 +317,111 @@ fn a_socket_that_cannot_open_is_said_once_and_shown_in_status() {
     );
 }
 
+/// Every query from now on is refused with `class`; returns the actions of `secs` seconds.
+fn refuse_queries_for(
+    r: &mut Rig,
+    from: f64,
+    secs: f64,
+    errno: i32,
+    class: SendClass,
+) -> Vec<Action> {
+    let mut all = Vec::new();
+    let mut t = from;
+    while t <= from + secs {
+        for a in r.at(t) {
+            match a {
+                Action::SendQuery { link, family } => all.extend(r.input(Input::QuerySent {
+                    link,
+                    family,
+                    outcome: SendOutcome::Refused(SendFailure {
+                        errno: Some(errno),
+                        message: "refused".into(),
+                        explanation: "",
+                        class,
+                    }),
+                })),
+                other => all.push(other),
+            }
+        }
+        t += 0.5;
+    }
+    all
+}
+
 #[test]
-fn a_link_that_stops_carrying_mdns_drops_its_peers_and_daemon() {
+fn a_link_that_stops_carrying_mdns_drops_its_peers_and_daemon_only_once_sends_keep_failing() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
     assert_eq!(
         events(&r.input(resolved(&k, 1)))[0].0,
         EventKind::Discovered
     );
-    let mut a = r.at(1.0);
-    a.extend(r.input(Input::QuerySent {
-        link: IDX,
-        family: Family::V4,
-        outcome: SendOutcome::Refused(SendFailure {
-            errno: Some(1),
-            message: "EPERM".into(),
-            explanation: "",
-        }),
-    }));
-    // Still one family left: nothing changes for the peer.
-    assert!(events(&a).is_empty());
-    let a = r.input(Input::QuerySent {
-        link: IDX,
-        family: Family::V6,
-        outcome: SendOutcome::Refused(SendFailure {
-            errno: Some(1),
-            message: "EPERM".into(),
-            explanation: "",
-        }),
-    });
+    // Sends went before: a firewall that starts refusing is tolerated (and retried every
+    // second) for ten seconds...
+    let a = refuse_queries_for(&mut r, 1.0, 9.0, 1, SendClass::Policy);
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert!(!a.iter().any(|a| matches!(a, Action::SetDaemon { .. })));
+    let st = r.e.status(r.now);
+    assert!(st.interfaces[0].families.iter().all(|f| f.in_use));
+    assert!(st.interfaces[0].families[0]
+        .problem
+        .as_deref()
+        .is_some_and(|p| p.contains("refused")));
+    // ...then the link goes out of use, and its peers with it.
+    let a = refuse_queries_for(&mut r, 10.5, 2.0, 1, SendClass::Policy);
     assert!(a
         .iter()
         .any(|a| matches!(a, Action::SetDaemon { families, .. } if families.is_empty())));
     assert_eq!(events(&a)[0].0, EventKind::Expired);
+    assert!(
+        logs(&a).iter().any(|l| l.contains("refused for 1")),
+        "{:?}",
+        logs(&a)
+    );
+}
+
+#[test]
+fn refusals_now_and_then_change_nothing_and_a_lasting_errno_acts_at_once() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(resolved(&k, 1));
+    // One query in ten refused (a rate limit, a busy queue), for a simulated minute.
+    let mut n = 0;
+    let mut all = Vec::new();
+    for tenth in 1..=600 {
+        for a in r.at(tenth as f64 / 10.0) {
+            match a {
+                Action::SendQuery { link, family } => {
+                    n += 1;
+                    let outcome = if n % 10 == 0 {
+                        SendOutcome::Refused(SendFailure {
+                            errno: Some(105),
+                            message: "No buffer space available".into(),
+                            explanation: "",
+                            class: SendClass::Transient,
+                        })
+                    } else {
+                        SendOutcome::Sent
+                    };
+                    all.extend(r.input(Input::QuerySent {
+                        link,
+                        family,
+                        outcome,
+                    }));
+                }
+                other => all.push(other),
+            }
+        }
+        r.input(heard(&k, 1, 120));
+    }
+    assert!(n >= 10);
+    assert!(events(&all).is_empty(), "{:?}", events(&all));
+    assert!(!all.iter().any(|a| matches!(a, Action::SetDaemon { .. })));
+    // No route (a permanent errno) takes the family out at once.
+    let a = refuse_queries_for(&mut r, 61.0, 30.0, 101, SendClass::Permanent);
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::SetDaemon { families, .. } if families.is_empty())));
 }
 
 #[test]
@@ -1025,4 +1105,25 @@ fn junk_from_mdns_sd_gets_its_browsing_daemon_replaced_and_an_overflow_browses_a
     assert_eq!(restarts(&a), 1);
     let st = r.e.status(r.now);
     assert_eq!(st.interfaces[0].dropped.get("browse-overflow"), Some(&1));
+}
+
+#[test]
+fn a_confirmed_goodbye_removes_what_the_cache_said_of_the_peer_too() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id();
+    r.input(Input::CacheLoaded {
+        from: "test".into(),
+        result: Ok(vec![crate::cache::CachedPeer {
+            signed: signed(&k, 1),
+            addrs: vec![format!("/ip4/10.0.0.2/tcp/4001/p2p/{id}")],
+        }]),
+    });
+    assert_eq!(r.e.snapshot()[0].interfaces, vec!["cache"]);
+    r.input(resolved(&k, 1));
+    assert_eq!(r.e.snapshot()[0].interfaces, vec!["cache", "eth0"]);
+    let addr = probe_of(&r.input(goodbye(&k, 1)));
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert_eq!(events(&a), vec![(EventKind::Expired, id.to_base58())]);
+    assert!(r.e.snapshot().is_empty());
 }
