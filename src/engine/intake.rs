@@ -119,6 +119,21 @@ impl Engine {
         if cut {
             self.count_drop(&via, "addresses-over-budget");
         }
+        let label = match &claimed {
+            Some((_, label)) => label.clone(),
+            None => mdns::instance_label(&peer, seq),
+        };
+        if before.is_some_and(|cur| seq < cur) {
+            let older = super::rewind::Older {
+                rec,
+                source: offer.source,
+                via,
+                dial,
+                ips,
+                label,
+            };
+            return self.older_record(older, now);
+        }
         match self.table.observe(rec, offer.source, &via, dial, now) {
             Ok(ev) => {
                 let ips: Vec<IpAddr> = ips
@@ -128,10 +143,6 @@ impl Engine {
                 self.table.note_ips(&peer, &via, &ips);
                 self.count(&via, Ok(()));
                 if before != Some(seq) {
-                    let label = match &claimed {
-                        Some((_, label)) => label.clone(),
-                        None => mdns::instance_label(&peer, seq),
-                    };
                     self.note_instance(peer, before, label);
                 }
                 if let Some(ev) = ev {
@@ -150,7 +161,7 @@ impl Engine {
     }
 
     /// Keeps the label index in step with the newest record of `peer` (`old`: the seq it replaces).
-    fn note_instance(&mut self, peer: PeerId, old: Option<u64>, label: String) {
+    pub(super) fn note_instance(&mut self, peer: PeerId, old: Option<u64>, label: String) {
         if let Some(old) = old {
             self.instances.remove(&mdns::instance_label(&peer, old));
         }
@@ -198,7 +209,7 @@ impl Engine {
         (kept, name)
     }
 
-    fn count(&mut self, via: &Via, outcome: Result<(), Reject>) {
+    pub(super) fn count(&mut self, via: &Via, outcome: Result<(), Reject>) {
         let stats = self.via_stats.entry(via.clone()).or_default();
         match outcome {
             Ok(()) => stats.accepted += 1,

@@ -26,6 +26,7 @@ pub mod links;
 pub mod prober;
 pub mod registrations;
 pub mod repeat;
+pub mod rewind;
 pub mod statics;
 pub mod status;
 pub mod table;
@@ -371,6 +372,8 @@ pub struct Engine {
     unsigned_over: u64,
     /// Probes confirming a goodbye: the address, and whose link on which way it speaks for.
     confirming: HashMap<Multiaddr, (PeerId, Via)>,
+    /// Tests of records older than the one held (see `rewind.rs`).
+    challenges: rewind::Challenges,
     cache_dirty: bool,
     next_cache_save: Instant,
     cache_error: Repeated,
@@ -403,6 +406,7 @@ impl Engine {
             unsigned_ignored: HashSet::new(),
             unsigned_over: 0,
             confirming: HashMap::new(),
+            challenges: rewind::Challenges::default(),
             cache_dirty: false,
             next_cache_save: now,
             cache_error: Repeated::default(),
@@ -464,8 +468,9 @@ impl Engine {
             Input::BrowseEnded { link } => self.on_browse_ended(link, now),
             Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
-                // A goodbye's confirmation is not the prober's business.
-                if !self.on_confirm_probe(&addr, ok) {
+                // A goodbye's confirmation, or the test of an older record, is not the
+                // prober's business.
+                if !self.on_confirm_probe(&addr, ok) && !self.on_challenge_probe(&addr, ok, now) {
                     if !ok {
                         self.log(Level::Debug, || {
                             format!("{addr} did not answer; withheld, will retry")

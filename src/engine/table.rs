@@ -465,18 +465,57 @@ impl PeerTable {
             }
             _ => {
                 // Newer than what we had (or the first signed record of a peer known unsigned).
-                self.track(&addrs, now);
-                self.clear_links(peer);
-                if let Some(e) = self.peers.get_mut(&peer) {
-                    e.seq = Some(record.seq);
-                    e.signed = Some(record.signed);
-                    e.source = source;
-                }
-                self.set_link(peer, via, new_link(addrs, source, now));
-                self.counters.accepted += 1;
+                self.replace_record(record, source, via, addrs, now);
             }
         }
         Ok(self.settle(&peer))
+    }
+
+    /// Puts `record` in place of the peer's, whatever its seq: every link learned from the old
+    /// one goes, `via` carries the new one.
+    fn replace_record(
+        &mut self,
+        record: VerifiedRecord,
+        source: Source,
+        via: &Via,
+        addrs: Vec<Multiaddr>,
+        now: Instant,
+    ) {
+        let peer = record.peer_id;
+        self.track(&addrs, now);
+        self.clear_links(peer);
+        if let Some(e) = self.peers.get_mut(&peer) {
+            e.seq = Some(record.seq);
+            e.signed = Some(record.signed);
+            e.source = source;
+        }
+        self.set_link(peer, via, new_link(addrs, source, now));
+        self.counters.accepted += 1;
+    }
+
+    /// Takes a record with a lower seq than the peer's (its clock stepped back), once the engine
+    /// has decided the peer itself stands behind it (see `engine/rewind.rs`).
+    pub fn rewind(
+        &mut self,
+        record: VerifiedRecord,
+        source: Source,
+        via: &Via,
+        addrs: Vec<Multiaddr>,
+        now: Instant,
+    ) -> Option<PeerEvent> {
+        let now = self.tick(now);
+        let peer = record.peer_id;
+        self.peers.get(&peer)?;
+        self.replace_record(record, source, via, addrs, now);
+        self.settle(&peer)
+    }
+
+    /// Every address of `peer`, through any way in.
+    pub fn addrs_of(&self, peer: &PeerId) -> std::collections::HashSet<&Multiaddr> {
+        self.peers
+            .get(peer)
+            .map(|e| e.links.values().flat_map(|l| l.addrs.iter()).collect())
+            .unwrap_or_default()
     }
 
     /// An unsigned peer (a stock libp2p-mdns node, a peer added by hand) learned through `via`

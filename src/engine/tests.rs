@@ -1127,3 +1127,81 @@ fn a_confirmed_goodbye_removes_what_the_cache_said_of_the_peer_too() {
     assert_eq!(events(&a), vec![(EventKind::Expired, id.to_base58())]);
     assert!(r.e.snapshot().is_empty());
 }
+
+/// `k`'s record of `seq` resolved on eth0 from `ip`, listening on `port`.
+fn resolved_at(k: &Keypair, seq: u64, ip: [u8; 4], port: u16) -> Input {
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    let listen = [format!("/ip4/0.0.0.0/tcp/{port}").parse().unwrap()];
+    Input::Resolved {
+        link: IDX,
+        fullname: crate::instance::fullname(&label),
+        signed: Ok(record::sign(k, "exo", seq, &listen).unwrap()),
+        ips: vec![IpAddr::V4(Ipv4Addr::from(ip))],
+    }
+}
+
+/// Every address the actions probe.
+fn probes_of(a: &[Action]) -> Vec<Multiaddr> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::Probe { addr, .. } => Some(addr.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_node_whose_clock_stepped_back_is_taken_at_the_same_place_at_once() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let day = 86_400_000_000;
+    r.input(resolved(&k, 2 * day));
+    // The node restarts with its clock a day behind, on the same port.
+    let a = r.input(resolved(&k, day));
+    assert_eq!(events(&a)[0].0, EventKind::Updated);
+    assert_eq!(r.e.snapshot()[0].seq, day);
+    assert!(probes_of(&a).is_empty());
+    // Its new instance keeps it alive; the old one no longer does.
+    r.at(50.0);
+    r.input(heard(&k, day, 120));
+    r.input(heard(&k, 2 * day, 120));
+    assert!(events(&r.at(70.0)).is_empty());
+    assert_eq!(r.e.status(r.now).records_rejected.get("replay"), None);
+}
+
+#[test]
+fn an_older_record_elsewhere_is_taken_only_if_the_node_answers_there_and_not_where_it_was() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id();
+    r.input(resolved_at(&k, 1000, [10, 0, 0, 2], 4001));
+    // A replay of an older record from another place, while the node still answers: refused.
+    let a = r.input(resolved_at(&k, 500, [10, 0, 0, 7], 5001));
+    let probes = probes_of(&a);
+    assert_eq!(probes.len(), 2, "{a:?}");
+    let held = format!("/ip4/10.0.0.2/tcp/4001/p2p/{id}");
+    let older = format!("/ip4/10.0.0.7/tcp/5001/p2p/{id}");
+    assert!(probes.iter().any(|p| p.to_string() == held));
+    assert!(probes.iter().any(|p| p.to_string() == older));
+    for addr in probes {
+        let ok = addr.to_string() == held;
+        assert!(events(&r.input(Input::Probed { addr, ok })).is_empty());
+    }
+    assert_eq!(r.e.snapshot()[0].seq, 1000);
+    assert_eq!(r.e.status(r.now).records_rejected.get("replay"), Some(&1));
+    // Again within five seconds: refused without a probe.
+    let a = r.input(resolved_at(&k, 500, [10, 0, 0, 7], 5001));
+    assert!(probes_of(&a).is_empty());
+    assert_eq!(r.e.status(r.now).records_rejected.get("replay"), Some(&2));
+    // The node moved with its clock behind: its old port refuses, the new one answers.
+    r.at(10.0);
+    let a = r.input(resolved_at(&k, 600, [10, 0, 0, 7], 5001));
+    let mut got = Vec::new();
+    for addr in probes_of(&a) {
+        let ok = addr.to_string() != held;
+        got.extend(events(&r.input(Input::Probed { addr, ok })));
+    }
+    assert_eq!(got, vec![(EventKind::Updated, id.to_base58())]);
+    let now = &r.e.snapshot()[0];
+    assert_eq!((now.seq, now.addrs.clone()), (600, vec![older]));
+}

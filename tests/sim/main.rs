@@ -231,3 +231,39 @@ fn a_node_restarted_with_its_clock_stepped_forward_is_one_update_at_every_peer()
         }
     }
 }
+
+#[test]
+fn a_node_restarted_with_its_clock_a_day_behind_is_taken_within_seconds() {
+    let mut sim = Sim::new(7);
+    let lan = sim.link(LinkSpec {
+        loss: 0.1,
+        ..LinkSpec::default()
+    });
+    let hosts: Vec<usize> = (0..5).map(|i| sim.host(&format!("h{i}"), &[lan])).collect();
+    assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
+    let r = hosts[0];
+    let old = sim.view(hosts[1], r).unwrap().seq;
+    // The host rebooted without a real-time clock: a day behind, then the node restarted.
+    sim.step_clock(r, -86_400_000_000);
+    sim.node_restarts(r);
+    sim.run_for(Duration::from_secs(5));
+    for &h in &hosts[1..] {
+        let v = sim.view(h, r).unwrap();
+        assert!(
+            v.seq < old,
+            "{} still holds the record from before the step",
+            sim.hosts[h].name
+        );
+    }
+    // And it stays: its new instance keeps it alive.
+    sim.run_for(3 * MINUTE);
+    for &h in &hosts[1..] {
+        let v = sim.view(h, r).unwrap();
+        assert!(
+            v.expired.is_empty(),
+            "{} saw it expire: {:?}",
+            sim.hosts[h].name,
+            v.expired
+        );
+    }
+}
