@@ -71,6 +71,14 @@ impl From<io::Error> for ClientError {
     }
 }
 
+/// This host's clock in microseconds since the epoch (a record's default `seq`).
+pub fn clock_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+}
+
 /// A connection to the agent, past the handshake.
 pub struct Client {
     stream: UnixStream,
@@ -151,10 +159,17 @@ impl Client {
         listen_addrs: &[Multiaddr],
         namespace: &str,
     ) -> Result<PeerId, ClientError> {
-        let seq = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(1);
+        self.register_seq(keypair, listen_addrs, namespace, clock_micros())
+    }
+
+    /// As [`Client::register_in`], with the record's `seq` given.
+    pub fn register_seq(
+        &mut self,
+        keypair: &Keypair,
+        listen_addrs: &[Multiaddr],
+        namespace: &str,
+        seq: u64,
+    ) -> Result<PeerId, ClientError> {
         let signed =
             record::sign(keypair, namespace, seq, listen_addrs).map_err(ClientError::Sign)?;
         self.register_signed(signed)?;

@@ -35,6 +35,7 @@ pub mod mdns;
 pub mod proto;
 pub mod record;
 pub mod server;
+pub mod session;
 mod sys;
 pub mod unicast;
 

@@ -248,3 +248,69 @@ fn sends_refused_now_and_then_cause_no_false_departures() {
         "the rule refused no send: the test tested nothing"
     );
 }
+
+#[test]
+fn a_restarted_agent_announces_its_node_again_and_watchers_resynchronise() {
+    let Some(mut n) = net("a_restarted_agent_announces_its_node_again_and_watchers_resynchronise")
+    else {
+        return;
+    };
+    let l = n.link();
+    let (a, b) = (n.host("a"), n.host("b"));
+    n.attach(&a, "eth0", &l, &["10.62.0.1/24"]);
+    n.attach(&b, "eth0", &l, &["10.62.0.2/24"]);
+    let aa = n.agent(&a, "agent-a", &[]);
+    let ab = n.agent(&b, "agent-b", &[]);
+    let _ports = (n.listen_on(&a, 4001), n.listen_on(&b, 4001));
+    let (ka, ida) = n.keygen("a");
+    let (kb, idb) = n.keygen("b");
+    let _na = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let _nb = n.announce(&ab, &kb, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let mut wb = n.watch(&ab);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .expect("b finds a");
+
+    // a's agent is restarted under its running node.
+    n.stop_agent(&aa);
+    let aa = n.agent(&a, "agent-a", &[]);
+    let back = Instant::now();
+    let registered = loop {
+        let st = n.status(&aa);
+        if st["registrations"] == 1 {
+            break back.elapsed();
+        }
+        assert!(
+            back.elapsed() < WAIT,
+            "the node never registered again: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    println!("node registered again {registered:?} after its agent was back");
+    let mut wa = n.watch(&aa);
+    wa.wait_for(WAIT, |v| is_event(v, "discovered", &idb))
+        .expect("the restarted agent finds b again");
+    // b never saw a's node leave: the goodbyes of a's dying agent were refuted by its open port.
+    wb.drain(Duration::from_millis(500));
+    assert!(
+        !wb.seen.iter().any(|(_, v)| is_event(v, "expired", &ida)),
+        "b saw a's node leave: {:?}",
+        wb.seen
+    );
+
+    // b's agent is restarted: the running watch on b reconnects and is told a's node again.
+    n.stop_agent(&ab);
+    let from = wb.seen.len();
+    let _ab = n.agent(&b, "agent-b", &[]);
+    let deadline = Instant::now() + WAIT;
+    while !wb.seen[from..]
+        .iter()
+        .any(|(_, v)| is_event(v, "discovered", &ida))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the watch never resynchronised: {:?}",
+            wb.seen
+        );
+        wb.drain(Duration::from_millis(200));
+    }
+}

@@ -1,8 +1,8 @@
 //! The node's side: `keygen` writes a key, `announce` holds a registration with the running agent
 //! until interrupted.
 
-use exo_discovery::client::Client;
 use exo_discovery::keyfile;
+use exo_discovery::session::{Session, Update};
 use multiaddr::Multiaddr;
 use std::io::Write;
 use std::path::Path;
@@ -15,7 +15,7 @@ pub fn keygen(out: &Path) -> Result<(), String> {
 }
 
 /// Registers the key's node with its addresses and holds the registration until SIGINT or
-/// SIGTERM, or until the agent goes away (an error).
+/// SIGTERM, across restarts of the agent (it reconnects and registers again).
 pub fn announce(
     socket: &Path,
     key: &Path,
@@ -29,10 +29,9 @@ pub fn announce(
     set.add(nix::sys::signal::Signal::SIGTERM);
     set.thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
-    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
-    let ns = namespace.unwrap_or(client.namespace()).to_owned();
-    let peer = client
-        .register_in(&key, addrs, &ns)
+    let mut session = Session::connect(socket).map_err(|e| e.to_string())?;
+    let peer = session
+        .register(key, addrs.to_vec(), namespace)
         .map_err(|e| e.to_string())?;
     println!("announcing {peer}");
     let _ = std::io::stdout().flush();
@@ -42,11 +41,16 @@ pub fn announce(
         let _ = set.wait();
         let _ = tx2.send(Ok(()));
     });
+    // The registration outlives agent restarts: the session reconnects and registers again.
     std::thread::spawn(move || loop {
-        match client.next_message() {
-            Ok(_) => continue,
+        match session.next_update() {
+            Ok(Update::Lost(why)) => {
+                eprintln!("exo-discovery: the agent went away ({why}); reconnecting");
+            }
+            Ok(Update::Back) => eprintln!("exo-discovery: announcing {peer} again"),
+            Ok(Update::Msg(_)) => {}
             Err(e) => {
-                let _ = tx.send(Err(format!("the agent went away: {e}")));
+                let _ = tx.send(Err(e.to_string()));
                 return;
             }
         }

@@ -5,6 +5,7 @@ use crate::cli::args::Format;
 use crate::cli::render;
 use exo_discovery::client::{Client, ClientError};
 use exo_discovery::proto::{AgentMsg, EventKind, PeerEvent, PeerInfo};
+use exo_discovery::session::{Session, Update};
 use std::io::Write;
 use std::path::Path;
 
@@ -34,11 +35,11 @@ pub fn status(socket: &Path, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Prints the current peers as `discovered`, then every event, until the agent or stdout goes
-/// away.
+/// Prints the current peers as `discovered`, then every event, until stdout goes away; across
+/// restarts of the agent (it reconnects, and prints the peers again as `discovered`).
 pub fn watch(socket: &Path, json: bool) -> Result<(), String> {
-    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
-    let snapshot = client.subscribe().map_err(|e| e.to_string())?;
+    let mut session = Session::connect(socket).map_err(|e| e.to_string())?;
+    let snapshot = session.subscribe().map_err(|e| e.to_string())?;
     let print = |ev: PeerEvent| {
         let mut out = std::io::stdout().lock();
         let line = render::event(&ev, json);
@@ -57,11 +58,16 @@ pub fn watch(socket: &Path, json: bool) -> Result<(), String> {
         return Ok(());
     }
     loop {
-        let ok = match client.next_message().map_err(|e| e.to_string())? {
-            AgentMsg::Event(ev) => print(ev),
-            AgentMsg::Snapshot(peers) => emit_snapshot(peers),
-            AgentMsg::Error { message, .. } => return Err(message),
-            _ => true,
+        let ok = match session.next_update().map_err(|e| e.to_string())? {
+            Update::Msg(AgentMsg::Event(ev)) => print(ev),
+            Update::Msg(AgentMsg::Snapshot(peers)) => emit_snapshot(peers),
+            Update::Msg(AgentMsg::Error { message, .. }) => return Err(message),
+            Update::Msg(_) => true,
+            Update::Lost(why) => {
+                eprintln!("exo-discovery: the agent went away ({why}); reconnecting");
+                true
+            }
+            Update::Back => true,
         };
         if !ok {
             return Ok(());
