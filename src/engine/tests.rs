@@ -425,7 +425,7 @@ fn refusals_now_and_then_change_nothing_and_a_lasting_errno_acts_at_once() {
 }
 
 #[test]
-fn a_registration_is_announced_at_once_again_after_1_2_s_then_every_interval() {
+fn a_registration_is_announced_at_once_then_at_doubling_gaps_then_every_interval() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
     let a = r.input(Input::Client {
@@ -452,7 +452,7 @@ fn a_registration_is_announced_at_once_again_after_1_2_s_then_every_interval() {
         }
         r.settle(a);
     }
-    assert_eq!(times, vec![1.2, 20.0, 40.0]);
+    assert_eq!(times, vec![1.2, 3.2, 7.2, 15.2, 20.0, 40.0]);
 }
 
 #[test]

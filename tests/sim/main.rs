@@ -267,3 +267,39 @@ fn a_node_restarted_with_its_clock_a_day_behind_is_taken_within_seconds() {
         );
     }
 }
+
+#[test]
+fn a_late_joiner_on_a_lossy_link_is_found_by_everyone_within_sixteen_seconds() {
+    // Nobody else's queries help a late joiner (the others' back-off has reached its cap):
+    // only its own announcements, and the answers to its own queries, carry its record.
+    let mut found = Vec::new();
+    let mut missed = 0;
+    for seed in 0..10 {
+        let mut sim = Sim::new(100 + seed);
+        let lan = sim.link(lossy(0.30));
+        let hosts: Vec<usize> = (0..20)
+            .map(|i| sim.host(&format!("h{i}"), &[lan]))
+            .collect();
+        assert!(sim.run_until(2 * MINUTE, Sim::everyone_sees_everyone));
+        sim.run_for(MINUTE);
+        let t0 = sim.now;
+        let late = sim.host("late", &[lan]);
+        sim.run_for(Duration::from_secs(16));
+        for &h in &hosts {
+            match sim.view(h, late).and_then(|v| v.discovered_at) {
+                Some(at) => found.push(at - t0),
+                None => missed += 1,
+            }
+        }
+    }
+    found.sort();
+    eprintln!(
+        "late joiner, 20 agents, 30 % loss, 10 runs: {} found within 16 s, {missed} not; last at {:?}",
+        found.len(),
+        found.last()
+    );
+    assert_eq!(
+        missed, 0,
+        "agents that had not found a late joiner after 16 s"
+    );
+}
