@@ -198,6 +198,39 @@ impl Net {
         self.children.len() - 1
     }
 
+    /// Starts `program` inside `host`; every line it prints arrives on the receiver with the time
+    /// it was read.
+    pub fn spawn_lines(
+        &mut self,
+        host: &Host,
+        program: &std::path::Path,
+        args: &[&str],
+    ) -> std::sync::mpsc::Receiver<(Instant, String)> {
+        use std::io::BufRead;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &host.ns])
+            .arg(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        let idx = self.spawn(cmd);
+        let stdout = self.children[idx]
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        rx
+    }
+
     /// Runs `f` on a thread inside `host`'s network namespace.
     pub fn in_ns<T: Send + 'static>(
         &self,
