@@ -4,11 +4,13 @@
 //! once. Then the same hosts run stock rust-libp2p nodes with libp2p's own mDNS (Exo's setting
 //! before the agent) for the same time. Prints directed discoveries within the time, median / p99
 //! / last discovery after registration, false `expired` events, mDNS packets per agent per minute
-//! (counted on each host's output), and the agents' RSS.
+//! (counted on each host's output) while they start and in a quiet window after, and the agents'
+//! RSS.
 //!
 //! Run with: `cargo build --release --examples && sudo cargo bench --bench lossy`
 //! (root: it builds network namespaces). `EXO_LOSSY_HOSTS` (10), `EXO_LOSSY_LOSS` (percent, 30),
-//! `EXO_LOSSY_SECS` (how long each side runs, 30), `EXO_LOSSY_STOCK=0` to skip the stock nodes.
+//! `EXO_LOSSY_SECS` (how long each side runs, 30), `EXO_LOSSY_IDLE_SECS` (the quiet window in
+//! which the agents' idle traffic is counted, 60), `EXO_LOSSY_STOCK=0` to skip the stock nodes.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -118,18 +120,13 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(secs));
     let mut times = Vec::new();
-    let mut expired = 0;
     for w in watches.iter_mut() {
         w.drain(Duration::from_millis(100));
         let mut seen = HashMap::new();
         for (at, v) in &w.seen {
-            let id = v["peer_id"].as_str().unwrap_or_default().to_owned();
-            match v["event"].as_str() {
-                Some("discovered") => {
-                    seen.entry(id).or_insert(*at);
-                }
-                Some("expired") => expired += 1,
-                _ => {}
+            if v["event"] == "discovered" {
+                let id = v["peer_id"].as_str().unwrap_or_default().to_owned();
+                seen.entry(id).or_insert(*at);
             }
         }
         for (id, at) in seen {
@@ -142,6 +139,25 @@ fn main() {
         let s = sent(&n, h);
         (acc.0 + s.0 - b.0, acc.1 + s.1 - b.1)
     });
+    // Then a quiet minute: nothing changes on the link; what the agents send is idle traffic.
+    let idle_secs = env("EXO_LOSSY_IDLE_SECS", 60);
+    let quiet_from: Vec<(u64, u64)> = hosts.iter().map(|h| sent(&n, h)).collect();
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let idle = hosts.iter().zip(&quiet_from).fold((0, 0), |acc, (h, b)| {
+        let s = sent(&n, h);
+        (acc.0 + s.0 - b.0, acc.1 + s.1 - b.1)
+    });
+    // False departures over the whole run, the quiet minute included.
+    let expired: usize = watches
+        .iter_mut()
+        .map(|w| {
+            w.drain(Duration::from_millis(100));
+            w.seen
+                .iter()
+                .filter(|(_, v)| v["event"] == "expired")
+                .count()
+        })
+        .sum();
     let rss: Vec<u64> = agents
         .iter()
         .map(|a| common::forge::peak_rss_kib(n.pid(a)))
@@ -154,6 +170,12 @@ fn main() {
         times,
         Some(expired),
         pkts,
+    );
+    let per_min = |x: u64| x as f64 / hosts_n as f64 / (idle_secs.max(1) as f64 / 60.0);
+    println!(
+        "agents idle (the next {idle_secs} s, nothing changing): {:.1} mDNS packets ({:.0} bytes) per host per minute",
+        per_min(idle.0),
+        per_min(idle.1)
     );
     println!(
         "agents' peak RSS: max {} KiB, mean {} KiB",
