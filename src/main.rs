@@ -19,7 +19,8 @@ fn main() -> ExitCode {
             key,
             addrs,
             namespace,
-        } => node::announce(&socket.path(), &key, &addrs, namespace.as_deref()),
+            seq,
+        } => node::announce(&socket.path(), &key, &addrs, namespace.as_deref(), seq),
         Cmd::Peers {
             socket,
             json,

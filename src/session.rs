@@ -68,6 +68,8 @@ pub struct Session {
     subscribed: bool,
     /// The last `seq` signed: the next is never lower, whatever this host's clock does meanwhile.
     last_seq: u64,
+    /// Count up from the first `seq` given instead of following the clock.
+    counter: bool,
     queued: VecDeque<Update>,
 }
 
@@ -82,8 +84,17 @@ impl Session {
             node: None,
             subscribed: false,
             last_seq: 0,
+            counter: false,
             queued: VecDeque::new(),
         })
+    }
+
+    /// Signs `first` as the next `seq`, then counts up from it, instead of following this
+    /// host's clock (a node that keeps its own counter).
+    pub fn counting_from(mut self, first: u64) -> Session {
+        self.counter = true;
+        self.last_seq = first.saturating_sub(1);
+        self
     }
 
     /// The namespace the agent serves (empty while disconnected).
@@ -145,7 +156,8 @@ impl Session {
 
     /// The next `seq`: this host's clock, or one more than the last if the clock went back.
     fn next_seq(&mut self) -> u64 {
-        self.last_seq = clock_micros().max(self.last_seq + 1);
+        let clock = if self.counter { 0 } else { clock_micros() };
+        self.last_seq = clock.max(self.last_seq + 1);
         self.last_seq
     }
 

@@ -88,6 +88,10 @@ struct Scene {
     label: String,
     /// Its port.
     port: std::net::TcpListener,
+    /// Its key file.
+    key: std::path::PathBuf,
+    /// The forger's IP.
+    f_ip: Ipv4Addr,
     _ann: common::agents::Announce,
     _alone: std::sync::MutexGuard<'static, ()>,
 }
@@ -122,6 +126,8 @@ fn announced_pair(test: &str, subnet: u8, extra: &[&str]) -> Option<Scene> {
         ida,
         label,
         port,
+        key: ka,
+        f_ip,
         _ann: ann,
         _alone: alone,
     })
@@ -173,6 +179,7 @@ fn a_dead_peer_is_not_kept_alive_by_another_host_repeating_its_name() {
         port,
         _ann,
         _alone,
+        ..
     }) = announced_pair(
         "a_dead_peer_is_not_kept_alive_by_another_host_repeating_its_name",
         52,
@@ -201,5 +208,79 @@ fn a_dead_peer_is_not_kept_alive_by_another_host_repeating_its_name() {
     assert!(
         dropped(&st["interfaces"][0], &["foreign-source"]) >= 1,
         "foreign packets not counted: {st}"
+    );
+}
+
+#[test]
+fn a_node_whose_clock_stepped_back_is_taken_again_and_a_replay_changes_nothing() {
+    let Some(Scene {
+        mut n,
+        aa,
+        ab,
+        mut wb,
+        sock,
+        ida,
+        port: _port,
+        key,
+        f_ip,
+        _ann,
+        _alone,
+        ..
+    }) = announced_pair(
+        "a_node_whose_clock_stepped_back_is_taken_again_and_a_replay_changes_nothing",
+        53,
+        &[],
+    )
+    else {
+        return;
+    };
+    let held = n.peers(&ab)[0]["seq"].as_u64().unwrap();
+    // The node restarts with its host's clock a day behind (same port: its port never closed).
+    n.stop(_ann);
+    let behind = held - 86_400_000_000;
+    let started = Instant::now();
+    let _again = n.announce_with(
+        &aa,
+        &key,
+        &["/ip4/0.0.0.0/tcp/4001".into()],
+        &["--seq", &behind.to_string()],
+    );
+    let (at, _) = wb
+        .wait_for(WAIT, |v| v["peer_id"] == ida.as_str() && v["seq"] == behind)
+        .unwrap_or_else(|| panic!("the node a day behind was not taken: {:?}", wb.seen));
+    println!(
+        "node a day behind taken {:?} after it announced",
+        at - started
+    );
+    assert!(n.peers(&ab).iter().all(|p| p["seq"] == behind));
+
+    // A third host replays an even older record of the node, naming a place of its own.
+    let k = exo_discovery::keyfile::read(&key).unwrap();
+    let old = behind - 1_000_000;
+    let listen = ["/ip4/0.0.0.0/tcp/4999".parse().unwrap()];
+    let signed = exo_discovery::record::sign(&k, "exo", old, &listen).unwrap();
+    let label = exo_discovery::instance::instance_label(&k.public().to_peer_id(), old);
+    let replay = forge::announcement(&label, &signed, f_ip, 4999, 120);
+    for _ in 0..3 {
+        sock.send_to(&replay, forge::GROUP).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wb.drain(Duration::from_secs(2));
+    let peers = n.peers(&ab);
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        peers[0]["seq"], behind,
+        "the replay changed the node's record"
+    );
+    assert!(
+        common::watch::addrs(&peers[0])
+            .iter()
+            .all(|a| a.contains("/tcp/4001/")),
+        "{peers:?}"
+    );
+    let st = n.status(&ab);
+    assert!(
+        st["records_rejected"]["replay"].as_u64().unwrap_or(0) >= 1,
+        "the replay was not counted: {st}"
     );
 }

@@ -39,6 +39,10 @@ pub enum Cmd {
         /// Namespace to sign for (default: the agent's; a different one is refused).
         #[arg(long, value_name = "NS")]
         namespace: Option<String>,
+        /// Sign the first record with this seq, and count up from it, instead of using this
+        /// host's clock in microseconds (for a node that keeps its own counter).
+        #[arg(long, value_name = "N")]
+        seq: Option<u64>,
     },
     /// Print the verified peers known now.
     Peers {

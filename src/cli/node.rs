@@ -21,6 +21,7 @@ pub fn announce(
     key: &Path,
     addrs: &[Multiaddr],
     namespace: Option<&str>,
+    seq: Option<u64>,
 ) -> Result<(), String> {
     let key = keyfile::read(key)?;
     // Block the signals in every thread, then wait for them in one: a clean exit on ^C.
@@ -30,6 +31,9 @@ pub fn announce(
     set.thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
     let mut session = Session::connect(socket).map_err(|e| e.to_string())?;
+    if let Some(first) = seq {
+        session = session.counting_from(first);
+    }
     let peer = session
         .register(key, addrs.to_vec(), namespace)
         .map_err(|e| e.to_string())?;

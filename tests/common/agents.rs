@@ -115,12 +115,24 @@ impl Net {
 
     /// Runs `announce` against `agent` until stopped; waits until it is registered.
     pub fn announce(&mut self, agent: &Agent, key: &Path, addrs: &[String]) -> Announce {
+        self.announce_with(agent, key, addrs, &[])
+    }
+
+    /// As [`Net::announce`], with extra flags (`--seq N`, …).
+    pub fn announce_with(
+        &mut self,
+        agent: &Agent,
+        key: &Path,
+        addrs: &[String],
+        extra: &[&str],
+    ) -> Announce {
         let mut cmd = Command::new(BIN);
         cmd.arg("announce")
             .arg("--socket")
             .arg(&agent.socket)
             .arg("--key")
-            .arg(key);
+            .arg(key)
+            .args(extra);
         for a in addrs {
             cmd.args(["--addr", a]);
         }
