@@ -100,7 +100,7 @@ pub enum Cmd {
         #[arg(long, value_name = "SECS", default_value_t = 3)]
         wait: u64,
     },
-    /// Print peer events as they happen.
+    /// Print peer events as they happen (across restarts of the agent).
     Watch {
         #[command(flatten)]
         socket: SocketArg,
