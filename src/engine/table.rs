@@ -277,10 +277,18 @@ impl PeerTable {
         true
     }
 
-    /// Forgets the peer that has been dead longest, if any; returns whether one was.
+    /// Forgets the established peer that has been dead longest, if any, to make room among the
+    /// established; returns whether one was. (Waiting peers that went dead are skipped: they hold
+    /// no such place. There are at most [`MAX_PENDING`] of them to skip.)
     fn evict_dead(&mut self) -> bool {
-        match self.dead.first().copied() {
-            Some((_, peer)) => {
+        let peers = &self.peers;
+        let oldest = self
+            .dead
+            .iter()
+            .find(|(_, p)| peers.get(p).is_some_and(|e| e.host.is_some()))
+            .map(|(_, p)| *p);
+        match oldest {
+            Some(peer) => {
                 self.forget(&peer);
                 true
             }
@@ -1332,6 +1340,33 @@ mod tests {
         let ev = answered(&mut t, &Keypair::generate_ed25519(), "10.9.9.9", later);
         assert_eq!(ev[0].event, EventKind::Discovered);
         assert_eq!(t.usage().established, MAX_PEERS);
+    }
+
+    #[test]
+    fn room_among_the_established_is_made_from_dead_established_peers_only() {
+        let t0 = crate::test_clock();
+        let mut t = PeerTable::new(T).with_reachability(true);
+        // A waiting peer that never answers, and goes dead first.
+        let waiting = Keypair::generate_ed25519();
+        multicast(&mut t, &waiting, 1, 5, "eth0", "10.200.0.1", t0).unwrap();
+        let t1 = t0 + Duration::from_secs(10);
+        let mut i = 0u32;
+        while t.usage().established < MAX_PEERS {
+            i += 1;
+            let ip = format!("10.{}.{}.{}", 1 + i / 65536, (i / 256) % 256, i % 256);
+            answered(&mut t, &Keypair::generate_ed25519(), &ip, t1);
+        }
+        t.expire(t0 + T + Duration::from_secs(1));
+        let later = t1 + T + Duration::from_secs(1);
+        t.expire(later);
+        let ev = answered(&mut t, &Keypair::generate_ed25519(), "10.9.9.9", later);
+        assert_eq!(ev[0].event, EventKind::Discovered);
+        assert_eq!(
+            t.usage().established,
+            MAX_PEERS,
+            "never more than the bound"
+        );
+        assert!(t.peers.contains_key(&waiting.public().to_peer_id()));
     }
 
     #[test]
