@@ -572,7 +572,10 @@ impl PeerTable {
         let Some(link) = self.peers.get_mut(peer).and_then(|e| e.links.get_mut(via)) else {
             return;
         };
-        for ip in ips.iter().take(crate::addrs::MAX_DIALABLE) {
+        for ip in ips {
+            if link.ips.len() >= crate::addrs::MAX_DIALABLE {
+                break; // a host has a few; a list that keeps growing is someone else's doing
+            }
             if let Err(i) = link.ips.binary_search(ip) {
                 link.ips.insert(i, *ip);
             }
@@ -1340,6 +1343,24 @@ mod tests {
         let ev = answered(&mut t, &Keypair::generate_ed25519(), "10.9.9.9", later);
         assert_eq!(ev[0].event, EventKind::Discovered);
         assert_eq!(t.usage().established, MAX_PEERS);
+    }
+
+    #[test]
+    fn the_ips_a_link_is_kept_live_from_are_bounded() {
+        let k = Keypair::generate_ed25519();
+        let p = k.public().to_peer_id();
+        let mut t = PeerTable::new(T);
+        multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", crate::test_clock()).unwrap();
+        for round in 0..10u8 {
+            let ips: Vec<IpAddr> = (0..32u8).map(|i| IpAddr::from([10, 1, round, i])).collect();
+            t.note_ips(&p, &l("eth0"), &ips);
+        }
+        let link = t.peers[&p].links.get(&l("eth0")).unwrap();
+        assert_eq!(link.ips.len(), crate::addrs::MAX_DIALABLE);
+        assert_eq!(
+            t.sent_by(&p, &l("eth0"), &"10.0.0.2".parse().unwrap()),
+            Some(true)
+        );
     }
 
     #[test]
