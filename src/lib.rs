@@ -33,9 +33,9 @@ pub mod logging;
 pub mod mcast;
 pub mod mdns;
 pub mod proto;
+pub mod reconnect;
 pub mod record;
 pub mod server;
-pub mod session;
 mod sys;
 pub mod unicast;
 

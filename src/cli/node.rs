@@ -2,7 +2,7 @@
 //! until interrupted.
 
 use exo_discovery::keyfile;
-use exo_discovery::session::{Session, Update};
+use exo_discovery::reconnect::{Reconnecting, Update};
 use multiaddr::Multiaddr;
 use std::io::Write;
 use std::path::Path;
@@ -30,11 +30,11 @@ pub fn announce(
     set.add(nix::sys::signal::Signal::SIGTERM);
     set.thread_block()
         .map_err(|e| format!("cannot block signals: {e}"))?;
-    let mut session = Session::connect(socket).map_err(|e| e.to_string())?;
+    let mut agent = Reconnecting::connect(socket).map_err(|e| e.to_string())?;
     if let Some(first) = seq {
-        session = session.counting_from(first);
+        agent = agent.counting_from(first);
     }
-    let peer = session
+    let peer = agent
         .register(key, addrs.to_vec(), namespace)
         .map_err(|e| e.to_string())?;
     println!("announcing {peer}");
@@ -45,9 +45,9 @@ pub fn announce(
         let _ = set.wait();
         let _ = tx2.send(Ok(()));
     });
-    // The registration outlives agent restarts: the session reconnects and registers again.
+    // The registration outlives agent restarts: the client reconnects and registers again.
     std::thread::spawn(move || loop {
-        match session.next_update() {
+        match agent.next_update() {
             Ok(Update::Lost(why)) => {
                 eprintln!("exo-discovery: the agent went away ({why}); reconnecting");
             }

@@ -5,7 +5,7 @@ use crate::cli::args::Format;
 use crate::cli::render;
 use exo_discovery::client::{Client, ClientError};
 use exo_discovery::proto::{AgentMsg, EventKind, PeerEvent, PeerInfo};
-use exo_discovery::session::{Session, Update};
+use exo_discovery::reconnect::{Reconnecting, Update};
 use std::io::Write;
 use std::path::Path;
 
@@ -38,8 +38,8 @@ pub fn status(socket: &Path, json: bool) -> Result<(), String> {
 /// Prints the current peers as `discovered`, then every event, until stdout goes away; across
 /// restarts of the agent (it reconnects, and prints the peers again as `discovered`).
 pub fn watch(socket: &Path, json: bool) -> Result<(), String> {
-    let mut session = Session::connect(socket).map_err(|e| e.to_string())?;
-    let snapshot = session.subscribe().map_err(|e| e.to_string())?;
+    let mut agent = Reconnecting::connect(socket).map_err(|e| e.to_string())?;
+    let snapshot = agent.subscribe().map_err(|e| e.to_string())?;
     let print = |ev: PeerEvent| {
         let mut out = std::io::stdout().lock();
         let line = render::event(&ev, json);
@@ -58,7 +58,7 @@ pub fn watch(socket: &Path, json: bool) -> Result<(), String> {
         return Ok(());
     }
     loop {
-        let ok = match session.next_update().map_err(|e| e.to_string())? {
+        let ok = match agent.next_update().map_err(|e| e.to_string())? {
             Update::Msg(AgentMsg::Event(ev)) => print(ev),
             Update::Msg(AgentMsg::Snapshot(peers)) => emit_snapshot(peers),
             Update::Msg(AgentMsg::Error { message, .. }) => return Err(message),

@@ -10,9 +10,9 @@
 //! soon as this client is back.
 //!
 //! ```no_run
-//! use exo_discovery::session::{Session, Update};
+//! use exo_discovery::reconnect::{Reconnecting, Update};
 //! let key = libp2p_identity::Keypair::generate_ed25519();
-//! let mut s = Session::connect(exo_discovery::config::default_socket_path())?;
+//! let mut s = Reconnecting::connect(exo_discovery::config::default_socket_path())?;
 //! s.register(key, vec!["/ip4/0.0.0.0/tcp/4001".parse()?], None)?;
 //! for peer in s.subscribe()? {
 //!     println!("dial {:?}", peer.addrs);
@@ -40,7 +40,7 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts to reconnect.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// What [`Session::next_update`] hands back.
+/// What [`Reconnecting::next_update`] hands back.
 #[derive(Debug)]
 // One at a time, returned by value: boxing the message would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -53,7 +53,7 @@ pub enum Update {
     Back,
 }
 
-/// The node this session keeps registered.
+/// The node this client keeps registered.
 struct Node {
     key: Keypair,
     addrs: Vec<Multiaddr>,
@@ -61,7 +61,7 @@ struct Node {
 }
 
 /// See the module docs.
-pub struct Session {
+pub struct Reconnecting {
     path: PathBuf,
     client: Option<Client>,
     node: Option<Node>,
@@ -73,12 +73,12 @@ pub struct Session {
     queued: VecDeque<Update>,
 }
 
-impl Session {
+impl Reconnecting {
     /// Connects to the agent at `path` (an error if none runs there now).
-    pub fn connect(path: impl AsRef<Path>) -> Result<Session, ClientError> {
+    pub fn connect(path: impl AsRef<Path>) -> Result<Reconnecting, ClientError> {
         let path = path.as_ref().to_owned();
         let client = Client::connect(&path)?;
-        Ok(Session {
+        Ok(Reconnecting {
             path,
             client: Some(client),
             node: None,
@@ -91,7 +91,7 @@ impl Session {
 
     /// Signs `first` as the next `seq`, then counts up from it, instead of following this
     /// host's clock (a node that keeps its own counter).
-    pub fn counting_from(mut self, first: u64) -> Session {
+    pub fn counting_from(mut self, first: u64) -> Reconnecting {
         self.counter = true;
         self.last_seq = first.saturating_sub(1);
         self
