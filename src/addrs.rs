@@ -61,6 +61,15 @@ fn same_prefix(a: u128, b: u128, width: u32, len: u8) -> bool {
         .is_none_or(|d| d == 0)
 }
 
+/// The IP an address is at (its `/ip4/` or `/ip6/` component).
+pub fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
+    a.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
 /// True for `fe80::/10`.
 pub fn is_link_local_v6(ip: &Ipv6Addr) -> bool {
     (ip.segments()[0] & 0xffc0) == 0xfe80

@@ -117,7 +117,7 @@ impl Engine {
             Where::Given(addrs) => ((addrs, false), Vec::new()),
         };
         if cut {
-            self.count_drop(&via, "addresses-over-budget");
+            self.count_drops(&via, "addresses-over-budget", 1);
         }
         let label = match &claimed {
             Some((_, label)) => label.clone(),
@@ -177,10 +177,10 @@ impl Engine {
         }
     }
 
-    /// Counts a packet or peer dropped by one of the engine's rules, for the way it came.
-    pub(super) fn count_drop(&mut self, via: &Via, why: &'static str) {
+    /// Counts `n` packets or peers dropped by one of the engine's rules, for the way they came.
+    pub(super) fn count_drops(&mut self, via: &Via, why: &'static str, n: u64) {
         let stats = self.via_stats.entry(via.clone()).or_default();
-        *stats.dropped.entry(why).or_default() += 1;
+        *stats.dropped.entry(why).or_default() += n;
     }
 
     /// The IPs of `ips` that lie on the link `index`, and the link's name (the zone of its

@@ -465,7 +465,7 @@ impl Engine {
             let first = link.browser_started.is_none();
             let (name, via, junk) = (link.iface.name.clone(), link.via.clone(), link.junk);
             self.restart_browser(index, now);
-            self.count_drop(&via, "browse-reset");
+            self.count_drops(&via, "browse-reset", 1);
             let level = if first { Level::Warn } else { Level::Debug };
             self.log(level, || {
                 format!(
@@ -490,7 +490,7 @@ impl Engine {
             .via_stats
             .get(&via)
             .is_some_and(|s| s.dropped.contains_key("browse-overflow"));
-        self.count_drop(&via, "browse-overflow");
+        self.count_drops(&via, "browse-overflow", 1);
         self.restart_browser(index, now);
         let level = if first { Level::Warn } else { Level::Debug };
         self.log(level, || {
@@ -520,7 +520,7 @@ impl Engine {
         let same = |(p, v): &(PeerId, Via)| *p == peer && *v == via;
         if ok {
             self.confirming.retain(|_, pv| !same(pv));
-            self.count_drop(&via, "goodbye-refuted");
+            self.count_drops(&via, "goodbye-refuted", 1);
             self.log(Level::Info, || {
                 format!("{via}: goodbye of {peer} refuted: {addr} still answers")
             });
@@ -571,9 +571,7 @@ impl Engine {
         }
         if foreign > 0 {
             let via = link.via.clone();
-            for _ in 0..foreign {
-                self.count_drop(&via, "foreign-source");
-            }
+            self.count_drops(&via, "foreign-source", foreign);
         }
         for ev in revived {
             self.broadcast(ev);

@@ -8,6 +8,7 @@
 //! its own addresses wait, never another host's, and is never scanned again and again. Every address the agent hands over ends in `/p2p/<peer>`, so the address
 //! itself says whose it is.
 
+use crate::addrs::ip_of;
 use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -51,15 +52,6 @@ pub struct Prober {
 /// Whether a TCP connect can check this address.
 pub fn probeable(a: &Multiaddr) -> bool {
     a.iter().any(|p| matches!(p, Protocol::Tcp(_)))
-}
-
-/// The IP an address is at.
-fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
-    a.iter().find_map(|p| match p {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
-    })
 }
 
 /// The peer an address names (its `/p2p/` suffix).

@@ -17,6 +17,7 @@
 //! [`PeerTable::cache_entries`]): a table of thousands of peers is never scanned per packet.
 
 use super::prober::Prober;
+use crate::addrs::ip_of;
 use crate::proto::{EventKind, PeerEvent, PeerInfo, Source, Verification};
 use crate::record::{Reject, VerifiedRecord};
 use libp2p_identity::PeerId;
@@ -937,15 +938,6 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
         // must be confirmed (heard on a link, or its address answering) within the timeout.
         pinned: matches!(source, Source::Manual),
     }
-}
-
-/// The IP an address is at.
-fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
-    a.iter().find_map(|p| match p {
-        multiaddr::Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        multiaddr::Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
-    })
 }
 
 /// What the node is told of a peer: the addresses of its live links (only those that answered a
