@@ -120,7 +120,13 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(secs));
     let mut times = Vec::new();
-    for w in watches.iter_mut() {
+    let mut late = Vec::new();
+    let index: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (_, id))| (id.as_str(), i))
+        .collect();
+    for (wi, w) in watches.iter_mut().enumerate() {
         w.drain(Duration::from_millis(100));
         let mut seen = HashMap::new();
         for (at, v) in &w.seen {
@@ -131,9 +137,18 @@ fn main() {
         }
         for (id, at) in seen {
             if let Some(t0) = started.get(&id) {
-                times.push(at.saturating_duration_since(*t0));
+                let t = at.saturating_duration_since(*t0);
+                times.push(t);
+                late.push((t, wi, index.get(id.as_str()).copied().unwrap_or(usize::MAX)));
             }
         }
+    }
+    late.sort();
+    for (t, wi, ai) in late.iter().rev().take(5) {
+        println!(
+            "  slow: agent-{wi} learned h{ai}'s node after {} ms",
+            t.as_millis()
+        );
     }
     let pkts = hosts.iter().zip(&before).fold((0, 0), |acc, (h, b)| {
         let s = sent(&n, h);

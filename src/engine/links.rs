@@ -3,6 +3,7 @@
 //! daemon runs on, what its own socket heard, and answers to stock libp2p-mdns nodes.
 
 use super::repeat::{Repeated, Report};
+use super::silence::Check;
 use super::table::Via;
 use super::{Action, Engine, Heard, SendClass, SendOutcome, MAX_CONFIRM_PROBES};
 use crate::iface::Iface;
@@ -426,12 +427,16 @@ impl Engine {
         if self.instances.get(label) != Some(&peer) {
             return;
         }
-        if self
-            .confirming
-            .values()
-            .any(|(p, v)| *p == peer && *v == via)
-        {
-            return; // already being confirmed
+        let mut checking = false;
+        for (p, v, why) in self.confirming.values_mut() {
+            if *p == peer && *v == via {
+                // A silence check already probing these addresses decides the goodbye.
+                *why = Check::Goodbye;
+                checking = true;
+            }
+        }
+        if checking {
+            return;
         }
         let targets = self.table.probe_targets(&peer, &via, MAX_CONFIRM_PROBES);
         if targets.is_empty() {
@@ -446,7 +451,8 @@ impl Engine {
             )
         });
         for addr in targets {
-            self.confirming.insert(addr.clone(), (peer, via.clone()));
+            self.confirming
+                .insert(addr.clone(), (peer, via.clone(), Check::Goodbye));
             self.actions.push_back(Action::Probe { addr, timeout });
         }
     }
@@ -510,21 +516,27 @@ impl Engine {
         }
     }
 
-    /// A probe sent to confirm a goodbye ended. An answer refutes the goodbye (the peer stays,
-    /// and the goodbye is counted as `goodbye-refuted`); once every probe of it failed, the link
-    /// is dropped. Returns whether the probe was one of these.
-    pub(super) fn on_confirm_probe(&mut self, addr: &Multiaddr, ok: bool) -> bool {
-        let Some((peer, via)) = self.confirming.remove(addr) else {
+    /// A probe sent to confirm a goodbye or check a silence ended. An answer refutes the goodbye
+    /// (the peer stays, and the goodbye is counted as `goodbye-refuted`) or keeps the silent link
+    /// live; once every probe of a goodbye failed, the link is dropped (a silent one is left to
+    /// time out). Returns whether the probe was one of these.
+    pub(super) fn on_confirm_probe(&mut self, addr: &Multiaddr, ok: bool, now: Instant) -> bool {
+        let Some((peer, via, why)) = self.confirming.remove(addr) else {
             return false;
         };
-        let same = |(p, v): &(PeerId, Via)| *p == peer && *v == via;
+        let same = |(p, v, _): &(PeerId, Via, Check)| *p == peer && *v == via;
         if ok {
             self.confirming.retain(|_, pv| !same(pv));
-            self.count_drops(&via, "goodbye-refuted", 1);
-            self.log(Level::Info, || {
-                format!("{via}: goodbye of {peer} refuted: {addr} still answers")
-            });
-        } else if !self.confirming.values().any(same) {
+            match why {
+                Check::Goodbye => {
+                    self.count_drops(&via, "goodbye-refuted", 1);
+                    self.log(Level::Info, || {
+                        format!("{via}: goodbye of {peer} refuted: {addr} still answers")
+                    });
+                }
+                Check::Silence => self.silence_answered(peer, &via, now),
+            }
+        } else if !self.confirming.values().any(same) && why == Check::Goodbye {
             self.departed(peer, &via);
         }
         true

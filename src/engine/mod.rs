@@ -27,6 +27,7 @@ pub mod prober;
 pub mod registrations;
 pub mod repeat;
 pub mod rewind;
+pub mod silence;
 pub mod statics;
 pub mod status;
 pub mod table;
@@ -370,8 +371,11 @@ pub struct Engine {
     unsigned_ignored: HashSet<PeerId>,
     /// Unsigned peers ignored past that bound (not remembered).
     unsigned_over: u64,
-    /// Probes confirming a goodbye: the address, and whose link on which way it speaks for.
-    confirming: HashMap<Multiaddr, (PeerId, Via)>,
+    /// Probes confirming a goodbye or checking a silence: the address, whose link on which way
+    /// it speaks for, and why.
+    confirming: HashMap<Multiaddr, (PeerId, Via, silence::Check)>,
+    /// Silence checks waiting for a slot.
+    silence: silence::Queue,
     /// Tests of records older than the one held (see `rewind.rs`).
     challenges: rewind::Challenges,
     cache_dirty: bool,
@@ -406,6 +410,7 @@ impl Engine {
             unsigned_ignored: HashSet::new(),
             unsigned_over: 0,
             confirming: HashMap::new(),
+            silence: silence::Queue::default(),
             challenges: rewind::Challenges::default(),
             cache_dirty: false,
             next_cache_save: now,
@@ -470,7 +475,9 @@ impl Engine {
             Input::Probed { addr, ok } => {
                 // A goodbye's confirmation, or the test of an older record, is not the
                 // prober's business.
-                if !self.on_confirm_probe(&addr, ok) && !self.on_challenge_probe(&addr, ok, now) {
+                if !self.on_confirm_probe(&addr, ok, now)
+                    && !self.on_challenge_probe(&addr, ok, now)
+                {
                     if !ok {
                         self.log(Level::Debug, || {
                             format!("{addr} did not answer; withheld, will retry")
@@ -513,6 +520,7 @@ impl Engine {
         for ev in self.table.expire(now) {
             self.broadcast(ev);
         }
+        self.check_silent();
         if self.cache_dirty && now >= self.next_cache_save {
             self.save_cache(now);
         }

@@ -43,6 +43,15 @@ pub const MAX_VIAS_SHOWN: usize = 16;
 /// the room is needed).
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
+/// A live link not heard for these fractions of the timeout is checked: its peer's addresses that
+/// way are probed ([`PeerTable::take_silent`]), and an answer keeps it live for one more timeout.
+/// Silence alone is a weak sign on a link that loses packets; a host that vanished does not
+/// answer, and times out as before.
+pub const SILENCE_CHECKS: [(u32, u32); 2] = [(2, 3), (5, 6)];
+/// A link kept live only by answers, with no packet heard at all, for this many timeouts is let go
+/// (an address that answers is not proof that the same node still listens there).
+pub const MAX_SILENT_TIMEOUTS: u32 = 5;
+
 /// Why a peer the table was told of is not (or no longer) in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Dropped {
@@ -99,6 +108,10 @@ struct Sighting {
     /// `addrs` as the node is told them (formatted once).
     text: Vec<String>,
     last_heard: Instant,
+    /// When a packet was last heard (`last_heard` also moves when a silence check is answered).
+    spoke: Instant,
+    /// Silence checks made since `last_heard` (see [`SILENCE_CHECKS`]).
+    checks: u8,
     live: bool,
     /// The time it is filed under in the expiry index (a lower bound of when it times out:
     /// hearing it again only moves `last_heard`, and the index catches up when that time comes).
@@ -203,6 +216,8 @@ pub struct PeerTable {
     per_host: HashMap<Option<IpAddr>, usize>,
     /// The latest time any call was given.
     clock: Option<Instant>,
+    /// Links come due for a silence check, not yet taken.
+    silent: Vec<(PeerId, Via)>,
 }
 
 impl PeerTable {
@@ -220,6 +235,7 @@ impl PeerTable {
             established: 0,
             per_host: HashMap::new(),
             clock: None,
+            silent: Vec::new(),
         }
     }
 
@@ -338,7 +354,7 @@ impl PeerTable {
         link: &mut Sighting,
     ) {
         if link.live && !link.pinned && link.armed.is_none() {
-            let at = link.last_heard + timeout;
+            let at = link.last_heard + next_wake(link, via, timeout);
             expiries.insert(at, peer, via.clone());
             link.armed = Some(at);
         }
@@ -559,12 +575,45 @@ impl PeerTable {
         let now = self.tick(now);
         let link = self.peers.get_mut(peer)?.links.get_mut(via)?;
         link.last_heard = link.last_heard.max(now);
+        link.spoke = link.spoke.max(now);
+        link.checks = 0;
         if link.live {
             return None;
         }
         link.live = true;
         Self::arm(&mut self.expiries, self.timeout, *peer, via, link);
         self.settle(peer)
+    }
+
+    /// Links come due for a silence check since the last call: probe `probe_targets` of each, and
+    /// report an answer with [`PeerTable::answered`].
+    pub fn take_silent(&mut self) -> Vec<(PeerId, Via)> {
+        std::mem::take(&mut self.silent)
+    }
+
+    /// Whether `peer`'s link through `via` still waits for a silence check (live, not heard since
+    /// the check came due).
+    pub fn needs_check(&self, peer: &PeerId, via: &Via) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|e| e.links.get(via))
+            .is_some_and(|l| l.live && l.checks > 0)
+    }
+
+    /// A silence check of `peer`'s link through `via` was answered: the link stays live for one
+    /// more timeout (but not beyond [`MAX_SILENT_TIMEOUTS`] with no packet heard). Returns
+    /// whether the link was live and kept.
+    pub fn answered(&mut self, peer: &PeerId, via: &Via, now: Instant) -> bool {
+        let now = self.tick(now);
+        let Some(link) = self.peers.get_mut(peer).and_then(|e| e.links.get_mut(via)) else {
+            return false;
+        };
+        if !link.live {
+            return false;
+        }
+        link.last_heard = link.last_heard.max(now);
+        link.checks = 0;
+        true
     }
 
     /// Adds the announcer's IPs on `via` (the A/AAAA records it published there, beyond those its
@@ -657,19 +706,30 @@ impl PeerTable {
         }
         let mut touched = Vec::new();
         while let Some((at, peer, via)) = self.expiries.pop_due(now) {
-            let Some(link) = self
-                .peers
-                .get_mut(&peer)
-                .and_then(|e| e.links.get_mut(&via))
-            else {
+            let Some(e) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            let established = e.host.is_some();
+            let Some(link) = e.links.get_mut(&via) else {
                 continue;
             };
             if link.armed != Some(at) {
                 continue;
             }
             link.armed = None;
-            if now.saturating_duration_since(link.last_heard) < self.timeout {
-                // Heard since it was filed: file it again under its real time.
+            let quiet = now.saturating_duration_since(link.last_heard);
+            if quiet < self.timeout {
+                // A check come due, or heard since it was filed: file it again under its real
+                // time, after asking for the check.
+                if checkable(&via)
+                    && (link.checks as usize) < SILENCE_CHECKS.len()
+                    && quiet >= check_after(self.timeout, link.checks)
+                {
+                    link.checks += 1;
+                    if established && link.spoke + self.timeout * MAX_SILENT_TIMEOUTS > now {
+                        self.silent.push((peer, via.clone()));
+                    }
+                }
                 Self::arm(&mut self.expiries, self.timeout, peer, &via, link);
             } else {
                 link.live = false;
@@ -931,12 +991,36 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
         text: addrs.iter().map(|a| a.to_string()).collect(),
         addrs,
         last_heard: now,
+        spoke: now,
+        checks: 0,
         live: true,
         armed: None,
         source,
         // A manual peer stays until the operator's agent restarts. A cached one is a hint: it
         // must be confirmed (heard on a link, or its address answering) within the timeout.
         pinned: matches!(source, Source::Manual),
+    }
+}
+
+/// Whether silence on `via` is checked before it counts: links and static hosts, where a packet
+/// or a reply can be lost (not the cache, whose hints a probe confirms anyway, nor manual peers).
+fn checkable(via: &Via) -> bool {
+    matches!(via, Via::Link(_) | Via::Static(_))
+}
+
+/// How long after `last_heard` silence check number `n` (from 0) comes due.
+fn check_after(timeout: Duration, n: u8) -> Duration {
+    let (num, den) = SILENCE_CHECKS[(n as usize).min(SILENCE_CHECKS.len() - 1)];
+    timeout * num / den
+}
+
+/// How long after `last_heard` the link next needs looking at: its next silence check, or its
+/// timeout.
+fn next_wake(link: &Sighting, via: &Via, timeout: Duration) -> Duration {
+    if checkable(via) && (link.checks as usize) < SILENCE_CHECKS.len() {
+        check_after(timeout, link.checks)
+    } else {
+        timeout
     }
 }
 
@@ -1111,7 +1195,8 @@ mod tests {
         let t0 = crate::test_clock();
         let mut t = PeerTable::new(T);
         multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", t0).unwrap();
-        assert_eq!(t.next_deadline(t0), Some(t0 + T));
+        // First its silence check, two thirds into the timeout.
+        assert_eq!(t.next_deadline(t0), Some(t0 + T * 2 / 3));
         assert!(t.expire(t0 + T - Duration::from_secs(1)).is_empty());
         assert!(t
             .heard(&p, &l("eth0"), t0 + Duration::from_secs(30))
@@ -1119,7 +1204,10 @@ mod tests {
         // Hearing it moves the real deadline; the index catches up when the filed time comes.
         assert_eq!(t.next_deadline(t0), Some(t0 + T));
         assert!(t.expire(t0 + T).is_empty());
-        assert_eq!(t.next_deadline(t0), Some(t0 + Duration::from_secs(30) + T));
+        assert_eq!(
+            t.next_deadline(t0),
+            Some(t0 + Duration::from_secs(30) + T * 2 / 3)
+        );
         let ev = t.expire(t0 + Duration::from_secs(90));
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].event, EventKind::Expired);
@@ -1215,8 +1303,8 @@ mod tests {
         assert!(t.snapshot().is_empty(), "nothing before a probe answers");
         assert_eq!(
             t.next_deadline(t0),
-            Some(t0 + T),
-            "due probes are the caller's now"
+            Some(t0 + T * 2 / 3),
+            "due probes are the caller's now; next is the link's silence check"
         );
         // At most two probes per peer at once.
         let due = t.due_probes(t0, 8, 2);

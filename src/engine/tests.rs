@@ -699,6 +699,65 @@ fn a_goodbye_whose_peer_still_answers_is_refuted_and_counted() {
 }
 
 #[test]
+fn a_silent_peer_is_probed_before_it_times_out_and_kept_while_it_answers() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    assert_eq!(
+        events(&r.input(resolved(&k, 1)))[0].0,
+        EventKind::Discovered
+    );
+    // Not heard for two thirds of the timeout: its address is probed; it answers, and stays
+    // past the timeout.
+    assert!(r
+        .at(39.0)
+        .iter()
+        .all(|a| !matches!(a, Action::Probe { .. })));
+    let addr = probe_of(&r.at(40.5));
+    assert!(events(&r.input(Input::Probed { addr, ok: true })).is_empty());
+    assert!(events(&r.at(75.0)).is_empty(), "kept past the timeout");
+    assert_eq!(r.e.status(r.now).dropped.get("silence-answered"), Some(&1));
+    // Next time nothing answers (twice: at two thirds and five sixths): it times out as ever,
+    // a timeout after the last answer.
+    let addr = probe_of(&r.at(81.0));
+    assert!(events(&r.input(Input::Probed { addr, ok: false })).is_empty());
+    let addr = probe_of(&r.at(91.0));
+    assert!(events(&r.input(Input::Probed { addr, ok: false })).is_empty());
+    assert!(events(&r.at(100.0)).is_empty());
+    assert_eq!(events(&r.at(101.0))[0].0, EventKind::Expired);
+}
+
+#[test]
+fn answers_alone_keep_a_silent_peer_for_a_few_timeouts_at_most() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(resolved(&k, 1));
+    let mut t = 0.0;
+    let expired_at = loop {
+        t += 1.0;
+        assert!(t < 1000.0, "never let go");
+        let a = r.at(t);
+        if !events(&a).is_empty() {
+            break t;
+        }
+        for a in a {
+            if let Action::Probe { addr, .. } = a {
+                r.input(Input::Probed { addr, ok: true });
+            }
+        }
+    };
+    let cap = 60.0 * f64::from(table::MAX_SILENT_TIMEOUTS);
+    assert!(
+        (cap..=cap + 61.0).contains(&expired_at),
+        "let go at {expired_at} s"
+    );
+    // A packet heard brings it back, and then answers count again.
+    assert_eq!(
+        events(&r.input(heard(&k, 1, 120)))[0].0,
+        EventKind::Discovered
+    );
+}
+
+#[test]
 fn only_packets_from_the_peers_own_addresses_keep_it_alive() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();

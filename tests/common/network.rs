@@ -315,7 +315,8 @@ impl Drop for Net {
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
-        if !std::thread::panicking() {
+        let keep = std::env::var("EXO_KEEP_TEST_FILES").is_ok_and(|v| v == "1");
+        if !std::thread::panicking() && !keep {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
             let _ = writeln!(

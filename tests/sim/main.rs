@@ -94,6 +94,33 @@ fn under_loss_no_peer_expires_that_did_not_leave() {
 }
 
 #[test]
+fn on_a_link_losing_half_its_multicast_no_peer_that_stayed_expires_in_ten_minutes() {
+    let mut sim = Sim::new(12);
+    let lan = sim.link(lossy(0.5));
+    let hosts: Vec<usize> = (0..10)
+        .map(|i| sim.host(&format!("h{i}"), &[lan]))
+        .collect();
+    assert!(
+        sim.run_until(3 * MINUTE, Sim::everyone_sees_everyone),
+        "{} of 90 found",
+        sim.discoveries
+    );
+    sim.run_for(10 * MINUTE);
+    let mut false_expiries = 0;
+    for &a in &hosts {
+        for &b in hosts.iter().filter(|b| **b != a) {
+            let v = sim.view(a, b).expect("seen");
+            false_expiries += v.expired.len();
+            assert!(v.visible);
+        }
+    }
+    assert_eq!(
+        false_expiries, 0,
+        "peers that never left expired (silence taken for departure)"
+    );
+}
+
+#[test]
 fn a_vanished_host_is_dropped_after_the_timeout_and_one_that_says_goodbye_at_once() {
     let mut sim = Sim::new(3);
     let lan = sim.link(LinkSpec::default());

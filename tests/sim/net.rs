@@ -11,7 +11,8 @@
 //! - the agent's own socket: every packet naming an instance is `Heard`;
 //! - a goodbye: the receiving daemon reports the instance gone one second later (RFC 6762's
 //!   grace, which mdns-sd applies);
-//! - probes: a TCP connect answers when the address's host is up and its node listens there;
+//! - probes: a TCP connect answers when the address's host is up, its node listens there, and
+//!   no partition lies between (multicast loss does not touch them: they are unicast TCP);
 //! - the cache and static hosts: writes succeed; static hosts are not modelled.
 //!
 //! Every random choice comes from one seeded generator, so a scenario replays exactly.
@@ -536,14 +537,23 @@ impl Sim {
                 None
             }
             Action::Probe { addr, .. } => {
-                let ok = addr
-                    .iter()
-                    .next()
-                    .and_then(|p| match p {
-                        multiaddr::Protocol::Ip4(ip) => self.by_ip.get(&ip).copied(),
-                        _ => None,
-                    })
-                    .is_some_and(|h| self.hosts[h].up && self.hosts[h].listening)
+                let target = addr.iter().next().and_then(|p| match p {
+                    multiaddr::Protocol::Ip4(ip) => self.by_ip.get(&ip).map(|h| (*h, ip)),
+                    _ => None,
+                });
+                // A partition cuts unicast as well as multicast.
+                let cut = target.is_some_and(|(h, ip)| {
+                    self.hosts[h]
+                        .ports
+                        .iter()
+                        .find(|p| p.iface.v4[0].0 == ip)
+                        .is_some_and(|p| {
+                            self.partitions
+                                .contains(&(p.link, host.min(h), host.max(h)))
+                        })
+                });
+                let ok = !cut
+                    && target.is_some_and(|(h, _)| self.hosts[h].up && self.hosts[h].listening)
                     && addr.iter().any(|p| p == multiaddr::Protocol::Tcp(PORT));
                 Some(Input::Probed { addr, ok })
             }
