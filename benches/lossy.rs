@@ -1,7 +1,8 @@
 //! A cluster on a lossy link, agents and stock libp2p-mdns side by side: N namespace hosts on one
 //! bridge, each dropping a share of the mDNS datagrams it receives (nftables `numgen random` on
 //! input, so senders see no error). Every host runs an agent and a node; all nodes register at
-//! once. Then the same hosts run stock rust-libp2p nodes with libp2p's own mDNS (Exo's setting
+//! once. (The loss applies to unicast mDNS too: queries to a host's port 5353, and its answers.)
+//! Then the same hosts run stock rust-libp2p nodes with libp2p's own mDNS (Exo's setting
 //! before the agent) for the same time. Prints directed discoveries within the time, median / p99
 //! / last discovery after registration, false `expired` events, mDNS packets per agent per minute
 //! (counted on each host's output) while they start and in a quiet window after, and the agents'
@@ -90,8 +91,13 @@ fn main() {
             &l,
             &[&format!("10.70.{}.{}/16", i / 250, i % 250 + 1)],
         );
+        // Every mDNS datagram: multicast and unicast to port 5353, and unicast answers from it
+        // to other ports (one rule each, so no datagram is judged twice).
         let drop =
             format!("add rule inet bench in udp dport 5353 numgen random mod 100 < {loss} drop");
+        let drop_answers = format!(
+            "add rule inet bench in udp sport 5353 udp dport != 5353 numgen random mod 100 < {loss} drop"
+        );
         n.nft(
             &h.ns,
             &[
@@ -99,6 +105,7 @@ fn main() {
                 "add chain inet bench in { type filter hook input priority 0 ; }",
                 "add chain inet bench count { type filter hook output priority 0 ; }",
                 &drop,
+                &drop_answers,
                 "add rule inet bench count udp dport 5353 counter",
             ],
         );

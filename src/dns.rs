@@ -47,11 +47,57 @@ pub enum DnsError {
 
 /// Builds a standard (multicast, QM) query for PTR records of `name`.
 pub fn ptr_query(name: &str) -> Vec<u8> {
-    let mut p = vec![0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
-    write_name(&mut p, name);
-    p.extend_from_slice(&TYPE_PTR.to_be_bytes());
-    p.extend_from_slice(&1u16.to_be_bytes());
+    query(name, TYPE_PTR, false)
+}
+
+/// Builds a one-question query for `name` and type `qtype`; `unicast` sets the QU bit (RFC 6762
+/// §5.4: answer me by unicast).
+pub fn query(name: &str, qtype: u16, unicast: bool) -> Vec<u8> {
+    queries(&[name], qtype, unicast)
+}
+
+/// Builds a query with one question per name, all of type `qtype` (see [`query`]).
+pub fn queries<S: AsRef<str>>(names: &[S], qtype: u16, unicast: bool) -> Vec<u8> {
+    let mut p = vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    p[4..6].copy_from_slice(&(names.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    let class: u16 = if unicast { 0x8001 } else { 1 };
+    for name in names {
+        write_name(&mut p, name.as_ref());
+        p.extend_from_slice(&qtype.to_be_bytes());
+        p.extend_from_slice(&class.to_be_bytes());
+    }
     p
+}
+
+/// The instance label of a name under [`SERVICE`] (`<label>._p2p._udp.local`, any case, with or
+/// without the trailing dot), if it is one.
+pub fn instance_label(name: &str) -> Option<&str> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    let n = name.len().checked_sub(SERVICE.len() + 1)?;
+    // `get`, not indexing: the cut may fall inside a character of a name a sender chose.
+    let (label, rest) = (name.get(..n)?, name.get(n..)?);
+    (rest.starts_with('.') && rest[1..].eq_ignore_ascii_case(SERVICE) && !label.is_empty())
+        .then_some(label)
+}
+
+/// Instance labels a query asks about by name (at most `max`): what a node's presence query
+/// names.
+pub fn asked_instances(packet: &[u8], max: usize) -> Vec<String> {
+    let Ok(qs) = questions(packet) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (name, _) in &qs {
+        if out.len() >= max {
+            break;
+        }
+        if let Some(l) = instance_label(name) {
+            if !out.iter().any(|o| o == l) {
+                out.push(l.to_owned());
+            }
+        }
+    }
+    out
 }
 
 /// Appends `name` as uncompressed labels (each cut to 63 bytes) ending with the root label.
@@ -372,6 +418,22 @@ mod tests {
         assert_eq!(rrs[2].name, "host.local");
         assert_eq!(rrs[2].ip, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(instances(&rrs), vec![("abc".to_string(), 4500)]);
+    }
+
+    #[test]
+    fn a_presence_query_names_its_instance_and_nothing_else_does() {
+        let q = query("abc-00002a._p2p._udp.local.", TYPE_TXT, true);
+        assert_eq!(q[q.len() - 2..], [0x80, 1], "the QU bit");
+        assert_eq!(asked_instances(&q, 4), vec!["abc-00002a".to_owned()]);
+        assert!(asked_instances(&ptr_query(SERVICE), 4).is_empty());
+        assert!(asked_instances(&query("x._other._udp.local", TYPE_TXT, false), 4).is_empty());
+        assert_eq!(instance_label("A._P2P._UDP.LOCAL"), Some("A"));
+        assert_eq!(instance_label("._p2p._udp.local"), None);
+        assert_eq!(instance_label("é_p2p._udp.local"), None);
+        assert!(
+            asked_instances(&[1, 2, 3], 4).is_empty(),
+            "garbage is no question"
+        );
     }
 
     #[test]

@@ -39,6 +39,14 @@ impl Iface {
         self.v6.iter().map(|(a, _)| *a)
     }
 
+    /// Whether `ip` is one of its addresses.
+    pub fn has_ip(&self, ip: &std::net::IpAddr) -> bool {
+        match ip {
+            std::net::IpAddr::V4(a) => self.v4_addrs().any(|x| x == *a),
+            std::net::IpAddr::V6(a) => self.v6_addrs().any(|x| x == *a),
+        }
+    }
+
     /// Its IPv6 link-local addresses.
     pub fn link_local_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
         self.v6_addrs().filter(crate::addrs::is_link_local_v6)

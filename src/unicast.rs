@@ -169,6 +169,76 @@ pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result
     Ok(Vec::new())
 }
 
+/// Asks `target` from `ports` fresh ports at once (each its own random query ID), and returns the
+/// answers ([`is_answer`]) that arrive within `wait`, or within 50 ms of the first. For a host on
+/// the link, where waiting port after port would cost a round trip each: the kernel hands each
+/// query to one of the host's port-5353 sockets by a hash of the sender's port, and only its
+/// responder's answers. The sockets are connected, so a host with nothing on port 5353 is an
+/// error (ICMP port unreachable), not a silence.
+pub async fn ask_at_once(
+    target: SocketAddr,
+    query: &[u8],
+    ports: usize,
+    wait: Duration,
+) -> io::Result<Vec<Vec<u8>>> {
+    let bind: SocketAddr = match target {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let mut socks = Vec::with_capacity(ports);
+    for _ in 0..ports.max(1) {
+        let sock = Async::<UdpSocket>::bind(bind)?;
+        sock.get_ref().connect(target)?;
+        let id = random_id();
+        let mut q = query.to_vec();
+        if let Some(head) = q.get_mut(..2) {
+            head.copy_from_slice(&id);
+        }
+        sock.send(&q).await?;
+        socks.push((sock, id));
+    }
+    let mut buf = vec![0u8; crate::dns::MAX_PACKET];
+    let mut replies = Vec::new();
+    let mut until = std::time::Instant::now() + wait;
+    loop {
+        let ready = futures_lite::future::or(
+            async {
+                futures_lite::future::poll_fn(|cx| {
+                    if socks.iter().any(|(s, _)| s.poll_readable(cx).is_ready()) {
+                        std::task::Poll::Ready(true)
+                    } else {
+                        std::task::Poll::Pending
+                    }
+                })
+                .await
+            },
+            async {
+                Timer::at(until).await;
+                false
+            },
+        )
+        .await;
+        if !ready {
+            return Ok(replies);
+        }
+        for (sock, id) in &socks {
+            loop {
+                match sock.get_ref().recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        if is_answer(from, target, *id, &buf[..n]) {
+                            replies.push(buf[..n].to_vec());
+                            until =
+                                until.min(std::time::Instant::now() + Duration::from_millis(50));
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

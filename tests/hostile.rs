@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::forge;
 use common::network::net;
 use common::watch::is_event;
+use common::{forge, packets};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -153,7 +153,8 @@ fn a_spoofed_goodbye_never_expires_a_live_peer() {
     // the forger repeats its goodbye until one lands in a quiet moment.
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        sock.send_to(&forge::goodbye(&label), forge::GROUP).unwrap();
+        sock.send_to(&packets::goodbye(&label), packets::GROUP)
+            .unwrap();
         std::thread::sleep(Duration::from_millis(250));
     }
     let expired = wb.wait_for(Duration::from_secs(3), |v| is_event(v, "expired", &ida));
@@ -194,7 +195,7 @@ fn a_dead_peer_is_not_kept_alive_by_another_host_repeating_its_name() {
     let gone = Instant::now();
     let repeating = std::thread::spawn(move || {
         while gone.elapsed() < Duration::from_secs(12) {
-            let _ = sock.send_to(&forge::mention(&label), forge::GROUP);
+            let _ = sock.send_to(&packets::mention(&label), packets::GROUP);
             std::thread::sleep(Duration::from_millis(250));
         }
     });
@@ -260,9 +261,9 @@ fn a_node_whose_clock_stepped_back_is_taken_again_and_a_replay_changes_nothing()
     let listen = ["/ip4/0.0.0.0/tcp/4999".parse().unwrap()];
     let signed = exo_discovery::record::sign(&k, "exo", old, &listen).unwrap();
     let label = exo_discovery::instance::instance_label(&k.public().to_peer_id(), old);
-    let replay = forge::announcement(&label, &signed, f_ip, 4999, 120);
+    let replay = packets::announcement(&label, &signed, f_ip, 4999, 120);
     for _ in 0..3 {
-        sock.send_to(&replay, forge::GROUP).unwrap();
+        sock.send_to(&replay, packets::GROUP).unwrap();
         std::thread::sleep(Duration::from_millis(500));
     }
     wb.drain(Duration::from_secs(2));

@@ -323,6 +323,12 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
         // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
         let stock = from.port() != mcast::MDNS_PORT;
         let libp2p_query = stock && libp2p_mdns::is_service_query(packet);
+        // A node's presence query (see `engine/catchup.rs`): from an agent, so from port 5353.
+        let named = if !stock && !dns::is_response(packet) {
+            dns::asked_instances(packet, crate::engine::catchup::MAX_LABELS)
+        } else {
+            Vec::new()
+        };
         let (instances, libp2p_peers) = if dns::is_response(packet) {
             match dns::records(packet) {
                 Ok(rrs) => (
@@ -346,6 +352,7 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
             instances,
             libp2p_peers,
             libp2p_query,
+            named,
         });
         if tx.send(Incoming::Input(input)).await.is_err() {
             return;

@@ -171,6 +171,17 @@ impl<'ex> Shell<'ex> {
                 );
                 None
             }
+            Action::AskPeer { link, ip, wait } => {
+                tasks::ask_peer(
+                    &self.ex,
+                    self.tx.clone(),
+                    link,
+                    ip,
+                    self.query.clone(),
+                    wait,
+                );
+                None
+            }
             Action::WriteCache(entries) => Some(Input::CacheWritten(
                 cache::save(&self.state_dir, &entries)
                     .map_err(|e| format!("{}: {e}", self.state_dir.display())),

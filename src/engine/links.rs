@@ -558,8 +558,10 @@ impl Engine {
             instances,
             libp2p_peers,
             libp2p_query,
+            named,
         } = heard;
         *self.packets_in.entry((index, family)).or_default() += 1;
+        self.note_named(index, from, named, now);
         let Some(link) = self.links.get(&index) else {
             return;
         };

@@ -21,6 +21,7 @@
 //! - [`repeat`]: an error that repeats is said once, counted, summarised, and its end reported;
 //! - [`status`]: the `status` report.
 
+pub mod catchup;
 pub mod intake;
 pub mod links;
 pub mod prober;
@@ -116,6 +117,15 @@ pub enum Input {
         /// Replies (with the IP and zone they came from), or why there were none.
         result: Result<Vec<StaticReply>, String>,
     },
+    /// A round of unicast questions to a host heard on a link ended (see `catchup.rs`).
+    PeerAnswered {
+        /// Interface index.
+        link: u32,
+        /// The host asked.
+        ip: IpAddr,
+        /// Its replies (none: nothing answered in time), or why it could not be asked.
+        result: Result<Vec<Vec<u8>>, String>,
+    },
     /// The persistent cache, read at start.
     CacheLoaded {
         /// Where it was read from (for the log).
@@ -151,6 +161,9 @@ pub struct Heard {
     pub libp2p_peers: Vec<Libp2pPeer>,
     /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
     pub libp2p_query: bool,
+    /// Instance labels a query from port 5353 asked about by name: a node's presence query, from
+    /// its agent (see `catchup.rs`).
+    pub named: Vec<String>,
 }
 
 /// What a local socket connection asks of the agent.
@@ -295,6 +308,17 @@ pub enum Action {
         /// How long to wait for replies per port tried.
         wait: Duration,
     },
+    /// Ask the agent of the host at `ip`, heard on link `link`, for its records by unicast (a
+    /// legacy query to its port 5353 from a few ports at once), and report
+    /// [`Input::PeerAnswered`].
+    AskPeer {
+        /// Interface index (the zone of a link-local IPv6 address).
+        link: u32,
+        /// The host.
+        ip: IpAddr,
+        /// How long to wait for replies.
+        wait: Duration,
+    },
     /// Write the persistent cache with these entries, and report [`Input::CacheWritten`].
     WriteCache(Vec<CachedPeer>),
     /// Send this to one client.
@@ -376,6 +400,8 @@ pub struct Engine {
     confirming: HashMap<Multiaddr, (PeerId, Via, silence::Check)>,
     /// Silence checks waiting for a slot.
     silence: silence::Queue,
+    /// Hosts asked by unicast for records their presence queries named.
+    catchups: catchup::CatchUps,
     /// Tests of records older than the one held (see `rewind.rs`).
     challenges: rewind::Challenges,
     cache_dirty: bool,
@@ -411,6 +437,7 @@ impl Engine {
             unsigned_over: 0,
             confirming: HashMap::new(),
             silence: silence::Queue::default(),
+            catchups: catchup::CatchUps::default(),
             challenges: rewind::Challenges::default(),
             cache_dirty: false,
             next_cache_save: now,
@@ -489,6 +516,9 @@ impl Engine {
                 }
             }
             Input::StaticReplied { host, result } => self.on_static(host, result, now),
+            Input::PeerAnswered { link, ip, result } => {
+                self.on_peer_answered(link, ip, result, now)
+            }
             Input::CacheLoaded { from, result } => self.on_cache_loaded(&from, result, now),
             Input::CacheWritten(Ok(())) => {
                 self.cache_error.cleared();
@@ -525,6 +555,7 @@ impl Engine {
             self.save_cache(now);
         }
         self.ask_due_statics(now);
+        self.catch_up_due(now);
         let timeout = Duration::from_millis(self.cfg.probe_timeout_ms);
         for (peer, addr) in self.table.due_probes(now, MAX_PROBES, MAX_PROBES_PER_PEER) {
             self.log(Level::Debug, || format!("probing {addr} ({peer})"));
@@ -551,6 +582,7 @@ impl Engine {
         soonest(self.links.values().map(|l| l.next_query).min());
         soonest(self.regs.values().map(|r| r.due()).min());
         soonest(self.statics.values().filter_map(|h| h.due()).min());
+        soonest(self.catchups.next_due());
         soonest(self.cache_dirty.then_some(self.next_cache_save));
         soonest(self.table.next_deadline(self.now));
         Some(d)

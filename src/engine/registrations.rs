@@ -33,6 +33,18 @@ pub const EXTRA_ANNOUNCEMENTS: [Duration; 4] = [
     Duration::from_millis(15200),
 ];
 
+/// When a new registration's presence query goes out (see `catchup.rs`): a query for the node's
+/// own instance name, which an agent that missed the announcement answers by asking this one for
+/// it by unicast. Spread over the first seconds, between the announcements.
+pub const PRESENCE_QUERIES: [Duration; 6] = [
+    Duration::from_millis(150),
+    Duration::from_millis(400),
+    Duration::from_millis(700),
+    Duration::from_millis(1100),
+    Duration::from_millis(1700),
+    Duration::from_millis(2600),
+];
+
 /// One node announced by this agent.
 #[derive(Debug)]
 pub(super) struct Registration {
@@ -43,13 +55,16 @@ pub(super) struct Registration {
     pub announcement: Announcement,
     /// Extra announcements still due (soonest first), before the periodic ones.
     pub extra: Vec<Instant>,
+    /// Presence queries still due (soonest first).
+    pub presence: Vec<Instant>,
     pub next_announce: Instant,
 }
 
 impl Registration {
     /// When it is next announced.
     pub fn due(&self) -> Instant {
-        self.extra.first().copied().unwrap_or(self.next_announce)
+        let announce = self.extra.first().copied().unwrap_or(self.next_announce);
+        self.presence.first().map_or(announce, |p| announce.min(*p))
     }
 }
 
@@ -131,6 +146,7 @@ impl Engine {
                     .map(|d| now + *d)
                     .filter(|t| *t < now + Duration::from_secs(self.cfg.announce_interval_secs))
                     .collect(),
+                presence: PRESENCE_QUERIES.iter().map(|d| now + *d).collect(),
                 next_announce: now + Duration::from_secs(self.cfg.announce_interval_secs),
             },
         );
@@ -149,13 +165,44 @@ impl Engine {
             .map(|(p, _)| *p)
             .collect();
         let every = Duration::from_secs(self.cfg.announce_interval_secs);
+        let mut present = Vec::new();
         for peer in due {
+            if let Some(r) = self.regs.get_mut(&peer) {
+                if r.presence.first().is_some_and(|t| now >= *t) {
+                    r.presence.retain(|t| *t > now);
+                    present.push(mdns::fullname(&r.announcement.label));
+                }
+                let announce = r.extra.first().copied().unwrap_or(r.next_announce);
+                if now < announce {
+                    continue;
+                }
+            }
             self.announce(&peer);
             if let Some(r) = self.regs.get_mut(&peer) {
                 if r.extra.first().is_some_and(|t| now >= *t) {
                     r.extra.retain(|t| *t > now);
                 } else {
                     r.next_announce = now + every;
+                }
+            }
+        }
+        self.send_presence(&present);
+    }
+
+    /// Sends one presence query naming `names` on every link and family whose socket sends.
+    fn send_presence(&mut self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let packet = crate::dns::queries(names, crate::dns::TYPE_TXT, true);
+        for (index, link) in &self.links {
+            for (family, sock) in &link.socks {
+                if sock.usable {
+                    self.actions.push_back(Action::SendPackets {
+                        link: *index,
+                        family: *family,
+                        packets: vec![packet.clone()],
+                    });
                 }
             }
         }

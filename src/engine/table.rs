@@ -475,7 +475,20 @@ impl PeerTable {
                 return Err(Reject::Replay);
             }
             Some(old) if record.seq == old => {
-                // The same record again: a refresh, unless this way of learning it is new.
+                // The same record again: a refresh, unless this way of learning it is new. The
+                // same record heard with other addresses (a packet of the other family, a
+                // unicast answer) adds them: a record's addresses on a link are all it was heard
+                // with, not the last packet's.
+                let mut addrs = addrs;
+                if let Some(l) = e.links.get(via).filter(|l| l.live && l.source == source) {
+                    let mut all = l.addrs.clone();
+                    for a in addrs {
+                        if all.len() < crate::addrs::MAX_DIALABLE && !all.contains(&a) {
+                            all.push(a);
+                        }
+                    }
+                    addrs = all;
+                }
                 let same = e
                     .links
                     .get(via)
@@ -817,6 +830,11 @@ impl PeerTable {
     /// Whether `peer` is established (handed over now or before, and not forgotten).
     pub fn is_established(&self, peer: &PeerId) -> bool {
         self.peers.get(peer).is_some_and(|e| e.host.is_some())
+    }
+
+    /// Whether `peer` is handed over now.
+    pub fn is_visible(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|e| e.sent.is_some())
     }
 
     /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
@@ -1186,6 +1204,34 @@ mod tests {
             multicast(&mut t, &k, 4, 9, "eth0", "10.0.0.2", now),
             Err(Reject::Replay)
         );
+    }
+
+    #[test]
+    fn the_same_record_heard_with_other_addresses_adds_them() {
+        let k = Keypair::generate_ed25519();
+        let t0 = crate::test_clock();
+        let mut t = PeerTable::new(T).with_reachability(true);
+        multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", t0).unwrap();
+        t.due_probes(t0, 8, 2);
+        let v4 = dial(&k, "10.0.0.2", 5)[0].clone();
+        assert_eq!(
+            t.probe_result(&v4, true, t0)[0].event,
+            EventKind::Discovered
+        );
+        // Then with only another of its addresses (an answer by unicast, a packet of the other
+        // family): added, and what answered stays handed over meanwhile.
+        assert_eq!(
+            multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.3", t0),
+            Ok(None)
+        );
+        assert_eq!(t.snapshot()[0].addrs, vec![v4.to_string()]);
+        let other = dial(&k, "10.0.0.3", 5)[0].clone();
+        t.due_probes(t0, 8, 2);
+        assert_eq!(
+            t.probe_result(&other, true, t0)[0].event,
+            EventKind::Updated
+        );
+        assert_eq!(t.snapshot()[0].addrs.len(), 2);
     }
 
     #[test]

@@ -123,6 +123,7 @@ fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
         instances: vec![(label, ttl)],
         libp2p_peers: Vec::new(),
         libp2p_query: false,
+        named: Vec::new(),
     })
 }
 
@@ -1025,6 +1026,7 @@ fn a_stock_node_heard_from_off_the_link_is_not_handed_over() {
                 ttl: 360,
             }],
             libp2p_query: false,
+            named: Vec::new(),
         });
         (peer, heard)
     };
@@ -1090,6 +1092,7 @@ fn a_flood_of_unsigned_peer_ids_is_said_up_to_a_bound_and_costs_no_memory() {
                 ttl: 360,
             }],
             libp2p_query: false,
+            named: Vec::new(),
         }));
         said += logs(&a).len();
     }
@@ -1114,11 +1117,16 @@ fn stock_queries_get_each_record_answered_at_most_once_a_second() {
             instances: Vec::new(),
             libp2p_peers: Vec::new(),
             libp2p_query: true,
+            named: Vec::new(),
         })
     };
+    // (Not the node's presence queries, also sent from the link socket.)
     let answers = |a: &[Action]| {
         a.iter()
-            .filter(|a| matches!(a, Action::SendPackets { .. }))
+            .filter(|a| {
+                matches!(a, Action::SendPackets { packets, .. }
+                    if packets.iter().all(|p| crate::dns::is_response(p)))
+            })
             .count()
     };
     let mut sent = 0;
@@ -1263,4 +1271,119 @@ fn an_older_record_elsewhere_is_taken_only_if_the_node_answers_there_and_not_whe
     assert_eq!(got, vec![(EventKind::Updated, id.to_base58())]);
     let now = &r.e.snapshot()[0];
     assert_eq!((now.seq, now.addrs.clone()), (600, vec![older]));
+}
+
+fn presence(k: &Keypair, seq: u64, from: &str) -> Input {
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    Input::Heard(Heard {
+        link: IDX,
+        family: Family::V4,
+        from: from.parse().unwrap(),
+        instances: Vec::new(),
+        libp2p_peers: Vec::new(),
+        libp2p_query: false,
+        named: vec![label],
+    })
+}
+
+fn asked(a: &[Action]) -> Vec<IpAddr> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::AskPeer { ip, .. } => Some(*ip),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_presence_query_naming_a_missed_instance_brings_a_unicast_round_to_its_sender() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let ip: IpAddr = "10.0.0.2".parse().unwrap();
+    // Heard only the presence query (the announcement was lost): asked a moment later.
+    assert!(asked(&r.input(presence(&k, 1, "10.0.0.2:5353"))).is_empty());
+    assert_eq!(asked(&r.at(0.25)), vec![ip]);
+    // Nothing answered: asked again, a round at a time.
+    let a = r.input(Input::PeerAnswered {
+        link: IDX,
+        ip,
+        result: Ok(Vec::new()),
+    });
+    assert!(asked(&a).is_empty());
+    assert_eq!(asked(&r.at(0.4)), vec![ip]);
+    // The answer carries the record: taken as heard on the link.
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let a = r.input(Input::PeerAnswered {
+        link: IDX,
+        ip,
+        result: Ok(vec![txt_response(&label, &signed(&k, 1))]),
+    });
+    assert_eq!(events(&a)[0].0, EventKind::Discovered);
+    let st = r.e.status(r.now);
+    assert_eq!(st.interfaces[0].dropped.get("caught-up"), Some(&1));
+    // Known now, or resting: no more rounds.
+    assert!(asked(&r.input(presence(&k, 1, "10.0.0.2:5353"))).is_empty());
+    let k2 = Keypair::generate_ed25519();
+    r.input(presence(&k2, 1, "10.0.0.2:5353"));
+    assert!(
+        asked(&r.at(1.0)).is_empty(),
+        "the host rests after answering"
+    );
+}
+
+#[test]
+fn presence_queries_from_ourselves_other_ports_or_for_known_records_ask_nobody() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(resolved(&k, 1));
+    r.input(presence(&k, 1, "10.0.0.2:5353"));
+    let own = Keypair::generate_ed25519();
+    r.input(presence(&own, 1, "10.0.0.1:5353"));
+    r.input(presence(&own, 1, "10.0.0.3:40000"));
+    assert!(asked(&r.at(1.0)).is_empty());
+}
+
+#[test]
+fn a_host_that_never_answers_is_given_up_and_hosts_followed_are_bounded() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let ip: IpAddr = "10.0.0.2".parse().unwrap();
+    r.input(presence(&k, 1, "10.0.0.2:5353"));
+    let mut rounds = 0;
+    let mut t = 0.0;
+    while t < 10.0 {
+        t += 0.05;
+        for ip in asked(&r.at(t)) {
+            rounds += 1;
+            r.input(Input::PeerAnswered {
+                link: IDX,
+                ip,
+                result: Ok(Vec::new()),
+            });
+        }
+    }
+    assert_eq!(rounds, usize::from(catchup::MAX_CATCH_UP_ROUNDS));
+    // Refused (nothing on its port 5353): given up at once.
+    let k2 = Keypair::generate_ed25519();
+    r.input(presence(&k2, 1, "10.0.0.3:5353"));
+    let a = r.at(t + 0.5);
+    assert_eq!(asked(&a), vec!["10.0.0.3".parse::<IpAddr>().unwrap()]);
+    r.input(Input::PeerAnswered {
+        link: IDX,
+        ip: "10.0.0.3".parse().unwrap(),
+        result: Err("Connection refused".into()),
+    });
+    assert!(asked(&r.at(t + 1.0)).is_empty());
+    // A flood of presence queries from many addresses follows a bounded number of hosts.
+    for i in 0..500u32 {
+        let k = Keypair::generate_ed25519();
+        r.input(presence(
+            &k,
+            1,
+            &format!("10.0.{}.{}:5353", 1 + i / 250, 1 + i % 250),
+        ));
+    }
+    let a = r.at(t + 2.0);
+    assert_eq!(asked(&a).len(), catchup::MAX_CATCH_UPS_RUNNING);
+    assert!(!asked(&a).contains(&ip));
 }

@@ -3,7 +3,7 @@
 //! namespaces this harness creates; all of them are deleted on drop.
 //!
 //! By concern: `network` the namespaces, hosts and links and running code inside a host; `agents`
-//! agents, `keygen` and `announce`; `forge` what a hostile host on the link sends; `watch` what an agent reports (`watch --json`, `peers
+//! agents, `keygen` and `announce`; `forge` what a hostile host on the link sends (`packets` the bytes); `watch` what an agent reports (`watch --json`, `peers
 //! --json`); `tools` nftables and the check for a tool a test needs.
 
 // Each test binary uses only part of the harness: what one leaves unused, another needs.
@@ -13,6 +13,8 @@ pub mod agents;
 pub mod forge;
 #[allow(dead_code)]
 pub mod network;
+#[allow(dead_code)]
+pub mod packets;
 #[allow(dead_code)]
 pub mod tools;
 #[allow(dead_code)]

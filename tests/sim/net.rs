@@ -13,7 +13,10 @@
 //!   grace, which mdns-sd applies);
 //! - probes: a TCP connect answers when the address's host is up, its node listens there, and
 //!   no partition lies between (multicast loss does not touch them: they are unicast TCP);
-//! - the cache and static hosts: writes succeed; static hosts are not modelled.
+//! - the cache and static hosts: writes succeed; static hosts are not modelled;
+//! - presence queries reach other agents' sockets like any multicast packet, and a unicast round
+//!   to a host (a few ports at once) is lost like multicast both ways, each query reaching the
+//!   announcing daemon with even odds (see `Sim::ask_peer`).
 //!
 //! Every random choice comes from one seeded generator, so a scenario replays exactly.
 
@@ -113,6 +116,8 @@ struct Ann {
 
 enum Packet {
     Query,
+    /// An agent's presence query naming its node's instances.
+    Presence(Vec<String>),
     /// Announcements or answers (`ttl` 0: goodbyes).
     Records {
         anns: Vec<Rc<Ann>>,
@@ -613,11 +618,72 @@ impl Sim {
                 self.hosts[host].up = false;
                 None
             }
-            Action::AddLink(_)
-            | Action::UpdateLink(_)
-            | Action::CloseSocket { .. }
-            | Action::SendPackets { .. } => None,
+            Action::SendPackets { link, packets, .. } => {
+                let l = self.port(host, link)?.link;
+                for p in packets {
+                    let named = exo_discovery::dns::asked_instances(&p, 4);
+                    if !exo_discovery::dns::is_response(&p) && !named.is_empty() {
+                        self.multicast(l, host, Packet::Presence(named), Duration::ZERO);
+                    }
+                }
+                None
+            }
+            Action::AskPeer { link, ip, wait } => {
+                let input = self.ask_peer(host, link, ip, wait);
+                let at = self.now
+                    + if matches!(&input, Input::PeerAnswered { result: Ok(r), .. } if !r.is_empty())
+                    {
+                        Duration::from_millis(2)
+                    } else {
+                        wait
+                    };
+                self.schedule(at, Event::Later { host, input });
+                None
+            }
+            Action::AddLink(_) | Action::UpdateLink(_) | Action::CloseSocket { .. } => None,
         }
+    }
+
+    /// A unicast round to the agent at `ip` (from a few ports at once): each query and each answer is
+    /// lost like a multicast packet, and each query reaches the host's announcing daemon (not its
+    /// browsing one) with even odds; the daemon answers with every record it announces.
+    fn ask_peer(&mut self, host: usize, link: u32, ip: IpAddr, _wait: Duration) -> Input {
+        let none = |result| Input::PeerAnswered { link, ip, result };
+        let IpAddr::V4(v4) = ip else {
+            return none(Ok(Vec::new()));
+        };
+        let Some(&target) = self.by_ip.get(&v4) else {
+            return none(Ok(Vec::new()));
+        };
+        let Some(port) = self.hosts[target]
+            .ports
+            .iter()
+            .find(|p| p.iface.v4[0].0 == v4)
+        else {
+            return none(Ok(Vec::new()));
+        };
+        let l = port.link;
+        let loss = self.links[l].spec.loss;
+        let cut = self
+            .partitions
+            .contains(&(l, host.min(target), host.max(target)));
+        if !self.hosts[target].up || !port.daemon || cut || port.registered.is_empty() {
+            return none(Ok(Vec::new()));
+        }
+        let anns: Vec<Rc<Ann>> = port.registered.values().map(|(a, _)| a.clone()).collect();
+        let mut answered = false;
+        for _ in 0..exo_discovery::engine::catchup::CATCH_UP_PORTS {
+            let reaches = !self.rng.chance(loss) && self.rng.chance(0.5);
+            answered |= reaches && !self.rng.chance(loss);
+        }
+        if !answered {
+            return none(Ok(Vec::new()));
+        }
+        let packets = anns
+            .iter()
+            .map(|a| crate::packets::announcement(&a.label, &a.signed, v4, PORT, 120))
+            .collect();
+        none(Ok(packets))
     }
 
     /// mdns-sd sends a goodbye twice (the second 120 ms later).
@@ -743,6 +809,25 @@ impl Sim {
                     self.multicast(l, host, Packet::Records { anns, ttl: 120 }, delay);
                 }
             }
+            Packet::Presence(named) => {
+                let Some(port) = self.port(host, index) else {
+                    return;
+                };
+                if port.socket {
+                    self.input(
+                        host,
+                        Input::Heard(Heard {
+                            link: index,
+                            family: Family::V4,
+                            from: SocketAddr::new(IpAddr::V4(from_ip), 5353),
+                            instances: Vec::new(),
+                            libp2p_peers: Vec::new(),
+                            libp2p_query: false,
+                            named: named.clone(),
+                        }),
+                    );
+                }
+            }
             Packet::Records { anns, ttl } => {
                 let Some(port) = self.port(host, index) else {
                     return;
@@ -782,6 +867,7 @@ impl Sim {
                         instances: anns.iter().map(|a| (a.label.clone(), *ttl)).collect(),
                         libp2p_peers: Vec::new(),
                         libp2p_query: false,
+                        named: Vec::new(),
                     }));
                 }
                 for input in later {
