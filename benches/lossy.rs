@@ -11,7 +11,8 @@
 //! Run with: `cargo build --release --examples && sudo cargo bench --bench lossy`
 //! (root: it builds network namespaces). `EXO_LOSSY_HOSTS` (10), `EXO_LOSSY_LOSS` (percent, 30),
 //! `EXO_LOSSY_SECS` (how long each side runs, 30), `EXO_LOSSY_IDLE_SECS` (the quiet window in
-//! which the agents' idle traffic is counted, 60), `EXO_LOSSY_STOCK=0` to skip the stock nodes.
+//! which the agents' idle traffic is counted, 60), `EXO_LOSSY_STOCK=0` to skip the stock nodes,
+//! `EXO_LOSSY_PCAP=FILE` to capture what h0 sends in that window (tcpdump).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -164,7 +165,31 @@ fn main() {
     // Then a quiet minute: nothing changes on the link; what the agents send is idle traffic.
     let idle_secs = env("EXO_LOSSY_IDLE_SECS", 60);
     let quiet_from: Vec<(u64, u64)> = hosts.iter().map(|h| sent(&n, h)).collect();
+    // `EXO_LOSSY_PCAP=FILE`: what h0 sends in the quiet window, for tcpdump -r.
+    let pcap = std::env::var("EXO_LOSSY_PCAP").ok().map(|file| {
+        std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &hosts[0].ns,
+                "tcpdump",
+                "-i",
+                "eth0",
+                "-U",
+                "-w",
+            ])
+            .arg(&file)
+            .args(["-Q", "out", "udp", "port", "5353"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tcpdump")
+    });
     std::thread::sleep(Duration::from_secs(idle_secs));
+    if let Some(mut p) = pcap {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
     let idle = hosts.iter().zip(&quiet_from).fold((0, 0), |acc, (h, b)| {
         let s = sent(&n, h);
         (acc.0 + s.0 - b.0, acc.1 + s.1 - b.1)

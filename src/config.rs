@@ -15,7 +15,7 @@ pub const DEFAULT_NAMESPACE: &str = "exo";
 
 /// The announce interval, in seconds, when none is configured and the peer timeout allows it (see
 /// [`derived_announce_interval_secs`]).
-pub const DEFAULT_ANNOUNCE_INTERVAL_SECS: u64 = 20;
+pub const DEFAULT_ANNOUNCE_INTERVAL_SECS: u64 = 30;
 
 /// Every option of the agent, as in force. The TOML file and the flags are [`Overrides`] with the
 /// same names, merged by [`Config::merge`].
@@ -38,7 +38,8 @@ pub struct Config {
     /// When no layer sets it, [`derived_announce_interval_secs`] of the peer timeout.
     pub announce_interval_secs: u64,
     /// Upper bound, in seconds, of the interval between `_p2p._udp` queries on each link (also held
-    /// to a third of `peer_timeout_secs`).
+    /// to `peer_timeout_secs`). Queries find peers whose announcements were missed; they carry the
+    /// peers already held as known answers, so a settled link answers them with nothing.
     pub query_interval_max_secs: u64,
     /// How often interfaces are re-listed, in milliseconds.
     pub interface_poll_ms: u64,
@@ -137,11 +138,12 @@ impl Overrides {
 }
 
 /// The announce interval used when no layer sets one: [`DEFAULT_ANNOUNCE_INTERVAL_SECS`], but at
-/// most a third of the peer timeout (and at least 1 s), so that peers hear every registration at
-/// least twice before they would drop it even if one announcement is lost.
+/// most half the peer timeout (and at least 1 s), so that peers hear every registration before
+/// their silence check (two thirds of the timeout) even if one announcement is lost to half of
+/// them; a peer that missed more probes the node before it would drop it.
 pub fn derived_announce_interval_secs(peer_timeout_secs: u64) -> u64 {
     DEFAULT_ANNOUNCE_INTERVAL_SECS
-        .min(peer_timeout_secs / 3)
+        .min(peer_timeout_secs / 2)
         .max(1)
 }
 
@@ -273,13 +275,13 @@ impl Config {
         Duration::from_secs(self.peer_timeout_secs)
     }
 
-    /// The longest interval between two queries on a link: the configured maximum, and at most a
-    /// third of the peer timeout, so that every live peer answers at least twice before it would
-    /// expire, whatever interval its own agent re-announces at.
+    /// The longest interval between two queries on a link: the configured maximum, at most the
+    /// peer timeout. (Liveness does not rest on the answers: a peer not heard for two thirds of
+    /// the timeout is probed before it is dropped.)
     pub fn query_interval_max(&self) -> Duration {
         Duration::from_secs(
             self.query_interval_max_secs
-                .min(self.peer_timeout_secs / 3)
+                .min(self.peer_timeout_secs)
                 .max(1),
         )
     }
@@ -405,7 +407,7 @@ mod tests {
         };
         assert_eq!(
             Config::merge(&file, &flags).unwrap().announce_interval_secs,
-            2
+            3
         );
     }
 
@@ -552,20 +554,20 @@ mod tests {
                 .unwrap()
                 .announce_interval_secs
         };
-        // 20 s, but at most a third of the timeout.
-        assert_eq!(derived_announce_interval_secs(5), 1);
-        assert_eq!(with_timeout(6), 2);
-        assert_eq!(with_timeout(8), 2);
-        assert_eq!(with_timeout(45), 15);
-        assert_eq!(with_timeout(60), 20);
-        assert_eq!(with_timeout(600), 20);
+        // 30 s, but at most half the timeout.
+        assert_eq!(derived_announce_interval_secs(1), 1);
+        assert_eq!(with_timeout(6), 3);
+        assert_eq!(with_timeout(9), 4);
+        assert_eq!(with_timeout(45), 22);
+        assert_eq!(with_timeout(60), 30);
+        assert_eq!(with_timeout(600), 30);
         assert_eq!(
             Config::default().announce_interval_secs,
             derived_announce_interval_secs(Config::default().peer_timeout_secs)
         );
         // The same when the file sets the timeout.
         let c = Config::from_toml("peer_timeout_secs = 9").unwrap();
-        assert_eq!(c.announce_interval_secs, 3);
+        assert_eq!(c.announce_interval_secs, 4);
     }
 
     #[test]
@@ -575,7 +577,7 @@ mod tests {
             peer_timeout_secs: Some(t),
             ..Overrides::default()
         };
-        // Below the timeout: kept as set, even above a third of it.
+        // Below the timeout: kept as set, even above half of it.
         let c = Config::merge(&file, &timeout(40)).unwrap();
         assert_eq!((c.announce_interval_secs, c.peer_timeout_secs), (30, 40));
         // Not below it: refused, naming both values.

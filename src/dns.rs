@@ -50,6 +50,41 @@ pub fn ptr_query(name: &str) -> Vec<u8> {
     query(name, TYPE_PTR, false)
 }
 
+/// Builds a PTR query for `name` carrying known answers (RFC 6762 §7.1): a PTR record `name` →
+/// `<label>.<name>` with `ttl` for each label, in order, as many as keep the packet within
+/// `max_len` bytes. Returns the packet and how many labels it lists.
+pub fn ptr_query_known<S: AsRef<str>>(
+    name: &str,
+    known: &[S],
+    ttl: u32,
+    max_len: usize,
+) -> (Vec<u8>, usize) {
+    let mut p = ptr_query(name);
+    let mut listed = 0u16;
+    for label in known {
+        let b = label.as_ref().as_bytes();
+        if b.is_empty() || b.len() > 63 {
+            continue;
+        }
+        // Owner: a pointer to the question's name (offset 12); rdata: the label, then the same.
+        let rdlen = 1 + b.len() + 2;
+        if p.len() + 2 + 10 + rdlen > max_len || listed == u16::MAX {
+            break;
+        }
+        p.extend_from_slice(&[0xc0, 12]);
+        p.extend_from_slice(&TYPE_PTR.to_be_bytes());
+        p.extend_from_slice(&1u16.to_be_bytes());
+        p.extend_from_slice(&ttl.to_be_bytes());
+        p.extend_from_slice(&(rdlen as u16).to_be_bytes());
+        p.push(b.len() as u8);
+        p.extend_from_slice(b);
+        p.extend_from_slice(&[0xc0, 12]);
+        listed += 1;
+    }
+    p[6..8].copy_from_slice(&listed.to_be_bytes());
+    (p, listed as usize)
+}
+
 /// Builds a one-question query for `name` and type `qtype`; `unicast` sets the QU bit (RFC 6762
 /// §5.4: answer me by unicast).
 pub fn query(name: &str, qtype: u16, unicast: bool) -> Vec<u8> {
@@ -434,6 +469,26 @@ mod tests {
             asked_instances(&[1, 2, 3], 4).is_empty(),
             "garbage is no question"
         );
+    }
+
+    #[test]
+    fn known_answers_are_listed_while_they_fit_and_read_back_as_instances() {
+        let labels: Vec<String> = (0..100).map(|i| format!("{i:052}-{i:06x}")).collect();
+        let (q, n) = ptr_query_known(SERVICE, &labels, 4500, 1400);
+        assert!(
+            q.len() <= 1400 && n > 10 && n < 100,
+            "{} bytes, {n} listed",
+            q.len()
+        );
+        assert!(!is_response(&q));
+        let rrs = records(&q).unwrap();
+        assert_eq!(rrs.len(), n);
+        assert!(rrs.iter().all(|r| r.ttl == 4500 && r.section == 0));
+        let named: Vec<String> = instances(&rrs).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(named, labels[..n]);
+        assert_eq!(questions(&q).unwrap(), vec![(SERVICE.to_owned(), TYPE_PTR)]);
+        let (bare, none) = ptr_query_known::<&str>(SERVICE, &[], 4500, 1400);
+        assert_eq!((bare, none), (ptr_query(SERVICE), 0));
     }
 
     #[test]

@@ -188,6 +188,12 @@ pub async fn ask_at_once(
     let mut socks = Vec::with_capacity(ports);
     for _ in 0..ports.max(1) {
         let sock = Async::<UdpSocket>::bind(bind)?;
+        // As every mDNS packet (RFC 6762 §11): a responder may check it came from the link.
+        let s = socket2::SockRef::from(sock.get_ref());
+        match target {
+            SocketAddr::V4(_) => s.set_ttl_v4(255)?,
+            SocketAddr::V6(_) => s.set_unicast_hops_v6(255)?,
+        }
         sock.get_ref().connect(target)?;
         let id = random_id();
         let mut q = query.to_vec();

@@ -148,11 +148,11 @@ fn a_host_that_vanishes_without_goodbye_expires_and_live_ones_do_not() {
     let b = n.host("b");
     n.attach(&a, "eth0", &l, &["10.70.0.1/24"]);
     n.attach(&b, "eth0", &l, &["10.70.0.2/24"]);
-    // a re-announces only every 20 s (default); b expires peers after 6 s of silence. b's own
-    // queries must keep a alive.
+    // a re-announces only every 30 s (default); b expires peers after 6 s of silence. b's own
+    // queries, and its probe of a silent peer, must keep a alive.
     let aa = n.agent(&a, "agent-a", &[]);
     let ab = n.agent(&b, "agent-b", &["--peer-timeout", "6"]);
-    let _listener = n.listen_on(&a, 4001);
+    let listener = n.listen_on(&a, 4001);
     let (ka, ida) = n.keygen("a");
     let _a = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
     let mut wb = n.watch(&ab);
@@ -164,7 +164,9 @@ fn a_host_that_vanishes_without_goodbye_expires_and_live_ones_do_not() {
         "a live peer expired: {:?}",
         wb.seen
     );
-    // Power cut: the agent dies with no goodbye.
+    // Power cut: the agent and the node die with no goodbye (the node's port no longer
+    // answers the check b makes of a silent peer).
+    drop(listener);
     let pid = n.pid(&aa);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),

@@ -248,9 +248,13 @@ impl super::Shell<'_> {
                 }
                 None
             }
-            Action::SendQuery { link, family } => {
+            Action::SendQuery {
+                link,
+                family,
+                packet,
+            } => {
                 let l = self.links.get_mut(&link)?;
-                let outcome = l.send_query(family, &self.query, &self.ex, &self.tx);
+                let outcome = l.send_query(family, &packet, &self.ex, &self.tx);
                 Some(Input::QuerySent {
                     link,
                     family,

@@ -65,8 +65,13 @@ pub(super) struct CatchUps {
 }
 
 impl CatchUps {
-    /// When the next round is due, if any.
+    /// When the next round is due, if any. (While [`MAX_CATCH_UPS_RUNNING`] run, none: the end
+    /// of one brings the engine back.)
     pub fn next_due(&self) -> Option<Instant> {
+        let running = self.hosts.values().filter(|h| h.running).count();
+        if running >= MAX_CATCH_UPS_RUNNING {
+            return None;
+        }
         self.hosts
             .values()
             .filter(|h| !h.running)

@@ -35,6 +35,12 @@ pub const BROWSER_JUNK_LIMIT: usize = 512;
 /// A browsing daemon is replaced at most this often for junk.
 pub const BROWSER_RESTART_INTERVAL: Duration = Duration::from_millis(250);
 
+/// TTL given to the known answers of the agent's queries: what mdns-sd gives the PTR records
+/// agents announce (a known answer with more than half the responder's TTL silences it).
+pub const KNOWN_ANSWER_TTL: u32 = 4500;
+/// Largest query the agent sends (known answers beyond it are left out: those peers answer).
+pub const MAX_QUERY_LEN: usize = 1400;
+
 /// TTL of answers to stock libp2p-mdns nodes: theirs (6 minutes), as they re-query every 5.
 pub const LIBP2P_TTL: u32 = 360;
 
@@ -286,6 +292,10 @@ impl Engine {
         link.next_query = now + link.query_every;
         link.query_every = (link.query_every * 2).min(max);
         link.awaiting.clear();
+        let packet = self.query_packet(index);
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
         for family in [Family::V4, Family::V6] {
             if !family.present_on(&link.iface) {
                 if link.socks.remove(&family).is_some() {
@@ -300,11 +310,36 @@ impl Engine {
             self.actions.push_back(Action::SendQuery {
                 link: index,
                 family,
+                packet: packet.clone(),
             });
         }
         if link.awaiting.is_empty() {
             self.sync_daemon(index);
         }
+    }
+
+    /// This link's query: the peers handed over and live on it as known answers (RFC 6762
+    /// §7.1), so that only those it lacks answer. When they do not all fit, those heard longest
+    /// ago are left out: their answers refresh them.
+    fn query_packet(&self, index: u32) -> Vec<u8> {
+        let Some(via) = self.links.get(&index).map(|l| &l.via) else {
+            return crate::dns::ptr_query(crate::dns::SERVICE);
+        };
+        let mut known: Vec<(Instant, &str)> = self
+            .instances
+            .iter()
+            .filter(|(_, p)| self.table.is_visible(p))
+            .filter_map(|(label, p)| Some((self.table.last_heard_on(p, via)?, label.as_str())))
+            .collect();
+        known.sort_by(|a, b| b.cmp(a));
+        let labels: Vec<&str> = known.into_iter().map(|(_, l)| l).collect();
+        crate::dns::ptr_query_known(
+            crate::dns::SERVICE,
+            &labels,
+            KNOWN_ANSWER_TTL,
+            MAX_QUERY_LEN,
+        )
+        .0
     }
 
     pub(super) fn on_query_sent(

@@ -252,6 +252,9 @@ pub enum Action {
         link: u32,
         /// Family.
         family: Family,
+        /// The query: a PTR question for `_p2p._udp.local` with the peers already held on that
+        /// link as known answers (RFC 6762 §7.1).
+        packet: Vec<u8>,
     },
     /// Run the link's mdns-sd daemon on exactly these families: start it, adjust it, or (when
     /// empty) stop it with goodbyes. Unless empty, report [`Input::DaemonSet`].

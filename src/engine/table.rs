@@ -475,19 +475,22 @@ impl PeerTable {
                 return Err(Reject::Replay);
             }
             Some(old) if record.seq == old => {
-                // The same record again: a refresh, unless this way of learning it is new. The
-                // same record heard with other addresses (a packet of the other family, a
-                // unicast answer) adds them: a record's addresses on a link are all it was heard
-                // with, not the last packet's.
+                // The same record again: a refresh, unless this way of learning it is new. Heard
+                // with addresses of one family only (a packet of that family, a unicast answer),
+                // it replaces that family's and keeps the other's: a renumbered interface drops
+                // its old address, and an answer over IPv6 does not take IPv4 away.
                 let mut addrs = addrs;
                 if let Some(l) = e.links.get(via).filter(|l| l.live && l.source == source) {
-                    let mut all = l.addrs.clone();
-                    for a in addrs {
-                        if all.len() < crate::addrs::MAX_DIALABLE && !all.contains(&a) {
-                            all.push(a);
+                    let family = |a: &Multiaddr| ip_of(a).map(|ip| ip.is_ipv4());
+                    let fresh: Vec<Option<bool>> = addrs.iter().map(family).collect();
+                    for a in &l.addrs {
+                        if addrs.len() < crate::addrs::MAX_DIALABLE
+                            && !fresh.contains(&family(a))
+                            && !addrs.contains(a)
+                        {
+                            addrs.push(a.clone());
                         }
                     }
-                    addrs = all;
                 }
                 let same = e
                     .links
@@ -830,6 +833,15 @@ impl PeerTable {
     /// Whether `peer` is established (handed over now or before, and not forgotten).
     pub fn is_established(&self, peer: &PeerId) -> bool {
         self.peers.get(peer).is_some_and(|e| e.host.is_some())
+    }
+
+    /// When `peer` was last heard through `via`, while that link is live.
+    pub fn last_heard_on(&self, peer: &PeerId, via: &Via) -> Option<Instant> {
+        self.peers
+            .get(peer)
+            .and_then(|e| e.links.get(via))
+            .filter(|l| l.live)
+            .map(|l| l.spoke)
     }
 
     /// Whether `peer` is handed over now.
@@ -1207,7 +1219,7 @@ mod tests {
     }
 
     #[test]
-    fn the_same_record_heard_with_other_addresses_adds_them() {
+    fn the_same_record_heard_with_another_familys_addresses_adds_them() {
         let k = Keypair::generate_ed25519();
         let t0 = crate::test_clock();
         let mut t = PeerTable::new(T).with_reachability(true);
@@ -1218,20 +1230,31 @@ mod tests {
             t.probe_result(&v4, true, t0)[0].event,
             EventKind::Discovered
         );
-        // Then with only another of its addresses (an answer by unicast, a packet of the other
-        // family): added, and what answered stays handed over meanwhile.
-        assert_eq!(
-            multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.3", t0),
-            Ok(None)
+        // Then with only its IPv6 address (an answer by unicast over IPv6): added, and what
+        // answered stays handed over meanwhile.
+        let v6: Multiaddr = format!("/ip6/fd00::2/tcp/5/p2p/{}", k.public().to_peer_id())
+            .parse()
+            .unwrap();
+        let seen = t.observe(
+            rec(&k, 1, 5),
+            Source::Mdns,
+            &l("eth0"),
+            vec![v6.clone()],
+            t0,
         );
+        assert_eq!(seen, Ok(None));
         assert_eq!(t.snapshot()[0].addrs, vec![v4.to_string()]);
-        let other = dial(&k, "10.0.0.3", 5)[0].clone();
         t.due_probes(t0, 8, 2);
-        assert_eq!(
-            t.probe_result(&other, true, t0)[0].event,
-            EventKind::Updated
-        );
+        assert_eq!(t.probe_result(&v6, true, t0)[0].event, EventKind::Updated);
         assert_eq!(t.snapshot()[0].addrs.len(), 2);
+        // Renumbered: an IPv4 address alone replaces the old IPv4 one; the IPv6 one stays.
+        multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.9", t0).unwrap();
+        let new = dial(&k, "10.0.0.9", 5)[0].clone();
+        t.due_probes(t0, 8, 2);
+        t.probe_result(&new, true, t0);
+        let mut shown = t.snapshot()[0].addrs.clone();
+        shown.sort();
+        assert_eq!(shown, vec![new.to_string(), v6.to_string()]);
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Rig {
         while !actions.is_empty() {
             for a in std::mem::take(&mut actions) {
                 match a {
-                    Action::SendQuery { link, family } => {
+                    Action::SendQuery { link, family, .. } => {
                         actions.extend(self.input(Input::QuerySent {
                             link,
                             family,
@@ -234,7 +234,7 @@ fn an_interface_is_queried_on_both_families_and_its_daemon_runs_on_those_that_se
 #[test]
 fn queries_back_off_from_one_second_to_the_cap() {
     let mut r = Rig::up(cfg());
-    // Cap: a third of the 60 s peer timeout.
+    // Cap: the configured 60 s (at most the peer timeout).
     let mut sent_at = Vec::new();
     for tenth in 1..=1000 {
         let t = tenth as f64 / 10.0;
@@ -244,8 +244,8 @@ fn queries_back_off_from_one_second_to_the_cap() {
         }
         r.settle(a);
     }
-    assert_eq!(sent_at, vec![1.0, 3.0, 7.0, 15.0, 31.0, 51.0, 71.0, 91.0]);
-    assert_eq!(r.e.config().query_interval_max(), Duration::from_secs(20));
+    assert_eq!(sent_at, vec![1.0, 3.0, 7.0, 15.0, 31.0, 63.0]);
+    assert_eq!(r.e.config().query_interval_max(), Duration::from_secs(60));
 }
 
 #[test]
@@ -331,7 +331,7 @@ fn refuse_queries_for(
     while t <= from + secs {
         for a in r.at(t) {
             match a {
-                Action::SendQuery { link, family } => all.extend(r.input(Input::QuerySent {
+                Action::SendQuery { link, family, .. } => all.extend(r.input(Input::QuerySent {
                     link,
                     family,
                     outcome: SendOutcome::Refused(SendFailure {
@@ -392,7 +392,7 @@ fn refusals_now_and_then_change_nothing_and_a_lasting_errno_acts_at_once() {
     for tenth in 1..=600 {
         for a in r.at(tenth as f64 / 10.0) {
             match a {
-                Action::SendQuery { link, family } => {
+                Action::SendQuery { link, family, .. } => {
                     n += 1;
                     let outcome = if n % 10 == 0 {
                         SendOutcome::Refused(SendFailure {
@@ -419,7 +419,7 @@ fn refusals_now_and_then_change_nothing_and_a_lasting_errno_acts_at_once() {
     assert!(events(&all).is_empty(), "{:?}", events(&all));
     assert!(!all.iter().any(|a| matches!(a, Action::SetDaemon { .. })));
     // No route (a permanent errno) takes the family out at once.
-    let a = refuse_queries_for(&mut r, 61.0, 30.0, 101, SendClass::Permanent);
+    let a = refuse_queries_for(&mut r, 61.0, 70.0, 101, SendClass::Permanent);
     assert!(a
         .iter()
         .any(|a| matches!(a, Action::SetDaemon { families, .. } if families.is_empty())));
@@ -453,7 +453,7 @@ fn a_registration_is_announced_at_once_then_at_doubling_gaps_then_every_interval
         }
         r.settle(a);
     }
-    assert_eq!(times, vec![1.2, 3.2, 7.2, 15.2, 20.0, 40.0]);
+    assert_eq!(times, vec![1.2, 3.2, 7.2, 15.2, 30.0]);
 }
 
 #[test]
@@ -1386,4 +1386,27 @@ fn a_host_that_never_answers_is_given_up_and_hosts_followed_are_bounded() {
     let a = r.at(t + 2.0);
     assert_eq!(asked(&a).len(), catchup::MAX_CATCH_UPS_RUNNING);
     assert!(!asked(&a).contains(&ip));
+    // Those waiting for a slot wait for a round to end, not for a timer already past.
+    assert!(r.e.poll_timeout().is_some_and(|t| t > r.now));
+}
+
+#[test]
+fn a_query_lists_the_peers_held_on_its_link_as_known_answers() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(resolved(&k, 1));
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let a = r.at(1.0);
+    let packets: Vec<&Vec<u8>> = a
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendQuery { packet, .. } => Some(packet),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(packets.len(), 2, "both families");
+    for p in packets {
+        let rrs = crate::dns::records(p).unwrap();
+        assert_eq!(crate::dns::instances(&rrs), vec![(label.clone(), 4500)]);
+    }
 }

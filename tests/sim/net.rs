@@ -115,14 +115,12 @@ struct Ann {
 }
 
 enum Packet {
-    Query,
+    /// A `_p2p._udp` query, with the instance labels it lists as known answers.
+    Query(HashSet<String>),
     /// An agent's presence query naming its node's instances.
     Presence(Vec<String>),
     /// Announcements or answers (`ttl` 0: goodbyes).
-    Records {
-        anns: Vec<Rc<Ann>>,
-        ttl: u32,
-    },
+    Records { anns: Vec<Rc<Ann>>, ttl: u32 },
 }
 
 enum Event {
@@ -447,11 +445,21 @@ impl Sim {
                 .iter()
                 .map(|p| p.iface.clone())
                 .collect()))),
-            Action::SendQuery { link, family } => {
+            Action::SendQuery {
+                link,
+                family,
+                packet,
+            } => {
                 let port = self.port(host, link)?;
                 port.socket = true;
                 let l = port.link;
-                self.multicast(l, host, Packet::Query, Duration::ZERO);
+                let known = exo_discovery::dns::records(&packet)
+                    .map(|rrs| exo_discovery::dns::instances(&rrs))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(label, _)| label)
+                    .collect();
+                self.multicast(l, host, Packet::Query(known), Duration::ZERO);
                 Some(Input::QuerySent {
                     link,
                     family,
@@ -469,7 +477,7 @@ impl Sim {
                     return None;
                 }
                 if !was && port.daemon {
-                    self.multicast(l, host, Packet::Query, Duration::ZERO);
+                    self.multicast(l, host, Packet::Query(HashSet::new()), Duration::ZERO);
                 }
                 (!families.is_empty()).then_some(Input::DaemonSet {
                     link,
@@ -785,7 +793,7 @@ impl Sim {
 
     fn receive(&mut self, host: usize, index: u32, from_ip: Ipv4Addr, packet: &Packet) {
         match packet {
-            Packet::Query => {
+            Packet::Query(known) => {
                 let now = self.now;
                 let Some(port) = self.port(host, index) else {
                     return;
@@ -793,9 +801,13 @@ impl Sim {
                 if !port.daemon {
                     return;
                 }
-                // Answer every registered instance not multicast within the last second.
+                // Answer every registered instance not multicast within the last second, unless
+                // the query lists it as a known answer (RFC 6762 §7.1).
                 let mut anns = Vec::new();
                 for (a, last) in port.registered.values_mut() {
+                    if known.contains(&a.label) {
+                        continue;
+                    }
                     if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {
                         *last = Some(now);
                         anns.push(a.clone());
