@@ -278,9 +278,9 @@ mod tests {
     }
 
     #[test]
-    fn peer_timeout_flag_alone_sets_the_announce_interval_to_a_third() {
+    fn peer_timeout_flag_alone_sets_the_announce_interval_to_half() {
         let c = Config::merge(&Overrides::default(), &run_flags(&["--peer-timeout", "6"])).unwrap();
-        assert_eq!((c.peer_timeout_secs, c.announce_interval_secs), (6, 2));
+        assert_eq!((c.peer_timeout_secs, c.announce_interval_secs), (6, 3));
         let e = Config::merge(&Overrides::default(), &run_flags(&["--namespace", ""])).unwrap_err();
         assert!(e.contains("namespace"), "{e}");
     }

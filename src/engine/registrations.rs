@@ -24,8 +24,8 @@ pub const SECOND_ANNOUNCEMENT: Duration = Duration::from_millis(1200);
 /// When a new registration is announced again after the first, before the periodic
 /// announcements: gaps doubling from [`SECOND_ANNOUNCEMENT`] (RFC 6762 §8.3 allows up to eight
 /// announcements at doubling intervals). On a link that loses a third of the packets to each
-/// receiver, three announcements in the first 3.2 s leave one receiver in 37 without it, and the
-/// answers to everyone's queries fill the gap; those left are found within 16 s.
+/// receiver, three announcements in the first 3.2 s leave one receiver in 37 without it: those
+/// catch up by unicast, brought by the presence queries ([`PRESENCE_QUERIES`]).
 pub const EXTRA_ANNOUNCEMENTS: [Duration; 4] = [
     SECOND_ANNOUNCEMENT,
     Duration::from_millis(3200),
