@@ -12,7 +12,8 @@
 //! (root: it builds network namespaces). `EXO_LOSSY_HOSTS` (10), `EXO_LOSSY_LOSS` (percent, 30),
 //! `EXO_LOSSY_SECS` (how long each side runs, 30), `EXO_LOSSY_IDLE_SECS` (the quiet window in
 //! which the agents' idle traffic is counted, 60), `EXO_LOSSY_STOCK=0` to skip the stock nodes,
-//! `EXO_LOSSY_PCAP=FILE` to capture what h0 sends in that window (tcpdump).
+//! `EXO_LOSSY_PCAP=FILE` to capture what h0 sends in that window (tcpdump),
+//! `EXO_LOSSY_SETTLE_SECS` (0) to wait that long before it.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -162,7 +163,9 @@ fn main() {
         let s = sent(&n, h);
         (acc.0 + s.0 - b.0, acc.1 + s.1 - b.1)
     });
-    // Then a quiet minute: nothing changes on the link; what the agents send is idle traffic.
+    // Then a quiet minute: nothing changes on the link; what the agents send is idle traffic
+    // (after `EXO_LOSSY_SETTLE_SECS` more, for the steady state once start-up back-offs end).
+    std::thread::sleep(Duration::from_secs(env("EXO_LOSSY_SETTLE_SECS", 0)));
     let idle_secs = env("EXO_LOSSY_IDLE_SECS", 60);
     let quiet_from: Vec<(u64, u64)> = hosts.iter().map(|h| sent(&n, h)).collect();
     // `EXO_LOSSY_PCAP=FILE`: what h0 sends in the quiet window, for tcpdump -r.

@@ -597,6 +597,17 @@ impl Engine {
         } = heard;
         *self.packets_in.entry((index, family)).or_default() += 1;
         self.note_named(index, from, named, now);
+        let Some(own) = self.links.get(&index).map(|l| l.iface.has_ip(&from.ip())) else {
+            return;
+        };
+        if own {
+            // Our own daemon's multicast, looped back: which of our records went out.
+            for (label, ttl) in &instances {
+                if *ttl > 0 {
+                    self.note_own_multicast(index, label, now);
+                }
+            }
+        }
         let Some(link) = self.links.get(&index) else {
             return;
         };

@@ -11,6 +11,7 @@ use crate::record::{self, Reject};
 use libp2p_identity::PeerId;
 use log::Level;
 use multiaddr::Multiaddr;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Most nodes one agent announces at once.
@@ -57,6 +58,9 @@ pub(super) struct Registration {
     pub extra: Vec<Instant>,
     /// Presence queries still due (soonest first).
     pub presence: Vec<Instant>,
+    /// When the link socket last heard the agent's own daemon multicast this record on each link
+    /// (an answer to someone's query): a periodic announcement so soon after refreshes nobody.
+    pub multicast_on: HashMap<u32, Instant>,
     pub next_announce: Instant,
 }
 
@@ -147,6 +151,7 @@ impl Engine {
                     .filter(|t| *t < now + Duration::from_secs(self.cfg.announce_interval_secs))
                     .collect(),
                 presence: PRESENCE_QUERIES.iter().map(|d| now + *d).collect(),
+                multicast_on: HashMap::new(),
                 next_announce: now + Duration::from_secs(self.cfg.announce_interval_secs),
             },
         );
@@ -177,7 +182,17 @@ impl Engine {
                     continue;
                 }
             }
-            self.announce(&peer);
+            let periodic = self
+                .regs
+                .get(&peer)
+                .is_some_and(|r| r.extra.first().is_none_or(|t| now < *t));
+            if periodic {
+                // Not on a link where its record went out within half an interval (answering
+                // someone's query): that refreshed every peer there already.
+                self.announce_unless_fresh(&peer, now.checked_sub(every / 2).unwrap_or(now));
+            } else {
+                self.announce(&peer);
+            }
             if let Some(r) = self.regs.get_mut(&peer) {
                 if r.extra.first().is_some_and(|t| now >= *t) {
                     r.extra.retain(|t| *t > now);
@@ -187,6 +202,33 @@ impl Engine {
             }
         }
         self.send_presence(&present);
+    }
+
+    /// The link socket heard a multicast from this host naming `label` with a TTL: if it is one
+    /// of our registrations, its record just went out on that link.
+    pub(super) fn note_own_multicast(&mut self, index: u32, label: &str, now: Instant) {
+        if let Some(r) = self
+            .regs
+            .values_mut()
+            .find(|r| r.announcement.label == label)
+        {
+            r.multicast_on.insert(index, now);
+        }
+    }
+
+    /// Announces one registration on every link whose daemon runs, except those where its record
+    /// was multicast after `since`.
+    fn announce_unless_fresh(&mut self, peer: &PeerId, since: Instant) {
+        let Some(r) = self.regs.get(peer) else { return };
+        for (index, link) in &self.links {
+            let fresh = r.multicast_on.get(index).is_some_and(|t| *t > since);
+            if !link.daemon.is_empty() && !fresh {
+                self.actions.push_back(Action::Announce {
+                    link: *index,
+                    announcement: r.announcement.clone(),
+                });
+            }
+        }
     }
 
     /// Sends one presence query naming `names` on every link and family whose socket sends.

@@ -1410,3 +1410,30 @@ fn a_query_lists_the_peers_held_on_its_link_as_known_answers() {
         assert_eq!(crate::dns::instances(&rrs), vec![(label.clone(), 4500)]);
     }
 }
+
+#[test]
+fn a_periodic_announcement_is_skipped_where_the_record_just_went_out() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.input(register(&k));
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    for t in 1..=20 {
+        let a = r.at(f64::from(t));
+        r.settle(a);
+    }
+    // Our daemon answered someone's query 10 s before the periodic announcement is due: the
+    // link socket hears it looped back, from our own address.
+    r.at(20.0);
+    let own = Input::Heard(Heard {
+        link: IDX,
+        family: Family::V4,
+        from: "10.0.0.1:5353".parse().unwrap(),
+        instances: vec![(label.clone(), 120)],
+        libp2p_peers: Vec::new(),
+        libp2p_query: false,
+        named: Vec::new(),
+    });
+    r.input(own);
+    assert!(announced(&r.at(30.0)).is_empty(), "refreshed 10 s ago");
+    assert_eq!(announced(&r.at(60.0)), vec![label], "then as usual");
+}

@@ -373,3 +373,30 @@ fn agents_starting_together_on_a_lossy_link_all_find_each_other_within_seconds()
         assert_eq!(missed, 0, "{n} agents: not found within {limit:?}");
     }
 }
+
+#[test]
+fn a_settled_link_of_ten_agents_is_quiet() {
+    // Steady state on a clean link: re-announcements, and queries that list every peer as a
+    // known answer (so nobody answers them). The simulator has one family; an agent on a
+    // dual-stack link sends each packet on both.
+    let mut sim = Sim::new(21);
+    let lan = sim.link(LinkSpec::default());
+    for i in 0..10 {
+        sim.host(&format!("h{i}"), &[lan]);
+    }
+    assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
+    sim.run_for(5 * MINUTE);
+    let before = sim.packets;
+    sim.run_for(10 * MINUTE);
+    let per_agent_minute = (sim.packets - before) as f64 / 10.0 / 10.0;
+    eprintln!("a settled link of 10 agents: {per_agent_minute:.1} packets per agent per minute");
+    assert!(
+        per_agent_minute <= 4.0,
+        "{per_agent_minute:.1} packets per agent per minute (at most 4 per family)"
+    );
+    for h in 0..10 {
+        for p in (0..10).filter(|p| *p != h) {
+            assert!(sim.view(h, p).unwrap().expired.is_empty());
+        }
+    }
+}
