@@ -167,8 +167,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub loopback: bool,
     /// Drop a peer not heard on a link for this many seconds (at least 5; default 60). Unless the
-    /// config file sets announce_interval_secs, own nodes are then re-announced every 20 s or
-    /// every SECS/3 s, whichever is shorter; if it does, that interval must be below SECS.
+    /// config file sets announce_interval_secs, own nodes are then re-announced every 30 s or
+    /// every SECS/2 s, whichever is shorter; if it does, that interval must be below SECS.
     #[arg(long, value_name = "SECS")]
     pub peer_timeout: Option<u64>,
     /// Also hand over stock libp2p-mdns nodes (unsigned).
