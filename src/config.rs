@@ -55,6 +55,22 @@ pub struct Config {
     pub static_poll_secs: u64,
     /// Where the peer cache is kept; `None` means [`crate::cache::default_state_dir`].
     pub state_dir: Option<PathBuf>,
+    /// A file kept equal to `peers --json` (or its CSV form) for programs that do not speak the
+    /// socket; `None`: no file.
+    pub peers_file: Option<PathBuf>,
+    /// The form of `peers_file`.
+    pub peers_file_format: PeersFormat,
+}
+
+/// The form of the peers file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeersFormat {
+    /// What `peers --json` prints.
+    #[default]
+    Json,
+    /// What `peers --format csv` prints: every address of every peer on one line.
+    Csv,
 }
 
 impl Default for Config {
@@ -75,6 +91,8 @@ impl Default for Config {
             static_hosts: Vec::new(),
             static_poll_secs: 5,
             state_dir: None,
+            peers_file: None,
+            peers_file_format: PeersFormat::Json,
         }
     }
 }
@@ -116,6 +134,10 @@ pub struct Overrides {
     pub static_poll_secs: Option<u64>,
     /// See [`Config::state_dir`].
     pub state_dir: Option<PathBuf>,
+    /// See [`Config::peers_file`].
+    pub peers_file: Option<PathBuf>,
+    /// See [`Config::peers_file_format`].
+    pub peers_file_format: Option<PeersFormat>,
 }
 
 impl Overrides {
@@ -194,6 +216,10 @@ impl Config {
         set(&mut self.probe_timeout_ms, &o.probe_timeout_ms);
         self.static_hosts.extend(o.static_hosts.iter().cloned());
         set(&mut self.static_poll_secs, &o.static_poll_secs);
+        if let Some(f) = &o.peers_file {
+            self.peers_file = Some(f.clone());
+        }
+        set(&mut self.peers_file_format, &o.peers_file_format);
         if let Some(d) = &o.state_dir {
             self.state_dir = Some(d.clone());
         }
@@ -389,6 +415,16 @@ mod tests {
         c.loopback = true;
         c.interfaces.clear();
         assert!(c.wants_interface("lo", true));
+    }
+
+    #[test]
+    fn the_peers_file_and_its_form_are_read_and_a_bad_form_named() {
+        let c =
+            Config::from_toml("peers_file = \"/run/p.csv\"\npeers_file_format = \"csv\"").unwrap();
+        assert_eq!(c.peers_file, Some("/run/p.csv".into()));
+        assert_eq!(c.peers_file_format, PeersFormat::Csv);
+        let e = Config::from_toml("peers_file_format = \"xml\"").unwrap_err();
+        assert!(e.contains("line 1") && e.contains("xml"), "{e}");
     }
 
     #[test]

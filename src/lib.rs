@@ -32,6 +32,7 @@ pub mod libp2p_mdns;
 pub mod logging;
 pub mod mcast;
 pub mod mdns;
+pub mod peers_file;
 pub mod proto;
 pub mod reconnect;
 pub mod record;

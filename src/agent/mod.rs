@@ -83,6 +83,8 @@ struct Shell<'ex> {
     links: BTreeMap<u32, ShellLink>,
     clients: Fanout,
     state_dir: PathBuf,
+    /// The peers file and its form, if there is one.
+    peers_file: Option<(PathBuf, crate::config::PeersFormat)>,
     query: Vec<u8>,
     exit: bool,
 }
@@ -95,6 +97,7 @@ impl<'ex> Shell<'ex> {
             links: BTreeMap::new(),
             clients: Fanout::default(),
             state_dir: cfg.state_dir(),
+            peers_file: cfg.peers_file.clone().map(|p| (p, cfg.peers_file_format)),
             query: crate::dns::ptr_query(crate::dns::SERVICE),
             exit: false,
         }
@@ -181,6 +184,17 @@ impl<'ex> Shell<'ex> {
                     wait,
                 );
                 None
+            }
+            Action::WritePeersFile(list) => {
+                let result = match &self.peers_file {
+                    Some((path, format)) => crate::peers_file::write_atomic(
+                        path,
+                        &crate::peers_file::render(&list, *format),
+                    )
+                    .map_err(|e| format!("{}: {e}", path.display())),
+                    None => Ok(()),
+                };
+                Some(Input::PeersFileWritten(result))
             }
             Action::WriteCache(entries) => Some(Input::CacheWritten(
                 cache::save(&self.state_dir, &entries)

@@ -3,7 +3,7 @@
 //! environment, apart from [`SocketArg::path`]'s default.
 
 use clap::{Args, Parser, Subcommand};
-use exo_discovery::config::{self, Overrides};
+use exo_discovery::config::{self, Overrides, PeersFormat};
 use multiaddr::Multiaddr;
 use std::path::PathBuf;
 
@@ -183,6 +183,14 @@ pub struct RunArgs {
     /// Where the peer cache is kept.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep this file equal to `peers --json` (replaced whole, at most every 100 ms while peers
+    /// change), for programs that do not speak the socket.
+    #[arg(long, value_name = "PATH")]
+    pub peers_file: Option<PathBuf>,
+    /// The peers file's form: json (as `peers --json`) or csv (every address on one line, as
+    /// `peers --format csv`).
+    #[arg(long, value_name = "FORMAT", value_parser = ["json", "csv"])]
+    pub peers_file_format: Option<String>,
 }
 
 impl RunArgs {
@@ -201,6 +209,11 @@ impl RunArgs {
             verify_reachability: self.no_verify_reachability.then_some(false),
             static_hosts: self.static_hosts.clone(),
             state_dir: self.state_dir.clone(),
+            peers_file: self.peers_file.clone(),
+            peers_file_format: self.peers_file_format.as_deref().map(|f| match f {
+                "csv" => PeersFormat::Csv,
+                _ => PeersFormat::Json,
+            }),
             ..Overrides::default()
         }
     }

@@ -21,10 +21,7 @@ pub fn peers_text(list: &[PeerInfo]) -> String {
 
 /// `peers --format csv`: every address of every peer, comma-separated.
 pub fn peers_csv(list: &[PeerInfo]) -> String {
-    list.iter()
-        .flat_map(|p| p.addrs.iter().map(String::as_str))
-        .collect::<Vec<_>>()
-        .join(",")
+    exo_discovery::peers_file::csv(list)
 }
 
 /// One peer: its ID, interfaces and source, then one indented address a line.

@@ -135,6 +135,8 @@ pub enum Input {
     },
     /// The outcome of an [`Action::WriteCache`].
     CacheWritten(Result<(), String>),
+    /// The outcome of an [`Action::WritePeersFile`].
+    PeersFileWritten(Result<(), String>),
     /// A local socket client did something.
     Client {
         /// Connection ID.
@@ -324,6 +326,9 @@ pub enum Action {
     },
     /// Write the persistent cache with these entries, and report [`Input::CacheWritten`].
     WriteCache(Vec<CachedPeer>),
+    /// Replace the peers file (`peers_file`) with these peers, and report
+    /// [`Input::PeersFileWritten`].
+    WritePeersFile(Vec<PeerInfo>),
     /// Send this to one client.
     Reply {
         /// Connection ID.
@@ -371,6 +376,8 @@ pub const CACHE_SAVE_INTERVAL: Duration = Duration::from_secs(5);
 pub const MAX_PROBES: usize = 8;
 /// See [`MAX_PROBES`].
 pub const MAX_PROBES_PER_PEER: usize = 2;
+/// The peers file is written at most this often while peers change.
+pub const PEERS_FILE_INTERVAL: Duration = Duration::from_millis(100);
 /// Addresses probed to confirm one goodbye.
 pub const MAX_CONFIRM_PROBES: usize = 4;
 
@@ -409,6 +416,10 @@ pub struct Engine {
     challenges: rewind::Challenges,
     cache_dirty: bool,
     next_cache_save: Instant,
+    /// The peers file is behind what the node was told (it starts so: written once at start).
+    peers_file_dirty: bool,
+    next_peers_file: Instant,
+    peers_file_error: Repeated,
     cache_error: Repeated,
     started: Instant,
     /// The latest `now` the engine was given.
@@ -444,6 +455,9 @@ impl Engine {
             challenges: rewind::Challenges::default(),
             cache_dirty: false,
             next_cache_save: now,
+            peers_file_dirty: true,
+            next_peers_file: now,
+            peers_file_error: Repeated::default(),
             cache_error: Repeated::default(),
             started: now,
             now,
@@ -523,6 +537,16 @@ impl Engine {
                 self.on_peer_answered(link, ip, result, now)
             }
             Input::CacheLoaded { from, result } => self.on_cache_loaded(&from, result, now),
+            Input::PeersFileWritten(Ok(())) => {
+                if self.peers_file_error.cleared().is_some() {
+                    self.log(Level::Info, || "peers file: written again".into());
+                }
+            }
+            Input::PeersFileWritten(Err(e)) => {
+                if self.peers_file_error.failed(&e, now, None).is_some() {
+                    self.log(Level::Warn, || format!("peers file: cannot write: {e}"));
+                }
+            }
             Input::CacheWritten(Ok(())) => {
                 self.cache_error.cleared();
             }
@@ -557,6 +581,12 @@ impl Engine {
         if self.cache_dirty && now >= self.next_cache_save {
             self.save_cache(now);
         }
+        if self.peers_file_due().is_some_and(|t| now >= t) {
+            self.peers_file_dirty = false;
+            self.next_peers_file = now + PEERS_FILE_INTERVAL;
+            self.actions
+                .push_back(Action::WritePeersFile(self.table.snapshot()));
+        }
         self.ask_due_statics(now);
         self.catch_up_due(now);
         let timeout = Duration::from_millis(self.cfg.probe_timeout_ms);
@@ -587,6 +617,7 @@ impl Engine {
         soonest(self.statics.values().filter_map(|h| h.due()).min());
         soonest(self.catchups.next_due());
         soonest(self.cache_dirty.then_some(self.next_cache_save));
+        soonest(self.peers_file_due());
         soonest(self.table.next_deadline(self.now));
         Some(d)
     }
@@ -609,6 +640,7 @@ impl Engine {
         if ev.event != EventKind::Expired {
             self.cache_dirty = true;
         }
+        self.peers_file_dirty = true;
         self.log(Level::Debug, || {
             format!(
                 "{:?} {} {:?}",
@@ -620,6 +652,11 @@ impl Engine {
 
     fn reply(&mut self, client: u64, msg: AgentMsg) {
         self.actions.push_back(Action::Reply { client, msg });
+    }
+
+    /// When the peers file is next written, if it is behind and there is one.
+    fn peers_file_due(&self) -> Option<Instant> {
+        (self.cfg.peers_file.is_some() && self.peers_file_dirty).then_some(self.next_peers_file)
     }
 
     fn save_cache(&mut self, now: Instant) {

@@ -1437,3 +1437,44 @@ fn a_periodic_announcement_is_skipped_where_the_record_just_went_out() {
     assert!(announced(&r.at(30.0)).is_empty(), "refreshed 10 s ago");
     assert_eq!(announced(&r.at(60.0)), vec![label], "then as usual");
 }
+
+fn peers_files(a: &[Action]) -> Vec<usize> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::WritePeersFile(list) => Some(list.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_peers_file_is_written_at_start_then_after_changes_at_most_every_100_ms() {
+    // Without one configured, never.
+    let mut r = Rig::new(cfg());
+    assert!(peers_files(&r.at(0.0)).is_empty());
+    let mut r = Rig::new(Config {
+        peers_file: Some("/run/peers.json".into()),
+        ..cfg()
+    });
+    let a = r.at(0.0);
+    assert_eq!(peers_files(&a), vec![0], "written at start, empty");
+    r.settle(a);
+    let k1 = Keypair::generate_ed25519();
+    let k2 = Keypair::generate_ed25519();
+    r.now = r.t0 + Duration::from_millis(1000);
+    assert_eq!(peers_files(&r.input(resolved(&k1, 1))), vec![1]);
+    // A second change within 100 ms waits for the interval, then both are in one write.
+    r.now = r.t0 + Duration::from_millis(1050);
+    assert!(peers_files(&r.input(resolved(&k2, 1))).is_empty());
+    assert!(r
+        .e
+        .poll_timeout()
+        .is_some_and(|t| t <= r.t0 + Duration::from_millis(1100)));
+    assert_eq!(peers_files(&r.at(1.1)), vec![2]);
+    assert!(peers_files(&r.at(5.0)).is_empty(), "nothing changed");
+    // A failed write is said once.
+    let fail = || Input::PeersFileWritten(Err("/run/peers.json: Permission denied".into()));
+    assert_eq!(logs(&r.input(fail())).len(), 1);
+    assert!(logs(&r.input(fail())).is_empty());
+    assert_eq!(logs(&r.input(Input::PeersFileWritten(Ok(())))).len(), 1);
+}

@@ -575,6 +575,7 @@ impl Sim {
                 result: Err("static hosts are not simulated".into()),
             }),
             Action::WriteCache(_) => Some(Input::CacheWritten(Ok(()))),
+            Action::WritePeersFile(_) => Some(Input::PeersFileWritten(Ok(()))),
             Action::Broadcast(ev) => {
                 let now = self.now;
                 let h = &mut self.hosts[host];
