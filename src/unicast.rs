@@ -169,6 +169,10 @@ pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result
     Ok(Vec::new())
 }
 
+/// Most answers [`ask_at_once`] keeps from one round (a host answers once per port, or a few
+/// times when it has many records).
+pub const MAX_ANSWERS: usize = 16;
+
 /// Asks `target` from `ports` fresh ports at once (each its own random query ID), and returns the
 /// answers ([`is_answer`]) that arrive within `wait`, or within 50 ms of the first. For a host on
 /// the link, where waiting port after port would cost a round trip each: the kernel hands each
@@ -233,6 +237,9 @@ pub async fn ask_at_once(
                     Ok((n, from)) => {
                         if is_answer(from, target, *id, &buf[..n]) {
                             replies.push(buf[..n].to_vec());
+                            if replies.len() >= MAX_ANSWERS {
+                                return Ok(replies); // a host answers once per port asked
+                            }
                             until =
                                 until.min(std::time::Instant::now() + Duration::from_millis(50));
                         }
@@ -274,6 +281,34 @@ mod tests {
         );
         let ids: std::collections::HashSet<[u8; 2]> = (0..8).map(|_| random_id()).collect();
         assert!(ids.len() > 1, "query IDs do not change: {ids:?}");
+    }
+
+    #[test]
+    fn a_round_takes_what_answers_and_no_more_than_its_bound_and_a_closed_port_is_an_error() {
+        // A responder on loopback that answers every query a hundred times over.
+        let responder = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = responder.local_addr().unwrap();
+        let echo = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            responder
+                .set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            while let Ok((n, from)) = responder.recv_from(&mut buf) {
+                let mut answer = buf[..n].to_vec();
+                answer[2] |= 0x80;
+                for _ in 0..100 {
+                    let _ = responder.send_to(&answer, from);
+                }
+            }
+        });
+        let query = crate::dns::ptr_query(crate::dns::SERVICE);
+        let got =
+            smol::block_on(ask_at_once(target, &query, 6, Duration::from_millis(300))).unwrap();
+        assert!(!got.is_empty() && got.len() <= MAX_ANSWERS, "{}", got.len());
+        echo.join().unwrap();
+        // Nothing listens there now: refused, not a silence.
+        let e = smol::block_on(ask_at_once(target, &query, 2, Duration::from_millis(300)));
+        assert!(e.is_err(), "{e:?}");
     }
 
     #[test]
