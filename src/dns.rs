@@ -323,18 +323,13 @@ fn read_name(packet: &[u8], mut pos: usize) -> Result<(String, usize), DnsError>
 /// (goodbye) is reported with 0.
 pub fn instances(records: &[Rr]) -> Vec<(String, u32)> {
     let mut out: Vec<(String, u32)> = Vec::new();
-    let suffix = format!(".{SERVICE}");
     for rr in records {
         let name = match &rr.ptr {
             Some(target) if rr.name.eq_ignore_ascii_case(SERVICE) => target,
             _ => &rr.name,
         };
-        let lower = name.to_ascii_lowercase();
-        if let Some(label) = lower
-            .ends_with(&suffix)
-            .then(|| &name[..name.len() - suffix.len()])
-        {
-            if !label.is_empty() && !out.iter().any(|(l, _)| l == label) {
+        if let Some(label) = instance_label(name) {
+            if !out.iter().any(|(l, _)| l == label) {
                 out.push((label.to_owned(), rr.ttl));
             }
         }
@@ -346,24 +341,12 @@ pub fn instances(records: &[Rr]) -> Vec<(String, u32)> {
 /// with the TXT of `<label>` (anywhere in the packet) reassembled from its `r0`, `r1`, … values.
 pub fn signed_records(rrs: &[Rr]) -> Vec<(String, Result<Vec<u8>, crate::record::Reject>)> {
     let mut out = Vec::new();
-    let suffix = format!(".{SERVICE}");
     for ptr in rrs
         .iter()
         .filter(|r| r.rtype == TYPE_PTR && r.ttl > 0 && r.name.eq_ignore_ascii_case(SERVICE))
     {
         let Some(target) = &ptr.ptr else { continue };
-        // `get`, not indexing: a name is any UTF-8 a sender chose, and the cut may fall inside a
-        // character.
-        let Some(label) = target
-            .len()
-            .checked_sub(suffix.len())
-            .filter(|n| {
-                target
-                    .get(*n..)
-                    .is_some_and(|t| t.eq_ignore_ascii_case(&suffix))
-            })
-            .and_then(|n| target.get(..n))
-        else {
+        let Some(label) = instance_label(target) else {
             continue;
         };
         if out.iter().any(|(l, _)| l == label) {

@@ -10,18 +10,12 @@ use std::path::Path;
 
 /// The file's text for `list`: `peers --json`'s output, or `peers --format csv`'s, with a newline.
 pub fn render(list: &[PeerInfo], format: PeersFormat) -> String {
-    match format {
-        PeersFormat::Json => {
-            let mut s = serde_json::to_string_pretty(list).unwrap_or_else(|_| "[]".into());
-            s.push('\n');
-            s
-        }
-        PeersFormat::Csv => {
-            let mut s = csv(list);
-            s.push('\n');
-            s
-        }
-    }
+    let mut s = match format {
+        PeersFormat::Json => serde_json::to_string_pretty(list).unwrap_or_else(|_| "[]".into()),
+        PeersFormat::Csv => csv(list),
+    };
+    s.push('\n');
+    s
 }
 
 /// Every address of every peer, comma-separated (`peers --format csv`).

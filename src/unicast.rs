@@ -104,6 +104,24 @@ fn random_id() -> [u8; 2] {
     [(x >> 8) as u8, x as u8]
 }
 
+/// The unspecified address of `target`'s family, any port: where a fresh asking socket binds.
+fn any_port(target: SocketAddr) -> SocketAddr {
+    match target {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}
+
+/// `query` with a fresh random ID in its header, and the ID.
+fn with_fresh_id(query: &[u8]) -> ([u8; 2], Vec<u8>) {
+    let id = random_id();
+    let mut q = query.to_vec();
+    if let Some(head) = q.get_mut(..2) {
+        head.copy_from_slice(&id);
+    }
+    (id, q)
+}
+
 /// Whether `packet` from `from` answers the query with ID `id` sent to `target`: it must come from
 /// the host and port asked, and carry the same ID (anything else is a spoofed or stray reply).
 fn is_answer(from: SocketAddr, target: SocketAddr, id: [u8; 2], packet: &[u8]) -> bool {
@@ -113,18 +131,11 @@ fn is_answer(from: SocketAddr, target: SocketAddr, id: [u8; 2], packet: &[u8]) -
 /// Asks `target` from up to `PORTS_PER_ROUND` (4) fresh ports in turn, each with a fresh random
 /// query ID, each waiting `wait` for answers ([`is_answer`]); stops at the first port that got any.
 pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result<Vec<Vec<u8>>> {
-    let bind: SocketAddr = match target {
-        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-    };
+    let bind = any_port(target);
     let mut buf = vec![0u8; crate::dns::MAX_PACKET];
     for _ in 0..PORTS_PER_ROUND {
         let sock = Async::<UdpSocket>::bind(bind)?;
-        let id = random_id();
-        let mut query = query.to_vec();
-        if let Some(head) = query.get_mut(..2) {
-            head.copy_from_slice(&id);
-        }
+        let (id, query) = with_fresh_id(query);
         sock.send_to(&query, target).await?;
         let mut replies = Vec::new();
         let deadline = std::time::Instant::now() + wait;
@@ -185,10 +196,7 @@ pub async fn ask_at_once(
     ports: usize,
     wait: Duration,
 ) -> io::Result<Vec<Vec<u8>>> {
-    let bind: SocketAddr = match target {
-        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-    };
+    let bind = any_port(target);
     let mut socks = Vec::with_capacity(ports);
     for _ in 0..ports.max(1) {
         let sock = Async::<UdpSocket>::bind(bind)?;
@@ -199,11 +207,7 @@ pub async fn ask_at_once(
             SocketAddr::V6(_) => s.set_unicast_hops_v6(255)?,
         }
         sock.get_ref().connect(target)?;
-        let id = random_id();
-        let mut q = query.to_vec();
-        if let Some(head) = q.get_mut(..2) {
-            head.copy_from_slice(&id);
-        }
+        let (id, q) = with_fresh_id(query);
         sock.send(&q).await?;
         socks.push((sock, id));
     }

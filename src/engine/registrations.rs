@@ -155,7 +155,7 @@ impl Engine {
                 next_announce: now + Duration::from_secs(self.cfg.announce_interval_secs),
             },
         );
-        self.announce(&peer);
+        self.announce(&peer, None);
         AgentMsg::Registered {
             peer_id: peer.to_base58(),
         }
@@ -186,13 +186,10 @@ impl Engine {
                 .regs
                 .get(&peer)
                 .is_some_and(|r| r.extra.first().is_none_or(|t| now < *t));
-            if periodic {
-                // Not on a link where its record went out within half an interval (answering
-                // someone's query): that refreshed every peer there already.
-                self.announce_unless_fresh(&peer, now.checked_sub(every / 2).unwrap_or(now));
-            } else {
-                self.announce(&peer);
-            }
+            // A periodic one not on a link where its record went out within half an interval
+            // (answering someone's query): that refreshed every peer there already.
+            let fresh_after = periodic.then(|| now.checked_sub(every / 2).unwrap_or(now));
+            self.announce(&peer, fresh_after);
             if let Some(r) = self.regs.get_mut(&peer) {
                 if r.extra.first().is_some_and(|t| now >= *t) {
                     r.extra.retain(|t| *t > now);
@@ -216,21 +213,6 @@ impl Engine {
         }
     }
 
-    /// Announces one registration on every link whose daemon runs, except those where its record
-    /// was multicast after `since`.
-    fn announce_unless_fresh(&mut self, peer: &PeerId, since: Instant) {
-        let Some(r) = self.regs.get(peer) else { return };
-        for (index, link) in &self.links {
-            let fresh = r.multicast_on.get(index).is_some_and(|t| *t > since);
-            if !link.daemon.is_empty() && !fresh {
-                self.actions.push_back(Action::Announce {
-                    link: *index,
-                    announcement: r.announcement.clone(),
-                });
-            }
-        }
-    }
-
     /// Sends one presence query naming `names` on every link and family whose socket sends.
     fn send_presence(&mut self, names: &[String]) {
         if names.is_empty() {
@@ -250,11 +232,14 @@ impl Engine {
         }
     }
 
-    /// Announces one registration on every link whose daemon runs.
-    fn announce(&mut self, peer: &PeerId) {
+    /// Announces one registration on every link whose daemon runs; with `fresh_after`, not on a
+    /// link where its record was multicast after that time.
+    fn announce(&mut self, peer: &PeerId, fresh_after: Option<Instant>) {
         let Some(r) = self.regs.get(peer) else { return };
         for (index, link) in &self.links {
-            if !link.daemon.is_empty() {
+            let fresh = fresh_after
+                .is_some_and(|since| r.multicast_on.get(index).is_some_and(|t| *t > since));
+            if !link.daemon.is_empty() && !fresh {
                 self.actions.push_back(Action::Announce {
                     link: *index,
                     announcement: r.announcement.clone(),

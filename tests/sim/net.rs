@@ -638,7 +638,7 @@ impl Sim {
                 None
             }
             Action::AskPeer { link, ip, wait } => {
-                let input = self.ask_peer(host, link, ip, wait);
+                let input = self.ask_peer(host, link, ip);
                 let at = self.now
                     + if matches!(&input, Input::PeerAnswered { result: Ok(r), .. } if !r.is_empty())
                     {
@@ -656,7 +656,7 @@ impl Sim {
     /// A unicast round to the agent at `ip` (from a few ports at once): each query and each answer is
     /// lost like a multicast packet, and each query reaches the host's announcing daemon (not its
     /// browsing one) with even odds; the daemon answers with every record it announces.
-    fn ask_peer(&mut self, host: usize, link: u32, ip: IpAddr, _wait: Duration) -> Input {
+    fn ask_peer(&mut self, host: usize, link: u32, ip: IpAddr) -> Input {
         let none = |result| Input::PeerAnswered { link, ip, result };
         let IpAddr::V4(v4) = ip else {
             return none(Ok(Vec::new()));
