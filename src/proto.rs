@@ -137,6 +137,9 @@ pub enum Source {
     Manual,
     /// The persistent cache of an earlier run (signed; re-checked for reachability).
     Cache,
+    /// A signed record relayed by a static host's agent (peer exchange), checked here like any
+    /// other; its `interfaces` name the host it came through (`exchange:HOST`).
+    Exchange,
 }
 
 /// How a peer's information was checked.

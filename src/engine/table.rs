@@ -1091,8 +1091,9 @@ fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
             Source::Mdns => 0,
             Source::Static => 1,
             Source::Manual => 2,
-            Source::Cache => 3,
-            _ => 4,
+            Source::Exchange => 3,
+            Source::Cache => 4,
+            _ => 5,
         })
         .unwrap_or(e.source);
     let mut verified = Vec::new();
