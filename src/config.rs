@@ -53,6 +53,10 @@ pub struct Config {
     pub static_hosts: Vec<String>,
     /// How often each static host is asked, in seconds.
     pub static_poll_secs: u64,
+    /// Peer exchange (see [`crate::exchange`]): answer other agents' asks on TCP port 5353 with
+    /// the peers handed over here, and ask each static host's agent for its peers too. Asking
+    /// needs `verify_reachability` (what a host hands over is checked from here before use).
+    pub peer_exchange: bool,
     /// Where the peer cache is kept; `None` means [`crate::cache::default_state_dir`].
     pub state_dir: Option<PathBuf>,
     /// A file kept equal to `peers --json` (or its CSV form) for programs that do not speak the
@@ -90,6 +94,7 @@ impl Default for Config {
             probe_timeout_ms: 1000,
             static_hosts: Vec::new(),
             static_poll_secs: 5,
+            peer_exchange: true,
             state_dir: None,
             peers_file: None,
             peers_file_format: PeersFormat::Json,
@@ -132,6 +137,8 @@ pub struct Overrides {
     pub static_hosts: Vec<String>,
     /// See [`Config::static_poll_secs`].
     pub static_poll_secs: Option<u64>,
+    /// See [`Config::peer_exchange`].
+    pub peer_exchange: Option<bool>,
     /// See [`Config::state_dir`].
     pub state_dir: Option<PathBuf>,
     /// See [`Config::peers_file`].
@@ -216,6 +223,7 @@ impl Config {
         set(&mut self.probe_timeout_ms, &o.probe_timeout_ms);
         self.static_hosts.extend(o.static_hosts.iter().cloned());
         set(&mut self.static_poll_secs, &o.static_poll_secs);
+        set(&mut self.peer_exchange, &o.peer_exchange);
         if let Some(f) = &o.peers_file {
             self.peers_file = Some(f.clone());
         }

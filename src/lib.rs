@@ -4,7 +4,7 @@
 //!
 //! The crate is split into a pure core and thin shells:
 //! - pure (no I/O, clock passed in): [`engine`] (every decision of the agent: peer table, prober,
-//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`], [`dns`],
+//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`], [`exchange`] (peer exchange's wire format), [`dns`],
 //!   [`libp2p_mdns`] (the stock libp2p-mdns dialect), [`instance`] (instance names and their
 //!   records), [`config`], [`fanout`], [`fuzz`] (the fuzz targets' entry points);
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
@@ -23,6 +23,7 @@ pub mod config;
 pub mod dns;
 pub mod doctor;
 pub mod engine;
+pub mod exchange;
 pub mod fanout;
 pub mod fuzz;
 pub mod iface;

@@ -7,13 +7,15 @@
 //!  mdns-sd ──────┤ Resolved/Removed  ┌────────────────┐         ├─▶ probes, static hosts (tasks.rs)
 //!  probes ───────┤ Probed ─────────▶ │     Engine     │ ───────▶├─▶ cache file
 //!  static hosts ─┤ StaticReplied     │ (no I/O, no    │         ├─▶ clients (Fanout)
-//!  Unix socket ──┤ Client            │  clock)        │         └─▶ log
+//!  exchange ─────┤ Exchange…         │  clock)        │         ├─▶ exchange replies
+//!  Unix socket ──┤ Client            │                │         └─▶ log
 //!  signals ──────┘ Shutdown          └────────────────┘
 //! ```
 //!
 //! `links` carries out the link actions (sockets, readers, daemons); `tasks` runs probes and
-//! static-host rounds.
+//! static-host rounds; `exchange` answers other agents' peer exchange and asks static hosts'.
 
+mod exchange;
 mod links;
 mod tasks;
 
@@ -43,6 +45,15 @@ pub(crate) enum Incoming {
         /// The connection's bounded outgoing queue.
         tx: Sender<AgentMsg>,
     },
+    /// Another agent asked for our peers (peer exchange); the reply goes to `reply`.
+    Exchange {
+        /// The asker's IP.
+        from: std::net::IpAddr,
+        /// What it sent.
+        ask: crate::exchange::Ask,
+        /// Where the reply goes.
+        reply: Sender<crate::exchange::Reply>,
+    },
 }
 
 /// Inputs waiting for the loop: enough for bursts, bounded so a flood cannot grow memory.
@@ -61,6 +72,17 @@ pub fn run(cfg: Config, listener: Listener) -> Result<(), String> {
     let namespace = cfg.namespace.clone();
     async_io::block_on(ex.run(async {
         let _server = ex.spawn(server::serve(accept, ex.clone(), tx.clone(), namespace));
+        let _exchange = cfg.peer_exchange.then(|| match exchange::listen() {
+            Ok(l) => Some(ex.spawn(exchange::serve(l, ex.clone(), tx.clone()))),
+            Err(e) => {
+                log::warn!(
+                    "peer exchange: cannot listen on TCP port {}: {e}; other agents cannot get \
+                     peers through this one",
+                    crate::exchange::PORT
+                );
+                None
+            }
+        });
         let stop = tx.clone();
         let _signals = ex.spawn(async move {
             use futures_lite::StreamExt;
@@ -86,6 +108,10 @@ struct Shell<'ex> {
     /// The peers file and its form, if there is one.
     peers_file: Option<(PathBuf, crate::config::PeersFormat)>,
     query: Vec<u8>,
+    namespace: String,
+    /// Exchange connections waiting for the engine's reply.
+    exchanges: std::collections::HashMap<u64, Sender<crate::exchange::Reply>>,
+    next_exchange: u64,
     exit: bool,
 }
 
@@ -99,6 +125,9 @@ impl<'ex> Shell<'ex> {
             state_dir: cfg.state_dir(),
             peers_file: cfg.peers_file.clone().map(|p| (p, cfg.peers_file_format)),
             query: crate::dns::ptr_query(crate::dns::SERVICE),
+            namespace: cfg.namespace.clone(),
+            exchanges: std::collections::HashMap::new(),
+            next_exchange: 0,
             exit: false,
         }
     }
@@ -145,6 +174,12 @@ impl<'ex> Shell<'ex> {
                         now,
                     );
                 }
+                Some(Ok(Incoming::Exchange { from, ask, reply })) => {
+                    let id = self.next_exchange;
+                    self.next_exchange += 1;
+                    self.exchanges.insert(id, reply);
+                    engine.handle(Input::ExchangeAsked { id, from, ask }, now);
+                }
                 Some(Err(_)) => engine.handle(Input::Shutdown, now),
                 None => engine.handle_timeout(now),
             }
@@ -183,6 +218,27 @@ impl<'ex> Shell<'ex> {
                     self.query.clone(),
                     wait,
                 );
+                None
+            }
+            Action::AskExchange {
+                host,
+                spec,
+                timeout,
+            } => {
+                exchange::ask(
+                    &self.ex,
+                    self.tx.clone(),
+                    host,
+                    spec,
+                    self.namespace.clone(),
+                    timeout,
+                );
+                None
+            }
+            Action::AnswerExchange { id, reply } => {
+                if let Some(tx) = self.exchanges.remove(&id) {
+                    let _ = tx.try_send(reply);
+                }
                 None
             }
             Action::WritePeersFile(list) => {

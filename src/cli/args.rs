@@ -180,6 +180,10 @@ pub struct RunArgs {
     /// Ask this host's agent for its records by unicast (repeatable): IP, IP%zone or name.
     #[arg(long = "static-host", value_name = "HOST")]
     pub static_hosts: Vec<String>,
+    /// Neither answer other agents' peer exchange (TCP port 5353) nor ask static hosts for
+    /// their peers.
+    #[arg(long)]
+    pub no_peer_exchange: bool,
     /// Where the peer cache is kept.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -208,6 +212,7 @@ impl RunArgs {
             accept_unsigned: self.accept_unsigned.then_some(true),
             verify_reachability: self.no_verify_reachability.then_some(false),
             static_hosts: self.static_hosts.clone(),
+            peer_exchange: self.no_peer_exchange.then_some(false),
             state_dir: self.state_dir.clone(),
             peers_file: self.peers_file.clone(),
             peers_file_format: self.peers_file_format.as_deref().map(|f| match f {

@@ -18,10 +18,12 @@
 //! - [`registrations`]: the node's own records: what a registration may replace, the
 //!   announcement schedule, goodbyes;
 //! - [`statics`]: static hosts (when each is asked) and peers added by hand;
+//! - [`exchange`]: peer exchange, answering other agents and taking in what a static host hands;
 //! - [`repeat`]: an error that repeats is said once, counted, summarised, and its end reported;
 //! - [`status`]: the `status` report.
 
 pub mod catchup;
+pub mod exchange;
 pub mod intake;
 pub mod links;
 pub mod prober;
@@ -125,6 +127,23 @@ pub enum Input {
         ip: IpAddr,
         /// Its replies (none: nothing answered in time), or why it could not be asked.
         result: Result<Vec<Vec<u8>>, String>,
+    },
+    /// Another agent asked for the peers handed over here (peer exchange); answer it with
+    /// [`Action::AnswerExchange`] under the same `id`.
+    ExchangeAsked {
+        /// The connection, for the answer.
+        id: u64,
+        /// The asker's IP.
+        from: IpAddr,
+        /// What it sent.
+        ask: crate::exchange::Ask,
+    },
+    /// A static host's agent answered an [`Action::AskExchange`] (or could not be asked).
+    Exchanged {
+        /// The host as configured.
+        host: String,
+        /// Its reply, or why there was none.
+        result: Result<crate::exchange::Reply, String>,
     },
     /// The persistent cache, read at start.
     CacheLoaded {
@@ -324,6 +343,23 @@ pub enum Action {
         /// How long to wait for replies.
         wait: Duration,
     },
+    /// Ask a static host's agent for its peers (peer exchange, TCP), and report
+    /// [`Input::Exchanged`].
+    AskExchange {
+        /// The host as configured.
+        host: String,
+        /// It, parsed.
+        spec: HostSpec,
+        /// How long the whole exchange may take.
+        timeout: Duration,
+    },
+    /// Send this reply on the exchange connection `id` (see [`Input::ExchangeAsked`]) and close it.
+    AnswerExchange {
+        /// The connection.
+        id: u64,
+        /// The reply.
+        reply: crate::exchange::Reply,
+    },
     /// Write the persistent cache with these entries, and report [`Input::CacheWritten`].
     WriteCache(Vec<CachedPeer>),
     /// Replace the peers file (`peers_file`) with these peers, and report
@@ -412,6 +448,8 @@ pub struct Engine {
     silence: silence::Queue,
     /// Hosts asked by unicast for records their presence queries named.
     catchups: catchup::CatchUps,
+    /// Agents that asked for the peers handed over here, and when.
+    askers: exchange::Askers,
     /// Tests of records older than the one held (see `rewind.rs`).
     challenges: rewind::Challenges,
     cache_dirty: bool,
@@ -452,6 +490,7 @@ impl Engine {
             confirming: HashMap::new(),
             silence: silence::Queue::default(),
             catchups: catchup::CatchUps::default(),
+            askers: exchange::Askers::default(),
             challenges: rewind::Challenges::default(),
             cache_dirty: false,
             next_cache_save: now,
@@ -536,6 +575,8 @@ impl Engine {
             Input::PeerAnswered { link, ip, result } => {
                 self.on_peer_answered(link, ip, result, now)
             }
+            Input::ExchangeAsked { id, from, ask } => self.on_exchange_asked(id, from, ask, now),
+            Input::Exchanged { host, result } => self.on_exchanged(host, result, now),
             Input::CacheLoaded { from, result } => self.on_cache_loaded(&from, result, now),
             Input::PeersFileWritten(Ok(())) => {
                 if self.peers_file_error.cleared().is_some() {

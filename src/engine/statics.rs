@@ -19,6 +19,9 @@ pub(super) struct StaticHost {
     pub next_poll: Instant,
     pub in_flight: bool,
     pub errors: Repeated,
+    /// Its agent's peer exchange is being asked.
+    pub exchanging: bool,
+    pub exchange_errors: Repeated,
 }
 
 impl StaticHost {
@@ -45,6 +48,8 @@ impl Engine {
                 next_poll: now,
                 in_flight: false,
                 errors: Repeated::default(),
+                exchanging: false,
+                exchange_errors: Repeated::default(),
             },
         );
         Ok(format!("asking {host} for its agent's records"))
@@ -53,6 +58,7 @@ impl Engine {
     pub(super) fn ask_due_statics(&mut self, now: Instant) {
         // Per port tried: a LAN answers in well under a millisecond, a VPN in tens.
         let wait = Duration::from_millis(self.cfg.probe_timeout_ms.clamp(100, 300));
+        let mut due = Vec::new();
         for (host, h) in self.statics.iter_mut() {
             if h.due().is_some_and(|t| now >= t) {
                 h.in_flight = true;
@@ -61,7 +67,11 @@ impl Engine {
                     spec: h.spec.clone(),
                     wait,
                 });
+                due.push(host.clone());
             }
+        }
+        for host in due {
+            self.ask_exchange(&host);
         }
     }
 
@@ -101,7 +111,9 @@ impl Engine {
                 if self.statics.remove(&host).is_none() {
                     return Err(format!("{host} is not a static host"));
                 }
-                for ev in self.table.remove_via(&Via::Static(host.clone())) {
+                let mut events = self.table.remove_via(&Via::Static(host.clone()));
+                events.extend(self.table.remove_via(&Via::Exchange(host.clone())));
+                for ev in events {
                     self.broadcast(ev);
                 }
                 self.log(Level::Info, || format!("static host {host}: removed"));

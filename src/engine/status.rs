@@ -111,6 +111,9 @@ impl Engine {
         if self.unsigned_over > 0 {
             dropped.insert("unsigned-not-logged".into(), self.unsigned_over);
         }
+        if self.askers.refused > 0 {
+            dropped.insert("exchange-refused".into(), self.askers.refused);
+        }
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_secs: now.saturating_duration_since(self.started).as_secs(),
@@ -153,6 +156,11 @@ impl Engine {
                 "clients",
                 self.clients.len(),
                 crate::server::MAX_CONNECTIONS,
+            ),
+            b(
+                "exchange-askers",
+                self.askers.len(),
+                super::exchange::MAX_ASKERS,
             ),
             b(
                 "unsigned-logged",

@@ -85,16 +85,20 @@ pub enum Via {
     Cache,
     /// The operator (`add-peer`).
     Manual,
+    /// A static host's agent, by peer exchange, as configured.
+    Exchange(String),
 }
 
 impl fmt::Display for Via {
-    /// The name the node sees in a peer's `interfaces`: `eth0`, `static:HOST`, `cache`, `manual`.
+    /// The name the node sees in a peer's `interfaces`: `eth0`, `static:HOST`, `cache`, `manual`,
+    /// `exchange:HOST`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Via::Link(name) => f.write_str(name),
             Via::Static(host) => write!(f, "static:{host}"),
             Via::Cache => f.write_str("cache"),
             Via::Manual => f.write_str("manual"),
+            Via::Exchange(host) => write!(f, "exchange:{host}"),
         }
     }
 }
@@ -830,6 +834,57 @@ impl PeerTable {
             .collect()
     }
 
+    /// What peer exchange hands another agent: the signed records of the peers handed over now
+    /// that were heard first-hand (on a link or from a static host, never by exchange), most
+    /// recently verified first, with the IPs they are handed over at; at most `max`, and whether
+    /// every such peer fits.
+    pub fn exchange_entries(&self, max: usize) -> (Vec<crate::exchange::Peer>, bool) {
+        let mut seen: Vec<(Option<Instant>, &Entry)> = self
+            .peers
+            .values()
+            .filter(|e| e.signed.is_some() && e.sent.is_some())
+            .filter(|e| e.links.iter().any(|(via, l)| l.live && first_hand(via)))
+            .map(|e| (e.verified_at, e))
+            .collect();
+        let complete = seen.len() <= max;
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        let peers = seen
+            .into_iter()
+            .filter_map(|(_, e)| {
+                let mut ips: Vec<IpAddr> = Vec::new();
+                for a in e.sent.as_ref().map(|s| s.addrs.as_slice()).unwrap_or(&[]) {
+                    let ip = a.parse::<Multiaddr>().ok().as_ref().and_then(ip_of);
+                    if let Some(ip) = ip.filter(|ip| !ips.contains(ip)) {
+                        ips.push(ip);
+                    }
+                }
+                ips.truncate(crate::exchange::MAX_IPS);
+                Some(crate::exchange::Peer {
+                    signed: e.signed.clone()?,
+                    ips,
+                })
+            })
+            .filter(|p| !p.ips.is_empty())
+            .take(max)
+            .collect();
+        (peers, complete)
+    }
+
+    /// Drops every peer's link through `via` that was not heard since `since` (a static host's
+    /// exchange reply that no longer lists it: the host no longer hears it).
+    pub fn remove_unheard(&mut self, via: &Via, since: Instant) -> Vec<PeerEvent> {
+        let peers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| e.links.get(via).is_some_and(|l| l.spoke < since))
+            .map(|(p, _)| *p)
+            .collect();
+        peers
+            .iter()
+            .filter_map(|p| self.remove_link(p, via))
+            .collect()
+    }
+
     /// Whether `peer` is established (handed over now or before, and not forgotten).
     pub fn is_established(&self, peer: &PeerId) -> bool {
         self.peers.get(peer).is_some_and(|e| e.host.is_some())
@@ -1032,9 +1087,15 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
     }
 }
 
-/// Whether silence on `via` is checked before it counts: links and static hosts, where a packet
-/// or a reply can be lost (not the cache, whose hints a probe confirms anyway, nor manual peers).
+/// Whether silence on `via` is checked before it counts: links, static hosts and their exchange,
+/// where a packet or a reply can be lost (not the cache, whose hints a probe confirms anyway, nor
+/// manual peers).
 fn checkable(via: &Via) -> bool {
+    matches!(via, Via::Link(_) | Via::Static(_) | Via::Exchange(_))
+}
+
+/// Whether `via` is first-hand: the peer itself was heard that way (see [`crate::exchange`]).
+fn first_hand(via: &Via) -> bool {
     matches!(via, Via::Link(_) | Via::Static(_))
 }
 

@@ -574,6 +574,12 @@ impl Sim {
                 host: name,
                 result: Err("static hosts are not simulated".into()),
             }),
+            Action::AskExchange { host: name, .. } => Some(Input::Exchanged {
+                host: name,
+                result: Err("static hosts are not simulated".into()),
+            }),
+            // Nobody asks: static hosts are not simulated.
+            Action::AnswerExchange { .. } => None,
             Action::WriteCache(_) => Some(Input::CacheWritten(Ok(()))),
             Action::WritePeersFile(_) => Some(Input::PeersFileWritten(Ok(()))),
             Action::Broadcast(ev) => {

@@ -1,0 +1,203 @@
+//! Peer exchange (see [`crate::exchange`]): answering other agents' asks with the peers handed
+//! over here, and taking in what a static host's agent hands over.
+
+use super::intake::{Offer, Where};
+use super::table::Via;
+use super::{Action, Engine};
+use crate::exchange::{self, Ask, Reply};
+use crate::proto::Source;
+use log::Level;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// One asking IP is answered at most this often (an agent asks every `static_poll_secs`).
+pub const ASK_INTERVAL: Duration = Duration::from_secs(1);
+/// Asking IPs remembered for that rule; when more ask within one interval, the rest are refused.
+pub const MAX_ASKERS: usize = 1024;
+
+/// Who asked when.
+#[derive(Debug, Default)]
+pub(super) struct Askers {
+    last: HashMap<IpAddr, Instant>,
+    /// Asks refused by these rules.
+    pub refused: u64,
+}
+
+impl Askers {
+    /// Whether `ip` may be answered now (and notes that it was).
+    fn admit(&mut self, ip: IpAddr, now: Instant) -> Result<(), &'static str> {
+        let why = if self
+            .last
+            .get(&ip)
+            .is_some_and(|t| now.saturating_duration_since(*t) < ASK_INTERVAL)
+        {
+            Some("asked again within a second")
+        } else if self.last.len() >= MAX_ASKERS && !self.last.contains_key(&ip) {
+            self.last
+                .retain(|_, t| now.saturating_duration_since(*t) < ASK_INTERVAL);
+            (self.last.len() >= MAX_ASKERS).then_some("too many agents asking at once")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.refused += 1;
+            return Err(why);
+        }
+        self.last.insert(ip, now);
+        Ok(())
+    }
+
+    /// Asking IPs remembered now.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+}
+
+impl Engine {
+    /// Another agent asked, from `from`; answer it with [`Action::AnswerExchange`].
+    pub(super) fn on_exchange_asked(&mut self, id: u64, from: IpAddr, ask: Ask, now: Instant) {
+        let refused = if !self.cfg.peer_exchange {
+            Some("peer exchange is off on this agent".to_owned())
+        } else if let Some(why) = exchange::refusal(&ask, &self.cfg.namespace) {
+            Some(why)
+        } else if let Err(why) = self.askers.admit(from, now) {
+            Some(why.to_owned())
+        } else {
+            None
+        };
+        let reply = match refused {
+            Some(why) => {
+                self.log(Level::Debug, || {
+                    format!("peer exchange: {from} refused: {why}")
+                });
+                Reply::Refused { why }
+            }
+            None => {
+                let (peers, complete) = self.table.exchange_entries(exchange::MAX_PEERS);
+                self.log(Level::Debug, || {
+                    format!("peer exchange: {} peers handed to {from}", peers.len())
+                });
+                Reply::Peers { peers, complete }
+            }
+        };
+        self.actions.push_back(Action::AnswerExchange { id, reply });
+    }
+
+    /// Asks `host`'s agent for its peers, if peer exchange is on and its previous ask ended.
+    pub(super) fn ask_exchange(&mut self, host: &str) {
+        // Exchanged records are hints checked from here: without reachability checks, nothing
+        // would check them.
+        if !self.cfg.peer_exchange || !self.cfg.verify_reachability {
+            return;
+        }
+        let Some(h) = self.statics.get_mut(host) else {
+            return;
+        };
+        if h.exchanging {
+            return;
+        }
+        h.exchanging = true;
+        let timeout = Duration::from_millis(self.cfg.probe_timeout_ms.saturating_mul(3))
+            .clamp(Duration::from_millis(500), Duration::from_secs(5));
+        self.actions.push_back(Action::AskExchange {
+            host: host.to_owned(),
+            spec: h.spec.clone(),
+            timeout,
+        });
+    }
+
+    /// What `host`'s agent handed over (or why not).
+    pub(super) fn on_exchanged(
+        &mut self,
+        host: String,
+        result: Result<Reply, String>,
+        now: Instant,
+    ) {
+        let Some(h) = self.statics.get_mut(&host) else {
+            return; // removed meanwhile
+        };
+        h.exchanging = false;
+        let (peers, complete) = match result {
+            Ok(Reply::Peers { peers, complete }) => {
+                if h.exchange_errors.cleared().is_some() {
+                    self.log(Level::Info, || {
+                        format!("static host {host}: peer exchange answering again")
+                    });
+                }
+                (peers, complete)
+            }
+            Ok(Reply::Refused { why }) => {
+                if h.exchange_errors.failed(&why, now, None).is_some() {
+                    self.log(Level::Warn, || {
+                        format!("static host {host}: peer exchange refused: {why}")
+                    });
+                }
+                return;
+            }
+            Err(e) => {
+                if h.exchange_errors.failed(&e, now, None).is_some() {
+                    self.log(Level::Info, || {
+                        format!("static host {host}: no peer exchange ({e}); its own records only")
+                    });
+                }
+                return;
+            }
+        };
+        let via = Via::Exchange(host.clone());
+        for p in peers {
+            // Link-local addresses name a link of the host's, which this host cannot tell.
+            let ips: Vec<IpAddr> = p
+                .ips
+                .into_iter()
+                .filter(crate::addrs::owned_by_a_host)
+                .filter(|ip| !matches!(ip, IpAddr::V6(v6) if crate::addrs::is_link_local_v6(v6)))
+                .collect();
+            self.intake(
+                Offer {
+                    source: Source::Exchange,
+                    via: via.clone(),
+                    instance: None,
+                    signed: Ok(p.signed),
+                    addrs: Where::Ips {
+                        ips,
+                        zone: String::new(),
+                    },
+                },
+                now,
+            );
+        }
+        if complete {
+            for ev in self.table.remove_unheard(&via, now) {
+                self.broadcast(ev);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ip_is_answered_once_a_second_and_the_askers_are_bounded() {
+        let t0 = crate::test_clock();
+        let mut a = Askers::default();
+        let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        assert!(a.admit(ip(1), t0).is_ok());
+        assert!(a.admit(ip(1), t0 + Duration::from_millis(500)).is_err());
+        assert!(a.admit(ip(1), t0 + Duration::from_millis(1000)).is_ok());
+        for i in 2..=MAX_ASKERS as u32 {
+            assert!(a.admit(ip(i), t0 + Duration::from_millis(1000)).is_ok());
+        }
+        let late = t0 + Duration::from_millis(1500);
+        assert_eq!(
+            a.admit(ip(5000), late),
+            Err("too many agents asking at once")
+        );
+        // A second on, the old ones make room.
+        assert!(a.admit(ip(5000), t0 + Duration::from_millis(2100)).is_ok());
+        assert!(a.len() <= MAX_ASKERS);
+        assert_eq!(a.refused, 2);
+    }
+}
