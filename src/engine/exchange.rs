@@ -98,11 +98,15 @@ impl Engine {
             return;
         }
         h.exchanging = true;
+        let spec = h.spec.clone();
+        self.log(Level::Debug, || {
+            format!("static host {host}: asking for its peers")
+        });
         let timeout = Duration::from_millis(self.cfg.probe_timeout_ms.saturating_mul(3))
             .clamp(Duration::from_millis(500), Duration::from_secs(5));
         self.actions.push_back(Action::AskExchange {
             host: host.to_owned(),
-            spec: h.spec.clone(),
+            spec,
             timeout,
         });
     }
@@ -144,6 +148,12 @@ impl Engine {
                 return;
             }
         };
+        self.log(Level::Debug, || {
+            format!(
+                "static host {host}: peer exchange handed {} peers",
+                peers.len()
+            )
+        });
         let via = Via::Exchange(host.clone());
         for p in peers {
             // Link-local addresses name a link of the host's, which this host cannot tell.

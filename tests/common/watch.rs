@@ -118,6 +118,28 @@ impl Watch {
         (at, ev)
     }
 
+    /// Waits up to `timeout` for an event matching `pred`, among every event seen so far
+    /// (whatever earlier waits matched); returns the first such and when it arrived.
+    pub fn wait_for_any(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<(Instant, Value)> {
+        let deadline = Instant::now() + timeout;
+        let mut from = 0;
+        loop {
+            if let Some(hit) = self.seen[from..].iter().find(|(_, v)| pred(v)) {
+                return Some(hit.clone());
+            }
+            from = self.seen.len();
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.rx.recv_timeout(left) {
+                Ok(ev) => self.seen.push(ev),
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Collects whatever arrives within `d`.
     pub fn drain(&mut self, d: Duration) {
         let deadline = Instant::now() + d;
