@@ -28,6 +28,8 @@ pub mod fuzz;
 pub mod iface;
 pub mod instance;
 pub mod keyfile;
+#[cfg(feature = "libp2p")]
+pub mod libp2p;
 pub mod libp2p_mdns;
 pub mod logging;
 pub mod mcast;
