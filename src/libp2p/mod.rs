@@ -101,8 +101,8 @@ pub struct Config {
 
 impl Default for Config {
     /// The agent's default socket ([`crate::config::default_socket_path`]), the agent's namespace,
-    /// registration 150 ms after the last change of listen addresses, a grace of 10 s for
-    /// peers a restarted agent has not found again yet.
+    /// registration 150 ms after the last change of listen addresses, a grace of 10 s for the
+    /// addresses a restarted agent has not found again yet.
     fn default() -> Self {
         Config {
             socket: crate::config::default_socket_path(),
@@ -134,8 +134,8 @@ impl Config {
         self
     }
 
-    /// How long, after a reconnection, a peer the agent does not name is still held before it
-    /// expires (a restarted agent needs a moment to hear everyone again).
+    /// How long, after a reconnection, an address the agent does not name is still held before
+    /// it expires (a restarted agent needs a moment to hear everyone again, on every family).
     pub fn with_resync_grace(mut self, grace: Duration) -> Self {
         self.resync_grace = grace;
         self
@@ -405,7 +405,7 @@ impl Behaviour {
                 }
             }
             AgentMsg::Event(ev) => {
-                let changes = self.peers.event(ev);
+                let changes = self.peers.event(ev, now);
                 self.emit(changes);
             }
             AgentMsg::Registered { .. } => {

@@ -6,13 +6,18 @@
 //! address new to the node is discovered, one no longer handed over is expired. Addresses keep
 //! their `/p2p/<peer>` suffix (libp2p-mdns's do too).
 //!
-//! A snapshot replaces what was known, but the first after a reconnection comes from an agent
-//! that may have just started and not heard everyone yet: the peers it leaves out are held for
-//! a grace period, and expire only if the agent does not name them before it ends.
+//! The agent's word is not always the last one on an address. It learns a peer's addresses
+//! family by family (the IPv4 and IPv6 announcements of a new record are separate packets), so
+//! an update naming no address of one family is no evidence that the family's addresses are
+//! gone: those are held for [`FAMILY_HOLD`], and expire then unless named again; an update that
+//! names other addresses of the same family, or an `expired`, is believed at once. And the first
+//! snapshot after a reconnection comes from an agent that may have just started and not heard
+//! everyone yet: for a grace period after it (the resynchronisation), every address the agent
+//! does not name is held, and expires at the end of the grace if still not named.
 
 use crate::proto::{EventKind, PeerEvent, PeerInfo};
 use libp2p_identity::PeerId;
-use multiaddr::Multiaddr;
+use multiaddr::{Multiaddr, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -20,6 +25,8 @@ use std::time::{Duration, Instant};
 pub(crate) const MAX_PEERS: usize = 4 * crate::engine::table::MAX_PEERS;
 /// Most addresses kept for one peer; more are ignored.
 pub(crate) const MAX_ADDRS_PER_PEER: usize = 64;
+/// How long an address is held when an update names no address of its family.
+pub(crate) const FAMILY_HOLD: Duration = Duration::from_secs(5);
 
 /// The pairs one change discovered and expired.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -41,9 +48,12 @@ impl Changes {
 pub(crate) struct Peers {
     local: PeerId,
     grace: Duration,
+    /// What the swarm is told: the addresses the agent hands over, and those held.
     known: BTreeMap<PeerId, Vec<Multiaddr>>,
-    /// Known peers the agent has not named since it came back, and when they expire.
-    unconfirmed: BTreeMap<PeerId, Instant>,
+    /// Known addresses the agent no longer names, and when they expire.
+    held: BTreeMap<PeerId, Vec<(Multiaddr, Instant)>>,
+    /// The end of the resynchronisation's grace, while it lasts.
+    resync_until: Option<Instant>,
     /// The next snapshot is the first from a (perhaps restarted) agent.
     reconnected: bool,
 }
@@ -55,7 +65,8 @@ impl Peers {
             local,
             grace,
             known: BTreeMap::new(),
-            unconfirmed: BTreeMap::new(),
+            held: BTreeMap::new(),
+            resync_until: None,
             reconnected: false,
         }
     }
@@ -77,7 +88,11 @@ impl Peers {
 
     /// A snapshot: every peer the agent hands over now.
     pub(crate) fn snapshot(&mut self, peers: Vec<PeerInfo>, now: Instant) -> Changes {
-        let after_reconnection = std::mem::take(&mut self.reconnected);
+        if std::mem::take(&mut self.reconnected) {
+            // A second reconnection within the grace does not extend it.
+            let end = self.resync_until.filter(|end| *end > now);
+            self.resync_until = Some(end.unwrap_or(now + self.grace));
+        }
         let mut named = BTreeSet::new();
         let mut out = Changes::default();
         for info in peers {
@@ -85,7 +100,7 @@ impl Peers {
                 continue;
             };
             if named.insert(peer) {
-                out.append(self.set(peer, addrs));
+                out.append(self.set(peer, addrs, now));
             }
         }
         let absent: Vec<PeerId> = self
@@ -95,68 +110,112 @@ impl Peers {
             .copied()
             .collect();
         for peer in absent {
-            if after_reconnection || self.unconfirmed.contains_key(&peer) {
-                self.unconfirmed.entry(peer).or_insert(now + self.grace);
-            } else {
-                out.append(self.set(peer, Vec::new()));
-            }
+            out.append(self.set(peer, Vec::new(), now));
         }
         out
     }
 
     /// One event of the subscription.
-    pub(crate) fn event(&mut self, ev: PeerEvent) -> Changes {
+    pub(crate) fn event(&mut self, ev: PeerEvent, now: Instant) -> Changes {
         let Some((peer, addrs)) = self.parse(&ev.peer) else {
             return Changes::default();
         };
         match ev.event {
-            EventKind::Discovered | EventKind::Updated => self.set(peer, addrs),
-            EventKind::Expired => self.set(peer, Vec::new()),
+            EventKind::Discovered | EventKind::Updated => self.set(peer, addrs, now),
+            EventKind::Expired => self.forget(peer),
         }
     }
 
-    /// Expires the peers a returning agent did not name within the grace period.
+    /// Expires the held addresses whose time is up.
     pub(crate) fn on_timeout(&mut self, now: Instant) -> Changes {
-        let due: Vec<PeerId> = self
-            .unconfirmed
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(p, _)| *p)
-            .collect();
+        if self.resync_until.is_some_and(|end| end <= now) {
+            self.resync_until = None;
+        }
         let mut out = Changes::default();
-        for peer in due {
-            out.append(self.set(peer, Vec::new()));
+        let peers: Vec<PeerId> = self.held.keys().copied().collect();
+        for peer in peers {
+            let Some(held) = self.held.get_mut(&peer) else {
+                continue;
+            };
+            let due: Vec<Multiaddr> = held
+                .iter()
+                .filter(|(_, at)| *at <= now)
+                .map(|(a, _)| a.clone())
+                .collect();
+            held.retain(|(_, at)| *at > now);
+            if held.is_empty() {
+                self.held.remove(&peer);
+            }
+            if let Some(addrs) = self.known.get_mut(&peer) {
+                addrs.retain(|a| !due.contains(a));
+                if addrs.is_empty() {
+                    self.known.remove(&peer);
+                }
+            }
+            out.expired.extend(due.into_iter().map(|a| (peer, a)));
         }
         out
     }
 
     /// When [`Peers::on_timeout`] has something to do.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.unconfirmed.values().min().copied()
+        let held = self.held.values().flatten().map(|(_, at)| *at);
+        held.chain(self.resync_until).min()
     }
 
-    /// Makes `addrs` the addresses of `peer` (none: forgotten); what that discovered and expired.
-    fn set(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) -> Changes {
-        self.unconfirmed.remove(&peer);
-        let old = if addrs.is_empty() {
-            self.known.remove(&peer).unwrap_or_default()
-        } else if !self.known.contains_key(&peer) && self.known.len() >= MAX_PEERS {
+    /// The agent hands over `addrs` for `peer` (none: it hands over nothing for it now). What
+    /// that discovered and expired; the addresses left out that are not expired are held.
+    fn set(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, now: Instant) -> Changes {
+        let resync_end = self.resync_until.filter(|end| now < *end);
+        let old = self.known.get(&peer).cloned().unwrap_or_default();
+        if old.is_empty() && !addrs.is_empty() && self.known.len() >= MAX_PEERS {
             log::debug!("ignoring peer {peer}: {MAX_PEERS} peers known already");
             return Changes::default();
+        }
+        let was_held = self.held.remove(&peer).unwrap_or_default();
+        let named: BTreeSet<Family> = addrs.iter().map(family).collect();
+        let mut held = Vec::new();
+        let mut expired = Vec::new();
+        for a in old.iter().filter(|a| !addrs.contains(a)) {
+            let since = was_held.iter().find(|(h, _)| h == a).map(|(_, at)| *at);
+            let until = match resync_end {
+                Some(end) => Some(since.map_or(end, |at| at.max(end))),
+                None if named.contains(&family(a)) => None,
+                None => Some(since.unwrap_or(now + FAMILY_HOLD)),
+            };
+            match until {
+                Some(at) => held.push((a.clone(), at)),
+                None => expired.push((peer, a.clone())),
+            }
+        }
+        let discovered = addrs
+            .iter()
+            .filter(|a| !old.contains(a))
+            .map(|a| (peer, a.clone()))
+            .collect();
+        let mut now_known = addrs;
+        now_known.extend(held.iter().map(|(a, _)| a.clone()));
+        if !held.is_empty() {
+            self.held.insert(peer, held);
+        }
+        if now_known.is_empty() {
+            self.known.remove(&peer);
         } else {
-            self.known.insert(peer, addrs.clone()).unwrap_or_default()
-        };
+            self.known.insert(peer, now_known);
+        }
         Changes {
-            discovered: addrs
-                .iter()
-                .filter(|a| !old.contains(a))
-                .map(|a| (peer, a.clone()))
-                .collect(),
-            expired: old
-                .into_iter()
-                .filter(|a| !addrs.contains(a))
-                .map(|a| (peer, a))
-                .collect(),
+            discovered,
+            expired,
+        }
+    }
+
+    /// The agent says `peer` is gone: every address known expires, held ones too.
+    fn forget(&mut self, peer: PeerId) -> Changes {
+        self.held.remove(&peer);
+        let old = self.known.remove(&peer).unwrap_or_default();
+        Changes {
+            discovered: Vec::new(),
+            expired: old.into_iter().map(|a| (peer, a)).collect(),
         }
     }
 
@@ -191,6 +250,22 @@ impl Peers {
             }
         }
         Some((peer, addrs))
+    }
+}
+
+/// An address's IP family, as the agent hears them (separately).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Family {
+    V4,
+    V6,
+    Other,
+}
+
+fn family(a: &Multiaddr) -> Family {
+    match a.iter().next() {
+        Some(Protocol::Ip4(_) | Protocol::Dns4(_)) => Family::V4,
+        Some(Protocol::Ip6(_) | Protocol::Ip6zone(_) | Protocol::Dns6(_)) => Family::V6,
+        _ => Family::Other,
     }
 }
 
@@ -250,7 +325,7 @@ mod tests {
         assert_eq!(c.discovered, pairs(a, &[1, 2]));
         assert!(c.expired.is_empty());
 
-        let c = p.event(ev(EventKind::Updated, a, &[2, 3]));
+        let c = p.event(ev(EventKind::Updated, a, &[2, 3]), t);
         assert_eq!(c.discovered, pairs(a, &[3]));
         assert_eq!(c.expired, pairs(a, &[1]));
         assert_eq!(
@@ -263,14 +338,14 @@ mod tests {
 
         // The same again changes nothing; a new peer is discovered; expired forgets all.
         assert_eq!(
-            p.event(ev(EventKind::Updated, a, &[3, 2])),
+            p.event(ev(EventKind::Updated, a, &[3, 2]), t),
             Changes::default()
         );
         assert_eq!(
-            p.event(ev(EventKind::Discovered, b, &[9])).discovered,
+            p.event(ev(EventKind::Discovered, b, &[9]), t).discovered,
             pairs(b, &[9])
         );
-        let c = p.event(ev(EventKind::Expired, a, &[3]));
+        let c = p.event(ev(EventKind::Expired, a, &[3]), t);
         assert_eq!(
             c.expired,
             pairs(a, &[3, 2]),
@@ -279,12 +354,18 @@ mod tests {
         assert!(p.addresses(&a).is_empty());
         // An `expired` for a peer never known, or an update with no usable address.
         assert_eq!(
-            p.event(ev(EventKind::Expired, id(7), &[1])),
+            p.event(ev(EventKind::Expired, id(7), &[1]), t),
             Changes::default()
         );
-        let c = p.event(ev(EventKind::Updated, b, &[]));
-        assert_eq!(c.expired, pairs(b, &[9]));
+        // An update with no address at all names no family: held, then expired.
+        assert_eq!(
+            p.event(ev(EventKind::Updated, b, &[]), t),
+            Changes::default()
+        );
+        assert_eq!(p.next_deadline(), Some(t + FAMILY_HOLD));
+        assert_eq!(p.on_timeout(t + FAMILY_HOLD).expired, pairs(b, &[9]));
         assert_eq!(p.iter().count(), 0);
+        assert_eq!(p.next_deadline(), None);
     }
 
     #[test]
@@ -296,7 +377,9 @@ mod tests {
         // A resynchronisation on a live connection (a slow reader): absent means gone.
         let ch = p.snapshot(vec![info(a, &[1, 5]), info(c, &[3])], t);
         assert_eq!(ch.discovered, [pairs(a, &[5]), pairs(c, &[3])].concat());
-        assert_eq!(ch.expired, pairs(b, &[2]));
+        // `b`, left out, had no address of a family named for it: held a moment, then expired.
+        assert!(ch.expired.is_empty());
+        assert_eq!(p.on_timeout(t + FAMILY_HOLD).expired, pairs(b, &[2]));
         assert_eq!(p.next_deadline(), None);
     }
 
@@ -315,19 +398,104 @@ mod tests {
         assert_eq!(p.addresses(&b).len(), 1, "still dialable meanwhile");
 
         // It hears `b` again, with a new address: only that is news.
-        let ch = p.event(ev(EventKind::Discovered, b, &[2, 4]));
+        let ch = p.event(ev(EventKind::Discovered, b, &[2, 4]), t);
         assert_eq!(ch.discovered, pairs(b, &[4]));
         assert!(ch.expired.is_empty());
 
         // Before the end of the grace nothing goes; at its end `c`, never named again, expires.
-        assert_eq!(
-            p.on_timeout(t + GRACE - Duration::from_millis(1)),
-            Changes::default()
-        );
+        let before = t + GRACE - Duration::from_millis(1);
+        assert_eq!(p.on_timeout(before), Changes::default());
         let ch = p.on_timeout(t + GRACE);
         assert_eq!(ch.expired, pairs(c, &[3]));
         assert_eq!(p.next_deadline(), None);
         assert_eq!(p.iter().count(), 2);
+    }
+
+    #[test]
+    fn a_restarted_agent_naming_a_peer_family_by_family_expires_nothing() {
+        let t = crate::test_clock();
+        let a = id(1);
+        let mut p = Peers::new(id(0), GRACE);
+        p.snapshot(vec![info(a, &[1, 2])], t);
+        p.disconnected();
+        // First heard on one family, then on both.
+        assert_eq!(p.snapshot(vec![info(a, &[1])], t), Changes::default());
+        assert_eq!(p.addresses(&a).len(), 2);
+        let later = t + Duration::from_millis(30);
+        assert_eq!(
+            p.event(ev(EventKind::Updated, a, &[1, 2]), later),
+            Changes::default()
+        );
+        assert_eq!(p.on_timeout(t + GRACE), Changes::default());
+        assert_eq!(p.addresses(&a).len(), 2);
+        // After the grace, a change is a change again.
+        let ch = p.event(ev(EventKind::Updated, a, &[2]), t + GRACE);
+        assert_eq!(ch.expired, pairs(a, &[1]));
+    }
+
+    fn at(peer: PeerId, addrs: &[&str]) -> PeerEvent {
+        let mut peer_info = info(peer, &[]);
+        peer_info.addrs = addrs.iter().map(|a| format!("{a}/p2p/{peer}")).collect();
+        PeerEvent {
+            event: EventKind::Updated,
+            peer: peer_info,
+        }
+    }
+
+    fn pair(peer: PeerId, addr: &str) -> (PeerId, Multiaddr) {
+        (peer, format!("{addr}/p2p/{peer}").parse().unwrap())
+    }
+
+    #[test]
+    fn an_update_naming_one_family_leaves_the_other_for_a_moment() {
+        let t = crate::test_clock();
+        let ms = Duration::from_millis;
+        let a = id(1);
+        let (v4, v6) = ("/ip4/10.0.0.1/tcp/1", "/ip6zone/eth0/ip6/fe80::1/tcp/1");
+        let mut p = Peers::new(id(0), GRACE);
+        p.event(at(a, &[v4, v6]), t);
+        // A new record of the same addresses, heard on IPv4 first, then on IPv6: no change.
+        assert_eq!(p.event(at(a, &[v4]), t), Changes::default());
+        assert_eq!(p.addresses(&a).len(), 2);
+        assert_eq!(p.event(at(a, &[v4, v6]), t + ms(3)), Changes::default());
+        assert_eq!(p.next_deadline(), None);
+
+        // The node restarted on new ports, heard family by family: each family's old address
+        // expires once the same family's new one is named.
+        let (v4b, v6b) = ("/ip4/10.0.0.1/tcp/2", "/ip6/fd00::1/tcp/2");
+        let ch = p.event(at(a, &[v4b]), t + ms(10));
+        assert_eq!(ch.discovered, [pair(a, v4b)]);
+        assert_eq!(ch.expired, [pair(a, v4)]);
+        let ch = p.event(at(a, &[v4b, v6b]), t + ms(12));
+        assert_eq!(ch.discovered, [pair(a, v6b)]);
+        assert_eq!(ch.expired, [pair(a, v6)]);
+
+        // A family no longer named at all goes when its hold ends, counted from when it left.
+        assert_eq!(p.event(at(a, &[v4b]), t + ms(20)), Changes::default());
+        assert_eq!(p.event(at(a, &[v4b]), t + ms(900)), Changes::default());
+        assert_eq!(
+            p.on_timeout(t + ms(20) + FAMILY_HOLD).expired,
+            [pair(a, v6b)]
+        );
+        assert_eq!(p.addresses(&a).len(), 1);
+    }
+
+    #[test]
+    fn a_port_changed_during_the_outage_expires_at_the_end_of_the_grace() {
+        let t = crate::test_clock();
+        let (a, b) = (id(1), id(2));
+        let mut p = Peers::new(id(0), GRACE);
+        p.snapshot(vec![info(a, &[1]), info(b, &[2])], t);
+        p.disconnected();
+        let ch = p.snapshot(vec![info(a, &[5])], t);
+        assert_eq!(ch.discovered, pairs(a, &[5]), "the new port at once");
+        assert!(ch.expired.is_empty(), "the old one held");
+        // The agent's word that a peer is gone is believed at once, even during the grace.
+        let ch = p.event(ev(EventKind::Expired, b, &[2]), t);
+        assert_eq!(ch.expired, pairs(b, &[2]));
+        let ch = p.on_timeout(t + GRACE);
+        assert_eq!(ch.expired, pairs(a, &[1]));
+        assert_eq!(p.iter().count(), 1);
     }
 
     #[test]
@@ -342,10 +510,8 @@ mod tests {
         p.snapshot(vec![], t + Duration::from_secs(5));
         assert_eq!(p.next_deadline(), Some(t + GRACE));
         // A later snapshot on the same connection leaves it waiting too; the grace ends on time.
-        assert_eq!(
-            p.snapshot(vec![], t + Duration::from_secs(6)),
-            Changes::default()
-        );
+        let ch = p.snapshot(vec![], t + Duration::from_secs(6));
+        assert_eq!(ch, Changes::default());
         assert_eq!(p.on_timeout(t + GRACE).expired, pairs(a, &[1]));
     }
 
@@ -372,10 +538,13 @@ mod tests {
         many.addrs = (0..1000)
             .map(|i| format!("/ip4/10.0.0.1/tcp/{i}"))
             .collect();
-        p.event(PeerEvent {
-            event: EventKind::Updated,
-            peer: many,
-        });
+        p.event(
+            PeerEvent {
+                event: EventKind::Updated,
+                peer: many,
+            },
+            t,
+        );
         assert_eq!(p.addresses(&a).len(), MAX_ADDRS_PER_PEER);
     }
 
