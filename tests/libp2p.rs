@@ -3,7 +3,8 @@
 //! and connect to each other, outlive a restart of their agent, follow a node's restart on a new
 //! port, and dial a peer by its peer ID alone; a stock libp2p-mdns node (`stock_mdns_node`) and an
 //! agent's node see each other. Needs root and the example binaries (`cargo build --examples`);
-//! skips with one line where namespaces cannot be made.
+//! skips with one line where namespaces cannot be made. One test needs neither: the behaviour
+//! against a scripted agent on a Unix socket, with a swarm on loopback.
 
 mod common;
 
@@ -686,4 +687,247 @@ fn dial_by_peer_id(socket: &Path, peer: &str) -> Result<String, String> {
             }
         }
     })
+}
+
+/// What the scripted agent of [`the_behaviour_against_a_scripted_agent`] saw.
+#[derive(Debug)]
+enum Seen {
+    /// A connection passed the handshake (how many so far).
+    Connected(usize),
+    /// A registration: its seq and addresses.
+    Registered(u64, Vec<String>),
+}
+
+/// A scripted agent on a local socket: it welcomes every connection, answers `Subscribe` with
+/// `snapshot`, verifies and accepts registrations, and writes whatever `inject` is given on the
+/// latest connection.
+struct ScriptedAgent {
+    seen: mpsc::Receiver<Seen>,
+    inject: std::sync::Arc<std::sync::Mutex<Option<std::os::unix::net::UnixStream>>>,
+}
+
+impl ScriptedAgent {
+    fn start(path: &Path, snapshot: Vec<exo_discovery::proto::PeerInfo>) -> ScriptedAgent {
+        use exo_discovery::proto::{self, AgentMsg, ClientMsg};
+        use std::io::{Read, Write};
+        let listener = std::os::unix::net::UnixListener::bind(path).expect("bind");
+        let (tx, seen) = mpsc::channel();
+        let inject = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let latest = inject.clone();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { return };
+                *latest.lock().unwrap() = conn.try_clone().ok();
+                let (tx, snapshot) = (tx.clone(), snapshot.clone());
+                std::thread::spawn(move || loop {
+                    let mut prefix = [0u8; 4];
+                    if conn.read_exact(&mut prefix).is_err() {
+                        return;
+                    }
+                    let mut body = vec![0; proto::body_len(prefix).expect("frame size")];
+                    conn.read_exact(&mut body).expect("frame body");
+                    let reply = match proto::decode::<ClientMsg>(&body).expect("a client message") {
+                        ClientMsg::Hello { .. } => {
+                            let _ = tx.send(Seen::Connected(n + 1));
+                            AgentMsg::Welcome {
+                                version: proto::PROTOCOL_VERSION,
+                                namespace: "exo".into(),
+                            }
+                        }
+                        ClientMsg::Subscribe => AgentMsg::Snapshot(snapshot.clone()),
+                        ClientMsg::Register { signed_record } => {
+                            let rec = exo_discovery::record::verify(&signed_record, "exo")
+                                .expect("a valid record");
+                            let addrs = rec.addrs.iter().map(|a| a.to_string()).collect();
+                            let _ = tx.send(Seen::Registered(rec.seq, addrs));
+                            AgentMsg::Registered {
+                                peer_id: rec.peer_id.to_string(),
+                            }
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    };
+                    if conn.write_all(&proto::encode(&reply)).is_err() {
+                        return;
+                    }
+                });
+            }
+        });
+        ScriptedAgent { seen, inject }
+    }
+
+    /// Writes `bytes` on the latest connection.
+    fn send(&self, bytes: &[u8]) {
+        use std::io::Write;
+        let mut conn = self.inject.lock().unwrap();
+        conn.as_mut()
+            .expect("a connection")
+            .write_all(bytes)
+            .expect("write");
+    }
+}
+
+/// The behaviour against a scripted agent on a Unix socket and a swarm on loopback (no root, no
+/// namespace): one registration per burst of listen addresses, `Discovered` / `Expired` from a
+/// snapshot and an update, the swarm's addresses for a peer, garbage from the agent survived by
+/// reconnecting and registering again with a higher seq, and a removed listener registered.
+#[test]
+fn the_behaviour_against_a_scripted_agent() {
+    use ::libp2p::futures::StreamExt;
+    use ::libp2p::swarm::SwarmEvent;
+    use ::libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
+    use exo_discovery::libp2p::{Behaviour, Config, Event};
+    use exo_discovery::proto::{self, AgentMsg, EventKind, PeerEvent, PeerInfo, Source};
+
+    let dir = std::env::temp_dir().join(format!("exo-discovery-scripted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join("agent.sock");
+    let b = PeerId::random();
+    let info = |port: u16| PeerInfo {
+        peer_id: b.to_string(),
+        addrs: vec![format!("/ip4/127.0.0.1/tcp/{port}")],
+        interfaces: vec!["lo".into()],
+        source: Source::Mdns,
+        verified: vec![],
+        seq: u64::from(port),
+    };
+    let on = |port: u16| -> Multiaddr {
+        format!("/ip4/127.0.0.1/tcp/{port}/p2p/{b}")
+            .parse()
+            .unwrap()
+    };
+    let agent = ScriptedAgent::start(&path, vec![info(9)]);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut swarm = ::libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .expect("noise")
+            .with_behaviour(|key| {
+                Behaviour::with_config(
+                    key,
+                    Config::default()
+                        .with_socket(&path)
+                        .with_register_delay(Duration::from_millis(100)),
+                )
+            })
+            .expect("behaviour")
+            .build();
+        let mut seen = Vec::new();
+        let mut events = Vec::new();
+        // Runs the swarm until `done` holds for what the agent saw and what the swarm reported.
+        macro_rules! until {
+            ($what:expr, $done:expr) => {{
+                let deadline = Instant::now() + WAIT;
+                loop {
+                    while let Ok(s) = agent.seen.try_recv() {
+                        seen.push(s);
+                    }
+                    if $done(&seen, &events) {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{}: agent saw {seen:?}, swarm reported {events:?}",
+                        $what
+                    );
+                    tokio::select! {
+                        ev = swarm.select_next_some() => {
+                            if let SwarmEvent::Behaviour(e) = ev {
+                                events.push(e);
+                            }
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    }
+                }
+            }};
+        }
+        let registrations = |seen: &Vec<Seen>| -> Vec<(u64, Vec<String>)> {
+            seen.iter()
+                .filter_map(|s| match s {
+                    Seen::Registered(seq, a) => Some((*seq, a.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+
+        // Two listeners at once: one registration of both addresses.
+        let first = swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        until!("the first registration", |s: &Vec<Seen>, _: &Vec<Event>| {
+            !registrations(s).is_empty()
+        });
+        let t = Instant::now();
+        until!("nothing more", |_: &Vec<Seen>, _: &Vec<Event>| t.elapsed()
+            > Duration::from_millis(500));
+        let regs = registrations(&seen);
+        assert_eq!(regs.len(), 1, "one registration per burst: {regs:?}");
+        assert_eq!(regs[0].1.len(), 2, "both addresses: {regs:?}");
+
+        // The snapshot's peer, its address with /p2p/ added, and the swarm's addresses for it.
+        until!("the snapshot's peer", |_: &Vec<Seen>, e: &Vec<Event>| !e
+            .is_empty());
+        assert!(
+            matches!(&events[0], Event::Discovered(p) if *p == [(b, on(9))]),
+            "{events:?}"
+        );
+        assert_eq!(swarm.behaviour().addresses_of_peer(&b), [on(9)]);
+
+        // An update to a new port of the same family: the new discovered, the old expired.
+        agent.send(&proto::encode(&AgentMsg::Event(PeerEvent {
+            event: EventKind::Updated,
+            peer: info(10),
+        })));
+        until!("the update", |_: &Vec<Seen>, e: &Vec<Event>| e.len() >= 3);
+        assert!(
+            matches!(&events[1], Event::Discovered(p) if *p == [(b, on(10))]),
+            "{events:?}"
+        );
+        assert!(
+            matches!(&events[2], Event::Expired(p) if *p == [(b, on(9))]),
+            "{events:?}"
+        );
+
+        // Garbage: a frame larger than allowed. The behaviour reconnects and registers again.
+        agent.send(&u32::MAX.to_be_bytes());
+        until!(
+            "a second connection and registration",
+            |s: &Vec<Seen>, _: &Vec<Event>| {
+                s.iter().any(|x| matches!(x, Seen::Connected(2))) && registrations(s).len() == 2
+            }
+        );
+        let regs = registrations(&seen);
+        assert!(regs[1].0 > regs[0].0, "the seq did not grow: {regs:?}");
+        assert_eq!(regs[1].1, regs[0].1);
+
+        // A listener closed: registered again without its address. The snapshot after the
+        // reconnection (port 9 again) holds port 10 for the grace instead of expiring it.
+        swarm.remove_listener(first);
+        until!("the registration after a listener closed", |s: &Vec<
+            Seen,
+        >,
+                                                            _: &Vec<
+            Event,
+        >| {
+            registrations(s).len() == 3
+        });
+        assert_eq!(registrations(&seen)[2].1.len(), 1);
+        assert!(
+            !events[3..].iter().any(|e| matches!(e, Event::Expired(_))),
+            "{events:?}"
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
