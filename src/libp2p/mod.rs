@@ -26,8 +26,8 @@
 //! running it says so in one log line (the `log` crate), keeps trying with the backoff of
 //! [`crate::reconnect`], and the swarm runs on with the peers it knew.
 //!
-//! The pure parts: [`frames`] (bytes to messages), [`peers`] (what the agent says to
-//! `Discovered` / `Expired`), [`listen`] (listen addresses, when to register them, the record).
+//! The pure parts: `frames` (bytes to messages), `peers` (what the agent says to
+//! `Discovered` / `Expired`), `listen` (listen addresses, when to register them, the record).
 
 mod frames;
 mod listen;
