@@ -1,30 +1,26 @@
-//! A libp2p node shaped like Exo's (TCP, noise, yamux, ping), fed peers by the exo-discovery agent.
+//! A libp2p node shaped like Exo's (TCP, noise, yamux, ping), fed peers by the exo-discovery agent
+//! through `exo_discovery::libp2p::Behaviour` where libp2p's own mDNS behaviour would be.
 //!
 //! Run with: cargo run --example libp2p_node -- --socket PATH --key FILE
 
-// Listens on `/ip4/0.0.0.0/tcp/0` and `/ip6/::/tcp/0` (no libp2p mDNS), registers the listen
-// addresses the swarm reports with the agent (the registration lives as long as that connection),
-// subscribes on a second connection, and dials every address of every peer handed over unless it
-// is already connected to that peer (or still dialing that address). Prints one flushed line per
-// happening: `peer-id`, `listening`, `registered`, `update`, `dialing`, `connected`, `expired`.
+// Listens on `/ip4/0.0.0.0/tcp/0` and `/ip6/::/tcp/0`; the behaviour registers the listen
+// addresses with the agent and reports its peers; a peer discovered is dialled by its peer ID
+// alone (the behaviour hands the swarm its addresses) unless connected or being dialled. Prints
+// one flushed line per happening: `peer-id`, `listening`, `registered`, `agent-connected`,
+// `agent-lost`, `update`, `dialing`, `connected`, `closed`, `expired`.
 
-use exo_discovery::client::{Client, ClientError};
-use exo_discovery::proto::{AgentMsg, EventKind, PeerInfo};
+use exo_discovery::libp2p::{AgentStatus, Event as Discovery};
 use libp2p::futures::StreamExt;
-use libp2p::identity::Keypair;
-use libp2p::swarm::dial_opts::DialOpts;
-use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{noise, ping, tcp, yamux, Multiaddr, PeerId, Swarm};
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
 
-/// How long to keep collecting listen addresses after the first one, so both families are in.
-const COLLECT: Duration = Duration::from_millis(300);
 /// Connections are kept open by this long idle timeout (ping alone does not keep them alive).
 const IDLE: Duration = Duration::from_secs(24 * 3600);
 
@@ -39,14 +35,19 @@ macro_rules! say {
     }};
 }
 
+#[derive(NetworkBehaviour)]
+struct Node {
+    discovery: exo_discovery::libp2p::Behaviour,
+    ping: ping::Behaviour,
+}
+
 struct Args {
     socket: PathBuf,
     key: PathBuf,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut socket = None;
-    let mut key = None;
+    let (mut socket, mut key) = (None, None);
     let mut it = std::env::args_os().skip(1);
     while let Some(a) = it.next() {
         let slot = match a.to_str() {
@@ -58,9 +59,7 @@ fn parse_args() -> Result<Args, String> {
             }
             _ => return Err(format!("unexpected argument {a:?}; {USAGE}")),
         };
-        let v = it
-            .next()
-            .ok_or_else(|| format!("{} needs a value; {USAGE}", a.to_string_lossy()))?;
+        let v = it.next().ok_or(format!("{a:?} needs a value; {USAGE}"))?;
         *slot = Some(PathBuf::from(v));
     }
     Ok(Args {
@@ -69,148 +68,81 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-/// What the subscription thread hands to the swarm task.
-enum FromAgent {
-    /// A peer to dial (snapshot entry, `discovered` or `updated`).
-    Peer(PeerInfo),
-    /// An `expired` event.
-    Expired(String),
-    /// The subscription connection failed.
-    Failed(ClientError),
+/// The peers `pairs` name, each once.
+fn by_peer(pairs: &[(PeerId, Multiaddr)]) -> BTreeSet<PeerId> {
+    pairs.iter().map(|(p, _)| *p).collect()
 }
 
-/// Reads the subscription forever (on its own thread: the client is blocking).
-fn forward(mut events: Client, snapshot: Vec<PeerInfo>, tx: mpsc::UnboundedSender<FromAgent>) {
-    for p in snapshot {
-        if tx.send(FromAgent::Peer(p)).is_err() {
-            return;
-        }
-    }
-    loop {
-        let msg = match events.next_message() {
-            Ok(AgentMsg::Snapshot(peers)) => peers.into_iter().map(FromAgent::Peer).collect(),
-            Ok(AgentMsg::Event(ev)) => match ev.event {
-                EventKind::Expired => vec![FromAgent::Expired(ev.peer.peer_id)],
-                _ => vec![FromAgent::Peer(ev.peer)],
-            },
-            Ok(_) => Vec::new(),
-            Err(e) => vec![FromAgent::Failed(e)],
-        };
-        let failed = msg.iter().any(|m| matches!(m, FromAgent::Failed(_)));
-        for m in msg {
-            if tx.send(m).is_err() {
-                return;
-            }
-        }
-        if failed {
-            return;
-        }
-    }
+fn joined(addrs: &[Multiaddr]) -> String {
+    let all: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    all.join(",")
 }
 
-/// Dials in flight: the agent may hand a peer over several times before a dial completes (an
-/// address per family as it hears them), and each address needs dialing only once.
-type Pending = HashMap<ConnectionId, Multiaddr>;
-
-/// Dials every address of `peer` unless it is already connected (or that address is being dialed).
-fn hand_over(swarm: &mut Swarm<ping::Behaviour>, pending: &mut Pending, peer: &PeerInfo) {
-    say!("update {} {}", peer.peer_id, peer.addrs.join(","));
-    let id: PeerId = match peer.peer_id.parse() {
-        Ok(id) => id,
-        Err(e) => {
-            eprintln!("agent handed over a bad peer ID {}: {e}", peer.peer_id);
-            return;
-        }
-    };
-    if id == *swarm.local_peer_id() || swarm.is_connected(&id) {
-        return;
-    }
-    for a in &peer.addrs {
-        let addr: Multiaddr = match a.parse() {
-            Ok(addr) => addr,
-            Err(e) => {
-                eprintln!("agent handed over a bad multiaddr {a}: {e}");
-                continue;
-            }
-        };
-        if pending.values().any(|p| *p == addr) {
-            continue;
-        }
-        say!("dialing {addr}");
-        let opts = DialOpts::from(addr.clone());
-        let id = opts.connection_id();
-        match swarm.dial(opts) {
-            Ok(()) => {
-                pending.insert(id, addr);
-            }
-            Err(e) => eprintln!("dial {a}: {e}"),
-        }
-    }
-}
-
-/// Reports swarm events other than listen addresses, and forgets finished dials.
-fn on_swarm_event(ev: SwarmEvent<ping::Event>, pending: &mut Pending) {
+fn on_event(swarm: &mut Swarm<Node>, ev: SwarmEvent<NodeEvent>) {
     match ev {
+        SwarmEvent::NewListenAddr { address, .. } => say!("listening {address}"),
+        SwarmEvent::Behaviour(NodeEvent::Discovery(Discovery::Discovered(pairs))) => {
+            for peer in by_peer(&pairs) {
+                let addrs = swarm
+                    .behaviour()
+                    .discovery
+                    .addresses_of_peer(&peer)
+                    .to_vec();
+                say!("update {peer} {}", joined(&addrs));
+                let opts = DialOpts::peer_id(peer)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if swarm.dial(opts).is_ok() {
+                    addrs.iter().for_each(|a| say!("dialing {a}"));
+                }
+            }
+        }
+        SwarmEvent::Behaviour(NodeEvent::Discovery(Discovery::Expired(pairs))) => {
+            for peer in by_peer(&pairs) {
+                let gone: Vec<Multiaddr> = pairs
+                    .iter()
+                    .filter(|(p, _)| *p == peer)
+                    .map(|(_, a)| a.clone())
+                    .collect();
+                say!("expired {peer} {}", joined(&gone));
+            }
+        }
         SwarmEvent::ConnectionEstablished {
-            peer_id,
-            endpoint,
-            connection_id,
-            ..
+            peer_id, endpoint, ..
         } => {
-            pending.remove(&connection_id);
             say!("connected {peer_id} {}", endpoint.get_remote_address());
         }
-        SwarmEvent::OutgoingConnectionError {
-            peer_id,
-            error,
-            connection_id,
-        } => {
-            pending.remove(&connection_id);
-            let who = peer_id.map(|p| p.to_string()).unwrap_or_default();
-            eprintln!("dial to {who} failed: {error}");
-        }
-        SwarmEvent::ConnectionClosed { peer_id, cause, .. } => {
-            eprintln!("connection to {peer_id} closed ({cause:?})");
+        SwarmEvent::ConnectionClosed { peer_id, cause, .. } => say!("closed {peer_id} {cause:?}"),
+        SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+            eprintln!("dial to {peer_id:?} failed: {error}");
         }
         SwarmEvent::ListenerError { error, .. } => eprintln!("listener error: {error}"),
         _ => {}
     }
 }
 
-/// Registers the changed listen addresses (a new record replaces the previous one).
-fn reregister(agent: &mut Client, keypair: &Keypair, addrs: &[Multiaddr]) -> Result<(), String> {
-    agent
-        .register(keypair, addrs)
-        .map_err(|e| format!("re-registration refused: {e}"))?;
-    say!("registered");
-    Ok(())
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
+    exo_discovery::logging::init();
+    match parse_args() {
+        Ok(args) => match run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
 
 async fn run(args: Args) -> Result<(), String> {
     let keypair = exo_discovery::keyfile::read_or_create(&args.key)?;
-    // Connect first, so a missing agent is reported at once; register once the addresses are known.
-    let mut agent = Client::connect(&args.socket).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
-
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
         .with_tokio()
         .with_tcp(
@@ -219,12 +151,15 @@ async fn run(args: Args) -> Result<(), String> {
             yamux::Config::default,
         )
         .map_err(|e| format!("cannot set up noise: {e}"))?
-        .with_behaviour(|_| ping::Behaviour::new(ping::Config::new()))
+        .with_behaviour(|key| Node {
+            discovery: exo_discovery::libp2p::Behaviour::new(key, &args.socket),
+            ping: ping::Behaviour::new(ping::Config::new()),
+        })
         .map_err(|e| format!("cannot set up the behaviour: {e}"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE))
         .build();
     say!("peer-id {}", swarm.local_peer_id());
-
+    let agent = swarm.behaviour_mut().discovery.agent_status();
     let mut listening = 0;
     for a in ["/ip4/0.0.0.0/tcp/0", "/ip6/::/tcp/0"] {
         match swarm.listen_on(a.parse().expect("valid multiaddr")) {
@@ -235,67 +170,17 @@ async fn run(args: Args) -> Result<(), String> {
     if listening == 0 {
         return Err("cannot listen on any address".into());
     }
-
-    // Collect listen addresses: until the first, then for COLLECT more.
-    let mut addrs: Vec<Multiaddr> = Vec::new();
-    let mut pending = Pending::new();
-    let collect = tokio::time::sleep(Duration::from_secs(3600));
-    tokio::pin!(collect);
     loop {
         tokio::select! {
-            ev = swarm.select_next_some() => match ev {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    say!("listening {address}");
-                    if addrs.is_empty() {
-                        collect.as_mut().reset(tokio::time::Instant::now() + COLLECT);
-                    }
-                    addrs.push(address);
-                }
-                other => on_swarm_event(other, &mut pending),
+            ev = swarm.select_next_some() => on_event(&mut swarm, ev),
+            Ok(status) = agent.recv() => match status {
+                AgentStatus::Registered { .. } => say!("registered"),
+                AgentStatus::Connected { peers, .. } => say!("agent-connected {peers}"),
+                AgentStatus::Disconnected(why) => say!("agent-lost {why}"),
+                other => eprintln!("agent: {other:?}"),
             },
-            _ = &mut collect => break,
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
         }
     }
-
-    // Register (kept for the life of the process), then subscribe on a second connection.
-    agent
-        .register(&keypair, &addrs)
-        .map_err(|e| format!("registration refused: {e}"))?;
-    say!("registered");
-    let mut events = Client::connect(&args.socket).map_err(|e| e.to_string())?;
-    let snapshot = events.subscribe().map_err(|e| e.to_string())?;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || forward(events, snapshot, tx));
-
-    loop {
-        tokio::select! {
-            ev = swarm.select_next_some() => match ev {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    say!("listening {address}");
-                    addrs.push(address);
-                    reregister(&mut agent, &keypair, &addrs)?;
-                }
-                SwarmEvent::ExpiredListenAddr { address, .. } => {
-                    addrs.retain(|a| *a != address);
-                    if !addrs.is_empty() {
-                        reregister(&mut agent, &keypair, &addrs)?;
-                    }
-                }
-                other => on_swarm_event(other, &mut pending),
-            },
-            msg = rx.recv() => match msg {
-                Some(FromAgent::Peer(p)) => hand_over(&mut swarm, &mut pending, &p),
-                Some(FromAgent::Expired(id)) => say!("expired {id}"),
-                Some(FromAgent::Failed(e)) => return Err(format!("agent subscription failed: {e}")),
-                None => return Err("agent subscription ended".into()),
-            },
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-        }
-    }
-    // Closing the registration's connection withdraws it (the agent sends goodbyes).
-    drop(agent);
-    Ok(())
 }

@@ -10,7 +10,9 @@
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
 //!   [`mdns`] (the mdns-sd daemons), [`server`] (local socket), [`unicast`] (static hosts),
 //!   [`agent`] (the loop that feeds the engine and carries out its actions), [`client`] (for nodes
-//!   and the command line), [`keyfile`], and `sys` (the Linux/macOS differences).
+//!   and the command line), `libp2p` (with the cargo feature `libp2p`: a rust-libp2p
+//!   `NetworkBehaviour` fed by the agent, in place of libp2p-mdns), [`keyfile`], and `sys` (the
+//!   Linux/macOS differences).
 
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
@@ -29,6 +31,8 @@ pub mod fuzz;
 pub mod iface;
 pub mod instance;
 pub mod keyfile;
+#[cfg(feature = "libp2p")]
+pub mod libp2p;
 pub mod libp2p_mdns;
 pub mod logging;
 pub mod mcast;

@@ -40,6 +40,36 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts to reconnect.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// The waits between attempts to reconnect: [`FIRST_BACKOFF`], doubling up to [`MAX_BACKOFF`].
+/// Pure (no clock): the caller sleeps or sets a timer. Shared by [`Reconnecting`] and, with the
+/// `libp2p` feature, the libp2p behaviour.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: FIRST_BACKOFF,
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before the next attempt; each call doubles the one after, up to [`MAX_BACKOFF`].
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(MAX_BACKOFF);
+        wait
+    }
+
+    /// Starts again from [`FIRST_BACKOFF`] (after a connection that worked).
+    pub fn reset(&mut self) {
+        self.next = FIRST_BACKOFF;
+    }
+}
+
 /// What [`Reconnecting::next_update`] hands back.
 #[derive(Debug)]
 // One at a time, returned by value: boxing the message would only add an allocation.
@@ -176,7 +206,7 @@ impl Reconnecting {
 
     /// Connects again, waiting between attempts, then registers and subscribes as before.
     fn reconnect(&mut self) -> Result<(), ClientError> {
-        let mut wait = FIRST_BACKOFF;
+        let mut backoff = Backoff::default();
         loop {
             match Client::connect(&self.path) {
                 Ok(c) => {
@@ -190,8 +220,7 @@ impl Reconnecting {
                 Err(ClientError::NotRunning(..) | ClientError::Io(_)) => {}
                 Err(e) => return Err(e),
             }
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(MAX_BACKOFF);
+            std::thread::sleep(backoff.next_wait());
         }
     }
 
@@ -203,5 +232,19 @@ impl Reconnecting {
                 .push_back(Update::Msg(AgentMsg::Snapshot(peers)));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_bound_and_starts_over_after_a_reset() {
+        let mut b = Backoff::default();
+        let waits: Vec<u128> = (0..8).map(|_| b.next_wait().as_millis()).collect();
+        assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+        b.reset();
+        assert_eq!(b.next_wait(), FIRST_BACKOFF);
     }
 }

@@ -1,7 +1,10 @@
-//! Real libp2p nodes (the `libp2p_node` and `stock_mdns_node` examples) on namespace hosts: nodes
-//! fed by their agents find and connect to each other, and follow a restart on a new port. Needs
-//! root and the example binaries (`cargo build --examples`); skips with one line where namespaces
-//! cannot be made.
+//! Real libp2p nodes on namespace hosts: nodes fed by their agents through
+//! `exo_discovery::libp2p::Behaviour` (the `libp2p_node` example, and a swarm in this process) find
+//! and connect to each other, outlive a restart of their agent, follow a node's restart on a new
+//! port, and dial a peer by its peer ID alone; a stock libp2p-mdns node (`stock_mdns_node`) and an
+//! agent's node see each other. Needs root and the example binaries (`cargo build --examples`);
+//! skips with one line where namespaces cannot be made. One test needs neither: the behaviour
+//! against a scripted agent on a Unix socket, with a swarm on loopback.
 
 mod common;
 
@@ -232,9 +235,9 @@ fn os(s: &str) -> &OsStr {
 }
 
 #[test]
-fn three_nodes_fed_by_their_agents_all_connect_and_follow_a_restart() {
-    let Some(mut n) = net("three_nodes_fed_by_their_agents_all_connect_and_follow_a_restart")
-    else {
+fn three_nodes_fed_by_their_agents_connect_outlive_an_agent_restart_and_follow_a_node_restart() {
+    let test = "three_nodes_fed_by_their_agents_connect_outlive_an_agent_restart_and_follow_a_node_restart";
+    let Some(mut n) = net(test) else {
         return;
     };
     let bin = example("libp2p_node");
@@ -326,16 +329,111 @@ fn three_nodes_fed_by_their_agents_all_connect_and_follow_a_restart() {
         }
     }
 
+    // Host 1's agent is killed (no goodbye; its socket file stays behind) and, a moment later,
+    // started again. Meanwhile node 4 starts on host 1, with no agent to register with.
+    let marks = lines_so_far(&mut nodes);
+    let t_kill = Instant::now();
+    n.kill_agent(&agents[0]);
+    let k = nodes[0].expect_from(marks[0], "`agent-lost`", |l| l.starts_with("agent-lost "));
+    let noticed = nodes[0].lines[k].0 - t_kill;
+    let key4 = n.dir.join("node-4.key");
+    let mut node4 = Node::start(
+        &n,
+        &hosts[0],
+        "node-4",
+        &bin,
+        &[
+            os("--socket"),
+            agents[0].socket.as_os_str(),
+            os("--key"),
+            key4.as_os_str(),
+        ],
+    );
+    let id4 = node4.value("peer-id");
+    node4.expect_from(0, "`listening`", |l| l.starts_with("listening "));
+    node4.drain(Duration::from_millis(500));
+    assert!(
+        !node4.lines.iter().any(|(_, l)| l == "registered"),
+        "node 4 registered with no agent running\n{}",
+        node4.dump()
+    );
+    let t_start = Instant::now();
+    let agent1 = n.agent(&hosts[0], "agent-1", &[]);
+    wait_for_agent(&agent1.socket);
+    let t_up = Instant::now();
+    // Node 1 reconnects and registers again; node 4 registers for the first time.
+    let k = nodes[0].expect_from(marks[0], "`agent-connected` after the restart", |l| {
+        l.starts_with("agent-connected ")
+    });
+    let (reconnected, first_listed) = (nodes[0].lines[k].0, nodes[0].lines[k].1.clone());
+    let k = nodes[0].expect_from(k, "`registered` after the agent's restart", |l| {
+        l == "registered"
+    });
+    let reregistered = nodes[0].lines[k].0;
+    let k = node4.expect_from(0, "`registered` once the agent is back", |l| {
+        l == "registered"
+    });
+    let registered4 = node4.lines[k].0;
+    // The restarted agent has nodes 2 and 3 again: node 1 is told of them.
+    let peers_back = loop {
+        let listed: Vec<String> = n
+            .peers(&agent1)
+            .iter()
+            .filter_map(|v| v["peer_id"].as_str().map(str::to_owned))
+            .collect();
+        if ids[1..].iter().all(|id| listed.contains(id)) {
+            break Instant::now();
+        }
+        assert!(
+            t_start.elapsed() < WAIT,
+            "the restarted agent never found nodes 2 and 3 again: {listed:?}\n{}",
+            std::fs::read_to_string(&agent1.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Nodes 2 and 3 find node 4, started while the agent was away.
+    let mut found4 = Vec::new();
+    for (i, node) in nodes.iter_mut().enumerate().skip(1) {
+        let p = format!("connected {id4} ");
+        let k = node.expect_from(marks[i], "connection to node-4", |l| l.starts_with(&p));
+        found4.push(node.lines[k].0 - t_start);
+    }
+    // The connections among nodes 1-3 stayed up, and node 1 forgot none of its peers.
+    for (i, node) in nodes.iter_mut().enumerate() {
+        node.drain(Duration::from_millis(300));
+        let dump = node.dump();
+        for (_, line) in &node.lines[marks[i]..] {
+            let closed =
+                line.starts_with("closed ") && ids.iter().any(|id| line.contains(id.as_str()));
+            let expired =
+                line.starts_with("expired ") && ids.iter().any(|id| line.contains(id.as_str()));
+            assert!(
+                !closed && !expired,
+                "node-{} across the agent's restart: {line}\n{dump}",
+                i + 1
+            );
+        }
+    }
+    println!(
+        "agent of host 1 killed: node 1 noticed after {noticed:?}; agent started again {:?} after \
+         the kill, answering {:?} later; node 1 reconnected {:?} after the start ({first_listed}) \
+         and registered {:?} after it; the agent listed nodes 2 and 3 again {:?} after the kill \
+         ({:?} after the start); node 4 (started during the outage) registered {:?} and was \
+         connected to by nodes 2 and 3 {found4:?} after the start; no connection among nodes 1-3 \
+         closed, nothing expired",
+        t_start - t_kill,
+        t_up - t_start,
+        reconnected - t_start,
+        reregistered - t_start,
+        peers_back - t_kill,
+        peers_back - t_start,
+        registered4 - t_start,
+    );
+
     // Restart node 1 with the same key: it comes back on new ports.
     let old_ports = nodes[0].listen_ports();
     assert!(!old_ports.is_empty(), "{}", nodes[0].dump());
-    let marks: Vec<usize> = nodes
-        .iter_mut()
-        .map(|x| {
-            x.pump();
-            x.lines.len()
-        })
-        .collect();
+    let marks = lines_so_far(&mut nodes);
     let status = nodes[0].stop().expect("node 1 was running");
     assert!(status.success(), "node 1 exited with {status} on SIGINT");
     let t_restart = Instant::now();
@@ -349,9 +447,12 @@ fn three_nodes_fed_by_their_agents_all_connect_and_follow_a_restart() {
     );
     let id1 = ids[0].clone();
     for (i, node) in nodes.iter_mut().enumerate().skip(1) {
+        // Either side may dial first (the restarted node learns of the others before they learn
+        // its new ports): any connection after the mark is to the new process, the old one
+        // having exited.
         let p = format!("connected {id1} ");
         let k = node.expect_from(marks[i], "connection to the restarted node-1", |l| {
-            l.starts_with(&p) && new_ports.iter().any(|port| has_port(l, *port))
+            l.starts_with(&p) && !old_ports.iter().any(|port| has_port(l, *port))
         });
         println!(
             "node-{} connected to the restarted node-1 {:?} after its restart",
@@ -383,10 +484,35 @@ fn three_nodes_fed_by_their_agents_all_connect_and_follow_a_restart() {
             println!("{}", node.dump());
         }
     }
+    nodes.push(node4);
     for node in nodes.iter_mut() {
         let name = node.name.clone();
         let status = node.stop().expect("running");
         assert!(status.success(), "{name} exited with {status} on SIGINT");
+    }
+}
+
+/// How many lines each node has printed so far.
+fn lines_so_far(nodes: &mut [Node]) -> Vec<usize> {
+    nodes
+        .iter_mut()
+        .map(|x| {
+            x.pump();
+            x.lines.len()
+        })
+        .collect()
+}
+
+/// Waits until an agent answers at `socket` (a killed agent's socket file may still be there).
+fn wait_for_agent(socket: &Path) {
+    let deadline = Instant::now() + WAIT;
+    while let Err(e) = exo_discovery::client::Client::connect(socket) {
+        assert!(
+            Instant::now() < deadline,
+            "no agent answers at {}: {e}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -458,4 +584,353 @@ fn stock_libp2p_mdns_node_sees_agent_node_and_agent_sees_it() {
         std::thread::sleep(Duration::from_millis(250));
     }
     drop((na, nb));
+}
+
+#[test]
+fn a_swarm_dials_a_peer_by_its_peer_id_alone() {
+    let Some(mut n) = net("a_swarm_dials_a_peer_by_its_peer_id_alone") else {
+        return;
+    };
+    let bin = example("libp2p_node");
+    let l = n.link();
+    let (a, b) = (n.host("a"), n.host("b"));
+    n.attach(&a, "eth0", &l, &["10.80.0.1/24", "fd80::1/64"]);
+    n.attach(&b, "eth0", &l, &["10.80.0.2/24", "fd80::2/64"]);
+    let agent_a = n.agent(&a, "agent-a", &[]);
+    let agent_b = n.agent(&b, "agent-b", &[]);
+    let key_b = n.dir.join("node-b.key");
+    let mut nb = Node::start(
+        &n,
+        &b,
+        "node-b",
+        &bin,
+        &[
+            os("--socket"),
+            agent_b.socket.as_os_str(),
+            os("--key"),
+            key_b.as_os_str(),
+        ],
+    );
+    let id_b = nb.value("peer-id");
+    nb.expect_from(0, "`registered`", |l| l == "registered");
+    let socket = agent_a.socket.clone();
+    match n.in_ns(&a, move || dial_by_peer_id(&socket, &id_b)) {
+        Ok(report) => println!("swarm on host a: {report}"),
+        Err(e) => panic!(
+            "{e}\n{}\n{}",
+            nb.dump(),
+            std::fs::read_to_string(&agent_a.log).unwrap_or_default()
+        ),
+    }
+}
+
+/// A swarm in this thread's namespace, fed by the agent at `socket`, and not listening (so no
+/// agent announces it and nobody dials it): it dials `peer` by its peer ID alone, once before the
+/// agent names it (no address: refused) and once after.
+fn dial_by_peer_id(socket: &Path, peer: &str) -> Result<String, String> {
+    use ::libp2p::futures::StreamExt;
+    use ::libp2p::swarm::{DialError, SwarmEvent};
+    use ::libp2p::{noise, tcp, yamux, PeerId};
+    use exo_discovery::libp2p::{Behaviour, Event};
+
+    let peer: PeerId = peer.parse().map_err(|e| format!("peer ID {peer}: {e}"))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(async move {
+        let mut swarm = ::libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| format!("noise: {e}"))?
+            .with_behaviour(|key| Behaviour::new(key, socket))
+            .map_err(|e| format!("behaviour: {e}"))?
+            .build();
+        match swarm.dial(peer) {
+            Err(DialError::NoAddresses) => {}
+            other => return Err(format!("dial before discovery: {other:?}, not NoAddresses")),
+        }
+        let t0 = Instant::now();
+        let timeout = tokio::time::sleep(WAIT);
+        tokio::pin!(timeout);
+        let mut discovered = None;
+        loop {
+            tokio::select! {
+                ev = swarm.select_next_some() => match ev {
+                    SwarmEvent::Behaviour(Event::Discovered(pairs))
+                        if discovered.is_none() && pairs.iter().any(|(p, _)| *p == peer) =>
+                    {
+                        discovered = Some(t0.elapsed());
+                        // No address given: the swarm asks the behaviour.
+                        swarm.dial(peer).map_err(|e| format!("dial({peer}): {e}"))?;
+                    }
+                    SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } if peer_id == peer => {
+                        if !endpoint.is_dialer() {
+                            return Err(format!("{peer} dialled this swarm, not the other way"));
+                        }
+                        return Ok(format!(
+                            "{peer} discovered after {discovered:?}, dialled by peer ID and \
+                             connected at {} after {:?}",
+                            endpoint.get_remote_address(),
+                            t0.elapsed()
+                        ));
+                    }
+                    SwarmEvent::OutgoingConnectionError { error, .. } => {
+                        return Err(format!("the dial by peer ID failed: {error}"));
+                    }
+                    _ => {}
+                },
+                _ = &mut timeout => {
+                    return Err(format!("no connection to {peer} within {WAIT:?} (discovered: {discovered:?})"));
+                }
+            }
+        }
+    })
+}
+
+/// What the scripted agent of [`the_behaviour_against_a_scripted_agent`] saw.
+#[derive(Debug)]
+enum Seen {
+    /// A connection passed the handshake (how many so far).
+    Connected(usize),
+    /// A registration: its seq and addresses.
+    Registered(u64, Vec<String>),
+}
+
+/// A scripted agent on a local socket: it welcomes every connection, answers `Subscribe` with
+/// `snapshot`, verifies and accepts registrations, and writes whatever `inject` is given on the
+/// latest connection.
+struct ScriptedAgent {
+    seen: mpsc::Receiver<Seen>,
+    inject: std::sync::Arc<std::sync::Mutex<Option<std::os::unix::net::UnixStream>>>,
+}
+
+impl ScriptedAgent {
+    fn start(path: &Path, snapshot: Vec<exo_discovery::proto::PeerInfo>) -> ScriptedAgent {
+        use exo_discovery::proto::{self, AgentMsg, ClientMsg};
+        use std::io::{Read, Write};
+        let listener = std::os::unix::net::UnixListener::bind(path).expect("bind");
+        let (tx, seen) = mpsc::channel();
+        let inject = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let latest = inject.clone();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(mut conn) = conn else { return };
+                *latest.lock().unwrap() = conn.try_clone().ok();
+                let (tx, snapshot) = (tx.clone(), snapshot.clone());
+                std::thread::spawn(move || loop {
+                    let mut prefix = [0u8; 4];
+                    if conn.read_exact(&mut prefix).is_err() {
+                        return;
+                    }
+                    let mut body = vec![0; proto::body_len(prefix).expect("frame size")];
+                    conn.read_exact(&mut body).expect("frame body");
+                    let reply = match proto::decode::<ClientMsg>(&body).expect("a client message") {
+                        ClientMsg::Hello { .. } => {
+                            let _ = tx.send(Seen::Connected(n + 1));
+                            AgentMsg::Welcome {
+                                version: proto::PROTOCOL_VERSION,
+                                namespace: "exo".into(),
+                            }
+                        }
+                        ClientMsg::Subscribe => AgentMsg::Snapshot(snapshot.clone()),
+                        ClientMsg::Register { signed_record } => {
+                            let rec = exo_discovery::record::verify(&signed_record, "exo")
+                                .expect("a valid record");
+                            let addrs = rec.addrs.iter().map(|a| a.to_string()).collect();
+                            let _ = tx.send(Seen::Registered(rec.seq, addrs));
+                            AgentMsg::Registered {
+                                peer_id: rec.peer_id.to_string(),
+                            }
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    };
+                    if conn.write_all(&proto::encode(&reply)).is_err() {
+                        return;
+                    }
+                });
+            }
+        });
+        ScriptedAgent { seen, inject }
+    }
+
+    /// Writes `bytes` on the latest connection.
+    fn send(&self, bytes: &[u8]) {
+        use std::io::Write;
+        let mut conn = self.inject.lock().unwrap();
+        conn.as_mut()
+            .expect("a connection")
+            .write_all(bytes)
+            .expect("write");
+    }
+}
+
+/// The behaviour against a scripted agent on a Unix socket and a swarm on loopback (no root, no
+/// namespace): one registration per burst of listen addresses, `Discovered` / `Expired` from a
+/// snapshot and an update, the swarm's addresses for a peer, garbage from the agent survived by
+/// reconnecting and registering again with a higher seq, and a removed listener registered.
+#[test]
+fn the_behaviour_against_a_scripted_agent() {
+    use ::libp2p::futures::StreamExt;
+    use ::libp2p::swarm::SwarmEvent;
+    use ::libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
+    use exo_discovery::libp2p::{Behaviour, Config, Event};
+    use exo_discovery::proto::{self, AgentMsg, EventKind, PeerEvent, PeerInfo, Source};
+
+    let dir = std::env::temp_dir().join(format!("exo-discovery-scripted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join("agent.sock");
+    let b = PeerId::random();
+    let info = |port: u16| PeerInfo {
+        peer_id: b.to_string(),
+        addrs: vec![format!("/ip4/127.0.0.1/tcp/{port}")],
+        interfaces: vec!["lo".into()],
+        source: Source::Mdns,
+        verified: vec![],
+        seq: u64::from(port),
+    };
+    let on = |port: u16| -> Multiaddr {
+        format!("/ip4/127.0.0.1/tcp/{port}/p2p/{b}")
+            .parse()
+            .unwrap()
+    };
+    let agent = ScriptedAgent::start(&path, vec![info(9)]);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut swarm = ::libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .expect("noise")
+            .with_behaviour(|key| {
+                Behaviour::with_config(
+                    key,
+                    Config::default()
+                        .with_socket(&path)
+                        .with_register_delay(Duration::from_millis(100)),
+                )
+            })
+            .expect("behaviour")
+            .build();
+        let mut seen = Vec::new();
+        let mut events = Vec::new();
+        // Runs the swarm until `done` holds for what the agent saw and what the swarm reported.
+        macro_rules! until {
+            ($what:expr, $done:expr) => {{
+                let deadline = Instant::now() + WAIT;
+                loop {
+                    while let Ok(s) = agent.seen.try_recv() {
+                        seen.push(s);
+                    }
+                    if $done(&seen, &events) {
+                        break;
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{}: agent saw {seen:?}, swarm reported {events:?}",
+                        $what
+                    );
+                    tokio::select! {
+                        ev = swarm.select_next_some() => {
+                            if let SwarmEvent::Behaviour(e) = ev {
+                                events.push(e);
+                            }
+                        }
+                        _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    }
+                }
+            }};
+        }
+        let registrations = |seen: &Vec<Seen>| -> Vec<(u64, Vec<String>)> {
+            seen.iter()
+                .filter_map(|s| match s {
+                    Seen::Registered(seq, a) => Some((*seq, a.clone())),
+                    _ => None,
+                })
+                .collect()
+        };
+
+        // Two listeners at once: one registration of both addresses.
+        let first = swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        until!("the first registration", |s: &Vec<Seen>, _: &Vec<Event>| {
+            !registrations(s).is_empty()
+        });
+        let t = Instant::now();
+        until!("nothing more", |_: &Vec<Seen>, _: &Vec<Event>| t.elapsed()
+            > Duration::from_millis(500));
+        let regs = registrations(&seen);
+        assert_eq!(regs.len(), 1, "one registration per burst: {regs:?}");
+        assert_eq!(regs[0].1.len(), 2, "both addresses: {regs:?}");
+
+        // The snapshot's peer, its address with /p2p/ added, and the swarm's addresses for it.
+        until!("the snapshot's peer", |_: &Vec<Seen>, e: &Vec<Event>| !e
+            .is_empty());
+        assert!(
+            matches!(&events[0], Event::Discovered(p) if *p == [(b, on(9))]),
+            "{events:?}"
+        );
+        assert_eq!(swarm.behaviour().addresses_of_peer(&b), [on(9)]);
+
+        // An update to a new port of the same family: the new discovered, the old expired.
+        agent.send(&proto::encode(&AgentMsg::Event(PeerEvent {
+            event: EventKind::Updated,
+            peer: info(10),
+        })));
+        until!("the update", |_: &Vec<Seen>, e: &Vec<Event>| e.len() >= 3);
+        assert!(
+            matches!(&events[1], Event::Discovered(p) if *p == [(b, on(10))]),
+            "{events:?}"
+        );
+        assert!(
+            matches!(&events[2], Event::Expired(p) if *p == [(b, on(9))]),
+            "{events:?}"
+        );
+
+        // Garbage: a frame larger than allowed. The behaviour reconnects and registers again.
+        agent.send(&u32::MAX.to_be_bytes());
+        until!(
+            "a second connection and registration",
+            |s: &Vec<Seen>, _: &Vec<Event>| {
+                s.iter().any(|x| matches!(x, Seen::Connected(2))) && registrations(s).len() == 2
+            }
+        );
+        let regs = registrations(&seen);
+        assert!(regs[1].0 > regs[0].0, "the seq did not grow: {regs:?}");
+        assert_eq!(regs[1].1, regs[0].1);
+
+        // A listener closed: registered again without its address. The snapshot after the
+        // reconnection (port 9 again) holds port 10 for the grace instead of expiring it.
+        swarm.remove_listener(first);
+        until!("the registration after a listener closed", |s: &Vec<
+            Seen,
+        >,
+                                                            _: &Vec<
+            Event,
+        >| {
+            registrations(s).len() == 3
+        });
+        assert_eq!(registrations(&seen)[2].1.len(), 1);
+        assert!(
+            !events[3..].iter().any(|e| matches!(e, Event::Expired(_))),
+            "{events:?}"
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,648 @@
+//! A rust-libp2p `NetworkBehaviour` fed by the agent (does I/O), in the place of
+//! `libp2p::mdns::tokio::Behaviour`. Only with the cargo feature `libp2p`.
+//!
+//! It registers the swarm's listen addresses with the agent (again after every burst of
+//! changes, and after every reconnection to a restarted agent), subscribes to the agent's peers,
+//! and reports them as libp2p-mdns does: [`Event::Discovered`] for addresses new to the node,
+//! [`Event::Expired`] for addresses no longer valid, every address ending in `/p2p/<peer>`. It
+//! also answers the swarm's question for a peer's addresses, so `swarm.dial(peer_id)` works with
+//! no address given.
+//!
+//! ```no_run
+//! use libp2p::swarm::NetworkBehaviour;
+//! #[derive(NetworkBehaviour)]
+//! struct Node {
+//!     discovery: exo_discovery::libp2p::Behaviour, // was libp2p::mdns::tokio::Behaviour
+//!     ping: libp2p::ping::Behaviour,
+//! }
+//! let key = libp2p_identity::Keypair::generate_ed25519();
+//! let discovery =
+//!     exo_discovery::libp2p::Behaviour::new(&key, exo_discovery::config::default_socket_path());
+//! ```
+//!
+//! It never blocks the swarm: the socket is an `async_io::Async<UnixStream>` and the timers are
+//! `async_io::Timer`s, woken through the `Context` the swarm polls it with (async-io runs its own
+//! reactor thread, so the swarm may run on tokio, async-std or smol). When the agent is not
+//! running it says so in one log line (the `log` crate), keeps trying with the backoff of
+//! [`crate::reconnect`], and the swarm runs on with the peers it knew.
+//!
+//! The pure parts: `frames` (bytes to messages), `peers` (what the agent says to
+//! `Discovered` / `Expired`), `listen` (listen addresses, when to register them, the record).
+
+mod frames;
+mod listen;
+mod peers;
+
+use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind};
+use crate::reconnect::Backoff;
+use async_io::{Async, Timer};
+use futures_lite::{AsyncRead, AsyncWrite};
+use libp2p_core::transport::PortUse;
+use libp2p_core::{Endpoint, Multiaddr};
+use libp2p_identity::{Keypair, PeerId};
+use libp2p_swarm::behaviour::FromSwarm;
+use libp2p_swarm::{
+    dummy, ConnectionDenied, ConnectionId, NetworkBehaviour, THandler, THandlerInEvent,
+    THandlerOutEvent, ToSwarm,
+};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// What the behaviour reports to the swarm, with libp2p-mdns's meaning: a node switching from
+/// `libp2p::mdns::Event` matches the same two variants.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Addresses of peers, new to this node (each ending in `/p2p/<peer>`).
+    Discovered(Vec<(PeerId, Multiaddr)>),
+    /// Addresses no longer valid: the agent no longer hands them over.
+    Expired(Vec<(PeerId, Multiaddr)>),
+}
+
+/// How the link with the agent is doing (see [`Behaviour::agent_status`]): for a node's logs,
+/// health checks and tests. Discovery does not need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AgentStatus {
+    /// Connected and subscribed; the agent listed `peers` peers.
+    Connected {
+        /// The namespace the agent serves.
+        namespace: String,
+        /// How many peers its first snapshot listed.
+        peers: usize,
+    },
+    /// The agent accepted a registration of these listen addresses.
+    Registered {
+        /// The record's sequence number.
+        seq: u64,
+        /// The addresses the record carries.
+        addrs: Vec<Multiaddr>,
+    },
+    /// The agent refused a registration (why).
+    Refused(String),
+    /// The agent is not running or the connection was lost (why); retrying.
+    Disconnected(String),
+}
+
+/// Settings of a [`Behaviour`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    socket: PathBuf,
+    namespace: Option<String>,
+    register_delay: Duration,
+    resync_grace: Duration,
+}
+
+impl Default for Config {
+    /// The agent's default socket ([`crate::config::default_socket_path`]), the agent's namespace,
+    /// registration 150 ms after the last change of listen addresses, a grace of 10 s for the
+    /// addresses a restarted agent has not found again yet.
+    fn default() -> Self {
+        Config {
+            socket: crate::config::default_socket_path(),
+            namespace: None,
+            register_delay: Duration::from_millis(150),
+            resync_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The agent's socket.
+    pub fn with_socket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.socket = path.into();
+        self
+    }
+
+    /// The cluster namespace to register in (the agent refuses another than its own). Default:
+    /// whichever the agent serves.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// How long the listen addresses must stay unchanged before they are registered (at the
+    /// latest, eight times this after the first change of a burst).
+    pub fn with_register_delay(mut self, delay: Duration) -> Self {
+        self.register_delay = delay;
+        self
+    }
+
+    /// How long, after a reconnection, an address the agent does not name is still held before
+    /// it expires (a restarted agent needs a moment to hear everyone again, on every family).
+    pub fn with_resync_grace(mut self, grace: Duration) -> Self {
+        self.resync_grace = grace;
+        self
+    }
+}
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Rounds of work in one `poll` before yielding to the swarm (and asking to be polled again).
+const ROUNDS_PER_POLL: usize = 64;
+
+/// See the module docs.
+pub struct Behaviour {
+    key: Keypair,
+    cfg: Config,
+    peers: peers::Peers,
+    listen: listen::Listen,
+    /// The last `seq` signed.
+    last_seq: u64,
+    conn: Conn,
+    backoff: Backoff,
+    /// When to connect again (while down).
+    retry_at: Instant,
+    /// Why the agent is unreachable, once said (one log line per outage).
+    outage: Option<String>,
+    timer: Timer,
+    events: VecDeque<ToSwarm<Event, Infallible>>,
+    status: Option<async_channel::Sender<AgentStatus>>,
+    waker: Option<Waker>,
+}
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<Async<UnixStream>>> + Send>>;
+
+/// The connection to the agent.
+enum Conn {
+    /// None; the next attempt at `retry_at`.
+    Down,
+    /// Connecting.
+    Connecting(Connecting),
+    /// Connected.
+    Up(Box<Up>),
+}
+
+/// A live connection.
+struct Up {
+    stream: Async<UnixStream>,
+    frames: frames::Frames,
+    /// Bytes to send, from `sent` on.
+    out: Vec<u8>,
+    sent: usize,
+    /// The agent's namespace, once it said `Welcome`.
+    namespace: Option<String>,
+    /// Whether the subscription's first snapshot came.
+    synced: bool,
+    /// The addresses last registered on this connection.
+    registered: Option<Vec<Multiaddr>>,
+    /// Registrations sent and not answered yet (answers come in order).
+    in_flight: VecDeque<(u64, Vec<Multiaddr>)>,
+}
+
+impl Up {
+    fn send(&mut self, msg: &ClientMsg) {
+        self.out.extend_from_slice(&proto::encode(msg));
+    }
+}
+
+/// What one step of the connection did.
+enum Step {
+    /// Nothing more to do until woken.
+    Idle,
+    /// Something happened; go round again.
+    Progress,
+    /// The connection is gone (why).
+    Lost(String),
+}
+
+impl Behaviour {
+    /// A behaviour for the node of `keypair`, fed by the agent at `socket` (usually
+    /// [`crate::config::default_socket_path`]).
+    pub fn new(keypair: &Keypair, socket: impl Into<PathBuf>) -> Behaviour {
+        Behaviour::with_config(keypair, Config::default().with_socket(socket))
+    }
+
+    /// As [`Behaviour::new`], with every setting.
+    pub fn with_config(keypair: &Keypair, cfg: Config) -> Behaviour {
+        Behaviour {
+            key: keypair.clone(),
+            peers: peers::Peers::new(keypair.public().to_peer_id(), cfg.resync_grace),
+            listen: listen::Listen::new(cfg.register_delay, cfg.register_delay * 8),
+            cfg,
+            last_seq: 0,
+            conn: Conn::Down,
+            backoff: Backoff::default(),
+            retry_at: Instant::now(),
+            outage: None,
+            timer: Timer::never(),
+            events: VecDeque::new(),
+            status: None,
+            waker: None,
+        }
+    }
+
+    /// The peers known now, each with its addresses (libp2p-mdns's `discovered_nodes`, with
+    /// the addresses).
+    pub fn discovered_nodes(&self) -> impl Iterator<Item = (&PeerId, &[Multiaddr])> {
+        self.peers.iter()
+    }
+
+    /// The addresses known for `peer`: what `swarm.dial(peer)` is given.
+    pub fn addresses_of_peer(&self, peer: &PeerId) -> &[Multiaddr] {
+        self.peers.addresses(peer)
+    }
+
+    /// A channel of what happens to the link with the agent, from now on (a later call replaces
+    /// it). A reader too slow loses the oldest news, never holds up the behaviour.
+    pub fn agent_status(&mut self) -> async_channel::Receiver<AgentStatus> {
+        let (tx, rx) = async_channel::bounded(32);
+        self.status = Some(tx);
+        rx
+    }
+
+    fn report(&self, status: AgentStatus) {
+        if let Some(tx) = &self.status {
+            let _ = tx.force_send(status);
+        }
+    }
+
+    fn socket(&self) -> &Path {
+        &self.cfg.socket
+    }
+
+    /// One step of the connection: connect, send, receive, take in what came.
+    fn step(&mut self, cx: &mut Context<'_>, now: Instant) -> Step {
+        match &mut self.conn {
+            Conn::Down if now >= self.retry_at => {
+                let path = self.cfg.socket.clone();
+                self.conn = Conn::Connecting(Box::pin(Async::<UnixStream>::connect(path)));
+                Step::Progress
+            }
+            Conn::Down => Step::Idle,
+            Conn::Connecting(fut) => match fut.as_mut().poll(cx) {
+                Poll::Pending => Step::Idle,
+                Poll::Ready(Err(e)) => Step::Lost(format!(
+                    "agent not running: cannot connect to {} ({e})",
+                    self.cfg.socket.display()
+                )),
+                Poll::Ready(Ok(stream)) => {
+                    if let Err(why) = served_by_me(&stream) {
+                        return Step::Lost(format!(
+                            "socket {} refused: {why}",
+                            self.socket().display()
+                        ));
+                    }
+                    let mut up = Up {
+                        stream,
+                        frames: frames::Frames::default(),
+                        out: Vec::new(),
+                        sent: 0,
+                        namespace: None,
+                        synced: false,
+                        registered: None,
+                        in_flight: VecDeque::new(),
+                    };
+                    up.send(&ClientMsg::Hello {
+                        magic: proto::MAGIC.into(),
+                        version: proto::PROTOCOL_VERSION,
+                    });
+                    self.conn = Conn::Up(Box::new(up));
+                    Step::Progress
+                }
+            },
+            Conn::Up(up) => {
+                let mut progress = false;
+                while up.sent < up.out.len() {
+                    match Pin::new(&mut up.stream).poll_write(cx, &up.out[up.sent..]) {
+                        Poll::Ready(Ok(0)) => {
+                            return Step::Lost("the agent closed the connection".into())
+                        }
+                        Poll::Ready(Ok(n)) => {
+                            up.sent += n;
+                            progress = true;
+                        }
+                        Poll::Ready(Err(e)) => return Step::Lost(format!("socket error: {e}")),
+                        Poll::Pending => break,
+                    }
+                }
+                if up.sent == up.out.len() {
+                    up.out.clear();
+                    up.sent = 0;
+                }
+                let mut buf = [0u8; READ_CHUNK];
+                match Pin::new(&mut up.stream).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(0)) => {
+                        return Step::Lost("the agent closed the connection".into())
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        up.frames.push(&buf[..n]);
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Step::Lost(format!("socket error: {e}")),
+                    Poll::Pending => {}
+                }
+                let mut msgs = Vec::new();
+                while let Some(m) = up.frames.next_msg() {
+                    match m {
+                        Ok(msg) => msgs.push(msg),
+                        Err(e) => {
+                            return Step::Lost(format!("unexpected bytes from the agent: {e}"))
+                        }
+                    }
+                }
+                for msg in msgs {
+                    progress = true;
+                    if let Err(why) = self.on_msg(msg, now) {
+                        return Step::Lost(why);
+                    }
+                }
+                if progress {
+                    Step::Progress
+                } else {
+                    Step::Idle
+                }
+            }
+        }
+    }
+
+    /// Takes in one message from the agent; `Err` closes the connection.
+    fn on_msg(&mut self, msg: AgentMsg, now: Instant) -> Result<(), String> {
+        let Conn::Up(up) = &mut self.conn else {
+            return Ok(());
+        };
+        if up.namespace.is_none() {
+            return match msg {
+                AgentMsg::Welcome { namespace, .. } => {
+                    log::info!(
+                        "connected to the agent at {} (namespace {namespace})",
+                        self.cfg.socket.display()
+                    );
+                    up.namespace = Some(namespace);
+                    up.send(&ClientMsg::Subscribe);
+                    self.outage = None;
+                    if !self.listen.pending() {
+                        self.register();
+                    }
+                    Ok(())
+                }
+                AgentMsg::Error { message, .. } => {
+                    Err(format!("the agent refused the connection: {message}"))
+                }
+                other => Err(format!("unexpected reply from the agent: {other:?}")),
+            };
+        }
+        match msg {
+            AgentMsg::Snapshot(list) => {
+                let n = list.len();
+                let first = !up.synced;
+                up.synced = true;
+                let namespace = up.namespace.clone().unwrap_or_default();
+                let changes = self.peers.snapshot(list, now);
+                self.emit(changes);
+                if first {
+                    self.backoff.reset();
+                    self.report(AgentStatus::Connected {
+                        namespace,
+                        peers: n,
+                    });
+                }
+            }
+            AgentMsg::Event(ev) => {
+                let changes = self.peers.event(ev, now);
+                self.emit(changes);
+            }
+            AgentMsg::Registered { .. } => {
+                if let Some((seq, addrs)) = up.in_flight.pop_front() {
+                    log::info!(
+                        "registered {} listen addresses with the agent (seq {seq})",
+                        addrs.len()
+                    );
+                    self.report(AgentStatus::Registered { seq, addrs });
+                }
+            }
+            AgentMsg::Error {
+                kind: ErrorKind::Malformed | ErrorKind::Handshake,
+                message,
+            } => {
+                return Err(format!("the agent closed the connection: {message}"));
+            }
+            AgentMsg::Error { message, .. } => {
+                if up.in_flight.pop_front().is_some() {
+                    log::warn!("the agent refused the registration: {message}");
+                    self.report(AgentStatus::Refused(message));
+                } else {
+                    log::warn!("the agent said: {message}");
+                }
+            }
+            other => log::debug!("ignoring a message from the agent: {other:?}"),
+        }
+        Ok(())
+    }
+
+    /// Registers the listen addresses on the live connection, if they changed since the last
+    /// registration on it. With none left, withdraws the registration: the agent ties it to the
+    /// connection, so the connection is made again, without one.
+    fn register(&mut self) {
+        let Conn::Up(up) = &mut self.conn else {
+            return;
+        };
+        let Some(agent_ns) = &up.namespace else {
+            return;
+        };
+        let addrs = self.listen.addrs();
+        if up.registered.as_deref() == Some(addrs) || (addrs.is_empty() && up.registered.is_none())
+        {
+            return;
+        }
+        if addrs.is_empty() {
+            log::info!("no listen addresses left: withdrawing the registration");
+            self.conn = Conn::Down;
+            self.retry_at = Instant::now();
+            self.peers.disconnected();
+            return;
+        }
+        let ns = self.cfg.namespace.as_deref().unwrap_or(agent_ns);
+        let seq = listen::next_seq(self.last_seq, crate::client::clock_micros());
+        up.registered = Some(addrs.to_vec());
+        match listen::signed_record(&self.key, ns, seq, addrs) {
+            Ok((signed_record, carried)) => {
+                self.last_seq = seq;
+                if carried != addrs {
+                    log::info!(
+                        "{} listen addresses do not fit in a record: registering {carried:?}",
+                        addrs.len()
+                    );
+                }
+                up.send(&ClientMsg::Register { signed_record });
+                up.in_flight.push_back((seq, carried));
+            }
+            Err(e) => log::warn!("cannot register the listen addresses: {e}"),
+        }
+    }
+
+    fn lost(&mut self, why: String, now: Instant) {
+        self.conn = Conn::Down;
+        self.retry_at = now + self.backoff.next_wait();
+        self.peers.disconnected();
+        if self.outage.is_none() {
+            log::warn!("{why}; the swarm runs on, and the agent is tried again every 2 s at most");
+            self.report(AgentStatus::Disconnected(why.clone()));
+            self.outage = Some(why);
+        } else {
+            log::debug!("{why}");
+        }
+    }
+
+    fn emit(&mut self, changes: peers::Changes) {
+        if !changes.discovered.is_empty() {
+            for (peer, addr) in &changes.discovered {
+                log::debug!("discovered {peer} at {addr}");
+            }
+            let new = changes.discovered.clone();
+            self.events
+                .push_back(ToSwarm::GenerateEvent(Event::Discovered(new)));
+            for (peer_id, address) in changes.discovered {
+                self.events
+                    .push_back(ToSwarm::NewExternalAddrOfPeer { peer_id, address });
+            }
+        }
+        if !changes.expired.is_empty() {
+            for (peer, addr) in &changes.expired {
+                log::debug!("expired {peer} at {addr}");
+            }
+            self.events
+                .push_back(ToSwarm::GenerateEvent(Event::Expired(changes.expired)));
+        }
+    }
+
+    /// The earliest of the deadlines of the connection, the listen addresses and the peers.
+    fn next_deadline(&self) -> Option<Instant> {
+        let retry = matches!(self.conn, Conn::Down).then_some(self.retry_at);
+        [
+            retry,
+            self.listen.next_deadline(),
+            self.peers.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Whether the socket is served by this user (in a shared directory anyone may bind the path
+/// first: no byte from another user's socket is trusted).
+fn served_by_me(stream: &Async<UnixStream>) -> Result<(), String> {
+    let me = nix::unistd::geteuid().as_raw();
+    let owner = crate::sys::peer_uid(stream.get_ref())
+        .map_err(|e| format!("cannot tell who serves it: {e}"))?;
+    if owner != me {
+        return Err(format!(
+            "it is served by uid {owner}, not by this user (uid {me})"
+        ));
+    }
+    Ok(())
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Event;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        _: &[Multiaddr],
+        _: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        Ok(maybe_peer.map_or_else(Vec::new, |p| self.peers.addresses(&p).to_vec()))
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        ev: THandlerOutEvent<Self>,
+    ) {
+        match ev {}
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        let now = Instant::now();
+        match event {
+            FromSwarm::NewListenAddr(e) => self.listen.add(e.addr, now),
+            FromSwarm::ExpiredListenAddr(e) => self.listen.remove(e.addr, now),
+            _ => return,
+        }
+        self.wake();
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+        for _ in 0..ROUNDS_PER_POLL {
+            if let Some(ev) = self.events.pop_front() {
+                return Poll::Ready(ev);
+            }
+            let now = Instant::now();
+            let mut progress = match self.step(cx, now) {
+                Step::Idle => false,
+                Step::Progress => true,
+                Step::Lost(why) => {
+                    self.lost(why, now);
+                    true
+                }
+            };
+            if self.listen.settle(now) {
+                self.register();
+                progress = true;
+            }
+            let expired = self.peers.on_timeout(now);
+            if !expired.expired.is_empty() {
+                self.emit(expired);
+                progress = true;
+            }
+            if progress {
+                continue;
+            }
+            match self.next_deadline() {
+                Some(at) => {
+                    self.timer.set_at(at);
+                    if Pin::new(&mut self.timer).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                None => return Poll::Pending,
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
