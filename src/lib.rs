@@ -4,7 +4,8 @@
 //!
 //! The crate is split into a pure core and thin shells:
 //! - pure (no I/O, clock passed in): [`engine`] (every decision of the agent: peer table, prober,
-//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`], [`dns`],
+//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`] (and
+//!   [`proto_json`], its JSON line mode), [`dns`],
 //!   [`libp2p_mdns`] (the stock libp2p-mdns dialect), [`instance`] (instance names and their
 //!   records), [`config`], [`fanout`], [`fuzz`] (the fuzz targets' entry points);
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
@@ -34,6 +35,7 @@ pub mod mcast;
 pub mod mdns;
 pub mod peers_file;
 pub mod proto;
+pub mod proto_json;
 pub mod reconnect;
 pub mod record;
 pub mod server;
