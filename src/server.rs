@@ -408,9 +408,22 @@ async fn connection(
     });
     let reader = async {
         let _ = input.send(Incoming::Connected { id, tx: tx.clone() }).await;
-        while let Some(request) = next_request(&mut reader, mode, &tx).await {
-            let input_msg = Incoming::Input(Input::Client { id, request });
-            if input.send(input_msg).await.is_err() {
+        // Everything the reader answers itself goes through the agent's loop too, so that
+        // replies keep the order of the requests.
+        loop {
+            let (incoming, last) = match next_request(&mut reader, mode).await {
+                Next::Request(request) => {
+                    (Some(Incoming::Input(Input::Client { id, request })), false)
+                }
+                Next::Answer(msg) => (Some(Incoming::Reply { id, msg }), false),
+                Next::Close(msg) => (msg.map(|msg| Incoming::Reply { id, msg }), true),
+            };
+            if let Some(incoming) = incoming {
+                if input.send(incoming).await.is_err() {
+                    break;
+                }
+            }
+            if last {
                 break;
             }
         }
@@ -517,65 +530,50 @@ async fn handshake(
     Ok(None)
 }
 
-/// The next request from the client; `None` when the connection is to close: at the end of the
-/// stream, on a read error, or on a malformed message (answered with an error). A request with a
-/// bad argument is answered with an error, and the next one is read.
-async fn next_request(
-    reader: &mut Reader<'_>,
-    mode: Mode,
-    tx: &Sender<AgentMsg>,
-) -> Option<Request> {
-    loop {
-        let msg = match read_request(reader, mode).await {
-            Ok(Got::Msg(msg)) => msg,
-            Ok(Got::BadRequest(message)) => {
-                let reply = AgentMsg::Error {
-                    kind: ErrorKind::BadRequest,
-                    message,
-                };
-                if tx.send(reply).await.is_err() {
-                    return None;
-                }
-                continue;
-            }
-            Ok(Got::Malformed(why)) => {
-                let message = match mode {
-                    Mode::Binary => "malformed frame: closing the connection".into(),
-                    Mode::Json => format!("malformed line: {why}; closing the connection"),
-                };
-                let _ = tx
-                    .send(AgentMsg::Error {
-                        kind: ErrorKind::Malformed,
-                        message,
-                    })
-                    .await;
-                return None;
-            }
-            Ok(Got::End) | Err(_) => return None,
+/// What to do with the next thing the client sent.
+enum Next {
+    /// Pass a request to the engine.
+    Request(Request),
+    /// Answer it here (a request with a bad argument), after the replies to the requests before.
+    Answer(AgentMsg),
+    /// Close the connection, after this error (a malformed message) if there is one.
+    Close(Option<AgentMsg>),
+}
+
+/// Reads the next request from the client. The connection is to close at the end of the stream,
+/// on a read error, and on a malformed message.
+async fn next_request(reader: &mut Reader<'_>, mode: Mode) -> Next {
+    let malformed = |why: String| {
+        let message = match mode {
+            Mode::Binary => "malformed frame: closing the connection".into(),
+            Mode::Json => format!("malformed line: {why}; closing the connection"),
         };
-        return match msg {
-            ClientMsg::Register { signed_record } => Some(Request::Register(signed_record)),
-            ClientMsg::List => Some(Request::List),
-            ClientMsg::Subscribe => Some(Request::Subscribe),
-            ClientMsg::Status => Some(Request::Status),
-            msg @ (ClientMsg::AddHost { .. }
-            | ClientMsg::RemoveHost { .. }
-            | ClientMsg::AddPeer { .. }) => Some(Request::Manage(msg)),
-            ClientMsg::Hello { .. } => {
-                let message = match mode {
-                    Mode::Binary => "malformed frame: closing the connection".into(),
-                    Mode::Json => "a second hello: closing the connection".to_owned(),
-                };
-                let _ = tx
-                    .send(AgentMsg::Error {
-                        kind: ErrorKind::Malformed,
-                        message,
-                    })
-                    .await;
-                None
-            }
-        };
-    }
+        Next::Close(Some(AgentMsg::Error {
+            kind: ErrorKind::Malformed,
+            message,
+        }))
+    };
+    let msg = match read_request(reader, mode).await {
+        Ok(Got::Msg(msg)) => msg,
+        Ok(Got::BadRequest(message)) => {
+            return Next::Answer(AgentMsg::Error {
+                kind: ErrorKind::BadRequest,
+                message,
+            })
+        }
+        Ok(Got::Malformed(why)) => return malformed(why),
+        Ok(Got::End) | Err(_) => return Next::Close(None),
+    };
+    Next::Request(match msg {
+        ClientMsg::Register { signed_record } => Request::Register(signed_record),
+        ClientMsg::List => Request::List,
+        ClientMsg::Subscribe => Request::Subscribe,
+        ClientMsg::Status => Request::Status,
+        msg @ (ClientMsg::AddHost { .. }
+        | ClientMsg::RemoveHost { .. }
+        | ClientMsg::AddPeer { .. }) => Request::Manage(msg),
+        ClientMsg::Hello { .. } => return malformed("a second hello".into()),
+    })
 }
 
 #[cfg(test)]

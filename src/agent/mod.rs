@@ -43,6 +43,14 @@ pub(crate) enum Incoming {
         /// The connection's bounded outgoing queue.
         tx: Sender<AgentMsg>,
     },
+    /// A reply the connection's task made itself (to a request it could not pass on), queued
+    /// after the replies to the requests before it.
+    Reply {
+        /// Connection ID.
+        id: u64,
+        /// The reply.
+        msg: AgentMsg,
+    },
 }
 
 /// Inputs waiting for the loop: enough for bursts, bounded so a flood cannot grow memory.
@@ -145,6 +153,7 @@ impl<'ex> Shell<'ex> {
                         now,
                     );
                 }
+                Some(Ok(Incoming::Reply { id, msg })) => self.clients.reply(id, msg),
                 Some(Err(_)) => engine.handle(Input::Shutdown, now),
                 None => engine.handle_timeout(now),
             }
