@@ -142,7 +142,20 @@ impl<'ex> Shell<'ex> {
             .await;
             let now = Instant::now();
             match got {
-                Some(Ok(Incoming::Input(input))) => engine.handle(input, now),
+                Some(Ok(Incoming::Input(input))) => {
+                    if let Input::Client {
+                        id,
+                        request: Request::Gone,
+                    } = &input
+                    {
+                        // Its queue goes with it: a closed connection is never sent more (a
+                        // subscriber's failed send would otherwise keep it waiting for a
+                        // resynchronisation, every 200 ms, for ever), and its writer ends as
+                        // soon as what was queued is out.
+                        self.clients.disconnect(*id);
+                    }
+                    engine.handle(input, now)
+                }
                 Some(Ok(Incoming::Connected { id, tx })) => {
                     self.clients.connect(id, tx);
                     engine.handle(
