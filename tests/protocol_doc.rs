@@ -115,13 +115,16 @@ fn variant_name<T: std::fmt::Debug>(v: &T) -> String {
         .collect()
 }
 
+/// Where a table keeps a JSON name (its column), and how the code names a value in JSON.
+type JsonColumn<T> = (usize, fn(&T) -> String);
+
 /// Checks a marked enum table: indexes 0, 1, … in order, each naming the variant the decoder
 /// reads for that index, which the encoder writes with that index; no variant after the last;
 /// and, if `json` is given, the column `json.0` holds the JSON name `json.1` gives.
 fn check_enum<T: DeserializeOwned + Serialize + std::fmt::Debug>(
     tables: &BTreeMap<String, Vec<String>>,
     name: &str,
-    json: Option<(usize, fn(&T) -> String)>,
+    json: Option<JsonColumn<T>>,
 ) {
     let rows = tables
         .get(name)
