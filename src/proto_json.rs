@@ -10,7 +10,7 @@
 //!
 //! Requests are one object with one key naming the request, its value the arguments; a request
 //! without arguments may also be its name as a string (`"list"`) or the object with `null` or
-//! `{}` (`{"list":null}`):
+//! `{}` (`{"list":null}`). Keys the agent does not know inside the arguments are ignored:
 //!
 //! ```text
 //! {"hello":{"magic":"exo-discovery","version":1}}
@@ -94,8 +94,8 @@ pub fn parse_request(line: &[u8]) -> Result<ClientMsg, LineError> {
         _ => return Err(shape()),
     };
     let no_args = |msg: ClientMsg| match &args {
-        Value::Null => Ok(msg),
-        Value::Object(m) if m.is_empty() => Ok(msg),
+        // Keys it does not know are ignored, as in any request's arguments.
+        Value::Null | Value::Object(_) => Ok(msg),
         _ => Err(LineError::Malformed(format!(
             "{name:?} takes no arguments (null or {{}})"
         ))),
@@ -265,6 +265,7 @@ mod tests {
             r#""list""#,
             r#"{"list":null}"#,
             r#"{"list":{}}"#,
+            r#"{"list":{"since":0}}"#,
             "\"list\"\r",
         ] {
             assert_eq!(ok(form), ClientMsg::List, "{form}");
