@@ -56,11 +56,13 @@ impl Json {
         self.w.write_all(bytes).expect("write");
     }
 
-    /// The next line as JSON; `None` at the end of the stream.
+    /// The next line as JSON; `None` at the end of the stream, or at a reset (the agent closed
+    /// the connection with bytes of ours still unread: a line too long, say).
     fn recv(&mut self) -> Option<Value> {
         let mut line = String::new();
         match self.r.read_line(&mut line) {
             Ok(0) => None,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
             Ok(_) => {
                 assert!(line.ends_with('\n'), "a line ends in \\n: {line:?}");
                 Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
