@@ -62,6 +62,14 @@ pub fn socket_frame(data: &[u8]) {
     }
 }
 
+/// A line on the local socket in JSON mode, read as a request (and any signed record in it as
+/// the agent would check it).
+pub fn json_line(data: &[u8]) {
+    if let Ok(ClientMsg::Register { signed_record }) = crate::proto_json::parse_request(data) {
+        let _ = record::verify(&signed_record, "exo");
+    }
+}
+
 /// The persistent cache file.
 pub fn cache_file(data: &[u8]) {
     let _ = cache::decode(data);

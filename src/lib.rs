@@ -4,7 +4,8 @@
 //!
 //! The crate is split into a pure core and thin shells:
 //! - pure (no I/O, clock passed in): [`engine`] (every decision of the agent: peer table, prober,
-//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`], [`exchange`] (peer exchange's wire format), [`dns`],
+//!   links, registrations, static hosts), [`record`], [`addrs`], [`proto`] (and
+//!   [`proto_json`], its JSON line mode), [`exchange`] (peer exchange's wire format), [`dns`],
 //!   [`libp2p_mdns`] (the stock libp2p-mdns dialect), [`instance`] (instance names and their
 //!   records), [`config`], [`fanout`], [`fuzz`] (the fuzz targets' entry points);
 //! - shells: [`iface`] (interface listing), [`mcast`] (per-interface multicast sockets),
@@ -39,6 +40,7 @@ pub mod mcast;
 pub mod mdns;
 pub mod peers_file;
 pub mod proto;
+pub mod proto_json;
 pub mod reconnect;
 pub mod record;
 pub mod server;

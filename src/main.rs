@@ -21,6 +21,12 @@ fn main() -> ExitCode {
             namespace,
             seq,
         } => node::announce(&socket.path(), &key, &addrs, namespace.as_deref(), seq),
+        Cmd::Sign {
+            key,
+            addrs,
+            namespace,
+            seq,
+        } => node::sign(&key, &addrs, &namespace, seq),
         Cmd::Peers {
             socket,
             json,

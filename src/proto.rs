@@ -16,6 +16,9 @@
 //!      change and go. A client too slow to keep up is sent a fresh [`AgentMsg::Snapshot`] in place
 //!      of the events it missed.
 //! 3. A frame that does not decode gets [`AgentMsg::Error`] and the connection is closed.
+//!
+//! A client may speak JSON lines instead: [`crate::proto_json`]. Every message byte by byte, with
+//! the variant indexes, for clients in other languages: `docs/protocol.md`.
 
 use crate::record::Reject;
 use serde::{Deserialize, Serialize};

@@ -1,12 +1,15 @@
 //! The local Unix socket (does I/O): binding safely, checking who connects, and one task per
-//! connection translating frames (see [`crate::proto`]) into agent inputs.
+//! connection translating frames (see [`crate::proto`]) or JSON lines (see
+//! [`crate::proto_json`]) into agent inputs.
 
 use crate::agent::Incoming;
 use crate::engine::{Input, Request};
-use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind, FrameError};
+use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind};
+use crate::proto_json::{self, LineError};
 use async_channel::Sender;
 use async_io::{Async, Timer};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::io::BufReader;
+use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use log::{debug, info};
 use smol::LocalExecutor;
 use std::io;
@@ -238,7 +241,8 @@ pub(crate) async fn serve<'ex>(
             }
         };
         if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            let _ = refuse(&stream, ErrorKind::Limit, "too many connections".into()).await;
+            let refusal = "too many connections".to_owned();
+            let _ = refuse(&stream, Mode::Binary, ErrorKind::Limit, refusal).await;
             continue;
         }
         next_id += 1;
@@ -257,30 +261,121 @@ pub(crate) async fn serve<'ex>(
     }
 }
 
-async fn refuse(stream: &Async<UnixStream>, kind: ErrorKind, message: String) -> io::Result<()> {
+/// How a connection speaks, chosen by its first byte: a binary frame starts with 0 (the high
+/// byte of a length of at most [`proto::MAX_FRAME`]), a JSON line with `{`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Length-prefixed postcard frames ([`crate::proto`]).
+    Binary,
+    /// One JSON object per line ([`crate::proto_json`]).
+    Json,
+}
+
+/// The reading side of a connection. Buffered: the first byte is looked at before it is read,
+/// and a JSON client's requests may come in one write with its hello.
+type Reader<'a> = BufReader<&'a Async<UnixStream>>;
+
+/// What a client sent next.
+enum Got {
+    /// A request.
+    Msg(ClientMsg),
+    /// Something that is no request: answered with a `Malformed` error, then the connection is
+    /// closed.
+    Malformed(String),
+    /// A request whose argument is not valid: answered with a `BadRequest` error.
+    BadRequest(String),
+    /// The end of the stream.
+    End,
+}
+
+/// One message in the connection's form.
+fn encode(mode: Mode, msg: &AgentMsg) -> Vec<u8> {
+    match mode {
+        Mode::Binary => proto::encode_reply(msg),
+        Mode::Json => proto_json::agent_line(msg),
+    }
+}
+
+async fn refuse(
+    stream: &Async<UnixStream>,
+    mode: Mode,
+    kind: ErrorKind,
+    message: String,
+) -> io::Result<()> {
     let mut w = stream;
-    w.write_all(&proto::encode(&AgentMsg::Error { kind, message }))
+    w.write_all(&encode(mode, &AgentMsg::Error { kind, message }))
         .await
 }
 
-/// Reads one frame; `Ok(None)` at a clean end of stream.
-async fn read_frame(
-    stream: &Async<UnixStream>,
-) -> io::Result<Option<Result<ClientMsg, FrameError>>> {
-    let mut r = stream;
+/// Reads one frame.
+async fn read_frame(r: &mut Reader<'_>) -> io::Result<Got> {
     let mut prefix = [0u8; 4];
     match r.read_exact(&mut prefix).await {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Got::End),
         Err(e) => return Err(e),
     }
     let len = match proto::body_len(prefix) {
         Ok(n) => n,
-        Err(e) => return Ok(Some(Err(e))),
+        Err(e) => return Ok(Got::Malformed(e.to_string())),
     };
     let mut body = vec![0u8; len];
     r.read_exact(&mut body).await?;
-    Ok(Some(proto::decode(&body)))
+    Ok(match proto::decode(&body) {
+        Ok(msg) => Got::Msg(msg),
+        Err(e) => Got::Malformed(e.to_string()),
+    })
+}
+
+/// Reads one line that is not blank, without its `\n`, refusing one longer than
+/// [`proto::MAX_FRAME`] before holding more than that. A last line without `\n` counts.
+async fn read_line(r: &mut Reader<'_>) -> io::Result<Result<Option<Vec<u8>>, String>> {
+    let mut line = Vec::new();
+    loop {
+        let buf = r.fill_buf().await?;
+        let (chunk, end) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..i], Some(i + 1)),
+            None => (buf, None),
+        };
+        let eof = buf.is_empty();
+        if line.len() + chunk.len() > proto::MAX_FRAME {
+            return Ok(Err(format!("line longer than {} bytes", proto::MAX_FRAME)));
+        }
+        line.extend_from_slice(chunk);
+        let used = end.unwrap_or(chunk.len());
+        r.consume(used);
+        if end.is_some() || eof {
+            let blank = line.iter().all(|b| b.is_ascii_whitespace());
+            if !blank {
+                return Ok(Ok(Some(line)));
+            }
+            if eof {
+                return Ok(Ok(None));
+            }
+            line.clear();
+        }
+    }
+}
+
+/// Reads one JSON line as a request.
+async fn read_json(r: &mut Reader<'_>) -> io::Result<Got> {
+    Ok(match read_line(r).await? {
+        Ok(None) => Got::End,
+        Ok(Some(line)) => match proto_json::parse_request(&line) {
+            Ok(msg) => Got::Msg(msg),
+            Err(LineError::Malformed(why)) => Got::Malformed(why),
+            Err(LineError::BadRequest(why)) => Got::BadRequest(why),
+        },
+        Err(why) => Got::Malformed(why),
+    })
+}
+
+/// Reads the next request in the connection's form.
+async fn read_request(r: &mut Reader<'_>, mode: Mode) -> io::Result<Got> {
+    match mode {
+        Mode::Binary => read_frame(r).await,
+        Mode::Json => read_json(r).await,
+    }
 }
 
 /// Serves one client: the handshake, then its requests as agent inputs and the agent's replies
@@ -291,15 +386,16 @@ async fn connection(
     input: Sender<Incoming>,
     namespace: String,
 ) -> io::Result<()> {
-    if !handshake(&stream, namespace).await? {
+    let mut reader = BufReader::new(&stream);
+    let Some(mode) = handshake(&stream, &mut reader, namespace).await? else {
         return Ok(());
-    }
+    };
     let (tx, rx) = async_channel::bounded::<AgentMsg>(CLIENT_QUEUE);
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let writer = async {
         let mut w = &stream;
         while let Ok(msg) = rx.recv().await {
-            if w.write_all(&proto::encode_reply(&msg)).await.is_err() {
+            if w.write_all(&encode(mode, &msg)).await.is_err() {
                 break;
             }
         }
@@ -312,9 +408,22 @@ async fn connection(
     });
     let reader = async {
         let _ = input.send(Incoming::Connected { id, tx: tx.clone() }).await;
-        while let Some(request) = next_request(&stream, &tx).await {
-            let input_msg = Incoming::Input(Input::Client { id, request });
-            if input.send(input_msg).await.is_err() {
+        // Everything the reader answers itself goes through the agent's loop too, so that
+        // replies keep the order of the requests.
+        loop {
+            let (incoming, last) = match next_request(&mut reader, mode).await {
+                Next::Request(request) => {
+                    (Some(Incoming::Input(Input::Client { id, request })), false)
+                }
+                Next::Answer(msg) => (Some(Incoming::Reply { id, msg }), false),
+                Next::Close(msg) => (msg.map(|msg| Incoming::Reply { id, msg }), true),
+            };
+            if let Some(incoming) = incoming {
+                if input.send(incoming).await.is_err() {
+                    break;
+                }
+            }
+            if last {
                 break;
             }
         }
@@ -330,93 +439,141 @@ async fn connection(
     Ok(())
 }
 
-/// The handshake: only the agent's own uid may connect, and its first frame must be a `Hello`
-/// of this protocol version, answered with `Welcome`. `Ok(false)` when the connection was
-/// refused (with an error frame) or closed before a `Hello`.
-async fn handshake(stream: &Async<UnixStream>, namespace: String) -> io::Result<bool> {
+/// The handshake: only the agent's own uid may connect, and its first message must be a hello
+/// of this protocol version, as a binary frame or a JSON line (which sets the connection's
+/// [`Mode`]), answered with `Welcome` in the same form. `Ok(None)` when the connection was
+/// refused (with an error) or closed before a hello.
+///
+/// The uid is checked before anything is read, so that refusal is a binary frame whatever the
+/// client speaks (as is the refusal of a connection over [`MAX_CONNECTIONS`]).
+async fn handshake(
+    stream: &Async<UnixStream>,
+    reader: &mut Reader<'_>,
+    namespace: String,
+) -> io::Result<Option<Mode>> {
     let me = nix::unistd::geteuid().as_raw();
     let them = crate::sys::peer_uid(stream.get_ref())?;
     if them != me {
         info!("refused a connection from uid {them} (the agent runs as uid {me})");
         refuse(
             stream,
+            Mode::Binary,
             ErrorKind::Handshake,
             format!("connection refused: uid {them} is not the agent's uid {me}"),
         )
         .await?;
-        return Ok(false);
+        return Ok(None);
     }
     // A connection that says nothing is closed after a while: idle connections must not use up
     // the connection limit and lock the node out.
-    let hello = futures_lite::future::or(read_frame(stream), async {
-        Timer::after(HANDSHAKE_TIMEOUT).await;
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "no Hello within the handshake timeout",
-        ))
-    })
+    let hello = futures_lite::future::or(
+        async {
+            let mode = match reader.fill_buf().await?.first() {
+                None => return Ok((Mode::Binary, Got::End)),
+                Some(&proto_json::FIRST_BYTE) => Mode::Json,
+                Some(_) => Mode::Binary,
+            };
+            Ok((mode, read_request(reader, mode).await?))
+        },
+        async {
+            Timer::after(HANDSHAKE_TIMEOUT).await;
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no Hello within the handshake timeout",
+            ))
+        },
+    )
     .await;
-    match hello? {
-        Some(Ok(ClientMsg::Hello { magic, version }))
-            if magic == proto::MAGIC && version == proto::PROTOCOL_VERSION => {}
-        Some(Ok(ClientMsg::Hello { version, .. })) => {
-            refuse(
-                stream,
-                ErrorKind::Handshake,
-                format!(
-                    "protocol version {version} not supported (the agent speaks {})",
-                    proto::PROTOCOL_VERSION
-                ),
-            )
+    let (mode, got) = hello?;
+    let (kind, message) = match got {
+        Got::Msg(ClientMsg::Hello { magic, version })
+            if magic == proto::MAGIC && version == proto::PROTOCOL_VERSION =>
+        {
+            let mut w = stream;
+            w.write_all(&encode(
+                mode,
+                &AgentMsg::Welcome {
+                    version: proto::PROTOCOL_VERSION,
+                    namespace,
+                },
+            ))
             .await?;
-            return Ok(false);
+            return Ok(Some(mode));
         }
-        None => return Ok(false),
-        Some(_) => {
-            refuse(
-                stream,
-                ErrorKind::Malformed,
-                "expected a Hello frame first".into(),
-            )
-            .await?;
-            return Ok(false);
+        Got::Msg(ClientMsg::Hello { magic, .. }) if magic != proto::MAGIC => (
+            ErrorKind::Handshake,
+            format!(
+                "not an exo-discovery client: magic {magic:?}, expected {:?}",
+                proto::MAGIC
+            ),
+        ),
+        Got::Msg(ClientMsg::Hello { version, .. }) => (
+            ErrorKind::Handshake,
+            format!(
+                "protocol version {version} not supported (the agent speaks {})",
+                proto::PROTOCOL_VERSION
+            ),
+        ),
+        Got::End => return Ok(None),
+        Got::Malformed(why) | Got::BadRequest(why) if mode == Mode::Json => (
+            ErrorKind::Malformed,
+            format!("expected a hello line first ({why})"),
+        ),
+        Got::Msg(_) if mode == Mode::Json => {
+            (ErrorKind::Malformed, "expected a hello line first".into())
         }
-    }
-    let mut w = stream;
-    w.write_all(&proto::encode(&AgentMsg::Welcome {
-        version: proto::PROTOCOL_VERSION,
-        namespace,
-    }))
-    .await?;
-    Ok(true)
+        Got::Msg(_) | Got::Malformed(_) | Got::BadRequest(_) => {
+            (ErrorKind::Malformed, "expected a Hello frame first".into())
+        }
+    };
+    refuse(stream, mode, kind, message).await?;
+    Ok(None)
 }
 
-/// The next frame from the client as a request; `None` when the connection is to close: at the
-/// end of the stream, on a read error, or on a malformed frame (answered with an error frame).
-async fn next_request(stream: &Async<UnixStream>, tx: &Sender<AgentMsg>) -> Option<Request> {
-    match read_frame(stream).await {
-        Ok(Some(Ok(ClientMsg::Register { signed_record }))) => {
-            Some(Request::Register(signed_record))
+/// What to do with the next thing the client sent.
+enum Next {
+    /// Pass a request to the engine.
+    Request(Request),
+    /// Answer it here (a request with a bad argument), after the replies to the requests before.
+    Answer(AgentMsg),
+    /// Close the connection, after this error (a malformed message) if there is one.
+    Close(Option<AgentMsg>),
+}
+
+/// Reads the next request from the client. The connection is to close at the end of the stream,
+/// on a read error, and on a malformed message.
+async fn next_request(reader: &mut Reader<'_>, mode: Mode) -> Next {
+    let malformed = |why: String| {
+        let message = match mode {
+            Mode::Binary => "malformed frame: closing the connection".into(),
+            Mode::Json => format!("malformed line: {why}; closing the connection"),
+        };
+        Next::Close(Some(AgentMsg::Error {
+            kind: ErrorKind::Malformed,
+            message,
+        }))
+    };
+    let msg = match read_request(reader, mode).await {
+        Ok(Got::Msg(msg)) => msg,
+        Ok(Got::BadRequest(message)) => {
+            return Next::Answer(AgentMsg::Error {
+                kind: ErrorKind::BadRequest,
+                message,
+            })
         }
-        Ok(Some(Ok(ClientMsg::List))) => Some(Request::List),
-        Ok(Some(Ok(ClientMsg::Subscribe))) => Some(Request::Subscribe),
-        Ok(Some(Ok(ClientMsg::Status))) => Some(Request::Status),
-        Ok(Some(Ok(
-            msg @ (ClientMsg::AddHost { .. }
-            | ClientMsg::RemoveHost { .. }
-            | ClientMsg::AddPeer { .. }),
-        ))) => Some(Request::Manage(msg)),
-        Ok(Some(Ok(ClientMsg::Hello { .. }))) | Ok(Some(Err(_))) => {
-            let _ = tx
-                .send(AgentMsg::Error {
-                    kind: ErrorKind::Malformed,
-                    message: "malformed frame: closing the connection".into(),
-                })
-                .await;
-            None
-        }
-        Ok(None) | Err(_) => None,
-    }
+        Ok(Got::Malformed(why)) => return malformed(why),
+        Ok(Got::End) | Err(_) => return Next::Close(None),
+    };
+    Next::Request(match msg {
+        ClientMsg::Register { signed_record } => Request::Register(signed_record),
+        ClientMsg::List => Request::List,
+        ClientMsg::Subscribe => Request::Subscribe,
+        ClientMsg::Status => Request::Status,
+        msg @ (ClientMsg::AddHost { .. }
+        | ClientMsg::RemoveHost { .. }
+        | ClientMsg::AddPeer { .. }) => Request::Manage(msg),
+        ClientMsg::Hello { .. } => return malformed("a second hello".into()),
+    })
 }
 
 #[cfg(test)]

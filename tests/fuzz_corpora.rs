@@ -37,6 +37,11 @@ fn socket_frames() {
 }
 
 #[test]
+fn json_lines() {
+    replay("json_line", exo_discovery::fuzz::json_line);
+}
+
+#[test]
 fn cache_files() {
     replay("cache_file", exo_discovery::fuzz::cache_file);
 }

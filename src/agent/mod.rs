@@ -54,6 +54,14 @@ pub(crate) enum Incoming {
         /// Where the reply goes.
         reply: Sender<crate::exchange::Reply>,
     },
+    /// A reply the connection's task made itself (to a request it could not pass on), queued
+    /// after the replies to the requests before it.
+    Reply {
+        /// Connection ID.
+        id: u64,
+        /// The reply.
+        msg: AgentMsg,
+    },
 }
 
 /// Inputs waiting for the loop: enough for bursts, bounded so a flood cannot grow memory.
@@ -163,7 +171,20 @@ impl<'ex> Shell<'ex> {
             .await;
             let now = Instant::now();
             match got {
-                Some(Ok(Incoming::Input(input))) => engine.handle(input, now),
+                Some(Ok(Incoming::Input(input))) => {
+                    if let Input::Client {
+                        id,
+                        request: Request::Gone,
+                    } = &input
+                    {
+                        // Its queue goes with it: a closed connection is never sent more (a
+                        // subscriber's failed send would otherwise keep it waiting for a
+                        // resynchronisation, every 200 ms, for ever), and its writer ends as
+                        // soon as what was queued is out.
+                        self.clients.disconnect(*id);
+                    }
+                    engine.handle(input, now)
+                }
                 Some(Ok(Incoming::Connected { id, tx })) => {
                     self.clients.connect(id, tx);
                     engine.handle(
@@ -180,6 +201,7 @@ impl<'ex> Shell<'ex> {
                     self.exchanges.insert(id, reply);
                     engine.handle(Input::ExchangeAsked { id, from, ask }, now);
                 }
+                Some(Ok(Incoming::Reply { id, msg })) => self.clients.reply(id, msg),
                 Some(Err(_)) => engine.handle(Input::Shutdown, now),
                 None => engine.handle_timeout(now),
             }

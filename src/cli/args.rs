@@ -44,6 +44,23 @@ pub enum Cmd {
         #[arg(long, value_name = "N")]
         seq: Option<u64>,
     },
+    /// Sign a record for a node and print it as one line of hex, as `register` takes it on the
+    /// socket in JSON mode (no agent needed).
+    Sign {
+        /// The node's key file (libp2p protobuf encoding, as written by `keygen`).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// A listen address of the node, e.g. /ip4/0.0.0.0/tcp/4001 (repeatable).
+        #[arg(long = "addr", value_name = "MULTIADDR", required = true)]
+        addrs: Vec<Multiaddr>,
+        /// The cluster namespace the record is for (the agent's, or it is refused).
+        #[arg(long, value_name = "NS", default_value = config::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// The record's seq (default: this host's clock in microseconds); a node's later record
+        /// must have a higher one.
+        #[arg(long, value_name = "N")]
+        seq: Option<u64>,
+    },
     /// Print the verified peers known now.
     Peers {
         #[command(flatten)]
@@ -249,6 +266,32 @@ mod tests {
         let cli = Cli::try_parse_from(["exo-discovery", "run"].iter().chain(args)).unwrap();
         let Cmd::Run(a) = cli.cmd else { panic!() };
         a.overrides()
+    }
+
+    #[test]
+    fn sign_takes_a_key_addresses_and_defaults_to_the_default_namespace() {
+        let cli = Cli::try_parse_from([
+            "exo-discovery",
+            "sign",
+            "--key",
+            "k",
+            "--addr",
+            "/ip4/0.0.0.0/tcp/4001",
+        ])
+        .unwrap();
+        let Cmd::Sign {
+            addrs,
+            namespace,
+            seq,
+            ..
+        } = cli.cmd
+        else {
+            panic!()
+        };
+        assert_eq!(addrs.len(), 1);
+        assert_eq!(namespace, config::DEFAULT_NAMESPACE);
+        assert_eq!(seq, None);
+        assert!(Cli::try_parse_from(["exo-discovery", "sign", "--key", "k"]).is_err());
     }
 
     #[test]

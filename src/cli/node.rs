@@ -1,8 +1,8 @@
-//! The node's side: `keygen` writes a key, `announce` holds a registration with the running agent
-//! until interrupted.
+//! The node's side: `keygen` writes a key, `sign` prints a signed record, `announce` holds a
+//! registration with the running agent until interrupted.
 
-use exo_discovery::keyfile;
 use exo_discovery::reconnect::{Reconnecting, Update};
+use exo_discovery::{keyfile, record};
 use multiaddr::Multiaddr;
 use std::io::Write;
 use std::path::Path;
@@ -11,6 +11,22 @@ use std::path::Path;
 pub fn keygen(out: &Path) -> Result<(), String> {
     let key = keyfile::create(out)?;
     println!("{}", key.public().to_peer_id());
+    Ok(())
+}
+
+/// Prints a record signed with the key, for these addresses, namespace and seq (default: the
+/// clock in microseconds), as one line of hex: what `register` takes in the socket's JSON mode.
+pub fn sign(
+    key: &Path,
+    addrs: &[Multiaddr],
+    namespace: &str,
+    seq: Option<u64>,
+) -> Result<(), String> {
+    let key = keyfile::read(key)?;
+    let seq = seq.unwrap_or_else(exo_discovery::client::clock_micros);
+    let signed = record::sign(&key, namespace, seq, addrs)
+        .map_err(|e| format!("cannot sign the record: {e}"))?;
+    println!("{}", exo_discovery::proto_json::to_hex(&signed));
     Ok(())
 }
 
