@@ -114,3 +114,33 @@ pub fn static_reply(data: &[u8]) {
     while engine.poll_action().is_some() {}
     let _ = engine.snapshot();
 }
+
+/// Peer exchange from both ends: the bytes as another agent's ask taken in by an engine, and as a
+/// static host's reply decoded and taken in by an engine (the path from bytes to the peer table).
+pub fn exchange_frame(data: &[u8]) {
+    let now = Instant::now();
+    let cfg = Config {
+        static_hosts: vec!["10.0.0.9".into()],
+        ..Config::default()
+    };
+    let mut engine = Engine::new(cfg, now);
+    if let Ok(ask) = proto::decode::<crate::exchange::Ask>(data) {
+        engine.handle(
+            Input::ExchangeAsked {
+                id: 1,
+                from: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 8)),
+                ask,
+            },
+            now,
+        );
+    }
+    engine.handle(
+        Input::Exchanged {
+            host: "10.0.0.9".into(),
+            result: crate::exchange::decode_reply(data),
+        },
+        now,
+    );
+    while engine.poll_action().is_some() {}
+    let _ = engine.snapshot();
+}

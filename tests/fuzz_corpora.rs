@@ -60,3 +60,8 @@ fn instance_names() {
 fn static_replies() {
     replay("static_reply", exo_discovery::fuzz::static_reply);
 }
+
+#[test]
+fn exchange_frames() {
+    replay("exchange_frame", exo_discovery::fuzz::exchange_frame);
+}
