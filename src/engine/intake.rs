@@ -1,5 +1,5 @@
 //! The one way in for a signed record, whatever brought it (multicast mDNS, a static host's
-//! reply, the persistent cache): the node's own records are left out, the record is verified
+//! reply, peer exchange, the persistent cache): the node's own records are left out, the record is verified
 //! (and must be the one its instance name stands for), counted per way in and in all, merged into
 //! the table, and the table's event is broadcast. Also: stock libp2p-mdns peers (unsigned).
 //! Addresses heard by multicast are kept only when they lie on the receiving link (counted per
@@ -45,8 +45,9 @@ pub enum Where {
         /// The announcer's IPs.
         ips: Vec<IpAddr>,
     },
-    /// At the IPs a static host answered from, routed or not (the reachability probe decides);
-    /// `zone` is the interface name given to IPv6 link-local addresses.
+    /// At the IPs a static host answered from, or those a static host's agent gave for a peer
+    /// it relayed, routed or not (the reachability probe decides); `zone` is the interface name
+    /// given to IPv6 link-local addresses.
     Ips {
         /// The announcer's IPs.
         ips: Vec<IpAddr>,

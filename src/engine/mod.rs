@@ -12,7 +12,7 @@
 //! - [`table`]: merging records by seq, liveness per link, expiry, the events for the node;
 //! - [`prober`]: which addresses to probe for reachability, and when;
 //! - [`intake`]: the one way in for a signed record, whatever brought it (multicast, a static
-//!   host, the cache): verification, counting, merge; and stock libp2p-mdns peers;
+//!   host, peer exchange, the cache): verification, counting, merge; and stock libp2p-mdns peers;
 //! - [`links`]: interfaces followed, queries and their schedule, which families of a link carry
 //!   mDNS, the mdns-sd daemon's families, answering stock libp2p-mdns nodes;
 //! - [`registrations`]: the node's own records: what a registration may replace, the
