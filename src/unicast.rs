@@ -129,7 +129,7 @@ fn is_answer(from: SocketAddr, target: SocketAddr, id: [u8; 2], packet: &[u8]) -
 }
 
 /// Asks `target` from up to `PORTS_PER_ROUND` (4) fresh ports in turn, each with a fresh random
-/// query ID, each waiting `wait` for answers ([`is_answer`]); stops at the first port that got any.
+/// query ID, each waiting `wait` for answers (`is_answer`); stops at the first port that got any.
 pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result<Vec<Vec<u8>>> {
     let bind = any_port(target);
     let mut buf = vec![0u8; crate::dns::MAX_PACKET];
@@ -185,7 +185,7 @@ pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result
 pub const MAX_ANSWERS: usize = 16;
 
 /// Asks `target` from `ports` fresh ports at once (each its own random query ID), and returns the
-/// answers ([`is_answer`]) that arrive within `wait`, or within 50 ms of the first. For a host on
+/// answers (`is_answer`) that arrive within `wait`, or within 50 ms of the first. For a host on
 /// the link, where waiting port after port would cost a round trip each: the kernel hands each
 /// query to one of the host's port-5353 sockets by a hash of the sender's port, and only its
 /// responder's answers. The sockets are connected, so a host with nothing on port 5353 is an

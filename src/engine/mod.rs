@@ -228,7 +228,7 @@ pub struct SendFailure {
     pub message: String,
     /// What it most likely means on this system.
     pub explanation: &'static str,
-    /// How lasting it is (see [`crate::sys::send_class`]).
+    /// How lasting it is (see `sys::send_class`).
     pub class: SendClass,
 }
 
