@@ -4,6 +4,9 @@
 //! Agents run in namespaces the tests create (the single-agent tests: holding only loopback,
 //! which the agent does not use), so nothing is sent anywhere else.
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::net;
