@@ -266,17 +266,6 @@ fn a_python_client_registers_subscribes_and_reads_json_lines() {
 }
 
 #[test]
-fn the_readme_shows_the_python_client_as_it_is() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let script = std::fs::read_to_string(root.join("examples/json_client.py")).unwrap();
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    assert!(
-        readme.contains(&format!("```python\n{script}```\n")),
-        "README.md must show examples/json_client.py exactly, in a ```python block"
-    );
-}
-
-#[test]
 fn every_request_works_in_json_mode_beside_a_binary_client() {
     let Some(mut n) = net("every_request_works_in_json_mode_beside_a_binary_client") else {
         return;
