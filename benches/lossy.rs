@@ -15,7 +15,8 @@
 //! `EXO_LOSSY_PCAP=FILE` to capture what h0 sends in that window (tcpdump),
 //! `EXO_LOSSY_SETTLE_SECS` (0) to wait that long before it.
 //!
-//! Linux only (it builds network namespaces and runs the libp2p examples); elsewhere it says so and exits.
+//! Linux only (it builds network namespaces and runs the libp2p examples); elsewhere it says so
+//! and exits.
 
 // Linux only: it builds network namespaces and runs the libp2p examples.
 #[cfg(target_os = "linux")]
@@ -29,6 +30,9 @@ fn main() {
 
 #[cfg(not(target_os = "linux"))]
 fn main() {
-    eprintln!("the lossy bench runs on Linux only: it builds network namespaces and runs the libp2p examples");
+    eprintln!(
+        "the lossy bench runs on Linux only: it builds network namespaces and runs the libp2p \
+         examples"
+    );
     std::process::exit(1);
 }

@@ -3,9 +3,10 @@
 //!
 //! Run with: cargo run --example libp2p_node -- --socket PATH --key FILE
 //!
-//! Linux only (libp2p's transports are a Linux-only dev-dependency (see Cargo.toml)); elsewhere it says so and exits.
+//! Linux only: libp2p's transports are a dev-dependency on Linux only (see Cargo.toml); elsewhere
+//! it says so and exits.
 
-// Linux only: libp2p's transports are a Linux-only dev-dependency (see Cargo.toml).
+// Linux only: libp2p's transports are a dev-dependency on Linux only (see Cargo.toml).
 #[cfg(target_os = "linux")]
 #[path = "libp2p_node/linux.rs"]
 mod linux;
@@ -17,6 +18,6 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(target_os = "linux"))]
 fn main() -> std::process::ExitCode {
-    eprintln!("the libp2p_node example runs on Linux only: libp2p's transports are a Linux-only dev-dependency (see Cargo.toml)");
+    eprintln!("the libp2p_node example runs on Linux only: it needs libp2p's transports");
     std::process::ExitCode::FAILURE
 }

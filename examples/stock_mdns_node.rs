@@ -2,9 +2,10 @@
 //!
 //! Run with: cargo run --example stock_mdns_node -- [--key FILE]
 //!
-//! Linux only (libp2p's transports are a Linux-only dev-dependency (see Cargo.toml)); elsewhere it says so and exits.
+//! Linux only: libp2p's transports are a dev-dependency on Linux only (see Cargo.toml); elsewhere
+//! it says so and exits.
 
-// Linux only: libp2p's transports are a Linux-only dev-dependency (see Cargo.toml).
+// Linux only: libp2p's transports are a dev-dependency on Linux only (see Cargo.toml).
 #[cfg(target_os = "linux")]
 #[path = "stock_mdns_node/linux.rs"]
 mod linux;
@@ -16,6 +17,6 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(not(target_os = "linux"))]
 fn main() -> std::process::ExitCode {
-    eprintln!("the stock_mdns_node example runs on Linux only: libp2p's transports are a Linux-only dev-dependency (see Cargo.toml)");
+    eprintln!("the stock_mdns_node example runs on Linux only: it needs libp2p's transports");
     std::process::ExitCode::FAILURE
 }

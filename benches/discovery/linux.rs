@@ -1,4 +1,4 @@
-//! The body of the discovery bench (Linux only: it builds network namespaces; see `../discovery.rs`).
+//! The body of the discovery bench, Linux only: see `../discovery.rs`.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;

@@ -1,4 +1,4 @@
-//! The body of the flood bench (Linux only: it builds network namespaces; see `../flood.rs`).
+//! The body of the flood bench, Linux only: see `../flood.rs`.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;

@@ -1,4 +1,4 @@
-//! The body of the lossy bench (Linux only: it builds network namespaces and runs the libp2p examples; see `../lossy.rs`).
+//! The body of the lossy bench, Linux only: see `../lossy.rs`.
 
 #[path = "../../tests/common/mod.rs"]
 mod common;

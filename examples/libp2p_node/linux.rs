@@ -1,4 +1,4 @@
-//! The body of the libp2p_node example (Linux only: libp2p's transports are a Linux-only dev-dependency (see Cargo.toml); see `../libp2p_node.rs`).
+//! The body of the libp2p_node example, Linux only: see `../libp2p_node.rs`.
 
 // Listens on `/ip4/0.0.0.0/tcp/0` and `/ip6/::/tcp/0`; the behaviour registers the listen
 // addresses with the agent and reports its peers; a peer discovered is dialled by its peer ID

@@ -1,4 +1,4 @@
-//! The body of the stock_mdns_node example (Linux only: libp2p's transports are a Linux-only dev-dependency (see Cargo.toml); see `../stock_mdns_node.rs`).
+//! The body of the stock_mdns_node example, Linux only: see `../stock_mdns_node.rs`.
 
 // Listens on `/ip4/0.0.0.0/tcp/0`, runs `libp2p::mdns::tokio::Behaviour` with its default
 // configuration and dials what it discovers. Prints one flushed line per happening: `peer-id`,
