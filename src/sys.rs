@@ -1,7 +1,7 @@
 //! The few socket calls that differ between Linux and macOS. Does I/O.
 //!
 //! Everything here uses APIs that socket2, nix and libc provide on both systems. The macOS side is
-//! compiled only there and has not been built or run by this project's tests.
+//! compiled only there: it is type-checked for both Apple targets (see the README), never run.
 
 use socket2::Socket;
 use std::io;
@@ -94,7 +94,13 @@ pub fn recv_with_ifindex(
     if let Ok(cmsgs) = msg.cmsgs() {
         for c in cmsgs {
             match c {
-                ControlMessageOwned::Ipv4PacketInfo(i) => ifindex = Some(i.ipi_ifindex as u32),
+                // `ipi_ifindex` is a C int on Linux, an unsigned int on macOS.
+                #[cfg(target_os = "linux")]
+                ControlMessageOwned::Ipv4PacketInfo(i) => {
+                    ifindex = u32::try_from(i.ipi_ifindex).ok()
+                }
+                #[cfg(not(target_os = "linux"))]
+                ControlMessageOwned::Ipv4PacketInfo(i) => ifindex = Some(i.ipi_ifindex),
                 ControlMessageOwned::Ipv6PacketInfo(i) => ifindex = Some(i.ipi6_ifindex),
                 _ => {}
             }
@@ -223,6 +229,11 @@ pub fn send_class(errno: Option<i32>) -> crate::engine::SendClass {
 }
 
 /// What a refused multicast send most likely means on this system.
+///
+/// EHOSTUNREACH differs: on Linux it is a missing route, like ENETUNREACH. On macOS it is also
+/// what Local Network privacy is reported to return to a process it has not allowed (os error 65;
+/// see the README's macOS section for what is verified), and for a send pinned to one interface
+/// the agent takes it for that.
 pub fn explain_send_error(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
         #[cfg(target_os = "macos")]
@@ -230,10 +241,10 @@ pub fn explain_send_error(err: &io::Error) -> &'static str {
             "macOS Local Network privacy blocks this process: run the agent as the LaunchDaemon \
              in config/ or grant it Local Network access"
         }
+        #[cfg(not(target_os = "macos"))]
+        Some(nix::libc::EHOSTUNREACH) => "no route for multicast on it",
         Some(nix::libc::EPERM) | Some(nix::libc::EACCES) => "an output firewall rule refuses it",
-        Some(nix::libc::ENETUNREACH) | Some(nix::libc::EHOSTUNREACH) => {
-            "no route for multicast on it"
-        }
+        Some(nix::libc::ENETUNREACH) => "no route for multicast on it",
         Some(nix::libc::EADDRNOTAVAIL) => "it has no usable source address",
         Some(nix::libc::ENODEV) | Some(nix::libc::ENXIO) => "the interface is gone",
         _ => "the system refused it",

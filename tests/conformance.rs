@@ -2,6 +2,9 @@
 //! it. Captures are taken on the test's own bridges. Needs root; skips with one line where
 //! namespaces, tcpdump or python-zeroconf are missing.
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::{net, Host, Net};

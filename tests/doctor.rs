@@ -2,6 +2,9 @@
 //! firewall, a link without IPv4, a link that drops multicast, port 5353 held without
 //! SO_REUSEPORT, and strict reverse-path filtering on a multi-homed host. Needs root and nft.
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::{net, Host, Net};

@@ -8,6 +8,9 @@
 //! learn A by multicast. A lists only B as a static host. E's node refuses connections from A.
 //! F is not an agent: a host that answers the exchange with a record whose signature is broken.
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::net;

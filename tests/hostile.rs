@@ -5,6 +5,9 @@
 //!
 //! Needs root (network namespaces); without it each test prints one line and skips.
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::net;

@@ -6,6 +6,9 @@
 //! skips with one line where namespaces cannot be made. One test needs neither: the behaviour
 //! against a scripted agent on a Unix socket, with a swarm on loopback.
 
+// Linux only: it needs network namespaces and libp2p's transports (a Linux-only dev-dependency).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::{net, Host, Net};

@@ -2,6 +2,9 @@
 //! multicast is refused, and hosts that vanish without a goodbye. Needs root; skips with one line
 //! where namespaces cannot be made.
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::net;

@@ -2,6 +2,9 @@
 //! for a reader, while peers come and go. Runs in network namespaces (root; see
 //! `common::network`).
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::net;

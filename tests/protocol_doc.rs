@@ -583,3 +583,15 @@ fn the_limits_in_the_document_are_the_codes() {
     assert!(text.contains("the agent announces at most 16 nodes"));
     assert_eq!(proto_json::FIRST_BYTE, 0x7b);
 }
+
+// The Python client of the JSON mode (run in `tests/json_socket.rs`), as the README shows it.
+#[test]
+fn the_readme_shows_the_python_client_as_it_is() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join("examples/json_client.py")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```python\n{script}```\n")),
+        "README.md must show examples/json_client.py exactly, in a ```python block"
+    );
+}

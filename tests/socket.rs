@@ -2,6 +2,9 @@
 //! errors users see. Agents run in a namespace holding only loopback (which they do not use), so
 //! nothing is sent anywhere.
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::net;

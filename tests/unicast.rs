@@ -1,6 +1,9 @@
 //! When multicast cannot work: static hosts asked by unicast, and peers added by hand. Needs root
 //! and nftables (to block multicast on the test link); skips with one line otherwise.
 
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use common::network::net;

@@ -7,16 +7,22 @@
 //! --json`); `tools` nftables and the check for a tool a test needs.
 
 // Each test binary uses only part of the harness: what one leaves unused, another needs.
+// Linux only: all but `packets` stand on network namespaces (`network`).
+#[cfg(target_os = "linux")]
 #[allow(dead_code)]
 pub mod agents;
+#[cfg(target_os = "linux")]
 #[allow(dead_code)]
 pub mod forge;
+#[cfg(target_os = "linux")]
 #[allow(dead_code)]
 pub mod network;
 #[allow(dead_code)]
 pub mod packets;
+#[cfg(target_os = "linux")]
 #[allow(dead_code)]
 pub mod tools;
+#[cfg(target_os = "linux")]
 #[allow(dead_code)]
 pub mod watch;
 
