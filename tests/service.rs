@@ -1,5 +1,6 @@
-//! Checks of the service files in `config/`: the systemd unit `exo-discovery.service` and the
-//! launchd plist `io.exo.discovery.plist`. No macOS tool is needed: the plist is read by the
+//! Checks of the service files in `config/`: the systemd unit `exo-discovery.service`, the Debian
+//! package's copy of it `deb/exo-discovery.service` (the package itself is checked by
+//! `tests/deb.rs`) and the launchd plist `io.exo.discovery.plist`. No macOS tool is needed: the plist is read by the
 //! `plist` crate, and what that crate skips (declaration, DOCTYPE, comments, repeated keys) from
 //! quick-xml's events. The unit is read by a parser of its own and, where `systemd-analyze` is
 //! installed, verified by systemd itself (on a copy that points at the built binary; the agent is
@@ -18,6 +19,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_exo-discovery");
 const USER_PLACEHOLDER: &str = "REPLACE_WITH_USER";
 /// Where the shipped unit expects the binary.
 const INSTALLED_BIN: &str = "/usr/local/bin/exo-discovery";
+/// The Debian package's copy of the unit (`cargo deb`, see `[package.metadata.deb]`).
+const DEB_UNIT: &str = include_str!("../config/deb/exo-discovery.service");
+/// Where the Debian package installs the binary.
+const DEB_BIN: &str = "/usr/bin/exo-discovery";
+/// Where the Debian package installs the configuration file, which its unit reads.
+const DEB_CONFIG: &str = "/etc/exo-discovery/exo-discovery.toml";
 
 // ---------------------------------------------------------------------------------------------
 // Reading the plist: its values with the `plist` crate; what that crate skips (the XML
@@ -796,7 +803,33 @@ fn shipped_unit_passes_our_checks() {
     println!("{UNIT_NAME}: ExecStart {args:?}");
 }
 
-/// Every flag the two files pass to `exo-discovery run` is one the built binary accepts
+/// The Debian package's unit says what the shipped unit says, apart from ExecStart=: the
+/// package's binary, and `--config` with the package's configuration file. Comments may differ.
+#[test]
+fn packaged_unit_is_the_shipped_unit_with_the_package_paths() {
+    let shipped = parse_unit(UNIT).unwrap_or_else(|e| panic!("{UNIT_NAME}: {e}"));
+    let deb = parse_unit(DEB_UNIT).unwrap_or_else(|e| panic!("config/deb/{UNIT_NAME}: {e}"));
+    let args = check_unit(&deb).unwrap_or_else(|e| panic!("config/deb/{UNIT_NAME}: {e}"));
+    let mut want = check_unit(&shipped).unwrap();
+    want[0] = DEB_BIN.to_owned();
+    want.splice(2..2, ["--config".to_owned(), DEB_CONFIG.to_owned()]);
+    assert_eq!(args, want, "ExecStart: packaged (left), expected (right)");
+    let rest = |entries: &[Entry]| -> Vec<(String, String, String)> {
+        entries
+            .iter()
+            .filter(|e| (e.section.as_str(), e.key.as_str()) != ("Service", "ExecStart"))
+            .map(|e| (e.section.clone(), e.key.clone(), e.value.clone()))
+            .collect()
+    };
+    assert_eq!(
+        rest(&deb),
+        rest(&shipped),
+        "the packaged unit (left) and the shipped unit (right) differ beyond ExecStart="
+    );
+    println!("config/deb/{UNIT_NAME}: ExecStart {args:?}");
+}
+
+/// Every flag the three files pass to `exo-discovery run` is one the built binary accepts
 /// (`run --help` prints and exits; the agent does not start).
 #[test]
 fn shipped_files_use_only_real_flags() {
@@ -809,9 +842,11 @@ fn shipped_files_use_only_real_flags() {
         .filter(|w| w.starts_with("--"))
         .collect();
     let unit_args = check_unit(&parse_unit(UNIT).unwrap()).unwrap();
+    let deb_unit_args = check_unit(&parse_unit(DEB_UNIT).unwrap()).unwrap();
     let plist_args = check_launchd(&read_plist(PLIST).unwrap().top, PLIST_NAME).unwrap();
     for flag in unit_args
         .iter()
+        .chain(&deb_unit_args)
         .chain(&plist_args)
         .filter(|a| a.starts_with("--"))
     {
