@@ -79,6 +79,20 @@ pub fn clock_micros() -> u64 {
         .unwrap_or(1)
 }
 
+/// Whether the socket is served by this user. Trust no byte from a socket another user serves:
+/// in a shared directory such as /tmp, anyone may have bound the path first.
+pub(crate) fn served_by_me(stream: &UnixStream) -> Result<(), String> {
+    let me = nix::unistd::geteuid().as_raw();
+    let owner =
+        crate::sys::peer_uid(stream).map_err(|e| format!("cannot tell who serves it: {e}"))?;
+    if owner != me {
+        return Err(format!(
+            "it is served by uid {owner}, not by this user (uid {me}), so not by this user's agent"
+        ));
+    }
+    Ok(())
+}
+
 /// A connection to the agent, past the handshake.
 pub struct Client {
     stream: UnixStream,
@@ -99,18 +113,7 @@ impl Client {
             }
             _ => ClientError::NotRunning(path.to_owned(), e),
         })?;
-        // Trust no byte from a socket another user serves: in a shared directory such as /tmp,
-        // anyone may have bound the path first.
-        let me = nix::unistd::geteuid().as_raw();
-        let owner = crate::sys::peer_uid(&stream).map_err(|e| {
-            ClientError::Refused(path.to_owned(), format!("cannot tell who serves it: {e}"))
-        })?;
-        if owner != me {
-            return Err(ClientError::Refused(
-                path.to_owned(),
-                format!("it is served by uid {owner}, not by this user (uid {me}), so not by this user's agent"),
-            ));
-        }
+        served_by_me(&stream).map_err(|why| ClientError::Refused(path.to_owned(), why))?;
         let mut c = Client {
             stream,
             namespace: String::new(),

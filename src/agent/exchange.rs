@@ -11,7 +11,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::LocalExecutor;
 use std::cell::Cell;
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -91,7 +91,8 @@ async fn answer(
     let reply = match ask {
         Ok(ask) => {
             let (reply_tx, reply_rx) = async_channel::bounded(1);
-            let from = unmapped(from.ip());
+            // An IPv4 asker on the dual-stack socket appears as `::ffff:a.b.c.d`.
+            let from = from.ip().to_canonical();
             let sent = tx.send(Incoming::Exchange {
                 from,
                 ask,
@@ -109,14 +110,6 @@ async fn answer(
     };
     stream.write_all(&proto::encode(&reply)).await?;
     stream.flush().await
-}
-
-/// An IPv4 asker on the dual-stack socket appears as `::ffff:a.b.c.d`: its IPv4 address.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 /// Reads one frame of at most `max` bytes: its body, or (inner `Err`) why it is refused.

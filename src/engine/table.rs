@@ -703,10 +703,15 @@ impl PeerTable {
     /// Drops every peer's link through `via` (an interface vanished or stopped carrying mDNS, a
     /// static host was removed).
     pub fn remove_via(&mut self, via: &Via) -> Vec<PeerEvent> {
+        self.remove_via_where(via, |_| true)
+    }
+
+    /// Drops every peer's link through `via` for which `gone` holds.
+    fn remove_via_where(&mut self, via: &Via, gone: impl Fn(&Sighting) -> bool) -> Vec<PeerEvent> {
         let peers: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(_, e)| e.links.contains_key(via))
+            .filter(|(_, e)| e.links.get(via).is_some_and(&gone))
             .map(|(p, _)| *p)
             .collect();
         peers
@@ -873,16 +878,7 @@ impl PeerTable {
     /// Drops every peer's link through `via` that was not heard since `since` (a static host's
     /// exchange reply that no longer lists it: the host no longer hears it).
     pub fn remove_unheard(&mut self, via: &Via, since: Instant) -> Vec<PeerEvent> {
-        let peers: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, e)| e.links.get(via).is_some_and(|l| l.spoke < since))
-            .map(|(p, _)| *p)
-            .collect();
-        peers
-            .iter()
-            .filter_map(|p| self.remove_link(p, via))
-            .collect()
+        self.remove_via_where(via, |l| l.spoke < since)
     }
 
     /// Whether `peer` is established (handed over now or before, and not forgotten).
@@ -1040,9 +1036,6 @@ impl Sightings {
     }
     fn get_mut(&mut self, via: &Via) -> Option<&mut Sighting> {
         self.pos(via).ok().map(|i| &mut self.0[i].1)
-    }
-    fn contains_key(&self, via: &Via) -> bool {
-        self.pos(via).is_ok()
     }
     fn insert(&mut self, via: Via, link: Sighting) -> Option<Sighting> {
         match self.pos(&via) {

@@ -283,7 +283,7 @@ impl Behaviour {
                     self.cfg.socket.display()
                 )),
                 Poll::Ready(Ok(stream)) => {
-                    if let Err(why) = served_by_me(&stream) {
+                    if let Err(why) = crate::client::served_by_me(stream.get_ref()) {
                         return Step::Lost(format!(
                             "socket {} refused: {why}",
                             self.socket().display()
@@ -530,20 +530,6 @@ impl Behaviour {
             w.wake();
         }
     }
-}
-
-/// Whether the socket is served by this user (in a shared directory anyone may bind the path
-/// first: no byte from another user's socket is trusted).
-fn served_by_me(stream: &Async<UnixStream>) -> Result<(), String> {
-    let me = nix::unistd::geteuid().as_raw();
-    let owner = crate::sys::peer_uid(stream.get_ref())
-        .map_err(|e| format!("cannot tell who serves it: {e}"))?;
-    if owner != me {
-        return Err(format!(
-            "it is served by uid {owner}, not by this user (uid {me})"
-        ));
-    }
-    Ok(())
 }
 
 impl NetworkBehaviour for Behaviour {
