@@ -31,14 +31,6 @@ fn status_field(pid: u32, field: &str) -> String {
         .unwrap_or_default()
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-}
-
 pub fn main() {
     let runs: usize = std::env::var("EXO_BENCH_RUNS")
         .ok()
@@ -56,9 +48,9 @@ pub fn main() {
     let ab = n.agent(&b, "agent-b", &[]);
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = status_field(n.pid(&ab), "VmRSS:");
-    let t0 = cpu_ticks(n.pid(&ab));
+    let t0 = common::forge::cpu_ticks(n.pid(&ab));
     std::thread::sleep(Duration::from_secs(10));
-    let idle_ticks = cpu_ticks(n.pid(&ab)) - t0;
+    let idle_ticks = common::forge::cpu_ticks(n.pid(&ab)) - t0;
 
     let mut wb = n.watch(&ab);
     let mut discovery = Vec::new();

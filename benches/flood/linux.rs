@@ -51,6 +51,10 @@ pub fn main() {
         "agent peak RSS: {} KiB; peers handed over at the end: {}",
         f.peak_rss_kib, f.peers
     );
+    println!(
+        "agent CPU from the flood's start to its end: {} ticks in {secs_f:.1} s (1 tick = 10 ms here)",
+        f.cpu_ticks
+    );
     println!("dropped: {}", st["dropped"]);
     println!("budget: {}", st["budget"]);
 }

@@ -41,6 +41,16 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// User plus system CPU time a process has used, in clock ticks (`/proc/PID/stat`; 1 tick is
+/// 10 ms on the kernels seen here).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+}
+
 /// Sends `packets` from `sock` to the mDNS group at `rate` a second; returns how many were sent.
 pub fn send_at(sock: UdpSocket, packets: Vec<Vec<u8>>, rate: u32) -> usize {
     let start = Instant::now();
@@ -71,6 +81,8 @@ pub struct Flood {
     pub after: Option<Duration>,
     /// The agent's peak RSS, KiB.
     pub peak_rss_kib: u64,
+    /// CPU the agent used from the start of the flood to its end, in clock ticks.
+    pub cpu_ticks: u64,
     /// Its `status --json` at the end.
     pub status: serde_json::Value,
     /// Peers it hands over at the end.
@@ -99,6 +111,7 @@ pub fn flood(n: &mut Net, subnet: u8, rate: u32, secs: u32, real_at: Duration) -
     let offered = packets.len();
     let sock = n.in_ns(&f, move || sender(f_ip));
     let mut wb = n.watch(&ab);
+    let cpu_before = cpu_ticks(n.pid(&ab));
     let start = Instant::now();
     let flooding = std::thread::spawn(move || send_at(sock, packets, rate));
 
@@ -112,6 +125,7 @@ pub fn flood(n: &mut Net, subnet: u8, rate: u32, secs: u32, real_at: Duration) -
         .map(|(at, _)| at - announced);
     let sent = flooding.join().unwrap();
     let lasted = start.elapsed();
+    let cpu_ticks = cpu_ticks(n.pid(&ab)) - cpu_before;
 
     let (ka2, ida2) = n.keygen("a2");
     let announced = Instant::now();
@@ -126,6 +140,7 @@ pub fn flood(n: &mut Net, subnet: u8, rate: u32, secs: u32, real_at: Duration) -
         during,
         after,
         peak_rss_kib: peak_rss_kib(n.pid(&ab)),
+        cpu_ticks,
         status: n.status(&ab),
         peers: n.peers(&ab).len(),
     }
