@@ -9,7 +9,6 @@
 
 mod common;
 
-use common::BIN;
 use exo_discovery::proto::{
     self, AgentMsg, BudgetUse, ClientMsg, ErrorKind, EventKind, FamilyStatus, IfaceStatus,
     PeerEvent, PeerInfo, Source, StaticHostStatus, Status, UnusedIface, Verification,
@@ -351,7 +350,7 @@ fn sign_prints_the_example_record_in_hex() {
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("example.key");
     std::fs::write(&key, example_key().to_protobuf_encoding().unwrap()).unwrap();
-    let out = std::process::Command::new(BIN)
+    let out = common::bin()
         .args(["sign", "--key"])
         .arg(&key)
         .args(["--addr", "/ip4/0.0.0.0/tcp/4001", "--seq", "1"])

@@ -28,3 +28,36 @@ pub mod watch;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_exo-discovery");
+
+/// The binary the CLI tests run: `EXO_DISCOVERY_TEST_BIN` when set (a build for another target,
+/// such as the static musl binary or an ARM release build), else [`BIN`].
+#[allow(dead_code)]
+pub fn bin_path() -> std::path::PathBuf {
+    std::env::var_os("EXO_DISCOVERY_TEST_BIN").map_or_else(|| BIN.into(), Into::into)
+}
+
+/// The emulator that runs a binary built for another architecture, from
+/// `EXO_DISCOVERY_TEST_RUNNER` (a command and its arguments, such as `qemu-aarch64 -L
+/// /usr/aarch64-linux-gnu`), or `None` to run it directly.
+#[allow(dead_code)]
+pub fn runner() -> Option<Vec<String>> {
+    let words: Vec<String> = std::env::var("EXO_DISCOVERY_TEST_RUNNER")
+        .ok()?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    (!words.is_empty()).then_some(words)
+}
+
+/// A command that runs [`bin_path`], through [`runner`] when one is set.
+#[allow(dead_code)]
+pub fn bin() -> std::process::Command {
+    match runner() {
+        Some(words) => {
+            let mut cmd = std::process::Command::new(&words[0]);
+            cmd.args(&words[1..]).arg(bin_path());
+            cmd
+        }
+        None => std::process::Command::new(bin_path()),
+    }
+}
