@@ -16,7 +16,7 @@ fn run(args: &[&str]) -> Output {
     common::bin()
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", common::bin_path().display()))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", common::bin_path()))
 }
 
 /// A fresh directory of this test's own, removed when dropped.

@@ -7,18 +7,18 @@
 
 mod common;
 
+use common::bin_path;
 use common::network::{net, Host, Net};
 use common::tools::have_tool;
-use common::BIN;
 use serde_json::Value;
 use std::process::Command;
 use std::time::Duration;
 
 fn doctor(n: &Net, host: &Host) -> (bool, Value, String) {
-    let out = n.exec(host, &[BIN, "doctor", "--json", "--wait", "4"]);
+    let out = n.exec(host, &[bin_path(), "doctor", "--json", "--wait", "4"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    let human = n.exec(host, &[BIN, "doctor", "--wait", "1"]);
+    let human = n.exec(host, &[bin_path(), "doctor", "--wait", "1"]);
     (
         out.status.success(),
         v,

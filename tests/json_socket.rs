@@ -9,9 +9,9 @@
 
 mod common;
 
+use common::bin_path;
 use common::network::net;
 use common::tools::have_tool;
-use common::BIN;
 use exo_discovery::client::Client;
 use exo_discovery::proto::{self, AgentMsg, ClientMsg, ErrorKind};
 use serde_json::{json, Value};
@@ -102,7 +102,7 @@ impl Json {
 
 /// `exo-discovery sign` for `key`, listening on `port` (all addresses).
 fn sign(key: &Path, port: u16, namespace: &str) -> String {
-    let out = Command::new(BIN)
+    let out = Command::new(bin_path())
         .args(["sign", "--key"])
         .arg(key)
         .args(["--addr", &format!("/ip4/0.0.0.0/tcp/{port}")])

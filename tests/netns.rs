@@ -665,7 +665,7 @@ fn status_reports_interfaces_counters_and_refusals() {
         record::to_txt(&bad),
     );
     let status = || {
-        let out = std::process::Command::new(common::BIN)
+        let out = std::process::Command::new(common::bin_path())
             .args(["status", "--json", "--socket"])
             .arg(&am.socket)
             .output()
@@ -724,7 +724,7 @@ fn status_reports_interfaces_counters_and_refusals() {
         unused.contains("\"lo\"") && unused.contains("loopback"),
         "{unused}"
     );
-    let text = std::process::Command::new(common::BIN)
+    let text = std::process::Command::new(common::bin_path())
         .args(["status", "--socket"])
         .arg(&am.socket)
         .output()

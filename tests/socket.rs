@@ -7,8 +7,8 @@
 
 mod common;
 
+use common::bin_path;
 use common::network::net;
-use common::BIN;
 use exo_discovery::client::{Client, ClientError};
 use exo_discovery::proto::{self, AgentMsg, ClientMsg, ErrorKind};
 use std::io::{Read, Write};
@@ -85,7 +85,7 @@ fn socket_is_owner_only_and_other_uids_are_refused() {
     // A user other than the agent's cannot use it.
     let out = Command::new(NOBODY[0])
         .args(&NOBODY[1..])
-        .args([BIN, "peers", "--socket"])
+        .args([bin_path(), "peers", "--socket"])
         .arg(&a.socket)
         .output()
         .unwrap();
@@ -180,7 +180,7 @@ fn command_line_failures_are_one_clear_line() {
     let h = n.host("solo");
     let a = n.agent(&h, "agent", &[]);
     let (key, _) = n.keygen("k");
-    let run = |args: &[&str]| Command::new(BIN).args(args).output().unwrap();
+    let run = |args: &[&str]| Command::new(bin_path()).args(args).output().unwrap();
     let sock = a.socket.to_str().unwrap();
     let keyp = key.to_str().unwrap();
 
@@ -311,7 +311,7 @@ fn a_socket_served_by_another_user_is_not_trusted() {
     while !path.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let out = Command::new(BIN)
+    let out = Command::new(bin_path())
         .args(["peers", "--socket"])
         .arg(&path)
         .output()
@@ -337,7 +337,7 @@ fn the_default_socket_directory_is_created_owner_only() {
     assert_eq!(meta.mode() & 0o7777, 0o700, "mode {:o}", meta.mode());
     assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
     // The commands find it at the same default path.
-    let out = Command::new(BIN)
+    let out = Command::new(bin_path())
         .arg("peers")
         .env("XDG_RUNTIME_DIR", &runtime)
         .output()

@@ -6,10 +6,10 @@
 
 mod common;
 
+use common::bin_path;
 use common::network::net;
 use common::tools::have_tool;
 use common::watch::{addrs, is_event};
-use common::BIN;
 use std::process::Command;
 use std::time::Duration;
 
@@ -38,7 +38,7 @@ fn static_hosts_find_each_other_where_multicast_is_dropped() {
     // a knows b from its command line; b learns a at run time.
     let aa = n.agent(&a, "agent-a", &["--static-host", "10.95.0.2"]);
     let ab = n.agent(&b, "agent-b", &[]);
-    let out = Command::new(BIN)
+    let out = Command::new(bin_path())
         .args(["add-host", "10.95.0.1", "--socket"])
         .arg(&ab.socket)
         .output()
@@ -84,7 +84,7 @@ fn static_hosts_find_each_other_where_multicast_is_dropped() {
     }
 
     // remove-host: b stops asking, and a's node goes away at b.
-    let out = Command::new(BIN)
+    let out = Command::new(bin_path())
         .args(["remove-host", "10.95.0.1", "--socket"])
         .arg(&ab.socket)
         .output()
@@ -95,7 +95,7 @@ fn static_hosts_find_each_other_where_multicast_is_dropped() {
 
     // And add-host again: a comes back (the first question goes out at once).
     let asked = std::time::Instant::now();
-    let out = Command::new(BIN)
+    let out = Command::new(bin_path())
         .args(["add-host", "10.95.0.1", "--socket"])
         .arg(&ab.socket)
         .output()
@@ -122,7 +122,7 @@ fn a_peer_added_by_hand_is_handed_over_once_it_answers() {
     let mut wb = n.watch(&ab);
     let manual = format!("/ip4/10.96.0.1/tcp/4005/p2p/{ida}");
     let run = |args: &[&str]| {
-        Command::new(BIN)
+        Command::new(bin_path())
             .args(args)
             .arg("--socket")
             .arg(&ab.socket)

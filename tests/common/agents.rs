@@ -1,7 +1,7 @@
 //! Running the binary in the network: agents, `keygen` and `announce`.
 
+use super::bin_path;
 use super::network::{Host, Net};
-use super::BIN;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -64,7 +64,7 @@ impl Net {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &host.ns])
             .args(wrapper)
-            .args([BIN, "run"])
+            .args([bin_path(), "run"])
             .args(extra);
         // Each agent its own peer cache, unless the test chose one.
         if !extra.contains(&"--state-dir") {
@@ -104,7 +104,7 @@ impl Net {
     /// Writes a fresh key; returns its path and peer ID.
     pub fn keygen(&self, name: &str) -> (PathBuf, String) {
         let path = self.dir.join(format!("{name}.key"));
-        let out = Command::new(BIN)
+        let out = Command::new(bin_path())
             .args(["keygen", "--out"])
             .arg(&path)
             .output()
@@ -126,7 +126,7 @@ impl Net {
         addrs: &[String],
         extra: &[&str],
     ) -> Announce {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin_path());
         cmd.arg("announce")
             .arg("--socket")
             .arg(&agent.socket)

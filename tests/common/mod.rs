@@ -29,11 +29,16 @@ pub mod watch;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_exo-discovery");
 
-/// The binary the CLI tests run: `EXO_DISCOVERY_TEST_BIN` when set (a build for another target,
-/// such as the static musl binary or an ARM release build), else [`BIN`].
+/// The binary the tests run: `EXO_DISCOVERY_TEST_BIN` when set (a build for another target, such
+/// as the static musl binary or an ARM release build), else [`BIN`].
 #[allow(dead_code)]
-pub fn bin_path() -> std::path::PathBuf {
-    std::env::var_os("EXO_DISCOVERY_TEST_BIN").map_or_else(|| BIN.into(), Into::into)
+pub fn bin_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| match std::env::var("EXO_DISCOVERY_TEST_BIN") {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) | Err(std::env::VarError::NotPresent) => BIN.to_owned(),
+        Err(e) => panic!("EXO_DISCOVERY_TEST_BIN: {e}"),
+    })
 }
 
 /// The emulator that runs a binary built for another architecture, from

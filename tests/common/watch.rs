@@ -2,8 +2,8 @@
 //! `peers --json`.
 
 use super::agents::Agent;
+use super::bin_path;
 use super::network::Net;
-use super::BIN;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 impl Net {
     /// `peers --json` against `agent`.
     pub fn peers(&self, agent: &Agent) -> Vec<Value> {
-        let out = Command::new(BIN)
+        let out = Command::new(bin_path())
             .arg("peers")
             .arg("--socket")
             .arg(&agent.socket)
@@ -26,7 +26,7 @@ impl Net {
 
     /// `status --json` of `agent`.
     pub fn status(&self, agent: &Agent) -> Value {
-        let out = Command::new(BIN)
+        let out = Command::new(bin_path())
             .args(["status", "--json", "--socket"])
             .arg(&agent.socket)
             .output()
@@ -37,7 +37,7 @@ impl Net {
 
     /// Starts `watch --json` against `agent`.
     pub fn watch(&mut self, agent: &Agent) -> Watch {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin_path());
         cmd.arg("watch")
             .arg("--socket")
             .arg(&agent.socket)
