@@ -278,7 +278,7 @@ impl PeerTable {
     /// out the oldest waiting peer when full. Returns whether it was filed.
     fn admit(&mut self, peer: PeerId, mut entry: Entry, via: &Via) -> bool {
         if self.prober.is_none() {
-            if self.established >= MAX_PEERS && !self.evict_dead() {
+            if self.established >= MAX_PEERS && !self.evict_dead(|_| true) {
                 self.count_drop(Dropped::TableFull, Some(via));
                 return false;
             }
@@ -298,15 +298,16 @@ impl PeerTable {
         true
     }
 
-    /// Forgets the established peer that has been dead longest, if any, to make room among the
-    /// established; returns whether one was. (Waiting peers that went dead are skipped: they hold
-    /// no such place. There are at most [`MAX_PENDING`] of them to skip.)
-    fn evict_dead(&mut self) -> bool {
+    /// Forgets the established peer that has been dead longest among those whose host `of_host`
+    /// takes, if any, to make room among the established; returns whether one was. (Waiting
+    /// peers that went dead are skipped: they hold no such place. There are at most
+    /// [`MAX_PENDING`] of them to skip.)
+    fn evict_dead(&mut self, of_host: impl Fn(Option<IpAddr>) -> bool) -> bool {
         let peers = &self.peers;
         let oldest = self
             .dead
             .iter()
-            .find(|(_, p)| peers.get(p).is_some_and(|e| e.host.is_some()))
+            .find(|(_, p)| peers.get(p).and_then(|e| e.host).is_some_and(&of_host))
             .map(|(_, p)| *p);
         match oldest {
             Some(peer) => {
@@ -939,9 +940,10 @@ impl PeerTable {
         event
     }
 
-    /// A waiting peer answered: it takes a place among the established if there is room (a dead
-    /// peer gives up its place; a live one never does) and its host has fewer than
-    /// [`MAX_PEERS_PER_HOST`]. Returns whether it did; if not, it is forgotten and counted.
+    /// A waiting peer answered: it takes a place among the established if there is room and its
+    /// host has fewer than [`MAX_PEERS_PER_HOST`] (in both, a dead peer gives up its place, the
+    /// longest dead first; a live one never does). Returns whether it did; if not, it is
+    /// forgotten and counted.
     fn establish(&mut self, peer: &PeerId, cur: &PeerInfo) -> bool {
         let host = cur
             .addrs
@@ -949,9 +951,11 @@ impl PeerTable {
             .and_then(|a| a.parse::<Multiaddr>().ok())
             .and_then(|a| ip_of(&a));
         let via = self.peers.get(peer).and_then(|e| e.links.first_via());
-        let why = if self.per_host.get(&host).copied().unwrap_or(0) >= MAX_PEERS_PER_HOST {
+        let why = if self.per_host.get(&host).copied().unwrap_or(0) >= MAX_PEERS_PER_HOST
+            && !self.evict_dead(|h| h == host)
+        {
             Some(Dropped::HostFull)
-        } else if self.established >= MAX_PEERS && !self.evict_dead() {
+        } else if self.established >= MAX_PEERS && !self.evict_dead(|_| true) {
             Some(Dropped::TableFull)
         } else {
             None
@@ -1547,6 +1551,47 @@ mod tests {
         let ev = answered(&mut t, &Keypair::generate_ed25519(), "10.9.9.9", later);
         assert_eq!(ev[0].event, EventKind::Discovered);
         assert_eq!(t.usage().established, MAX_PEERS);
+    }
+
+    #[test]
+    fn a_host_whose_node_restarts_with_new_keys_gets_each_one_in_and_keeps_its_live_ones() {
+        let t0 = crate::test_clock();
+        let mut t = PeerTable::new(T).with_reachability(true);
+        // A node on 10.0.0.2 beside 15 others of its host, restarted with a fresh key many more
+        // times than a host has places: each of its keys is found, the dead one giving up its
+        // place.
+        let live: Vec<Keypair> = (1..MAX_PEERS_PER_HOST)
+            .map(|_| Keypair::generate_ed25519())
+            .collect();
+        for k in &live {
+            answered(&mut t, k, "10.0.0.2", t0);
+        }
+        let mut now = t0;
+        for round in 0..3 * MAX_PEERS_PER_HOST {
+            let k = Keypair::generate_ed25519();
+            let ev = answered(&mut t, &k, "10.0.0.2", now);
+            assert_eq!(ev[0].event, EventKind::Discovered, "restart {round}");
+            assert_eq!(t.usage().established, MAX_PEERS_PER_HOST);
+            // The others are heard again; the restarted node falls silent and times out.
+            for _ in 0..2 {
+                now += T / 2 + Duration::from_millis(500);
+                for k in &live {
+                    multicast(&mut t, k, 1, 5, "eth0", "10.0.0.2", now).unwrap();
+                }
+            }
+            let gone = t.expire(now);
+            assert_eq!(gone.len(), 1, "restart {round}: {gone:?}");
+            assert_eq!(gone[0].peer.peer_id, k.public().to_peer_id().to_string());
+        }
+        assert_eq!(t.counters().dropped.get(&Dropped::HostFull), None);
+        let listed: BTreeSet<String> = t.snapshot().into_iter().map(|p| p.peer_id).collect();
+        assert!(live
+            .iter()
+            .all(|k| listed.contains(&k.public().to_peer_id().to_string())));
+        // With every place held by a live peer, a newcomer of that host is still refused.
+        answered(&mut t, &Keypair::generate_ed25519(), "10.0.0.2", now);
+        assert!(answered(&mut t, &Keypair::generate_ed25519(), "10.0.0.2", now).is_empty());
+        assert_eq!(t.counters().dropped.get(&Dropped::HostFull), Some(&1));
     }
 
     #[test]
