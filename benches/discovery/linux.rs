@@ -22,20 +22,8 @@ fn summary(name: &str, mut v: Vec<Duration>) {
     );
 }
 
-fn status_field(pid: u32, field: &str) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .map(|l| l[field.len()..].trim().to_owned())
-        .unwrap_or_default()
-}
-
 pub fn main() {
-    let runs: usize = std::env::var("EXO_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(25);
+    let runs: usize = common::env_or("EXO_BENCH_RUNS", 25);
     let Some(mut n) = common::network::net("bench discovery") else {
         return;
     };
@@ -47,10 +35,10 @@ pub fn main() {
     let aa = n.agent(&a, "agent-a", &[]);
     let ab = n.agent(&b, "agent-b", &[]);
     std::thread::sleep(Duration::from_secs(2));
-    let idle_rss = status_field(n.pid(&ab), "VmRSS:");
-    let t0 = common::forge::cpu_ticks(n.pid(&ab));
+    let idle_rss = common::proc::status_field(n.pid(&ab), "VmRSS:");
+    let t0 = common::proc::cpu_ticks(n.pid(&ab));
     std::thread::sleep(Duration::from_secs(10));
-    let idle_ticks = common::forge::cpu_ticks(n.pid(&ab)) - t0;
+    let idle_ticks = common::proc::cpu_ticks(n.pid(&ab)) - t0;
 
     let mut wb = n.watch(&ab);
     let mut discovery = Vec::new();
@@ -88,8 +76,8 @@ pub fn main() {
     );
     println!(
         "agent RSS idle: {idle_rss}; after {runs} peers came and went: {}; threads: {}",
-        status_field(n.pid(&ab), "VmRSS:"),
-        status_field(n.pid(&ab), "Threads:")
+        common::proc::status_field(n.pid(&ab), "VmRSS:"),
+        common::proc::status_field(n.pid(&ab), "Threads:")
     );
     println!("agent CPU while idle: {idle_ticks} ticks in 10 s (1 tick = 10 ms on this kernel)");
 }

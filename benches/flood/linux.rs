@@ -5,18 +5,14 @@ mod common;
 
 use std::time::Duration;
 
-fn env(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 pub fn main() {
     let Some(mut n) = common::network::net("bench-flood") else {
         return;
     };
-    let (rate, secs) = (env("EXO_FLOOD_RATE", 2000), env("EXO_FLOOD_SECS", 8));
+    let (rate, secs) = (
+        common::env_or("EXO_FLOOD_RATE", 2000),
+        common::env_or("EXO_FLOOD_SECS", 8),
+    );
     let f = common::forge::flood(&mut n, 60, rate, secs, Duration::from_secs(3));
     let st = &f.status;
     let verified = st["records_accepted"].as_u64().unwrap_or(0)

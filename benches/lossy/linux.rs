@@ -7,13 +7,6 @@ use common::network::{Host, Net};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -66,9 +59,9 @@ pub fn main() {
     let Some(mut n) = common::network::net("bench-lossy") else {
         return;
     };
-    let hosts_n = env("EXO_LOSSY_HOSTS", 10) as usize;
-    let loss = env("EXO_LOSSY_LOSS", 30);
-    let secs = env("EXO_LOSSY_SECS", 30);
+    let hosts_n: usize = common::env_or("EXO_LOSSY_HOSTS", 10);
+    let loss: u64 = common::env_or("EXO_LOSSY_LOSS", 30);
+    let secs = common::env_or("EXO_LOSSY_SECS", 30);
     let l = n.link();
     let hosts: Vec<Host> = (0..hosts_n).map(|i| n.host(&format!("h{i}"))).collect();
     for (i, h) in hosts.iter().enumerate() {
@@ -150,8 +143,11 @@ pub fn main() {
     });
     // Then a quiet minute: nothing changes on the link; what the agents send is idle traffic
     // (after `EXO_LOSSY_SETTLE_SECS` more, for the steady state once start-up back-offs end).
-    std::thread::sleep(Duration::from_secs(env("EXO_LOSSY_SETTLE_SECS", 0)));
-    let idle_secs = env("EXO_LOSSY_IDLE_SECS", 60);
+    std::thread::sleep(Duration::from_secs(common::env_or(
+        "EXO_LOSSY_SETTLE_SECS",
+        0,
+    )));
+    let idle_secs = common::env_or("EXO_LOSSY_IDLE_SECS", 60);
     let quiet_from: Vec<(u64, u64)> = hosts.iter().map(|h| sent(&n, h)).collect();
     // `EXO_LOSSY_PCAP=FILE`: what h0 sends in the quiet window, for tcpdump -r.
     let pcap = std::env::var("EXO_LOSSY_PCAP").ok().map(|file| {
@@ -195,7 +191,7 @@ pub fn main() {
         .sum();
     let rss: Vec<u64> = agents
         .iter()
-        .map(|a| common::forge::peak_rss_kib(n.pid(a)))
+        .map(|a| common::proc::peak_rss_kib(n.pid(a)))
         .collect();
     println!("{hosts_n} hosts on one link, {loss} % of mDNS datagrams lost on input at each host");
     line(
@@ -222,7 +218,7 @@ pub fn main() {
     }
     drop(anns);
 
-    if env("EXO_LOSSY_STOCK", 1) == 0 {
+    if common::env_or::<u64>("EXO_LOSSY_STOCK", 1) == 0 {
         return;
     }
     let exe = std::env::current_exe().expect("current_exe");

@@ -4,6 +4,7 @@
 //! it was made in), so nothing leaves the test network.
 
 use super::network::Net;
+use super::proc::{cpu_ticks, peak_rss_kib};
 use super::watch::is_event;
 use exo_discovery::{instance, record};
 use libp2p_identity::Keypair;
@@ -30,25 +31,6 @@ pub fn sender(ip: Ipv4Addr) -> UdpSocket {
     let sock = socket2::SockRef::from(&s);
     sock.set_multicast_if_v4(&ip).expect("multicast if");
     s
-}
-
-/// `VmHWM` (peak resident memory) of a process, in KiB.
-pub fn peak_rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// User plus system CPU time a process has used, in clock ticks (`/proc/PID/stat`; 1 tick is
-/// 10 ms on the kernels seen here).
-pub fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
 }
 
 /// Sends `packets` from `sock` to the mDNS group at `rate` a second; returns how many were sent.

@@ -4,7 +4,8 @@
 //!
 //! By concern: `network` the namespaces, hosts and links and running code inside a host; `agents`
 //! agents, `keygen` and `announce`; `forge` what a hostile host on the link sends (`packets` the bytes); `watch` what an agent reports (`watch --json`, `peers
-//! --json`); `tools` nftables and the check for a tool a test needs.
+//! --json`); `proc` what a process costs (memory, CPU time); `tools` nftables and the check for a
+//! tool a test needs.
 
 // Each test binary uses only part of the harness: what one leaves unused, another needs.
 // Linux only: all but `packets` stand on network namespaces (`network`).
@@ -21,10 +22,23 @@ pub mod network;
 pub mod packets;
 #[cfg(target_os = "linux")]
 #[allow(dead_code)]
+pub mod proc;
+#[cfg(target_os = "linux")]
+#[allow(dead_code)]
 pub mod tools;
 #[cfg(target_os = "linux")]
 #[allow(dead_code)]
 pub mod watch;
+
+/// The number in the environment variable `name`, or `default` when it is unset or not a number
+/// (the benches' and the simulator's knobs).
+#[allow(dead_code)]
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_exo-discovery");
