@@ -54,6 +54,61 @@ pub fn on_link(ip: &IpAddr, iface: &Iface) -> bool {
     }
 }
 
+/// An address range written `10.0.0.0/8`, `fd00::/8` or a bare address (a range of one), as the
+/// operator configures which hosts may ask for what (`exchange_allow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network's first address (host bits are ignored).
+    pub net: IpAddr,
+    /// The prefix length.
+    pub len: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/LEN` or `ADDR`; the error names what is wrong with `s`.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let t = s.trim();
+        let (addr, len) = match t.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (t, None),
+        };
+        let net: IpAddr = addr
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address range (such as 10.0.0.0/8)"))?;
+        let width = if net.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => width,
+            Some(l) => match l.parse::<u8>() {
+                Ok(n) if n <= width => n,
+                _ => return Err(format!("{s:?}: the prefix length must be 0 to {width}")),
+            },
+        };
+        Ok(Cidr { net, len })
+    }
+
+    /// Whether `ip` lies in the range (an IPv4 range never holds an IPv6 address, nor the
+    /// reverse; an IPv4-mapped IPv6 address is taken as the IPv4 address it maps).
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                same_prefix(u32::from(ip).into(), u32::from(net).into(), 32, self.len)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                same_prefix(u128::from(ip), u128::from(net), 128, self.len)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.len)
+    }
+}
+
 /// Whether `a` and `b`, addresses `width` bits wide, share their first `len` bits.
 fn same_prefix(a: u128, b: u128, width: u32, len: u8) -> bool {
     (a ^ b)
@@ -333,6 +388,32 @@ mod tests {
         let v6_host = iface(&[], &[("fd00::1", 128)]);
         assert!(on("fd00::1", &v6_host));
         assert!(!on("fd00::2", &v6_host));
+    }
+
+    #[test]
+    fn ranges_parse_and_hold_their_addresses_only() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains(&"10.1.200.3".parse().unwrap()));
+        assert!(!c.contains(&"10.2.0.1".parse().unwrap()));
+        assert!(
+            c.contains(&"::ffff:10.1.0.9".parse().unwrap()),
+            "IPv4-mapped"
+        );
+        assert!(!c.contains(&"fd00::1".parse().unwrap()));
+        let one = Cidr::parse("192.168.0.134").unwrap();
+        assert_eq!(one.len, 32);
+        assert!(one.contains(&"192.168.0.134".parse().unwrap()));
+        assert!(!one.contains(&"192.168.0.135".parse().unwrap()));
+        let v6 = Cidr::parse("fd00:1::/32").unwrap();
+        assert!(v6.contains(&"fd00:1:2::5".parse().unwrap()));
+        assert!(!v6.contains(&"10.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(&"8.8.8.8".parse().unwrap()));
+        assert_eq!(Cidr::parse("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        for bad in ["10.0.0.0/33", "fd00::/129", "mac.local", "10.0.0.0/x", ""] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

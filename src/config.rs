@@ -10,6 +10,9 @@ use std::time::Duration;
 /// would overflow the clock arithmetic.
 pub const MAX_PEER_TIMEOUT_SECS: u64 = 86_400;
 
+/// Most address ranges in `exchange_allow`.
+pub const MAX_EXCHANGE_ALLOW: usize = 256;
+
 /// The namespace used when none is configured.
 pub const DEFAULT_NAMESPACE: &str = "exo";
 
@@ -57,6 +60,10 @@ pub struct Config {
     /// the peers handed over here, and ask each static host's agent for its peers too. Asking
     /// needs `verify_reachability` (what a host hands over is checked from here before use).
     pub peer_exchange: bool,
+    /// Address ranges (`10.1.0.0/16`, `fd00::/8`, or one address) whose agents may ask this one
+    /// for its peers by peer exchange although they are not on one of its links nor among its
+    /// static hosts (a routed subnet, say). Everyone else off the link is refused.
+    pub exchange_allow: Vec<String>,
     /// Where the peer cache is kept; `None` means [`crate::cache::default_state_dir`].
     pub state_dir: Option<PathBuf>,
     /// A file kept equal to `peers --json` (or its CSV form) for programs that do not speak the
@@ -95,6 +102,7 @@ impl Default for Config {
             static_hosts: Vec::new(),
             static_poll_secs: 5,
             peer_exchange: true,
+            exchange_allow: Vec::new(),
             state_dir: None,
             peers_file: None,
             peers_file_format: PeersFormat::Json,
@@ -104,7 +112,8 @@ impl Default for Config {
 
 /// What one source of settings sets: the TOML config file, or the `run` flags. Every field is
 /// optional and named as in [`Config`]; an unset field leaves what the layer below set.
-/// `exclude_interfaces` and `static_hosts` add to the layer below; everything else replaces it.
+/// `exclude_interfaces`, `static_hosts` and `exchange_allow` add to the layer below; everything
+/// else replaces it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Overrides {
@@ -139,6 +148,8 @@ pub struct Overrides {
     pub static_poll_secs: Option<u64>,
     /// See [`Config::peer_exchange`].
     pub peer_exchange: Option<bool>,
+    /// See [`Config::exchange_allow`]; added to the list below.
+    pub exchange_allow: Vec<String>,
     /// See [`Config::state_dir`].
     pub state_dir: Option<PathBuf>,
     /// See [`Config::peers_file`].
@@ -224,6 +235,7 @@ impl Config {
         self.static_hosts.extend(o.static_hosts.iter().cloned());
         set(&mut self.static_poll_secs, &o.static_poll_secs);
         set(&mut self.peer_exchange, &o.peer_exchange);
+        self.exchange_allow.extend(o.exchange_allow.iter().cloned());
         if let Some(f) = &o.peers_file {
             self.peers_file = Some(f.clone());
         }
@@ -280,6 +292,15 @@ impl Config {
         for h in &self.static_hosts {
             crate::unicast::HostSpec::parse(h).map_err(|e| format!("static_hosts: {e}"))?;
         }
+        if self.exchange_allow.len() > MAX_EXCHANGE_ALLOW {
+            return Err(format!(
+                "exchange_allow lists {} ranges; at most {MAX_EXCHANGE_ALLOW}",
+                self.exchange_allow.len()
+            ));
+        }
+        for r in &self.exchange_allow {
+            crate::addrs::Cidr::parse(r).map_err(|e| format!("exchange_allow: {e}"))?;
+        }
         if !(10..=30_000).contains(&self.probe_timeout_ms) {
             return Err(format!(
                 "probe_timeout_ms ({}) must be between 10 and 30000",
@@ -293,6 +314,15 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The ranges of `exchange_allow`, parsed (the ones that do not parse were refused by
+    /// [`Config::validate`]).
+    pub fn exchange_allow_ranges(&self) -> Vec<crate::addrs::Cidr> {
+        self.exchange_allow
+            .iter()
+            .filter_map(|r| crate::addrs::Cidr::parse(r).ok())
+            .collect()
     }
 
     /// Whether the interface `name` may be used.
@@ -582,6 +612,16 @@ mod tests {
             ..Overrides::default()
         });
         assert!(e.starts_with("static_hosts: "), "{e}");
+        let e = err(Overrides {
+            exchange_allow: vec!["10.0.0.0/40".into()],
+            ..Overrides::default()
+        });
+        assert_eq!(
+            e,
+            "exchange_allow: \"10.0.0.0/40\": the prefix length must be 0 to 32"
+        );
+        let ok = Config::from_toml("exchange_allow = [\"10.1.0.0/16\", \"fd00::/8\"]").unwrap();
+        assert_eq!(ok.exchange_allow_ranges().len(), 2);
         // A file is checked on its own, before any flag is applied.
         let e = Overrides::from_toml("peer_timeout_secs = 4").unwrap_err();
         assert!(e.contains("peer_timeout_secs (4)"), "{e}");

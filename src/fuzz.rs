@@ -107,6 +107,7 @@ pub fn static_reply(data: &[u8]) {
     engine.handle(
         Input::StaticReplied {
             host: "10.0.0.9".into(),
+            resolved: vec![ip],
             result: Ok(vec![(ip, None, data.to_vec())]),
         },
         now,
@@ -129,6 +130,7 @@ pub fn exchange_frame(data: &[u8]) {
             Input::ExchangeAsked {
                 id: 1,
                 from: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 8)),
+                to: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
                 ask,
             },
             now,

@@ -220,3 +220,158 @@ impl Drop for Stop {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Asks the agent at `to` for its peers from `from` (a source address of the calling host's),
+/// as an agent does: `Some(peers)` when answered with peers, `None` when the connection was
+/// closed, refused or timed out without a reply.
+fn ask_exchange(from: &str, to: &str) -> Option<Vec<exo_discovery::exchange::Peer>> {
+    use exo_discovery::exchange::{Ask, Reply};
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+    s.bind(&std::net::SocketAddr::new(from.parse().ok()?, 0).into())
+        .ok()?;
+    let target: std::net::SocketAddr = format!("{to}:5353").parse().ok()?;
+    s.connect_timeout(&target.into(), Duration::from_secs(2))
+        .ok()?;
+    let mut s: std::net::TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(&exo_discovery::proto::encode(&Ask::new("exo")))
+        .ok()?;
+    let mut prefix = [0u8; 4];
+    s.read_exact(&mut prefix).ok()?;
+    let mut body = vec![0; u32::from_be_bytes(prefix).min(1 << 20) as usize];
+    s.read_exact(&mut body).ok()?;
+    match exo_discovery::exchange::decode_reply(&body).ok()? {
+        Reply::Peers { peers, .. } => Some(peers),
+        Reply::Refused { .. } => None,
+    }
+}
+
+#[test]
+fn peer_exchange_answers_only_its_own_and_a_hog_cannot_shut_it_off() {
+    let test = "peer_exchange_answers_only_its_own_and_a_hog_cannot_shut_it_off";
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    // B: an agent with a node. S: a host on B's link that also holds addresses of two other
+    // subnets, routed through it from B: to B, an asker from there is off the link, as a routed
+    // host (or a forged source) is. H: a host on the link that hogs B's exchange.
+    let l = n.link();
+    let (b, s, h) = (n.host("b"), n.host("s"), n.host("h"));
+    n.attach(&b, "eth0", &l, &["10.95.0.2/24"]);
+    n.attach(
+        &s,
+        "eth0",
+        &l,
+        &["10.95.0.8/24", "10.96.0.8/32", "10.97.0.8/32"],
+    );
+    n.attach(&h, "eth0", &l, &["10.95.0.9/24"]);
+    n.ip_in(&b, &["route", "add", "10.96.0.0/16", "via", "10.95.0.8"]);
+    n.ip_in(&b, &["route", "add", "10.97.0.0/16", "via", "10.95.0.8"]);
+    let ab = n.agent(&b, "agent-b", &["--exchange-allow", "10.97.0.0/24"]);
+    let _lb = n.listen_on(&b, 4001);
+    let (kb, idb) = n.keygen("b");
+    let _nb = n.announce(&ab, &kb, &["/ip4/0.0.0.0/tcp/4001".into()]);
+
+    // On the link: answered, with B's own node at the address it was reached at.
+    let deadline = Instant::now() + WAIT;
+    let own = loop {
+        let got = n.in_ns(&s, || ask_exchange("10.95.0.8", "10.95.0.2"));
+        match got {
+            Some(peers) if !peers.is_empty() => break peers,
+            _ if Instant::now() > deadline => panic!("B never answered an asker on its link"),
+            _ => std::thread::sleep(Duration::from_millis(300)),
+        }
+    };
+    let rec = exo_discovery::record::verify(&own[0].signed, "exo").expect("B's own record");
+    assert_eq!(rec.peer_id.to_base58(), idb);
+    assert_eq!(
+        own[0].ips,
+        vec!["10.95.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
+
+    // Off the link and not allowed: refused before anything is read, and counted.
+    let stranger = n.in_ns(&s, || ask_exchange("10.96.0.8", "10.95.0.2"));
+    assert!(stranger.is_none(), "a stranger was told {stranger:?}");
+    let st = n.status(&ab);
+    assert!(
+        st["dropped"]["exchange-refused-stranger"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{st}"
+    );
+    // Off the link but in a range the operator allowed: answered.
+    std::thread::sleep(Duration::from_millis(1100));
+    let allowed = n.in_ns(&s, || ask_exchange("10.97.0.8", "10.95.0.2"));
+    assert!(
+        allowed.is_some_and(|p| !p.is_empty()),
+        "an allowed range is answered"
+    );
+
+    // H holds 48 connections open (silent, or dripping a byte at a time), reopening each as
+    // it is closed; meanwhile S asks six times.
+    let stop = Stop::default();
+    let hog = {
+        let done = stop.0.clone();
+        let ns = h.ns.clone();
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns");
+            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let mut conns: Vec<Option<std::net::TcpStream>> = (0..48).map(|_| None).collect();
+            let mut opened = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for (i, c) in conns.iter_mut().enumerate() {
+                    let alive = c.as_mut().is_some_and(|s| {
+                        // Half drip a byte of a never-ending frame; a closed one fails.
+                        let mut b = [0u8; 1];
+                        s.set_nonblocking(true).ok();
+                        let gone = matches!(s.read(&mut b), Ok(0));
+                        !gone && (i % 2 == 0 || s.write(&[0]).is_ok())
+                    });
+                    if !alive {
+                        *c = std::net::TcpStream::connect_timeout(
+                            &"10.95.0.2:5353".parse().unwrap(),
+                            Duration::from_millis(200),
+                        )
+                        .ok();
+                        opened += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let (ticks, hog_start) = (common::proc::cpu_ticks(n.pid(&ab)), Instant::now());
+    let mut answered = 0;
+    for _ in 0..6 {
+        if n.in_ns(&s, || ask_exchange("10.95.0.8", "10.95.0.2"))
+            .is_some()
+        {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+    drop(stop);
+    let opened = hog.join().expect("hog");
+    let ticks = common::proc::cpu_ticks(n.pid(&ab)) - ticks;
+    eprintln!(
+        "{test}: {answered} of 6 asks answered while one host opened {opened} connections in \
+         {:.1} s; the agent used {ticks} CPU ticks (1/100 s) meanwhile",
+        hog_start.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        answered, 6,
+        "asks answered while one host hogged the exchange"
+    );
+    let st = n.status(&ab);
+    assert!(
+        st["dropped"]["exchange-refused-per-ip"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{st}"
+    );
+}

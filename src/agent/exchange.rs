@@ -2,6 +2,7 @@
 //! engine's): the listener that answers other agents, and the ask sent to a static host.
 
 use super::Incoming;
+use crate::engine::exchange::{ASK_WITHIN, SERVE_TIMEOUT};
 use crate::exchange::{self, Ask, Reply};
 use crate::proto;
 use crate::unicast::{self, HostSpec};
@@ -9,16 +10,38 @@ use async_channel::Sender;
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use smol::LocalExecutor;
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
 
-/// Exchange connections served at once; more are closed at once.
-pub const MAX_CONNECTIONS: usize = 16;
-/// How long an asker has to send its ask and take the reply.
-pub const SERVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The exchange connections open now, by the asker's IP.
+#[derive(Default)]
+struct Open {
+    by_ip: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// One open connection's place in [`Open`], given back when it ends.
+struct Slot {
+    open: Rc<RefCell<Open>>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut o = self.open.borrow_mut();
+        o.total = o.total.saturating_sub(1);
+        if let Some(n) = o.by_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                o.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// Listens on TCP port [`exchange::PORT`] of every address (IPv6 and IPv4 on one socket where
 /// the system allows, else IPv4 only), or says why it cannot.
@@ -44,13 +67,16 @@ pub(super) fn listen() -> io::Result<Async<TcpListener>> {
     Async::new(listener)
 }
 
-/// Answers other agents' asks on `listener` until the agent stops.
+/// Answers other agents' asks on `listener` until the agent stops. Each connection is first
+/// shown to the engine, which admits it or has it closed at once (see
+/// `engine/exchange.rs`); an admitted one must send its ask within [`ASK_WITHIN`], and the whole
+/// exchange ends within [`SERVE_TIMEOUT`].
 pub(super) async fn serve(
     listener: Async<TcpListener>,
     ex: Rc<LocalExecutor<'_>>,
     tx: Sender<Incoming>,
 ) {
-    let active = Rc::new(Cell::new(0usize));
+    let open = Rc::new(RefCell::new(Open::default()));
     loop {
         let (stream, from) = match listener.accept().await {
             Ok(c) => c,
@@ -61,40 +87,74 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        if active.get() >= MAX_CONNECTIONS {
+        // An IPv4 asker on the dual-stack socket appears as `::ffff:a.b.c.d`.
+        let from = match from {
+            SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => {
+                SocketAddr::new(v6.ip().to_canonical(), v6.port())
+            }
+            other => other,
+        };
+        let ip = from.ip();
+        let (same_ip, total) = {
+            let o = open.borrow();
+            (o.by_ip.get(&ip).copied().unwrap_or(0), o.total)
+        };
+        let (admit_tx, admit_rx) = async_channel::bounded(1);
+        let asked = tx.send(Incoming::ExchangeOpened {
+            from,
+            same_ip,
+            open: total,
+            admit: admit_tx,
+        });
+        if asked.await.is_err() {
+            return;
+        }
+        if !admit_rx.recv().await.unwrap_or(false) {
             continue; // dropped: closed at once
         }
-        active.set(active.get() + 1);
-        let (active, tx) = (active.clone(), tx.clone());
+        {
+            let mut o = open.borrow_mut();
+            o.total += 1;
+            *o.by_ip.entry(ip).or_default() += 1;
+        }
+        let slot = Slot {
+            open: open.clone(),
+            ip,
+        };
+        let tx = tx.clone();
         ex.spawn(async move {
+            let _slot = slot;
             let _ = futures_lite::future::or(answer(stream, from, tx), async {
                 Timer::after(SERVE_TIMEOUT).await;
                 Ok(())
             })
             .await;
-            active.set(active.get() - 1);
         })
         .detach();
     }
 }
 
-/// One asker: its ask in, the engine's reply out.
+/// One asker: its ask in (within [`ASK_WITHIN`]), the engine's reply out.
 async fn answer(
     mut stream: Async<TcpStream>,
     from: SocketAddr,
     tx: Sender<Incoming>,
 ) -> io::Result<()> {
-    let ask = match read_frame(&mut stream, exchange::MAX_ASK).await? {
+    let read = futures_lite::future::or(read_frame(&mut stream, exchange::MAX_ASK), async {
+        Timer::after(ASK_WITHIN).await;
+        Err(io::Error::new(io::ErrorKind::TimedOut, "no ask in time"))
+    });
+    let ask = match read.await? {
         Ok(body) => proto::decode::<Ask>(&body).map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
     let reply = match ask {
         Ok(ask) => {
             let (reply_tx, reply_rx) = async_channel::bounded(1);
-            // An IPv4 asker on the dual-stack socket appears as `::ffff:a.b.c.d`.
-            let from = from.ip().to_canonical();
+            let to = stream.get_ref().local_addr()?.ip().to_canonical();
             let sent = tx.send(Incoming::Exchange {
-                from,
+                from: from.ip(),
+                to,
                 ask,
                 reply: reply_tx,
             });

@@ -45,10 +45,23 @@ pub(crate) enum Incoming {
         /// The connection's bounded outgoing queue.
         tx: Sender<AgentMsg>,
     },
+    /// Another agent opened a peer exchange connection; whether it may ask goes to `admit`.
+    ExchangeOpened {
+        /// The asker.
+        from: std::net::SocketAddr,
+        /// Connections open from its IP now.
+        same_ip: usize,
+        /// Connections open in all now.
+        open: usize,
+        /// Where the verdict goes.
+        admit: Sender<bool>,
+    },
     /// Another agent asked for our peers (peer exchange); the reply goes to `reply`.
     Exchange {
         /// The asker's IP.
         from: std::net::IpAddr,
+        /// The IP it reached this host at.
+        to: std::net::IpAddr,
         /// What it sent.
         ask: crate::exchange::Ask,
         /// Where the reply goes.
@@ -119,6 +132,8 @@ struct Shell<'ex> {
     namespace: String,
     /// Exchange connections waiting for the engine's reply.
     exchanges: std::collections::HashMap<u64, Sender<crate::exchange::Reply>>,
+    /// Exchange connections waiting to be admitted.
+    admissions: std::collections::HashMap<u64, Sender<bool>>,
     next_exchange: u64,
     exit: bool,
 }
@@ -135,6 +150,7 @@ impl<'ex> Shell<'ex> {
             query: crate::dns::ptr_query(crate::dns::SERVICE),
             namespace: cfg.namespace.clone(),
             exchanges: std::collections::HashMap::new(),
+            admissions: std::collections::HashMap::new(),
             next_exchange: 0,
             exit: false,
         }
@@ -195,11 +211,33 @@ impl<'ex> Shell<'ex> {
                         now,
                     );
                 }
-                Some(Ok(Incoming::Exchange { from, ask, reply })) => {
+                Some(Ok(Incoming::ExchangeOpened {
+                    from,
+                    same_ip,
+                    open,
+                    admit,
+                })) => {
+                    let id = self.next_exchange;
+                    self.next_exchange += 1;
+                    self.admissions.insert(id, admit);
+                    let opened = Input::ExchangeOpened {
+                        id,
+                        from,
+                        same_ip,
+                        open,
+                    };
+                    engine.handle(opened, now);
+                }
+                Some(Ok(Incoming::Exchange {
+                    from,
+                    to,
+                    ask,
+                    reply,
+                })) => {
                     let id = self.next_exchange;
                     self.next_exchange += 1;
                     self.exchanges.insert(id, reply);
-                    engine.handle(Input::ExchangeAsked { id, from, ask }, now);
+                    engine.handle(Input::ExchangeAsked { id, from, to, ask }, now);
                 }
                 Some(Ok(Incoming::Reply { id, msg })) => self.clients.reply(id, msg),
                 Some(Err(_)) => engine.handle(Input::Shutdown, now),
@@ -255,6 +293,12 @@ impl<'ex> Shell<'ex> {
                     self.namespace.clone(),
                     timeout,
                 );
+                None
+            }
+            Action::AdmitExchange { id, admit } => {
+                if let Some(tx) = self.admissions.remove(&id) {
+                    let _ = tx.try_send(admit);
+                }
                 None
             }
             Action::AnswerExchange { id, reply } => {

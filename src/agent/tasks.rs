@@ -85,10 +85,13 @@ pub(super) fn ask_static(
     wait: Duration,
 ) {
     ex.spawn(async move {
+        let mut resolved = Vec::new();
         let result = async {
             let mut out = Vec::new();
             let mut errors = Vec::new();
-            for (target, zone) in unicast::resolve(&spec).await? {
+            let targets = unicast::resolve(&spec).await?;
+            resolved = targets.iter().map(|(t, _)| t.ip()).collect();
+            for (target, zone) in targets {
                 match unicast::ask(target, &query, wait).await {
                     Ok(replies) => {
                         out.extend(replies.into_iter().map(|p| (target.ip(), zone.clone(), p)))
@@ -108,7 +111,11 @@ pub(super) fn ask_static(
         }
         .await;
         let _ = tx
-            .send(Incoming::Input(Input::StaticReplied { host, result }))
+            .send(Incoming::Input(Input::StaticReplied {
+                host,
+                resolved,
+                result,
+            }))
             .await;
     })
     .detach();

@@ -201,6 +201,11 @@ pub struct RunArgs {
     /// their peers.
     #[arg(long)]
     pub no_peer_exchange: bool,
+    /// Also answer peer exchange from agents in this address range (repeatable): `10.1.0.0/16`,
+    /// `fd00::/8` or one address. Agents on this host's links and its static hosts are always
+    /// answered; anyone else is refused.
+    #[arg(long = "exchange-allow", value_name = "CIDR")]
+    pub exchange_allow: Vec<String>,
     /// Where the peer cache is kept.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -230,6 +235,7 @@ impl RunArgs {
             verify_reachability: self.no_verify_reachability.then_some(false),
             static_hosts: self.static_hosts.clone(),
             peer_exchange: self.no_peer_exchange.then_some(false),
+            exchange_allow: self.exchange_allow.clone(),
             state_dir: self.state_dir.clone(),
             peers_file: self.peers_file.clone(),
             peers_file_format: self.peers_file_format.as_deref().map(|f| match f {

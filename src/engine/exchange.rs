@@ -1,5 +1,15 @@
-//! Peer exchange (see [`crate::exchange`]): answering other agents' asks with the peers handed
-//! over here, and taking in what a static host's agent hands over.
+//! Peer exchange (see [`crate::exchange`]): who may ask, answering other agents' asks with this
+//! host's own nodes and the peers handed over here, and taking in what a static host's agent
+//! hands over.
+//!
+//! Who may ask: an agent on one of this agent's links (its address in one of the interface's
+//! subnets or prefixes, or IPv6 link-local on the interface the connection came in on), one of
+//! this agent's static hosts, or one in a range the operator listed (`exchange_allow`). Anyone
+//! else is refused before a byte is read, so the cluster's membership is never told to a
+//! stranger (RFC 6762 §11's rule for mDNS: act only on the local link). Each IP has
+//! [`MAX_OPEN_PER_IP`] connections at once among [`MAX_OPEN`], and must send its ask within
+//! [`ASK_WITHIN`]: one host holding connections open, or dripping bytes, holds two slots and no
+//! more, and a legitimate asker still gets one.
 
 use super::intake::{Offer, Where};
 use super::table::Via;
@@ -7,9 +17,18 @@ use super::{Action, Engine};
 use crate::exchange::{self, Ask, Reply};
 use crate::proto::Source;
 use log::Level;
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// Exchange connections served at once; more are closed at once.
+pub const MAX_OPEN: usize = 16;
+/// Exchange connections served at once from one IP (an agent asks one at a time).
+pub const MAX_OPEN_PER_IP: usize = 2;
+/// How long an admitted asker has to send its whole ask (an agent sends it with the connection).
+pub const ASK_WITHIN: Duration = Duration::from_millis(500);
+/// How long a whole exchange may take on the answering side.
+pub const SERVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One asking IP is answered at most this often (an agent asks every `static_poll_secs`).
 pub const ASK_INTERVAL: Duration = Duration::from_secs(1);
@@ -22,6 +41,8 @@ pub(super) struct Askers {
     last: HashMap<IpAddr, Instant>,
     /// Asks refused by these rules.
     pub refused: u64,
+    /// Connections refused before their ask, by reason (see [`Engine::on_exchange_opened`]).
+    pub refused_open: BTreeMap<&'static str, u64>,
 }
 
 impl Askers {
@@ -55,8 +76,72 @@ impl Askers {
 }
 
 impl Engine {
-    /// Another agent asked, from `from`; answer it with [`Action::AnswerExchange`].
-    pub(super) fn on_exchange_asked(&mut self, id: u64, from: IpAddr, ask: Ask, now: Instant) {
+    /// Whether `from` may ask at all: on one of the links, a static host, or in `exchange_allow`.
+    pub(super) fn may_exchange(&self, from: &SocketAddr) -> bool {
+        let ip = from.ip().to_canonical();
+        let on_a_link = self.links.values().any(|l| match (&ip, from) {
+            (IpAddr::V6(v6), SocketAddr::V6(sa)) if crate::addrs::is_link_local_v6(v6) => {
+                sa.scope_id() == l.iface.index
+            }
+            _ => crate::addrs::on_link(&ip, &l.iface),
+        });
+        on_a_link
+            || self.statics.values().any(|h| h.ips.contains(&ip))
+            || self
+                .cfg
+                .exchange_allow_ranges()
+                .iter()
+                .any(|r| r.contains(&ip))
+    }
+
+    /// An exchange connection opened from `from` (`same_ip` and `open`: those already open):
+    /// admitted, or closed at once and counted.
+    pub(super) fn on_exchange_opened(
+        &mut self,
+        id: u64,
+        from: SocketAddr,
+        same_ip: usize,
+        open: usize,
+    ) {
+        let refused = if !self.cfg.peer_exchange {
+            Some("exchange-refused-off")
+        } else if !self.may_exchange(&from) {
+            Some("exchange-refused-stranger")
+        } else if open >= MAX_OPEN {
+            Some("exchange-refused-busy")
+        } else if same_ip >= MAX_OPEN_PER_IP {
+            Some("exchange-refused-per-ip")
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            *self.askers.refused_open.entry(why).or_default() += 1;
+            let n = self.askers.refused_open[why];
+            if n == 1 && why == "exchange-refused-stranger" {
+                self.log(Level::Info, || {
+                    format!(
+                        "peer exchange: {} refused: not on a link of this host, not a static                          host, not in exchange_allow (said once; counted as {why} in status)",
+                        from.ip().to_canonical()
+                    )
+                });
+            }
+        }
+        self.actions.push_back(Action::AdmitExchange {
+            id,
+            admit: refused.is_none(),
+        });
+    }
+
+    /// Another agent asked, from `from`, reaching this host at `to`; answer it with
+    /// [`Action::AnswerExchange`]: this host's own nodes (at `to`) and the peers handed over here.
+    pub(super) fn on_exchange_asked(
+        &mut self,
+        id: u64,
+        from: IpAddr,
+        to: IpAddr,
+        ask: Ask,
+        now: Instant,
+    ) {
         let refused = if !self.cfg.peer_exchange {
             Some("peer exchange is off on this agent".to_owned())
         } else if let Some(why) = exchange::refusal(&ask, &self.cfg.namespace) {
@@ -74,7 +159,20 @@ impl Engine {
                 Reply::Refused { why }
             }
             None => {
-                let (peers, complete) = self.table.exchange_entries(exchange::MAX_PEERS);
+                let to = to.to_canonical();
+                let own: Vec<exchange::Peer> = self
+                    .regs
+                    .values()
+                    .filter(|_| crate::addrs::owned_by_a_host(&to))
+                    .map(|r| exchange::Peer {
+                        signed: r.signed.clone(),
+                        ips: vec![to],
+                    })
+                    .collect();
+                let room = exchange::MAX_PEERS.saturating_sub(own.len());
+                let (relayed, complete) = self.table.exchange_entries(room);
+                let mut peers = own;
+                peers.extend(relayed);
                 self.log(Level::Debug, || {
                     format!("peer exchange: {} peers handed to {from}", peers.len())
                 });

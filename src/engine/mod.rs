@@ -116,6 +116,9 @@ pub enum Input {
     StaticReplied {
         /// The host as configured.
         host: String,
+        /// The addresses it was asked at (its name resolved, or its IP): its agent may ask this
+        /// one for peers (peer exchange).
+        resolved: Vec<IpAddr>,
         /// Replies (with the IP and zone they came from), or why there were none.
         result: Result<Vec<StaticReply>, String>,
     },
@@ -128,6 +131,18 @@ pub enum Input {
         /// Its replies (none: nothing answered in time), or why it could not be asked.
         result: Result<Vec<Vec<u8>>, String>,
     },
+    /// Another agent opened a peer exchange connection; say whether it may ask with
+    /// [`Action::AdmitExchange`] under the same `id` (refused: closed at once).
+    ExchangeOpened {
+        /// The connection.
+        id: u64,
+        /// The asker (a link-local IPv6 address with the index of the interface it came in on).
+        from: SocketAddr,
+        /// Exchange connections open now from the same IP, this one left out.
+        same_ip: usize,
+        /// Exchange connections open now in all, this one left out.
+        open: usize,
+    },
     /// Another agent asked for the peers handed over here (peer exchange); answer it with
     /// [`Action::AnswerExchange`] under the same `id`.
     ExchangeAsked {
@@ -135,6 +150,8 @@ pub enum Input {
         id: u64,
         /// The asker's IP.
         from: IpAddr,
+        /// The IP it reached this host at (this host's own nodes are handed over there).
+        to: IpAddr,
         /// What it sent.
         ask: crate::exchange::Ask,
     },
@@ -352,6 +369,13 @@ pub enum Action {
         spec: HostSpec,
         /// How long the whole exchange may take.
         timeout: Duration,
+    },
+    /// Let the exchange connection `id` ask (see [`Input::ExchangeOpened`]), or close it at once.
+    AdmitExchange {
+        /// The connection.
+        id: u64,
+        /// Whether it may ask.
+        admit: bool,
     },
     /// Send this reply on the exchange connection `id` (see [`Input::ExchangeAsked`]) and close it.
     AnswerExchange {
@@ -571,11 +595,23 @@ impl Engine {
                     }
                 }
             }
-            Input::StaticReplied { host, result } => self.on_static(host, result, now),
+            Input::StaticReplied {
+                host,
+                resolved,
+                result,
+            } => self.on_static(host, resolved, result, now),
             Input::PeerAnswered { link, ip, result } => {
                 self.on_peer_answered(link, ip, result, now)
             }
-            Input::ExchangeAsked { id, from, ask } => self.on_exchange_asked(id, from, ask, now),
+            Input::ExchangeOpened {
+                id,
+                from,
+                same_ip,
+                open,
+            } => self.on_exchange_opened(id, from, same_ip, open),
+            Input::ExchangeAsked { id, from, to, ask } => {
+                self.on_exchange_asked(id, from, to, ask, now)
+            }
             Input::Exchanged { host, result } => self.on_exchanged(host, result, now),
             Input::CacheLoaded { from, result } => self.on_cache_loaded(&from, result, now),
             Input::PeersFileWritten(Ok(())) => {

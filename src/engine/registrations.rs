@@ -53,6 +53,8 @@ pub(super) struct Registration {
     pub conn: u64,
     pub seq: u64,
     pub addrs: Vec<Multiaddr>,
+    /// The signed record (handed over by peer exchange).
+    pub signed: Vec<u8>,
     pub announcement: Announcement,
     /// Extra announcements still due (soonest first), before the periodic ones.
     pub extra: Vec<Instant>,
@@ -139,6 +141,7 @@ impl Engine {
                 conn: id,
                 seq: rec.seq,
                 addrs: rec.addrs,
+                signed: signed.clone(),
                 announcement: Announcement {
                     peer,
                     label,

@@ -7,10 +7,13 @@ use super::{Action, Engine, StaticReply};
 use crate::proto::{ClientMsg, Source};
 use crate::unicast::HostSpec;
 use log::Level;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Most static hosts asked at once.
 pub const MAX_STATIC_HOSTS: usize = 256;
+/// Most addresses remembered for a static host given by name.
+pub const MAX_IPS_PER_HOST: usize = 8;
 
 /// One static host.
 #[derive(Debug)]
@@ -22,6 +25,9 @@ pub(super) struct StaticHost {
     /// Its agent's peer exchange is being asked.
     pub exchanging: bool,
     pub exchange_errors: Repeated,
+    /// The addresses it was last asked at, and those it answered from: its agent may ask this
+    /// one for peers (peer exchange).
+    pub ips: Vec<IpAddr>,
 }
 
 impl StaticHost {
@@ -34,6 +40,10 @@ impl StaticHost {
 impl Engine {
     pub(super) fn add_host(&mut self, host: &str, now: Instant) -> Result<String, String> {
         let spec = HostSpec::parse(host)?;
+        let spec_ip = match &spec {
+            HostSpec::Ip { ip, .. } => Some(*ip),
+            HostSpec::Name(_) => None,
+        };
         if self.statics.len() >= MAX_STATIC_HOSTS && !self.statics.contains_key(host) {
             return Err(format!("at most {MAX_STATIC_HOSTS} static hosts"));
         }
@@ -50,6 +60,10 @@ impl Engine {
                 errors: Repeated::default(),
                 exchanging: false,
                 exchange_errors: Repeated::default(),
+                ips: match spec_ip {
+                    Some(ip) => vec![ip],
+                    None => Vec::new(),
+                },
             },
         );
         Ok(format!("asking {host} for its agent's records"))
@@ -78,6 +92,7 @@ impl Engine {
     pub(super) fn on_static(
         &mut self,
         host: String,
+        resolved: Vec<IpAddr>,
         result: Result<Vec<StaticReply>, String>,
         now: Instant,
     ) {
@@ -87,6 +102,14 @@ impl Engine {
         };
         h.in_flight = false;
         h.next_poll = now + every;
+        if let HostSpec::Name(_) = h.spec {
+            let answered = result.iter().flatten().map(|(ip, _, _)| *ip);
+            let mut ips: Vec<IpAddr> = resolved.into_iter().chain(answered).collect();
+            ips.sort();
+            ips.dedup();
+            ips.truncate(MAX_IPS_PER_HOST);
+            h.ips = ips;
+        }
         match result {
             Ok(replies) => {
                 if h.errors.cleared().is_some() {

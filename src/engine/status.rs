@@ -114,6 +114,10 @@ impl Engine {
         if self.askers.refused > 0 {
             dropped.insert("exchange-refused".into(), self.askers.refused);
         }
+        add_drops(
+            &mut dropped,
+            self.askers.refused_open.iter().map(|(k, v)| (*k, v)),
+        );
         Status {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_secs: now.saturating_duration_since(self.started).as_secs(),

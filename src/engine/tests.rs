@@ -553,6 +553,7 @@ fn one_intake_counts_records_from_every_way_in_alike() {
     );
     let a = r.input(Input::StaticReplied {
         host: "10.9.9.9".into(),
+        resolved: Vec::new(),
         result: Ok(vec![(IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)), None, reply)]),
     });
     assert_eq!(events(&a).len(), 1, "{a:?}");
@@ -869,6 +870,7 @@ fn a_static_host_is_asked_one_round_at_a_time_every_poll_interval() {
     let failed = |r: &mut Rig| {
         r.input(Input::StaticReplied {
             host: "10.9.9.9".into(),
+            resolved: Vec::new(),
             result: Err("no answer".into()),
         })
     };
@@ -884,6 +886,7 @@ fn a_static_host_is_asked_one_round_at_a_time_every_poll_interval() {
     );
     let a = r.input(Input::StaticReplied {
         host: "10.9.9.9".into(),
+        resolved: Vec::new(),
         result: Ok(Vec::new()),
     });
     assert_eq!(logs(&a), vec!["static host 10.9.9.9: answering again"]);
@@ -986,6 +989,7 @@ fn a_static_hosts_routed_address_is_kept() {
     );
     r.input(Input::StaticReplied {
         host: "172.16.0.9".into(),
+        resolved: Vec::new(),
         result: Ok(vec![(
             IpAddr::V4(Ipv4Addr::new(172, 16, 0, 9)),
             None,
@@ -1497,6 +1501,7 @@ fn ask_from(r: &mut Rig, ip: &str, namespace: &str) -> crate::exchange::Reply {
     let a = r.input(Input::ExchangeAsked {
         id: 3,
         from: ip.parse().unwrap(),
+        to: "10.0.0.1".parse().unwrap(),
         ask: crate::exchange::Ask::new(namespace),
     });
     a.into_iter()
@@ -1560,6 +1565,72 @@ fn peer_exchange_hands_over_first_hand_peers_only_and_refuses_what_it_must() {
         ask_from(&mut off, "10.0.0.5", "exo"),
         crate::exchange::Reply::Refused { .. }
     ));
+}
+
+/// Whether an exchange connection from `from` (with `same_ip` and `open` already open) is let in.
+fn admitted(r: &mut Rig, from: &str, same_ip: usize, open: usize) -> bool {
+    let a = r.input(Input::ExchangeOpened {
+        id: 9,
+        from: from.parse().unwrap(),
+        same_ip,
+        open,
+    });
+    a.into_iter()
+        .find_map(|a| match a {
+            Action::AdmitExchange { id: 9, admit } => Some(admit),
+            _ => None,
+        })
+        .expect("a verdict")
+}
+
+#[test]
+fn peer_exchange_answers_only_the_link_static_hosts_and_allowed_ranges() {
+    let mut r = Rig::up(Config {
+        static_hosts: vec!["172.16.5.5".into(), "host.example".into()],
+        exchange_allow: vec!["192.168.7.0/24".into()],
+        ..cfg()
+    });
+    // On the link: in eth0's subnet, or link-local on eth0 itself.
+    assert!(admitted(&mut r, "10.0.0.5:40000", 0, 0));
+    assert!(admitted(&mut r, &format!("[fe80::5%{IDX}]:40000"), 0, 0));
+    // A static host, an allowed range; a named static host by the addresses it resolved to.
+    assert!(admitted(&mut r, "172.16.5.5:40000", 0, 0));
+    assert!(admitted(&mut r, "192.168.7.200:40000", 0, 0));
+    assert!(!admitted(&mut r, "172.16.9.9:40000", 0, 0));
+    r.input(Input::StaticReplied {
+        host: "host.example".into(),
+        resolved: vec!["172.16.9.9".parse().unwrap()],
+        result: Err("no answer".into()),
+    });
+    assert!(admitted(&mut r, "172.16.9.9:40000", 0, 0));
+    // Strangers: another subnet, link-local from another interface, a routed IPv6 address.
+    assert!(!admitted(&mut r, "10.0.1.5:40000", 0, 0));
+    assert!(!admitted(&mut r, "[fe80::5%9]:40000", 0, 0));
+    assert!(!admitted(&mut r, "[fe80::5]:40000", 0, 0));
+    assert!(!admitted(&mut r, "[2001:db8::5]:40000", 0, 0));
+    // Two at once per IP, sixteen in all.
+    assert!(admitted(&mut r, "10.0.0.5:40000", 1, 1));
+    assert!(!admitted(&mut r, "10.0.0.5:40000", 2, 2));
+    assert!(!admitted(&mut r, "10.0.0.6:40000", 0, exchange::MAX_OPEN));
+    let st = r.e.status(r.now);
+    assert_eq!(st.dropped.get("exchange-refused-stranger"), Some(&5));
+    assert_eq!(st.dropped.get("exchange-refused-per-ip"), Some(&1));
+    assert_eq!(st.dropped.get("exchange-refused-busy"), Some(&1));
+}
+
+#[test]
+fn peer_exchange_hands_over_this_hosts_own_nodes_where_the_asker_reached_it() {
+    let mut r = Rig::up(cfg());
+    let own = Keypair::generate_ed25519();
+    r.input(register(&own));
+    let crate::exchange::Reply::Peers { peers, complete } = ask_from(&mut r, "10.0.0.5", "exo")
+    else {
+        panic!("peers expected");
+    };
+    assert!(complete);
+    assert_eq!(peers.len(), 1, "{peers:?}");
+    assert_eq!(peers[0].signed, signed(&own, 1));
+    assert_eq!(peers[0].ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
 }
 
 #[test]

@@ -572,6 +572,7 @@ impl Sim {
             }
             Action::AskStatic { host: name, .. } => Some(Input::StaticReplied {
                 host: name,
+                resolved: Vec::new(),
                 result: Err("static hosts are not simulated".into()),
             }),
             Action::AskExchange { host: name, .. } => Some(Input::Exchanged {
@@ -579,7 +580,7 @@ impl Sim {
                 result: Err("static hosts are not simulated".into()),
             }),
             // Nobody asks: static hosts are not simulated.
-            Action::AnswerExchange { .. } => None,
+            Action::AnswerExchange { .. } | Action::AdmitExchange { .. } => None,
             Action::WriteCache(_) => Some(Input::CacheWritten(Ok(()))),
             Action::WritePeersFile(_) => Some(Input::PeersFileWritten(Ok(()))),
             Action::Broadcast(ev) => {
