@@ -135,6 +135,63 @@ pub fn asked_instances(packet: &[u8], max: usize) -> Vec<String> {
     out
 }
 
+/// Whether a query's first question asks for a unicast answer (the QU bit, RFC 6762 §5.4): how a
+/// node's presence query (QU) is told from another agent's re-query for a record it missed (QM).
+pub fn wants_unicast(packet: &[u8]) -> bool {
+    let Ok((_, next)) = read_name(packet, 12) else {
+        return false;
+    };
+    packet.get(next + 2).is_some_and(|b| b & 0x80 != 0)
+}
+
+/// A complete multicast answer for one instance (RFC 6763: PTR, then SRV, TXT and the host's
+/// A/AAAA records, all in the answer section, unique records with the cache-flush bit), as mdns-sd
+/// announces it: `label` under [`SERVICE`], its host `host` listening on `port`, TXT `txt`, the
+/// host's addresses `ips`, every record with `ttl`.
+pub fn instance_answer(
+    label: &str,
+    host: &str,
+    port: u16,
+    txt: &[(String, Vec<u8>)],
+    ips: &[std::net::IpAddr],
+    ttl: u32,
+) -> Vec<u8> {
+    const FLUSH: u16 = 0x8001;
+    let full = format!("{label}.{SERVICE}");
+    let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let count = 3 + ips.len().min(usize::from(u16::MAX) - 3);
+    p[6..8].copy_from_slice(&(count as u16).to_be_bytes());
+    let rr = |p: &mut Vec<u8>, owner: &str, rtype: u16, class: u16, data: &[u8]| {
+        write_name(p, owner);
+        p.extend_from_slice(&rtype.to_be_bytes());
+        p.extend_from_slice(&class.to_be_bytes());
+        p.extend_from_slice(&ttl.to_be_bytes());
+        p.extend_from_slice(&(data.len().min(usize::from(u16::MAX)) as u16).to_be_bytes());
+        p.extend_from_slice(data);
+    };
+    let mut target = Vec::new();
+    write_name(&mut target, &full);
+    rr(&mut p, SERVICE, TYPE_PTR, 1, &target);
+    let mut srv = vec![0, 0, 0, 0];
+    srv.extend_from_slice(&port.to_be_bytes());
+    write_name(&mut srv, host);
+    rr(&mut p, &full, TYPE_SRV, FLUSH, &srv);
+    let mut data = Vec::new();
+    for (k, v) in txt {
+        let n = (k.len() + 1 + v.len()).min(255);
+        data.push(n as u8);
+        data.extend(k.bytes().chain([b'=']).chain(v.iter().copied()).take(n));
+    }
+    rr(&mut p, &full, TYPE_TXT, FLUSH, &data);
+    for ip in ips.iter().take(count - 3) {
+        match ip {
+            std::net::IpAddr::V4(v4) => rr(&mut p, host, 1, FLUSH, &v4.octets()),
+            std::net::IpAddr::V6(v6) => rr(&mut p, host, 28, FLUSH, &v6.octets()),
+        }
+    }
+    p
+}
+
 /// Appends `name` as uncompressed labels (each cut to 63 bytes) ending with the root label.
 pub(crate) fn write_name(p: &mut Vec<u8>, name: &str) {
     for label in name
@@ -405,6 +462,41 @@ mod tests {
         write_name(&mut p, "host.local");
         p.extend_from_slice(&[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 10, 0, 0, 1]);
         p
+    }
+
+    #[test]
+    fn an_instance_answer_reads_back_as_its_instance_record_and_addresses() {
+        let txt = vec![
+            ("v".to_owned(), b"1".to_vec()),
+            ("r0".to_owned(), vec![0, 1, 255]),
+        ];
+        let ips: Vec<std::net::IpAddr> =
+            vec!["10.0.0.2".parse().unwrap(), "fe80::2".parse().unwrap()];
+        let p = instance_answer("abc-000001", "exo-1-000001.local.", 4001, &txt, &ips, 120);
+        assert!(is_response(&p));
+        let rrs = records(&p).unwrap();
+        assert_eq!(instances(&rrs), vec![("abc-000001".to_owned(), 120)]);
+        let got: Vec<std::net::IpAddr> = rrs.iter().filter_map(|r| r.ip).collect();
+        assert_eq!(got, ips);
+        let srv = rrs.iter().find(|r| r.rtype == TYPE_SRV).unwrap();
+        assert_eq!(srv.name, "abc-000001._p2p._udp.local");
+        let t = rrs.iter().find(|r| r.rtype == TYPE_TXT).unwrap();
+        assert_eq!(
+            t.txt,
+            vec![b"v=1".to_vec(), vec![b'r', b'0', b'=', 0, 1, 255]]
+        );
+        // A presence query asks for a unicast answer; a re-query does not.
+        assert!(wants_unicast(&queries(
+            &["x._p2p._udp.local"],
+            TYPE_TXT,
+            true
+        )));
+        assert!(!wants_unicast(&queries(
+            &["x._p2p._udp.local"],
+            TYPE_TXT,
+            false
+        )));
+        assert!(!wants_unicast(&[0; 5]));
     }
 
     #[test]

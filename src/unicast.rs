@@ -180,82 +180,6 @@ pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result
     Ok(Vec::new())
 }
 
-/// Most answers [`ask_at_once`] keeps from one round (a host answers once per port, or a few
-/// times when it has many records).
-pub const MAX_ANSWERS: usize = 16;
-
-/// Asks `target` from `ports` fresh ports at once (each its own random query ID), and returns the
-/// answers (`is_answer`) that arrive within `wait`, or within 50 ms of the first. For a host on
-/// the link, where waiting port after port would cost a round trip each: the kernel hands each
-/// query to one of the host's port-5353 sockets by a hash of the sender's port, and only its
-/// responder's answers. The sockets are connected, so a host with nothing on port 5353 is an
-/// error (ICMP port unreachable), not a silence.
-pub async fn ask_at_once(
-    target: SocketAddr,
-    query: &[u8],
-    ports: usize,
-    wait: Duration,
-) -> io::Result<Vec<Vec<u8>>> {
-    let bind = any_port(target);
-    let mut socks = Vec::with_capacity(ports);
-    for _ in 0..ports.max(1) {
-        let sock = Async::<UdpSocket>::bind(bind)?;
-        // As every mDNS packet (RFC 6762 §11): a responder may check it came from the link.
-        let s = socket2::SockRef::from(sock.get_ref());
-        match target {
-            SocketAddr::V4(_) => s.set_ttl_v4(255)?,
-            SocketAddr::V6(_) => s.set_unicast_hops_v6(255)?,
-        }
-        sock.get_ref().connect(target)?;
-        let (id, q) = with_fresh_id(query);
-        sock.send(&q).await?;
-        socks.push((sock, id));
-    }
-    let mut buf = vec![0u8; crate::dns::MAX_PACKET];
-    let mut replies = Vec::new();
-    let mut until = std::time::Instant::now() + wait;
-    loop {
-        let ready = futures_lite::future::or(
-            async {
-                futures_lite::future::poll_fn(|cx| {
-                    if socks.iter().any(|(s, _)| s.poll_readable(cx).is_ready()) {
-                        std::task::Poll::Ready(true)
-                    } else {
-                        std::task::Poll::Pending
-                    }
-                })
-                .await
-            },
-            async {
-                Timer::at(until).await;
-                false
-            },
-        )
-        .await;
-        if !ready {
-            return Ok(replies);
-        }
-        for (sock, id) in &socks {
-            loop {
-                match sock.get_ref().recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        if is_answer(from, target, *id, &buf[..n]) {
-                            replies.push(buf[..n].to_vec());
-                            if replies.len() >= MAX_ANSWERS {
-                                return Ok(replies); // a host answers once per port asked
-                            }
-                            until =
-                                until.min(std::time::Instant::now() + Duration::from_millis(50));
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,34 +209,6 @@ mod tests {
         );
         let ids: std::collections::HashSet<[u8; 2]> = (0..8).map(|_| random_id()).collect();
         assert!(ids.len() > 1, "query IDs do not change: {ids:?}");
-    }
-
-    #[test]
-    fn a_round_takes_what_answers_and_no_more_than_its_bound_and_a_closed_port_is_an_error() {
-        // A responder on loopback that answers every query a hundred times over.
-        let responder = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let target = responder.local_addr().unwrap();
-        let echo = std::thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            responder
-                .set_read_timeout(Some(Duration::from_millis(500)))
-                .unwrap();
-            while let Ok((n, from)) = responder.recv_from(&mut buf) {
-                let mut answer = buf[..n].to_vec();
-                answer[2] |= 0x80;
-                for _ in 0..100 {
-                    let _ = responder.send_to(&answer, from);
-                }
-            }
-        });
-        let query = crate::dns::ptr_query(crate::dns::SERVICE);
-        let got =
-            smol::block_on(ask_at_once(target, &query, 6, Duration::from_millis(300))).unwrap();
-        assert!(!got.is_empty() && got.len() <= MAX_ANSWERS, "{}", got.len());
-        echo.join().unwrap();
-        // Nothing listens there now: refused, not a silence.
-        let e = smol::block_on(ask_at_once(target, &query, 2, Duration::from_millis(300)));
-        assert!(e.is_err(), "{e:?}");
     }
 
     #[test]

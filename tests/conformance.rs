@@ -213,26 +213,13 @@ fn every_packet_the_agents_send_conforms_on_every_link() {
         let grams = read_pcap(file);
         let mut from_m = 0;
         let mut libp2p_answers = 0;
-        // One-shot queries an agent sends a peer's agent by unicast from an ephemeral port (to
-        // catch up with a record it missed; RFC 6762 §5.1), and their answers.
-        let one_shot: Vec<u16> = grams
-            .iter()
-            .filter(|g| g.sport != 5353 && g.sport != query_port)
-            .map(|g| g.sport)
-            .collect();
         for g in grams.iter().filter(|g| g.sport != query_port) {
             let what = format!("link {link}: packet from {} port {}", g.src, g.sport);
-            if one_shot.contains(&g.sport) {
-                assert!(!dns::is_response(&g.payload), "{what}: a response");
-                assert_eq!(g.dport, 5353, "{what}: a one-shot query to a responder");
-                assert_eq!(g.ttl, 255, "{what}: TTL / hop limit");
-                continue;
-            }
             assert_eq!(g.sport, 5353, "{what}: source port");
-            // To the group, or a legacy unicast reply to the stock query's port or a one-shot
-            // query's (RFC 6762 §6.7).
+            // To the group, or a legacy unicast reply to the stock query's port (RFC 6762 §6.7).
+            // Nothing else: agents catch up by multicast, never by unicast.
             assert!(
-                g.dport == 5353 || g.dport == query_port || one_shot.contains(&g.dport),
+                g.dport == 5353 || g.dport == query_port,
                 "{what}: destination port {}",
                 g.dport
             );

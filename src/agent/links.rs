@@ -8,7 +8,7 @@ use crate::iface::Iface;
 use crate::instance::Announcement;
 use crate::mcast::{self, Family};
 use crate::mdns::LinkDaemon;
-use crate::{dns, libp2p_mdns, record};
+use crate::{dns, record};
 use async_channel::Sender;
 use async_io::{Async, Timer};
 use log::{debug, warn};
@@ -303,8 +303,7 @@ impl super::Shell<'_> {
     }
 }
 
-/// Reads one link socket: responses are reduced to the `_p2p._udp` instances they name and the
-/// stock libp2p-mdns peers they describe; stock libp2p-mdns queries are flagged for an answer.
+/// Reads one link socket and hands each datagram to the engine (read by [`Heard::parse`]).
 async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: Sender<Incoming>) {
     let mut buf = vec![0u8; dns::MAX_PACKET];
     let mut errors = Repeated::default();
@@ -323,41 +322,12 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
                 continue;
             }
         };
-        let packet = &buf[..n];
-        // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
-        let stock = from.port() != mcast::MDNS_PORT;
-        let libp2p_query = stock && libp2p_mdns::is_service_query(packet);
-        // A node's presence query (see `engine/catchup.rs`): from an agent, so from port 5353.
-        let named = if !stock && !dns::is_response(packet) {
-            dns::asked_instances(packet, crate::engine::catchup::MAX_LABELS)
-        } else {
-            Vec::new()
-        };
-        let (instances, libp2p_peers) = if dns::is_response(packet) {
-            match dns::records(packet) {
-                Ok(rrs) => (
-                    dns::instances(&rrs),
-                    if stock {
-                        libp2p_mdns::libp2p_peers(&rrs)
-                    } else {
-                        Vec::new()
-                    },
-                ),
-                Err(_) => continue,
-            }
-        } else {
-            (Vec::new(), Vec::new())
-        };
         // Attribute by where it really arrived (see `sys::recv_with_ifindex`).
-        let input = Input::Heard(Heard {
-            link: arrived_on.unwrap_or(index),
-            family,
-            from,
-            instances,
-            libp2p_peers,
-            libp2p_query,
-            named,
-        });
+        let link = arrived_on.unwrap_or(index);
+        let Some(heard) = Heard::parse(link, family, from, &buf[..n]) else {
+            continue;
+        };
+        let input = Input::Heard(heard);
         if tx.send(Incoming::Input(input)).await.is_err() {
             return;
         }

@@ -269,17 +269,6 @@ impl<'ex> Shell<'ex> {
                 );
                 None
             }
-            Action::AskPeer { link, ip, wait } => {
-                tasks::ask_peer(
-                    &self.ex,
-                    self.tx.clone(),
-                    link,
-                    ip,
-                    self.query.clone(),
-                    wait,
-                );
-                None
-            }
             Action::AskExchange {
                 host,
                 spec,

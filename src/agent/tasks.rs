@@ -37,44 +37,6 @@ pub(super) fn probe(
     .detach();
 }
 
-/// Asks the agent of a host heard on link `link` for its records, from a few ports at once, and
-/// reports the replies.
-pub(super) fn ask_peer(
-    ex: &LocalExecutor<'_>,
-    tx: Sender<Incoming>,
-    link: u32,
-    ip: std::net::IpAddr,
-    query: Vec<u8>,
-    wait: Duration,
-) {
-    ex.spawn(async move {
-        let target = match ip {
-            std::net::IpAddr::V4(_) => std::net::SocketAddr::new(ip, crate::mcast::MDNS_PORT),
-            std::net::IpAddr::V6(v6) => {
-                let scope = if crate::addrs::is_link_local_v6(&v6) {
-                    link
-                } else {
-                    0
-                };
-                std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
-                    v6,
-                    crate::mcast::MDNS_PORT,
-                    0,
-                    scope,
-                ))
-            }
-        };
-        let result =
-            unicast::ask_at_once(target, &query, crate::engine::catchup::CATCH_UP_PORTS, wait)
-                .await
-                .map_err(|e| e.to_string());
-        let _ = tx
-            .send(Incoming::Input(Input::PeerAnswered { link, ip, result }))
-            .await;
-    })
-    .detach();
-}
-
 /// Asks a static host's agent for its records from a few ports and reports the replies.
 pub(super) fn ask_static(
     ex: &LocalExecutor<'_>,

@@ -13,7 +13,7 @@ use libp2p_identity::PeerId;
 use log::Level;
 use multiaddr::Multiaddr;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// A family whose sends keep being refused for this long (every send since) is declared unusable;
@@ -165,6 +165,44 @@ impl Sock {
             }
             SendOutcome::WouldBlock | SendOutcome::OpenFailed(_) => None,
         }
+    }
+}
+
+impl Heard {
+    /// What a link's socket heard in one datagram from `from`, read from its bytes (`None`: not a
+    /// DNS packet worth a look). Responses are reduced to the `_p2p._udp` instances they name,
+    /// the signed records they carry and the stock libp2p-mdns peers they describe; queries to
+    /// the instances they name, and stock libp2p-mdns queries are flagged for an answer.
+    pub fn parse(link: u32, family: Family, from: SocketAddr, packet: &[u8]) -> Option<Heard> {
+        // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
+        let stock = from.port() != crate::mcast::MDNS_PORT;
+        let mut heard = Heard {
+            link,
+            family,
+            from,
+            instances: Vec::new(),
+            libp2p_peers: Vec::new(),
+            libp2p_query: false,
+            named: Vec::new(),
+            unicast: false,
+            records: Vec::new(),
+        };
+        if crate::dns::is_response(packet) {
+            let rrs = crate::dns::records(packet).ok()?;
+            heard.instances = crate::dns::instances(&rrs);
+            if stock {
+                heard.libp2p_peers = crate::libp2p_mdns::libp2p_peers(&rrs);
+            } else {
+                heard.records = crate::dns::signed_records(&rrs);
+                heard.records.truncate(super::catchup::MAX_LABELS);
+            }
+        } else if stock {
+            heard.libp2p_query = crate::libp2p_mdns::is_service_query(packet);
+        } else {
+            heard.named = crate::dns::asked_instances(packet, super::catchup::MAX_LABELS);
+            heard.unicast = crate::dns::wants_unicast(packet);
+        }
+        Some(heard)
     }
 }
 
@@ -594,12 +632,17 @@ impl Engine {
             libp2p_peers,
             libp2p_query,
             named,
+            unicast,
+            records,
         } = heard;
         *self.packets_in.entry((index, family)).or_default() += 1;
-        self.note_named(index, from, named, now);
+        self.note_named(index, family, from, named, unicast, now);
         let Some(own) = self.links.get(&index).map(|l| l.iface.has_ip(&from.ip())) else {
             return;
         };
+        if !own && !records.is_empty() {
+            self.take_caught_up(index, from, records, now);
+        }
         if own {
             // Our own daemon's multicast, looped back: which of our records went out.
             for (label, ttl) in &instances {

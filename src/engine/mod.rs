@@ -122,15 +122,6 @@ pub enum Input {
         /// Replies (with the IP and zone they came from), or why there were none.
         result: Result<Vec<StaticReply>, String>,
     },
-    /// A round of unicast questions to a host heard on a link ended (see `catchup.rs`).
-    PeerAnswered {
-        /// Interface index.
-        link: u32,
-        /// The host asked.
-        ip: IpAddr,
-        /// Its replies (none: nothing answered in time), or why it could not be asked.
-        result: Result<Vec<Vec<u8>>, String>,
-    },
     /// Another agent opened a peer exchange connection; say whether it may ask with
     /// [`Action::AdmitExchange`] under the same `id` (refused: closed at once).
     ExchangeOpened {
@@ -199,9 +190,14 @@ pub struct Heard {
     pub libp2p_peers: Vec<Libp2pPeer>,
     /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
     pub libp2p_query: bool,
-    /// Instance labels a query from port 5353 asked about by name: a node's presence query, from
-    /// its agent (see `catchup.rs`).
+    /// Instance labels a query from port 5353 asked about by name: a node's presence query, or
+    /// another agent's re-query for a record it missed (see `catchup.rs`).
     pub named: Vec<String>,
+    /// That query asked for a unicast answer (QU): a presence query. A re-query does not.
+    pub unicast: bool,
+    /// The signed records a response carried, by instance label (taken only for records being
+    /// caught up on: mdns-sd resolves the rest).
+    pub records: Vec<(String, Result<Vec<u8>, Reject>)>,
 }
 
 /// What a local socket connection asks of the agent.
@@ -349,17 +345,6 @@ pub enum Action {
         /// How long to wait for replies per port tried.
         wait: Duration,
     },
-    /// Ask the agent of the host at `ip`, heard on link `link`, for its records by unicast (a
-    /// legacy query to its port 5353 from a few ports at once), and report
-    /// [`Input::PeerAnswered`].
-    AskPeer {
-        /// Interface index (the zone of a link-local IPv6 address).
-        link: u32,
-        /// The host.
-        ip: IpAddr,
-        /// How long to wait for replies.
-        wait: Duration,
-    },
     /// Ask a static host's agent for its peers (peer exchange, TCP), and report
     /// [`Input::Exchanged`].
     AskExchange {
@@ -470,7 +455,7 @@ pub struct Engine {
     confirming: HashMap<Multiaddr, (PeerId, Via, silence::Check)>,
     /// Silence checks waiting for a slot.
     silence: silence::Queue,
-    /// Hosts asked by unicast for records their presence queries named.
+    /// Records missed on a link and asked for again there; own records answered there.
     catchups: catchup::CatchUps,
     /// Agents that asked for the peers handed over here, and when.
     askers: exchange::Askers,
@@ -600,9 +585,6 @@ impl Engine {
                 resolved,
                 result,
             } => self.on_static(host, resolved, result, now),
-            Input::PeerAnswered { link, ip, result } => {
-                self.on_peer_answered(link, ip, result, now)
-            }
             Input::ExchangeOpened {
                 id,
                 from,

@@ -124,6 +124,8 @@ fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
         libp2p_peers: Vec::new(),
         libp2p_query: false,
         named: Vec::new(),
+        unicast: false,
+        records: Vec::new(),
     })
 }
 
@@ -1031,6 +1033,8 @@ fn a_stock_node_heard_from_off_the_link_is_not_handed_over() {
             }],
             libp2p_query: false,
             named: Vec::new(),
+            unicast: false,
+            records: Vec::new(),
         });
         (peer, heard)
     };
@@ -1097,6 +1101,8 @@ fn a_flood_of_unsigned_peer_ids_is_said_up_to_a_bound_and_costs_no_memory() {
             }],
             libp2p_query: false,
             named: Vec::new(),
+            unicast: false,
+            records: Vec::new(),
         }));
         said += logs(&a).len();
     }
@@ -1122,6 +1128,8 @@ fn stock_queries_get_each_record_answered_at_most_once_a_second() {
             libp2p_peers: Vec::new(),
             libp2p_query: true,
             named: Vec::new(),
+            unicast: false,
+            records: Vec::new(),
         })
     };
     // (Not the node's presence queries, also sent from the link socket.)
@@ -1277,7 +1285,9 @@ fn an_older_record_elsewhere_is_taken_only_if_the_node_answers_there_and_not_whe
     assert_eq!((now.seq, now.addrs.clone()), (600, vec![older]));
 }
 
-fn presence(k: &Keypair, seq: u64, from: &str) -> Input {
+/// A query from `from` naming `k`'s instance of `seq`: a presence query (`unicast`, QU) or
+/// another agent's re-query (QM).
+fn named(k: &Keypair, seq: u64, from: &str, unicast: bool) -> Input {
     let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
     Input::Heard(Heard {
         link: IDX,
@@ -1287,111 +1297,233 @@ fn presence(k: &Keypair, seq: u64, from: &str) -> Input {
         libp2p_peers: Vec::new(),
         libp2p_query: false,
         named: vec![label],
+        unicast,
+        records: Vec::new(),
     })
 }
 
-fn asked(a: &[Action]) -> Vec<IpAddr> {
+fn presence(k: &Keypair, seq: u64, from: &str) -> Input {
+    named(k, seq, from, true)
+}
+
+/// The packets multicast on a link socket, and the instances each query names.
+fn multicast(a: &[Action]) -> Vec<(Family, Vec<u8>)> {
     a.iter()
         .filter_map(|a| match a {
-            Action::AskPeer { ip, .. } => Some(*ip),
+            Action::SendPackets {
+                link: IDX,
+                family,
+                packets,
+            } => Some(
+                packets
+                    .iter()
+                    .map(|p| (*family, p.clone()))
+                    .collect::<Vec<_>>(),
+            ),
             _ => None,
         })
+        .flatten()
         .collect()
 }
 
+/// The instances named by the re-queries among `a`'s multicast packets.
+fn requeried(a: &[Action]) -> Vec<String> {
+    multicast(a)
+        .iter()
+        .filter(|(_, p)| !crate::dns::is_response(p) && !crate::dns::wants_unicast(p))
+        .flat_map(|(_, p)| crate::dns::asked_instances(p, 4))
+        .collect()
+}
+
+/// Nothing in `a` goes anywhere but a link's multicast group, a probe or a static host.
+fn no_unicast_to_the_link(a: &[Action]) {
+    for a in a {
+        assert!(
+            matches!(
+                a,
+                Action::SendPackets { .. }
+                    | Action::SendQuery { .. }
+                    | Action::Log { .. }
+                    | Action::Broadcast(_)
+                    | Action::WritePeersFile(_)
+                    | Action::ListInterfaces
+            ),
+            "{a:?}"
+        );
+    }
+}
+
+/// The answer an agent multicasts for `k`'s instance of `seq`, heard from `from`.
+fn answer_from(k: &Keypair, seq: u64, from: &str) -> Input {
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    let packet = crate::dns::instance_answer(
+        &label,
+        "exo-x.local.",
+        4001,
+        &record::to_txt(&signed(k, seq)),
+        &["10.0.0.99".parse().unwrap()],
+        120,
+    );
+    let from: SocketAddr = from.parse().unwrap();
+    Input::Heard(Heard::parse(IDX, Family::V4, from, &packet).unwrap())
+}
+
 #[test]
-fn a_presence_query_naming_a_missed_instance_brings_a_unicast_round_to_its_sender() {
+fn a_query_naming_a_missed_instance_is_asked_again_on_the_link_never_by_unicast() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    let ip: IpAddr = "10.0.0.2".parse().unwrap();
-    // Heard only the presence query (the announcement was lost): asked a moment later.
-    assert!(asked(&r.input(presence(&k, 1, "10.0.0.2:5353"))).is_empty());
-    assert_eq!(asked(&r.at(0.25)), vec![ip]);
-    // Nothing answered: asked again, a round at a time.
-    let a = r.input(Input::PeerAnswered {
-        link: IDX,
-        ip,
-        result: Ok(Vec::new()),
-    });
-    assert!(asked(&a).is_empty());
-    assert_eq!(asked(&r.at(0.4)), vec![ip]);
-    // The answer carries the record: taken as heard on the link.
     let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
-    let a = r.input(Input::PeerAnswered {
-        link: IDX,
-        ip,
-        result: Ok(vec![txt_response(&label, &signed(&k, 1))]),
-    });
-    assert_eq!(events(&a)[0].0, EventKind::Discovered);
+    // Heard only the presence query (the announcement was lost): re-queried a moment later, by
+    // multicast on that link, asking for a multicast answer.
+    let a = r.input(presence(&k, 1, "10.0.0.2:5353"));
+    assert!(requeried(&a).is_empty());
+    let a = r.at(catchup::REQUERY_DELAY.as_secs_f64());
+    no_unicast_to_the_link(&a);
+    assert_eq!(requeried(&a), vec![label.clone()]);
+    // Nothing answered: again every interval, then given up.
+    let mut rounds = 1;
+    let mut t = catchup::REQUERY_DELAY.as_secs_f64();
+    while t < 3.0 {
+        t += 0.01;
+        let a = r.at(t);
+        no_unicast_to_the_link(&a);
+        rounds += requeried(&a).len();
+    }
+    assert_eq!(rounds, usize::from(catchup::MAX_REQUERIES));
+    // Resting: another presence query brings nothing for a while.
+    r.input(presence(&k, 1, "10.0.0.2:5353"));
+    assert!(requeried(&r.at(t + 1.0)).is_empty());
+    // Another instance: an answer from its agent is taken as heard on the link, at the
+    // answer's source (not the address its A record claims).
+    let k2 = Keypair::generate_ed25519();
+    r.input(presence(&k2, 1, "10.0.0.3:5353"));
+    assert_eq!(requeried(&r.at(t + 1.1)).len(), 1);
+    let a = r.input(answer_from(&k2, 1, "10.0.0.3:5353"));
+    assert_eq!(
+        events(&a),
+        vec![(EventKind::Discovered, k2.public().to_peer_id().to_base58())]
+    );
+    let held = r.e.snapshot();
+    let p = held
+        .iter()
+        .find(|p| p.peer_id == k2.public().to_peer_id().to_base58())
+        .unwrap();
+    assert_eq!(
+        p.addrs,
+        vec![format!(
+            "/ip4/10.0.0.3/tcp/4001/p2p/{}",
+            k2.public().to_peer_id()
+        )]
+    );
     let st = r.e.status(r.now);
     assert_eq!(st.interfaces[0].dropped.get("caught-up"), Some(&1));
-    // Known now, or resting: no more rounds.
-    assert!(asked(&r.input(presence(&k, 1, "10.0.0.2:5353"))).is_empty());
-    let k2 = Keypair::generate_ed25519();
-    r.input(presence(&k2, 1, "10.0.0.2:5353"));
     assert!(
-        asked(&r.at(1.0)).is_empty(),
-        "the host rests after answering"
+        requeried(&r.at(t + 1.5)).is_empty(),
+        "held: no more re-queries"
     );
 }
 
 #[test]
-fn presence_queries_from_ourselves_other_ports_or_for_known_records_ask_nobody() {
+fn another_agents_requery_holds_ours_back_and_answers_are_taken_only_when_wanted() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    r.input(resolved(&k, 1));
     r.input(presence(&k, 1, "10.0.0.2:5353"));
+    // Another agent re-queried just before ours was due: its answer will reach us too.
+    r.at(0.01);
+    r.input(named(&k, 1, "10.0.0.7:5353", false));
+    assert!(requeried(&r.at(0.05)).is_empty());
+    assert_eq!(
+        requeried(&r.at(0.12)).len(),
+        1,
+        "then ours, one interval on"
+    );
+    // An answer carrying a record nobody here wants is left to mdns-sd.
+    let other = Keypair::generate_ed25519();
+    assert!(events(&r.input(answer_from(&other, 1, "10.0.0.4:5353"))).is_empty());
+    // From ourselves, from another port, or for a record held: no re-query.
     let own = Keypair::generate_ed25519();
     r.input(presence(&own, 1, "10.0.0.1:5353"));
     r.input(presence(&own, 1, "10.0.0.3:40000"));
-    assert!(asked(&r.at(1.0)).is_empty());
+    let known = Keypair::generate_ed25519();
+    r.input(resolved(&known, 1));
+    r.input(presence(&known, 1, "10.0.0.2:5353"));
+    let a = r.at(0.5);
+    let label = |k: &Keypair| crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    for k in [&own, &known] {
+        assert!(!requeried(&a).contains(&label(k)));
+    }
 }
 
 #[test]
-fn a_host_that_never_answers_is_given_up_and_hosts_followed_are_bounded() {
+fn an_agent_answers_a_requery_for_its_own_record_by_multicast_at_most_once_per_interval() {
     let mut r = Rig::up(cfg());
-    let k = Keypair::generate_ed25519();
-    let ip: IpAddr = "10.0.0.2".parse().unwrap();
-    r.input(presence(&k, 1, "10.0.0.2:5353"));
-    let mut rounds = 0;
-    let mut t = 0.0;
-    while t < 10.0 {
-        t += 0.05;
-        for ip in asked(&r.at(t)) {
-            rounds += 1;
-            r.input(Input::PeerAnswered {
-                link: IDX,
-                ip,
-                result: Ok(Vec::new()),
-            });
-        }
+    let own = Keypair::generate_ed25519();
+    r.input(register(&own));
+    let label = crate::instance::instance_label(&own.public().to_peer_id(), 1);
+    let answers = |a: &[Action]| -> Vec<Vec<u8>> {
+        multicast(a)
+            .into_iter()
+            .filter(|(f, p)| *f == Family::V4 && crate::dns::is_response(p))
+            .map(|(_, p)| p)
+            .collect()
+    };
+    r.at(0.5);
+    let a = r.input(named(&own, 1, "10.0.0.2:5353", false));
+    no_unicast_to_the_link(&a);
+    let got = answers(&a);
+    assert_eq!(got.len(), 1, "{a:?}");
+    let rrs = crate::dns::records(&got[0]).unwrap();
+    let recs = crate::dns::signed_records(&rrs);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].0, label);
+    assert_eq!(recs[0].1.as_deref().ok(), Some(&signed(&own, 1)[..]));
+    let ips: Vec<IpAddr> = rrs.iter().filter_map(|r| r.ip).collect();
+    assert_eq!(ips, vec!["10.0.0.1".parse::<IpAddr>().unwrap()]);
+    // A second re-query within the interval: the first answer serves it.
+    assert!(answers(&r.input(named(&own, 1, "10.0.0.3:5353", false))).is_empty());
+    r.at(0.5 + catchup::ANSWER_EVERY.as_secs_f64());
+    assert_eq!(
+        answers(&r.input(named(&own, 1, "10.0.0.3:5353", false))).len(),
+        1
+    );
+    // A presence query (QU), our own looped back, or one from another port: no answer.
+    r.at(1.0);
+    for q in [
+        named(&own, 1, "10.0.0.2:5353", true),
+        named(&own, 1, "10.0.0.1:5353", false),
+        named(&own, 1, "10.0.0.2:40000", false),
+    ] {
+        assert!(answers(&r.input(q)).is_empty());
     }
-    assert_eq!(rounds, usize::from(catchup::MAX_CATCH_UP_ROUNDS));
-    // Refused (nothing on its port 5353): given up at once.
-    let k2 = Keypair::generate_ed25519();
-    r.input(presence(&k2, 1, "10.0.0.3:5353"));
-    let a = r.at(t + 0.5);
-    assert_eq!(asked(&a), vec!["10.0.0.3".parse::<IpAddr>().unwrap()]);
-    r.input(Input::PeerAnswered {
-        link: IDX,
-        ip: "10.0.0.3".parse().unwrap(),
-        result: Err("Connection refused".into()),
-    });
-    assert!(asked(&r.at(t + 1.0)).is_empty());
-    // A flood of presence queries from many addresses follows a bounded number of hosts.
+}
+
+#[test]
+fn forged_queries_cost_a_bounded_number_of_requeries_all_to_the_link() {
+    let mut r = Rig::up(cfg());
+    // 500 queries naming made-up instances, from made-up sources on and off the link.
     for i in 0..500u32 {
         let k = Keypair::generate_ed25519();
-        r.input(presence(
-            &k,
-            1,
-            &format!("10.0.{}.{}:5353", 1 + i / 250, 1 + i % 250),
-        ));
+        let from = format!("10.{}.{}.{}:5353", i % 2, 1 + i / 250, 1 + i % 250);
+        r.input(named(&k, 1, &from, i % 3 == 0));
     }
-    let a = r.at(t + 2.0);
-    assert_eq!(asked(&a).len(), catchup::MAX_CATCH_UPS_RUNNING);
-    assert!(!asked(&a).contains(&ip));
-    // Those waiting for a slot wait for a round to end, not for a timer already past.
-    assert!(r.e.poll_timeout().is_some_and(|t| t > r.now));
+    // At most one re-query packet per interval on the link and family, naming a few; the
+    // instances followed are bounded; nothing is sent anywhere but the link's group.
+    let mut packets = 0;
+    let mut t = 0.0;
+    while t < 2.0 {
+        t += 0.01;
+        let a = r.at(t);
+        no_unicast_to_the_link(&a);
+        packets += multicast(&a)
+            .iter()
+            .filter(|(_, p)| !crate::dns::is_response(p))
+            .count();
+    }
+    let most = (2.0 / catchup::REQUERY_EVERY.as_secs_f64()).ceil() as usize + 1;
+    assert!(
+        packets > 0 && packets <= most,
+        "{packets} re-query packets in 2 s"
+    );
 }
 
 #[test]
@@ -1436,6 +1568,8 @@ fn a_periodic_announcement_is_skipped_where_the_record_just_went_out() {
         libp2p_peers: Vec::new(),
         libp2p_query: false,
         named: Vec::new(),
+        unicast: false,
+        records: Vec::new(),
     });
     r.input(own);
     assert!(announced(&r.at(30.0)).is_empty(), "refreshed 10 s ago");

@@ -14,9 +14,10 @@
 //! - probes: a TCP connect answers when the address's host is up, its node listens there, and
 //!   no partition lies between (multicast loss does not touch them: they are unicast TCP);
 //! - the cache and static hosts: writes succeed; static hosts are not modelled;
-//! - presence queries reach other agents' sockets like any multicast packet, and a unicast round
-//!   to a host (a few ports at once) is lost like multicast both ways, each query reaching the
-//!   announcing daemon with even odds (see `Sim::ask_peer`).
+//! - queries naming instances (presence queries, re-queries) and the agents' own answers to
+//!   re-queries reach other agents' sockets like any multicast packet; every response a socket
+//!   hears carries its records (the agent takes those it is catching up on); mdns-sd's own
+//!   TXT-only answers to such queries are not modelled (they resolve nothing).
 //!
 //! Every random choice comes from one seeded generator, so a scenario replays exactly.
 
@@ -42,16 +43,38 @@ pub const PORT: u16 = 4001;
 const NODE: u64 = 1;
 const WATCHER: u64 = 2;
 
-/// A small deterministic generator (SplitMix64).
-pub struct Rng(u64);
+/// A small deterministic generator: xoshiro256++, seeded by SplitMix64. (SplitMix64 alone is a
+/// counter run through a mixer: a simulation whose events repeat every period draws at states an
+/// equal number of steps apart, which is SplitMix64 with a poor increment, and its outputs there
+/// were correlated: one receiver lost 22 announcements in a row from one sender on a link losing
+/// half the packets.)
+pub struct Rng([u64; 4]);
 
 impl Rng {
+    /// The generator for `seed`.
+    pub fn new(seed: u64) -> Rng {
+        let mut x = seed;
+        let mut split = || {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        Rng([split(), split(), split(), split()])
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        let s = &mut self.0;
+        let out = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        out
     }
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
@@ -117,8 +140,8 @@ struct Ann {
 enum Packet {
     /// A `_p2p._udp` query, with the instance labels it lists as known answers.
     Query(HashSet<String>),
-    /// An agent's presence query naming its node's instances.
-    Presence(Vec<String>),
+    /// An agent's query naming instances: a presence query (`unicast`), or a re-query.
+    Named { labels: Vec<String>, unicast: bool },
     /// Announcements or answers (`ttl` 0: goodbyes).
     Records { anns: Vec<Rc<Ann>>, ttl: u32 },
 }
@@ -216,7 +239,7 @@ impl Sim {
             now: Duration::ZERO,
             // Far enough ahead that a clock stepped back stays a valid Instant.
             base: Instant::now() + Duration::from_secs(30 * 86_400),
-            rng: Rng(seed),
+            rng: Rng::new(seed),
             links: Vec::new(),
             hosts: Vec::new(),
             queue: BinaryHeap::new(),
@@ -637,69 +660,39 @@ impl Sim {
             Action::SendPackets { link, packets, .. } => {
                 let l = self.port(host, link)?.link;
                 for p in packets {
-                    let named = exo_discovery::dns::asked_instances(&p, 4);
-                    if !exo_discovery::dns::is_response(&p) && !named.is_empty() {
-                        self.multicast(l, host, Packet::Presence(named), Duration::ZERO);
+                    if exo_discovery::dns::is_response(&p) {
+                        // An answer to a re-query: the instances it carries, as registered.
+                        let rrs = exo_discovery::dns::records(&p).unwrap_or_default();
+                        let port = self.port(host, link)?;
+                        let anns: Vec<Rc<Ann>> = exo_discovery::dns::signed_records(&rrs)
+                            .into_iter()
+                            .filter_map(|(label, _)| {
+                                port.registered.get(&label).map(|(a, _)| a.clone())
+                            })
+                            .collect();
+                        if !anns.is_empty() {
+                            self.multicast(
+                                l,
+                                host,
+                                Packet::Records { anns, ttl: 120 },
+                                Duration::ZERO,
+                            );
+                        }
+                        continue;
+                    }
+                    let labels = exo_discovery::dns::asked_instances(
+                        &p,
+                        exo_discovery::engine::catchup::MAX_LABELS,
+                    );
+                    if !labels.is_empty() {
+                        let unicast = exo_discovery::dns::wants_unicast(&p);
+                        self.multicast(l, host, Packet::Named { labels, unicast }, Duration::ZERO);
                     }
                 }
                 None
             }
-            Action::AskPeer { link, ip, wait } => {
-                let input = self.ask_peer(host, link, ip);
-                let at = self.now
-                    + if matches!(&input, Input::PeerAnswered { result: Ok(r), .. } if !r.is_empty())
-                    {
-                        Duration::from_millis(2)
-                    } else {
-                        wait
-                    };
-                self.schedule(at, Event::Later { host, input });
-                None
-            }
             Action::AddLink(_) | Action::UpdateLink(_) | Action::CloseSocket { .. } => None,
         }
-    }
-
-    /// A unicast round to the agent at `ip` (from a few ports at once): each query and each answer is
-    /// lost like a multicast packet, and each query reaches the host's announcing daemon (not its
-    /// browsing one) with even odds; the daemon answers with every record it announces.
-    fn ask_peer(&mut self, host: usize, link: u32, ip: IpAddr) -> Input {
-        let none = |result| Input::PeerAnswered { link, ip, result };
-        let IpAddr::V4(v4) = ip else {
-            return none(Ok(Vec::new()));
-        };
-        let Some(&target) = self.by_ip.get(&v4) else {
-            return none(Ok(Vec::new()));
-        };
-        let Some(port) = self.hosts[target]
-            .ports
-            .iter()
-            .find(|p| p.iface.v4[0].0 == v4)
-        else {
-            return none(Ok(Vec::new()));
-        };
-        let l = port.link;
-        let loss = self.links[l].spec.loss;
-        let cut = self
-            .partitions
-            .contains(&(l, host.min(target), host.max(target)));
-        if !self.hosts[target].up || !port.daemon || cut || port.registered.is_empty() {
-            return none(Ok(Vec::new()));
-        }
-        let anns: Vec<Rc<Ann>> = port.registered.values().map(|(a, _)| a.clone()).collect();
-        let mut answered = false;
-        for _ in 0..exo_discovery::engine::catchup::CATCH_UP_PORTS {
-            let reaches = !self.rng.chance(loss) && self.rng.chance(0.5);
-            answered |= reaches && !self.rng.chance(loss);
-        }
-        if !answered {
-            return none(Ok(Vec::new()));
-        }
-        let packets = anns
-            .iter()
-            .map(|a| crate::packets::announcement(&a.label, &a.signed, v4, PORT, 120))
-            .collect();
-        none(Ok(packets))
     }
 
     /// mdns-sd sends a goodbye twice (the second 120 ms later).
@@ -829,7 +822,7 @@ impl Sim {
                     self.multicast(l, host, Packet::Records { anns, ttl: 120 }, delay);
                 }
             }
-            Packet::Presence(named) => {
+            Packet::Named { labels, unicast } => {
                 let Some(port) = self.port(host, index) else {
                     return;
                 };
@@ -843,7 +836,9 @@ impl Sim {
                             instances: Vec::new(),
                             libp2p_peers: Vec::new(),
                             libp2p_query: false,
-                            named: named.clone(),
+                            named: labels.clone(),
+                            unicast: *unicast,
+                            records: Vec::new(),
                         }),
                     );
                 }
@@ -888,6 +883,12 @@ impl Sim {
                         libp2p_peers: Vec::new(),
                         libp2p_query: false,
                         named: Vec::new(),
+                        unicast: false,
+                        records: anns
+                            .iter()
+                            .filter(|_| *ttl > 0)
+                            .map(|a| (a.label.clone(), Ok(a.signed.clone())))
+                            .collect(),
                     }));
                 }
                 for input in later {
