@@ -97,7 +97,9 @@ pub enum AgentMsg {
     Snapshot(Vec<PeerInfo>),
     /// One change.
     Event(PeerEvent),
-    /// A request failed. After a `Malformed` or `Handshake` error the agent closes the connection.
+    /// A request failed. After a `Malformed` or `Handshake` error the agent closes the connection,
+    /// as after a `Limit` error that refuses or closes one (too many, idle, or no room for a
+    /// request).
     Error {
         /// What kind of failure.
         kind: ErrorKind,
@@ -119,7 +121,8 @@ pub enum ErrorKind {
     Handshake,
     /// The registered record was refused (reason inside).
     Rejected(Reject),
-    /// The agent cannot take more of this (registrations, clients).
+    /// The agent cannot take more of this (registrations, clients, bytes of unfinished
+    /// requests), or closes an idle connection.
     Limit,
     /// The request's argument is not valid (a host or multiaddr that does not parse).
     BadRequest,

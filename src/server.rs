@@ -1,30 +1,46 @@
 //! The local Unix socket (does I/O): binding safely, checking who connects, and one task per
 //! connection translating frames (see [`crate::proto`]) or JSON lines (see
 //! [`crate::proto_json`]) into agent inputs.
+//!
+//! Its bounds (the decisions are in `limits`, pure): at most [`MAX_CONNECTIONS`] at once, a
+//! newcomer beyond them taking the place of the connection idle longest among those that neither
+//! registered nor subscribed; a hello within [`HANDSHAKE_TIMEOUT`], then a request every
+//! [`IDLE_TIMEOUT`] until the connection registers or subscribes; and the bytes of unfinished
+//! requests, beyond [`OWN_BYTES`] a connection, taken from [`SHARED_BYTES`] for all of them.
+
+mod limits;
 
 use crate::agent::Incoming;
 use crate::engine::{Input, Request};
 use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind};
 use crate::proto_json::{self, LineError};
-use async_channel::Sender;
+use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::io::BufReader;
 use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use limits::{Admit, Budget, Hold, Roster};
 use log::{debug, info};
 use smol::LocalExecutor;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+pub use limits::{OWN_BYTES, SHARED_BYTES};
 
 /// Outgoing queue per connection; a client further behind is resynchronised with a snapshot.
 pub const CLIENT_QUEUE: usize = 256;
 /// How long a new connection has to say Hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection past its hello that neither registered nor subscribed may send nothing
+/// before it is closed. The command line asks at once and closes, and a node registers or
+/// subscribes at once (`Client`, `Reconnecting`, the libp2p behaviour), so none of them comes near
+/// it; a connection that does only holds one of the [`MAX_CONNECTIONS`] places.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most connections served at once.
 pub const MAX_CONNECTIONS: usize = 128;
 
@@ -222,6 +238,18 @@ pub fn private_dir(dir: &Path) -> Result<(), SocketDirError> {
     )
 }
 
+/// What the connection tasks share: who is open, the budget of their unfinished requests, and
+/// how to tell one to close.
+struct Shared {
+    roster: Roster,
+    budget: Budget,
+    /// Closing a connection's sender tells it to close (to make room for a newcomer).
+    kicks: HashMap<u64, Sender<()>>,
+}
+
+/// [`Shared`], as each task holds it (they all run on one thread).
+type Common = Rc<RefCell<Shared>>;
+
 /// Accepts connections forever, spawning one task each on `ex`.
 pub(crate) async fn serve<'ex>(
     listener: Async<UnixListener>,
@@ -229,7 +257,11 @@ pub(crate) async fn serve<'ex>(
     input: Sender<Incoming>,
     namespace: String,
 ) {
-    let open = Arc::new(AtomicUsize::new(0));
+    let common: Common = Rc::new(RefCell::new(Shared {
+        roster: Roster::new(MAX_CONNECTIONS),
+        budget: Budget::new(SHARED_BYTES),
+        kicks: HashMap::new(),
+    }));
     let mut next_id = 0u64;
     loop {
         let stream = match listener.accept().await {
@@ -240,22 +272,41 @@ pub(crate) async fn serve<'ex>(
                 continue;
             }
         };
-        if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            let refusal = "too many connections".to_owned();
-            let _ = refuse(&stream, Mode::Binary, ErrorKind::Limit, refusal).await;
-            continue;
-        }
         next_id += 1;
         let id = next_id;
+        let admit = common.borrow_mut().roster.admit(id, Instant::now());
+        match admit {
+            Admit::Take => {}
+            Admit::InPlaceOf(old) => {
+                debug!(
+                    "connection {old}: closed to make room for connection {id} (idle longest, \
+                     neither registered nor subscribed)"
+                );
+                let kick = common.borrow_mut().kicks.remove(&old);
+                if let Some(kick) = kick {
+                    kick.close();
+                }
+            }
+            Admit::Refuse => {
+                let refusal = format!(
+                    "too many connections: all {MAX_CONNECTIONS} registered a node or subscribed"
+                );
+                let _ = refuse(&stream, Mode::Binary, ErrorKind::Limit, refusal).await;
+                continue;
+            }
+        }
+        let (kick, kicked) = async_channel::bounded::<()>(1);
+        common.borrow_mut().kicks.insert(id, kick);
         let input = input.clone();
         let namespace = namespace.clone();
-        let open = open.clone();
-        open.fetch_add(1, Ordering::Relaxed);
+        let common = common.clone();
         ex.spawn(async move {
-            if let Err(e) = connection(stream, id, input, namespace).await {
+            if let Err(e) = connection(stream, id, input, namespace, &common, kicked).await {
                 debug!("connection {id}: {e}");
             }
-            open.fetch_sub(1, Ordering::Relaxed);
+            let mut shared = common.borrow_mut();
+            shared.roster.leave(id);
+            shared.kicks.remove(&id);
         })
         .detach();
     }
@@ -284,8 +335,59 @@ enum Got {
     Malformed(String),
     /// A request whose argument is not valid: answered with a `BadRequest` error.
     BadRequest(String),
+    /// A request that found no room in the budget shared by all connections: answered with a
+    /// `Limit` error, then the connection is closed.
+    NoRoom,
     /// The end of the stream.
     End,
+}
+
+/// The buffer of one unfinished request: bytes beyond the connection's own [`OWN_BYTES`] are
+/// taken from the shared budget as it grows, and given back when it is dropped (the request was
+/// decoded, or the connection ended).
+struct Held<'a> {
+    buf: Vec<u8>,
+    hold: Hold,
+    /// The most this request may hold.
+    cap: usize,
+    common: &'a Common,
+}
+
+impl<'a> Held<'a> {
+    fn new(common: &'a Common, cap: usize) -> Held<'a> {
+        Held {
+            buf: Vec::new(),
+            hold: Hold::default(),
+            cap,
+            common,
+        }
+    }
+
+    /// Appends `bytes`, growing the buffer if the budget has room; `false` (nothing appended)
+    /// if it has not.
+    fn extend(&mut self, bytes: &[u8]) -> bool {
+        let needed = self.buf.len() + bytes.len();
+        if needed > self.buf.capacity() {
+            let grown = self
+                .common
+                .borrow_mut()
+                .budget
+                .grow(self.hold, needed, self.cap);
+            let Some(hold) = grown else {
+                return false;
+            };
+            self.hold = hold;
+            self.buf.reserve_exact(hold.capacity - self.buf.len());
+        }
+        self.buf.extend_from_slice(bytes);
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.common.borrow_mut().budget.release(self.hold);
+    }
 }
 
 /// One message in the connection's form.
@@ -307,8 +409,9 @@ async fn refuse(
         .await
 }
 
-/// Reads one frame.
-async fn read_frame(r: &mut Reader<'_>) -> io::Result<Got> {
+/// Reads one frame, its body taken from the budget as its bytes come (never the declared
+/// length before).
+async fn read_frame(r: &mut Reader<'_>, common: &Common) -> io::Result<Got> {
     let mut prefix = [0u8; 4];
     match r.read_exact(&mut prefix).await {
         Ok(()) => {}
@@ -319,18 +422,33 @@ async fn read_frame(r: &mut Reader<'_>) -> io::Result<Got> {
         Ok(n) => n,
         Err(e) => return Ok(Got::Malformed(e.to_string())),
     };
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    Ok(match proto::decode(&body) {
+    let mut body = Held::new(common, len);
+    while body.buf.len() < len {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = buf.len().min(len - body.buf.len());
+        if !body.extend(&buf[..n]) {
+            return Ok(Got::NoRoom);
+        }
+        r.consume(n);
+    }
+    Ok(match proto::decode(&body.buf) {
         Ok(msg) => Got::Msg(msg),
         Err(e) => Got::Malformed(e.to_string()),
     })
 }
 
 /// Reads one line that is not blank, without its `\n`, refusing one longer than
-/// [`proto::MAX_FRAME`] before holding more than that. A last line without `\n` counts.
-async fn read_line(r: &mut Reader<'_>) -> io::Result<Result<Option<Vec<u8>>, String>> {
-    let mut line = Vec::new();
+/// [`proto::MAX_FRAME`] before holding more than that, and one the budget has no room for. A last
+/// line without `\n` counts. `Ok(Err(got))`: the refusal, as [`Got::Malformed`] or
+/// [`Got::NoRoom`].
+async fn read_line<'a>(
+    r: &mut Reader<'_>,
+    common: &'a Common,
+) -> io::Result<Result<Option<Held<'a>>, Got>> {
+    let mut line = Held::new(common, proto::MAX_FRAME);
     loop {
         let buf = r.fill_buf().await?;
         let (chunk, end) = match buf.iter().position(|b| *b == b'\n') {
@@ -338,43 +456,48 @@ async fn read_line(r: &mut Reader<'_>) -> io::Result<Result<Option<Vec<u8>>, Str
             None => (buf, None),
         };
         let eof = buf.is_empty();
-        if line.len() + chunk.len() > proto::MAX_FRAME {
-            return Ok(Err(format!("line longer than {} bytes", proto::MAX_FRAME)));
+        if line.buf.len() + chunk.len() > proto::MAX_FRAME {
+            return Ok(Err(Got::Malformed(format!(
+                "line longer than {} bytes",
+                proto::MAX_FRAME
+            ))));
         }
-        line.extend_from_slice(chunk);
+        if !line.extend(chunk) {
+            return Ok(Err(Got::NoRoom));
+        }
         let used = end.unwrap_or(chunk.len());
         r.consume(used);
         if end.is_some() || eof {
-            let blank = line.iter().all(|b| b.is_ascii_whitespace());
+            let blank = line.buf.iter().all(|b| b.is_ascii_whitespace());
             if !blank {
                 return Ok(Ok(Some(line)));
             }
             if eof {
                 return Ok(Ok(None));
             }
-            line.clear();
+            line.buf.clear();
         }
     }
 }
 
 /// Reads one JSON line as a request.
-async fn read_json(r: &mut Reader<'_>) -> io::Result<Got> {
-    Ok(match read_line(r).await? {
+async fn read_json(r: &mut Reader<'_>, common: &Common) -> io::Result<Got> {
+    Ok(match read_line(r, common).await? {
         Ok(None) => Got::End,
-        Ok(Some(line)) => match proto_json::parse_request(&line) {
+        Ok(Some(line)) => match proto_json::parse_request(&line.buf) {
             Ok(msg) => Got::Msg(msg),
             Err(LineError::Malformed(why)) => Got::Malformed(why),
             Err(LineError::BadRequest(why)) => Got::BadRequest(why),
         },
-        Err(why) => Got::Malformed(why),
+        Err(refused) => refused,
     })
 }
 
 /// Reads the next request in the connection's form.
-async fn read_request(r: &mut Reader<'_>, mode: Mode) -> io::Result<Got> {
+async fn read_request(r: &mut Reader<'_>, mode: Mode, common: &Common) -> io::Result<Got> {
     match mode {
-        Mode::Binary => read_frame(r).await,
-        Mode::Json => read_json(r).await,
+        Mode::Binary => read_frame(r, common).await,
+        Mode::Json => read_json(r, common).await,
     }
 }
 
@@ -385,11 +508,24 @@ async fn connection(
     id: u64,
     input: Sender<Incoming>,
     namespace: String,
+    common: &Common,
+    kicked: Receiver<()>,
 ) -> io::Result<()> {
     let mut reader = BufReader::new(&stream);
-    let Some(mode) = handshake(&stream, &mut reader, namespace).await? else {
+    // Made room for a newcomer before its hello: closed without a word, as a silent one is.
+    let shaken =
+        futures_lite::future::or(handshake(&stream, &mut reader, namespace, common), async {
+            let _ = kicked.recv().await;
+            Ok(None)
+        });
+    let Some(mode) = shaken.await? else {
         return Ok(());
     };
+    // The hello was its first request: idle from now.
+    common
+        .borrow_mut()
+        .roster
+        .request(id, Instant::now(), false);
     let (tx, rx) = async_channel::bounded::<AgentMsg>(CLIENT_QUEUE);
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let writer = async {
@@ -411,7 +547,43 @@ async fn connection(
         // Everything the reader answers itself goes through the agent's loop too, so that
         // replies keep the order of the requests.
         loop {
-            let (incoming, last) = match next_request(&mut reader, mode).await {
+            let deadline = common.borrow().roster.idle_deadline(id, IDLE_TIMEOUT);
+            let closed = async {
+                let kick = async {
+                    let _ = kicked.recv().await;
+                    limit(
+                        "closed to make room for a new connection: this one had been idle \
+                         longest without registering or subscribing"
+                            .into(),
+                    )
+                };
+                let idle = async {
+                    match deadline {
+                        Some(at) => Timer::at(at).await,
+                        None => futures_lite::future::pending().await,
+                    };
+                    debug!("connection {id}: closing it after {IDLE_TIMEOUT:?} without a request");
+                    limit(format!(
+                        "no request for {} s, and neither registered nor subscribed: closing \
+                         the connection",
+                        IDLE_TIMEOUT.as_secs()
+                    ))
+                };
+                futures_lite::future::or(kick, idle).await
+            };
+            let next =
+                futures_lite::future::or(next_request(&mut reader, mode, common), closed).await;
+            if let Next::Request(_) | Next::Answer(_) = &next {
+                let settles = matches!(
+                    next,
+                    Next::Request(Request::Register(_) | Request::Subscribe)
+                );
+                common
+                    .borrow_mut()
+                    .roster
+                    .request(id, Instant::now(), settles);
+            }
+            let (incoming, last) = match next {
                 Next::Request(request) => {
                     (Some(Incoming::Input(Input::Client { id, request })), false)
                 }
@@ -450,6 +622,7 @@ async fn handshake(
     stream: &Async<UnixStream>,
     reader: &mut Reader<'_>,
     namespace: String,
+    common: &Common,
 ) -> io::Result<Option<Mode>> {
     let me = nix::unistd::geteuid().as_raw();
     let them = crate::sys::peer_uid(stream.get_ref())?;
@@ -473,7 +646,7 @@ async fn handshake(
                 Some(&proto_json::FIRST_BYTE) => Mode::Json,
                 Some(_) => Mode::Binary,
             };
-            Ok((mode, read_request(reader, mode).await?))
+            Ok((mode, read_request(reader, mode, common).await?))
         },
         async {
             Timer::after(HANDSHAKE_TIMEOUT).await;
@@ -515,6 +688,7 @@ async fn handshake(
             ),
         ),
         Got::End => return Ok(None),
+        Got::NoRoom => (ErrorKind::Limit, no_room()),
         Got::Malformed(why) | Got::BadRequest(why) if mode == Mode::Json => (
             ErrorKind::Malformed,
             format!("expected a hello line first ({why})"),
@@ -540,9 +714,27 @@ enum Next {
     Close(Option<AgentMsg>),
 }
 
+/// A `Limit` error, then the connection is closed.
+fn limit(message: String) -> Next {
+    Next::Close(Some(AgentMsg::Error {
+        kind: ErrorKind::Limit,
+        message,
+    }))
+}
+
+/// Why a request that found no room in the shared budget is refused.
+fn no_room() -> String {
+    format!(
+        "no room for this request now: unfinished requests of all connections may hold {} MiB \
+         beyond {} KiB each; closing the connection",
+        SHARED_BYTES >> 20,
+        OWN_BYTES >> 10
+    )
+}
+
 /// Reads the next request from the client. The connection is to close at the end of the stream,
-/// on a read error, and on a malformed message.
-async fn next_request(reader: &mut Reader<'_>, mode: Mode) -> Next {
+/// on a read error, on a malformed message and on one the budget has no room for.
+async fn next_request(reader: &mut Reader<'_>, mode: Mode, common: &Common) -> Next {
     let malformed = |why: String| {
         let message = match mode {
             Mode::Binary => "malformed frame: closing the connection".into(),
@@ -553,7 +745,7 @@ async fn next_request(reader: &mut Reader<'_>, mode: Mode) -> Next {
             message,
         }))
     };
-    let msg = match read_request(reader, mode).await {
+    let msg = match read_request(reader, mode, common).await {
         Ok(Got::Msg(msg)) => msg,
         Ok(Got::BadRequest(message)) => {
             return Next::Answer(AgentMsg::Error {
@@ -562,6 +754,11 @@ async fn next_request(reader: &mut Reader<'_>, mode: Mode) -> Next {
             })
         }
         Ok(Got::Malformed(why)) => return malformed(why),
+        Ok(Got::NoRoom) => {
+            let used = common.borrow().budget.used();
+            debug!("a request found no room ({used} bytes of the shared budget in use)");
+            return limit(no_room());
+        }
         Ok(Got::End) | Err(_) => return Next::Close(None),
     };
     Next::Request(match msg {

@@ -567,6 +567,12 @@ fn the_limits_in_the_document_are_the_codes() {
     assert!(text.contains("At most 128 connections"));
     assert_eq!(exo_discovery::server::HANDSHAKE_TIMEOUT.as_secs(), 5);
     assert!(text.contains("within 5 seconds"));
+    assert_eq!(exo_discovery::server::IDLE_TIMEOUT.as_secs(), 30);
+    assert!(text.contains("once 30 seconds pass without a\n  request"));
+    assert_eq!(exo_discovery::server::OWN_BYTES, 8 * 1024);
+    assert_eq!(exo_discovery::server::SHARED_BYTES, 4 << 20);
+    assert!(text.contains("up to 8 KiB of its own"));
+    assert!(text.contains("from 4 MiB\n  shared"));
     assert_eq!(exo_discovery::server::CLIENT_QUEUE, 256);
     assert!(text.contains("more than 256 messages queued"));
     assert_eq!(

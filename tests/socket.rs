@@ -1,6 +1,6 @@
-//! The local socket and the command line: who may connect, what a bad frame does, and the one-line
-//! errors users see. Agents run in a namespace holding only loopback (which they do not use), so
-//! nothing is sent anywhere.
+//! The local socket and the command line: who may connect, what a bad frame does, what idle and
+//! half-sent requests cost, and the one-line errors users see. Agents run in a namespace holding
+//! only loopback (which they do not use), so nothing is sent anywhere.
 
 // Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
 #![cfg(target_os = "linux")]
@@ -9,8 +9,10 @@ mod common;
 
 use common::bin_path;
 use common::network::net;
+use common::proc::peak_rss_kib;
 use exo_discovery::client::{Client, ClientError};
 use exo_discovery::proto::{self, AgentMsg, ClientMsg, ErrorKind};
+use exo_discovery::server::{IDLE_TIMEOUT, MAX_CONNECTIONS};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
@@ -276,6 +278,207 @@ fn idle_connections_are_closed_and_cannot_lock_the_node_out() {
     }
     let mut c = Client::connect(&a.socket).expect("the node gets in");
     assert!(c.list().expect("and is served").is_empty());
+}
+
+/// The binary hello.
+fn hello_frame() -> Vec<u8> {
+    proto::encode(&ClientMsg::Hello {
+        magic: proto::MAGIC.into(),
+        version: proto::PROTOCOL_VERSION,
+    })
+}
+
+/// The JSON hello line.
+const HELLO_LINE: &[u8] = b"{\"hello\":{\"magic\":\"exo-discovery\",\"version\":1}}\n";
+
+/// The next JSON line, read a byte at a time (nothing is read past it); `None` at the end of the
+/// stream, a reset or the read timeout.
+fn read_line(s: &mut UnixStream) -> Option<serde_json::Value> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while b[0] != b'\n' {
+        match s.read(&mut b) {
+            Ok(1) => line.push(b[0]),
+            _ => return None,
+        }
+    }
+    serde_json::from_slice(&line).ok()
+}
+
+/// A connection that said hello (a JSON line if `json`, else a frame) and was welcomed.
+fn welcomed(socket: &Path, json: bool) -> UnixStream {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+    if json {
+        s.write_all(HELLO_LINE).unwrap();
+        let welcome = read_line(&mut s).expect("a welcome line");
+        assert!(welcome.get("welcome").is_some(), "{welcome}");
+    } else {
+        s.write_all(&hello_frame()).unwrap();
+        assert!(matches!(read_msg(&mut s), Some(AgentMsg::Welcome { .. })));
+    }
+    s
+}
+
+/// The next message is an error: its kind as the JSON mode names it, and its message.
+fn next_error(s: &mut UnixStream, json: bool) -> Option<(String, String)> {
+    if json {
+        let v = read_line(s)?;
+        let e = v.get("error")?;
+        Some((
+            e["kind"].as_str()?.to_owned(),
+            e["message"].as_str()?.to_owned(),
+        ))
+    } else {
+        match read_msg(s)? {
+            AgentMsg::Error { kind, message } => Some((
+                exo_discovery::proto_json::error_kind(kind).to_owned(),
+                message,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// 127 connections say hello, then send all but the last 4 KiB of a request of 1 MiB
+/// (`unfinished`: a line or a frame) and hold it. The agent's peak memory stays bounded, the
+/// connections that found no room were told so, and everyone else is served.
+fn unfinished_requests_hold_bounded_memory(test: &str, json: bool, unfinished: &[u8]) {
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let h = n.host("solo");
+    let a = n.agent(&h, "agent", &[]);
+    let pid = n.pid(&a);
+    let before = peak_rss_kib(pid);
+    let mut held = Vec::new();
+    for _ in 0..MAX_CONNECTIONS - 1 {
+        let mut s = welcomed(&a.socket, json);
+        // A connection refused half-way is closed under the write: a broken pipe or a reset.
+        let _ = s.write_all(unfinished);
+        held.push(s);
+    }
+    // The agent has read (or refused) what was sent: a write returns once all but the socket's
+    // buffer is taken; give it a moment for the rest.
+    std::thread::sleep(Duration::from_secs(1));
+    let peak = peak_rss_kib(pid);
+    eprintln!(
+        "agent peak RSS: {before} KiB before, {peak} KiB with {} unfinished requests of 1 MiB",
+        held.len()
+    );
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB with {} unfinished requests",
+        held.len()
+    );
+    let mut c = Client::connect(&a.socket).expect("a fresh client gets in");
+    c.status().expect("and gets the status");
+    let mut node = Client::connect(&a.socket).expect("a node gets in");
+    let key = libp2p_identity::Keypair::generate_ed25519();
+    node.register(&key, &["/ip4/0.0.0.0/tcp/1".parse().unwrap()])
+        .expect("and registers");
+    assert!(
+        peak_rss_kib(pid) < 64 * 1024,
+        "peak RSS {} KiB",
+        peak_rss_kib(pid)
+    );
+    // The last connection found no room: it was told, with a `Limit` error.
+    let last = held.last_mut().expect("connections");
+    let (kind, message) = next_error(last, json).expect("an error for the last connection");
+    assert_eq!(kind, "limit", "{message}");
+    assert!(message.contains("no room"), "{message}");
+}
+
+#[test]
+fn unfinished_lines_of_many_connections_hold_bounded_memory() {
+    let mut line = b"{\"add_host\":{\"host\":\"".to_vec();
+    line.resize(proto::MAX_FRAME - 4096, b'a');
+    unfinished_requests_hold_bounded_memory(
+        "unfinished_lines_of_many_connections_hold_bounded_memory",
+        true,
+        &line,
+    );
+}
+
+#[test]
+fn unfinished_frames_of_many_connections_hold_bounded_memory() {
+    let mut frame = (proto::MAX_FRAME as u32).to_be_bytes().to_vec();
+    frame.resize(4 + proto::MAX_FRAME - 4096, 0x07);
+    unfinished_requests_hold_bounded_memory(
+        "unfinished_frames_of_many_connections_hold_bounded_memory",
+        false,
+        &frame,
+    );
+}
+
+#[test]
+fn a_node_gets_in_past_as_many_idle_connections_as_the_agent_serves() {
+    let Some(mut n) = net("a_node_gets_in_past_as_many_idle_connections_as_the_agent_serves")
+    else {
+        return;
+    };
+    let h = n.host("solo");
+    let a = n.agent(&h, "agent", &[]);
+    // Every place taken by a connection that said hello, half of them in JSON, and nothing else.
+    let mut idle: Vec<UnixStream> = (0..MAX_CONNECTIONS)
+        .map(|i| welcomed(&a.socket, i % 2 == 1))
+        .collect();
+    let mut node = Client::connect(&a.socket).expect("the node gets in");
+    let key = libp2p_identity::Keypair::generate_ed25519();
+    node.register(&key, &["/ip4/0.0.0.0/tcp/1".parse().unwrap()])
+        .expect("and its Register is answered Registered");
+    // The connection idle longest made room: it was told why, and closed.
+    let (kind, message) = next_error(&mut idle[0], false).expect("an error for the oldest");
+    assert_eq!(kind, "limit", "{message}");
+    assert!(message.contains("make room"), "{message}");
+    assert!(closed(&mut idle[0]));
+    // The others are still served.
+    let newest = idle.last_mut().expect("connections");
+    newest.write_all(b"\"list\"\n").unwrap();
+    let list = read_line(newest).expect("a snapshot line");
+    assert_eq!(list, serde_json::json!({"snapshot": []}));
+    // A node that registered keeps its place: the next newcomer takes another idle one's.
+    let mut c = Client::connect(&a.socket).expect("another client gets in");
+    c.status().expect("and is served");
+    assert_eq!(
+        node.status()
+            .expect("the node is still served")
+            .registrations,
+        1
+    );
+}
+
+#[test]
+fn an_idle_connection_is_closed_but_a_subscribed_or_registered_one_is_not() {
+    let Some(mut n) = net("an_idle_connection_is_closed_but_a_subscribed_or_registered_one_is_not")
+    else {
+        return;
+    };
+    let h = n.host("solo");
+    let a = n.agent(&h, "agent", &[]);
+    let started = Instant::now();
+    let mut idle = welcomed(&a.socket, false);
+    let mut subscriber = Client::connect(&a.socket).expect("subscriber");
+    assert!(subscriber.subscribe().expect("subscribed").is_empty());
+    let mut node = Client::connect(&a.socket).expect("node");
+    let key = libp2p_identity::Keypair::generate_ed25519();
+    node.register(&key, &["/ip4/0.0.0.0/tcp/1".parse().unwrap()])
+        .expect("registered");
+    // The connection that asked nothing is told why, then closed, once the deadline passed.
+    idle.set_read_timeout(Some(IDLE_TIMEOUT + Duration::from_secs(30)))
+        .unwrap();
+    let (kind, message) = next_error(&mut idle, false).expect("an error for the idle connection");
+    let waited = started.elapsed();
+    assert_eq!(kind, "limit", "{message}");
+    assert!(message.contains("no request for"), "{message}");
+    assert!(closed(&mut idle));
+    assert!(waited >= IDLE_TIMEOUT, "closed after {waited:?}");
+    // The subscriber and the node, as quiet, outlive it.
+    std::thread::sleep(Duration::from_secs(5));
+    let st = subscriber.status().expect("the subscriber is still served");
+    assert_eq!(st.registrations, 1);
+    assert!(node.list().expect("the node is still served").is_empty());
 }
 
 #[test]
