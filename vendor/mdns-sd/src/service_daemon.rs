@@ -189,6 +189,8 @@ enum Counter {
     DnsRegistryTimer,
     DnsRegistryNameChange,
     Timer,
+    // Patched (see PATCHES.md): a legacy unicast response not sent to an off-link querier.
+    RespondOffLinkDropped,
 }
 
 impl fmt::Display for Counter {
@@ -216,6 +218,7 @@ impl fmt::Display for Counter {
             Self::DnsRegistryTimer => write!(f, "dns-registry-timer"),
             Self::DnsRegistryNameChange => write!(f, "dns-registry-name-change"),
             Self::Timer => write!(f, "timer"),
+            Self::RespondOffLinkDropped => write!(f, "respond-off-link-dropped"),
         }
     }
 }
@@ -3723,6 +3726,20 @@ impl Zeroconf {
         // cache-flush bit (legacy resolvers don't understand it), and cap
         // record TTLs to 10 seconds (see update_records_for_legacy_unicast).
         let unicast_dest = if self.is_legacy_querier(querier_addr) {
+            // Patched (see PATCHES.md): a unicast response only to a querier on
+            // the link the query came in on (RFC 6762 §5.5, with the on-link
+            // test of §11). Nothing else checks a legacy query's source
+            // address, and forging it costs nothing: without this, every
+            // responder on the link sends its answer to whatever address the
+            // query names, off the link included.
+            if !is_on_link(&querier_ip, intf) {
+                debug!(
+                    "send_response: dropping the unicast response to off-link querier {} on intf {}",
+                    querier_addr, intf.name
+                );
+                self.increase_counter(Counter::RespondOffLinkDropped, 1);
+                return;
+            }
             Some(querier_addr)
         } else {
             None
@@ -4875,6 +4892,18 @@ struct SendConfig {
     /// Whether the packets go out over IPv4, which decides their absolute
     /// ceiling: see [`max_pkt_absolute`].
     is_ipv4: bool,
+}
+
+// Patched (see PATCHES.md).
+/// Whether `ip` is on the link of `intf` (RFC 6762 §11): in the subnet of one
+/// of its addresses (`(I & M) == (P & M)`, for IPv6 its on-link prefixes), or
+/// an IPv6 link-local address.
+fn is_on_link(ip: &IpAddr, intf: &MyIntf) -> bool {
+    let link_local = match ip {
+        IpAddr::V4(_) => false,
+        IpAddr::V6(v6) => crate::service_info::is_unicast_link_local(v6),
+    };
+    link_local || intf.addrs.iter().any(|a| valid_ip_on_intf(ip, a))
 }
 
 /// Send an outgoing mDNS query or response, and returns the packet bytes.
@@ -6350,6 +6379,114 @@ mod tests {
         );
 
         daemon.shutdown().unwrap();
+    }
+
+    // Patched (see PATCHES.md).
+    #[test]
+    fn test_is_on_link() {
+        let intf = MyIntf {
+            name: "test".to_string(),
+            index: 1,
+            addrs: HashSet::from([
+                test_ifaddr_v4(Ipv4Addr::new(192, 168, 1, 10)),
+                test_ifaddr_v6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1)),
+                test_ifaddr_v6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 10)),
+            ]),
+            max_packet_size_v4: MAX_PKT_DEFAULT,
+            max_packet_size_v6: MAX_PKT_DEFAULT,
+        };
+        let on_link = [
+            IpAddr::V4(Ipv4Addr::new(192, 168, 1, 77)),
+            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0xabcd)),
+            // Link-local, though outside the interface's own fe80::/64.
+            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 1, 0, 0, 0, 1)),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 99)),
+        ];
+        let off_link = [
+            IpAddr::V4(Ipv4Addr::new(192, 168, 2, 77)),
+            IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 99)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ];
+        for ip in on_link {
+            assert!(super::is_on_link(&ip, &intf), "{} should be on link", ip);
+        }
+        for ip in off_link {
+            assert!(!super::is_on_link(&ip, &intf), "{} should be off link", ip);
+        }
+    }
+
+    // Patched (see PATCHES.md).
+    #[test]
+    fn test_legacy_unicast_response_only_to_on_link_querier() {
+        // RFC 6762 §5.5 and §11: a legacy (non-5353 source port) query is
+        // answered by unicast only when its source address is on the link it
+        // came in on.
+        // The daemon is on loopback only, with loopback's IPv4 subnet narrowed
+        // to 127.0.0.0/24: 127.0.1.1 then stands for an off-link source, and
+        // whatever the daemon sends still stays on this host.
+        let (mut daemon, index) = negative_answer_test_daemon();
+        let intf = daemon.my_intfs.get_mut(&index).unwrap();
+        intf.addrs
+            .retain(|a| a.ip() != IpAddr::V4(Ipv4Addr::LOCALHOST));
+        intf.addrs.insert(test_ifaddr_v4(Ipv4Addr::LOCALHOST));
+        register_negative_answer_test_service(
+            &mut daemon,
+            index,
+            "on-link",
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+        );
+        let interface = InterfaceId {
+            name: "loopback-test".to_string(),
+            index,
+        };
+        let mut query = DnsOutgoing::new(FLAGS_QR_QUERY);
+        query.add_question("_negative-test._tcp.local.", RRType::PTR);
+        let packet = query.to_data_on_wire(MAX_PKT_DEFAULT, true).remove(0);
+        let ask = |daemon: &mut super::Zeroconf, querier: std::net::SocketAddr| {
+            let incoming = DnsIncoming::new(packet.clone(), interface.clone()).unwrap();
+            daemon.handle_query(incoming, index, querier);
+        };
+        let counter = |daemon: &super::Zeroconf, name: &str| -> i64 {
+            daemon.counters.get(name).copied().unwrap_or(0)
+        };
+
+        let on_link = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        on_link
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        ask(&mut daemon, on_link.local_addr().unwrap());
+        let mut buf = [0; 4096];
+        let (len, _) = on_link
+            .recv_from(&mut buf)
+            .expect("the on-link legacy querier gets a unicast response");
+        let response = DnsIncoming::new(buf[..len].to_vec(), interface.clone()).unwrap();
+        assert!(response.is_response());
+        assert_eq!(response.answers().len(), 1);
+        assert_eq!(counter(&daemon, "respond"), 1);
+        assert_eq!(counter(&daemon, "respond-off-link-dropped"), 0);
+
+        // 127.0.1.1 can be bound on Linux (all of 127.0.0.0/8 is local there),
+        // so that a response sent anyway would be seen; elsewhere the counters
+        // tell.
+        let off_link_ip = Ipv4Addr::new(127, 0, 1, 1);
+        let off_link = UdpSocket::bind((off_link_ip, 0)).ok();
+        let off_link_addr = match &off_link {
+            Some(sock) => sock.local_addr().unwrap(),
+            None => std::net::SocketAddr::new(IpAddr::V4(off_link_ip), 40_000),
+        };
+        ask(&mut daemon, off_link_addr);
+        if let Some(sock) = off_link {
+            sock.set_read_timeout(Some(Duration::from_millis(500)))
+                .unwrap();
+            assert!(
+                sock.recv_from(&mut buf).is_err(),
+                "an off-link legacy querier got a unicast response"
+            );
+        }
+        assert_eq!(counter(&daemon, "respond"), 1);
+        assert_eq!(counter(&daemon, "respond-off-link-dropped"), 1);
     }
 
     #[test]
