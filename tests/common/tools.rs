@@ -1,6 +1,6 @@
 //! nftables inside the network, and the check for a tool a test needs.
 
-use super::network::Net;
+use super::network::{Host, Net};
 use std::process::{Command, Stdio};
 
 /// Whether `tool` runs here; if not, prints the one `SKIPPED` line for `test` (`what` names the
@@ -43,5 +43,29 @@ impl Net {
                 "add rule bridge iso pass ether daddr 33:33:00:00:00:fb drop",
             ],
         );
+    }
+
+    /// The packets and bytes an nftables named counter (`add counter inet TABLE NAME`) in
+    /// `host` has counted.
+    pub fn nft_counter(&self, host: &Host, table: &str, name: &str) -> (u64, u64) {
+        let out = self.exec(host, &["nft", "list", "counter", "inet", table, name]);
+        assert!(
+            out.status.success(),
+            "nft list counter {table} {name}: {out:?}"
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        let mut got = (None, None);
+        while let Some(w) = words.next() {
+            match w {
+                "packets" => got.0 = words.next().and_then(|v| v.parse().ok()),
+                "bytes" => got.1 = words.next().and_then(|v| v.parse().ok()),
+                _ => {}
+            }
+        }
+        match got {
+            (Some(packets), Some(bytes)) => (packets, bytes),
+            _ => panic!("nft counter {table} {name}: no packets and bytes in {text}"),
+        }
     }
 }
