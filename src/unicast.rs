@@ -3,7 +3,9 @@
 //! A DNS-SD query for `_p2p._udp.local` PTR sent from an ephemeral port straight to the host's port
 //! 5353 is a "legacy unicast" query (RFC 6762 §6.7): the host's mDNS responder answers it by
 //! unicast to that port, with the instances' TXT (the signed records) as additional records. It
-//! works where multicast does not (client isolation, IGMP snooping, routed links).
+//! works where multicast does not (client isolation, IGMP snooping) on the host's own link: a
+//! responder answers such a query only from an on-link address (RFC 6762 §11), so a host on a
+//! routed subnet is reached by peer exchange instead.
 //!
 //! A multi-homed host runs one responder per interface, all on port 5353; the kernel hands a
 //! unicast query to one of them by a hash of the sender's address and port, and only the one of

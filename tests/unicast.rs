@@ -209,3 +209,60 @@ fn a_restarted_agent_hands_over_cached_peers_when_multicast_is_gone() {
     assert_eq!(lines.len(), 1, "{log}");
     assert!(lines[0].contains("corrupt"), "{}", lines[0]);
 }
+
+#[test]
+fn a_routed_static_host_gives_its_node_by_peer_exchange_to_the_ranges_it_allows() {
+    let test = "a_routed_static_host_gives_its_node_by_peer_exchange_to_the_ranges_it_allows";
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    // A and C on one subnet, B on another, R routing between them. mDNS answers only its own
+    // link, so A's one-shot queries to B go unanswered; B's agent answers A's peer exchange
+    // because B's operator allowed A's subnet... but only A's half of it.
+    let (l1, l2) = (n.link(), n.link());
+    let (a, c, r, b) = (n.host("a"), n.host("c"), n.host("r"), n.host("b"));
+    n.attach(&a, "eth0", &l1, &["10.81.0.1/24"]);
+    n.attach(&c, "eth0", &l1, &["10.81.0.200/24"]);
+    n.attach(&r, "eth0", &l1, &["10.81.0.254/24"]);
+    n.attach(&r, "eth1", &l2, &["10.82.0.254/24"]);
+    n.attach(&b, "eth0", &l2, &["10.82.0.1/24"]);
+    let out = n.exec(&r, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    assert!(out.status.success(), "{out:?}");
+    for h in [&a, &c] {
+        n.ip_in(h, &["route", "add", "default", "via", "10.81.0.254"]);
+    }
+    n.ip_in(&b, &["route", "add", "default", "via", "10.82.0.254"]);
+    let ab = n.agent(&b, "agent-b", &["--exchange-allow", "10.81.0.0/25"]);
+    let _lb = n.listen_on(&b, 4001);
+    let (kb, idb) = n.keygen("b");
+    let _nb = n.announce(&ab, &kb, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    let aa = n.agent(&a, "agent-a", &["--static-host", "10.82.0.1"]);
+    let ac = n.agent(&c, "agent-c", &["--static-host", "10.82.0.1"]);
+    let mut wa = n.watch(&aa);
+    let (_, ev) = wa
+        .wait_for(WAIT, |v| is_event(v, "discovered", &idb))
+        .unwrap_or_else(|| panic!("A never got B's node: {:?}", wa.seen));
+    assert_eq!(ev["source"], "exchange", "{ev}");
+    assert_eq!(ev["interfaces"][0], "exchange:10.82.0.1", "{ev}");
+    assert_eq!(
+        addrs(&ev),
+        vec![format!("/ip4/10.82.0.1/tcp/4001/p2p/{idb}")],
+        "{ev}"
+    );
+    let st = n.status(&aa);
+    assert_eq!(st["static_hosts"][0]["answering"], true, "{st}");
+    // C, in the other half of the subnet, is a stranger to B: nothing, and B counts it.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        !n.peers(&ac).iter().any(|p| p["peer_id"] == *idb),
+        "C was handed B's node"
+    );
+    let st = n.status(&ab);
+    assert!(
+        st["dropped"]["exchange-refused-stranger"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{st}"
+    );
+}

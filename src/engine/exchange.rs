@@ -220,6 +220,7 @@ impl Engine {
             return; // removed meanwhile
         };
         h.exchanging = false;
+        h.exchange_ok = matches!(result, Ok(Reply::Peers { .. }));
         let (peers, complete) = match result {
             Ok(Reply::Peers { peers, complete }) => {
                 if h.exchange_errors.cleared().is_some() {

@@ -3,7 +3,7 @@
 //! (and must be the one its instance name stands for), counted per way in and in all, merged into
 //! the table, and the table's event is broadcast. Also: stock libp2p-mdns peers (unsigned).
 //! Addresses heard by multicast are kept only when they lie on the receiving link (counted per
-//! link when they do not); a static host's may be routed.
+//! link when they do not); those a static host's agent hands over by peer exchange may be routed.
 
 use super::table::Via;
 use super::{Engine, StaticReply};

@@ -28,6 +28,9 @@ pub(super) struct StaticHost {
     /// The addresses it was last asked at, and those it answered from: its agent may ask this
     /// one for peers (peer exchange).
     pub ips: Vec<IpAddr>,
+    /// Its agent's last peer exchange answered (a host on a routed subnet answers only that way:
+    /// mDNS answers only its own link).
+    pub exchange_ok: bool,
 }
 
 impl StaticHost {
@@ -64,6 +67,7 @@ impl Engine {
                     Some(ip) => vec![ip],
                     None => Vec::new(),
                 },
+                exchange_ok: false,
             },
         );
         Ok(format!("asking {host} for its agent's records"))

@@ -130,10 +130,14 @@ impl Engine {
             static_hosts: self
                 .statics
                 .iter()
-                .map(|(h, s)| StaticHostStatus {
-                    host: h.clone(),
-                    answering: s.errors.current().is_none(),
-                    last_error: s.errors.current().map(str::to_owned),
+                .map(|(h, s)| {
+                    // A host on a routed subnet answers by peer exchange only.
+                    let answering = s.errors.current().is_none() || s.exchange_ok;
+                    StaticHostStatus {
+                        host: h.clone(),
+                        answering,
+                        last_error: s.errors.current().filter(|_| !answering).map(str::to_owned),
+                    }
                 })
                 .collect(),
             records_accepted: counters.accepted,
