@@ -103,9 +103,11 @@ impl Engine {
         let peer = rec.peer_id;
         let seq = rec.seq;
         let before = self.table.seq_of(&peer);
+        let mut senders = None;
         let ((dial, cut), ips) = match offer.addrs {
             Where::Link { link, ips } => {
                 let (ips, zone) = self.on_link(link, ips);
+                senders = Some(link);
                 (
                     crate::addrs::dialable_within(&peer, &rec.addrs, &ips, &zone),
                     ips,
@@ -142,6 +144,11 @@ impl Engine {
                     .filter(crate::addrs::owned_by_a_host)
                     .collect();
                 self.table.note_ips(&peer, &via, &ips);
+                if let Some(link) = senders {
+                    for ip in self.take_senders(link, &label) {
+                        self.table.spoke(&peer, &via, &ip);
+                    }
+                }
                 self.count(&via, Ok(()));
                 if before != Some(seq) {
                     self.note_instance(peer, before, label);

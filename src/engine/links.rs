@@ -44,6 +44,11 @@ pub const MAX_QUERY_LEN: usize = 1400;
 /// TTL of answers to stock libp2p-mdns nodes: theirs (6 minutes), as they re-query every 5.
 pub const LIBP2P_TTL: u32 = 360;
 
+/// Senders of records not yet held remembered per link ([`Link::senders`]), and for how long.
+pub const MAX_SENDERS: usize = 256;
+/// See [`MAX_SENDERS`].
+pub const SENDERS_FOR: Duration = Duration::from_secs(5);
+
 /// One family's socket on a link, as far as the engine knows it.
 #[derive(Debug, Default)]
 pub(super) struct Sock {
@@ -84,6 +89,10 @@ pub(super) struct Link {
     pub junk: usize,
     /// When the browsing daemon was last replaced.
     pub browser_started: Option<Instant>,
+    /// Where packets naming records not (yet) held came from, by instance label: mdns-sd may
+    /// report a record after the link socket heard the packet that carried it, and the record's
+    /// addresses are probed only at its sender's (see `PeerTable::spoke`).
+    pub senders: HashMap<String, (Vec<IpAddr>, Instant)>,
 }
 
 impl Sock {
@@ -270,6 +279,7 @@ impl Engine {
                 answered: HashMap::new(),
                 junk: 0,
                 browser_started: None,
+                senders: HashMap::new(),
             },
         );
         self.query_link(index, now);
@@ -656,14 +666,23 @@ impl Engine {
         };
         let mut revived = Vec::new();
         let mut foreign = 0;
+        let mut unknown = Vec::new();
         for (label, ttl) in instances {
+            if ttl == 0 {
+                continue;
+            }
             // Only the newest record of a peer keeps it alive (not an old instance repeated),
             // and only in a packet from one of the peer's own addresses on this link.
-            let Some(peer) = self.instances.get(&label).filter(|_| ttl > 0) else {
+            let Some(peer) = self.instances.get(&label) else {
+                if !own {
+                    unknown.push(label);
+                }
                 continue;
             };
             match self.table.sent_by(peer, &link.via, &from.ip()) {
-                Some(true) => {}
+                Some(true) => {
+                    self.table.spoke(peer, &link.via, &from.ip());
+                }
                 Some(false) => {
                     foreign += 1;
                     continue;
@@ -676,6 +695,9 @@ impl Engine {
             let via = link.via.clone();
             self.count_drops(&via, "foreign-source", foreign);
         }
+        if !unknown.is_empty() {
+            self.note_senders(index, unknown, from.ip(), now);
+        }
         for ev in revived {
             self.broadcast(ev);
         }
@@ -685,6 +707,37 @@ impl Engine {
         if libp2p_query {
             self.answer_libp2p(index, family, now);
         }
+    }
+
+    /// Packets naming these records, not held yet, came from `ip` on link `index`.
+    fn note_senders(&mut self, index: u32, labels: Vec<String>, ip: IpAddr, now: Instant) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        for label in labels {
+            if link.senders.len() >= MAX_SENDERS && !link.senders.contains_key(&label) {
+                link.senders
+                    .retain(|_, (_, at)| now.saturating_duration_since(*at) < SENDERS_FOR);
+                if link.senders.len() >= MAX_SENDERS {
+                    return;
+                }
+            }
+            let (ips, at) = link.senders.entry(label).or_insert((Vec::new(), now));
+            *at = now;
+            if !ips.contains(&ip) && ips.len() < crate::addrs::MAX_DIALABLE {
+                ips.push(ip);
+            }
+        }
+    }
+
+    /// The senders heard for record `label` on link `index` before it was taken (see
+    /// [`Link::senders`]); they are forgotten there.
+    pub(super) fn take_senders(&mut self, index: u32, label: &str) -> Vec<IpAddr> {
+        self.links
+            .get_mut(&index)
+            .and_then(|l| l.senders.remove(label))
+            .map(|(ips, _)| ips)
+            .unwrap_or_default()
     }
 
     /// What a stock libp2p-mdns node on this link and family should dial for a registration:

@@ -109,6 +109,9 @@ struct Sighting {
     addrs: Vec<Multiaddr>,
     /// The announcer's own IPs that way: only packets from one of them keep the link live.
     ips: Vec<IpAddr>,
+    /// Those of `ips` a packet naming the peer's record came from, on a link: only there are its
+    /// addresses probed (an A record can name anyone; a packet's source is where its sender is).
+    spoke_from: Vec<IpAddr>,
     /// `addrs` as the node is told them (formatted once).
     text: Vec<String>,
     last_heard: Instant,
@@ -371,13 +374,21 @@ impl PeerTable {
         }
     }
 
-    /// Puts `link` in place of whatever `peer` had at `via`.
+    /// Puts `link` in place of whatever `peer` had at `via` (the same record's sources stay
+    /// known where its IPs stay).
     fn set_link(&mut self, peer: PeerId, via: &Via, mut link: Sighting) {
         Self::arm(&mut self.expiries, self.timeout, peer, via, &mut link);
-        let old = self
-            .peers
-            .get_mut(&peer)
-            .and_then(|e| e.links.insert(via.clone(), link));
+        let old = self.peers.get_mut(&peer).and_then(|e| {
+            if let Some(old) = e.links.get(via) {
+                link.spoke_from = old
+                    .spoke_from
+                    .iter()
+                    .filter(|ip| link.ips.contains(ip))
+                    .copied()
+                    .collect();
+            }
+            e.links.insert(via.clone(), link)
+        });
         if let Some(old) = old {
             self.disarm(peer, via, &old);
             self.dropped += old.addrs.len();
@@ -409,9 +420,11 @@ impl PeerTable {
             return Vec::new();
         };
         prober.due(now, total, per_peer, |peer, a| {
-            peers
-                .get(peer)
-                .is_some_and(|e| e.links.values().any(|l| l.live && l.addrs.contains(a)))
+            peers.get(peer).is_some_and(|e| {
+                e.links
+                    .iter()
+                    .any(|(via, l)| l.live && l.addrs.contains(a) && shown(via, l, a))
+            })
         })
     }
 
@@ -653,6 +666,23 @@ impl PeerTable {
         }
     }
 
+    /// A packet naming `peer`'s record came from `ip` on the link `via`: if `ip` is one of the
+    /// announcer's own there, its addresses at `ip` may be probed from now on. Returns whether
+    /// that is new (a probe may now be due).
+    pub fn spoke(&mut self, peer: &PeerId, via: &Via, ip: &IpAddr) -> bool {
+        let Some(link) = self.peers.get_mut(peer).and_then(|e| e.links.get_mut(via)) else {
+            return false;
+        };
+        if link.spoke_from.contains(ip)
+            || link.ips.binary_search(ip).is_err()
+            || link.spoke_from.len() >= crate::addrs::MAX_DIALABLE
+        {
+            return false;
+        }
+        link.spoke_from.push(*ip);
+        true
+    }
+
     /// Whether a packet from `ip` can speak for `peer` on `via`: `Some(true)` when `ip` is one
     /// of the peer's own addresses that way, `Some(false)` when it is not, `None` when no
     /// address of that family is known for it yet (its other family's records came first).
@@ -676,7 +706,7 @@ impl PeerTable {
         let mut v: Vec<&Multiaddr> = link
             .addrs
             .iter()
-            .filter(|a| super::prober::probeable(a))
+            .filter(|a| super::prober::probeable(a) && shown(via, link, a))
             .collect();
         v.sort_by_key(|a| !ok(a));
         v.into_iter().take(n).cloned().collect()
@@ -1070,6 +1100,7 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
     ips.dedup();
     Sighting {
         ips,
+        spoke_from: Vec::new(),
         text: addrs.iter().map(|a| a.to_string()).collect(),
         addrs,
         last_heard: now,
@@ -1082,6 +1113,14 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
         // must be confirmed (heard on a link, or its address answering) within the timeout.
         pinned: matches!(source, Source::Manual),
     }
+}
+
+/// Whether `a`, an address of `link` through `via`, may be probed: on a link only at an IP a
+/// packet naming the record came from (`Sighting::spoke_from`), so that records anyone can mint,
+/// whose A records name a third host, never make the agent connect there; elsewhere (a static
+/// host, its peer exchange, the cache, the operator) at any.
+fn shown(via: &Via, link: &Sighting, a: &Multiaddr) -> bool {
+    !matches!(via, Via::Link(_)) || ip_of(a).is_some_and(|ip| link.spoke_from.contains(&ip))
 }
 
 /// Whether silence on `via` is checked before it counts: links, static hosts and their exchange,
@@ -1428,6 +1467,11 @@ mod tests {
             t.observe(rec(&k, 1, 5), Source::Mdns, &l("eth0"), addrs.clone(), t0),
             Ok(None)
         );
+        assert!(
+            t.due_probes(t0, 8, 2).is_empty(),
+            "not probed before a packet of the record came from its IPs"
+        );
+        spoke_from_all(&mut t, &p, &addrs);
         assert!(t.snapshot().is_empty(), "nothing before a probe answers");
         assert_eq!(
             t.next_deadline(t0),
@@ -1476,11 +1520,69 @@ mod tests {
         for i in 0..5 {
             let k = Keypair::generate_ed25519();
             let addrs = dial(&k, &format!("10.0.0.{i}"), 5);
-            t.observe(rec(&k, 1, 5), Source::Mdns, &l("eth0"), addrs, now)
+            t.observe(rec(&k, 1, 5), Source::Mdns, &l("eth0"), addrs.clone(), now)
                 .unwrap();
+            spoke_from_all(&mut t, &k.public().to_peer_id(), &addrs);
         }
         assert_eq!(t.due_probes(now, 3, 2).len(), 3);
         assert!(t.due_probes(now, 3, 2).is_empty());
+    }
+
+    /// Packets naming `p`'s record came from every IP of `addrs` on eth0.
+    fn spoke_from_all(t: &mut PeerTable, p: &PeerId, addrs: &[Multiaddr]) {
+        for ip in addrs.iter().filter_map(ip_of) {
+            t.spoke(p, &l("eth0"), &ip);
+        }
+    }
+
+    #[test]
+    fn a_record_heard_on_a_link_is_probed_only_where_its_packets_came_from() {
+        let k = Keypair::generate_ed25519();
+        let p = k.public().to_peer_id();
+        let t0 = crate::test_clock();
+        let mut t = PeerTable::new(T).with_reachability(true);
+        // Its A records name the sender and a third host; packets came from the sender only.
+        let mut addrs = dial(&k, "10.0.0.2", 5);
+        addrs.extend(dial(&k, "10.0.0.66", 22));
+        t.observe(rec(&k, 1, 5), Source::Mdns, &l("eth0"), addrs.clone(), t0)
+            .unwrap();
+        assert!(t.due_probes(t0, 8, 2).is_empty());
+        assert!(t.probe_targets(&p, &l("eth0"), 4).is_empty());
+        assert!(t.spoke(&p, &l("eth0"), &"10.0.0.2".parse().unwrap()));
+        assert!(
+            !t.spoke(&p, &l("eth0"), &"10.0.0.2".parse().unwrap()),
+            "known"
+        );
+        assert!(
+            !t.spoke(&p, &l("eth0"), &"10.9.9.9".parse().unwrap()),
+            "not one of its IPs"
+        );
+        assert_eq!(t.due_probes(t0, 8, 2), vec![(p, addrs[0].clone())]);
+        assert_eq!(t.probe_targets(&p, &l("eth0"), 4), vec![addrs[0].clone()]);
+        // The same record heard again with another address keeps what it learned.
+        t.observe(
+            rec(&k, 1, 5),
+            Source::Mdns,
+            &l("eth0"),
+            addrs[..1].to_vec(),
+            t0,
+        )
+        .unwrap();
+        assert_eq!(t.probe_targets(&p, &l("eth0"), 4), vec![addrs[0].clone()]);
+        // Elsewhere than a link, the IPs given are probed.
+        let k2 = Keypair::generate_ed25519();
+        let a2 = dial(&k2, "10.1.0.2", 5);
+        t.observe(
+            rec(&k2, 1, 5),
+            Source::Static,
+            &Via::Static("h".into()),
+            a2.clone(),
+            t0,
+        )
+        .unwrap();
+        assert!(t
+            .due_probes(t0, 8, 2)
+            .contains(&(k2.public().to_peer_id(), a2[0].clone())));
     }
 
     /// `k`'s record at `ip`, made to answer its probe (with reachability on).
@@ -1488,6 +1590,7 @@ mod tests {
         let addrs = dial(k, ip, 5);
         t.observe(rec(k, 1, 5), Source::Mdns, &l("eth0"), addrs.clone(), now)
             .unwrap();
+        spoke_from_all(t, &k.public().to_peer_id(), &addrs);
         t.probe_result(&addrs[0], true, now)
     }
 

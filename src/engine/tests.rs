@@ -50,6 +50,14 @@ impl Rig {
         self.take()
     }
 
+    /// `k`'s record of `seq` comes in on eth0 from 10.0.0.2 as the agent gets it: mdns-sd
+    /// resolves it, and the link socket hears the packet that carried it.
+    fn announced(&mut self, k: &Keypair, seq: u64) -> Vec<Action> {
+        let mut a = self.input(resolved(k, seq));
+        a.extend(self.input(heard(k, seq, 120)));
+        a
+    }
+
     fn take(&mut self) -> Vec<Action> {
         std::iter::from_fn(|| self.e.poll_action()).collect()
     }
@@ -355,10 +363,7 @@ fn refuse_queries_for(
 fn a_link_that_stops_carrying_mdns_drops_its_peers_and_daemon_only_once_sends_keep_failing() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    assert_eq!(
-        events(&r.input(resolved(&k, 1)))[0].0,
-        EventKind::Discovered
-    );
+    assert_eq!(events(&r.announced(&k, 1))[0].0, EventKind::Discovered);
     // Sends went before: a firewall that starts refusing is tolerated (and retried every
     // second) for ten seconds...
     let a = refuse_queries_for(&mut r, 1.0, 9.0, 1, SendClass::Policy);
@@ -387,7 +392,7 @@ fn a_link_that_stops_carrying_mdns_drops_its_peers_and_daemon_only_once_sends_ke
 fn refusals_now_and_then_change_nothing_and_a_lasting_errno_acts_at_once() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    r.input(resolved(&k, 1));
+    r.announced(&k, 1);
     // One query in ten refused (a rate limit, a busy queue), for a simulated minute.
     let mut n = 0;
     let mut all = Vec::new();
@@ -536,7 +541,7 @@ fn one_intake_counts_records_from_every_way_in_alike() {
         Keypair::generate_ed25519(),
     );
     // Multicast: accepted; a forged one (another key's record under k2's name) refused.
-    r.input(resolved(&k1, 1));
+    r.announced(&k1, 1);
     let mut forged = resolved(&k2, 1);
     if let Input::Resolved { signed: s, .. } = &mut forged {
         *s = Ok(signed(&k3, 1));
@@ -605,7 +610,7 @@ fn the_nodes_own_record_echoed_back_is_neither_taken_nor_counted() {
         id: 7,
         request: Request::Register(signed(&k, 1)),
     });
-    assert!(events(&r.input(resolved(&k, 1))).is_empty());
+    assert!(events(&r.announced(&k, 1)).is_empty());
     let st = r.e.status(r.now);
     assert_eq!(st.records_accepted, 0);
     assert!(st.records_rejected.is_empty());
@@ -615,8 +620,8 @@ fn the_nodes_own_record_echoed_back_is_neither_taken_nor_counted() {
 fn only_the_current_instance_keeps_a_peer_alive_and_a_goodbye_drops_it_at_once() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    r.input(resolved(&k, 1));
-    r.input(resolved(&k, 2));
+    r.announced(&k, 1);
+    r.announced(&k, 2);
     // Kept alive past the 60 s timeout by packets naming its current instance.
     for s in [20.0, 40.0, 60.0, 80.0] {
         r.at(s);
@@ -677,10 +682,7 @@ fn goodbye(k: &Keypair, seq: u64) -> Input {
 fn a_goodbye_whose_peer_still_answers_is_refuted_and_counted() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    assert_eq!(
-        events(&r.input(resolved(&k, 1)))[0].0,
-        EventKind::Discovered
-    );
+    assert_eq!(events(&r.announced(&k, 1))[0].0, EventKind::Discovered);
     let a = r.input(goodbye(&k, 1));
     assert!(events(&a).is_empty());
     let addr = probe_of(&a);
@@ -706,10 +708,7 @@ fn a_goodbye_whose_peer_still_answers_is_refuted_and_counted() {
 fn a_silent_peer_is_probed_before_it_times_out_and_kept_while_it_answers() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    assert_eq!(
-        events(&r.input(resolved(&k, 1)))[0].0,
-        EventKind::Discovered
-    );
+    assert_eq!(events(&r.announced(&k, 1))[0].0, EventKind::Discovered);
     // Not heard for two thirds of the timeout: its address is probed; it answers, and stays
     // past the timeout.
     assert!(r
@@ -734,7 +733,7 @@ fn a_silent_peer_is_probed_before_it_times_out_and_kept_while_it_answers() {
 fn answers_alone_keep_a_silent_peer_for_a_few_timeouts_at_most() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    r.input(resolved(&k, 1));
+    r.announced(&k, 1);
     let mut t = 0.0;
     let expired_at = loop {
         t += 1.0;
@@ -765,7 +764,7 @@ fn answers_alone_keep_a_silent_peer_for_a_few_timeouts_at_most() {
 fn only_packets_from_the_peers_own_addresses_keep_it_alive() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    r.input(resolved(&k, 1));
+    r.announced(&k, 1);
     let spoofed = |k: &Keypair| match heard(k, 1, 120) {
         Input::Heard(h) => Input::Heard(Heard {
             from: "10.0.0.66:5353".parse().unwrap(),
@@ -801,7 +800,7 @@ fn only_packets_from_the_peers_own_addresses_keep_it_alive() {
 fn addresses_are_handed_over_once_a_probe_answers() {
     let mut r = Rig::up(Config::default());
     let k = Keypair::generate_ed25519();
-    let a = r.input(resolved(&k, 1));
+    let a = r.announced(&k, 1);
     assert!(events(&a).is_empty());
     let Some(Action::Probe { addr, .. }) = a.iter().find(|a| matches!(a, Action::Probe { .. }))
     else {
@@ -1177,7 +1176,7 @@ fn junk_from_mdns_sd_gets_its_browsing_daemon_replaced_and_an_overflow_browses_a
     assert_eq!(st.interfaces[0].dropped.get("browse-reset"), Some(&2));
     // A peer that answers is no junk: it does not count towards a reset.
     let k = Keypair::generate_ed25519();
-    let a = r.input(resolved(&k, 1));
+    let a = r.announced(&k, 1);
     assert_eq!(restarts(&a), 0);
     // mdns-sd dropped the subscription: browse again at once.
     let a = r.input(Input::BrowseEnded { link: IDX });
@@ -1199,7 +1198,7 @@ fn a_confirmed_goodbye_removes_what_the_cache_said_of_the_peer_too() {
         }]),
     });
     assert_eq!(r.e.snapshot()[0].interfaces, vec!["cache"]);
-    r.input(resolved(&k, 1));
+    r.announced(&k, 1);
     assert_eq!(r.e.snapshot()[0].interfaces, vec!["cache", "eth0"]);
     let addr = probe_of(&r.input(goodbye(&k, 1)));
     let a = r.input(Input::Probed { addr, ok: false });
@@ -1236,7 +1235,7 @@ fn a_node_whose_clock_stepped_back_is_taken_at_the_same_place_at_once() {
     let day = 86_400_000_000;
     r.input(resolved(&k, 2 * day));
     // The node restarts with its clock a day behind, on the same port.
-    let a = r.input(resolved(&k, day));
+    let a = r.announced(&k, day);
     assert_eq!(events(&a)[0].0, EventKind::Updated);
     assert_eq!(r.e.snapshot()[0].seq, day);
     assert!(probes_of(&a).is_empty());
@@ -1445,7 +1444,7 @@ fn another_agents_requery_holds_ours_back_and_answers_are_taken_only_when_wanted
     r.input(presence(&own, 1, "10.0.0.1:5353"));
     r.input(presence(&own, 1, "10.0.0.3:40000"));
     let known = Keypair::generate_ed25519();
-    r.input(resolved(&known, 1));
+    r.announced(&known, 1);
     r.input(presence(&known, 1, "10.0.0.2:5353"));
     let a = r.at(0.5);
     let label = |k: &Keypair| crate::instance::instance_label(&k.public().to_peer_id(), 1);
@@ -1530,7 +1529,7 @@ fn forged_queries_cost_a_bounded_number_of_requeries_all_to_the_link() {
 fn a_query_lists_the_peers_held_on_its_link_as_known_answers() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    r.input(resolved(&k, 1));
+    r.announced(&k, 1);
     let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
     let a = r.at(1.0);
     let packets: Vec<&Vec<u8>> = a
@@ -1600,10 +1599,10 @@ fn the_peers_file_is_written_at_start_then_after_changes_at_most_every_100_ms() 
     let k1 = Keypair::generate_ed25519();
     let k2 = Keypair::generate_ed25519();
     r.now = r.t0 + Duration::from_millis(1000);
-    assert_eq!(peers_files(&r.input(resolved(&k1, 1))), vec![1]);
+    assert_eq!(peers_files(&r.announced(&k1, 1)), vec![1]);
     // A second change within 100 ms waits for the interval, then both are in one write.
     r.now = r.t0 + Duration::from_millis(1050);
-    assert!(peers_files(&r.input(resolved(&k2, 1))).is_empty());
+    assert!(peers_files(&r.announced(&k2, 1)).is_empty());
     assert!(r
         .e
         .poll_timeout()
@@ -1653,7 +1652,7 @@ fn peer_exchange_hands_over_first_hand_peers_only_and_refuses_what_it_must() {
         ..cfg()
     });
     let (heard_here, got_by_exchange) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-    r.input(resolved(&heard_here, 1));
+    r.announced(&heard_here, 1);
     let a = r.input(exchanged(
         vec![relayed(&got_by_exchange, 1, &["10.0.0.3"])],
         true,

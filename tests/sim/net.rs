@@ -142,8 +142,15 @@ enum Packet {
     Query(HashSet<String>),
     /// An agent's query naming instances: a presence query (`unicast`), or a re-query.
     Named { labels: Vec<String>, unicast: bool },
-    /// Announcements or answers (`ttl` 0: goodbyes).
-    Records { anns: Vec<Rc<Ann>>, ttl: u32 },
+    /// Announcements or answers (`ttl` 0: goodbyes); `agent`: an agent's answer to a re-query,
+    /// whose records the link socket hands to the engine (mdns-sd's packets carry them too, but
+    /// the receiving daemon resolves those: the engine would take them only while catching up on
+    /// a record mdns-sd did not report, which the model leaves out to keep large runs fast).
+    Records {
+        anns: Vec<Rc<Ann>>,
+        ttl: u32,
+        agent: bool,
+    },
 }
 
 enum Event {
@@ -548,6 +555,7 @@ impl Sim {
                     Packet::Records {
                         anns: vec![a],
                         ttl: 120,
+                        agent: false,
                     },
                     Duration::ZERO,
                 );
@@ -674,7 +682,11 @@ impl Sim {
                             self.multicast(
                                 l,
                                 host,
-                                Packet::Records { anns, ttl: 120 },
+                                Packet::Records {
+                                    anns,
+                                    ttl: 120,
+                                    agent: true,
+                                },
                                 Duration::ZERO,
                             );
                         }
@@ -700,7 +712,11 @@ impl Sim {
         if anns.is_empty() {
             return;
         }
-        let p = Rc::new(Packet::Records { anns, ttl: 0 });
+        let p = Rc::new(Packet::Records {
+            anns,
+            ttl: 0,
+            agent: false,
+        });
         self.send(link, host, p.clone(), Duration::ZERO);
         self.send(link, host, p, Duration::from_millis(120));
     }
@@ -819,7 +835,12 @@ impl Sim {
                     let delay = self
                         .rng
                         .between(Duration::from_millis(20), Duration::from_millis(120));
-                    self.multicast(l, host, Packet::Records { anns, ttl: 120 }, delay);
+                    let answer = Packet::Records {
+                        anns,
+                        ttl: 120,
+                        agent: false,
+                    };
+                    self.multicast(l, host, answer, delay);
                 }
             }
             Packet::Named { labels, unicast } => {
@@ -843,14 +864,13 @@ impl Sim {
                     );
                 }
             }
-            Packet::Records { anns, ttl } => {
+            Packet::Records { anns, ttl, agent } => {
                 let Some(port) = self.port(host, index) else {
                     return;
                 };
                 let (daemon, socket) = (port.daemon, port.socket);
                 let mut inputs = Vec::new();
                 let mut later = Vec::new();
-                let mut fresh = false;
                 for a in anns {
                     if daemon {
                         if *ttl == 0 {
@@ -869,12 +889,13 @@ impl Sim {
                                 signed: Ok(a.signed.clone()),
                                 ips: vec![IpAddr::V4(from_ip)],
                             });
-                            // Just resolved: the socket's copy of the packet adds nothing.
-                            fresh = true;
                         }
                     }
                 }
-                if socket && !(fresh && anns.len() == 1) {
+                // The link socket hears every packet, after mdns-sd reported it (the agent takes
+                // either order: a record's addresses are probed once a packet naming it came from
+                // there).
+                if socket {
                     inputs.push(Input::Heard(Heard {
                         link: index,
                         family: Family::V4,
@@ -886,7 +907,7 @@ impl Sim {
                         unicast: false,
                         records: anns
                             .iter()
-                            .filter(|_| *ttl > 0)
+                            .filter(|_| *agent && *ttl > 0)
                             .map(|a| (a.label.clone(), Ok(a.signed.clone())))
                             .collect(),
                     }));
