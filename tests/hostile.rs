@@ -288,3 +288,152 @@ fn a_node_whose_clock_stepped_back_is_taken_again_and_a_replay_changes_nothing()
         "the replay was not counted: {st}"
     );
 }
+
+#[test]
+fn a_node_that_left_and_came_back_a_day_behind_on_its_port_is_taken_and_a_replay_is_not() {
+    let _alone = alone();
+    let Some(mut n) =
+        net("a_node_that_left_and_came_back_a_day_behind_on_its_port_is_taken_and_a_replay_is_not")
+    else {
+        return;
+    };
+    let l = n.link();
+    let (a, b, f) = (n.host("a"), n.host("b"), n.host("f"));
+    n.attach(&a, "eth0", &l, &["10.56.0.1/24"]);
+    n.attach(&b, "eth0", &l, &["10.56.0.2/24"]);
+    n.attach(&f, "eth0", &l, &["10.56.0.66/24"]);
+    let aa = n.agent(&a, "agent-a", &[]);
+    let ab = n.agent(&b, "agent-b", &[]);
+    let port = n.listen_on(&a, 4001);
+    let (key, ida) = n.keygen("a");
+    let mut wb = n.watch(&ab);
+    let listen = [
+        "/ip4/0.0.0.0/tcp/4001".to_string(),
+        "/ip6/::/tcp/4001".into(),
+    ];
+    let ann = n.announce(&aa, &key, &listen);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .expect("discovered");
+    let held = n.peers(&ab)[0]["seq"].as_u64().unwrap();
+    // The node stops: its port closes, its agent says goodbye, and b reports it gone.
+    drop(port);
+    n.stop(ann);
+    wb.wait_for(WAIT, |v| is_event(v, "expired", &ida))
+        .expect("the goodbye was not taken");
+
+    // A third host replays an older record of the departed node from its own address.
+    let k = exo_discovery::keyfile::read(&key).unwrap();
+    let behind = held - 86_400_000_000;
+    let old = behind - 1_000_000;
+    let signed =
+        exo_discovery::record::sign(&k, "exo", old, &["/ip4/0.0.0.0/tcp/4001".parse().unwrap()])
+            .unwrap();
+    let label = exo_discovery::instance::instance_label(&k.public().to_peer_id(), old);
+    let f_ip = Ipv4Addr::new(10, 56, 0, 66);
+    let sock = n.in_ns(&f, move || forge::sender(f_ip));
+    let replay = packets::announcement(&label, &signed, f_ip, 4001, 120);
+    for _ in 0..3 {
+        sock.send_to(&replay, packets::GROUP).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wb.drain(Duration::from_secs(2));
+    assert!(n.peers(&ab).is_empty(), "the replay brought it back");
+    let st = n.status(&ab);
+    assert!(
+        st["records_rejected"]["replay"].as_u64().unwrap_or(0) >= 1,
+        "the replay was not counted: {st}"
+    );
+
+    // The host rebooted with its clock a day behind: the node announces again on port 4001, and
+    // listens there a moment later.
+    let started = Instant::now();
+    let _again = n.announce_with(&aa, &key, &listen, &["--seq", &behind.to_string()]);
+    std::thread::sleep(Duration::from_millis(300));
+    let _port = n.listen_on(&a, 4001);
+    let (at, _) = wb
+        .wait_for(WAIT, |v| v["peer_id"] == ida.as_str() && v["seq"] == behind)
+        .unwrap_or_else(|| panic!("the node a day behind was not taken: {:?}", wb.seen));
+    println!(
+        "node back a day behind taken {:?} after it announced (it listened 300 ms after)",
+        at - started
+    );
+    wb.drain(Duration::from_secs(2));
+    let peers = n.peers(&ab);
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0]["seq"], behind);
+}
+
+#[test]
+fn a_storm_of_replayed_announcements_and_goodbyes_costs_a_live_node_few_connections() {
+    let Some(Scene {
+        n,
+        ab,
+        mut wb,
+        sock,
+        ida,
+        label,
+        port,
+        key,
+        _ann,
+        _alone,
+        ..
+    }) = announced_pair(
+        "a_storm_of_replayed_announcements_and_goodbyes_costs_a_live_node_few_connections",
+        54,
+        &[],
+    )
+    else {
+        return;
+    };
+    // The forger replays the node's own announcement (its current record, at its address) and
+    // then its goodbye, every 1.5 s for 30 s; b's agent is the only one that probes the node.
+    let seq = n.peers(&ab)[0]["seq"].as_u64().unwrap();
+    let k = exo_discovery::keyfile::read(&key).unwrap();
+    let listen = ["/ip4/0.0.0.0/tcp/4001".parse().unwrap()];
+    let signed = exo_discovery::record::sign(&k, "exo", seq, &listen).unwrap();
+    let announcement =
+        packets::announcement(&label, &signed, Ipv4Addr::new(10, 54, 0, 1), 4001, 120);
+    port.set_nonblocking(true).unwrap();
+    while port.accept().is_ok() {} // the reachability probe that found it
+    let storm = Duration::from_secs(30);
+    let counting = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut connections = 0;
+        while start.elapsed() < storm + Duration::from_secs(2) {
+            match port.accept() {
+                Ok(_) => connections += 1,
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        connections
+    });
+    let start = Instant::now();
+    let mut goodbyes = 0;
+    while start.elapsed() < storm {
+        sock.send_to(&announcement, packets::GROUP).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        sock.send_to(&packets::goodbye(&label), packets::GROUP)
+            .unwrap();
+        goodbyes += 1;
+        std::thread::sleep(Duration::from_millis(1480));
+    }
+    let connections = counting.join().unwrap();
+    let st = n.status(&ab);
+    let refuted = dropped(&st["interfaces"][0], &["goodbye-refuted"]);
+    println!(
+        "{goodbyes} replayed announcements and goodbyes in {storm:?}: {refuted} goodbyes refuted, \
+         {connections} connections to the node's port"
+    );
+    assert!(
+        wb.wait_for(Duration::from_secs(1), |v| is_event(v, "expired", &ida))
+            .is_none(),
+        "the storm expired the peer"
+    );
+    assert!(refuted >= 1, "no goodbye refuted: {st}");
+    // At most one round of probes per 20 s: two rounds in 30 s, of at most 4 probes each.
+    let rounds = 2;
+    assert!(
+        connections <= rounds * exo_discovery::engine::MAX_CONFIRM_PROBES,
+        "{connections} connections in {storm:?}"
+    );
+}

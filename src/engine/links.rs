@@ -5,7 +5,7 @@
 use super::repeat::{Repeated, Report};
 use super::silence::Check;
 use super::table::Via;
-use super::{Action, Engine, Heard, SendClass, SendOutcome, MAX_CONFIRM_PROBES};
+use super::{Action, Engine, Heard, SendClass, SendOutcome};
 use crate::iface::Iface;
 use crate::instance as mdns;
 use crate::mcast::Family;
@@ -495,10 +495,9 @@ impl Engine {
 
     /// mdns-sd reports an instance gone (a goodbye, or its records ran out). A goodbye is a bare
     /// TTL-0 packet anyone on the link can send, so for a peer's current instance it is first
-    /// confirmed: the peer's addresses on that link are probed at once, and the link is dropped
-    /// only if none answers (a departed node's port refuses in one round trip). A link with no
-    /// address a probe can check is dropped at once.
-    pub(super) fn on_removed(&mut self, index: u32, fullname: &str) {
+    /// confirmed by probing the peer's addresses on that link, at most once per peer per
+    /// interval (see `goodbye.rs`).
+    pub(super) fn on_removed(&mut self, index: u32, fullname: &str, now: Instant) {
         let Some(link) = self.links.get(&index) else {
             return;
         };
@@ -510,34 +509,7 @@ impl Engine {
         if self.instances.get(label) != Some(&peer) {
             return;
         }
-        let mut checking = false;
-        for (p, v, why) in self.confirming.values_mut() {
-            if *p == peer && *v == via {
-                // A silence check already probing these addresses decides the goodbye.
-                *why = Check::Goodbye;
-                checking = true;
-            }
-        }
-        if checking {
-            return;
-        }
-        let targets = self.table.probe_targets(&peer, &via, MAX_CONFIRM_PROBES);
-        if targets.is_empty() {
-            self.departed(peer, &via);
-            return;
-        }
-        let timeout = Duration::from_millis(self.cfg.probe_timeout_ms);
-        self.log(Level::Debug, || {
-            format!(
-                "{via}: goodbye of {peer}; probing {} address(es) to confirm",
-                targets.len()
-            )
-        });
-        for addr in targets {
-            self.confirming
-                .insert(addr.clone(), (peer, via.clone(), Check::Goodbye));
-            self.actions.push_back(Action::Probe { addr, timeout });
-        }
+        self.goodbye(peer, via, now);
     }
 
     /// mdns-sd reported a record of a peer that is not established on link `index`; once enough
@@ -610,24 +582,19 @@ impl Engine {
         let same = |(p, v, _): &(PeerId, Via, Check)| *p == peer && *v == via;
         if ok {
             self.confirming.retain(|_, pv| !same(pv));
-            match why {
-                Check::Goodbye => {
-                    self.count_drops(&via, "goodbye-refuted", 1);
-                    self.log(Level::Info, || {
-                        format!("{via}: goodbye of {peer} refuted: {addr} still answers")
-                    });
-                }
-                Check::Silence => self.silence_answered(peer, &via, now),
-            }
-        } else if !self.confirming.values().any(same) && why == Check::Goodbye {
-            self.departed(peer, &via);
+        }
+        let done = !self.confirming.values().any(same);
+        match why {
+            Check::Goodbye => self.goodbye_probed(peer, via, addr, ok, done, now),
+            Check::Silence if ok => self.silence_answered(peer, &via, now),
+            Check::Silence => {}
         }
         true
     }
 
     /// A confirmed goodbye of `peer` through `via`: that link goes, and so does what the cache
     /// said of it (a hint the peer itself has just contradicted).
-    fn departed(&mut self, peer: PeerId, via: &Via) {
+    pub(super) fn departed(&mut self, peer: PeerId, via: &Via) {
         if let Some(ev) = self.table.remove_links(&peer, &[via.clone(), Via::Cache]) {
             self.broadcast(ev);
         }

@@ -24,6 +24,7 @@
 
 pub mod catchup;
 pub mod exchange;
+pub mod goodbye;
 pub mod intake;
 pub mod links;
 pub mod prober;
@@ -423,7 +424,7 @@ pub const MAX_PROBES: usize = 8;
 pub const MAX_PROBES_PER_PEER: usize = 2;
 /// The peers file is written at most this often while peers change.
 pub const PEERS_FILE_INTERVAL: Duration = Duration::from_millis(100);
-/// Addresses probed to confirm one goodbye.
+/// Addresses probed by one round confirming a peer's goodbyes (see `goodbye.rs`).
 pub const MAX_CONFIRM_PROBES: usize = 4;
 
 /// The agent's state. See the module docs.
@@ -455,6 +456,8 @@ pub struct Engine {
     confirming: HashMap<Multiaddr, (PeerId, Via, silence::Check)>,
     /// Silence checks waiting for a slot.
     silence: silence::Queue,
+    /// Rounds of probes confirming goodbyes, per peer.
+    goodbyes: goodbye::Goodbyes,
     /// Records missed on a link and asked for again there; own records answered there.
     catchups: catchup::CatchUps,
     /// Agents that asked for the peers handed over here, and when.
@@ -498,6 +501,7 @@ impl Engine {
             unsigned_over: 0,
             confirming: HashMap::new(),
             silence: silence::Queue::default(),
+            goodbyes: goodbye::Goodbyes::default(),
             catchups: catchup::CatchUps::default(),
             askers: exchange::Askers::default(),
             challenges: rewind::Challenges::default(),
@@ -561,7 +565,7 @@ impl Engine {
             } => {
                 self.on_resolved(link, &fullname, signed, ips, now);
             }
-            Input::Removed { link, fullname } => self.on_removed(link, &fullname),
+            Input::Removed { link, fullname } => self.on_removed(link, &fullname, now),
             Input::BrowseEnded { link } => self.on_browse_ended(link, now),
             Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
@@ -637,6 +641,7 @@ impl Engine {
             self.broadcast(ev);
         }
         self.check_silent();
+        self.goodbyes_due(now);
         if self.cache_dirty && now >= self.next_cache_save {
             self.save_cache(now);
         }
@@ -675,6 +680,7 @@ impl Engine {
         soonest(self.regs.values().map(|r| r.due()).min());
         soonest(self.statics.values().filter_map(|h| h.due()).min());
         soonest(self.catchups.next_due());
+        soonest(self.goodbyes.next_due());
         soonest(self.cache_dirty.then_some(self.next_cache_save));
         soonest(self.peers_file_due());
         soonest(self.table.next_deadline(self.now));

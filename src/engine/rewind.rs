@@ -1,20 +1,34 @@
 //! A record older than the one the agent holds: a replay, or the node itself after its clock
 //! stepped back (a host without a real-time clock, rebooted before NTP; a clock once ahead,
 //! corrected). A node signs with `seq` = its clock, so a lower `seq` alone cannot tell them apart;
-//! where the node is can.
+//! where the node is can. Where it is known to be ([`PeerTable::place_of`]): every address of its
+//! links, live or not, and, once it is no longer handed over, the addresses it was last handed
+//! over at (a confirmed goodbye removes its links; the table keeps those addresses as long as it
+//! remembers the dead peer).
 //!
-//! - The older record's addresses are among those of the record held (the node restarted on the
-//!   same ports): it is taken at once. Nothing a replay could bring back differs.
-//! - Otherwise the two are put to the test: up to two addresses of each are probed at once. The
-//!   older record is taken only if none of the held record's addresses answers and one of its own
-//!   does (the node moved: its old ports refuse, its new ones answer). A replay from a third
-//!   host names addresses that no longer answer, or competes with a node that still does; either
-//!   way it changes nothing and is counted as a `replay`.
+//! - The older record's addresses are all among those (the node restarted on the same ports,
+//!   whether it never left or left with a goodbye): it is taken at once, whether its port answers
+//!   yet or not. Nothing a replay could bring back differs: the reachability probe still decides
+//!   what is handed over.
+//! - The record held is known gone (a goodbye of it was confirmed: its node's ports refused it,
+//!   and nothing brought a link back since): up to two of the older record's other addresses are
+//!   probed, and it is taken if one answers (the node came back elsewhere). A third host replaying
+//!   an older record names its own addresses, where nothing answers for the departed node, and is
+//!   refused.
+//! - Otherwise the two are put to the test: up to two addresses of the record held are probed,
+//!   and two of the older record's others (an address both name is probed once, for the record
+//!   held). The older record is taken only if none of the held record's addresses answers and one
+//!   of its own does (the node moved: its old ports refuse, its new ones answer). A replay from a
+//!   third host names addresses that do not answer, or competes with a node that still does;
+//!   either way it changes nothing.
 //!
-//! An older record from the persistent cache is refused at once: the cache only hints.
+//! A record refused is counted as a `replay`. An older record from the persistent cache is
+//! refused at once: the cache only hints.
 //!
 //! At most [`MAX_CHALLENGES`] tests run at once, one per peer, and a peer is tested at most once
 //! per [`CHALLENGE_INTERVAL`]: replayed records cost a bounded number of connection attempts.
+//!
+//! [`PeerTable::place_of`]: super::table::PeerTable::place_of
 
 use super::table::Via;
 use super::{Action, Engine};
@@ -79,22 +93,29 @@ impl Engine {
             self.refuse_older(&older);
             return false;
         }
-        let held = self.table.addrs_of(&peer);
-        let same_place = !older.dial.is_empty() && older.dial.iter().all(|a| held.contains(a));
+        let place = self.table.place_of(&peer);
+        let same_place = !older.dial.is_empty() && older.dial.iter().all(|a| place.contains(a));
         if same_place {
             self.take_older(older, now);
             return true;
         }
-        let held: Vec<Multiaddr> = held
-            .into_iter()
+        // Only where the two records differ tells them apart: an address both name is probed
+        // once, for the record held (its answering keeps the record held). A record known gone
+        // is not asked again: its node's ports refused its goodbye.
+        let mut held: Vec<&Multiaddr> = place
+            .iter()
+            .copied()
             .filter(|a| super::prober::probeable(a))
-            .take(PROBES_PER_SIDE)
-            .cloned()
             .collect();
+        held.sort();
+        if self.table.is_gone(&peer) {
+            held.clear();
+        }
+        let held: Vec<Multiaddr> = held.into_iter().take(PROBES_PER_SIDE).cloned().collect();
         let own: Vec<Multiaddr> = older
             .dial
             .iter()
-            .filter(|a| super::prober::probeable(a))
+            .filter(|a| super::prober::probeable(a) && !place.contains(a))
             .take(PROBES_PER_SIDE)
             .cloned()
             .collect();

@@ -9,8 +9,8 @@
 //! The checks run at most [`MAX_SILENCE_CHECKS_RUNNING`] at a time from a queue, so a link that
 //! goes quiet as a whole (a partition, a switch reboot) is no connection storm.
 //!
-//! The same probes confirm a goodbye (see `links.rs`): one map says which address is probed for
-//! which peer's link, and why.
+//! The same probes confirm a goodbye (see `goodbye.rs`): one map says which address is probed
+//! for which peer's link, and why.
 //!
 //! [`PeerTable::answered`]: super::table::PeerTable::answered
 

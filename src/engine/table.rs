@@ -150,6 +150,12 @@ struct Entry {
     dead_since: Option<Instant>,
     /// When it was last seen visible (the persistent cache keeps the most recent).
     verified_at: Option<Instant>,
+    /// Where it was last handed over, kept while it is not handed over (its links may be gone):
+    /// where a node that comes back with an older record is expected (see `engine/rewind.rs`).
+    last_place: Vec<Multiaddr>,
+    /// A goodbye of its record was confirmed (its node's ports refused) and no link came back
+    /// since: the record held is known gone.
+    departed: bool,
 }
 
 impl Entry {
@@ -171,6 +177,8 @@ impl Entry {
             host: None,
             dead_since: None,
             verified_at: None,
+            last_place: Vec::new(),
+            departed: false,
         }
     }
 }
@@ -387,6 +395,7 @@ impl PeerTable {
                     .copied()
                     .collect();
             }
+            e.departed = false;
             e.links.insert(via.clone(), link)
         });
         if let Some(old) = old {
@@ -569,12 +578,53 @@ impl PeerTable {
         self.settle(&peer)
     }
 
-    /// Every address of `peer`, through any way in.
-    pub fn addrs_of(&self, peer: &PeerId) -> std::collections::HashSet<&Multiaddr> {
+    /// Where `peer` is known to be: every address of its links, through any way in, live or
+    /// not, and, while it is not handed over, the addresses it was last handed over at (its
+    /// links may all be gone: a confirmed goodbye, an interface that went).
+    pub fn place_of(&self, peer: &PeerId) -> std::collections::HashSet<&Multiaddr> {
         self.peers
             .get(peer)
-            .map(|e| e.links.values().flat_map(|l| l.addrs.iter()).collect())
+            .map(|e| {
+                e.links
+                    .values()
+                    .flat_map(|l| l.addrs.iter())
+                    .chain(&e.last_place)
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    /// A goodbye of `peer`'s record was confirmed (its node's ports refused it) on a link that
+    /// had these addresses: once none of its links is live, the record held is known gone
+    /// ([`PeerTable::is_gone`]). Those of the addresses no other link of it has no longer count
+    /// as answering: a record that names them again (a replay, the node back) has them probed
+    /// before they are handed over.
+    pub fn departed(&mut self, peer: &PeerId, addrs: &[Multiaddr]) {
+        let Some(e) = self.peers.get_mut(peer) else {
+            return;
+        };
+        e.departed = true;
+        let stale: Vec<&Multiaddr> = addrs
+            .iter()
+            .filter(|a| !e.links.values().any(|l| l.addrs.contains(a)))
+            .collect();
+        if let Some(prober) = self.prober.as_mut() {
+            for a in stale {
+                // Followed again (due at once) when a link names it; one still waiting for an
+                // answer keeps its retries' pace.
+                if prober.is_ok(a) {
+                    prober.forget(a);
+                }
+            }
+        }
+    }
+
+    /// Whether `peer`'s record is known gone: a goodbye of it was confirmed, none of its links
+    /// is live, and none was heard or learned since.
+    pub fn is_gone(&self, peer: &PeerId) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|e| e.departed && !e.links.values().any(|l| l.live))
     }
 
     /// An unsigned peer (a stock libp2p-mdns node, a peer added by hand) learned through `via`
@@ -607,7 +657,8 @@ impl PeerTable {
     /// and revives it if it had timed out.
     pub fn heard(&mut self, peer: &PeerId, via: &Via, now: Instant) -> Option<PeerEvent> {
         let now = self.tick(now);
-        let link = self.peers.get_mut(peer)?.links.get_mut(via)?;
+        let e = self.peers.get_mut(peer)?;
+        let link = e.links.get_mut(via)?;
         link.last_heard = link.last_heard.max(now);
         link.spoke = link.spoke.max(now);
         link.checks = 0;
@@ -616,6 +667,7 @@ impl PeerTable {
         }
         link.live = true;
         Self::arm(&mut self.expiries, self.timeout, *peer, via, link);
+        e.departed = false;
         self.settle(peer)
     }
 
@@ -950,6 +1002,10 @@ impl PeerTable {
         let e = self.peers.get_mut(peer)?;
         if visible {
             e.verified_at = Some(now);
+            e.last_place.clear();
+        } else if let Some(last) = &e.sent {
+            // Handed over until now: remember where (its links may go next).
+            e.last_place = last.addrs.iter().filter_map(|a| a.parse().ok()).collect();
         }
         let event = match (&e.sent, visible) {
             (None, true) => Some(PeerEvent {

@@ -58,6 +58,27 @@ impl Rig {
         a
     }
 
+    /// `k`'s record of `seq` resolved on link `link` from these IPs, and a packet naming it heard
+    /// from each (see [`Rig::announced`]).
+    fn announced_from(&mut self, k: &Keypair, seq: u64, link: u32, ips: &[[u8; 4]]) -> Vec<Action> {
+        let mut a = self.input(resolved_from(k, seq, link, ips));
+        let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+        for ip in ips {
+            a.extend(self.input(Input::Heard(Heard {
+                link,
+                family: Family::V4,
+                from: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(*ip)), 5353),
+                instances: vec![(label.clone(), 120)],
+                libp2p_peers: Vec::new(),
+                libp2p_query: false,
+                named: Vec::new(),
+                unicast: false,
+                records: Vec::new(),
+            })));
+        }
+        a
+    }
+
     fn take(&mut self) -> Vec<Action> {
         std::iter::from_fn(|| self.e.poll_action()).collect()
     }
@@ -1844,4 +1865,287 @@ fn exchanged_records_are_checked_from_here_and_follow_the_host() {
         result: Err("connection refused".into()),
     });
     assert!(logs(&a).is_empty(), "said once");
+}
+
+/// `k`'s record of `seq` (listening on port 4001) resolved on link `link` from these IPs.
+fn resolved_from(k: &Keypair, seq: u64, link: u32, ips: &[[u8; 4]]) -> Input {
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    Input::Resolved {
+        link,
+        fullname: crate::instance::fullname(&label),
+        signed: Ok(signed(k, seq)),
+        ips: ips
+            .iter()
+            .map(|ip| IpAddr::V4(Ipv4Addr::from(*ip)))
+            .collect(),
+    }
+}
+
+/// Answers every probe among `actions` with `ok`, and those that answering brings, until none
+/// is left; returns how many were answered.
+fn answer_probes(r: &mut Rig, actions: Vec<Action>, ok: bool) -> usize {
+    let mut n = 0;
+    let mut queue = probes_of(&actions);
+    while let Some(addr) = queue.pop() {
+        n += 1;
+        queue.extend(probes_of(&r.input(Input::Probed { addr, ok })));
+    }
+    n
+}
+
+#[test]
+fn a_goodbye_storm_against_a_live_peer_costs_at_most_twelve_probes_a_minute() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    // A peer with five addresses on the link: a round probes four of them.
+    let ips = [
+        [10, 0, 0, 2],
+        [10, 0, 0, 3],
+        [10, 0, 0, 4],
+        [10, 0, 0, 5],
+        [10, 0, 0, 6],
+    ];
+    r.announced_from(&k, 1, IDX, &ips);
+    // Another host replays its announcement and then its goodbye every 1.5 s for ten minutes
+    // (each goodbye reaches the engine, as mdns-sd reports one for every announcement it took).
+    let mut per_minute = [0; 10];
+    let mut goodbyes = 0;
+    let mut t = 1.0;
+    while t < 600.0 {
+        let due = r.at(t);
+        let mut n = answer_probes(&mut r, due, true);
+        r.announced_from(&k, 1, IDX, &ips);
+        let a = r.input(goodbye(&k, 1));
+        goodbyes += 1;
+        assert!(events(&a).is_empty(), "{a:?}");
+        n += answer_probes(&mut r, a, true);
+        per_minute[(t / 60.0) as usize] += n;
+        t += 1.5;
+    }
+    eprintln!("probes per minute: {per_minute:?}, goodbyes {goodbyes}");
+    let per_round = MAX_CONFIRM_PROBES;
+    let rounds_a_minute = (60.0 / goodbye::GOODBYE_INTERVAL.as_secs_f64()) as usize;
+    assert!(
+        per_minute.iter().all(|n| *n <= per_round * rounds_a_minute),
+        "probes per minute: {per_minute:?}"
+    );
+    assert!(per_minute.iter().all(|n| *n > 0), "{per_minute:?}");
+    assert_eq!(per_round * rounds_a_minute, 12);
+    // The peer stayed, and every goodbye was refuted.
+    assert_eq!(r.e.snapshot().len(), 1);
+    let st = r.e.status(r.now);
+    assert_eq!(st.dropped.get("goodbye-refuted"), Some(&goodbyes));
+}
+
+#[test]
+fn a_node_that_leaves_right_after_a_refuted_goodbye_is_reported_when_the_interval_ends() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    r.at(1.0);
+    r.announced(&k, 1);
+    // A spoofed goodbye: its address is probed and answers.
+    let addr = probe_of(&r.input(goodbye(&k, 1)));
+    r.input(Input::Probed { addr, ok: true });
+    // Five seconds later the node really leaves: its goodbye is answered by the last
+    // confirmation (refuted at once, nothing probed).
+    r.at(6.0);
+    let a = r.input(goodbye(&k, 1));
+    assert!(probes_of(&a).is_empty() && events(&a).is_empty(), "{a:?}");
+    let st = r.e.status(r.now);
+    assert_eq!(st.dropped.get("goodbye-refuted"), Some(&2));
+    // When the interval ends, it is confirmed: the port refuses, the peer is reported gone.
+    let end = 1.0 + goodbye::GOODBYE_INTERVAL.as_secs_f64();
+    assert!(probes_of(&r.at(end - 0.01)).is_empty());
+    assert_eq!(
+        r.e.poll_timeout(),
+        Some(r.t0 + Duration::from_secs_f64(end)),
+        "the engine asks to be woken when the interval ends"
+    );
+    let addr = probe_of(&r.at(end));
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert_eq!(events(&a), vec![(EventKind::Expired, id)]);
+    assert_eq!(r.e.status(r.now).dropped.get("goodbye-refuted"), Some(&2));
+}
+
+#[test]
+fn a_plain_departure_is_confirmed_at_once() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    r.announced(&k, 1);
+    let addr = probe_of(&r.input(goodbye(&k, 1)));
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert_eq!(events(&a), vec![(EventKind::Expired, id.clone())]);
+    // Back long after (a replayed or repeated announcement), and gone again: at once too.
+    r.at(100.0);
+    assert_eq!(events(&r.announced(&k, 1))[0].0, EventKind::Discovered);
+    let addr = probe_of(&r.input(goodbye(&k, 1)));
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert_eq!(events(&a), vec![(EventKind::Expired, id)]);
+}
+
+fn eth1() -> Iface {
+    Iface {
+        name: "eth1".into(),
+        index: IDX + 1,
+        v4: vec![(Ipv4Addr::new(10, 1, 0, 1), 24)],
+        v6: Vec::new(),
+        ..eth0()
+    }
+}
+
+fn goodbye_on(k: &Keypair, seq: u64, link: u32) -> Input {
+    match goodbye(k, seq) {
+        Input::Removed { fullname, .. } => Input::Removed { link, fullname },
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn a_node_on_two_links_that_leaves_is_reported_gone_on_both_at_once() {
+    let mut r = Rig::up(cfg());
+    let a = r.input(Input::Interfaces(Ok(vec![eth0(), eth1()])));
+    r.settle(a);
+    let (k, j) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    for k in [&k, &j] {
+        r.announced_from(k, 1, IDX, &[[10, 0, 0, 2]]);
+        r.announced_from(k, 1, IDX + 1, &[[10, 1, 0, 2]]);
+    }
+    assert_eq!(r.e.snapshot()[0].interfaces, vec!["eth0", "eth1"]);
+    // k's goodbyes come on both links, the second while the first is being confirmed: it
+    // waits for the outcome.
+    let a = r.input(goodbye_on(&k, 1, IDX));
+    assert!(probes_of(&r.input(goodbye_on(&k, 1, IDX + 1))).is_empty());
+    let got = events(&r.input(Input::Probed {
+        addr: probe_of(&a),
+        ok: false,
+    }));
+    assert_eq!(got.last().map(|e| e.0), Some(EventKind::Expired), "{got:?}");
+    // j's come one after the other: the first round's outcome answers the second at once.
+    let a = r.input(goodbye_on(&j, 1, IDX));
+    let got = events(&r.input(Input::Probed {
+        addr: probe_of(&a),
+        ok: false,
+    }));
+    assert_eq!(got[0].0, EventKind::Updated);
+    let a = r.input(goodbye_on(&j, 1, IDX + 1));
+    assert!(probes_of(&a).is_empty());
+    assert_eq!(events(&a)[0].0, EventKind::Expired);
+    assert!(r.e.snapshot().is_empty());
+}
+
+#[test]
+fn a_node_that_left_and_came_back_a_day_behind_on_its_ports_is_taken_at_once() {
+    let mut r = Rig::up(Config::default());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    let day = 86_400_000_000;
+    let a = r.announced(&k, 2 * day);
+    answer_probes(&mut r, a, true);
+    assert_eq!(r.e.snapshot()[0].seq, 2 * day);
+    // It says goodbye: its port refuses, and it is reported gone.
+    let addr = probe_of(&r.input(goodbye(&k, 2 * day)));
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert_eq!(events(&a), vec![(EventKind::Expired, id.clone())]);
+    // Its host reboots with the clock a day behind; the node announces again on the same port,
+    // a moment before it listens there. It is where the node was: taken at once, with nothing
+    // to test (the reachability probe finds the port closed yet).
+    r.at(30.0);
+    let a = r.announced(&k, day);
+    assert_eq!(answer_probes(&mut r, a, false), 1);
+    assert_eq!(r.e.table.seq_of(&k.public().to_peer_id()), Some(day));
+    // Handed over once its port answers the reachability probe, with its new seq.
+    let a = r.at(31.0);
+    assert_eq!(probes_of(&a).len(), 1, "{a:?}");
+    let mut got = Vec::new();
+    for addr in probes_of(&a) {
+        got.extend(events(&r.input(Input::Probed { addr, ok: true })));
+    }
+    assert_eq!(got, vec![(EventKind::Discovered, id)]);
+    assert_eq!(r.e.snapshot()[0].seq, day);
+    assert_eq!(r.e.status(r.now).records_rejected.get("replay"), None);
+    // Its new instance keeps it alive.
+    r.at(70.0);
+    r.input(heard(&k, day, 120));
+    assert!(events(&r.at(95.0)).is_empty());
+    assert_eq!(r.e.snapshot()[0].seq, day);
+}
+
+#[test]
+fn a_third_hosts_replay_of_an_older_record_of_a_departed_peer_is_refused() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id();
+    r.input(resolved_at(&k, 1000, [10, 0, 0, 2], 4001));
+    r.input(heard(&k, 1000, 120));
+    let addr = probe_of(&r.input(goodbye(&k, 1000)));
+    r.input(Input::Probed { addr, ok: false });
+    assert!(r.e.snapshot().is_empty());
+    // Another host announces an older record of the departed node from its own address: that
+    // address is probed (the record held is known gone: its address is not asked again), and
+    // does not answer.
+    r.at(10.0);
+    let a = r.input(resolved_at(&k, 500, [10, 0, 0, 66], 4001));
+    let probes = probes_of(&a);
+    assert_eq!(
+        probes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        vec![format!("/ip4/10.0.0.66/tcp/4001/p2p/{id}")]
+    );
+    for addr in probes {
+        assert!(events(&r.input(Input::Probed { addr, ok: false })).is_empty());
+    }
+    assert!(r.e.snapshot().is_empty());
+    assert_eq!(r.e.table.seq_of(&id), Some(1000));
+    assert_eq!(r.e.status(r.now).records_rejected.get("replay"), Some(&1));
+}
+
+#[test]
+fn a_test_of_an_older_record_naming_an_address_of_the_held_one_is_decided() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id();
+    let held = format!("/ip4/10.0.0.2/tcp/4001/p2p/{id}");
+    let elsewhere = format!("/ip4/10.0.0.7/tcp/4001/p2p/{id}");
+    r.input(resolved_from(&k, 1000, IDX, &[[10, 0, 0, 2]]));
+    // An older record naming the held address and another: the held address is probed once,
+    // for the record held; it answers, and the older record is refused.
+    let a = r.input(resolved_from(&k, 500, IDX, &[[10, 0, 0, 2], [10, 0, 0, 7]]));
+    let mut probes: Vec<String> = probes_of(&a).iter().map(|p| p.to_string()).collect();
+    probes.sort();
+    assert_eq!(probes, vec![held.clone(), elsewhere.clone()]);
+    for addr in probes_of(&a) {
+        r.input(Input::Probed { addr, ok: true });
+    }
+    assert_eq!(r.e.snapshot()[0].seq, 1000);
+    assert_eq!(r.e.status(r.now).records_rejected.get("replay"), Some(&1));
+    // Later the node is only at the other address (its clock stepped back, it moved): the
+    // test runs again, and the older record is taken.
+    r.at(10.0);
+    let a = r.input(resolved_from(&k, 600, IDX, &[[10, 0, 0, 2], [10, 0, 0, 7]]));
+    assert_eq!(probes_of(&a).len(), 2, "{a:?}");
+    for addr in probes_of(&a) {
+        let ok = addr.to_string() == elsewhere;
+        r.input(Input::Probed { addr, ok });
+    }
+    assert_eq!(r.e.snapshot()[0].seq, 600);
+}
+
+#[test]
+fn a_replayed_announcement_of_a_departed_node_is_not_handed_over_again() {
+    let mut r = Rig::up(Config::default());
+    let k = Keypair::generate_ed25519();
+    let a = r.announced(&k, 1);
+    answer_probes(&mut r, a, true);
+    assert_eq!(r.e.snapshot().len(), 1);
+    let addr = probe_of(&r.input(goodbye(&k, 1)));
+    r.input(Input::Probed { addr, ok: false });
+    assert!(r.e.snapshot().is_empty());
+    // Another host replays its last announcement: its address refused the goodbye's
+    // confirmation, so it is probed again before it is handed over, and refuses.
+    r.at(5.0);
+    let a = r.announced(&k, 1);
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert_eq!(answer_probes(&mut r, a, false), 1);
+    assert!(r.e.snapshot().is_empty());
 }

@@ -4,14 +4,15 @@
 //!
 //! Add a scenario: make a `Sim`, its links (`LinkSpec` says loss, duplicates, delay) and hosts
 //! (each runs an agent and a node that registers at once), run it (`run_for`, `run_until`), change
-//! something (`vanish`, `node_leaves`, `partition`, `register`), run again, and check what the
-//! nodes were told (`view`).
+//! something (`vanish`, `node_leaves`, `node_returns`, `partition`, `register`), run again, and
+//! check what the nodes were told (`view`).
 
 mod net;
 #[path = "../common/packets.rs"]
 #[allow(dead_code)]
 mod packets;
 
+use exo_discovery::engine::Input;
 use net::{LinkSpec, Sim, PORT};
 use std::time::Duration;
 
@@ -461,4 +462,144 @@ fn tail_of_a_simultaneous_start() {
         "{n} agents, 30 % loss: all found each other within {limit:?} in {within} of {runs} runs; \
          the worst run's last discovery: {worst:?} (None: not all within 10 s)"
     );
+}
+
+#[test]
+fn a_node_that_left_and_came_back_a_day_behind_on_the_same_ports_is_taken_within_seconds() {
+    let mut sim = Sim::new(8);
+    let lan = sim.link(LinkSpec {
+        loss: 0.1,
+        ..LinkSpec::default()
+    });
+    let hosts: Vec<usize> = (0..5).map(|i| sim.host(&format!("h{i}"), &[lan])).collect();
+    assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
+    let r = hosts[0];
+    let old = sim.view(hosts[1], r).unwrap().seq;
+    // The node says goodbye, and its peers report it gone.
+    sim.node_leaves(r);
+    sim.run_for(Duration::from_secs(5));
+    for &h in &hosts[1..] {
+        let v = sim.view(h, r).unwrap();
+        assert!(!v.visible, "{} still lists it", sim.hosts[h].name);
+    }
+    // The host rebooted without a real-time clock: a day behind, then the node started again on
+    // its ports, announcing a moment before it listens there.
+    sim.step_clock(r, -86_400_000_000);
+    sim.node_returns(r);
+    sim.run_for(Duration::from_millis(300));
+    sim.node_listens(r);
+    sim.run_for(Duration::from_millis(4700));
+    let mut seqs = Vec::new();
+    for &h in &hosts[1..] {
+        let v = sim.view(h, r).unwrap();
+        assert!(v.visible, "{} has not taken it back", sim.hosts[h].name);
+        assert!(
+            v.seq < old,
+            "{} holds the record from before it left",
+            sim.hosts[h].name
+        );
+        seqs.push(v.seq);
+    }
+    // Every peer holds the one new record, and it stays.
+    seqs.dedup();
+    assert_eq!(seqs.len(), 1, "{seqs:?}");
+    let back = sim.now;
+    sim.run_for(3 * MINUTE);
+    for &h in &hosts[1..] {
+        let v = sim.view(h, r).unwrap();
+        assert!(
+            v.visible && v.expired.iter().all(|t| *t < back),
+            "{} saw it expire again: {:?}",
+            sim.hosts[h].name,
+            v.expired
+        );
+        assert_eq!(v.seq, seqs[0]);
+    }
+}
+
+#[test]
+fn a_storm_of_spoofed_goodbyes_never_expires_a_live_node_and_its_real_departure_is_still_reported()
+{
+    let mut sim = Sim::new(9);
+    let lan = sim.link(LinkSpec::default());
+    let hosts: Vec<usize> = (0..4).map(|i| sim.host(&format!("h{i}"), &[lan])).collect();
+    assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
+    let r = hosts[0];
+    let seq = sim.view(hosts[1], r).unwrap().seq;
+    let label = exo_discovery::instance::instance_label(&sim.hosts[r].peer, seq);
+    let fullname = exo_discovery::instance::fullname(&label);
+    // Another host replays the node's goodbye every 1.5 s for two minutes; every other agent's
+    // mdns-sd reports each one (its interface is index 2 on every host).
+    let spoof = |sim: &mut Sim| {
+        for &h in &hosts[1..] {
+            sim.input(
+                h,
+                Input::Removed {
+                    link: 2,
+                    fullname: fullname.clone(),
+                },
+            );
+        }
+    };
+    let end = sim.now + 2 * MINUTE;
+    while sim.now < end {
+        spoof(&mut sim);
+        sim.run_for(Duration::from_millis(1500));
+    }
+    for &h in &hosts[1..] {
+        let v = sim.view(h, r).unwrap();
+        assert!(
+            v.visible && v.expired.is_empty(),
+            "{} saw it expire: {:?}",
+            sim.hosts[h].name,
+            v.expired
+        );
+    }
+    // Right after one more spoofed goodbye, the node really leaves: its goodbye is answered by
+    // the confirmation before, and confirmed once more when that one's interval ends.
+    spoof(&mut sim);
+    sim.run_for(Duration::from_millis(500));
+    let t0 = sim.now;
+    sim.node_leaves(r);
+    let interval = exo_discovery::engine::goodbye::GOODBYE_INTERVAL;
+    sim.run_for(interval + Duration::from_secs(2));
+    for &h in &hosts[1..] {
+        let v = sim.view(h, r).unwrap();
+        assert_eq!(v.expired.len(), 1, "{}", sim.hosts[h].name);
+        let at = v.expired[0] - t0;
+        assert!(
+            at <= interval + Duration::from_millis(1200),
+            "{}: reported gone {at:?} after it left",
+            sim.hosts[h].name
+        );
+    }
+}
+
+#[test]
+fn a_node_on_two_links_that_leaves_is_reported_gone_within_a_second_or_so() {
+    let mut sim = Sim::new(10);
+    let (a, b) = (sim.link(LinkSpec::default()), sim.link(LinkSpec::default()));
+    let m = sim.host("m", &[a, b]);
+    let z = sim.host("z", &[a, b]);
+    let x = sim.host("x", &[a]);
+    assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
+    sim.run_for(MINUTE);
+    assert_eq!(
+        sim.view(z, m).unwrap().current.as_ref().unwrap().interfaces,
+        vec!["eth0", "eth1"]
+    );
+    let t0 = sim.now;
+    sim.node_leaves(m);
+    sim.run_for(Duration::from_secs(3));
+    for h in [z, x] {
+        let v = sim.view(h, m).unwrap();
+        assert!(!v.visible, "{} still lists it", sim.hosts[h].name);
+        let at = v.expired[0] - t0;
+        // mdns-sd reports a goodbye a second after it; the closed port refuses at once.
+        assert!(
+            at <= Duration::from_millis(1200),
+            "{}: reported gone {at:?} after it left",
+            sim.hosts[h].name
+        );
+    }
 }

@@ -408,6 +408,24 @@ impl Sim {
         );
     }
 
+    /// The node that left starts again on the same ports: it connects and registers a record
+    /// signed now by its wall clock (it listens only from [`Sim::node_listens`] on).
+    pub fn node_returns(&mut self, host: usize) {
+        self.input(
+            host,
+            Input::Client {
+                id: NODE,
+                request: Request::Connected,
+            },
+        );
+        self.register(host);
+    }
+
+    /// The node listens on its port again (probes to it answer).
+    pub fn node_listens(&mut self, host: usize) {
+        self.hosts[host].listening = true;
+    }
+
     /// The host vanishes: no goodbye, no answer, nothing.
     pub fn vanish(&mut self, host: usize) {
         self.hosts[host].up = false;
