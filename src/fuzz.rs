@@ -86,6 +86,77 @@ pub fn config_file(data: &[u8]) {
     let _ = Config::from_toml(text);
 }
 
+/// A datagram heard on a link, read as the link socket reads it and taken in by a whole engine
+/// that announces a node of its own on that link: responses (records, liveness, stock libp2p-mdns
+/// peers), queries (presence queries, re-queries, its own record asked for), from the sender the
+/// first byte picks, and what the engine does after (re-queries, answers, probes). The path a
+/// packet from anyone on the link takes.
+pub fn link_datagram(data: &[u8]) {
+    use crate::engine::{Heard, Request, SendOutcome};
+    use crate::iface::Iface;
+    use crate::mcast::Family;
+    use std::net::{Ipv6Addr, SocketAddr};
+    use std::time::Duration;
+    let Some((&pick, packet)) = data.split_first() else {
+        return;
+    };
+    let now = Instant::now();
+    let eth0 = Iface {
+        name: "eth0".into(),
+        index: 2,
+        up: true,
+        multicast: true,
+        loopback: false,
+        point_to_point: false,
+        v4: vec![(Ipv4Addr::new(10, 0, 0, 1), 24)],
+        v6: vec![(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1), 64)],
+    };
+    let mut engine = Engine::new(Config::default(), now);
+    engine.handle(Input::Interfaces(Ok(vec![eth0])), now);
+    for family in [Family::V4, Family::V6] {
+        let sent = Input::QuerySent {
+            link: 2,
+            family,
+            outcome: SendOutcome::Sent,
+        };
+        engine.handle(sent, now);
+    }
+    let daemon = Input::DaemonSet {
+        link: 2,
+        families: vec![Family::V4, Family::V6],
+        result: Ok(()),
+    };
+    engine.handle(daemon, now);
+    // A node of its own, so that a query naming its record is answered.
+    if let Ok(k) = libp2p_identity::Keypair::ed25519_from_bytes([7u8; 32]) {
+        let addr: Option<multiaddr::Multiaddr> = "/ip4/0.0.0.0/tcp/4001".parse().ok();
+        if let Some(signed) = addr.and_then(|a| record::sign(&k, "exo", 1, &[a]).ok()) {
+            for request in [Request::Connected, Request::Register(signed)] {
+                engine.handle(Input::Client { id: 1, request }, now);
+            }
+        }
+    }
+    let (ip, family) = match pick % 4 {
+        0 => (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), Family::V4),
+        1 => (IpAddr::V4(Ipv4Addr::new(172, 16, 0, 2)), Family::V4),
+        2 => (
+            IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2)),
+            Family::V6,
+        ),
+        _ => (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), Family::V4),
+    };
+    let port = if pick & 4 == 0 { 5353 } else { 40000 };
+    let from = SocketAddr::new(ip, port);
+    if let Some(heard) = Heard::parse(2, family, from, packet) {
+        engine.handle(Input::Heard(heard), now);
+    }
+    for ms in [20, 120, 1000, 5000] {
+        engine.handle_timeout(now + Duration::from_millis(ms));
+        while engine.poll_action().is_some() {}
+    }
+    let _ = engine.snapshot();
+}
+
 /// An instance name as a packet may carry it.
 pub fn instance_name(data: &[u8]) {
     let name = String::from_utf8_lossy(data);

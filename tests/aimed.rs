@@ -20,28 +20,9 @@ mod common;
 use common::forge::{fresh_announcement, send_at, sender};
 use common::network::net;
 use common::tools::have_tool;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// Counts the connections `listener` accepts until `stop` is set.
-fn count_connections(listener: TcpListener, stop: Arc<AtomicBool>) -> Arc<AtomicUsize> {
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok(_) => {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(5)),
-            }
-        }
-    });
-    count
-}
 
 #[test]
 fn minted_records_naming_a_third_host_never_make_the_agent_connect_there() {
@@ -55,9 +36,8 @@ fn minted_records_naming_a_third_host_never_make_the_agent_connect_there() {
     n.attach(&x, "eth0", &l, &["10.97.0.66/24"]);
     n.attach(&v, "eth0", &l, &["10.97.0.22/24"]);
     let aa = n.agent(&a, "agent-a", &[]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let at_v = count_connections(n.listen_on(&v, 22), stop.clone());
-    let at_x = count_connections(n.listen_on(&x, 4001), stop.clone());
+    let (at_v, stop_v) = n.count_connections(&v, 22);
+    let (at_x, stop_x) = n.count_connections(&x, 4001);
     std::thread::sleep(Duration::from_secs(1));
     // 100 records at 20 a second whose A record names V and whose port is 22, then 3 that name
     // X itself (the control).
@@ -68,7 +48,8 @@ fn minted_records_naming_a_third_host_never_make_the_agent_connect_there() {
     let sent = send_at(sock, packets, 20);
     assert_eq!(sent, 103);
     std::thread::sleep(Duration::from_secs(4));
-    stop.store(true, Ordering::Relaxed);
+    stop_v.store(true, Ordering::Relaxed);
+    stop_x.store(true, Ordering::Relaxed);
     let (to_v, to_x) = (at_v.load(Ordering::Relaxed), at_x.load(Ordering::Relaxed));
     eprintln!(
         "{test}: 100 minted records naming V:22 made {to_v} connections to V; 3 naming X made \

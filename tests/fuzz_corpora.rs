@@ -65,3 +65,8 @@ fn static_replies() {
 fn exchange_frames() {
     replay("exchange_frame", exo_discovery::fuzz::exchange_frame);
 }
+
+#[test]
+fn link_datagrams() {
+    replay("link_datagram", exo_discovery::fuzz::link_datagram);
+}

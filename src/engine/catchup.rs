@@ -185,12 +185,10 @@ impl Engine {
         }
     }
 
-    /// Whether the record an instance label stands for is held and its peer handed over (a
-    /// record heard without a usable address is not enough).
+    /// Whether the record an instance label stands for is held (asking the link again would
+    /// only bring the same record; whether its addresses answer is the prober's business).
     fn holds(&self, label: &str) -> bool {
-        self.instances
-            .get(label)
-            .is_some_and(|p| self.table.is_visible(p))
+        self.instances.contains_key(label)
     }
 
     /// Whether `label` is being caught up on, on link `index`.

@@ -17,15 +17,16 @@
 //!   confirmed again by one round when the interval ends: a node that really leaves right after
 //!   a spoofed goodbye is reported then, at most an interval late. If nothing answered, the link
 //!   is dropped at once (a node on several links says goodbye on each, and one round answers for
-//!   all); unless the peer's record changed since, when the goodbye waits for the interval's end
-//!   like a refuted one.
+//!   all); unless the peer's record changed since (its node registered anew: a replay cannot
+//!   bring a newer record), when a new round starts at once.
 //! - A round at the interval's end probes up to [`MAX_CONFIRM_PROBES`] addresses in all, taken in
 //!   turn from each link whose goodbye waited; a link left without a probe of its own is decided
 //!   by the round's outcome.
 //!
 //! The cost holds by construction, however many goodbyes arrive: a round probes at most
 //! [`MAX_CONFIRM_PROBES`] (4) addresses, and a peer's rounds start at least 20 s apart, so at
-//! most 3 start in any minute: at most 4 × 3 = 12 connection attempts a minute per peer. A silence
+//! most 3 start in any minute: at most 4 × 3 = 12 connection attempts a minute per peer (more
+//! only when the node itself registers new records more often than that). A silence
 //! check's probes already out for the link are taken as the goodbye's, not doubled. State is kept
 //! only for peers with a round in the last interval (peers whose current instance is known).
 //!
@@ -110,8 +111,14 @@ impl Engine {
                 });
             }
             Some(r) if r.seq == seq => self.confirmed_gone(peer, &via),
+            // Its node registered a new record since (a replay cannot bring a newer one): the
+            // last round says nothing of it, and a new round is no pump.
             Some(r) => {
-                r.deferred.insert(via);
+                let mut vias: Vec<Via> = std::mem::take(&mut r.deferred).into_iter().collect();
+                if !vias.contains(&via) {
+                    vias.push(via);
+                }
+                self.start_round(peer, vias, false, now);
             }
         }
     }
@@ -262,8 +269,13 @@ impl Engine {
                 break;
             }
             self.goodbyes.ends.pop_first();
-            if self.goodbyes.rounds.get(&peer).is_none_or(|r| !r.over) {
-                continue; // a new round is running
+            if self
+                .goodbyes
+                .rounds
+                .get(&peer)
+                .is_none_or(|r| !r.over || r.started + GOODBYE_INTERVAL > at)
+            {
+                continue; // a new round is running, or this end was a replaced round's
             }
             let Some(r) = self.goodbyes.rounds.remove(&peer) else {
                 continue;

@@ -359,10 +359,12 @@ impl Engine {
         let (ips, zone) = self.on_link(index, vec![from.ip()]);
         let dial = crate::addrs::dialable(&p.peer, &p.addrs, &ips, &zone);
         let via = Via::Link(iface);
-        if let Some(ev) = self
+        let ev = self
             .table
-            .observe_unsigned(p.peer, Source::Libp2pMdns, &via, dial, now)
-        {
+            .observe_unsigned(p.peer, Source::Libp2pMdns, &via, dial, now);
+        // Its addresses are the packet's source: that is where it spoke from.
+        self.table.spoke(&p.peer, &via, &from.ip());
+        if let Some(ev) = ev {
             self.broadcast(ev);
         }
     }

@@ -658,6 +658,9 @@ impl Engine {
             self.log(Level::Debug, || format!("probing {addr} ({peer})"));
             self.actions.push_back(Action::Probe { addr, timeout });
         }
+        for ev in self.table.shared_answers(now) {
+            self.broadcast(ev);
+        }
     }
 
     /// The next action for the shell, if any.

@@ -5,8 +5,14 @@
 //! At most a few probes run per peer, per destination IP and in all; an address that does not
 //! answer is retried with a doubling backoff. An address due while its IP is busy waits aside
 //! (parked) until a probe of that IP ends, so one host announcing thousands of records makes
-//! its own addresses wait, never another host's, and is never scanned again and again. Every address the agent hands over ends in `/p2p/<peer>`, so the address
-//! itself says whose it is.
+//! its own addresses wait, never another host's, and is never scanned again and again. Every
+//! address the agent hands over ends in `/p2p/<peer>`, so the address itself says whose it is.
+//!
+//! A connect says only that something listens at an IP and port, not whose it is: a destination
+//! probed for one peer is not probed for another within [`DEST_INTERVAL`]. Another peer's address
+//! there shares the answer (it is reachable at once if the destination answered) or waits until
+//! then. So records minted by the thousand, all naming one destination (a host on the link whose
+//! source address was forged), make the agent connect there about once a minute.
 
 use crate::addrs::ip_of;
 use libp2p_identity::PeerId;
@@ -21,6 +27,10 @@ pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
 /// Probes running at once to one IP.
 pub const MAX_PER_IP: usize = 2;
+/// A destination (IP and port) probed for one peer is probed for another at most this often.
+pub const DEST_INTERVAL: Duration = Duration::from_secs(60);
+/// Destinations remembered for that rule before the old ones are forgotten.
+pub const MAX_DESTS: usize = 4096;
 
 /// What is known of an address's reachability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +57,27 @@ pub struct Prober {
     per_peer: HashMap<PeerId, usize>,
     per_ip: HashMap<IpAddr, usize>,
     parked: HashMap<IpAddr, VecDeque<Multiaddr>>,
+    /// Destinations probed lately: when, for which peer, and whether they answered.
+    dests: HashMap<(IpAddr, u16), Dest>,
+    /// Addresses found reachable by another peer's probe of their destination, not yet settled.
+    shared: Vec<Multiaddr>,
+}
+
+/// A destination's last probe.
+#[derive(Clone, Copy, Debug)]
+struct Dest {
+    at: Instant,
+    peer: PeerId,
+    ok: Option<bool>,
+}
+
+/// The IP and TCP port an address is at.
+fn dest_of(a: &Multiaddr) -> Option<(IpAddr, u16)> {
+    let port = a.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })?;
+    Some((ip_of(a)?, port))
 }
 
 /// Whether a TCP connect can check this address.
@@ -105,6 +136,8 @@ impl Prober {
         let mut out: Vec<((Instant, u64), PeerId, Multiaddr)> = Vec::new();
         let mut taken: HashMap<PeerId, usize> = HashMap::new();
         let mut busy: Vec<((Instant, u64), IpAddr)> = Vec::new();
+        let mut shared: Vec<(Instant, u64)> = Vec::new();
+        let mut deferred: Vec<((Instant, u64), Instant)> = Vec::new();
         let mut ip_taken: HashMap<IpAddr, usize> = HashMap::new();
         for (key, a) in self.queue.range(..=(now, u64::MAX)) {
             if self.in_flight + out.len() >= total {
@@ -124,6 +157,19 @@ impl Prober {
             if mine >= per_peer || !wanted(&peer, a) {
                 continue;
             }
+            let lately = dest_of(a)
+                .and_then(|d| self.dests.get(&d))
+                .filter(|d| d.peer != peer && now < d.at + DEST_INTERVAL);
+            if let Some(d) = lately {
+                match d.ok {
+                    Some(true) => shared.push(*key),
+                    _ => deferred.push((*key, d.at + DEST_INTERVAL)),
+                }
+                continue;
+            }
+            if out.iter().any(|(_, _, o)| dest_of(o) == dest_of(a)) {
+                continue; // one probe of a destination at a time
+            }
             *taken.entry(peer).or_default() += 1;
             *ip_taken.entry(ip).or_default() += 1;
             out.push((*key, peer, a.clone()));
@@ -136,8 +182,33 @@ impl Prober {
                 self.parked.entry(ip).or_default().push_back(a);
             }
         }
+        for key in shared {
+            if let Some(a) = self.queue.remove(&key) {
+                self.reach.insert(a.clone(), Reach::Ok);
+                self.shared.push(a);
+            }
+        }
+        for (key, until) in deferred {
+            if let Some(a) = self.queue.remove(&key) {
+                let new = self.enqueue(&a, until);
+                if let Some(Reach::Pending { key: k, .. }) = self.reach.get_mut(&a) {
+                    *k = new;
+                }
+            }
+        }
+        if self.dests.len() > MAX_DESTS {
+            self.dests.retain(|_, d| now < d.at + DEST_INTERVAL);
+        }
         for (key, peer, a) in &out {
             self.queue.remove(key);
+            if let Some(d) = dest_of(a) {
+                let last = Dest {
+                    at: now,
+                    peer: *peer,
+                    ok: None,
+                };
+                self.dests.insert(d, last);
+            }
             if let Some(Reach::Pending { in_flight, .. }) = self.reach.get_mut(a) {
                 *in_flight = true;
             }
@@ -174,6 +245,12 @@ impl Prober {
         if self.parked.get(&ip).is_some_and(VecDeque::is_empty) {
             self.parked.remove(&ip);
         }
+    }
+
+    /// Addresses found reachable since the last call by another peer's probe of their
+    /// destination (see the module docs).
+    pub fn take_shared(&mut self) -> Vec<Multiaddr> {
+        std::mem::take(&mut self.shared)
     }
 
     /// Probes running.
@@ -228,6 +305,11 @@ impl Prober {
             }
         } else {
             self.queue.remove(&key);
+        }
+        if let (Some(d), Some(peer)) = (dest_of(a).and_then(|d| self.dests.get_mut(&d)), owner(a)) {
+            if d.peer == peer {
+                d.ok = Some(ok);
+            }
         }
         if ok {
             self.reach.insert(a.clone(), Reach::Ok);
@@ -371,6 +453,46 @@ mod tests {
         pr.retain(|x| *x == a[0]);
         assert_eq!(pr.len(), 3, "a[0] used; a[2] and q's in flight");
         assert_eq!(pr.next_deadline(t0), None);
+    }
+
+    #[test]
+    fn a_destination_is_probed_for_another_peer_at_most_once_a_minute() {
+        let t0 = crate::test_clock();
+        let mut pr = Prober::default();
+        // Minted records by the hundred, all naming one destination that refuses.
+        let minted: Vec<Multiaddr> = (0..100)
+            .map(|_| at("10.0.0.22", &PeerId::random(), 22))
+            .collect();
+        pr.track(&minted, t0);
+        let mut per_minute = [0; 3];
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(180) {
+            for (_, a) in pr.due(t, 8, 2, |_, _| true) {
+                per_minute[(t - t0).as_secs() as usize / 60] += 1;
+                pr.result(&a, false, t);
+            }
+            t += Duration::from_millis(500);
+        }
+        // The first minute: one peer's own retries (at 0, 1, 3, 7, 15 and 31 s); then about one
+        // a minute, whatever the number of records.
+        assert_eq!(per_minute, [6, 1, 1]);
+        // Once it answers, another peer's address there is reachable without a connect.
+        let mut pr = Prober::default();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let (a, b) = (at("10.0.0.5", &p, 4001), at("10.0.0.5", &q, 4001));
+        pr.track(std::slice::from_ref(&a), t0);
+        assert_eq!(pr.due(t0, 8, 2, |_, _| true), vec![(p, a.clone())]);
+        assert!(pr.result(&a, true, t0));
+        pr.track(std::slice::from_ref(&b), t0);
+        assert!(pr.due(t0, 8, 2, |_, _| true).is_empty(), "not probed again");
+        assert_eq!(pr.take_shared(), vec![b.clone()]);
+        assert!(pr.is_ok(&b));
+        // A peer's own retries follow its backoff, whatever others did.
+        let c = at("10.0.0.6", &p, 4001);
+        pr.track(std::slice::from_ref(&c), t0);
+        assert_eq!(pr.due(t0, 8, 2, |_, _| true), vec![(p, c.clone())]);
+        pr.result(&c, false, t0);
+        assert_eq!(pr.due(t0 + FIRST_RETRY, 8, 2, |_, _| true), vec![(p, c)]);
     }
 
     #[test]

@@ -437,6 +437,23 @@ impl PeerTable {
         })
     }
 
+    /// Addresses the prober found reachable through another peer's probe of the same destination
+    /// (see [`Prober`]) are settled; returns the events this causes.
+    pub fn shared_answers(&mut self, now: Instant) -> Vec<PeerEvent> {
+        self.tick(now);
+        let Some(prober) = self.prober.as_mut() else {
+            return Vec::new();
+        };
+        let mut peers: Vec<PeerId> = prober
+            .take_shared()
+            .iter()
+            .filter_map(super::prober::owner)
+            .collect();
+        peers.sort();
+        peers.dedup();
+        peers.iter().filter_map(|p| self.settle(p)).collect()
+    }
+
     /// A probe of `addr` answered (`ok`) or not; returns the events this causes.
     pub fn probe_result(&mut self, addr: &Multiaddr, ok: bool, now: Instant) -> Vec<PeerEvent> {
         let now = self.tick(now);
@@ -1174,9 +1191,23 @@ fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
 /// Whether `a`, an address of `link` through `via`, may be probed: on a link only at an IP a
 /// packet naming the record came from (`Sighting::spoke_from`), so that records anyone can mint,
 /// whose A records name a third host, never make the agent connect there; elsewhere (a static
-/// host, its peer exchange, the cache, the operator) at any.
+/// host, its peer exchange, the cache, the operator) at any. mDNS over IPv6 is sent from
+/// link-local addresses, so a record's other IPv6 addresses on the link (which a libp2p node
+/// needs: it cannot dial a link-local one) are probed once it spoke from a link-local one; there,
+/// the prober's limit per destination (one connect a minute for other peers' records) is what
+/// bounds a third host's cost.
 fn shown(via: &Via, link: &Sighting, a: &Multiaddr) -> bool {
-    !matches!(via, Via::Link(_)) || ip_of(a).is_some_and(|ip| link.spoke_from.contains(&ip))
+    if !matches!(via, Via::Link(_)) {
+        return true;
+    }
+    match ip_of(a) {
+        Some(IpAddr::V6(v6)) if !crate::addrs::is_link_local_v6(&v6) => link
+            .spoke_from
+            .iter()
+            .any(|ip| matches!(ip, IpAddr::V6(s) if crate::addrs::is_link_local_v6(s))),
+        Some(ip) => link.spoke_from.contains(&ip),
+        None => false,
+    }
 }
 
 /// Whether silence on `via` is checked before it counts: links, static hosts and their exchange,

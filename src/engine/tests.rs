@@ -1985,6 +1985,24 @@ fn a_plain_departure_is_confirmed_at_once() {
     assert_eq!(events(&a), vec![(EventKind::Expired, id)]);
 }
 
+#[test]
+fn a_node_that_restarts_and_leaves_again_within_the_interval_is_reported_gone_at_once() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    r.announced(&k, 1);
+    let addr = probe_of(&r.input(goodbye(&k, 1)));
+    r.input(Input::Probed { addr, ok: false });
+    // Two seconds later its node registers a new record, and leaves again: the last round spoke
+    // of the old record, so a new one confirms this goodbye at once.
+    r.at(2.0);
+    assert_eq!(events(&r.announced(&k, 2))[0].0, EventKind::Discovered);
+    r.at(4.0);
+    let addr = probe_of(&r.input(goodbye(&k, 2)));
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert_eq!(events(&a), vec![(EventKind::Expired, id)]);
+}
+
 fn eth1() -> Iface {
     Iface {
         name: "eth1".into(),

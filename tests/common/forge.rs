@@ -8,7 +8,7 @@ use super::proc::{cpu_ticks, peak_rss_kib};
 use super::watch::is_event;
 use exo_discovery::{instance, record};
 use libp2p_identity::Keypair;
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::packets::{announcement, GROUP};
@@ -126,4 +126,47 @@ pub fn flood(n: &mut Net, subnet: u8, rate: u32, secs: u32, real_at: Duration) -
         status: n.status(&ab),
         peers: n.peers(&ab).len(),
     }
+}
+
+/// A raw socket that sends IPv4 datagrams whose header the caller writes (`IP_HDRINCL`): any
+/// source address, as a hostile host with raw sockets can. Made inside the namespace it is called
+/// in.
+pub fn raw_sender() -> socket2::Socket {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)).expect("raw socket (root)");
+    s.set_header_included_v4(true).expect("IP_HDRINCL");
+    s
+}
+
+/// A UDP datagram from `from` to `to` carrying `payload`, with its IPv4 header (TTL 255, no UDP
+/// checksum), for [`raw_sender`].
+pub fn spoofed(from: SocketAddrV4, to: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let total = 20 + udp_len;
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 255, 17, 0, 0]);
+    p.extend_from_slice(&from.ip().octets());
+    p.extend_from_slice(&to.ip().octets());
+    let mut sum: u32 = p
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p.extend_from_slice(&from.port().to_be_bytes());
+    p.extend_from_slice(&to.port().to_be_bytes());
+    p.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Sends `datagram` (from [`spoofed`]) on `sock` to its destination `to`.
+pub fn send_spoofed(sock: &socket2::Socket, to: SocketAddrV4, datagram: &[u8]) -> bool {
+    sock.send_to(datagram, &std::net::SocketAddr::V4(to).into())
+        .is_ok()
 }

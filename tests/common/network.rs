@@ -259,6 +259,38 @@ impl Net {
         })
     }
 
+    /// A listener on `port` inside `host` that counts the connections it accepts, until the
+    /// returned flag is set.
+    pub fn count_connections(
+        &self,
+        host: &Host,
+        port: u16,
+    ) -> (
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = self.listen_on(host, port);
+        listener.set_nonblocking(true).expect("nonblocking");
+        let (count, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c, s) = (count.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => {
+                        c.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        (count, stop)
+    }
+
     /// Whether a TCP connection from `host` to `multiaddr` succeeds (zone resolved in `host`).
     pub fn dials(&self, host: &Host, multiaddr: &str) -> bool {
         let ma = multiaddr.to_owned();
