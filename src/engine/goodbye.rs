@@ -127,6 +127,7 @@ impl Engine {
     /// before, confirmed once more at an interval's end).
     fn start_round(&mut self, peer: PeerId, vias: Vec<Via>, again: bool, now: Instant) {
         let mut targets: Vec<(Via, Vec<Multiaddr>)> = Vec::new();
+        let mut lately: Vec<Via> = Vec::new();
         let mut waiting = BTreeMap::new();
         for via in vias {
             let mut probing = false;
@@ -140,7 +141,21 @@ impl Engine {
             if probing {
                 continue;
             }
-            let list = self.table.probe_targets(&peer, &via, MAX_CONFIRM_PROBES);
+            let mut list = self.table.probe_targets(&peer, &via, MAX_CONFIRM_PROBES);
+            // A destination probed within a minute for another peer (records naming one
+            // destination) is not probed again: its answer stands for this one.
+            let mut answered_lately = false;
+            list.retain(|a| match self.table.probed_lately(a, now) {
+                Some(ok) => {
+                    answered_lately |= ok == Some(true);
+                    false
+                }
+                None => true,
+            });
+            if answered_lately {
+                lately.push(via);
+                continue;
+            }
             if list.is_empty() {
                 self.departed(peer, &via); // gone meanwhile, or nothing to probe
                 continue;
@@ -163,6 +178,7 @@ impl Engine {
         }
         let timeout = Duration::from_millis(self.cfg.probe_timeout_ms);
         for (addr, via) in &probes {
+            self.table.note_probe(addr, now);
             self.confirming
                 .insert(addr.clone(), (peer, via.clone(), Check::Goodbye));
             self.actions.push_back(Action::Probe {
@@ -178,10 +194,14 @@ impl Engine {
                 )
             });
         }
+        // Links answered by another peer's probe of the same destination wait as refuted.
+        for via in &lately {
+            waiting.insert(via.clone(), again);
+        }
         let round = Round {
             started: now,
             seq: self.table.seq_of(&peer),
-            answered: false,
+            answered: !lately.is_empty(),
             over: false,
             again,
             waiting,

@@ -569,6 +569,7 @@ impl Engine {
             Input::BrowseEnded { link } => self.on_browse_ended(link, now),
             Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
+                self.table.note_probe_result(&addr, ok);
                 // A goodbye's confirmation, or the test of an older record, is not the
                 // prober's business.
                 if !self.on_confirm_probe(&addr, ok, now)

@@ -9,10 +9,12 @@
 //! address the agent hands over ends in `/p2p/<peer>`, so the address itself says whose it is.
 //!
 //! A connect says only that something listens at an IP and port, not whose it is: a destination
-//! probed for one peer is not probed for another within [`DEST_INTERVAL`]. Another peer's address
-//! there shares the answer (it is reachable at once if the destination answered) or waits until
-//! then. So records minted by the thousand, all naming one destination (a host on the link whose
-//! source address was forged), make the agent connect there about once a minute.
+//! probed for one peer, for whatever reason (reachability, a silence check, a goodbye, an older
+//! record's test: [`Dests`]), is not probed for another within [`DEST_INTERVAL`]. Another peer's
+//! address there shares the answer (it is reachable at once if the destination answered) or
+//! waits until then. So records minted by the thousand, all naming one destination (a host on
+//! the link whose source address was forged), cost it what one peer would: about a connection a
+//! minute, a few more while forged goodbyes of them keep coming.
 
 use crate::addrs::ip_of;
 use libp2p_identity::PeerId;
@@ -57,8 +59,6 @@ pub struct Prober {
     per_peer: HashMap<PeerId, usize>,
     per_ip: HashMap<IpAddr, usize>,
     parked: HashMap<IpAddr, VecDeque<Multiaddr>>,
-    /// Destinations probed lately: when, for which peer, and whether they answered.
-    dests: HashMap<(IpAddr, u16), Dest>,
     /// Addresses found reachable by another peer's probe of their destination, not yet settled.
     shared: Vec<Multiaddr>,
 }
@@ -69,6 +69,58 @@ struct Dest {
     at: Instant,
     peer: PeerId,
     ok: Option<bool>,
+}
+
+/// Every probe's destination (IP and port) lately, whatever it was for (reachability, a silence
+/// check, a goodbye, an older record's test): when, for which peer, and whether it answered. A
+/// probe of a destination for a peer other than the last one's, within [`DEST_INTERVAL`], is not
+/// made: the last answer stands for it.
+#[derive(Debug, Default)]
+pub struct Dests {
+    map: HashMap<(IpAddr, u16), Dest>,
+}
+
+impl Dests {
+    /// A probe of `a` starts now (for the peer its `/p2p/` names).
+    pub fn probed(&mut self, a: &Multiaddr, now: Instant) {
+        if self.map.len() >= MAX_DESTS {
+            self.map.retain(|_, d| now < d.at + DEST_INTERVAL);
+        }
+        if let (Some(d), Some(peer)) = (dest_of(a), owner(a)) {
+            self.map.insert(
+                d,
+                Dest {
+                    at: now,
+                    peer,
+                    ok: None,
+                },
+            );
+        }
+    }
+
+    /// A probe of `a` ended.
+    pub fn result(&mut self, a: &Multiaddr, ok: bool) {
+        if let (Some(d), Some(peer)) = (dest_of(a).and_then(|d| self.map.get_mut(&d)), owner(a)) {
+            if d.peer == peer {
+                d.ok = Some(ok);
+            }
+        }
+    }
+
+    /// If `a`'s destination was probed within [`DEST_INTERVAL`] for another peer: what came of
+    /// it (`None` inside: not back yet). `None`: `a` may be probed.
+    pub fn lately(&self, a: &Multiaddr, now: Instant) -> Option<Option<bool>> {
+        let peer = owner(a)?;
+        let d = self.map.get(&dest_of(a)?)?;
+        (d.peer != peer && now < d.at + DEST_INTERVAL).then_some(d.ok)
+    }
+
+    /// When `a`'s destination may be probed for another peer again.
+    fn free_at(&self, a: &Multiaddr) -> Option<Instant> {
+        dest_of(a)
+            .and_then(|d| self.map.get(&d))
+            .map(|d| d.at + DEST_INTERVAL)
+    }
 }
 
 /// The IP and TCP port an address is at.
@@ -131,6 +183,7 @@ impl Prober {
         now: Instant,
         total: usize,
         per_peer: usize,
+        dests: &mut Dests,
         wanted: impl Fn(&PeerId, &Multiaddr) -> bool,
     ) -> Vec<(PeerId, Multiaddr)> {
         let mut out: Vec<((Instant, u64), PeerId, Multiaddr)> = Vec::new();
@@ -157,13 +210,11 @@ impl Prober {
             if mine >= per_peer || !wanted(&peer, a) {
                 continue;
             }
-            let lately = dest_of(a)
-                .and_then(|d| self.dests.get(&d))
-                .filter(|d| d.peer != peer && now < d.at + DEST_INTERVAL);
-            if let Some(d) = lately {
-                match d.ok {
-                    Some(true) => shared.push(*key),
-                    _ => deferred.push((*key, d.at + DEST_INTERVAL)),
+            if let Some(ok) = dests.lately(a, now) {
+                match (ok, dests.free_at(a)) {
+                    (Some(true), _) => shared.push(*key),
+                    (_, Some(until)) => deferred.push((*key, until)),
+                    (_, None) => {}
                 }
                 continue;
             }
@@ -196,19 +247,9 @@ impl Prober {
                 }
             }
         }
-        if self.dests.len() > MAX_DESTS {
-            self.dests.retain(|_, d| now < d.at + DEST_INTERVAL);
-        }
         for (key, peer, a) in &out {
             self.queue.remove(key);
-            if let Some(d) = dest_of(a) {
-                let last = Dest {
-                    at: now,
-                    peer: *peer,
-                    ok: None,
-                };
-                self.dests.insert(d, last);
-            }
+            dests.probed(a, now);
             if let Some(Reach::Pending { in_flight, .. }) = self.reach.get_mut(a) {
                 *in_flight = true;
             }
@@ -306,11 +347,6 @@ impl Prober {
         } else {
             self.queue.remove(&key);
         }
-        if let (Some(d), Some(peer)) = (dest_of(a).and_then(|d| self.dests.get_mut(&d)), owner(a)) {
-            if d.peer == peer {
-                d.ok = Some(ok);
-            }
-        }
         if ok {
             self.reach.insert(a.clone(), Reach::Ok);
             return true;
@@ -385,6 +421,7 @@ mod tests {
     fn one_busy_ip_makes_only_its_own_addresses_wait() {
         let t0 = crate::test_clock();
         let mut pr = Prober::default();
+        let mut dests = Dests::default();
         // One host announces many peers at one IP; then a real peer at another IP.
         let flood: Vec<Multiaddr> = (0..100)
             .map(|i| at("10.0.0.66", &PeerId::random(), 4000 + i))
@@ -392,15 +429,15 @@ mod tests {
         pr.track(&flood, t0);
         let real = at("10.0.0.2", &PeerId::random(), 4001);
         pr.track(std::slice::from_ref(&real), t0);
-        let due = pr.due(t0, 8, 2, |_, _| true);
+        let due = pr.due(t0, 8, 2, &mut dests, |_, _| true);
         assert_eq!(due.len(), MAX_PER_IP + 1);
         assert!(due.iter().any(|(_, a)| *a == real), "{due:?}");
         // The rest of the flood waits aside, not in the queue.
         assert_eq!(pr.queue.len(), 0);
-        assert!(pr.due(t0, 8, 2, |_, _| true).is_empty());
+        assert!(pr.due(t0, 8, 2, &mut dests, |_, _| true).is_empty());
         // Each probe of the busy IP that ends lets one more of its addresses go.
         pr.result(&due[0].1, false, t0);
-        let next = pr.due(t0, 8, 2, |_, _| true);
+        let next = pr.due(t0, 8, 2, &mut dests, |_, _| true);
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].1, flood[MAX_PER_IP]);
         // Forgotten addresses leave no trace, parked or not.
@@ -420,25 +457,31 @@ mod tests {
         let q = PeerId::random();
         let t0 = crate::test_clock();
         let mut pr = Prober::default();
+        let mut dests = Dests::default();
         let a: Vec<Multiaddr> = (1..=3).map(|i| addr(&p, i)).collect();
         pr.track(&a, t0);
         pr.track(&[addr(&q, 9)], t0);
         // Two per peer, in the order they came.
-        let due = pr.due(t0, 8, 2, |_, _| true);
+        let due = pr.due(t0, 8, 2, &mut dests, |_, _| true);
         assert_eq!(
             due,
             vec![(p, a[0].clone()), (p, a[1].clone()), (q, addr(&q, 9))]
         );
-        assert!(pr.due(t0, 8, 2, |_, _| true).is_empty());
+        assert!(pr.due(t0, 8, 2, &mut dests, |_, _| true).is_empty());
         assert!(pr.result(&a[0], true, t0));
         assert!(pr.is_ok(&a[0]));
         assert!(!pr.result(&a[1], false, t0));
         // The third gets its turn; the failed one waits for its backoff.
-        assert_eq!(pr.due(t0, 8, 2, |_, _| true), vec![(p, a[2].clone())]);
-        assert_eq!(pr.next_deadline(t0), Some(t0 + FIRST_RETRY));
-        assert!(pr.due(t0 + FIRST_RETRY / 2, 8, 2, |_, _| true).is_empty());
         assert_eq!(
-            pr.due(t0 + FIRST_RETRY, 8, 2, |_, _| true),
+            pr.due(t0, 8, 2, &mut dests, |_, _| true),
+            vec![(p, a[2].clone())]
+        );
+        assert_eq!(pr.next_deadline(t0), Some(t0 + FIRST_RETRY));
+        assert!(pr
+            .due(t0 + FIRST_RETRY / 2, 8, 2, &mut dests, |_, _| true)
+            .is_empty());
+        assert_eq!(
+            pr.due(t0 + FIRST_RETRY, 8, 2, &mut dests, |_, _| true),
             vec![(p, a[1].clone())]
         );
         pr.result(&a[1], false, t0 + FIRST_RETRY);
@@ -448,7 +491,9 @@ mod tests {
             "doubled"
         );
         // Not wanted (a dead link): skipped, kept.
-        assert!(pr.due(t0 + FIRST_RETRY * 3, 8, 2, |_, _| false).is_empty());
+        assert!(pr
+            .due(t0 + FIRST_RETRY * 3, 8, 2, &mut dests, |_, _| false)
+            .is_empty());
         // Only in-flight and used addresses survive a retain.
         pr.retain(|x| *x == a[0]);
         assert_eq!(pr.len(), 3, "a[0] used; a[2] and q's in flight");
@@ -459,6 +504,7 @@ mod tests {
     fn a_destination_is_probed_for_another_peer_at_most_once_a_minute() {
         let t0 = crate::test_clock();
         let mut pr = Prober::default();
+        let mut dests = Dests::default();
         // Minted records by the hundred, all naming one destination that refuses.
         let minted: Vec<Multiaddr> = (0..100)
             .map(|_| at("10.0.0.22", &PeerId::random(), 22))
@@ -467,8 +513,9 @@ mod tests {
         let mut per_minute = [0; 3];
         let mut t = t0;
         while t < t0 + Duration::from_secs(180) {
-            for (_, a) in pr.due(t, 8, 2, |_, _| true) {
+            for (_, a) in pr.due(t, 8, 2, &mut dests, |_, _| true) {
                 per_minute[(t - t0).as_secs() as usize / 60] += 1;
+                dests.result(&a, false);
                 pr.result(&a, false, t);
             }
             t += Duration::from_millis(500);
@@ -478,32 +525,47 @@ mod tests {
         assert_eq!(per_minute, [6, 1, 1]);
         // Once it answers, another peer's address there is reachable without a connect.
         let mut pr = Prober::default();
+        let mut dests = Dests::default();
         let (p, q) = (PeerId::random(), PeerId::random());
         let (a, b) = (at("10.0.0.5", &p, 4001), at("10.0.0.5", &q, 4001));
         pr.track(std::slice::from_ref(&a), t0);
-        assert_eq!(pr.due(t0, 8, 2, |_, _| true), vec![(p, a.clone())]);
+        assert_eq!(
+            pr.due(t0, 8, 2, &mut dests, |_, _| true),
+            vec![(p, a.clone())]
+        );
+        dests.result(&a, true);
         assert!(pr.result(&a, true, t0));
         pr.track(std::slice::from_ref(&b), t0);
-        assert!(pr.due(t0, 8, 2, |_, _| true).is_empty(), "not probed again");
+        assert!(
+            pr.due(t0, 8, 2, &mut dests, |_, _| true).is_empty(),
+            "not probed again"
+        );
         assert_eq!(pr.take_shared(), vec![b.clone()]);
         assert!(pr.is_ok(&b));
         // A peer's own retries follow its backoff, whatever others did.
         let c = at("10.0.0.6", &p, 4001);
         pr.track(std::slice::from_ref(&c), t0);
-        assert_eq!(pr.due(t0, 8, 2, |_, _| true), vec![(p, c.clone())]);
+        assert_eq!(
+            pr.due(t0, 8, 2, &mut dests, |_, _| true),
+            vec![(p, c.clone())]
+        );
         pr.result(&c, false, t0);
-        assert_eq!(pr.due(t0 + FIRST_RETRY, 8, 2, |_, _| true), vec![(p, c)]);
+        assert_eq!(
+            pr.due(t0 + FIRST_RETRY, 8, 2, &mut dests, |_, _| true),
+            vec![(p, c)]
+        );
     }
 
     #[test]
     fn the_total_limit_holds_across_peers() {
         let t0 = crate::test_clock();
         let mut pr = Prober::default();
+        let mut dests = Dests::default();
         for _ in 0..5 {
             pr.track(&[addr(&PeerId::random(), 1)], t0);
         }
-        assert_eq!(pr.due(t0, 3, 2, |_, _| true).len(), 3);
-        assert!(pr.due(t0, 3, 2, |_, _| true).is_empty());
+        assert_eq!(pr.due(t0, 3, 2, &mut dests, |_, _| true).len(), 3);
+        assert!(pr.due(t0, 3, 2, &mut dests, |_, _| true).is_empty());
         assert!(!probeable(&"/ip4/1.2.3.4/udp/5".parse().unwrap()));
     }
 }

@@ -143,6 +143,7 @@ impl Engine {
             .chain(own.iter().map(|a| (a, true)))
         {
             c.probes.insert(addr.clone(), (peer, mine));
+            self.table.note_probe(addr, now);
             self.actions.push_back(Action::Probe {
                 addr: addr.clone(),
                 timeout,

@@ -64,13 +64,26 @@ impl Engine {
             {
                 continue; // heard since, gone, or already being probed
             }
+            let now = self.now;
+            let mut answered_lately = false;
             for addr in self.table.probe_targets(&peer, &via, MAX_SILENCE_PROBES) {
-                if self.confirming.contains_key(&addr) {
-                    continue;
+                // Probed within a minute for another peer (records naming one destination):
+                // its answer stands for this one, no second connection.
+                match self.table.probed_lately(&addr, now) {
+                    Some(ok) => {
+                        answered_lately |= ok == Some(true);
+                        continue;
+                    }
+                    None if self.confirming.contains_key(&addr) => continue,
+                    None => {}
                 }
+                self.table.note_probe(&addr, now);
                 self.confirming
                     .insert(addr.clone(), (peer, via.clone(), Check::Silence));
                 self.actions.push_back(Action::Probe { addr, timeout });
+            }
+            if answered_lately {
+                self.silence_answered(peer, &via, now);
             }
         }
     }

@@ -16,7 +16,7 @@
 //! link ([`PeerTable::remove_via`]) or the whole table ([`PeerTable::snapshot`],
 //! [`PeerTable::cache_entries`]): a table of thousands of peers is never scanned per packet.
 
-use super::prober::Prober;
+use super::prober::{Dests, Prober};
 use crate::addrs::ip_of;
 use crate::proto::{EventKind, PeerEvent, PeerInfo, Source, Verification};
 use crate::record::{Reject, VerifiedRecord};
@@ -233,6 +233,8 @@ pub struct PeerTable {
     clock: Option<Instant>,
     /// Links come due for a silence check, not yet taken.
     silent: Vec<(PeerId, Via)>,
+    /// Every probe's destination lately (see [`Dests`]).
+    dests: Dests,
 }
 
 impl PeerTable {
@@ -251,6 +253,7 @@ impl PeerTable {
             per_host: HashMap::new(),
             clock: None,
             silent: Vec::new(),
+            dests: Dests::default(),
         }
     }
 
@@ -428,13 +431,30 @@ impl PeerTable {
         let Some(prober) = self.prober.as_mut() else {
             return Vec::new();
         };
-        prober.due(now, total, per_peer, |peer, a| {
+        prober.due(now, total, per_peer, &mut self.dests, |peer, a| {
             peers.get(peer).is_some_and(|e| {
                 e.links
                     .iter()
                     .any(|(via, l)| l.live && l.addrs.contains(a) && shown(via, l, a))
             })
         })
+    }
+
+    /// A probe of `addr` (of any kind: a silence check, a goodbye, an older record's test) starts
+    /// now: its destination is not probed for another peer within a minute (see [`Dests`]).
+    pub fn note_probe(&mut self, addr: &Multiaddr, now: Instant) {
+        self.dests.probed(addr, now);
+    }
+
+    /// A probe of `addr`, of any kind, ended.
+    pub fn note_probe_result(&mut self, addr: &Multiaddr, ok: bool) {
+        self.dests.result(addr, ok);
+    }
+
+    /// Whether `addr`'s destination was probed within a minute for another peer, and what came
+    /// of it (`Some(None)`: not back yet); `None`: it may be probed.
+    pub fn probed_lately(&self, addr: &Multiaddr, now: Instant) -> Option<Option<bool>> {
+        self.dests.lately(addr, now)
     }
 
     /// Addresses the prober found reachable through another peer's probe of the same destination

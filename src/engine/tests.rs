@@ -1894,6 +1894,55 @@ fn answer_probes(r: &mut Rig, actions: Vec<Action>, ok: bool) -> usize {
 }
 
 #[test]
+fn records_minted_for_one_destination_cost_it_what_one_peer_would() {
+    // A host with raw sockets forges a bystander's source address (10.0.0.9) and announces 16
+    // records of fresh keys naming its port 22, which answers; then it keeps sending their
+    // goodbyes. Reachability, silence checks and goodbye rounds all probe that destination.
+    let mut r = Rig::up(Config::default());
+    let keys: Vec<Keypair> = (0..16).map(|_| Keypair::generate_ed25519()).collect();
+    let mut per_minute = [0usize; 10];
+    let mut count = |r: &mut Rig, a: Vec<Action>, t: f64| {
+        per_minute[(t / 60.0) as usize] += answer_probes(r, a, true);
+    };
+    for k in &keys {
+        let a = r.input(resolved_at(k, 1, [10, 0, 0, 9], 22));
+        count(&mut r, a, 0.0);
+        let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+        let mut heard = Heard::parse(
+            IDX,
+            Family::V4,
+            "10.0.0.9:5353".parse().unwrap(),
+            &crate::dns::ptr_query(crate::dns::SERVICE),
+        )
+        .unwrap();
+        heard.instances = vec![(label, 120)];
+        let a = r.input(Input::Heard(heard));
+        count(&mut r, a, 0.0);
+    }
+    assert!(
+        !r.e.snapshot().is_empty(),
+        "handed over: the destination answers"
+    );
+    let mut t = 0.5;
+    while t < 600.0 {
+        let a = r.at(t);
+        count(&mut r, a, t);
+        let k = &keys[(t * 2.0) as usize % keys.len()];
+        let a = r.input(goodbye(k, 1));
+        count(&mut r, a, t);
+        t += 0.5;
+    }
+    eprintln!("connections to the destination per minute: {per_minute:?}");
+    // As one peer there would cost: its goodbye rounds (at most 3 a minute, one address each)
+    // and silence checks, however many records name the destination. (One connection per
+    // record's probe, goodbye and check would be hundreds.)
+    assert!(
+        per_minute.iter().all(|n| *n <= 6),
+        "connections per minute: {per_minute:?}"
+    );
+}
+
+#[test]
 fn a_goodbye_storm_against_a_live_peer_costs_at_most_twelve_probes_a_minute() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
@@ -2026,9 +2075,9 @@ fn a_node_on_two_links_that_leaves_is_reported_gone_on_both_at_once() {
     let a = r.input(Input::Interfaces(Ok(vec![eth0(), eth1()])));
     r.settle(a);
     let (k, j) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-    for k in [&k, &j] {
-        r.announced_from(k, 1, IDX, &[[10, 0, 0, 2]]);
-        r.announced_from(k, 1, IDX + 1, &[[10, 1, 0, 2]]);
+    for (k, host) in [(&k, 2), (&j, 3)] {
+        r.announced_from(k, 1, IDX, &[[10, 0, 0, host]]);
+        r.announced_from(k, 1, IDX + 1, &[[10, 1, 0, host]]);
     }
     assert_eq!(r.e.snapshot()[0].interfaces, vec!["eth0", "eth1"]);
     // k's goodbyes come on both links, the second while the first is being confirmed: it
