@@ -248,11 +248,11 @@ pub fn main() {
         });
         std::thread::sleep(Duration::from_secs(2));
         let forged_src = at_v.load(Ordering::Relaxed) - before;
-        let per_min = |c: usize| c as f64 * 60.0 / flood_secs as f64;
+        let per_min = |c: usize| c as f64 * 60.0 / flood_secs as f64 / AGENTS as f64;
         println!(
             "minted records naming V:22 at {rate}/s for {flood_secs} s: from X's own address, \
-             {own} connects to V ({:.1} a minute); with V's address forged as the source \
-             ({sent_spoofed} sent), {forged_src} connects ({:.1} a minute)",
+             {own} connects to V ({:.1} a minute per agent); with V's address forged as the \
+             source ({sent_spoofed} sent), {forged_src} connects ({:.1} a minute per agent)",
             per_min(own),
             per_min(forged_src)
         );

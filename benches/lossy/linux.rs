@@ -14,7 +14,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
-/// mDNS datagrams (and bytes) `host` has sent since its counter was set up.
+/// mDNS datagrams (and bytes) `host` has sent since its counters were set up (both rules).
 fn sent(n: &Net, host: &Host) -> (u64, u64) {
     let out = n.exec(host, &["nft", "list", "chain", "inet", "bench", "count"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -22,8 +22,8 @@ fn sent(n: &Net, host: &Host) -> (u64, u64) {
     let mut got = (0, 0);
     while let Some(w) = words.next() {
         match w {
-            "packets" => got.0 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0),
-            "bytes" => got.1 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "packets" => got.0 += words.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            "bytes" => got.1 += words.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             _ => {}
         }
     }
@@ -86,7 +86,10 @@ pub fn main() {
                 "add chain inet bench count { type filter hook output priority 0 ; }",
                 &drop,
                 &drop_answers,
+                // Every mDNS datagram it sends: to port 5353 (multicast, or a unicast query),
+                // and unicast answers from it to other ports.
                 "add rule inet bench count udp dport 5353 counter",
+                "add rule inet bench count udp sport 5353 udp dport != 5353 counter",
             ],
         );
     }

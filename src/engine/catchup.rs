@@ -7,7 +7,8 @@
 //! agent also sends *presence queries* (`registrations.rs`): a query for the node's own instance
 //! name, asking for a unicast answer (QU), which nobody answers. An agent that hears a query naming
 //! an instance it does not hold *re-queries* for it: a multicast query (QM) for that instance on
-//! that link and family, [`REQUERY_DELAY`] later (the announcement usually arrives first), then
+//! that link (on each family: an answer carries the addresses of its own family only),
+//! [`REQUERY_DELAY`] later (the announcement usually arrives first), then
 //! every [`REQUERY_EVERY`] while it is still missing, [`MAX_REQUERIES`] times at most after the
 //! last presence query it heard. The node's
 //! agent answers a re-query for one of its records from another host at once, by multicast, with
@@ -71,10 +72,10 @@ pub const ANSWER_EVERY: Duration = Duration::from_millis(50);
 /// TTL of the records in an answer: mdns-sd's for an instance's SRV and TXT.
 pub const ANSWER_TTL: u32 = 120;
 
-/// One instance being re-queried for.
+/// One instance being re-queried for (on every family of its link: an answer carries the
+/// addresses of its own family only).
 #[derive(Debug)]
 struct Wanted {
-    family: Family,
     next: Instant,
     sent: u8,
 }
@@ -97,7 +98,10 @@ impl CatchUps {
         self.wanted
             .iter()
             .map(|((link, _), w)| {
-                let gate = self.next_packet.get(&(*link, w.family)).copied();
+                let gate = [Family::V4, Family::V6]
+                    .iter()
+                    .filter_map(|f| self.next_packet.get(&(*link, *f)).copied())
+                    .min();
                 gate.map_or(w.next, |g| g.max(w.next))
             })
             .min()
@@ -150,7 +154,7 @@ impl Engine {
                 }
                 continue;
             }
-            if self.holds(&label)
+            if self.holds(index, &label)
                 || mdns::parse_instance(&label).is_none_or(|(p, _)| self.regs.contains_key(&p))
             {
                 continue;
@@ -175,7 +179,6 @@ impl Engine {
                     c.wanted.insert(
                         (index, label),
                         Wanted {
-                            family,
                             next: now + wait,
                             sent: 0,
                         },
@@ -185,10 +188,17 @@ impl Engine {
         }
     }
 
-    /// Whether the record an instance label stands for is held (asking the link again would
-    /// only bring the same record; whether its addresses answer is the prober's business).
-    fn holds(&self, label: &str) -> bool {
-        self.instances.contains_key(label)
+    /// Whether the record an instance label stands for is held with addresses through link
+    /// `index` (asking again would only bring the same; whether they answer is the prober's
+    /// business). One heard only over a family it has no address for (an IPv4-only record
+    /// answered over IPv6) is still missing there.
+    fn holds(&self, index: u32, label: &str) -> bool {
+        let Some(via) = self.links.get(&index).map(|l| &l.via) else {
+            return false;
+        };
+        self.instances
+            .get(label)
+            .is_some_and(|p| self.table.has_addrs(p, via))
     }
 
     /// Whether `label` is being caught up on, on link `index`.
@@ -206,8 +216,8 @@ impl Engine {
         }
         let mut wanted = std::mem::take(&mut self.catchups.wanted);
         let mut done = Vec::new();
-        wanted.retain(|(_, label), w| {
-            let keep = !self.holds(label) && (w.sent < MAX_REQUERIES || w.next > now);
+        wanted.retain(|(link, label), w| {
+            let keep = !self.holds(*link, label) && (w.sent < MAX_REQUERIES || w.next > now);
             if !keep && w.sent >= MAX_REQUERIES {
                 done.push(label.clone());
             }
@@ -216,15 +226,19 @@ impl Engine {
         for label in done {
             self.catchups.rest(label, now);
         }
-        // One packet per link and family, naming what is due there.
-        let mut due: HashMap<(u32, Family), Vec<String>> = HashMap::new();
+        // One packet per link and family, naming what is due there, on every family that sends.
+        let mut due: HashMap<u32, Vec<String>> = HashMap::new();
         for ((link, label), w) in wanted.iter_mut() {
-            let key = (*link, w.family);
-            let gate = self.catchups.next_packet.get(&key);
-            if w.next > now || gate.is_some_and(|g| *g > now) {
+            let gated = [Family::V4, Family::V6].iter().all(|f| {
+                self.catchups
+                    .next_packet
+                    .get(&(*link, *f))
+                    .is_some_and(|g| *g > now)
+            });
+            if w.next > now || gated {
                 continue;
             }
-            let names = due.entry(key).or_default();
+            let names = due.entry(*link).or_default();
             if names.len() < MAX_LABELS {
                 names.push(mdns::fullname(label));
                 w.sent += 1;
@@ -232,19 +246,25 @@ impl Engine {
             }
         }
         self.catchups.wanted = wanted;
-        for ((link, family), names) in due {
-            self.catchups
-                .next_packet
-                .insert((link, family), now + REQUERY_EVERY);
-            let usable = self
-                .links
-                .get(&link)
-                .and_then(|l| l.socks.get(&family))
-                .is_some_and(|s| s.usable);
-            if usable {
+        for (link, names) in due {
+            let Some(l) = self.links.get(&link) else {
+                continue;
+            };
+            for (family, sock) in &l.socks {
+                let key = (link, *family);
+                if !sock.usable
+                    || self
+                        .catchups
+                        .next_packet
+                        .get(&key)
+                        .is_some_and(|g| *g > now)
+                {
+                    continue;
+                }
+                self.catchups.next_packet.insert(key, now + REQUERY_EVERY);
                 self.actions.push_back(Action::SendPackets {
                     link,
-                    family,
+                    family: *family,
                     packets: vec![crate::dns::queries(&names, crate::dns::TYPE_TXT, false)],
                 });
             }
@@ -313,7 +333,7 @@ impl Engine {
         };
         let mut taken = 0;
         for (label, signed) in records {
-            if !self.wants(index, &label) || self.holds(&label) {
+            if !self.wants(index, &label) || self.holds(index, &label) {
                 continue;
             }
             let offer = Offer {

@@ -145,7 +145,7 @@ impl Engine {
                     .collect();
                 self.table.note_ips(&peer, &via, &ips);
                 if let Some(link) = senders {
-                    for ip in self.take_senders(link, &label) {
+                    for ip in self.senders_of(link, &label) {
                         self.table.spoke(&peer, &via, &ip);
                     }
                 }

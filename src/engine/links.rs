@@ -654,7 +654,12 @@ impl Engine {
                     foreign += 1;
                     continue;
                 }
-                None => continue, // cannot tell yet: no sign of life, no blame
+                None => {
+                    // Cannot tell yet (none of its addresses of that family is known): no sign
+                    // of life, no blame; remembered in case mdns-sd reports them next.
+                    unknown.push(label);
+                    continue;
+                }
             }
             revived.extend(self.table.heard(peer, &link.via, now));
         }
@@ -698,12 +703,13 @@ impl Engine {
     }
 
     /// The senders heard for record `label` on link `index` before it was taken (see
-    /// [`Link::senders`]); they are forgotten there.
-    pub(super) fn take_senders(&mut self, index: u32, label: &str) -> Vec<IpAddr> {
+    /// [`Link::senders`]). They stay (until they age out): mdns-sd may report the record again
+    /// with more of its addresses, one family's after the other's.
+    pub(super) fn senders_of(&self, index: u32, label: &str) -> Vec<IpAddr> {
         self.links
-            .get_mut(&index)
-            .and_then(|l| l.senders.remove(label))
-            .map(|(ips, _)| ips)
+            .get(&index)
+            .and_then(|l| l.senders.get(label))
+            .map(|(ips, _)| ips.clone())
             .unwrap_or_default()
     }
 

@@ -1015,6 +1015,14 @@ impl PeerTable {
             .map(|l| l.spoke)
     }
 
+    /// Whether `peer` has addresses (answering or not) through `via`.
+    pub fn has_addrs(&self, peer: &PeerId, via: &Via) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|e| e.links.get(via))
+            .is_some_and(|l| !l.addrs.is_empty())
+    }
+
     /// Whether `peer` is handed over now.
     pub fn is_visible(&self, peer: &PeerId) -> bool {
         self.peers.get(peer).is_some_and(|e| e.sent.is_some())

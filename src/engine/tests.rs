@@ -1346,13 +1346,21 @@ fn multicast(a: &[Action]) -> Vec<(Family, Vec<u8>)> {
         .collect()
 }
 
-/// The instances named by the re-queries among `a`'s multicast packets.
+/// The instances named by the re-queries among `a`'s multicast packets over IPv4 (each goes on
+/// both families: an answer carries its own family's addresses only).
 fn requeried(a: &[Action]) -> Vec<String> {
-    multicast(a)
-        .iter()
-        .filter(|(_, p)| !crate::dns::is_response(p) && !crate::dns::wants_unicast(p))
-        .flat_map(|(_, p)| crate::dns::asked_instances(p, 4))
-        .collect()
+    let on = |family: Family| -> Vec<String> {
+        multicast(a)
+            .iter()
+            .filter(|(f, p)| {
+                *f == family && !crate::dns::is_response(p) && !crate::dns::wants_unicast(p)
+            })
+            .flat_map(|(_, p)| crate::dns::asked_instances(p, 4))
+            .collect()
+    };
+    let v4 = on(Family::V4);
+    assert_eq!(v4, on(Family::V6), "both families are asked");
+    v4
 }
 
 /// Nothing in `a` goes anywhere but a link's multicast group, a probe or a static host.
@@ -1536,7 +1544,7 @@ fn forged_queries_cost_a_bounded_number_of_requeries_all_to_the_link() {
         no_unicast_to_the_link(&a);
         packets += multicast(&a)
             .iter()
-            .filter(|(_, p)| !crate::dns::is_response(p))
+            .filter(|(f, p)| *f == Family::V4 && !crate::dns::is_response(p))
             .count();
     }
     let most = (2.0 / catchup::REQUERY_EVERY.as_secs_f64()).ceil() as usize + 1;
@@ -1891,6 +1899,44 @@ fn answer_probes(r: &mut Rig, actions: Vec<Action>, ok: bool) -> usize {
         queue.extend(probes_of(&r.input(Input::Probed { addr, ok })));
     }
     n
+}
+
+#[test]
+fn a_record_whose_packets_were_heard_before_mdns_sd_reported_it_is_probed_at_once() {
+    // Both families' announcements reach the link sockets first; mdns-sd then reports the record
+    // with its IPv6 address only, and a moment later with both.
+    let mut r = Rig::up(Config::default());
+    let k = Keypair::generate_ed25519();
+    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let from = |ip: &str| {
+        let mut h = Heard::parse(
+            IDX,
+            Family::V4,
+            ip.parse().unwrap(),
+            &crate::dns::ptr_query(crate::dns::SERVICE),
+        )
+        .unwrap();
+        h.instances = vec![(label.clone(), 120)];
+        Input::Heard(h)
+    };
+    r.input(from("10.0.0.2:5353"));
+    r.input(from("[fe80::2]:5353"));
+    let resolved_with = |ips: &[&str]| Input::Resolved {
+        link: IDX,
+        fullname: crate::instance::fullname(&label),
+        signed: Ok(signed(&k, 1)),
+        ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+    };
+    let mut probes = probes_of(&r.input(resolved_with(&["fe80::2"])));
+    probes.extend(probes_of(&r.input(resolved_with(&["10.0.0.2", "fe80::2"]))));
+    assert_eq!(
+        probes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        vec![format!(
+            "/ip4/10.0.0.2/tcp/4001/p2p/{}",
+            k.public().to_peer_id()
+        )],
+        "its IPv4 address is probed at once, not at the next announcement"
+    );
 }
 
 #[test]
