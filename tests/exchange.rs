@@ -295,10 +295,7 @@ fn peer_exchange_answers_only_its_own_and_a_hog_cannot_shut_it_off() {
     assert!(stranger.is_none(), "a stranger was told {stranger:?}");
     let st = n.status(&ab);
     assert!(
-        st["dropped"]["exchange-refused-stranger"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 1,
+        common::watch::dropped(&st, &["exchange-refused-stranger"]) >= 1,
         "{st}"
     );
     // Off the link but in a range the operator allowed: answered.
@@ -368,10 +365,7 @@ fn peer_exchange_answers_only_its_own_and_a_hog_cannot_shut_it_off() {
     );
     let st = n.status(&ab);
     assert!(
-        st["dropped"]["exchange-refused-per-ip"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0,
+        common::watch::dropped(&st, &["exchange-refused-per-ip"]) > 0,
         "{st}"
     );
 }

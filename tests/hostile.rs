@@ -11,7 +11,7 @@
 mod common;
 
 use common::network::net;
-use common::watch::is_event;
+use common::watch::{dropped, is_event};
 use common::{forge, packets};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -23,14 +23,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn alone() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The `dropped` counts of a status object (or of one of its interfaces), summed over `reasons`.
-fn dropped(v: &serde_json::Value, reasons: &[&str]) -> u64 {
-    reasons
-        .iter()
-        .map(|r| v["dropped"][r].as_u64().unwrap_or(0))
-        .sum()
 }
 
 #[test]

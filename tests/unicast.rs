@@ -259,10 +259,7 @@ fn a_routed_static_host_gives_its_node_by_peer_exchange_to_the_ranges_it_allows(
     );
     let st = n.status(&ab);
     assert!(
-        st["dropped"]["exchange-refused-stranger"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 1,
+        common::watch::dropped(&st, &["exchange-refused-stranger"]) >= 1,
         "{st}"
     );
 }

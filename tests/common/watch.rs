@@ -174,3 +174,11 @@ pub fn addrs(v: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The `dropped` counts of a status object (or of one of its interfaces), summed over `reasons`.
+pub fn dropped(v: &Value, reasons: &[&str]) -> u64 {
+    reasons
+        .iter()
+        .map(|r| v["dropped"][r].as_u64().unwrap_or(0))
+        .sum()
+}
