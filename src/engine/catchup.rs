@@ -90,12 +90,20 @@ pub(super) struct CatchUps {
     answered: HashMap<(u32, Family, String), Instant>,
     /// When each link and family may send its next re-query packet.
     next_packet: HashMap<(u32, Family), Instant>,
+    /// When the next re-query is due ([`CatchUps::refresh`]), kept so that asking is cheap.
+    due: Option<Instant>,
 }
 
 impl CatchUps {
     /// When the next re-query is due, if any.
     pub fn next_due(&self) -> Option<Instant> {
-        self.wanted
+        self.due
+    }
+
+    /// Works out [`CatchUps::next_due`] again (after the instances or the gates changed).
+    fn refresh(&mut self) {
+        self.due = self
+            .wanted
             .iter()
             .map(|((link, _), w)| {
                 let gate = [Family::V4, Family::V6]
@@ -104,7 +112,7 @@ impl CatchUps {
                     .min();
                 gate.map_or(w.next, |g| g.max(w.next))
             })
-            .min()
+            .min();
     }
 
     fn rest(&mut self, label: String, now: Instant) {
@@ -186,6 +194,7 @@ impl Engine {
                 }
             }
         }
+        self.catchups.refresh();
     }
 
     /// Whether the record an instance label stands for is held with addresses through link
@@ -272,6 +281,7 @@ impl Engine {
         self.catchups
             .next_packet
             .retain(|_, t| now.saturating_duration_since(*t) < REQUERY_EVERY);
+        self.catchups.refresh();
     }
 
     /// Answers another host's re-query for our record `label` by multicast on that link and
