@@ -2,10 +2,10 @@
 //! (`tests/fuzz_corpora.rs`). Pure: each takes bytes anyone could send and must never panic,
 //! whatever they are.
 
-use crate::config::{Config, Overrides};
 use crate::engine::{Engine, Input};
-use crate::proto::{AgentMsg, ClientMsg};
-use crate::{cache, dns, instance, libp2p_mdns, proto, record};
+use crate::wire::config::{Config, Overrides};
+use crate::wire::protocol::{AgentMsg, ClientMsg};
+use crate::wire::{cache, dns, instance, protocol, record, stock};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
@@ -14,11 +14,11 @@ use std::time::Instant;
 pub fn dns_packet(data: &[u8]) {
     let _ = dns::is_response(data);
     let _ = dns::questions(data);
-    let _ = libp2p_mdns::is_service_query(data);
+    let _ = stock::is_service_query(data);
     if let Ok(rrs) = dns::records(data) {
         let _ = dns::instances(&rrs);
         let _ = dns::signed_records(&rrs);
-        let _ = libp2p_mdns::libp2p_peers(&rrs);
+        let _ = stock::libp2p_peers(&rrs);
     }
 }
 
@@ -55,17 +55,19 @@ pub fn socket_frame(data: &[u8]) {
     let Some((prefix, body)) = data.split_first_chunk::<4>() else {
         return;
     };
-    if let Ok(n) = proto::body_len(*prefix) {
+    if let Ok(n) = protocol::body_len(*prefix) {
         let body = &body[..n.min(body.len())];
-        let _ = proto::decode::<ClientMsg>(body);
-        let _ = proto::decode::<AgentMsg>(body);
+        let _ = protocol::decode::<ClientMsg>(body);
+        let _ = protocol::decode::<AgentMsg>(body);
     }
 }
 
 /// A line on the local socket in JSON mode, read as a request (and any signed record in it as
 /// the agent would check it).
 pub fn json_line(data: &[u8]) {
-    if let Ok(ClientMsg::Register { signed_record }) = crate::proto_json::parse_request(data) {
+    if let Ok(ClientMsg::Register { signed_record }) =
+        crate::wire::protocol_json::parse_request(data)
+    {
         let _ = record::verify(&signed_record, "exo");
     }
 }
@@ -93,8 +95,8 @@ pub fn config_file(data: &[u8]) {
 /// packet from anyone on the link takes.
 pub fn link_datagram(data: &[u8]) {
     use crate::engine::{Heard, Request, SendOutcome};
-    use crate::iface::Iface;
-    use crate::mcast::Family;
+    use crate::wire::net::Family;
+    use crate::wire::net::Iface;
     use std::net::{Ipv6Addr, SocketAddr};
     use std::time::Duration;
     let Some((&pick, packet)) = data.split_first() else {
@@ -196,7 +198,7 @@ pub fn exchange_frame(data: &[u8]) {
         ..Config::default()
     };
     let mut engine = Engine::new(cfg, now);
-    if let Ok(ask) = proto::decode::<crate::exchange::Ask>(data) {
+    if let Ok(ask) = protocol::decode::<crate::wire::exchange::Ask>(data) {
         engine.handle(
             Input::ExchangeAsked {
                 id: 1,
@@ -210,7 +212,7 @@ pub fn exchange_frame(data: &[u8]) {
     engine.handle(
         Input::Exchanged {
             host: "10.0.0.9".into(),
-            result: crate::exchange::decode_reply(data),
+            result: crate::wire::exchange::decode_reply(data),
         },
         now,
     );

@@ -6,6 +6,7 @@
 use socket2::Socket;
 use std::io;
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 
 /// Keeps a multicast socket to the groups it joined itself, on the interface it joined them on.
 ///
@@ -213,61 +214,30 @@ pub fn raise_engine_unicast_ttl() -> usize {
     }
 }
 
-/// How lasting a refused send is, by its errno (pure; see [`crate::engine::SendClass`]).
-pub fn send_class(errno: Option<i32>) -> crate::engine::SendClass {
-    use crate::engine::SendClass;
-    use nix::libc;
-    match errno {
-        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ENOMEM) => {
-            SendClass::Transient
-        }
-        #[cfg(target_os = "macos")]
-        Some(libc::EHOSTUNREACH) => SendClass::Permanent,
-        Some(libc::EPERM) | Some(libc::EACCES) => SendClass::Policy,
-        _ => SendClass::Permanent,
-    }
+/// Where the agent listens unless told otherwise: `$XDG_RUNTIME_DIR/exo-discovery/agent.sock`
+/// when that variable is set, else `/tmp/exo-discovery-<uid>/agent.sock`. The agent creates that
+/// directory owner-only and checks it before binding.
+pub fn default_socket_path() -> PathBuf {
+    crate::wire::config::socket_path_for(
+        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+        nix::unistd::getuid().as_raw(),
+    )
 }
 
-/// What a refused multicast send most likely means on this system.
-///
-/// EHOSTUNREACH differs: on Linux it is a missing route, like ENETUNREACH. On macOS it is also
-/// what Local Network privacy is reported to return to a process it has not allowed (os error 65;
-/// see the README's macOS section for what is verified), and for a send pinned to one interface
-/// the agent takes it for that.
-pub fn explain_send_error(err: &io::Error) -> &'static str {
-    match err.raw_os_error() {
-        #[cfg(target_os = "macos")]
-        Some(nix::libc::EHOSTUNREACH) => {
-            "macOS Local Network privacy blocks this process: run the agent as the LaunchDaemon \
-             in config/ or grant it Local Network access"
-        }
-        #[cfg(not(target_os = "macos"))]
-        Some(nix::libc::EHOSTUNREACH) => "no route for multicast on it",
-        Some(nix::libc::EPERM) | Some(nix::libc::EACCES) => "an output firewall rule refuses it",
-        Some(nix::libc::ENETUNREACH) => "no route for multicast on it",
-        Some(nix::libc::EADDRNOTAVAIL) => "it has no usable source address",
-        Some(nix::libc::ENODEV) | Some(nix::libc::ENXIO) => "the interface is gone",
-        _ => "the system refused it",
+/// The default state directory: `$STATE_DIRECTORY` (systemd), `/var/lib/exo-discovery` for
+/// root, else `$XDG_STATE_HOME/exo-discovery` or `~/.local/state/exo-discovery`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::SendClass;
-    use nix::libc;
-
-    #[test]
-    fn refused_sends_are_classed_by_how_lasting_they_are() {
-        for e in [libc::ENOBUFS, libc::EAGAIN, libc::EINTR, libc::ENOMEM] {
-            assert_eq!(send_class(Some(e)), SendClass::Transient, "{e}");
-        }
-        for e in [libc::EPERM, libc::EACCES] {
-            assert_eq!(send_class(Some(e)), SendClass::Policy, "{e}");
-        }
-        for e in [libc::ENETUNREACH, libc::EADDRNOTAVAIL, libc::ENODEV] {
-            assert_eq!(send_class(Some(e)), SendClass::Permanent, "{e}");
-        }
-        assert_eq!(send_class(None), SendClass::Permanent);
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/exo-discovery");
+    }
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("exo-discovery");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => PathBuf::from(h).join(".local/state/exo-discovery"),
+        None => PathBuf::from("/tmp/exo-discovery-state"),
     }
 }

@@ -109,11 +109,12 @@ fn a_forged_presence_query_from_off_the_link_sends_nothing_there() {
         let names: Vec<String> = (0..4)
             .map(|_| {
                 let k = libp2p_identity::Keypair::generate_ed25519();
-                let label = exo_discovery::instance::instance_label(&k.public().to_peer_id(), 1);
-                exo_discovery::instance::fullname(&label)
+                let label =
+                    exo_discovery::wire::instance::instance_label(&k.public().to_peer_id(), 1);
+                exo_discovery::wire::instance::fullname(&label)
             })
             .collect();
-        let q = exo_discovery::dns::queries(&names, exo_discovery::dns::TYPE_TXT, true);
+        let q = exo_discovery::wire::dns::queries(&names, exo_discovery::wire::dns::TYPE_TXT, true);
         sock.send_to(&q, common::packets::GROUP).expect("send");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -8,7 +8,8 @@
 
 mod common;
 
-use exo_discovery::{config, keyfile, proto_json, record};
+use exo_discovery::cli::keyfile;
+use exo_discovery::wire::{config, protocol_json, record};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -140,7 +141,7 @@ fn sign_prints_a_record_that_verifies_for_the_key() {
     ]);
     assert!(out.status.success(), "{out:?}");
     let hex = text(&out.stdout);
-    let signed = proto_json::from_hex(hex.trim_end()).expect("sign printed no hex");
+    let signed = protocol_json::from_hex(hex.trim_end()).expect("sign printed no hex");
     let rec = record::verify(&signed, config::DEFAULT_NAMESPACE).unwrap();
     let kp = keyfile::read(Path::new(&key)).unwrap();
     assert_eq!(rec.peer_id, kp.public().to_peer_id());

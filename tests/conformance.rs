@@ -9,7 +9,7 @@ mod common;
 
 use common::network::{net, Host, Net};
 use common::watch::is_event;
-use exo_discovery::{dns, libp2p_mdns};
+use exo_discovery::wire::{dns, stock as libp2p_mdns};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -170,15 +170,19 @@ fn one_static_host_brings_the_whole_cluster_and_only_what_checks_out_here() {
 /// A host that answers the peer exchange, on its TCP port 5353, with one record whose signature
 /// is broken. Returns the server's thread guard and the forged record's peer ID.
 fn fake_exchange(n: &common::network::Net, f: &common::network::Host) -> (Stop, String) {
-    use exo_discovery::exchange::{Peer, Reply};
+    use exo_discovery::wire::exchange::{Peer, Reply};
     let key = libp2p_identity::Keypair::generate_ed25519();
     let id = key.public().to_peer_id().to_base58();
-    let mut signed =
-        exo_discovery::record::sign(&key, "exo", 1, &["/ip4/0.0.0.0/tcp/4001".parse().unwrap()])
-            .unwrap();
+    let mut signed = exo_discovery::wire::record::sign(
+        &key,
+        "exo",
+        1,
+        &["/ip4/0.0.0.0/tcp/4001".parse().unwrap()],
+    )
+    .unwrap();
     let last = signed.len() - 1;
     signed[last] ^= 1;
-    let reply = exo_discovery::proto::encode(&Reply::Peers {
+    let reply = exo_discovery::wire::protocol::encode(&Reply::Peers {
         peers: vec![Peer {
             signed,
             ips: vec!["10.94.0.6".parse().unwrap()],
@@ -224,8 +228,8 @@ impl Drop for Stop {
 /// Asks the agent at `to` for its peers from `from` (a source address of the calling host's),
 /// as an agent does: `Some(peers)` when answered with peers, `None` when the connection was
 /// closed, refused or timed out without a reply.
-fn ask_exchange(from: &str, to: &str) -> Option<Vec<exo_discovery::exchange::Peer>> {
-    use exo_discovery::exchange::{Ask, Reply};
+fn ask_exchange(from: &str, to: &str) -> Option<Vec<exo_discovery::wire::exchange::Peer>> {
+    use exo_discovery::wire::exchange::{Ask, Reply};
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
     s.bind(&std::net::SocketAddr::new(from.parse().ok()?, 0).into())
@@ -235,13 +239,13 @@ fn ask_exchange(from: &str, to: &str) -> Option<Vec<exo_discovery::exchange::Pee
         .ok()?;
     let mut s: std::net::TcpStream = s.into();
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(&exo_discovery::proto::encode(&Ask::new("exo")))
+    s.write_all(&exo_discovery::wire::protocol::encode(&Ask::new("exo")))
         .ok()?;
     let mut prefix = [0u8; 4];
     s.read_exact(&mut prefix).ok()?;
     let mut body = vec![0; u32::from_be_bytes(prefix).min(1 << 20) as usize];
     s.read_exact(&mut body).ok()?;
-    match exo_discovery::exchange::decode_reply(&body).ok()? {
+    match exo_discovery::wire::exchange::decode_reply(&body).ok()? {
         Reply::Peers { peers, .. } => Some(peers),
         Reply::Refused { .. } => None,
     }
@@ -283,7 +287,7 @@ fn peer_exchange_answers_only_its_own_and_a_hog_cannot_shut_it_off() {
             _ => std::thread::sleep(Duration::from_millis(300)),
         }
     };
-    let rec = exo_discovery::record::verify(&own[0].signed, "exo").expect("B's own record");
+    let rec = exo_discovery::wire::record::verify(&own[0].signed, "exo").expect("B's own record");
     assert_eq!(rec.peer_id.to_base58(), idb);
     assert_eq!(
         own[0].ips,

@@ -109,7 +109,7 @@ fn announced_pair(test: &str, subnet: u8, extra: &[&str]) -> Option<Scene> {
         .wait_for(WAIT, |v| is_event(v, "discovered", &ida))
         .expect("discovered");
     let seq = ev["seq"].as_u64().expect("seq");
-    let label = exo_discovery::instance::instance_label(&ida.parse().unwrap(), seq);
+    let label = exo_discovery::wire::instance::instance_label(&ida.parse().unwrap(), seq);
     let f_ip = Ipv4Addr::new(10, subnet, 0, 66);
     let sock = n.in_ns(&f, move || forge::sender(f_ip));
     Some(Scene {
@@ -251,11 +251,11 @@ fn a_node_whose_clock_stepped_back_is_taken_again_and_a_replay_changes_nothing()
     assert!(n.peers(&ab).iter().all(|p| p["seq"] == behind));
 
     // A third host replays an even older record of the node, naming a place of its own.
-    let k = exo_discovery::keyfile::read(&key).unwrap();
+    let k = exo_discovery::cli::keyfile::read(&key).unwrap();
     let old = behind - 1_000_000;
     let listen = ["/ip4/0.0.0.0/tcp/4999".parse().unwrap()];
-    let signed = exo_discovery::record::sign(&k, "exo", old, &listen).unwrap();
-    let label = exo_discovery::instance::instance_label(&k.public().to_peer_id(), old);
+    let signed = exo_discovery::wire::record::sign(&k, "exo", old, &listen).unwrap();
+    let label = exo_discovery::wire::instance::instance_label(&k.public().to_peer_id(), old);
     let replay = packets::announcement(&label, &signed, f_ip, 4999, 120);
     for _ in 0..3 {
         sock.send_to(&replay, packets::GROUP).unwrap();
@@ -314,13 +314,17 @@ fn a_node_that_left_and_came_back_a_day_behind_on_its_port_is_taken_and_a_replay
         .expect("the goodbye was not taken");
 
     // A third host replays an older record of the departed node from its own address.
-    let k = exo_discovery::keyfile::read(&key).unwrap();
+    let k = exo_discovery::cli::keyfile::read(&key).unwrap();
     let behind = held - 86_400_000_000;
     let old = behind - 1_000_000;
-    let signed =
-        exo_discovery::record::sign(&k, "exo", old, &["/ip4/0.0.0.0/tcp/4001".parse().unwrap()])
-            .unwrap();
-    let label = exo_discovery::instance::instance_label(&k.public().to_peer_id(), old);
+    let signed = exo_discovery::wire::record::sign(
+        &k,
+        "exo",
+        old,
+        &["/ip4/0.0.0.0/tcp/4001".parse().unwrap()],
+    )
+    .unwrap();
+    let label = exo_discovery::wire::instance::instance_label(&k.public().to_peer_id(), old);
     let f_ip = Ipv4Addr::new(10, 56, 0, 66);
     let sock = n.in_ns(&f, move || forge::sender(f_ip));
     let replay = packets::announcement(&label, &signed, f_ip, 4001, 120);
@@ -380,9 +384,9 @@ fn a_storm_of_replayed_announcements_and_goodbyes_costs_a_live_node_few_connecti
     // The forger replays the node's own announcement (its current record, at its address) and
     // then its goodbye, every 1.5 s for 30 s; b's agent is the only one that probes the node.
     let seq = n.peers(&ab)[0]["seq"].as_u64().unwrap();
-    let k = exo_discovery::keyfile::read(&key).unwrap();
+    let k = exo_discovery::cli::keyfile::read(&key).unwrap();
     let listen = ["/ip4/0.0.0.0/tcp/4001".parse().unwrap()];
-    let signed = exo_discovery::record::sign(&k, "exo", seq, &listen).unwrap();
+    let signed = exo_discovery::wire::record::sign(&k, "exo", seq, &listen).unwrap();
     let announcement =
         packets::announcement(&label, &signed, Ipv4Addr::new(10, 54, 0, 1), 4001, 120);
     port.set_nonblocking(true).unwrap();

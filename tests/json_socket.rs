@@ -13,7 +13,7 @@ use common::bin_path;
 use common::network::net;
 use common::tools::have_tool;
 use exo_discovery::client::Client;
-use exo_discovery::proto::{self, AgentMsg, ClientMsg, ErrorKind};
+use exo_discovery::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -400,7 +400,7 @@ fn bad_json_lines_close_one_connection_and_the_agent_keeps_serving() {
     let mut w = c.w.try_clone().unwrap();
     let writer = std::thread::spawn(move || {
         let mut big = b"{\"add_host\":{\"host\":\"".to_vec();
-        big.resize(proto::MAX_FRAME + 4096, b'a');
+        big.resize(protocol::MAX_FRAME + 4096, b'a');
         // The agent may close before it all went: a broken pipe is expected then.
         let _ = w.write_all(&big);
     });
@@ -410,9 +410,9 @@ fn bad_json_lines_close_one_connection_and_the_agent_keeps_serving() {
     // A line of exactly MAX_FRAME bytes is read (and answered: it is no request).
     let mut c = Json::hello(&sock);
     let mut line = b"{\"add_host\":{\"host\":\"".to_vec();
-    line.resize(proto::MAX_FRAME - 3, b'a');
+    line.resize(protocol::MAX_FRAME - 3, b'a');
     line.extend_from_slice(b"\"}}\n");
-    assert_eq!(line.len(), proto::MAX_FRAME + 1);
+    assert_eq!(line.len(), protocol::MAX_FRAME + 1);
     c.send_raw(&line);
     let e = c.recv().expect("an answer");
     assert_eq!(e["error"]["kind"], "bad-request", "{e}");
@@ -424,7 +424,7 @@ fn bad_json_lines_close_one_connection_and_the_agent_keeps_serving() {
     assert!(c.recv().is_none());
     let waited = started.elapsed();
     assert!(
-        waited + Duration::from_millis(500) >= exo_discovery::server::HANDSHAKE_TIMEOUT,
+        waited + Duration::from_millis(500) >= exo_discovery::agent::server::HANDSHAKE_TIMEOUT,
         "closed after {waited:?}"
     );
 
@@ -435,17 +435,17 @@ fn bad_json_lines_close_one_connection_and_the_agent_keeps_serving() {
     assert!(b.list().unwrap().is_empty());
     // And a binary Hello still gets a binary Welcome.
     let mut s = UnixStream::connect(&sock).unwrap();
-    s.write_all(&proto::encode(&ClientMsg::Hello {
-        magic: proto::MAGIC.into(),
-        version: proto::PROTOCOL_VERSION,
+    s.write_all(&protocol::encode(&ClientMsg::Hello {
+        magic: protocol::MAGIC.into(),
+        version: protocol::PROTOCOL_VERSION,
     }))
     .unwrap();
     let mut prefix = [0u8; 4];
     s.read_exact(&mut prefix).unwrap();
-    let mut body = vec![0u8; proto::body_len(prefix).unwrap()];
+    let mut body = vec![0u8; protocol::body_len(prefix).unwrap()];
     s.read_exact(&mut body).unwrap();
     assert!(matches!(
-        proto::decode::<AgentMsg>(&body),
+        protocol::decode::<AgentMsg>(&body),
         Ok(AgentMsg::Welcome { .. })
     ));
 }
@@ -476,9 +476,9 @@ fn a_json_client_of_another_uid_is_refused_before_a_byte_is_read() {
     let mut prefix = [0u8; 4];
     s.read_exact(&mut prefix).unwrap();
     assert_eq!(prefix[0], 0, "a binary frame, not a line");
-    let mut body = vec![0u8; proto::body_len(prefix).unwrap()];
+    let mut body = vec![0u8; protocol::body_len(prefix).unwrap()];
     s.read_exact(&mut body).unwrap();
-    match proto::decode::<AgentMsg>(&body) {
+    match protocol::decode::<AgentMsg>(&body) {
         Ok(AgentMsg::Error { kind, message }) => {
             assert_eq!(kind, ErrorKind::Handshake);
             assert!(message.contains("uid 0"), "{message}");

@@ -713,8 +713,8 @@ struct ScriptedAgent {
 }
 
 impl ScriptedAgent {
-    fn start(path: &Path, snapshot: Vec<exo_discovery::proto::PeerInfo>) -> ScriptedAgent {
-        use exo_discovery::proto::{self, AgentMsg, ClientMsg};
+    fn start(path: &Path, snapshot: Vec<exo_discovery::wire::protocol::PeerInfo>) -> ScriptedAgent {
+        use exo_discovery::wire::protocol::{self, AgentMsg, ClientMsg};
         use std::io::{Read, Write};
         let listener = std::os::unix::net::UnixListener::bind(path).expect("bind");
         let (tx, seen) = mpsc::channel();
@@ -730,19 +730,21 @@ impl ScriptedAgent {
                     if conn.read_exact(&mut prefix).is_err() {
                         return;
                     }
-                    let mut body = vec![0; proto::body_len(prefix).expect("frame size")];
+                    let mut body = vec![0; protocol::body_len(prefix).expect("frame size")];
                     conn.read_exact(&mut body).expect("frame body");
-                    let reply = match proto::decode::<ClientMsg>(&body).expect("a client message") {
+                    let reply = match protocol::decode::<ClientMsg>(&body)
+                        .expect("a client message")
+                    {
                         ClientMsg::Hello { .. } => {
                             let _ = tx.send(Seen::Connected(n + 1));
                             AgentMsg::Welcome {
-                                version: proto::PROTOCOL_VERSION,
+                                version: protocol::PROTOCOL_VERSION,
                                 namespace: "exo".into(),
                             }
                         }
                         ClientMsg::Subscribe => AgentMsg::Snapshot(snapshot.clone()),
                         ClientMsg::Register { signed_record } => {
-                            let rec = exo_discovery::record::verify(&signed_record, "exo")
+                            let rec = exo_discovery::wire::record::verify(&signed_record, "exo")
                                 .expect("a valid record");
                             let addrs = rec.addrs.iter().map(|a| a.to_string()).collect();
                             let _ = tx.send(Seen::Registered(rec.seq, addrs));
@@ -752,7 +754,7 @@ impl ScriptedAgent {
                         }
                         other => panic!("unexpected {other:?}"),
                     };
-                    if conn.write_all(&proto::encode(&reply)).is_err() {
+                    if conn.write_all(&protocol::encode(&reply)).is_err() {
                         return;
                     }
                 });
@@ -782,7 +784,7 @@ fn the_behaviour_against_a_scripted_agent() {
     use ::libp2p::swarm::SwarmEvent;
     use ::libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
     use exo_discovery::libp2p::{Behaviour, Config, Event};
-    use exo_discovery::proto::{self, AgentMsg, EventKind, PeerEvent, PeerInfo, Source};
+    use exo_discovery::wire::protocol::{self, AgentMsg, EventKind, PeerEvent, PeerInfo, Source};
 
     let dir = std::env::temp_dir().join(format!("exo-discovery-scripted-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -892,7 +894,7 @@ fn the_behaviour_against_a_scripted_agent() {
         assert_eq!(swarm.behaviour().addresses_of_peer(&b), [on(9)]);
 
         // An update to a new port of the same family: the new discovered, the old expired.
-        agent.send(&proto::encode(&AgentMsg::Event(PeerEvent {
+        agent.send(&protocol::encode(&AgentMsg::Event(PeerEvent {
             event: EventKind::Updated,
             peer: info(10),
         })));

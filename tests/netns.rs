@@ -11,7 +11,7 @@ use common::agents::Agent;
 use common::network::{net, Host, Net};
 use common::tools::have_tool;
 use common::watch::{addrs, is_event};
-use exo_discovery::{instance, record};
+use exo_discovery::wire::{instance, record};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -464,9 +464,10 @@ fn a_registration_is_sent_twice_a_second_apart_on_the_wire() {
     };
     // A plain listener on b's link, built like the agent's own per-link socket.
     let sock = n.in_ns(&b, || {
-        let ifs = exo_discovery::iface::list().expect("interfaces");
+        let ifs = exo_discovery::agent::iface::list().expect("interfaces");
         let eth0 = ifs.into_iter().find(|i| i.name == "eth0").expect("eth0");
-        exo_discovery::mcast::open(&eth0, exo_discovery::mcast::Family::V4).expect("socket")
+        exo_discovery::agent::link_socket::open(&eth0, exo_discovery::wire::net::Family::V4)
+            .expect("socket")
     });
     sock.set_nonblocking(false).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100)))
@@ -481,10 +482,10 @@ fn a_registration_is_sent_twice_a_second_apart_on_the_wire() {
             continue;
         };
         let packet = &buf[..len];
-        if !exo_discovery::dns::is_response(packet) || from.port() != 5353 {
+        if !exo_discovery::wire::dns::is_response(packet) || from.port() != 5353 {
             continue;
         }
-        let rrs = exo_discovery::dns::records(packet).expect("the agent sends valid DNS");
+        let rrs = exo_discovery::wire::dns::records(packet).expect("the agent sends valid DNS");
         // The instance's SRV record with a live TTL: an announcement, or a reply to someone's
         // query (mdns-sd multicasts a record at most once a second, so a reply may stand in for
         // the repeat; to every host on the link they are the same).

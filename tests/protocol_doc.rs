@@ -9,12 +9,12 @@
 
 mod common;
 
-use exo_discovery::proto::{
+use exo_discovery::wire::protocol::{
     self, AgentMsg, BudgetUse, ClientMsg, ErrorKind, EventKind, FamilyStatus, IfaceStatus,
     PeerEvent, PeerInfo, Source, StaticHostStatus, Status, UnusedIface, Verification,
 };
-use exo_discovery::proto_json::{self, LineError};
-use exo_discovery::record::{self, Record, Reject};
+use exo_discovery::wire::protocol_json::{self, LineError};
+use exo_discovery::wire::record::{self, Record, Reject};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -246,7 +246,7 @@ fn example_record() -> Vec<u8> {
 }
 
 fn bad_hex_message() -> String {
-    match proto_json::parse_request(br#"{"register":{"signed_record":"xyz"}}"#) {
+    match protocol_json::parse_request(br#"{"register":{"signed_record":"xyz"}}"#) {
         Err(LineError::BadRequest(m)) => m,
         other => panic!("{other:?}"),
     }
@@ -258,36 +258,36 @@ fn the_hex_examples_are_what_the_encoder_writes() {
     let want: BTreeMap<&str, Vec<u8>> = [
         (
             "hello",
-            proto::encode(&ClientMsg::Hello {
-                magic: proto::MAGIC.into(),
-                version: proto::PROTOCOL_VERSION,
+            protocol::encode(&ClientMsg::Hello {
+                magic: protocol::MAGIC.into(),
+                version: protocol::PROTOCOL_VERSION,
             }),
         ),
-        ("list", proto::encode(&ClientMsg::List)),
-        ("subscribe", proto::encode(&ClientMsg::Subscribe)),
+        ("list", protocol::encode(&ClientMsg::List)),
+        ("subscribe", protocol::encode(&ClientMsg::Subscribe)),
         (
             "register",
-            proto::encode(&ClientMsg::Register {
+            protocol::encode(&ClientMsg::Register {
                 signed_record: vec![0xde, 0xad, 0xbe, 0xef],
             }),
         ),
         (
             "welcome",
-            proto::encode(&AgentMsg::Welcome {
+            protocol::encode(&AgentMsg::Welcome {
                 version: 1,
                 namespace: "exo".into(),
             }),
         ),
         (
             "event",
-            proto::encode(&AgentMsg::Event(PeerEvent {
+            protocol::encode(&AgentMsg::Event(PeerEvent {
                 event: EventKind::Discovered,
                 peer: peer(),
             })),
         ),
         (
             "error",
-            proto::encode(&AgentMsg::Error {
+            protocol::encode(&AgentMsg::Error {
                 kind: ErrorKind::Rejected(Reject::Namespace),
                 message: "wrong namespace".into(),
             }),
@@ -304,8 +304,8 @@ fn the_hex_examples_are_what_the_encoder_writes() {
     for (name, bytes) in &want {
         let got = hex_bytes(&blocks[*name]);
         assert_eq!(
-            proto_json::to_hex(&got),
-            proto_json::to_hex(bytes),
+            protocol_json::to_hex(&got),
+            protocol_json::to_hex(bytes),
             "hex example {name}: the document, then the encoder"
         );
     }
@@ -360,7 +360,7 @@ fn sign_prints_the_example_record_in_hex() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
-        format!("{}\n", proto_json::to_hex(&example_record()))
+        format!("{}\n", protocol_json::to_hex(&example_record()))
     );
 }
 
@@ -372,8 +372,8 @@ fn the_json_examples_are_what_json_mode_reads_and_writes() {
         (
             "hello",
             ClientMsg::Hello {
-                magic: proto::MAGIC.into(),
-                version: proto::PROTOCOL_VERSION,
+                magic: protocol::MAGIC.into(),
+                version: protocol::PROTOCOL_VERSION,
             },
         ),
         (
@@ -416,7 +416,7 @@ fn the_json_examples_are_what_json_mode_reads_and_writes() {
         assert!(!lines.is_empty(), "{name}: no example");
         for line in lines {
             assert_eq!(
-                &proto_json::parse_request(line.as_bytes())
+                &protocol_json::parse_request(line.as_bytes())
                     .unwrap_or_else(|e| panic!("{name}: {line}: {e:?}")),
                 msg,
                 "{name}: {line}"
@@ -480,7 +480,7 @@ fn the_json_examples_are_what_json_mode_reads_and_writes() {
         assert_eq!(lines.len(), 1, "{name}: one line");
         let got: serde_json::Value =
             serde_json::from_str(&lines[0]).unwrap_or_else(|e| panic!("{name}: {e}: {}", lines[0]));
-        assert_eq!(got, proto_json::agent_json(msg), "{name}");
+        assert_eq!(got, protocol_json::agent_json(msg), "{name}");
     }
 }
 
@@ -511,7 +511,7 @@ fn the_enum_tables_are_the_encoders_indexes() {
     check_enum::<ErrorKind>(
         &tables,
         "ErrorKind",
-        Some((3, |k| proto_json::error_kind(*k).into())),
+        Some((3, |k| protocol_json::error_kind(*k).into())),
     );
     check_enum::<Reject>(&tables, "Reject", Some((2, |r| r.as_str().into())));
     check_enum::<EventKind>(&tables, "EventKind", Some((2, serde_name)));
@@ -559,25 +559,25 @@ fn the_struct_tables_are_the_encoders_field_order() {
 #[test]
 fn the_limits_in_the_document_are_the_codes() {
     let text = doc();
-    assert_eq!(proto::MAX_FRAME, 1_048_576);
+    assert_eq!(protocol::MAX_FRAME, 1_048_576);
     assert!(text.contains("`MAX_FRAME` = 1,048,576 (1 MiB)"));
-    assert_eq!(proto::PROTOCOL_VERSION, 1);
+    assert_eq!(protocol::PROTOCOL_VERSION, 1);
     assert!(text.contains("The protocol\nversion is 1"));
-    assert_eq!(exo_discovery::server::MAX_CONNECTIONS, 128);
+    assert_eq!(exo_discovery::agent::server::MAX_CONNECTIONS, 128);
     assert!(text.contains("At most 128 connections"));
-    assert_eq!(exo_discovery::server::HANDSHAKE_TIMEOUT.as_secs(), 5);
+    assert_eq!(exo_discovery::agent::server::HANDSHAKE_TIMEOUT.as_secs(), 5);
     assert!(text.contains("within 5 seconds"));
-    assert_eq!(exo_discovery::server::IDLE_TIMEOUT.as_secs(), 30);
+    assert_eq!(exo_discovery::agent::server::IDLE_TIMEOUT.as_secs(), 30);
     assert!(text.contains("once 30 seconds pass without a\n  request"));
-    assert_eq!(exo_discovery::server::OWN_BYTES, 8 * 1024);
-    assert_eq!(exo_discovery::server::SHARED_BYTES, 4 << 20);
+    assert_eq!(exo_discovery::agent::server::OWN_BYTES, 8 * 1024);
+    assert_eq!(exo_discovery::agent::server::SHARED_BYTES, 4 << 20);
     assert!(text.contains("up to 8 KiB of its own"));
     assert!(text.contains("from 4 MiB\n  shared"));
-    assert_eq!(exo_discovery::server::CLIENT_QUEUE, 256);
+    assert_eq!(exo_discovery::agent::server::CLIENT_QUEUE, 256);
     assert!(text.contains("more than 256 messages queued"));
     assert_eq!(
         exo_discovery::client::MAX_SNAPSHOT_BYTES,
-        64 * proto::MAX_FRAME
+        64 * protocol::MAX_FRAME
     );
     assert!(text.contains("gives up past 64 MiB"));
     assert_eq!(record::MAX_ADDRS, 24);
@@ -586,7 +586,7 @@ fn the_limits_in_the_document_are_the_codes() {
     assert!(text.contains("1 to 64 bytes"));
     assert_eq!(exo_discovery::engine::registrations::MAX_REGISTRATIONS, 16);
     assert!(text.contains("the agent announces at most 16 nodes"));
-    assert_eq!(proto_json::FIRST_BYTE, 0x7b);
+    assert_eq!(protocol_json::FIRST_BYTE, 0x7b);
 }
 
 // The Python client of the JSON mode (run in `tests/json_socket.rs`), as the README shows it.

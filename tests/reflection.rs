@@ -19,7 +19,7 @@ mod common;
 
 use common::network::{net, Host, Net};
 use common::tools::have_tool;
-use exo_discovery::dns;
+use exo_discovery::wire::dns;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::time::{Duration, Instant};
 

@@ -10,9 +10,9 @@ mod common;
 use common::bin_path;
 use common::network::net;
 use common::proc::peak_rss_kib;
+use exo_discovery::agent::server::{IDLE_TIMEOUT, MAX_CONNECTIONS};
 use exo_discovery::client::{Client, ClientError};
-use exo_discovery::proto::{self, AgentMsg, ClientMsg, ErrorKind};
-use exo_discovery::server::{IDLE_TIMEOUT, MAX_CONNECTIONS};
+use exo_discovery::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
@@ -30,9 +30,9 @@ const NOBODY: [&str; 4] = [
 fn read_msg(s: &mut UnixStream) -> Option<AgentMsg> {
     let mut prefix = [0u8; 4];
     s.read_exact(&mut prefix).ok()?;
-    let mut body = vec![0u8; proto::body_len(prefix).ok()?];
+    let mut body = vec![0u8; protocol::body_len(prefix).ok()?];
     s.read_exact(&mut body).ok()?;
-    proto::decode(&body).ok()
+    protocol::decode(&body).ok()
 }
 
 fn closed(s: &mut UnixStream) -> bool {
@@ -128,9 +128,9 @@ fn garbage_closes_one_connection_and_the_agent_keeps_serving() {
 
     // Garbage after a good handshake, from a client that also holds a subscription.
     let mut s = UnixStream::connect(&a.socket).unwrap();
-    s.write_all(&proto::encode(&ClientMsg::Hello {
-        magic: proto::MAGIC.into(),
-        version: proto::PROTOCOL_VERSION,
+    s.write_all(&protocol::encode(&ClientMsg::Hello {
+        magic: protocol::MAGIC.into(),
+        version: protocol::PROTOCOL_VERSION,
     }))
     .unwrap();
     assert!(matches!(read_msg(&mut s), Some(AgentMsg::Welcome { .. })));
@@ -152,8 +152,8 @@ fn garbage_closes_one_connection_and_the_agent_keeps_serving() {
 
     // A wrong protocol version is told so.
     let mut s = UnixStream::connect(&a.socket).unwrap();
-    s.write_all(&proto::encode(&ClientMsg::Hello {
-        magic: proto::MAGIC.into(),
+    s.write_all(&protocol::encode(&ClientMsg::Hello {
+        magic: protocol::MAGIC.into(),
         version: 999,
     }))
     .unwrap();
@@ -262,11 +262,11 @@ fn idle_connections_are_closed_and_cannot_lock_the_node_out() {
     let h = n.host("solo");
     let a = n.agent(&h, "agent", &[]);
     // As many silent connections as the agent serves at once.
-    let mut idle: Vec<UnixStream> = (0..exo_discovery::server::MAX_CONNECTIONS)
+    let mut idle: Vec<UnixStream> = (0..exo_discovery::agent::server::MAX_CONNECTIONS)
         .map(|_| UnixStream::connect(&a.socket).unwrap())
         .collect();
     std::thread::sleep(
-        exo_discovery::server::HANDSHAKE_TIMEOUT + std::time::Duration::from_secs(1),
+        exo_discovery::agent::server::HANDSHAKE_TIMEOUT + std::time::Duration::from_secs(1),
     );
     for s in &mut idle {
         s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
@@ -282,9 +282,9 @@ fn idle_connections_are_closed_and_cannot_lock_the_node_out() {
 
 /// The binary hello.
 fn hello_frame() -> Vec<u8> {
-    proto::encode(&ClientMsg::Hello {
-        magic: proto::MAGIC.into(),
-        version: proto::PROTOCOL_VERSION,
+    protocol::encode(&ClientMsg::Hello {
+        magic: protocol::MAGIC.into(),
+        version: protocol::PROTOCOL_VERSION,
     })
 }
 
@@ -333,7 +333,7 @@ fn next_error(s: &mut UnixStream, json: bool) -> Option<(String, String)> {
     } else {
         match read_msg(s)? {
             AgentMsg::Error { kind, message } => Some((
-                exo_discovery::proto_json::error_kind(kind).to_owned(),
+                exo_discovery::wire::protocol_json::error_kind(kind).to_owned(),
                 message,
             )),
             _ => None,
@@ -393,7 +393,7 @@ fn unfinished_requests_hold_bounded_memory(test: &str, json: bool, unfinished: &
 #[test]
 fn unfinished_lines_of_many_connections_hold_bounded_memory() {
     let mut line = b"{\"add_host\":{\"host\":\"".to_vec();
-    line.resize(proto::MAX_FRAME - 4096, b'a');
+    line.resize(protocol::MAX_FRAME - 4096, b'a');
     unfinished_requests_hold_bounded_memory(
         "unfinished_lines_of_many_connections_hold_bounded_memory",
         true,
@@ -403,8 +403,8 @@ fn unfinished_lines_of_many_connections_hold_bounded_memory() {
 
 #[test]
 fn unfinished_frames_of_many_connections_hold_bounded_memory() {
-    let mut frame = (proto::MAX_FRAME as u32).to_be_bytes().to_vec();
-    frame.resize(4 + proto::MAX_FRAME - 4096, 0x07);
+    let mut frame = (protocol::MAX_FRAME as u32).to_be_bytes().to_vec();
+    frame.resize(4 + protocol::MAX_FRAME - 4096, 0x07);
     unfinished_requests_hold_bounded_memory(
         "unfinished_frames_of_many_connections_hold_bounded_memory",
         false,

@@ -6,7 +6,7 @@ mod common;
 use common::forge::{fresh_announcement, raw_sender, send_at, send_spoofed, sender, spoofed};
 use common::network::{Host, Net};
 use common::packets::GROUP;
-use exo_discovery::{dns, instance};
+use exo_discovery::wire::{dns, instance};
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -199,8 +199,8 @@ pub fn main() {
             }
             let mut s: std::net::TcpStream = s.into();
             use std::io::{Read, Write};
-            let ask = exo_discovery::exchange::Ask::new("exo");
-            let _ = s.write_all(&exo_discovery::proto::encode(&ask));
+            let ask = exo_discovery::wire::exchange::Ask::new("exo");
+            let _ = s.write_all(&exo_discovery::wire::protocol::encode(&ask));
             let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
             let mut b = [0u8; 4];
             if s.read_exact(&mut b).is_ok() {

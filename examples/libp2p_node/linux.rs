@@ -120,7 +120,7 @@ fn on_event(swarm: &mut Swarm<Node>, ev: SwarmEvent<NodeEvent>) {
 
 #[tokio::main(flavor = "current_thread")]
 pub async fn main() -> ExitCode {
-    exo_discovery::logging::init();
+    exo_discovery::cli::logging::init();
     match parse_args() {
         Ok(args) => match run(args).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -137,7 +137,7 @@ pub async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let keypair = exo_discovery::keyfile::read_or_create(&args.key)?;
+    let keypair = exo_discovery::cli::keyfile::read_or_create(&args.key)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())

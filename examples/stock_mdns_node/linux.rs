@@ -75,7 +75,7 @@ pub async fn main() -> ExitCode {
 
 async fn run(key: Option<&Path>) -> Result<(), String> {
     let keypair = match key {
-        Some(path) => exo_discovery::keyfile::read_or_create(path)?,
+        Some(path) => exo_discovery::cli::keyfile::read_or_create(path)?,
         None => Keypair::generate_ed25519(),
     };
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;

@@ -1,11 +1,12 @@
-//! Peer exchange over TCP (does I/O; the format is [`crate::exchange`], the decisions the
+//! Peer exchange over TCP (does I/O; the format is [`crate::wire::exchange`], the decisions the
 //! engine's): the listener that answers other agents, and the ask sent to a static host.
 
 use super::Incoming;
 use crate::engine::exchange::{ASK_WITHIN, SERVE_TIMEOUT};
-use crate::exchange::{self, Ask, Reply};
-use crate::proto;
-use crate::unicast::{self, HostSpec};
+use crate::wire::exchange::{self, Ask, Reply};
+use crate::wire::protocol;
+use crate::agent::unicast;
+use crate::wire::net::HostSpec;
 use async_channel::Sender;
 use async_io::{Async, Timer};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -145,7 +146,7 @@ async fn answer(
         Err(io::Error::new(io::ErrorKind::TimedOut, "no ask in time"))
     });
     let ask = match read.await? {
-        Ok(body) => proto::decode::<Ask>(&body).map_err(|e| e.to_string()),
+        Ok(body) => protocol::decode::<Ask>(&body).map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
     let reply = match ask {
@@ -168,7 +169,7 @@ async fn answer(
         }
         Err(why) => Reply::Refused { why },
     };
-    stream.write_all(&proto::encode(&reply)).await?;
+    stream.write_all(&protocol::encode(&reply)).await?;
     stream.flush().await
 }
 
@@ -228,7 +229,7 @@ async fn ask_at(target: SocketAddr, namespace: &str) -> Result<Reply, String> {
         .await
         .map_err(|e| e.to_string())?;
     stream
-        .write_all(&proto::encode(&Ask::new(namespace)))
+        .write_all(&protocol::encode(&Ask::new(namespace)))
         .await
         .map_err(|e| e.to_string())?;
     let body = read_frame(&mut stream, exchange::MAX_REPLY)

@@ -3,12 +3,14 @@
 
 use super::Incoming;
 use crate::engine::repeat::Repeated;
-use crate::engine::{Action, Heard, Input, SendFailure, SendOutcome};
-use crate::iface::Iface;
-use crate::instance::Announcement;
-use crate::mcast::{self, Family};
-use crate::mdns::LinkDaemon;
-use crate::{dns, record};
+use crate::engine::{Action, Heard, Input, SendOutcome};
+use crate::wire::net::SendFailure;
+use crate::wire::net::Iface;
+use crate::wire::instance::Announcement;
+use crate::agent::link_socket;
+use crate::wire::net::Family;
+use crate::agent::daemons::LinkDaemon;
+use crate::wire::{dns, record};
 use async_channel::Sender;
 use async_io::{Async, Timer};
 use log::{debug, warn};
@@ -36,8 +38,8 @@ fn failure(e: &std::io::Error) -> SendFailure {
     SendFailure {
         errno: e.raw_os_error(),
         message: e.to_string(),
-        explanation: crate::sys::explain_send_error(e),
-        class: crate::sys::send_class(e.raw_os_error()),
+        explanation: crate::wire::net::explain_send_error(e),
+        class: crate::wire::net::send_class(e.raw_os_error()),
     }
 }
 
@@ -77,7 +79,7 @@ impl ShellLink {
         tx: &Sender<Incoming>,
     ) -> SendOutcome {
         if !self.socks.contains_key(&family) {
-            let opened = mcast::open(&self.iface, family)
+            let opened = link_socket::open(&self.iface, family)
                 .map_err(|e| (e.to_string(), e.error.raw_os_error()))
                 .and_then(|s| Async::new(s).map_err(|e| (e.to_string(), e.raw_os_error())));
             let sock = match opened {
@@ -87,7 +89,7 @@ impl ShellLink {
                         errno,
                         message,
                         explanation: "",
-                        class: crate::sys::send_class(errno),
+                        class: crate::wire::net::send_class(errno),
                     })
                 }
             };
@@ -111,7 +113,7 @@ impl ShellLink {
         match ls
             .sock
             .get_ref()
-            .send_to(query, mcast::group_addr(family, &self.iface))
+            .send_to(query, link_socket::group_addr(family, &self.iface))
         {
             Ok(_) => SendOutcome::Sent,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => SendOutcome::WouldBlock,
@@ -180,7 +182,7 @@ impl ShellLink {
         let Some(ls) = self.socks.get(&family) else {
             return;
         };
-        let dest = mcast::group_addr(family, &self.iface);
+        let dest = link_socket::group_addr(family, &self.iface);
         for packet in packets {
             if let Err(e) = ls.sock.get_ref().send_to(packet, dest) {
                 debug!(

@@ -15,16 +15,23 @@
 //! `links` carries out the link actions (sockets, readers, daemons); `tasks` runs probes and
 //! static-host rounds; `exchange` answers other agents' peer exchange and asks static hosts'.
 
+pub mod daemons;
+pub mod doctor;
 mod exchange;
+pub mod fanout;
+pub mod files;
+pub mod iface;
+pub mod link_socket;
 mod links;
+pub mod server;
 mod tasks;
+pub mod unicast;
 
-use crate::cache;
-use crate::config::Config;
+use crate::wire::config::Config;
 use crate::engine::{Action, Engine, Input, Request};
-use crate::fanout::Fanout;
-use crate::proto::AgentMsg;
-use crate::server::{self, Listener};
+use crate::agent::fanout::Fanout;
+use crate::wire::protocol::AgentMsg;
+use server::Listener;
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use links::ShellLink;
@@ -63,9 +70,9 @@ pub(crate) enum Incoming {
         /// The IP it reached this host at.
         to: std::net::IpAddr,
         /// What it sent.
-        ask: crate::exchange::Ask,
+        ask: crate::wire::exchange::Ask,
         /// Where the reply goes.
-        reply: Sender<crate::exchange::Reply>,
+        reply: Sender<crate::wire::exchange::Reply>,
     },
     /// A reply the connection's task made itself (to a request it could not pass on), queued
     /// after the replies to the requests before it.
@@ -99,7 +106,7 @@ pub fn run(cfg: Config, listener: Listener) -> Result<(), String> {
                 log::warn!(
                     "peer exchange: cannot listen on TCP port {}: {e}; other agents cannot get \
                      peers through this one",
-                    crate::exchange::PORT
+                    crate::wire::exchange::PORT
                 );
                 None
             }
@@ -127,11 +134,11 @@ struct Shell<'ex> {
     clients: Fanout,
     state_dir: PathBuf,
     /// The peers file and its form, if there is one.
-    peers_file: Option<(PathBuf, crate::config::PeersFormat)>,
+    peers_file: Option<(PathBuf, crate::wire::config::PeersFormat)>,
     query: Vec<u8>,
     namespace: String,
     /// Exchange connections waiting for the engine's reply.
-    exchanges: std::collections::HashMap<u64, Sender<crate::exchange::Reply>>,
+    exchanges: std::collections::HashMap<u64, Sender<crate::wire::exchange::Reply>>,
     /// Exchange connections waiting to be admitted.
     admissions: std::collections::HashMap<u64, Sender<bool>>,
     next_exchange: u64,
@@ -145,9 +152,12 @@ impl<'ex> Shell<'ex> {
             tx,
             links: BTreeMap::new(),
             clients: Fanout::default(),
-            state_dir: cfg.state_dir(),
+            state_dir: cfg
+                .state_dir
+                .clone()
+                .unwrap_or_else(crate::sys::default_state_dir),
             peers_file: cfg.peers_file.clone().map(|p| (p, cfg.peers_file_format)),
-            query: crate::dns::ptr_query(crate::dns::SERVICE),
+            query: crate::wire::dns::ptr_query(crate::wire::dns::SERVICE),
             namespace: cfg.namespace.clone(),
             exchanges: std::collections::HashMap::new(),
             admissions: std::collections::HashMap::new(),
@@ -161,7 +171,7 @@ impl<'ex> Shell<'ex> {
         let mut engine = Engine::new(cfg, now).with_log_level(log::max_level());
         let loaded = Input::CacheLoaded {
             from: self.state_dir.display().to_string(),
-            result: cache::load(&self.state_dir),
+            result: files::load_cache(&self.state_dir),
         };
         engine.handle(loaded, now);
         loop {
@@ -252,7 +262,7 @@ impl<'ex> Shell<'ex> {
     fn execute(&mut self, action: Action) -> Option<Input> {
         match action {
             Action::ListInterfaces => Some(Input::Interfaces(
-                crate::iface::list().map_err(|e| e.to_string()),
+                crate::agent::iface::list().map_err(|e| e.to_string()),
             )),
             Action::Probe { addr, timeout } => {
                 tasks::probe(&self.ex, self.tx.clone(), addr, timeout);
@@ -298,9 +308,10 @@ impl<'ex> Shell<'ex> {
             }
             Action::WritePeersFile(list) => {
                 let result = match &self.peers_file {
-                    Some((path, format)) => crate::peers_file::write_atomic(
+                    Some((path, format)) => files::write_atomic(
                         path,
-                        &crate::peers_file::render(&list, *format),
+                        crate::wire::peers_file::render(&list, *format).as_bytes(),
+                        0o644,
                     )
                     .map_err(|e| format!("{}: {e}", path.display())),
                     None => Ok(()),
@@ -308,7 +319,7 @@ impl<'ex> Shell<'ex> {
                 Some(Input::PeersFileWritten(result))
             }
             Action::WriteCache(entries) => Some(Input::CacheWritten(
-                cache::save(&self.state_dir, &entries)
+                files::save_cache(&self.state_dir, &entries)
                     .map_err(|e| format!("{}: {e}", self.state_dir.display())),
             )),
             Action::Reply { client, msg } => {

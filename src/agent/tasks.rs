@@ -3,7 +3,8 @@
 
 use super::Incoming;
 use crate::engine::Input;
-use crate::unicast::{self, HostSpec};
+use crate::agent::unicast;
+use crate::wire::net::HostSpec;
 use async_channel::Sender;
 use async_io::{Async, Timer};
 use multiaddr::Multiaddr;
@@ -19,7 +20,7 @@ pub(super) fn probe(
 ) {
     ex.spawn(async move {
         let zone = |z: &str| nix::net::if_::if_nametoindex(z).ok();
-        let ok = match crate::addrs::tcp_socket_addr(&addr, zone) {
+        let ok = match crate::wire::addrs::tcp_socket_addr(&addr, zone) {
             Some(sa) => {
                 futures_lite::future::or(
                     async { Async::<std::net::TcpStream>::connect(sa).await.is_ok() },

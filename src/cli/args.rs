@@ -3,7 +3,7 @@
 //! environment, apart from [`SocketArg::path`]'s default.
 
 use clap::{Args, Parser, Subcommand};
-use exo_discovery::config::{self, Overrides, PeersFormat};
+use crate::wire::config::{self, Overrides, PeersFormat};
 use multiaddr::Multiaddr;
 use std::path::PathBuf;
 
@@ -157,7 +157,7 @@ impl SocketArg {
     pub fn path(&self) -> PathBuf {
         self.socket
             .clone()
-            .unwrap_or_else(config::default_socket_path)
+            .unwrap_or_else(crate::sys::default_socket_path)
     }
 }
 
@@ -221,7 +221,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// What the flags set; the merge with the file and the checks are
-    /// [`exo_discovery::config::Config::merge`]'s.
+    /// [`crate::wire::config::Config::merge`]'s.
     pub fn overrides(&self) -> Overrides {
         let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
         Overrides {
@@ -261,7 +261,7 @@ pub fn p2p_multiaddr(multiaddr: &Multiaddr) -> Result<String, String> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
-    use exo_discovery::config::Config;
+    use crate::wire::config::Config;
 
     #[test]
     fn cli_definition_is_consistent() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Exit status 0 when at least one interface is fully usable, 1 otherwise.
 pub fn doctor(json: bool, globs: &[String], loopback: bool, wait: u64) -> ExitCode {
-    let report = match exo_discovery::doctor::run(globs, loopback, Duration::from_secs(wait)) {
+    let report = match crate::agent::doctor::run(globs, loopback, Duration::from_secs(wait)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("exo-discovery: cannot list interfaces: {e}");

@@ -1,8 +1,9 @@
 //! The node's side: `keygen` writes a key, `sign` prints a signed record, `announce` holds a
 //! registration with the running agent until interrupted.
 
-use exo_discovery::reconnect::{Reconnecting, Update};
-use exo_discovery::{keyfile, record};
+use crate::client::reconnect::{Reconnecting, Update};
+use crate::cli::keyfile;
+use crate::wire::record;
 use multiaddr::Multiaddr;
 use std::io::Write;
 use std::path::Path;
@@ -23,10 +24,10 @@ pub fn sign(
     seq: Option<u64>,
 ) -> Result<(), String> {
     let key = keyfile::read(key)?;
-    let seq = seq.unwrap_or_else(exo_discovery::client::clock_micros);
+    let seq = seq.unwrap_or_else(crate::client::clock_micros);
     let signed = record::sign(&key, namespace, seq, addrs)
         .map_err(|e| format!("cannot sign the record: {e}"))?;
-    println!("{}", exo_discovery::proto_json::to_hex(&signed));
+    println!("{}", crate::wire::protocol_json::to_hex(&signed));
     Ok(())
 }
 

@@ -3,9 +3,9 @@
 
 use crate::cli::args::Format;
 use crate::cli::render;
-use exo_discovery::client::{Client, ClientError};
-use exo_discovery::proto::{AgentMsg, EventKind, PeerEvent, PeerInfo};
-use exo_discovery::reconnect::{Reconnecting, Update};
+use crate::client::{Client, ClientError};
+use crate::wire::protocol::{AgentMsg, EventKind, PeerEvent, PeerInfo};
+use crate::client::reconnect::{Reconnecting, Update};
 use std::io::Write;
 use std::path::Path;
 

@@ -1,8 +1,8 @@
 //! How the command line shows what the agent and `doctor` report: pure functions from values to
 //! text, without the final newline. No I/O.
 
-use exo_discovery::doctor::Report;
-use exo_discovery::proto::{EventKind, PeerEvent, PeerInfo, Status};
+use crate::agent::doctor::Report;
+use crate::wire::protocol::{EventKind, PeerEvent, PeerInfo, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -21,7 +21,7 @@ pub fn peers_text(list: &[PeerInfo]) -> String {
 
 /// `peers --format csv`: every address of every peer, comma-separated.
 pub fn peers_csv(list: &[PeerInfo]) -> String {
-    exo_discovery::peers_file::csv(list)
+    crate::wire::peers_file::csv(list)
 }
 
 /// One peer: its ID, interfaces and source, then one indented address a line.
@@ -148,8 +148,8 @@ pub fn doctor(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exo_discovery::doctor::{Cause, Row};
-    use exo_discovery::proto::{
+    use crate::agent::doctor::{Cause, Row};
+    use crate::wire::protocol::{
         BudgetUse, FamilyStatus, IfaceStatus, Source, StaticHostStatus, UnusedIface, Verification,
     };
 

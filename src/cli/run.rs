@@ -2,8 +2,9 @@
 //! agent until SIGINT or SIGTERM.
 
 use crate::cli::args::RunArgs;
-use exo_discovery::config::{Config, Overrides};
-use exo_discovery::{agent, logging, server};
+use crate::wire::config::{Config, Overrides};
+use crate::agent::{self, server};
+use crate::cli::logging;
 
 /// The configuration in force: the file (if any) with the flags on top.
 fn load_config(a: &RunArgs) -> Result<Config, String> {
@@ -22,7 +23,10 @@ fn load_config(a: &RunArgs) -> Result<Config, String> {
 pub fn run(a: &RunArgs) -> Result<(), String> {
     let cfg = load_config(a)?;
     logging::init();
-    let path = cfg.socket_path();
+    let path = cfg
+        .socket
+        .clone()
+        .unwrap_or_else(crate::sys::default_socket_path);
     if cfg.socket.is_none() {
         // The default path's directory belongs to the agent: made owner-only and checked. A
         // configured path's directory is the operator's choice.

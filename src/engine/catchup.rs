@@ -43,10 +43,10 @@
 
 use super::intake::{Offer, Where};
 use super::{Action, Engine};
-use crate::instance as mdns;
-use crate::mcast::Family;
-use crate::proto::Source;
-use crate::record::Reject;
+use crate::wire::instance as mdns;
+use crate::wire::net::Family;
+use crate::wire::protocol::Source;
+use crate::wire::record::Reject;
 use log::Level;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -146,7 +146,7 @@ impl Engine {
         unicast: bool,
         now: Instant,
     ) {
-        if named.is_empty() || from.port() != crate::mcast::MDNS_PORT {
+        if named.is_empty() || from.port() != crate::wire::net::MDNS_PORT {
             return;
         }
         let Some(link) = self.links.get(&index) else {
@@ -274,7 +274,7 @@ impl Engine {
                 self.actions.push_back(Action::SendPackets {
                     link,
                     family: *family,
-                    packets: vec![crate::dns::queries(&names, crate::dns::TYPE_TXT, false)],
+                    packets: vec![crate::wire::dns::queries(&names, crate::wire::dns::TYPE_TXT, false)],
                 });
             }
         }
@@ -310,7 +310,7 @@ impl Engine {
             Family::V6 => link.iface.v6_addrs().map(IpAddr::V6).collect(),
         };
         let a = &r.announcement;
-        let packet = crate::dns::instance_answer(
+        let packet = crate::wire::dns::instance_answer(
             label,
             &mdns::host_name(&a.peer, label),
             a.port,

@@ -1,4 +1,4 @@
-//! Peer exchange (see [`crate::exchange`]): who may ask, answering other agents' asks with this
+//! Peer exchange (see [`crate::wire::exchange`]): who may ask, answering other agents' asks with this
 //! host's own nodes and the peers handed over here, and taking in what a static host's agent
 //! hands over.
 //!
@@ -14,8 +14,8 @@
 use super::intake::{Offer, Where};
 use super::table::Via;
 use super::{Action, Engine};
-use crate::exchange::{self, Ask, Reply};
-use crate::proto::Source;
+use crate::wire::exchange::{self, Ask, Reply};
+use crate::wire::protocol::Source;
 use log::Level;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -80,10 +80,10 @@ impl Engine {
     pub(super) fn may_exchange(&self, from: &SocketAddr) -> bool {
         let ip = from.ip().to_canonical();
         let on_a_link = self.links.values().any(|l| match (&ip, from) {
-            (IpAddr::V6(v6), SocketAddr::V6(sa)) if crate::addrs::is_link_local_v6(v6) => {
+            (IpAddr::V6(v6), SocketAddr::V6(sa)) if crate::wire::addrs::is_link_local_v6(v6) => {
                 sa.scope_id() == l.iface.index
             }
-            _ => crate::addrs::on_link(&ip, &l.iface),
+            _ => crate::wire::addrs::on_link(&ip, &l.iface),
         });
         on_a_link
             || self.statics.values().any(|h| h.ips.contains(&ip))
@@ -163,7 +163,7 @@ impl Engine {
                 let own: Vec<exchange::Peer> = self
                     .regs
                     .values()
-                    .filter(|_| crate::addrs::owned_by_a_host(&to))
+                    .filter(|_| crate::wire::addrs::owned_by_a_host(&to))
                     .map(|r| exchange::Peer {
                         signed: r.signed.clone(),
                         ips: vec![to],
@@ -259,8 +259,8 @@ impl Engine {
             let ips: Vec<IpAddr> = p
                 .ips
                 .into_iter()
-                .filter(crate::addrs::owned_by_a_host)
-                .filter(|ip| !matches!(ip, IpAddr::V6(v6) if crate::addrs::is_link_local_v6(v6)))
+                .filter(crate::wire::addrs::owned_by_a_host)
+                .filter(|ip| !matches!(ip, IpAddr::V6(v6) if crate::wire::addrs::is_link_local_v6(v6)))
                 .collect();
             self.intake(
                 Offer {

@@ -7,11 +7,11 @@
 
 use super::table::Via;
 use super::{Engine, StaticReply};
-use crate::dns;
-use crate::instance as mdns;
-use crate::libp2p_mdns::Libp2pPeer;
-use crate::proto::Source;
-use crate::record::Reject;
+use crate::wire::dns;
+use crate::wire::instance as mdns;
+use crate::wire::stock::Libp2pPeer;
+use crate::wire::protocol::Source;
+use crate::wire::record::Reject;
 use libp2p_identity::PeerId;
 use log::Level;
 use multiaddr::Multiaddr;
@@ -38,7 +38,7 @@ pub struct Offer {
 /// Where a record's peer can be dialled.
 pub enum Where {
     /// At the announcer's IPs heard by multicast on a link (records say ports, links say IPs):
-    /// those not on that link are dropped ([`crate::addrs::on_link`]).
+    /// those not on that link are dropped ([`crate::wire::addrs::on_link`]).
     Link {
         /// The link's interface index.
         link: u32,
@@ -109,12 +109,12 @@ impl Engine {
                 let (ips, zone) = self.on_link(link, ips);
                 senders = Some(link);
                 (
-                    crate::addrs::dialable_within(&peer, &rec.addrs, &ips, &zone),
+                    crate::wire::addrs::dialable_within(&peer, &rec.addrs, &ips, &zone),
                     ips,
                 )
             }
             Where::Ips { ips, zone } => (
-                crate::addrs::dialable_within(&peer, &rec.addrs, &ips, &zone),
+                crate::wire::addrs::dialable_within(&peer, &rec.addrs, &ips, &zone),
                 ips,
             ),
             Where::Given(addrs) => ((addrs, false), Vec::new()),
@@ -141,7 +141,7 @@ impl Engine {
             Ok(ev) => {
                 let ips: Vec<IpAddr> = ips
                     .into_iter()
-                    .filter(crate::addrs::owned_by_a_host)
+                    .filter(crate::wire::addrs::owned_by_a_host)
                     .collect();
                 self.table.note_ips(&peer, &via, &ips);
                 if let Some(link) = senders {
@@ -199,7 +199,7 @@ impl Engine {
         };
         let (kept, off): (Vec<IpAddr>, Vec<IpAddr>) = ips
             .into_iter()
-            .partition(|ip| crate::addrs::on_link(ip, &link.iface));
+            .partition(|ip| crate::wire::addrs::on_link(ip, &link.iface));
         let name = link.iface.name.clone();
         if !off.is_empty() {
             let via = link.via.clone();
@@ -284,7 +284,7 @@ impl Engine {
     pub(super) fn on_cache_loaded(
         &mut self,
         from: &str,
-        result: Result<Vec<crate::cache::CachedPeer>, String>,
+        result: Result<Vec<crate::wire::cache::CachedPeer>, String>,
         now: Instant,
     ) {
         let cached = match result {
@@ -357,7 +357,7 @@ impl Engine {
             return;
         }
         let (ips, zone) = self.on_link(index, vec![from.ip()]);
-        let dial = crate::addrs::dialable(&p.peer, &p.addrs, &ips, &zone);
+        let dial = crate::wire::addrs::dialable(&p.peer, &p.addrs, &ips, &zone);
         let via = Via::Link(iface);
         let ev = self
             .table

@@ -5,10 +5,11 @@
 use super::repeat::{Repeated, Report};
 use super::silence::Check;
 use super::table::Via;
-use super::{Action, Engine, Heard, SendClass, SendOutcome};
-use crate::iface::Iface;
-use crate::instance as mdns;
-use crate::mcast::Family;
+use super::{Action, Engine, Heard, SendOutcome};
+use crate::wire::net::SendClass;
+use crate::wire::net::Iface;
+use crate::wire::instance as mdns;
+use crate::wire::net::Family;
 use libp2p_identity::PeerId;
 use log::Level;
 use multiaddr::Multiaddr;
@@ -184,7 +185,7 @@ impl Heard {
     /// the instances they name, and stock libp2p-mdns queries are flagged for an answer.
     pub fn parse(link: u32, family: Family, from: SocketAddr, packet: &[u8]) -> Option<Heard> {
         // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
-        let stock = from.port() != crate::mcast::MDNS_PORT;
+        let stock = from.port() != crate::wire::net::MDNS_PORT;
         let mut heard = Heard {
             link,
             family,
@@ -196,20 +197,20 @@ impl Heard {
             unicast: false,
             records: Vec::new(),
         };
-        if crate::dns::is_response(packet) {
-            let rrs = crate::dns::records(packet).ok()?;
-            heard.instances = crate::dns::instances(&rrs);
+        if crate::wire::dns::is_response(packet) {
+            let rrs = crate::wire::dns::records(packet).ok()?;
+            heard.instances = crate::wire::dns::instances(&rrs);
             if stock {
-                heard.libp2p_peers = crate::libp2p_mdns::libp2p_peers(&rrs);
+                heard.libp2p_peers = crate::wire::stock::libp2p_peers(&rrs);
             } else {
-                heard.records = crate::dns::signed_records(&rrs);
+                heard.records = crate::wire::dns::signed_records(&rrs);
                 heard.records.truncate(super::catchup::MAX_LABELS);
             }
         } else if stock {
-            heard.libp2p_query = crate::libp2p_mdns::is_service_query(packet);
+            heard.libp2p_query = crate::wire::stock::is_service_query(packet);
         } else {
-            heard.named = crate::dns::asked_instances(packet, super::catchup::MAX_LABELS);
-            heard.unicast = crate::dns::wants_unicast(packet);
+            heard.named = crate::wire::dns::asked_instances(packet, super::catchup::MAX_LABELS);
+            heard.unicast = crate::wire::dns::wants_unicast(packet);
         }
         Some(heard)
     }
@@ -371,7 +372,7 @@ impl Engine {
     /// ago are left out: their answers refresh them.
     fn query_packet(&self, index: u32) -> Vec<u8> {
         let Some(via) = self.links.get(&index).map(|l| &l.via) else {
-            return crate::dns::ptr_query(crate::dns::SERVICE);
+            return crate::wire::dns::ptr_query(crate::wire::dns::SERVICE);
         };
         let mut known: Vec<(Instant, &str)> = self
             .instances
@@ -381,8 +382,8 @@ impl Engine {
             .collect();
         known.sort_by(|a, b| b.cmp(a));
         let labels: Vec<&str> = known.into_iter().map(|(_, l)| l).collect();
-        crate::dns::ptr_query_known(
-            crate::dns::SERVICE,
+        crate::wire::dns::ptr_query_known(
+            crate::wire::dns::SERVICE,
             &labels,
             KNOWN_ANSWER_TTL,
             MAX_QUERY_LEN,
@@ -696,7 +697,7 @@ impl Engine {
             }
             let (ips, at) = link.senders.entry(label).or_insert((Vec::new(), now));
             *at = now;
-            if !ips.contains(&ip) && ips.len() < crate::addrs::MAX_DIALABLE {
+            if !ips.contains(&ip) && ips.len() < crate::wire::addrs::MAX_DIALABLE {
                 ips.push(ip);
             }
         }
@@ -733,11 +734,11 @@ impl Engine {
             Family::V6 => link
                 .iface
                 .v6_addrs()
-                .filter(|a| !crate::addrs::is_link_local_v6(a))
+                .filter(|a| !crate::wire::addrs::is_link_local_v6(a))
                 .map(IpAddr::V6)
                 .collect(),
         };
-        let addrs: Vec<String> = crate::addrs::dialable(peer, listen, &ips, &link.iface.name)
+        let addrs: Vec<String> = crate::wire::addrs::dialable(peer, listen, &ips, &link.iface.name)
             .iter()
             .map(|a| a.to_string())
             .collect();
@@ -747,7 +748,7 @@ impl Engine {
         Some(Action::SendPackets {
             link: index,
             family,
-            packets: crate::libp2p_mdns::libp2p_response(label, &addrs, ttl),
+            packets: crate::wire::stock::libp2p_response(label, &addrs, ttl),
         })
     }
 

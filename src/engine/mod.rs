@@ -36,15 +36,15 @@ pub mod statics;
 pub mod status;
 pub mod table;
 
-use crate::cache::CachedPeer;
-use crate::config::Config;
-use crate::iface::Iface;
-use crate::instance::Announcement;
-use crate::libp2p_mdns::Libp2pPeer;
-use crate::mcast::Family;
-use crate::proto::{AgentMsg, ClientMsg, EventKind, PeerEvent, PeerInfo};
-use crate::record::{Reject, VerifiedRecord};
-use crate::unicast::HostSpec;
+use crate::wire::cache::CachedPeer;
+use crate::wire::config::Config;
+use crate::wire::net::Iface;
+use crate::wire::instance::Announcement;
+use crate::wire::stock::Libp2pPeer;
+use crate::wire::net::Family;
+use crate::wire::protocol::{AgentMsg, ClientMsg, EventKind, PeerEvent, PeerInfo};
+use crate::wire::record::{Reject, VerifiedRecord};
+use crate::wire::net::{HostSpec, SendFailure};
 use libp2p_identity::PeerId;
 use log::Level;
 use multiaddr::Multiaddr;
@@ -145,14 +145,14 @@ pub enum Input {
         /// The IP it reached this host at (this host's own nodes are handed over there).
         to: IpAddr,
         /// What it sent.
-        ask: crate::exchange::Ask,
+        ask: crate::wire::exchange::Ask,
     },
     /// A static host's agent answered an [`Action::AskExchange`] (or could not be asked).
     Exchanged {
         /// The host as configured.
         host: String,
         /// Its reply, or why there was none.
-        result: Result<crate::exchange::Reply, String>,
+        result: Result<crate::wire::exchange::Reply, String>,
     },
     /// The persistent cache, read at start.
     CacheLoaded {
@@ -231,31 +231,6 @@ pub enum SendOutcome {
     OpenFailed(SendFailure),
     /// The system refused the send.
     Refused(SendFailure),
-}
-
-/// A refused send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SendFailure {
-    /// The errno, if the system gave one.
-    pub errno: Option<i32>,
-    /// The system's message.
-    pub message: String,
-    /// What it most likely means on this system.
-    pub explanation: &'static str,
-    /// How lasting it is (see `sys::send_class`).
-    pub class: SendClass,
-}
-
-/// How lasting a refused send is, by its errno.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendClass {
-    /// A full queue, an interrupted call, a moment without memory: the next send may well go.
-    Transient,
-    /// A policy (a firewall rule, a permission): lasting if the very first send was refused,
-    /// intermittent if sends went before (a rate limit, a rule that drops a share).
-    Policy,
-    /// Anything else (no route, no address, the interface gone, macOS refusing the process).
-    Permanent,
 }
 
 /// What the engine asks the shell to do.
@@ -368,7 +343,7 @@ pub enum Action {
         /// The connection.
         id: u64,
         /// The reply.
-        reply: crate::exchange::Reply,
+        reply: crate::wire::exchange::Reply,
     },
     /// Write the persistent cache with these entries, and report [`Input::CacheWritten`].
     WriteCache(Vec<CachedPeer>),
@@ -402,7 +377,7 @@ pub enum Action {
     Exit,
 }
 
-/// Checks a signed record in a namespace (normally [`crate::record::verify`]; a simulator may
+/// Checks a signed record in a namespace (normally [`crate::wire::record::verify`]; a simulator may
 /// memoise it).
 pub type Verifier = Box<dyn Fn(&[u8], &str) -> Result<VerifiedRecord, Reject>>;
 
@@ -485,7 +460,7 @@ impl Engine {
         let table = PeerTable::new(cfg.peer_timeout()).with_reachability(cfg.verify_reachability);
         let mut e = Engine {
             table,
-            verifier: Box::new(crate::record::verify),
+            verifier: Box::new(crate::wire::record::verify),
             log_level: log::LevelFilter::Trace,
             links: BTreeMap::new(),
             listed: Vec::new(),
@@ -525,6 +500,7 @@ impl Engine {
         e
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// Uses `verifier` to check signed records.
     pub fn with_verifier(mut self, verifier: Verifier) -> Engine {
         self.verifier = verifier;
@@ -537,6 +513,7 @@ impl Engine {
         self
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// The settings in force.
     pub fn config(&self) -> &Config {
         &self.cfg
@@ -759,7 +736,7 @@ impl Engine {
                 let reply = match self.manage(msg, now) {
                     Ok(message) => AgentMsg::Done { message },
                     Err(message) => AgentMsg::Error {
-                        kind: crate::proto::ErrorKind::BadRequest,
+                        kind: crate::wire::protocol::ErrorKind::BadRequest,
                         message,
                     },
                 };

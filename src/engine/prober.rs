@@ -16,7 +16,7 @@
 //! the link whose source address was forged), cost it what one peer would: about a connection a
 //! minute, a few more while forged goodbyes of them keep coming.
 
-use crate::addrs::ip_of;
+use crate::wire::addrs::ip_of;
 use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -378,6 +378,7 @@ impl Prober {
         self.reach.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     /// No address followed.
     pub fn is_empty(&self) -> bool {
         self.reach.is_empty()

@@ -4,10 +4,10 @@
 //! closes.
 
 use super::{Action, Engine};
-use crate::instance::{self as mdns, Announcement};
-use crate::mcast::Family;
-use crate::proto::{AgentMsg, ErrorKind};
-use crate::record::{self, Reject};
+use crate::wire::instance::{self as mdns, Announcement};
+use crate::wire::net::Family;
+use crate::wire::protocol::{AgentMsg, ErrorKind};
+use crate::wire::record::{self, Reject};
 use libp2p_identity::PeerId;
 use log::Level;
 use multiaddr::Multiaddr;
@@ -222,7 +222,7 @@ impl Engine {
         if names.is_empty() {
             return;
         }
-        let packet = crate::dns::queries(names, crate::dns::TYPE_TXT, true);
+        let packet = crate::wire::dns::queries(names, crate::wire::dns::TYPE_TXT, true);
         for (index, link) in &self.links {
             for (family, sock) in &link.socks {
                 if sock.usable {

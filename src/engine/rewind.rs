@@ -32,8 +32,8 @@
 
 use super::table::Via;
 use super::{Action, Engine};
-use crate::proto::Source;
-use crate::record::{Reject, VerifiedRecord};
+use crate::wire::protocol::Source;
+use crate::wire::record::{Reject, VerifiedRecord};
 use libp2p_identity::PeerId;
 use log::Level;
 use multiaddr::Multiaddr;

@@ -4,14 +4,13 @@
 use super::repeat::Repeated;
 use super::table::Via;
 use super::{Action, Engine, StaticReply};
-use crate::proto::{ClientMsg, Source};
-use crate::unicast::HostSpec;
+use crate::wire::protocol::{ClientMsg, Source};
+use crate::wire::net::HostSpec;
 use log::Level;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Most static hosts asked at once.
-pub const MAX_STATIC_HOSTS: usize = 256;
+pub use crate::wire::config::MAX_STATIC_HOSTS;
 /// Most addresses remembered for a static host given by name.
 pub const MAX_IPS_PER_HOST: usize = 8;
 

@@ -2,9 +2,9 @@
 
 use super::links::Link;
 use super::Engine;
-use crate::mcast::Family;
-use crate::proto::{BudgetUse, FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
-use crate::record::Reject;
+use crate::wire::net::Family;
+use crate::wire::protocol::{BudgetUse, FamilyStatus, IfaceStatus, StaticHostStatus, Status, UnusedIface};
+use crate::wire::record::Reject;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -163,7 +163,7 @@ impl Engine {
             b(
                 "clients",
                 self.clients.len(),
-                crate::server::MAX_CONNECTIONS,
+                crate::wire::protocol::MAX_CONNECTIONS,
             ),
             b(
                 "exchange-askers",

@@ -17,9 +17,9 @@
 //! [`PeerTable::cache_entries`]): a table of thousands of peers is never scanned per packet.
 
 use super::prober::{Dests, Prober};
-use crate::addrs::ip_of;
-use crate::proto::{EventKind, PeerEvent, PeerInfo, Source, Verification};
-use crate::record::{Reject, VerifiedRecord};
+use crate::wire::addrs::ip_of;
+use crate::wire::protocol::{EventKind, PeerEvent, PeerInfo, Source, Verification};
+use crate::wire::record::{Reject, VerifiedRecord};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 
 /// Most established peers (handed over, or handed over once and not yet forgotten). A cluster is
 /// tens of machines, each announcing at most [`MAX_PEERS_PER_HOST`] nodes; a thousand leaves room.
-pub const MAX_PEERS: usize = 1024;
+/// It is part of the socket protocol: a node can rely on it.
+pub use crate::wire::protocol::MAX_PEERS;
 /// Most peers waiting for one of their addresses to answer a first probe. When full, the oldest
 /// waiting peer is dropped for a newcomer: a flood of records that never answer costs this much
 /// and no more, and a real peer, whose address answers in one round trip, gets through it.
@@ -548,7 +549,7 @@ impl PeerTable {
                     let family = |a: &Multiaddr| ip_of(a).map(|ip| ip.is_ipv4());
                     let fresh: Vec<Option<bool>> = addrs.iter().map(family).collect();
                     for a in &l.addrs {
-                        if addrs.len() < crate::addrs::MAX_DIALABLE
+                        if addrs.len() < crate::wire::addrs::MAX_DIALABLE
                             && !fresh.contains(&family(a))
                             && !addrs.contains(a)
                         {
@@ -746,7 +747,7 @@ impl PeerTable {
             return;
         };
         for ip in ips {
-            if link.ips.len() >= crate::addrs::MAX_DIALABLE {
+            if link.ips.len() >= crate::wire::addrs::MAX_DIALABLE {
                 break; // a host has a few; a list that keeps growing is someone else's doing
             }
             if let Err(i) = link.ips.binary_search(ip) {
@@ -764,7 +765,7 @@ impl PeerTable {
         };
         if link.spoke_from.contains(ip)
             || link.ips.binary_search(ip).is_err()
-            || link.spoke_from.len() >= crate::addrs::MAX_DIALABLE
+            || link.spoke_from.len() >= crate::wire::addrs::MAX_DIALABLE
         {
             return false;
         }
@@ -933,7 +934,7 @@ impl PeerTable {
     /// recently verified among those handed over now (most recent first; a peer that is gone is
     /// not written back), each with the addresses it is handed over at.
     /// (A cached peer waits for a probe again on the next start, so no more are worth keeping.)
-    pub fn cache_entries(&self) -> Vec<crate::cache::CachedPeer> {
+    pub fn cache_entries(&self) -> Vec<crate::wire::cache::CachedPeer> {
         let mut seen: Vec<(Instant, &Entry)> = self
             .peers
             .values()
@@ -953,7 +954,7 @@ impl PeerTable {
                         .cloned()
                         .collect()
                 });
-                (!addrs.is_empty()).then_some(crate::cache::CachedPeer { signed, addrs })
+                (!addrs.is_empty()).then_some(crate::wire::cache::CachedPeer { signed, addrs })
             })
             .take(MAX_PENDING)
             .collect()
@@ -963,7 +964,7 @@ impl PeerTable {
     /// that were heard first-hand (on a link or from a static host, never by exchange), most
     /// recently verified first, with the IPs they are handed over at; at most `max`, and whether
     /// every such peer fits.
-    pub fn exchange_entries(&self, max: usize) -> (Vec<crate::exchange::Peer>, bool) {
+    pub fn exchange_entries(&self, max: usize) -> (Vec<crate::wire::exchange::Peer>, bool) {
         let mut seen: Vec<(Option<Instant>, &Entry)> = self
             .peers
             .values()
@@ -983,8 +984,8 @@ impl PeerTable {
                         ips.push(ip);
                     }
                 }
-                ips.truncate(crate::exchange::MAX_IPS);
-                Some(crate::exchange::Peer {
+                ips.truncate(crate::wire::exchange::MAX_IPS);
+                Some(crate::wire::exchange::Peer {
                     signed: e.signed.clone()?,
                     ips,
                 })
@@ -1229,10 +1230,10 @@ fn shown(via: &Via, link: &Sighting, a: &Multiaddr) -> bool {
         return true;
     }
     match ip_of(a) {
-        Some(IpAddr::V6(v6)) if !crate::addrs::is_link_local_v6(&v6) => link
+        Some(IpAddr::V6(v6)) if !crate::wire::addrs::is_link_local_v6(&v6) => link
             .spoke_from
             .iter()
-            .any(|ip| matches!(ip, IpAddr::V6(s) if crate::addrs::is_link_local_v6(s))),
+            .any(|ip| matches!(ip, IpAddr::V6(s) if crate::wire::addrs::is_link_local_v6(s))),
         Some(ip) => link.spoke_from.contains(&ip),
         None => false,
     }
@@ -1245,7 +1246,7 @@ fn checkable(via: &Via) -> bool {
     matches!(via, Via::Link(_) | Via::Static(_) | Via::Exchange(_))
 }
 
-/// Whether `via` is first-hand: the peer itself was heard that way (see [`crate::exchange`]).
+/// Whether `via` is first-hand: the peer itself was heard that way (see [`crate::wire::exchange`]).
 fn first_hand(via: &Via) -> bool {
     matches!(via, Via::Link(_) | Via::Static(_))
 }
@@ -1272,7 +1273,7 @@ fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
     let mut addrs: Vec<String> = Vec::new();
     let mut interfaces = Vec::new();
     for (via, link) in e.links.iter().filter(|(_, l)| l.live) {
-        if addrs.len() >= crate::addrs::MAX_DIALABLE || interfaces.len() >= MAX_VIAS_SHOWN {
+        if addrs.len() >= crate::wire::addrs::MAX_DIALABLE || interfaces.len() >= MAX_VIAS_SHOWN {
             break; // a peer's entry stays small: the node needs a few ways in, not all
         }
         let ok: Vec<&String> = link
@@ -1287,7 +1288,7 @@ fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
         }
         interfaces.push(via.to_string());
         for s in ok {
-            if addrs.len() < crate::addrs::MAX_DIALABLE && !addrs.contains(s) {
+            if addrs.len() < crate::wire::addrs::MAX_DIALABLE && !addrs.contains(s) {
                 addrs.push(s.clone());
             }
         }
@@ -1328,7 +1329,7 @@ fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record;
+    use crate::wire::record;
     use libp2p_identity::Keypair;
 
     use crate::engine::prober::FIRST_RETRY;
@@ -1823,7 +1824,7 @@ mod tests {
             t.note_ips(&p, &l("eth0"), &ips);
         }
         let link = t.peers[&p].links.get(&l("eth0")).unwrap();
-        assert_eq!(link.ips.len(), crate::addrs::MAX_DIALABLE);
+        assert_eq!(link.ips.len(), crate::wire::addrs::MAX_DIALABLE);
         assert_eq!(
             t.sent_by(&p, &l("eth0"), &"10.0.0.2".parse().unwrap()),
             Some(true)

@@ -1,8 +1,9 @@
 //! The engine's decisions, one test each, on a simulated clock: inputs in, actions checked.
 
 use super::*;
-use crate::proto::{EventKind, Source};
-use crate::record;
+use crate::wire::protocol::{EventKind, Source};
+use crate::wire::net::SendClass;
+use crate::wire::record;
 use libp2p_identity::Keypair;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -62,7 +63,7 @@ impl Rig {
     /// from each (see [`Rig::announced`]).
     fn announced_from(&mut self, k: &Keypair, seq: u64, link: u32, ips: &[[u8; 4]]) -> Vec<Action> {
         let mut a = self.input(resolved_from(k, seq, link, ips));
-        let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+        let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
         for ip in ips {
             a.extend(self.input(Input::Heard(Heard {
                 link,
@@ -134,17 +135,17 @@ fn signed(k: &Keypair, seq: u64) -> Vec<u8> {
 }
 
 fn resolved(k: &Keypair, seq: u64) -> Input {
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
     Input::Resolved {
         link: IDX,
-        fullname: crate::instance::fullname(&label),
+        fullname: crate::wire::instance::fullname(&label),
         signed: Ok(signed(k, seq)),
         ips: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))],
     }
 }
 
 fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
     Input::Heard(Heard {
         link: IDX,
         family: Family::V4,
@@ -163,13 +164,13 @@ fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
 fn txt_response(label: &str, signed: &[u8]) -> Vec<u8> {
     let target = format!("{label}._p2p._udp.local");
     let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 2, 0, 0, 0, 0];
-    crate::dns::write_name(&mut p, crate::dns::SERVICE);
+    crate::wire::dns::write_name(&mut p, crate::wire::dns::SERVICE);
     p.extend_from_slice(&[0, 12, 0, 1, 0, 0, 0, 120]);
     let mut name = Vec::new();
-    crate::dns::write_name(&mut name, &target);
+    crate::wire::dns::write_name(&mut name, &target);
     p.extend_from_slice(&(name.len() as u16).to_be_bytes());
     p.extend_from_slice(&name);
-    crate::dns::write_name(&mut p, &target);
+    crate::wire::dns::write_name(&mut p, &target);
     p.extend_from_slice(&[0, 16, 0, 1, 0, 0, 0, 120]);
     let mut rdata = Vec::new();
     for (k, v) in record::to_txt(signed) {
@@ -471,7 +472,7 @@ fn a_registration_is_announced_at_once_then_at_doubling_gaps_then_every_interval
             }
         ]
     ));
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), 5);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 5);
     assert_eq!(announced(&a), vec![label.clone()]);
     let mut times = Vec::new();
     for tenth in 1..=450 {
@@ -496,7 +497,7 @@ fn a_registration_may_replace_only_an_older_record_and_goes_with_its_connection(
     };
     reg(&mut r, 5);
     let a = reg(&mut r, 9);
-    let old = crate::instance::instance_label(&k.public().to_peer_id(), 5);
+    let old = crate::wire::instance::instance_label(&k.public().to_peer_id(), 5);
     assert!(a
         .iter()
         .any(|a| matches!(a, Action::Withdraw { label, .. } if *label == old)));
@@ -505,7 +506,7 @@ fn a_registration_may_replace_only_an_older_record_and_goes_with_its_connection(
         &a[..],
         [Action::Reply {
             msg: AgentMsg::Error {
-                kind: crate::proto::ErrorKind::Rejected(Reject::Replay),
+                kind: crate::wire::protocol::ErrorKind::Rejected(Reject::Replay),
                 ..
             },
             ..
@@ -527,7 +528,7 @@ fn a_registration_may_replace_only_an_older_record_and_goes_with_its_connection(
         &a[..],
         [Action::Reply {
             msg: AgentMsg::Error {
-                kind: crate::proto::ErrorKind::Limit,
+                kind: crate::wire::protocol::ErrorKind::Limit,
                 ..
             },
             ..
@@ -576,7 +577,7 @@ fn one_intake_counts_records_from_every_way_in_alike() {
         }),
     });
     let reply = txt_response(
-        &crate::instance::instance_label(&k2.public().to_peer_id(), 4),
+        &crate::wire::instance::instance_label(&k2.public().to_peer_id(), 4),
         &signed(&k2, 4),
     );
     let a = r.input(Input::StaticReplied {
@@ -586,7 +587,7 @@ fn one_intake_counts_records_from_every_way_in_alike() {
     });
     assert_eq!(events(&a).len(), 1, "{a:?}");
     // The cache: k3's record, and k1's older one (a replay).
-    let cached = |k: &Keypair, seq| crate::cache::CachedPeer {
+    let cached = |k: &Keypair, seq| crate::wire::cache::CachedPeer {
         signed: signed(k, seq),
         addrs: vec![format!(
             "/ip4/10.0.0.3/tcp/4001/p2p/{}",
@@ -663,10 +664,10 @@ fn only_the_current_instance_keeps_a_peer_alive_and_a_goodbye_drops_it_at_once()
         EventKind::Discovered
     );
     let bye = |seq| {
-        let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+        let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
         Input::Removed {
             link: IDX,
-            fullname: crate::instance::fullname(&label),
+            fullname: crate::wire::instance::fullname(&label),
         }
     };
     assert!(events(&r.input(bye(1))).is_empty());
@@ -692,10 +693,10 @@ fn probe_of(a: &[Action]) -> Multiaddr {
 }
 
 fn goodbye(k: &Keypair, seq: u64) -> Input {
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
     Input::Removed {
         link: IDX,
-        fullname: crate::instance::fullname(&label),
+        fullname: crate::wire::instance::fullname(&label),
     }
 }
 
@@ -962,14 +963,14 @@ fn handed_over(r: &Rig, k: &Keypair) -> Vec<String> {
 fn multicast_addresses_off_the_receiving_link_are_dropped_and_counted() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
     let listen = [
         "/ip4/0.0.0.0/tcp/4001".parse().unwrap(),
         "/ip6/::/tcp/4001".parse().unwrap(),
     ];
     r.input(Input::Resolved {
         link: IDX,
-        fullname: crate::instance::fullname(&label),
+        fullname: crate::wire::instance::fullname(&label),
         signed: Ok(record::sign(&k, "exo", 1, &listen).unwrap()),
         ips: [
             "10.0.0.2",
@@ -1006,7 +1007,7 @@ fn a_static_hosts_routed_address_is_kept() {
         }),
     });
     let reply = txt_response(
-        &crate::instance::instance_label(&k.public().to_peer_id(), 1),
+        &crate::wire::instance::instance_label(&k.public().to_peer_id(), 1),
         &signed(&k, 1),
     );
     r.input(Input::StaticReplied {
@@ -1046,7 +1047,7 @@ fn a_stock_node_heard_from_off_the_link_is_not_handed_over() {
             family: Family::V4,
             from: from.parse().unwrap(),
             instances: Vec::new(),
-            libp2p_peers: vec![crate::libp2p_mdns::Libp2pPeer {
+            libp2p_peers: vec![crate::wire::stock::Libp2pPeer {
                 peer,
                 addrs: vec!["/ip4/0.0.0.0/tcp/1".parse().unwrap()],
                 ttl: 360,
@@ -1112,7 +1113,7 @@ fn a_flood_of_unsigned_peer_ids_is_said_up_to_a_bound_and_costs_no_memory() {
             family: Family::V4,
             from: "10.0.0.66:40000".parse().unwrap(),
             instances: Vec::new(),
-            libp2p_peers: vec![crate::libp2p_mdns::Libp2pPeer {
+            libp2p_peers: vec![crate::wire::stock::Libp2pPeer {
                 peer,
                 addrs: vec![format!("/ip4/10.0.{}.{}/tcp/1", i / 250, i % 250)
                     .parse()
@@ -1157,7 +1158,7 @@ fn stock_queries_get_each_record_answered_at_most_once_a_second() {
         a.iter()
             .filter(|a| {
                 matches!(a, Action::SendPackets { packets, .. }
-                    if packets.iter().all(|p| crate::dns::is_response(p)))
+                    if packets.iter().all(|p| crate::wire::dns::is_response(p)))
             })
             .count()
     };
@@ -1213,7 +1214,7 @@ fn a_confirmed_goodbye_removes_what_the_cache_said_of_the_peer_too() {
     let id = k.public().to_peer_id();
     r.input(Input::CacheLoaded {
         from: "test".into(),
-        result: Ok(vec![crate::cache::CachedPeer {
+        result: Ok(vec![crate::wire::cache::CachedPeer {
             signed: signed(&k, 1),
             addrs: vec![format!("/ip4/10.0.0.2/tcp/4001/p2p/{id}")],
         }]),
@@ -1229,11 +1230,11 @@ fn a_confirmed_goodbye_removes_what_the_cache_said_of_the_peer_too() {
 
 /// `k`'s record of `seq` resolved on eth0 from `ip`, listening on `port`.
 fn resolved_at(k: &Keypair, seq: u64, ip: [u8; 4], port: u16) -> Input {
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
     let listen = [format!("/ip4/0.0.0.0/tcp/{port}").parse().unwrap()];
     Input::Resolved {
         link: IDX,
-        fullname: crate::instance::fullname(&label),
+        fullname: crate::wire::instance::fullname(&label),
         signed: Ok(record::sign(k, "exo", seq, &listen).unwrap()),
         ips: vec![IpAddr::V4(Ipv4Addr::from(ip))],
     }
@@ -1308,7 +1309,7 @@ fn an_older_record_elsewhere_is_taken_only_if_the_node_answers_there_and_not_whe
 /// A query from `from` naming `k`'s instance of `seq`: a presence query (`unicast`, QU) or
 /// another agent's re-query (QM).
 fn named(k: &Keypair, seq: u64, from: &str, unicast: bool) -> Input {
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
     Input::Heard(Heard {
         link: IDX,
         family: Family::V4,
@@ -1353,9 +1354,9 @@ fn requeried(a: &[Action]) -> Vec<String> {
         multicast(a)
             .iter()
             .filter(|(f, p)| {
-                *f == family && !crate::dns::is_response(p) && !crate::dns::wants_unicast(p)
+                *f == family && !crate::wire::dns::is_response(p) && !crate::wire::dns::wants_unicast(p)
             })
-            .flat_map(|(_, p)| crate::dns::asked_instances(p, 4))
+            .flat_map(|(_, p)| crate::wire::dns::asked_instances(p, 4))
             .collect()
     };
     let v4 = on(Family::V4);
@@ -1383,8 +1384,8 @@ fn no_unicast_to_the_link(a: &[Action]) {
 
 /// The answer an agent multicasts for `k`'s instance of `seq`, heard from `from`.
 fn answer_from(k: &Keypair, seq: u64, from: &str) -> Input {
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
-    let packet = crate::dns::instance_answer(
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
+    let packet = crate::wire::dns::instance_answer(
         &label,
         "exo-x.local.",
         4001,
@@ -1400,7 +1401,7 @@ fn answer_from(k: &Keypair, seq: u64, from: &str) -> Input {
 fn a_query_naming_a_missed_instance_is_asked_again_on_the_link_never_by_unicast() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
     // Heard only the presence query (the announcement was lost): re-queried a moment later, by
     // multicast on that link, asking for a multicast answer.
     let a = r.input(presence(&k, 1, "10.0.0.2:5353"));
@@ -1476,7 +1477,7 @@ fn another_agents_requery_holds_ours_back_and_answers_are_taken_only_when_wanted
     r.announced(&known, 1);
     r.input(presence(&known, 1, "10.0.0.2:5353"));
     let a = r.at(0.5);
-    let label = |k: &Keypair| crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let label = |k: &Keypair| crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
     for k in [&own, &known] {
         assert!(!requeried(&a).contains(&label(k)));
     }
@@ -1487,11 +1488,11 @@ fn an_agent_answers_a_requery_for_its_own_record_by_multicast_at_most_once_per_i
     let mut r = Rig::up(cfg());
     let own = Keypair::generate_ed25519();
     r.input(register(&own));
-    let label = crate::instance::instance_label(&own.public().to_peer_id(), 1);
+    let label = crate::wire::instance::instance_label(&own.public().to_peer_id(), 1);
     let answers = |a: &[Action]| -> Vec<Vec<u8>> {
         multicast(a)
             .into_iter()
-            .filter(|(f, p)| *f == Family::V4 && crate::dns::is_response(p))
+            .filter(|(f, p)| *f == Family::V4 && crate::wire::dns::is_response(p))
             .map(|(_, p)| p)
             .collect()
     };
@@ -1500,8 +1501,8 @@ fn an_agent_answers_a_requery_for_its_own_record_by_multicast_at_most_once_per_i
     no_unicast_to_the_link(&a);
     let got = answers(&a);
     assert_eq!(got.len(), 1, "{a:?}");
-    let rrs = crate::dns::records(&got[0]).unwrap();
-    let recs = crate::dns::signed_records(&rrs);
+    let rrs = crate::wire::dns::records(&got[0]).unwrap();
+    let recs = crate::wire::dns::signed_records(&rrs);
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0].0, label);
     assert_eq!(recs[0].1.as_deref().ok(), Some(&signed(&own, 1)[..]));
@@ -1544,7 +1545,7 @@ fn forged_queries_cost_a_bounded_number_of_requeries_all_to_the_link() {
         no_unicast_to_the_link(&a);
         packets += multicast(&a)
             .iter()
-            .filter(|(f, p)| *f == Family::V4 && !crate::dns::is_response(p))
+            .filter(|(f, p)| *f == Family::V4 && !crate::wire::dns::is_response(p))
             .count();
     }
     let most = (2.0 / catchup::REQUERY_EVERY.as_secs_f64()).ceil() as usize + 1;
@@ -1559,7 +1560,7 @@ fn a_query_lists_the_peers_held_on_its_link_as_known_answers() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
     r.announced(&k, 1);
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
     let a = r.at(1.0);
     let packets: Vec<&Vec<u8>> = a
         .iter()
@@ -1570,8 +1571,8 @@ fn a_query_lists_the_peers_held_on_its_link_as_known_answers() {
         .collect();
     assert_eq!(packets.len(), 2, "both families");
     for p in packets {
-        let rrs = crate::dns::records(p).unwrap();
-        assert_eq!(crate::dns::instances(&rrs), vec![(label.clone(), 4500)]);
+        let rrs = crate::wire::dns::records(p).unwrap();
+        assert_eq!(crate::wire::dns::instances(&rrs), vec![(label.clone(), 4500)]);
     }
 }
 
@@ -1580,7 +1581,7 @@ fn a_periodic_announcement_is_skipped_where_the_record_just_went_out() {
     let mut r = Rig::up(cfg());
     let k = Keypair::generate_ed25519();
     r.input(register(&k));
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
     for t in 1..=20 {
         let a = r.at(f64::from(t));
         r.settle(a);
@@ -1645,26 +1646,26 @@ fn the_peers_file_is_written_at_start_then_after_changes_at_most_every_100_ms() 
     assert_eq!(logs(&r.input(Input::PeersFileWritten(Ok(())))).len(), 1);
 }
 
-fn exchanged(peers: Vec<crate::exchange::Peer>, complete: bool) -> Input {
+fn exchanged(peers: Vec<crate::wire::exchange::Peer>, complete: bool) -> Input {
     Input::Exchanged {
         host: "10.9.9.9".into(),
-        result: Ok(crate::exchange::Reply::Peers { peers, complete }),
+        result: Ok(crate::wire::exchange::Reply::Peers { peers, complete }),
     }
 }
 
-fn relayed(k: &Keypair, seq: u64, ips: &[&str]) -> crate::exchange::Peer {
-    crate::exchange::Peer {
+fn relayed(k: &Keypair, seq: u64, ips: &[&str]) -> crate::wire::exchange::Peer {
+    crate::wire::exchange::Peer {
         signed: signed(k, seq),
         ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
     }
 }
 
-fn ask_from(r: &mut Rig, ip: &str, namespace: &str) -> crate::exchange::Reply {
+fn ask_from(r: &mut Rig, ip: &str, namespace: &str) -> crate::wire::exchange::Reply {
     let a = r.input(Input::ExchangeAsked {
         id: 3,
         from: ip.parse().unwrap(),
         to: "10.0.0.1".parse().unwrap(),
-        ask: crate::exchange::Ask::new(namespace),
+        ask: crate::wire::exchange::Ask::new(namespace),
     });
     a.into_iter()
         .find_map(|a| match a {
@@ -1691,7 +1692,7 @@ fn peer_exchange_hands_over_first_hand_peers_only_and_refuses_what_it_must() {
         1,
         "the exchanged peer is handed over here"
     );
-    let crate::exchange::Reply::Peers { peers, complete } = ask_from(&mut r, "10.0.0.5", "exo")
+    let crate::wire::exchange::Reply::Peers { peers, complete } = ask_from(&mut r, "10.0.0.5", "exo")
     else {
         panic!("peers expected");
     };
@@ -1705,18 +1706,18 @@ fn peer_exchange_hands_over_first_hand_peers_only_and_refuses_what_it_must() {
     assert_eq!(peers[0].ips, vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
     let again = ask_from(&mut r, "10.0.0.5", "exo");
     assert!(
-        matches!(&again, crate::exchange::Reply::Refused { why } if why.contains("within a second")),
+        matches!(&again, crate::wire::exchange::Reply::Refused { why } if why.contains("within a second")),
         "{again:?}"
     );
     let other = ask_from(&mut r, "10.0.0.6", "lab");
     assert!(
-        matches!(&other, crate::exchange::Reply::Refused { why } if why.contains("\"lab\"")),
+        matches!(&other, crate::wire::exchange::Reply::Refused { why } if why.contains("\"lab\"")),
         "{other:?}"
     );
     r.at(1.0);
     assert!(matches!(
         ask_from(&mut r, "10.0.0.5", "exo"),
-        crate::exchange::Reply::Peers { .. }
+        crate::wire::exchange::Reply::Peers { .. }
     ));
     assert_eq!(r.e.status(r.now).dropped.get("exchange-refused"), Some(&1));
     let mut off = Rig::up(Config {
@@ -1725,7 +1726,7 @@ fn peer_exchange_hands_over_first_hand_peers_only_and_refuses_what_it_must() {
     });
     assert!(matches!(
         ask_from(&mut off, "10.0.0.5", "exo"),
-        crate::exchange::Reply::Refused { .. }
+        crate::wire::exchange::Reply::Refused { .. }
     ));
 }
 
@@ -1785,7 +1786,7 @@ fn peer_exchange_hands_over_this_hosts_own_nodes_where_the_asker_reached_it() {
     let mut r = Rig::up(cfg());
     let own = Keypair::generate_ed25519();
     r.input(register(&own));
-    let crate::exchange::Reply::Peers { peers, complete } = ask_from(&mut r, "10.0.0.5", "exo")
+    let crate::wire::exchange::Reply::Peers { peers, complete } = ask_from(&mut r, "10.0.0.5", "exo")
     else {
         panic!("peers expected");
     };
@@ -1877,10 +1878,10 @@ fn exchanged_records_are_checked_from_here_and_follow_the_host() {
 
 /// `k`'s record of `seq` (listening on port 4001) resolved on link `link` from these IPs.
 fn resolved_from(k: &Keypair, seq: u64, link: u32, ips: &[[u8; 4]]) -> Input {
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), seq);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
     Input::Resolved {
         link,
-        fullname: crate::instance::fullname(&label),
+        fullname: crate::wire::instance::fullname(&label),
         signed: Ok(signed(k, seq)),
         ips: ips
             .iter()
@@ -1907,13 +1908,13 @@ fn a_record_whose_packets_were_heard_before_mdns_sd_reported_it_is_probed_at_onc
     // with its IPv6 address only, and a moment later with both.
     let mut r = Rig::up(Config::default());
     let k = Keypair::generate_ed25519();
-    let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
     let from = |ip: &str| {
         let mut h = Heard::parse(
             IDX,
             Family::V4,
             ip.parse().unwrap(),
-            &crate::dns::ptr_query(crate::dns::SERVICE),
+            &crate::wire::dns::ptr_query(crate::wire::dns::SERVICE),
         )
         .unwrap();
         h.instances = vec![(label.clone(), 120)];
@@ -1923,7 +1924,7 @@ fn a_record_whose_packets_were_heard_before_mdns_sd_reported_it_is_probed_at_onc
     r.input(from("[fe80::2]:5353"));
     let resolved_with = |ips: &[&str]| Input::Resolved {
         link: IDX,
-        fullname: crate::instance::fullname(&label),
+        fullname: crate::wire::instance::fullname(&label),
         signed: Ok(signed(&k, 1)),
         ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
     };
@@ -1953,12 +1954,12 @@ fn records_minted_for_one_destination_cost_it_what_one_peer_would() {
     for k in &keys {
         let a = r.input(resolved_at(k, 1, [10, 0, 0, 9], 22));
         count(&mut r, a, 0.0);
-        let label = crate::instance::instance_label(&k.public().to_peer_id(), 1);
+        let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
         let mut heard = Heard::parse(
             IDX,
             Family::V4,
             "10.0.0.9:5353".parse().unwrap(),
-            &crate::dns::ptr_query(crate::dns::SERVICE),
+            &crate::wire::dns::ptr_query(crate::wire::dns::SERVICE),
         )
         .unwrap();
         heard.instances = vec![(label, 120)];

@@ -4,12 +4,12 @@
 //! parts is joined up to [`MAX_SNAPSHOT_BYTES`]).
 
 use crate::client::MAX_SNAPSHOT_BYTES;
-use crate::proto::{self, AgentMsg, FrameError, PeerInfo};
+use crate::wire::protocol::{self, AgentMsg, FrameError, PeerInfo};
 
 /// Why the byte stream cannot be read further; the connection is to be closed.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum StreamError {
-    /// A length prefix over [`proto::MAX_FRAME`], or a body that does not decode.
+    /// A length prefix over [`protocol::MAX_FRAME`], or a body that does not decode.
     Frame(FrameError),
     /// Snapshot parts adding up to more than [`MAX_SNAPSHOT_BYTES`].
     SnapshotTooLarge,
@@ -109,12 +109,12 @@ impl Frames {
     fn next_frame(&mut self) -> Option<Result<(AgentMsg, usize), StreamError>> {
         let avail = &self.buf[self.start..];
         let prefix: [u8; 4] = avail.get(..4)?.try_into().ok()?;
-        let len = match proto::body_len(prefix) {
+        let len = match protocol::body_len(prefix) {
             Ok(n) => n,
             Err(e) => return Some(Err(StreamError::Frame(e))),
         };
         let body = avail.get(4..4 + len)?;
-        let msg = proto::decode::<AgentMsg>(body).map_err(StreamError::Frame);
+        let msg = protocol::decode::<AgentMsg>(body).map_err(StreamError::Frame);
         self.start += 4 + len;
         Some(msg.map(|m| (m, len)))
     }
@@ -123,7 +123,7 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{EventKind, PeerEvent, Source};
+    use crate::wire::protocol::{EventKind, PeerEvent, Source};
 
     fn peer(i: usize) -> PeerInfo {
         PeerInfo {
@@ -149,7 +149,7 @@ mod tests {
                 peer: peer(1),
             }),
         ];
-        let bytes: Vec<u8> = msgs.iter().flat_map(proto::encode).collect();
+        let bytes: Vec<u8> = msgs.iter().flat_map(protocol::encode).collect();
         for piece in [1, 3, 4, 5, 7, bytes.len()] {
             let mut f = Frames::default();
             let mut got = Vec::new();
@@ -169,9 +169,11 @@ mod tests {
         let peers: Vec<PeerInfo> = (0..5000).map(peer).collect();
         let mut bytes = Vec::new();
         for chunk in peers.chunks(1000).take(4) {
-            bytes.extend(proto::encode(&AgentMsg::SnapshotPart(chunk.to_vec())));
+            bytes.extend(protocol::encode(&AgentMsg::SnapshotPart(chunk.to_vec())));
         }
-        bytes.extend(proto::encode(&AgentMsg::Snapshot(peers[4000..].to_vec())));
+        bytes.extend(protocol::encode(&AgentMsg::Snapshot(
+            peers[4000..].to_vec(),
+        )));
         let mut f = Frames::default();
         f.push(&bytes);
         assert_eq!(f.next_msg(), Some(Ok(AgentMsg::Snapshot(peers))));
@@ -181,11 +183,11 @@ mod tests {
     #[test]
     fn an_oversize_prefix_is_refused_before_its_body_arrives() {
         let mut f = Frames::default();
-        f.push(&((proto::MAX_FRAME + 1) as u32).to_be_bytes());
+        f.push(&((protocol::MAX_FRAME + 1) as u32).to_be_bytes());
         assert_eq!(
             f.next_msg(),
             Some(Err(StreamError::Frame(FrameError::TooLarge(
-                proto::MAX_FRAME + 1
+                protocol::MAX_FRAME + 1
             ))))
         );
         f.push(&[0; 64]);
@@ -202,8 +204,8 @@ mod tests {
         );
 
         let mut f = Frames::default();
-        f.push(&proto::encode(&AgentMsg::SnapshotPart(vec![peer(1)])));
-        f.push(&proto::encode(&AgentMsg::Done {
+        f.push(&protocol::encode(&AgentMsg::SnapshotPart(vec![peer(1)])));
+        f.push(&protocol::encode(&AgentMsg::Done {
             message: "x".into(),
         }));
         assert_eq!(f.next_msg(), Some(Err(StreamError::UnfinishedSnapshot)));
@@ -213,7 +215,7 @@ mod tests {
             max_snapshot: 10_000,
             ..Frames::default()
         };
-        let big = proto::encode(&AgentMsg::SnapshotPart((0..50).map(peer).collect()));
+        let big = protocol::encode(&AgentMsg::SnapshotPart((0..50).map(peer).collect()));
         let mut seen = None;
         for _ in 0..(10_000 / (big.len() - 4) + 2) {
             f.push(&big);

@@ -17,14 +17,14 @@
 //! }
 //! let key = libp2p_identity::Keypair::generate_ed25519();
 //! let discovery =
-//!     exo_discovery::libp2p::Behaviour::new(&key, exo_discovery::config::default_socket_path());
+//!     exo_discovery::libp2p::Behaviour::new(&key, exo_discovery::default_socket_path());
 //! ```
 //!
 //! It never blocks the swarm: the socket is an `async_io::Async<UnixStream>` and the timers are
 //! `async_io::Timer`s, woken through the `Context` the swarm polls it with (async-io runs its own
 //! reactor thread, so the swarm may run on tokio, async-std or smol). When the agent is not
 //! running it says so in one log line (the `log` crate), keeps trying with the backoff of
-//! [`crate::reconnect`], and the swarm runs on with the peers it knew.
+//! [`crate::client::reconnect`], and the swarm runs on with the peers it knew.
 //!
 //! The pure parts: `frames` (bytes to messages), `peers` (what the agent says to
 //! `Discovered` / `Expired`), `listen` (listen addresses, when to register them, the record).
@@ -33,8 +33,8 @@ mod frames;
 mod listen;
 mod peers;
 
-use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind};
-use crate::reconnect::Backoff;
+use crate::client::reconnect::Backoff;
+use crate::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
 use async_io::{Async, Timer};
 use futures_lite::{AsyncRead, AsyncWrite};
 use libp2p_core::transport::PortUse;
@@ -100,12 +100,12 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The agent's default socket ([`crate::config::default_socket_path`]), the agent's namespace,
+    /// The agent's default socket ([`crate::sys::default_socket_path`]), the agent's namespace,
     /// registration 150 ms after the last change of listen addresses, a grace of 10 s for the
     /// addresses a restarted agent has not found again yet.
     fn default() -> Self {
         Config {
-            socket: crate::config::default_socket_path(),
+            socket: crate::sys::default_socket_path(),
             namespace: None,
             register_delay: Duration::from_millis(150),
             resync_grace: Duration::from_secs(10),
@@ -198,7 +198,7 @@ struct Up {
 
 impl Up {
     fn send(&mut self, msg: &ClientMsg) {
-        self.out.extend_from_slice(&proto::encode(msg));
+        self.out.extend_from_slice(&protocol::encode(msg));
     }
 }
 
@@ -214,7 +214,7 @@ enum Step {
 
 impl Behaviour {
     /// A behaviour for the node of `keypair`, fed by the agent at `socket` (usually
-    /// [`crate::config::default_socket_path`]).
+    /// [`crate::sys::default_socket_path`]).
     pub fn new(keypair: &Keypair, socket: impl Into<PathBuf>) -> Behaviour {
         Behaviour::with_config(keypair, Config::default().with_socket(socket))
     }
@@ -300,8 +300,8 @@ impl Behaviour {
                         in_flight: VecDeque::new(),
                     };
                     up.send(&ClientMsg::Hello {
-                        magic: proto::MAGIC.into(),
-                        version: proto::PROTOCOL_VERSION,
+                        magic: protocol::MAGIC.into(),
+                        version: protocol::PROTOCOL_VERSION,
                     });
                     self.conn = Conn::Up(Box::new(up));
                     Step::Progress

@@ -15,7 +15,7 @@
 //! everyone yet: for a grace period after it (the resynchronisation), every address the agent
 //! does not name is held, and expires at the end of the grace if still not named.
 
-use crate::proto::{EventKind, PeerEvent, PeerInfo};
+use crate::wire::protocol::{EventKind, PeerEvent, PeerInfo};
 use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
@@ -272,7 +272,7 @@ fn family(a: &Multiaddr) -> Family {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::Source;
+    use crate::wire::protocol::Source;
 
     fn id(n: u8) -> PeerId {
         libp2p_identity::Keypair::ed25519_from_bytes([n; 32])

@@ -6,7 +6,7 @@
 use super::network::Net;
 use super::proc::{cpu_ticks, peak_rss_kib};
 use super::watch::is_event;
-use exo_discovery::{instance, record};
+use exo_discovery::wire::{instance, record};
 use libp2p_identity::Keypair;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! signed records, bare goodbyes, bare mentions. Shared by the namespace tests (`forge`) and the
 //! simulator.
 
-use exo_discovery::{instance, record};
+use exo_discovery::wire::{instance, record};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// The IPv4 mDNS group and port.

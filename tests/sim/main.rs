@@ -526,8 +526,8 @@ fn a_storm_of_spoofed_goodbyes_never_expires_a_live_node_and_its_real_departure_
     assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
     let r = hosts[0];
     let seq = sim.view(hosts[1], r).unwrap().seq;
-    let label = exo_discovery::instance::instance_label(&sim.hosts[r].peer, seq);
-    let fullname = exo_discovery::instance::fullname(&label);
+    let label = exo_discovery::wire::instance::instance_label(&sim.hosts[r].peer, seq);
+    let fullname = exo_discovery::wire::instance::fullname(&label);
     // Another host replays the node's goodbye every 1.5 s for two minutes; every other agent's
     // mdns-sd reports each one (its interface is index 2 on every host).
     let spoof = |sim: &mut Sim| {

@@ -21,12 +21,12 @@
 //!
 //! Every random choice comes from one seeded generator, so a scenario replays exactly.
 
-use exo_discovery::config::Config;
 use exo_discovery::engine::{Action, Engine, Heard, Input, Request, SendOutcome};
-use exo_discovery::iface::Iface;
-use exo_discovery::mcast::Family;
-use exo_discovery::proto::{AgentMsg, EventKind, PeerInfo};
-use exo_discovery::record::{self, Reject, VerifiedRecord};
+use exo_discovery::wire::config::Config;
+use exo_discovery::wire::net::Family;
+use exo_discovery::wire::net::Iface;
+use exo_discovery::wire::protocol::{AgentMsg, EventKind, PeerInfo};
+use exo_discovery::wire::record::{self, Reject, VerifiedRecord};
 use libp2p_identity::{Keypair, PeerId};
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -501,8 +501,8 @@ impl Sim {
                 let port = self.port(host, link)?;
                 port.socket = true;
                 let l = port.link;
-                let known = exo_discovery::dns::records(&packet)
-                    .map(|rrs| exo_discovery::dns::instances(&rrs))
+                let known = exo_discovery::wire::dns::records(&packet)
+                    .map(|rrs| exo_discovery::wire::dns::instances(&rrs))
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(label, _)| label)
@@ -686,11 +686,11 @@ impl Sim {
             Action::SendPackets { link, packets, .. } => {
                 let l = self.port(host, link)?.link;
                 for p in packets {
-                    if exo_discovery::dns::is_response(&p) {
+                    if exo_discovery::wire::dns::is_response(&p) {
                         // An answer to a re-query: the instances it carries, as registered.
-                        let rrs = exo_discovery::dns::records(&p).unwrap_or_default();
+                        let rrs = exo_discovery::wire::dns::records(&p).unwrap_or_default();
                         let port = self.port(host, link)?;
-                        let anns: Vec<Rc<Ann>> = exo_discovery::dns::signed_records(&rrs)
+                        let anns: Vec<Rc<Ann>> = exo_discovery::wire::dns::signed_records(&rrs)
                             .into_iter()
                             .filter_map(|(label, _)| {
                                 port.registered.get(&label).map(|(a, _)| a.clone())
@@ -710,12 +710,12 @@ impl Sim {
                         }
                         continue;
                     }
-                    let labels = exo_discovery::dns::asked_instances(
+                    let labels = exo_discovery::wire::dns::asked_instances(
                         &p,
                         exo_discovery::engine::catchup::MAX_LABELS,
                     );
                     if !labels.is_empty() {
-                        let unicast = exo_discovery::dns::wants_unicast(&p);
+                        let unicast = exo_discovery::wire::dns::wants_unicast(&p);
                         self.multicast(l, host, Packet::Named { labels, unicast }, Duration::ZERO);
                     }
                 }

@@ -1,4 +1,4 @@
-//! The local socket protocol's JSON line mode: the same conversation as [`crate::proto`], one
+//! The local socket protocol's JSON line mode: the same conversation as [`crate::wire::protocol`], one
 //! JSON object per line, for clients in any language. Pure, no I/O.
 //!
 //! A connection is in JSON mode when its first byte is `{` (a binary frame's first byte is the
@@ -36,7 +36,7 @@
 //!
 //! A snapshot is always one line, whatever its size (no `SnapshotPart` in this mode).
 
-use crate::proto::{AgentMsg, ClientMsg, ErrorKind, MAX_FRAME};
+use crate::wire::protocol::{AgentMsg, ClientMsg, ErrorKind, MAX_FRAME};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -226,8 +226,8 @@ pub fn from_hex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{EventKind, PeerEvent, PeerInfo, Source, Verification};
-    use crate::record::Reject;
+    use crate::wire::protocol::{EventKind, PeerEvent, PeerInfo, Source, Verification};
+    use crate::wire::record::Reject;
 
     fn info() -> PeerInfo {
         PeerInfo {

@@ -113,7 +113,7 @@ pub fn refusal(ask: &Ask, namespace: &str) -> Option<String> {
 /// Decodes a reply body, keeping at most [`MAX_PEERS`] peers of [`MAX_IPS`] IPs each (a host
 /// that sends more is cut, and its reply is then not complete).
 pub fn decode_reply(body: &[u8]) -> Result<Reply, String> {
-    let reply: Reply = crate::proto::decode(body).map_err(|e| e.to_string())?;
+    let reply: Reply = crate::wire::protocol::decode(body).map_err(|e| e.to_string())?;
     Ok(match reply {
         Reply::Peers {
             mut peers,
@@ -164,7 +164,7 @@ mod tests {
             peers: vec![peer; MAX_PEERS + 5],
             complete: true,
         };
-        let frame = crate::proto::encode(&big);
+        let frame = crate::wire::protocol::encode(&big);
         let Reply::Peers { peers, complete } = decode_reply(&frame[4..]).unwrap() else {
             panic!("peers expected");
         };
@@ -176,7 +176,7 @@ mod tests {
             peers: vec![],
             complete: true,
         };
-        let f = crate::proto::encode(&within);
+        let f = crate::wire::protocol::encode(&within);
         assert_eq!(decode_reply(&f[4..]).unwrap(), within);
     }
 }

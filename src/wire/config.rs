@@ -6,6 +6,9 @@ use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Most static hosts configured (and asked at once).
+pub const MAX_STATIC_HOSTS: usize = 256;
+
 /// Longest peer timeout (and query interval), in seconds: a day. Longer is no use, and far longer
 /// would overflow the clock arithmetic.
 pub const MAX_PEER_TIMEOUT_SECS: u64 = 86_400;
@@ -24,7 +27,7 @@ pub const DEFAULT_ANNOUNCE_INTERVAL_SECS: u64 = 30;
 /// same names, merged by [`Config::merge`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// Local socket path; empty means [`default_socket_path`], whose directory the agent makes
+    /// Local socket path; empty means the default (`sys::default_socket_path`), whose directory the agent makes
     /// owner-only and checks. A path set here is used as given.
     pub socket: Option<PathBuf>,
     /// Cluster namespace; records of other namespaces are ignored.
@@ -56,7 +59,7 @@ pub struct Config {
     pub static_hosts: Vec<String>,
     /// How often each static host is asked, in seconds.
     pub static_poll_secs: u64,
-    /// Peer exchange (see [`crate::exchange`]): answer other agents' asks on TCP port 5353 with
+    /// Peer exchange (see [`crate::wire::exchange`]): answer other agents' asks on TCP port 5353 with
     /// the peers handed over here, and ask each static host's agent for its peers too. Asking
     /// needs `verify_reachability` (what a host hands over is checked from here before use).
     pub peer_exchange: bool,
@@ -64,7 +67,7 @@ pub struct Config {
     /// for its peers by peer exchange although they are not on one of its links nor among its
     /// static hosts (a routed subnet, say). Everyone else off the link is refused.
     pub exchange_allow: Vec<String>,
-    /// Where the peer cache is kept; `None` means [`crate::cache::default_state_dir`].
+    /// Where the peer cache is kept; `None` means the system's default (`sys::default_state_dir`).
     pub state_dir: Option<PathBuf>,
     /// A file kept equal to `peers --json` (or its CSV form) for programs that do not speak the
     /// socket; `None`: no file.
@@ -188,6 +191,7 @@ pub fn derived_announce_interval_secs(peer_timeout_secs: u64) -> u64 {
 }
 
 impl Config {
+    #[cfg(any(test, feature = "internals"))]
     /// Parses a TOML file's text and checks the values: the file over the built-in defaults.
     pub fn from_toml(text: &str) -> Result<Config, String> {
         Config::merge(&Overrides::from_toml(text)?, &Overrides::default())
@@ -247,7 +251,7 @@ impl Config {
 
     /// Checks values that TOML types alone cannot; each error names the option and its value.
     pub fn validate(&self) -> Result<(), String> {
-        let max_ns = crate::record::MAX_NAMESPACE;
+        let max_ns = crate::wire::record::MAX_NAMESPACE;
         if self.namespace.is_empty() || self.namespace.len() > max_ns {
             return Err(format!(
                 "namespace {:?} must be 1 to {max_ns} bytes",
@@ -282,7 +286,7 @@ impl Config {
                 "static_poll_secs ({poll}) must be at least 1 and below peer_timeout_secs ({timeout})"
             ));
         }
-        let max_hosts = crate::engine::statics::MAX_STATIC_HOSTS;
+        let max_hosts = MAX_STATIC_HOSTS;
         if self.static_hosts.len() > max_hosts {
             return Err(format!(
                 "static_hosts lists {} hosts; at most {max_hosts}",
@@ -290,7 +294,7 @@ impl Config {
             ));
         }
         for h in &self.static_hosts {
-            crate::unicast::HostSpec::parse(h).map_err(|e| format!("static_hosts: {e}"))?;
+            crate::wire::net::HostSpec::parse(h).map_err(|e| format!("static_hosts: {e}"))?;
         }
         if self.exchange_allow.len() > MAX_EXCHANGE_ALLOW {
             return Err(format!(
@@ -299,7 +303,7 @@ impl Config {
             ));
         }
         for r in &self.exchange_allow {
-            crate::addrs::Cidr::parse(r).map_err(|e| format!("exchange_allow: {e}"))?;
+            crate::wire::addrs::Cidr::parse(r).map_err(|e| format!("exchange_allow: {e}"))?;
         }
         if !(10..=30_000).contains(&self.probe_timeout_ms) {
             return Err(format!(
@@ -318,10 +322,10 @@ impl Config {
 
     /// The ranges of `exchange_allow`, parsed (the ones that do not parse were refused by
     /// [`Config::validate`]).
-    pub fn exchange_allow_ranges(&self) -> Vec<crate::addrs::Cidr> {
+    pub fn exchange_allow_ranges(&self) -> Vec<crate::wire::addrs::Cidr> {
         self.exchange_allow
             .iter()
-            .filter_map(|r| crate::addrs::Cidr::parse(r).ok())
+            .filter_map(|r| crate::wire::addrs::Cidr::parse(r).ok())
             .collect()
     }
 
@@ -349,28 +353,6 @@ impl Config {
                 .max(1),
         )
     }
-
-    /// The state directory in force.
-    pub fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(crate::cache::default_state_dir)
-    }
-
-    /// The socket path in force.
-    pub fn socket_path(&self) -> PathBuf {
-        self.socket.clone().unwrap_or_else(default_socket_path)
-    }
-}
-
-/// `$XDG_RUNTIME_DIR/exo-discovery/agent.sock` when that variable is set, else
-/// `/tmp/exo-discovery-<uid>/agent.sock`. The agent creates that directory owner-only and checks
-/// it before binding (see [`crate::server::private_dir`]).
-pub fn default_socket_path() -> PathBuf {
-    socket_path_for(
-        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
-        nix::unistd::getuid().as_raw(),
-    )
 }
 
 /// The default socket path for this value of `XDG_RUNTIME_DIR` (unset or empty: none) and this
@@ -467,13 +449,13 @@ mod tests {
 
     #[test]
     fn shipped_config_equals_defaults() {
-        let text = include_str!("../config/exo-discovery.toml");
+        let text = include_str!("../../config/exo-discovery.toml");
         assert_eq!(Config::from_toml(text).unwrap(), Config::default());
     }
 
     #[test]
     fn shipped_config_leaves_the_announce_interval_to_the_peer_timeout() {
-        let file = Overrides::from_toml(include_str!("../config/exo-discovery.toml")).unwrap();
+        let file = Overrides::from_toml(include_str!("../../config/exo-discovery.toml")).unwrap();
         assert_eq!(file.announce_interval_secs, None);
         let flags = Overrides {
             peer_timeout_secs: Some(6),

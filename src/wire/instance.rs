@@ -43,17 +43,17 @@ pub fn parse_instance(name: &str) -> Option<(PeerId, &str)> {
 /// record is `peer`'s and the one its instance name stands for, so an old instance cannot replay a new record, nor the reverse.
 /// `peer` and `label` are what [`parse_instance`] read from the name.
 pub fn check_instance(
-    rec: crate::record::VerifiedRecord,
+    rec: crate::wire::record::VerifiedRecord,
     peer: &PeerId,
     label: &str,
-) -> Result<crate::record::VerifiedRecord, crate::record::Reject> {
+) -> Result<crate::wire::record::VerifiedRecord, crate::wire::record::Reject> {
     // The label's peer part decoded to `peer` (base58 has one spelling per value), so comparing the
     // peer and the tag is comparing the whole label, without encoding the peer again.
     let tag = label.split_once('-').map(|(_, t)| t);
     if rec.peer_id == *peer && tag == Some(seq_tag(rec.seq).as_str()) {
         Ok(rec)
     } else {
-        Err(crate::record::Reject::PeerIdMismatch)
+        Err(crate::wire::record::Reject::PeerIdMismatch)
     }
 }
 
@@ -91,12 +91,12 @@ mod tests {
     /// Verifies a signed record published as instance `label` of `peer`: the record must verify in
     /// `namespace`, be `peer`'s, and be the record that instance name stands for (its seq's tag).
     fn verify_instance(
-        signed: Result<Vec<u8>, crate::record::Reject>,
+        signed: Result<Vec<u8>, crate::wire::record::Reject>,
         namespace: &str,
         peer: &PeerId,
         label: &str,
-    ) -> Result<crate::record::VerifiedRecord, crate::record::Reject> {
-        check_instance(crate::record::verify(&signed?, namespace)?, peer, label)
+    ) -> Result<crate::wire::record::VerifiedRecord, crate::wire::record::Reject> {
+        check_instance(crate::wire::record::verify(&signed?, namespace)?, peer, label)
     }
 
     #[test]
@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn a_record_must_match_the_instance_it_is_published_under() {
-        use crate::record::{sign, Reject};
+        use crate::wire::record::{sign, Reject};
         let k = libp2p_identity::Keypair::generate_ed25519();
         let p = k.public().to_peer_id();
         let signed = sign(&k, "exo", 7, &[]).unwrap();

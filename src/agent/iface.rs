@@ -1,72 +1,6 @@
 //! Listing network interfaces (does I/O: `getifaddrs`), and the pure comparison of two listings.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
-/// One interface as the agent sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Iface {
-    /// Name, e.g. `eth0` or `en5`.
-    pub name: String,
-    /// Kernel interface index.
-    pub index: u32,
-    /// Administratively up and running.
-    pub up: bool,
-    /// Multicast-capable.
-    pub multicast: bool,
-    /// A loopback interface.
-    pub loopback: bool,
-    /// A point-to-point link (VPN tunnels and the like).
-    pub point_to_point: bool,
-    /// IPv4 addresses, each with its prefix length (`10.0.0.1/24` is `(10.0.0.1, 24)`).
-    pub v4: Vec<(Ipv4Addr, u8)>,
-    /// IPv6 addresses (link-local included), each with its prefix length.
-    pub v6: Vec<(Ipv6Addr, u8)>,
-}
-
-impl Iface {
-    /// Whether mDNS can be tried on it at all (up, multicast, not loopback unless allowed).
-    pub fn can_multicast(&self) -> bool {
-        self.up && (self.multicast || self.loopback)
-    }
-
-    /// Its IPv4 addresses, without their prefix lengths.
-    pub fn v4_addrs(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.v4.iter().map(|(a, _)| *a)
-    }
-
-    /// Its IPv6 addresses, without their prefix lengths.
-    pub fn v6_addrs(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
-        self.v6.iter().map(|(a, _)| *a)
-    }
-
-    /// Whether `ip` is one of its addresses.
-    pub fn has_ip(&self, ip: &std::net::IpAddr) -> bool {
-        match ip {
-            std::net::IpAddr::V4(a) => self.v4_addrs().any(|x| x == *a),
-            std::net::IpAddr::V6(a) => self.v6_addrs().any(|x| x == *a),
-        }
-    }
-
-    /// Its IPv6 link-local addresses.
-    pub fn link_local_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
-        self.v6_addrs().filter(crate::addrs::is_link_local_v6)
-    }
-
-    /// Its addresses as `address/prefix`, separated by spaces (`-` for none), for logs.
-    pub fn addresses(&self) -> String {
-        let all: Vec<String> = self
-            .v4
-            .iter()
-            .map(|(a, p)| format!("{a}/{p}"))
-            .chain(self.v6.iter().map(|(a, p)| format!("{a}/{p}")))
-            .collect();
-        if all.is_empty() {
-            "-".to_owned()
-        } else {
-            all.join(" ")
-        }
-    }
-}
+use crate::wire::net::Iface;
 
 /// The prefix length of a netmask: its leading one bits.
 fn prefix_len(mask: &[u8]) -> u8 {
@@ -132,6 +66,7 @@ pub fn list() -> std::io::Result<Vec<Iface>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn netmasks_give_prefix_lengths() {

@@ -4,9 +4,10 @@
 //! opens the same per-interface sockets the agent uses, sends a real `_p2p._udp.local` query on
 //! each, listens for a few seconds, and reads a few kernel settings. It may run beside an agent.
 
-use crate::iface::{self, Iface};
-use crate::mcast::{self, Family};
-use crate::{config, dns, libp2p_mdns};
+use crate::agent::iface;
+use crate::wire::net::{Family, Iface};
+use crate::agent::link_socket;
+use crate::wire::{config, dns, stock as libp2p_mdns};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::net::{IpAddr, UdpSocket};
@@ -332,9 +333,9 @@ fn query_all(ifaces: &[Iface]) -> (Vec<Probe>, Vec<Open>) {
 /// Opens the family's socket on `i` and sends `query` to the group: the socket if both worked,
 /// else `None` with the failure written into `f`.
 fn send_query(i: &Iface, family: Family, query: &[u8], f: &mut Facts) -> Option<UdpSocket> {
-    match mcast::open(i, family) {
+    match link_socket::open(i, family) {
         Ok(sock) => {
-            if let Err(e) = sock.send_to(query, mcast::group_addr(family, i)) {
+            if let Err(e) = sock.send_to(query, link_socket::group_addr(family, i)) {
                 f.send_error = Some((e.raw_os_error(), e.to_string()));
                 return None;
             }

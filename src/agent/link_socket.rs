@@ -3,45 +3,10 @@
 //! shared with other responders (SO_REUSEADDR + SO_REUSEPORT). These sockets tell whether a link
 //! can really carry mDNS (the errno of a real send) and hear what is said on it.
 
-use crate::iface::Iface;
+use crate::wire::net::{Family, Iface, GROUP_V4, GROUP_V6, MDNS_PORT};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-
-/// The IPv4 mDNS group.
-pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
-/// The IPv6 mDNS group (link-local scope).
-pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb);
-/// The mDNS port.
-pub const MDNS_PORT: u16 = 5353;
-
-/// IPv4 or IPv6.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
-impl Family {
-    /// `"IPv4"` or `"IPv6"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        }
-    }
-
-    /// Whether `iface` has the address this family needs for mDNS (an IPv4 address; an IPv6
-    /// link-local address).
-    pub fn present_on(self, iface: &Iface) -> bool {
-        match self {
-            Family::V4 => !iface.v4.is_empty(),
-            Family::V6 => iface.link_local_v6().next().is_some(),
-        }
-    }
-}
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 
 /// Which step of opening a link socket failed.
 #[derive(Debug)]

@@ -10,9 +10,9 @@
 //! daemon holds no registration, so the agent can replace it (dropping that cache) at any time
 //! without a goodbye; the announcing daemon browses nothing and caches none of it.
 
-use crate::iface::Iface;
-use crate::instance::{fullname, host_name, Announcement, SERVICE_TYPE};
-use crate::mcast::Family;
+use crate::wire::net::Iface;
+use crate::wire::instance::{fullname, host_name, Announcement, SERVICE_TYPE};
+use crate::wire::net::Family;
 use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent, ServiceInfo, TxtProperty};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -95,11 +95,6 @@ impl LinkDaemon {
         }
         self.families = families.to_vec();
         Ok(())
-    }
-
-    /// The families enabled now.
-    pub fn families(&self) -> &[Family] {
-        &self.families
     }
 
     /// Announces (or re-announces) `a` with the interface's addresses of the enabled families.

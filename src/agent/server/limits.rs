@@ -9,7 +9,7 @@
 //! `MAX_CONNECTIONS × OWN_BYTES + SHARED_BYTES` (1 MiB + 4 MiB), and a real request (a few KiB at
 //! most) always has room.
 
-use crate::proto::MAX_FRAME;
+use crate::wire::protocol::MAX_FRAME;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

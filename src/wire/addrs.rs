@@ -6,7 +6,7 @@
 //! interface as zone (`/ip6zone/eth0/ip6/fe80::…`); every result ends in `/p2p/<peer>`. An
 //! address heard by multicast must also lie on the receiving link ([`on_link`]).
 
-use crate::iface::Iface;
+use crate::wire::net::Iface;
 use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 use std::net::{IpAddr, Ipv6Addr};

@@ -3,10 +3,10 @@
 //! ```no_run
 //! use exo_discovery::client::Client;
 //! let key = libp2p_identity::Keypair::generate_ed25519();
-//! let mut agent = Client::connect(exo_discovery::config::default_socket_path())?;
+//! let mut agent = Client::connect(exo_discovery::default_socket_path())?;
 //! agent.register(&key, &["/ip4/0.0.0.0/tcp/4001".parse()?])?;
 //! // Keep `agent` open: the registration lives as long as the connection.
-//! let mut events = Client::connect(exo_discovery::config::default_socket_path())?;
+//! let mut events = Client::connect(exo_discovery::default_socket_path())?;
 //! for peer in events.subscribe()? {
 //!     println!("dial {:?}", peer.addrs);
 //! }
@@ -16,8 +16,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind, PeerInfo};
-use crate::record;
+pub mod reconnect;
+
+use crate::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind, PeerInfo};
+use crate::wire::record;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::io::{self, Read, Write};
@@ -101,7 +103,7 @@ pub struct Client {
 
 /// Most bytes of one snapshot sent in parts: far more than the agent's bounds allow
 /// (1,024 peers of a few KiB), so a server that never ends one is cut off.
-pub const MAX_SNAPSHOT_BYTES: usize = 64 * proto::MAX_FRAME;
+pub const MAX_SNAPSHOT_BYTES: usize = 64 * protocol::MAX_FRAME;
 
 impl Client {
     /// Connects to the agent at `path` and does the handshake.
@@ -119,8 +121,8 @@ impl Client {
             namespace: String::new(),
         };
         c.send(&ClientMsg::Hello {
-            magic: proto::MAGIC.into(),
-            version: proto::PROTOCOL_VERSION,
+            magic: protocol::MAGIC.into(),
+            version: protocol::PROTOCOL_VERSION,
         })?;
         match c.next_message() {
             Ok(AgentMsg::Welcome { namespace, .. }) => {
@@ -216,7 +218,7 @@ impl Client {
     }
 
     /// The agent's state and counters.
-    pub fn status(&mut self) -> Result<crate::proto::Status, ClientError> {
+    pub fn status(&mut self) -> Result<crate::wire::protocol::Status, ClientError> {
         self.send(&ClientMsg::Status)?;
         match self.next_message()? {
             AgentMsg::Status(s) => Ok(s),
@@ -279,10 +281,10 @@ impl Client {
     fn next_frame(&mut self) -> Result<(AgentMsg, usize), ClientError> {
         let mut prefix = [0u8; 4];
         self.stream.read_exact(&mut prefix)?;
-        let len = proto::body_len(prefix).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let len = protocol::body_len(prefix).map_err(|e| ClientError::Protocol(e.to_string()))?;
         let mut body = vec![0u8; len];
         self.stream.read_exact(&mut body)?;
-        let msg = proto::decode(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let msg = protocol::decode(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         Ok((msg, len))
     }
 
@@ -292,7 +294,7 @@ impl Client {
     }
 
     fn send(&mut self, msg: &ClientMsg) -> Result<(), ClientError> {
-        self.stream.write_all(&proto::encode(msg))?;
+        self.stream.write_all(&protocol::encode(msg))?;
         Ok(())
     }
 }
@@ -300,7 +302,7 @@ impl Client {
 #[cfg(test)]
 mod snapshot_tests {
     use super::*;
-    use crate::proto::{Source, Verification};
+    use crate::wire::protocol::{Source, Verification};
 
     /// A peer as large as the agent's bounds allow: 32 long addresses, 16 ways in.
     fn big(i: usize) -> PeerInfo {
@@ -325,13 +327,16 @@ mod snapshot_tests {
 
     #[test]
     fn a_snapshot_of_a_full_table_goes_in_frames_and_comes_back_whole() {
-        let peers: Vec<PeerInfo> = (0..crate::engine::table::MAX_PEERS).map(big).collect();
-        let bytes = proto::encode_reply(&AgentMsg::Snapshot(peers.clone()));
-        assert!(bytes.len() > 4 * proto::MAX_FRAME, "the case is a real one");
+        let peers: Vec<PeerInfo> = (0..crate::wire::protocol::MAX_PEERS).map(big).collect();
+        let bytes = protocol::encode_reply(&AgentMsg::Snapshot(peers.clone()));
+        assert!(
+            bytes.len() > 4 * protocol::MAX_FRAME,
+            "the case is a real one"
+        );
         let (mut a, b) = UnixStream::pair().unwrap();
         let writer = std::thread::spawn(move || {
             a.write_all(&bytes).unwrap();
-            a.write_all(&proto::encode(&AgentMsg::Done {
+            a.write_all(&protocol::encode(&AgentMsg::Done {
                 message: "after".into(),
             }))
             .unwrap();
@@ -347,7 +352,7 @@ mod snapshot_tests {
         assert!(matches!(c.next_message().unwrap(), AgentMsg::Done { .. }));
         writer.join().unwrap();
         // A small snapshot is one frame, as ever.
-        let one = proto::encode_reply(&AgentMsg::Snapshot(vec![big(1)]));
-        assert_eq!(one, proto::encode(&AgentMsg::Snapshot(vec![big(1)])));
+        let one = protocol::encode_reply(&AgentMsg::Snapshot(vec![big(1)]));
+        assert_eq!(one, protocol::encode(&AgentMsg::Snapshot(vec![big(1)])));
     }
 }

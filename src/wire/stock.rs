@@ -1,7 +1,7 @@
 //! The stock rust-libp2p mDNS dialect (pure: no I/O): recognise their queries, read the peers their
 //! responses describe, and build responses in the form they parse.
 
-use crate::dns::{is_response, questions, write_name, Rr, SERVICE, TYPE_PTR, TYPE_TXT};
+use crate::wire::dns::{is_response, questions, write_name, Rr, SERVICE, TYPE_PTR, TYPE_TXT};
 
 /// Largest packet the agent sends: one unfragmented datagram on a 1,500-byte link, IPv6 header
 /// and UDP header included.
@@ -135,7 +135,7 @@ pub fn libp2p_response(label: &str, dnsaddrs: &[String], ttl: u32) -> Vec<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::{ptr_query, records};
+    use crate::wire::dns::{ptr_query, records};
 
     #[test]
     fn libp2p_responses_round_trip_and_stay_under_the_mtu() {

@@ -15,55 +15,10 @@ use async_io::{Async, Timer};
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6, UdpSocket};
 use std::time::Duration;
+use crate::wire::net::HostSpec;
 
 /// Queries sent per round, each from its own port.
 const PORTS_PER_ROUND: usize = 4;
-
-/// A static host as configured: an IP (IPv6 with an optional `%zone`) or a name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostSpec {
-    /// An address; `zone` is the interface of a link-local IPv6 address.
-    Ip {
-        /// The address.
-        ip: IpAddr,
-        /// Interface name for a link-local IPv6 address (`fe80::1%en5`).
-        zone: Option<String>,
-    },
-    /// A name for the system resolver (`/etc/hosts`, DNS, or mDNS where the system has it).
-    Name(String),
-}
-
-impl HostSpec {
-    /// Parses `192.168.0.134`, `fe80::1%en5`, `[fd00::1]` or `mac-studio.local`.
-    pub fn parse(s: &str) -> Result<HostSpec, String> {
-        let t = s.trim().trim_start_matches('[').trim_end_matches(']');
-        if t.is_empty() {
-            return Err("empty host".into());
-        }
-        let (addr, zone) = match t.split_once('%') {
-            Some((a, z)) if !z.is_empty() => (a, Some(z.to_owned())),
-            Some(_) => return Err(format!("{s:?}: empty zone after %")),
-            None => (t, None),
-        };
-        if let Ok(ip) = addr.parse::<IpAddr>() {
-            if zone.is_some() && !ip.is_ipv6() {
-                return Err(format!("{s:?}: a zone only goes with an IPv6 address"));
-            }
-            return Ok(HostSpec::Ip { ip, zone });
-        }
-        let name_ok = t.len() <= 253
-            && t.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            });
-        if zone.is_none() && name_ok {
-            Ok(HostSpec::Name(t.to_owned()))
-        } else {
-            Err(format!("{s:?} is neither an IP address nor a host name"))
-        }
-    }
-}
 
 /// The addresses to ask, with the zone (interface name) of link-local ones. Names go to the
 /// system resolver on a helper thread.
@@ -134,7 +89,7 @@ fn is_answer(from: SocketAddr, target: SocketAddr, id: [u8; 2], packet: &[u8]) -
 /// query ID, each waiting `wait` for answers (`is_answer`); stops at the first port that got any.
 pub async fn ask(target: SocketAddr, query: &[u8], wait: Duration) -> io::Result<Vec<Vec<u8>>> {
     let bind = any_port(target);
-    let mut buf = vec![0u8; crate::dns::MAX_PACKET];
+    let mut buf = vec![0u8; crate::wire::dns::MAX_PACKET];
     for _ in 0..PORTS_PER_ROUND {
         let sock = Async::<UdpSocket>::bind(bind)?;
         let (id, query) = with_fresh_id(query);

@@ -17,11 +17,16 @@
 //!      of the events it missed.
 //! 3. A frame that does not decode gets [`AgentMsg::Error`] and the connection is closed.
 //!
-//! A client may speak JSON lines instead: [`crate::proto_json`]. Every message byte by byte, with
+//! A client may speak JSON lines instead: [`crate::wire::protocol_json`]. Every message byte by byte, with
 //! the variant indexes, for clients in other languages: `docs/protocol.md`.
 
-use crate::record::Reject;
+use crate::wire::record::Reject;
 use serde::{Deserialize, Serialize};
+
+/// Most peers the agent holds, and so hands its node at once.
+pub const MAX_PEERS: usize = 1024;
+/// Most connections the agent serves at once on its socket; one more is refused with an error.
+pub const MAX_CONNECTIONS: usize = 128;
 
 /// Version of this protocol; the handshake fails when client and agent differ.
 pub const PROTOCOL_VERSION: u16 = 1;
@@ -43,7 +48,7 @@ pub enum ClientMsg {
     /// Announce this signed record while the connection lasts. Replies: `Registered` or `Error`.
     /// A later `Register` for the same peer replaces the earlier one.
     Register {
-        /// A record produced by [`crate::record::sign`].
+        /// A record produced by [`crate::wire::record::sign`].
         signed_record: Vec<u8>,
     },
     /// The verified peers now known. Reply: `Snapshot`.

@@ -12,7 +12,7 @@
 //! ```no_run
 //! use exo_discovery::reconnect::{Reconnecting, Update};
 //! let key = libp2p_identity::Keypair::generate_ed25519();
-//! let mut s = Reconnecting::connect(exo_discovery::config::default_socket_path())?;
+//! let mut s = Reconnecting::connect(exo_discovery::default_socket_path())?;
 //! s.register(key, vec!["/ip4/0.0.0.0/tcp/4001".parse()?], None)?;
 //! for peer in s.subscribe()? {
 //!     println!("dial {:?}", peer.addrs);
@@ -28,7 +28,7 @@
 //! ```
 
 use crate::client::{clock_micros, Client, ClientError};
-use crate::proto::{AgentMsg, PeerInfo};
+use crate::wire::protocol::{AgentMsg, PeerInfo};
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
 use std::collections::VecDeque;

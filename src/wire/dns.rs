@@ -1,7 +1,7 @@
 //! Just enough DNS for an mDNS link: build a PTR query, read a packet's questions and records, list
 //! the instances they speak of and the signed records they carry. Pure, no I/O. Every read is
 //! bounds-checked; a bad packet is an error, never a panic. The dialect of stock rust-libp2p mDNS
-//! nodes is built on this in [`crate::libp2p_mdns`].
+//! nodes is built on this in [`crate::wire::stock`].
 
 /// The DNS-SD service type the agent publishes under.
 pub const SERVICE: &str = "_p2p._udp.local";
@@ -396,7 +396,7 @@ pub fn instances(records: &[Rr]) -> Vec<(String, u32)> {
 
 /// The signed records in a response, by instance label: each PTR `_p2p._udp.local` → `<label>`
 /// with the TXT of `<label>` (anywhere in the packet) reassembled from its `r0`, `r1`, … values.
-pub fn signed_records(rrs: &[Rr]) -> Vec<(String, Result<Vec<u8>, crate::record::Reject>)> {
+pub fn signed_records(rrs: &[Rr]) -> Vec<(String, Result<Vec<u8>, crate::wire::record::Reject>)> {
     let mut out = Vec::new();
     for ptr in rrs
         .iter()
@@ -423,7 +423,7 @@ pub fn signed_records(rrs: &[Rr]) -> Vec<(String, Result<Vec<u8>, crate::record:
                 .find(|(k, _)| k.eq_ignore_ascii_case(key.as_bytes()))
                 .map(|(_, v)| *v)
         };
-        out.push((label.to_owned(), crate::record::from_txt(get)));
+        out.push((label.to_owned(), crate::wire::record::from_txt(get)));
     }
     out
 }

@@ -46,6 +46,7 @@ pub fn create(path: &Path) -> Result<Keypair, String> {
     Ok(key)
 }
 
+#[cfg(any(test, feature = "internals"))]
 /// Reads the keypair at `path`, or creates one there if there is no file.
 pub fn read_or_create(path: &Path) -> Result<Keypair, String> {
     match std::fs::read(path) {

@@ -6,7 +6,7 @@
 //! already queued stay in order before that snapshot, so the client's view is always right after
 //! the snapshot arrives.
 
-use crate::proto::{AgentMsg, PeerEvent, PeerInfo};
+use crate::wire::protocol::{AgentMsg, PeerEvent, PeerInfo};
 use async_channel::Sender;
 use std::collections::HashMap;
 
@@ -71,11 +71,13 @@ impl Fanout {
     }
 
     /// Clients connected.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.clients.len()
     }
 
     /// No client connected.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
     }
@@ -102,7 +104,7 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{EventKind, Source, Verification};
+    use crate::wire::protocol::{EventKind, Source, Verification};
 
     fn ev(n: u64) -> PeerEvent {
         PeerEvent {

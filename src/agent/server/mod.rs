@@ -1,6 +1,6 @@
 //! The local Unix socket (does I/O): binding safely, checking who connects, and one task per
-//! connection translating frames (see [`crate::proto`]) or JSON lines (see
-//! [`crate::proto_json`]) into agent inputs.
+//! connection translating frames (see [`crate::wire::protocol`]) or JSON lines (see
+//! [`crate::wire::protocol_json`]) into agent inputs.
 //!
 //! Its bounds (the decisions are in `limits`, pure): at most [`MAX_CONNECTIONS`] at once, a
 //! newcomer beyond them taking the place of the connection idle longest among those that neither
@@ -12,8 +12,8 @@ mod limits;
 
 use crate::agent::Incoming;
 use crate::engine::{Input, Request};
-use crate::proto::{self, AgentMsg, ClientMsg, ErrorKind};
-use crate::proto_json::{self, LineError};
+use crate::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
+use crate::wire::protocol_json::{self, LineError};
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::io::BufReader;
@@ -41,8 +41,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// subscribes at once (`Client`, `Reconnecting`, the libp2p behaviour), so none of them comes near
 /// it; a connection that does only holds one of the [`MAX_CONNECTIONS`] places.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most connections served at once.
-pub const MAX_CONNECTIONS: usize = 128;
+pub use crate::wire::protocol::MAX_CONNECTIONS;
 
 /// The bound socket; the file is removed when this is dropped.
 pub struct Listener {
@@ -313,12 +312,12 @@ pub(crate) async fn serve<'ex>(
 }
 
 /// How a connection speaks, chosen by its first byte: a binary frame starts with 0 (the high
-/// byte of a length of at most [`proto::MAX_FRAME`]), a JSON line with `{`.
+/// byte of a length of at most [`protocol::MAX_FRAME`]), a JSON line with `{`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Length-prefixed postcard frames ([`crate::proto`]).
+    /// Length-prefixed postcard frames ([`crate::wire::protocol`]).
     Binary,
-    /// One JSON object per line ([`crate::proto_json`]).
+    /// One JSON object per line ([`crate::wire::protocol_json`]).
     Json,
 }
 
@@ -393,8 +392,8 @@ impl Drop for Held<'_> {
 /// One message in the connection's form.
 fn encode(mode: Mode, msg: &AgentMsg) -> Vec<u8> {
     match mode {
-        Mode::Binary => proto::encode_reply(msg),
-        Mode::Json => proto_json::agent_line(msg),
+        Mode::Binary => protocol::encode_reply(msg),
+        Mode::Json => protocol_json::agent_line(msg),
     }
 }
 
@@ -418,7 +417,7 @@ async fn read_frame(r: &mut Reader<'_>, common: &Common) -> io::Result<Got> {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Got::End),
         Err(e) => return Err(e),
     }
-    let len = match proto::body_len(prefix) {
+    let len = match protocol::body_len(prefix) {
         Ok(n) => n,
         Err(e) => return Ok(Got::Malformed(e.to_string())),
     };
@@ -434,21 +433,21 @@ async fn read_frame(r: &mut Reader<'_>, common: &Common) -> io::Result<Got> {
         }
         r.consume(n);
     }
-    Ok(match proto::decode(&body.buf) {
+    Ok(match protocol::decode(&body.buf) {
         Ok(msg) => Got::Msg(msg),
         Err(e) => Got::Malformed(e.to_string()),
     })
 }
 
 /// Reads one line that is not blank, without its `\n`, refusing one longer than
-/// [`proto::MAX_FRAME`] before holding more than that, and one the budget has no room for. A last
+/// [`protocol::MAX_FRAME`] before holding more than that, and one the budget has no room for. A last
 /// line without `\n` counts. `Ok(Err(got))`: the refusal, as [`Got::Malformed`] or
 /// [`Got::NoRoom`].
 async fn read_line<'a>(
     r: &mut Reader<'_>,
     common: &'a Common,
 ) -> io::Result<Result<Option<Held<'a>>, Got>> {
-    let mut line = Held::new(common, proto::MAX_FRAME);
+    let mut line = Held::new(common, protocol::MAX_FRAME);
     loop {
         let buf = r.fill_buf().await?;
         let (chunk, end) = match buf.iter().position(|b| *b == b'\n') {
@@ -456,10 +455,10 @@ async fn read_line<'a>(
             None => (buf, None),
         };
         let eof = buf.is_empty();
-        if line.buf.len() + chunk.len() > proto::MAX_FRAME {
+        if line.buf.len() + chunk.len() > protocol::MAX_FRAME {
             return Ok(Err(Got::Malformed(format!(
                 "line longer than {} bytes",
-                proto::MAX_FRAME
+                protocol::MAX_FRAME
             ))));
         }
         if !line.extend(chunk) {
@@ -484,7 +483,7 @@ async fn read_line<'a>(
 async fn read_json(r: &mut Reader<'_>, common: &Common) -> io::Result<Got> {
     Ok(match read_line(r, common).await? {
         Ok(None) => Got::End,
-        Ok(Some(line)) => match proto_json::parse_request(&line.buf) {
+        Ok(Some(line)) => match protocol_json::parse_request(&line.buf) {
             Ok(msg) => Got::Msg(msg),
             Err(LineError::Malformed(why)) => Got::Malformed(why),
             Err(LineError::BadRequest(why)) => Got::BadRequest(why),
@@ -643,7 +642,7 @@ async fn handshake(
         async {
             let mode = match reader.fill_buf().await?.first() {
                 None => return Ok((Mode::Binary, Got::End)),
-                Some(&proto_json::FIRST_BYTE) => Mode::Json,
+                Some(&protocol_json::FIRST_BYTE) => Mode::Json,
                 Some(_) => Mode::Binary,
             };
             Ok((mode, read_request(reader, mode, common).await?))
@@ -660,31 +659,31 @@ async fn handshake(
     let (mode, got) = hello?;
     let (kind, message) = match got {
         Got::Msg(ClientMsg::Hello { magic, version })
-            if magic == proto::MAGIC && version == proto::PROTOCOL_VERSION =>
+            if magic == protocol::MAGIC && version == protocol::PROTOCOL_VERSION =>
         {
             let mut w = stream;
             w.write_all(&encode(
                 mode,
                 &AgentMsg::Welcome {
-                    version: proto::PROTOCOL_VERSION,
+                    version: protocol::PROTOCOL_VERSION,
                     namespace,
                 },
             ))
             .await?;
             return Ok(Some(mode));
         }
-        Got::Msg(ClientMsg::Hello { magic, .. }) if magic != proto::MAGIC => (
+        Got::Msg(ClientMsg::Hello { magic, .. }) if magic != protocol::MAGIC => (
             ErrorKind::Handshake,
             format!(
                 "not an exo-discovery client: magic {magic:?}, expected {:?}",
-                proto::MAGIC
+                protocol::MAGIC
             ),
         ),
         Got::Msg(ClientMsg::Hello { version, .. }) => (
             ErrorKind::Handshake,
             format!(
                 "protocol version {version} not supported (the agent speaks {})",
-                proto::PROTOCOL_VERSION
+                protocol::PROTOCOL_VERSION
             ),
         ),
         Got::End => return Ok(None),

@@ -1,0 +1,239 @@
+//! Plain value types every layer shares: an address family and the mDNS groups, an interface as
+//! listed, a static host as configured, and what a refused send means (the one errno table).
+//! No state and no I/O.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The IPv4 mDNS group.
+pub const GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
+/// The IPv6 mDNS group (link-local scope).
+pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb);
+/// The mDNS port.
+pub const MDNS_PORT: u16 = 5353;
+
+/// IPv4 or IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// IPv4.
+    V4,
+    /// IPv6.
+    V6,
+}
+
+impl Family {
+    /// `"IPv4"` or `"IPv6"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// Whether `iface` has the address this family needs for mDNS (an IPv4 address; an IPv6
+    /// link-local address).
+    pub fn present_on(self, iface: &Iface) -> bool {
+        match self {
+            Family::V4 => !iface.v4.is_empty(),
+            Family::V6 => iface.link_local_v6().next().is_some(),
+        }
+    }
+}
+
+
+/// One interface as the agent sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iface {
+    /// Name, e.g. `eth0` or `en5`.
+    pub name: String,
+    /// Kernel interface index.
+    pub index: u32,
+    /// Administratively up and running.
+    pub up: bool,
+    /// Multicast-capable.
+    pub multicast: bool,
+    /// A loopback interface.
+    pub loopback: bool,
+    /// A point-to-point link (VPN tunnels and the like).
+    pub point_to_point: bool,
+    /// IPv4 addresses, each with its prefix length (`10.0.0.1/24` is `(10.0.0.1, 24)`).
+    pub v4: Vec<(Ipv4Addr, u8)>,
+    /// IPv6 addresses (link-local included), each with its prefix length.
+    pub v6: Vec<(Ipv6Addr, u8)>,
+}
+
+impl Iface {
+    /// Whether mDNS can be tried on it at all (up, multicast, not loopback unless allowed).
+    pub fn can_multicast(&self) -> bool {
+        self.up && (self.multicast || self.loopback)
+    }
+
+    /// Its IPv4 addresses, without their prefix lengths.
+    pub fn v4_addrs(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.v4.iter().map(|(a, _)| *a)
+    }
+
+    /// Its IPv6 addresses, without their prefix lengths.
+    pub fn v6_addrs(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.v6.iter().map(|(a, _)| *a)
+    }
+
+    /// Whether `ip` is one of its addresses.
+    pub fn has_ip(&self, ip: &std::net::IpAddr) -> bool {
+        match ip {
+            std::net::IpAddr::V4(a) => self.v4_addrs().any(|x| x == *a),
+            std::net::IpAddr::V6(a) => self.v6_addrs().any(|x| x == *a),
+        }
+    }
+
+    /// Its IPv6 link-local addresses.
+    pub fn link_local_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        self.v6_addrs().filter(crate::wire::addrs::is_link_local_v6)
+    }
+
+    /// Its addresses as `address/prefix`, separated by spaces (`-` for none), for logs.
+    pub fn addresses(&self) -> String {
+        let all: Vec<String> = self
+            .v4
+            .iter()
+            .map(|(a, p)| format!("{a}/{p}"))
+            .chain(self.v6.iter().map(|(a, p)| format!("{a}/{p}")))
+            .collect();
+        if all.is_empty() {
+            "-".to_owned()
+        } else {
+            all.join(" ")
+        }
+    }
+}
+
+
+/// A static host as configured: an IP (IPv6 with an optional `%zone`) or a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostSpec {
+    /// An address; `zone` is the interface of a link-local IPv6 address.
+    Ip {
+        /// The address.
+        ip: IpAddr,
+        /// Interface name for a link-local IPv6 address (`fe80::1%en5`).
+        zone: Option<String>,
+    },
+    /// A name for the system resolver (`/etc/hosts`, DNS, or mDNS where the system has it).
+    Name(String),
+}
+
+impl HostSpec {
+    /// Parses `192.168.0.134`, `fe80::1%en5`, `[fd00::1]` or `mac-studio.local`.
+    pub fn parse(s: &str) -> Result<HostSpec, String> {
+        let t = s.trim().trim_start_matches('[').trim_end_matches(']');
+        if t.is_empty() {
+            return Err("empty host".into());
+        }
+        let (addr, zone) = match t.split_once('%') {
+            Some((a, z)) if !z.is_empty() => (a, Some(z.to_owned())),
+            Some(_) => return Err(format!("{s:?}: empty zone after %")),
+            None => (t, None),
+        };
+        if let Ok(ip) = addr.parse::<IpAddr>() {
+            if zone.is_some() && !ip.is_ipv6() {
+                return Err(format!("{s:?}: a zone only goes with an IPv6 address"));
+            }
+            return Ok(HostSpec::Ip { ip, zone });
+        }
+        let name_ok = t.len() <= 253
+            && t.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if zone.is_none() && name_ok {
+            Ok(HostSpec::Name(t.to_owned()))
+        } else {
+            Err(format!("{s:?} is neither an IP address nor a host name"))
+        }
+    }
+}
+
+
+/// A refused send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendFailure {
+    /// The errno, if the system gave one.
+    pub errno: Option<i32>,
+    /// The system's message.
+    pub message: String,
+    /// What it most likely means on this system.
+    pub explanation: &'static str,
+    /// How lasting it is (see `sys::send_class`).
+    pub class: SendClass,
+}
+
+/// How lasting a refused send is, by its errno.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendClass {
+    /// A full queue, an interrupted call, a moment without memory: the next send may well go.
+    Transient,
+    /// A policy (a firewall rule, a permission): lasting if the very first send was refused,
+    /// intermittent if sends went before (a rate limit, a rule that drops a share).
+    Policy,
+    /// Anything else (no route, no address, the interface gone, macOS refusing the process).
+    Permanent,
+}
+
+
+/// How lasting a refused send is, by its errno (pure; see [`SendClass`]).
+pub fn send_class(errno: Option<i32>) -> SendClass {
+    use nix::libc;
+    match errno {
+        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ENOMEM) => {
+            SendClass::Transient
+        }
+        #[cfg(target_os = "macos")]
+        Some(libc::EHOSTUNREACH) => SendClass::Permanent,
+        Some(libc::EPERM) | Some(libc::EACCES) => SendClass::Policy,
+        _ => SendClass::Permanent,
+    }
+}
+
+/// What a refused multicast send most likely means on this system.
+///
+/// EHOSTUNREACH differs: on Linux it is a missing route, like ENETUNREACH. On macOS it is also
+/// what Local Network privacy is reported to return to a process it has not allowed (os error 65;
+/// see the README's macOS section for what is verified), and for a send pinned to one interface
+/// the agent takes it for that.
+pub fn explain_send_error(err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        #[cfg(target_os = "macos")]
+        Some(nix::libc::EHOSTUNREACH) => {
+            "macOS Local Network privacy blocks this process: run the agent as the LaunchDaemon \
+             in config/ or grant it Local Network access"
+        }
+        #[cfg(not(target_os = "macos"))]
+        Some(nix::libc::EHOSTUNREACH) => "no route for multicast on it",
+        Some(nix::libc::EPERM) | Some(nix::libc::EACCES) => "an output firewall rule refuses it",
+        Some(nix::libc::ENETUNREACH) => "no route for multicast on it",
+        Some(nix::libc::EADDRNOTAVAIL) => "it has no usable source address",
+        Some(nix::libc::ENODEV) | Some(nix::libc::ENXIO) => "the interface is gone",
+        _ => "the system refused it",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::libc;
+
+    #[test]
+    fn refused_sends_are_classed_by_how_lasting_they_are() {
+        for e in [libc::ENOBUFS, libc::EAGAIN, libc::EINTR, libc::ENOMEM] {
+            assert_eq!(send_class(Some(e)), SendClass::Transient, "{e}");
+        }
+        for e in [libc::EPERM, libc::EACCES] {
+            assert_eq!(send_class(Some(e)), SendClass::Policy, "{e}");
+        }
+        for e in [libc::ENETUNREACH, libc::EADDRNOTAVAIL, libc::ENODEV] {
+            assert_eq!(send_class(Some(e)), SendClass::Permanent, "{e}");
+        }
+        assert_eq!(send_class(None), SendClass::Permanent);
+    }
+}
