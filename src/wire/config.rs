@@ -191,7 +191,7 @@ pub fn derived_announce_interval_secs(peer_timeout_secs: u64) -> u64 {
 }
 
 impl Config {
-    #[cfg(any(test, feature = "internals"))]
+    #[cfg(any(test, feature = "fuzz"))]
     /// Parses a TOML file's text and checks the values: the file over the built-in defaults.
     pub fn from_toml(text: &str) -> Result<Config, String> {
         Config::merge(&Overrides::from_toml(text)?, &Overrides::default())
