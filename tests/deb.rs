@@ -222,9 +222,9 @@ fn the_package_installs_the_agent_its_unit_and_its_config() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `systemd-analyze verify --root` on the unpacked unit, with the drop-in the README tells users
-/// to create (`systemctl edit exo-discovery`, setting User=; root here, since systemd warns about
-/// some users). ExecStart's /usr/bin/exo-discovery is the unpacked binary. The unit's default
+/// `systemd-analyze verify --root` on the unpacked unit, with the drop-in `docs/service.md` tells
+/// users to create (`systemctl edit exo-discovery`, setting User=; root here, since systemd warns
+/// about some users). ExecStart's /usr/bin/exo-discovery is the unpacked binary. The unit's default
 /// dependencies (sysinit.target, system.slice, …) must exist under the root too: the host's
 /// targets and slices are copied there, none of the package's files is replaced.
 fn verify_unit(root: &Path) {
