@@ -28,7 +28,7 @@ pub const MAX_PENDING: usize = 256;
 /// nodes): one host cannot fill the table by minting keys that all point at itself.
 pub const MAX_PEERS_PER_HOST: usize = 16;
 
-/// How long a peer none of whose links is live is remembered (then forgotten, or sooner when
+/// How long a peer none of whose sightings is live is remembered (then forgotten, or sooner when
 /// the room is needed).
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 
@@ -106,7 +106,7 @@ impl PeerTable {
         } else {
             if self.pending.len() >= MAX_PENDING {
                 if let Some((_, old)) = self.pending.first().copied() {
-                    let old_via = self.peers.get(&old).and_then(|e| e.links.first_via());
+                    let old_via = self.peers.get(&old).and_then(|e| e.sightings.first_via());
                     self.forget(&old);
                     self.count_drop(Dropped::PendingEvicted, old_via.as_ref());
                 }
@@ -140,11 +140,11 @@ impl PeerTable {
     /// Removes `peer` and everything filed for it.
     pub(super) fn forget(&mut self, peer: &PeerId) {
         if let (Some(prober), Some(e)) = (self.prober.as_mut(), self.peers.get(peer)) {
-            for a in e.links.values().flat_map(|l| l.addrs.iter()) {
+            for a in e.sightings.values().flat_map(|l| l.addrs.iter()) {
                 prober.forget(a);
             }
         }
-        self.clear_links(*peer);
+        self.clear_sightings(*peer);
         let Some(e) = self.peers.remove(peer) else {
             return;
         };
@@ -173,7 +173,7 @@ impl PeerTable {
             .first()
             .and_then(|a| a.parse::<Multiaddr>().ok())
             .and_then(|a| ip_of(&a));
-        let via = self.peers.get(peer).and_then(|e| e.links.first_via());
+        let via = self.peers.get(peer).and_then(|e| e.sightings.first_via());
         let why = if self.per_host.get(&host).copied().unwrap_or(0) >= MAX_PEERS_PER_HOST
             && !self.evict_dead(|h| h == host)
         {
@@ -198,7 +198,7 @@ impl PeerTable {
         true
     }
 
-    /// Files `peer` in the forgetting queue when none of its links is live, and out of it when
+    /// Files `peer` in the forgetting queue when none of its sightings is live, and out of it when
     /// one is.
     pub(super) fn file_dead(&mut self, peer: &PeerId, alive: bool, now: Instant) {
         let Some(e) = self.peers.get_mut(peer) else {

@@ -11,7 +11,7 @@ use multiaddr::Multiaddr;
 use std::net::IpAddr;
 use std::time::Instant;
 
-/// Most ways in (links, static hosts) named in what the node is told of one peer.
+/// Most ways in (interfaces, static hosts) named in what the node is told of one peer.
 pub const MAX_VIAS_SHOWN: usize = 16;
 
 impl PeerTable {
@@ -44,7 +44,7 @@ impl PeerTable {
                 let signed = e.signed.clone()?;
                 let addrs = e.sent.as_ref().map(|s| s.addrs.clone()).unwrap_or_else(|| {
                     let mut set = std::collections::BTreeSet::new();
-                    e.links
+                    e.sightings
                         .values()
                         .flat_map(|l| l.text.iter())
                         .filter(|a| set.insert(*a))
@@ -66,7 +66,7 @@ impl PeerTable {
             .peers
             .values()
             .filter(|e| e.signed.is_some() && e.sent.is_some())
-            .filter(|e| e.links.iter().any(|(via, l)| l.live && first_hand(via)))
+            .filter(|e| e.sightings.iter().any(|(via, l)| l.live && first_hand(via)))
             .map(|e| (e.verified_at, e))
             .collect();
         let complete = seen.len() <= max;
@@ -96,22 +96,22 @@ impl PeerTable {
 
 /// Whether `via` is first-hand: the peer itself was heard that way (see [`crate::wire::exchange`]).
 fn first_hand(via: &Via) -> bool {
-    matches!(via, Via::Link(_) | Via::Static(_))
+    matches!(via, Via::Multicast(_) | Via::Static(_))
 }
 
-/// What the node is told of a peer: the addresses of its live links (only those that answered a
+/// What the node is told of a peer: the addresses of its live sightings (only those that answered a
 /// probe, when a prober is given), the interfaces they came from, and how it was checked.
 pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
     let mut addrs: Vec<String> = Vec::new();
     let mut interfaces = Vec::new();
-    for (via, link) in e.links.iter().filter(|(_, l)| l.live) {
+    for (via, sighting) in e.sightings.iter().filter(|(_, l)| l.live) {
         if addrs.len() >= crate::wire::addrs::MAX_DIALABLE || interfaces.len() >= MAX_VIAS_SHOWN {
             break; // a peer's entry stays small: the node needs a few ways in, not all
         }
-        let ok: Vec<&String> = link
+        let ok: Vec<&String> = sighting
             .addrs
             .iter()
-            .zip(&link.text)
+            .zip(&sighting.text)
             .filter(|(a, _)| prober.is_none_or(|p| p.is_ok(a)))
             .map(|(_, s)| s)
             .collect();
@@ -128,7 +128,7 @@ pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
     interfaces.sort();
     // Where it was learned: multicast first, then the static host, then the rest.
     let source = e
-        .links
+        .sightings
         .values()
         .filter(|l| l.live)
         .map(|l| l.source)

@@ -12,52 +12,52 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// A live link not heard for these fractions of the timeout is checked: its peer's addresses that
-/// way are probed ([`PeerTable::take_silent`]), and an answer keeps it live for one more timeout.
-/// Silence alone is a weak sign on a link that loses packets; a host that vanished does not
-/// answer, and times out as before.
+/// A live sighting not heard for these fractions of the timeout is checked: its peer's addresses
+/// that way are probed ([`PeerTable::take_silent`]), and an answer keeps it live for one more
+/// timeout. Silence alone is a weak sign on a link that loses packets; a host that vanished does
+/// not answer, and times out as before.
 pub const SILENCE_CHECKS: [(u32, u32); 2] = [(2, 3), (5, 6)];
 
-/// A link kept live only by answers, with no packet heard at all, for this many timeouts is let go
-/// (an address that answers is not proof that the same node still listens there).
+/// A sighting kept live only by answers, with no packet heard at all, for this many timeouts is let
+/// go (an address that answers is not proof that the same node still listens there).
 pub const MAX_SILENT_TIMEOUTS: u32 = 5;
 
 impl PeerTable {
-    /// Files a live, unpinned link in the expiry index.
+    /// Files a live, unpinned sighting in the expiry index.
     pub(super) fn arm(
         expiries: &mut Expiries,
         timeout: Duration,
         peer: PeerId,
         via: &Via,
-        link: &mut Sighting,
+        sighting: &mut Sighting,
     ) {
-        if link.live && !link.pinned && link.armed.is_none() {
-            let at = link.last_heard + next_wake(link, via, timeout);
+        if sighting.live && !sighting.pinned && sighting.armed.is_none() {
+            let at = sighting.last_heard + next_wake(sighting, via, timeout);
             expiries.insert(at, peer, via.clone());
-            link.armed = Some(at);
+            sighting.armed = Some(at);
         }
     }
 
-    pub(super) fn disarm(&mut self, peer: PeerId, via: &Via, link: &Sighting) {
-        if let Some(at) = link.armed {
+    pub(super) fn disarm(&mut self, peer: PeerId, via: &Via, sighting: &Sighting) {
+        if let Some(at) = sighting.armed {
             self.expiries.remove(at, peer, via);
         }
     }
 
-    /// The peer's instance was heard through `via` (any packet naming it): keeps that link live,
-    /// and revives it if it had timed out.
+    /// The peer's instance was heard through `via` (any packet naming it): keeps that sighting
+    /// live, and revives it if it had timed out.
     pub fn heard(&mut self, peer: &PeerId, via: &Via, now: Instant) -> Option<PeerEvent> {
         let now = self.tick(now);
         let e = self.peers.get_mut(peer)?;
-        let link = e.links.get_mut(via)?;
-        link.last_heard = link.last_heard.max(now);
-        link.spoke = link.spoke.max(now);
-        link.checks = 0;
-        if link.live {
+        let sighting = e.sightings.get_mut(via)?;
+        sighting.last_heard = sighting.last_heard.max(now);
+        sighting.spoke = sighting.spoke.max(now);
+        sighting.checks = 0;
+        if sighting.live {
             return None;
         }
-        link.live = true;
-        Self::arm(&mut self.expiries, self.timeout, *peer, via, link);
+        sighting.live = true;
+        Self::arm(&mut self.expiries, self.timeout, *peer, via, sighting);
         e.departed = false;
         self.settle(peer)
     }
@@ -68,43 +68,43 @@ impl PeerTable {
         std::mem::take(&mut self.silent)
     }
 
-    /// Whether `peer`'s link through `via` still waits for a silence check (live, not heard since
-    /// the check came due).
+    /// Whether `peer`'s sighting through `via` still waits for a silence check (live, not heard
+    /// since the check came due).
     pub fn needs_check(&self, peer: &PeerId, via: &Via) -> bool {
         self.peers
             .get(peer)
-            .and_then(|e| e.links.get(via))
+            .and_then(|e| e.sightings.get(via))
             .is_some_and(|l| l.live && l.checks > 0)
     }
 
-    /// A silence check of `peer`'s link through `via` was answered: the link stays live for one
+    /// A silence check of `peer`'s sighting through `via` was answered: it stays live for one
     /// more timeout (but not beyond [`MAX_SILENT_TIMEOUTS`] with no packet heard). Returns
-    /// whether the link was live and kept.
+    /// whether the sighting was live and kept.
     pub fn answered(&mut self, peer: &PeerId, via: &Via, now: Instant) -> bool {
         let now = self.tick(now);
-        let Some(link) = self.peers.get_mut(peer).and_then(|e| e.links.get_mut(via)) else {
+        let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
             return false;
         };
-        if !link.live {
+        if !sighting.live {
             return false;
         }
-        link.last_heard = link.last_heard.max(now);
-        link.checks = 0;
+        sighting.last_heard = sighting.last_heard.max(now);
+        sighting.checks = 0;
         true
     }
 
     /// Adds the announcer's IPs on `via` (the A/AAAA records it published there, beyond those its
-    /// dialable addresses name): packets from them keep the link live too.
+    /// dialable addresses name): packets from them keep the sighting live too.
     pub fn note_ips(&mut self, peer: &PeerId, via: &Via, ips: &[IpAddr]) {
-        let Some(link) = self.peers.get_mut(peer).and_then(|e| e.links.get_mut(via)) else {
+        let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
             return;
         };
         for ip in ips {
-            if link.ips.len() >= crate::wire::addrs::MAX_DIALABLE {
+            if sighting.ips.len() >= crate::wire::addrs::MAX_DIALABLE {
                 break; // a host has a few; a list that keeps growing is someone else's doing
             }
-            if let Err(i) = link.ips.binary_search(ip) {
-                link.ips.insert(i, *ip);
+            if let Err(i) = sighting.ips.binary_search(ip) {
+                sighting.ips.insert(i, *ip);
             }
         }
     }
@@ -113,7 +113,7 @@ impl PeerTable {
     /// of the peer's own addresses that way, `Some(false)` when it is not, `None` when no
     /// address of that family is known for it yet (its other family's records came first).
     pub fn sent_by(&self, peer: &PeerId, via: &Via, ip: &IpAddr) -> Option<bool> {
-        let l = self.peers.get(peer).and_then(|e| e.links.get(via))?;
+        let l = self.peers.get(peer).and_then(|e| e.sightings.get(via))?;
         if l.ips.binary_search(ip).is_ok() {
             return Some(true);
         }
@@ -123,61 +123,61 @@ impl PeerTable {
             .then_some(false)
     }
 
-    /// When `peer` was last heard through `via`, while that link is live.
+    /// When `peer` was last heard through `via`, while that sighting is live.
     pub fn last_heard_on(&self, peer: &PeerId, via: &Via) -> Option<Instant> {
         self.peers
             .get(peer)
-            .and_then(|e| e.links.get(via))
+            .and_then(|e| e.sightings.get(via))
             .filter(|l| l.live)
             .map(|l| l.spoke)
     }
 
-    /// The peer said goodbye through `via` (or the link went away): drop that link now.
-    pub fn remove_link(&mut self, peer: &PeerId, via: &Via) -> Option<PeerEvent> {
-        self.remove_links(peer, std::slice::from_ref(via))
+    /// The peer said goodbye through `via` (or the link went away): drop that sighting now.
+    pub fn remove_sighting(&mut self, peer: &PeerId, via: &Via) -> Option<PeerEvent> {
+        self.remove_sightings(peer, std::slice::from_ref(via))
     }
 
-    /// Drops these links of `peer` at once: one event for the lot.
-    pub fn remove_links(&mut self, peer: &PeerId, vias: &[Via]) -> Option<PeerEvent> {
+    /// Drops these sightings of `peer` at once: one event for the lot.
+    pub fn remove_sightings(&mut self, peer: &PeerId, vias: &[Via]) -> Option<PeerEvent> {
         let mut any = false;
         for via in vias {
-            let Some(link) = self.peers.get_mut(peer)?.links.remove(via) else {
+            let Some(sighting) = self.peers.get_mut(peer)?.sightings.remove(via) else {
                 continue;
             };
-            self.disarm(*peer, via, &link);
-            self.dropped += link.addrs.len();
+            self.disarm(*peer, via, &sighting);
+            self.dropped += sighting.addrs.len();
             any = true;
         }
         any.then(|| self.settle(peer)).flatten()
     }
 
-    /// Drops every peer's link through `via` (an interface vanished or stopped carrying mDNS, a
+    /// Drops every peer's sighting through `via` (an interface vanished or stopped carrying mDNS, a
     /// static host was removed).
     pub fn remove_via(&mut self, via: &Via) -> Vec<PeerEvent> {
         self.remove_via_where(via, |_| true)
     }
 
-    /// Drops every peer's link through `via` for which `gone` holds.
+    /// Drops every peer's sighting through `via` for which `gone` holds.
     fn remove_via_where(&mut self, via: &Via, gone: impl Fn(&Sighting) -> bool) -> Vec<PeerEvent> {
         let peers: Vec<PeerId> = self
             .peers
             .iter()
-            .filter(|(_, e)| e.links.get(via).is_some_and(&gone))
+            .filter(|(_, e)| e.sightings.get(via).is_some_and(&gone))
             .map(|(p, _)| *p)
             .collect();
         peers
             .iter()
-            .filter_map(|p| self.remove_link(p, via))
+            .filter_map(|p| self.remove_sighting(p, via))
             .collect()
     }
 
-    /// Drops every peer's link through `via` that was not heard since `since` (a static host's
+    /// Drops every peer's sighting through `via` that was not heard since `since` (a static host's
     /// exchange reply that no longer lists it: the host no longer hears it).
     pub fn remove_unheard(&mut self, via: &Via, since: Instant) -> Vec<PeerEvent> {
         self.remove_via_where(via, |l| l.spoke < since)
     }
 
-    /// Marks links not heard within the timeout as dead; returns the resulting events.
+    /// Marks sightings not heard within the timeout as dead; returns the resulting events.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
         let now = self.tick(now);
         while let Some((since, peer)) = self.dead.first().copied() {
@@ -192,29 +192,29 @@ impl PeerTable {
                 continue;
             };
             let established = e.host.is_some();
-            let Some(link) = e.links.get_mut(&via) else {
+            let Some(sighting) = e.sightings.get_mut(&via) else {
                 continue;
             };
-            if link.armed != Some(at) {
+            if sighting.armed != Some(at) {
                 continue;
             }
-            link.armed = None;
-            let quiet = now.saturating_duration_since(link.last_heard);
+            sighting.armed = None;
+            let quiet = now.saturating_duration_since(sighting.last_heard);
             if quiet < self.timeout {
                 // A check come due, or heard since it was filed: file it again under its real
                 // time, after asking for the check.
                 if checkable(&via)
-                    && (link.checks as usize) < SILENCE_CHECKS.len()
-                    && quiet >= check_after(self.timeout, link.checks)
+                    && (sighting.checks as usize) < SILENCE_CHECKS.len()
+                    && quiet >= check_after(self.timeout, sighting.checks)
                 {
-                    link.checks += 1;
-                    if established && link.spoke + self.timeout * MAX_SILENT_TIMEOUTS > now {
+                    sighting.checks += 1;
+                    if established && sighting.spoke + self.timeout * MAX_SILENT_TIMEOUTS > now {
                         self.silent.push((peer, via.clone()));
                     }
                 }
-                Self::arm(&mut self.expiries, self.timeout, peer, &via, link);
+                Self::arm(&mut self.expiries, self.timeout, peer, &via, sighting);
             } else {
-                link.live = false;
+                sighting.live = false;
                 touched.push(peer);
             }
         }
@@ -267,11 +267,11 @@ impl Expiries {
     }
 }
 
-/// Whether silence on `via` is checked before it counts: links, static hosts and their exchange,
-/// where a packet or a reply can be lost (not the cache, whose hints a probe confirms anyway, nor
-/// manual peers).
+/// Whether silence on `via` is checked before it counts: multicast on a link, static hosts and
+/// their exchange, where a packet or a reply can be lost (not the cache, whose hints a probe
+/// confirms anyway, nor manual peers).
 fn checkable(via: &Via) -> bool {
-    matches!(via, Via::Link(_) | Via::Static(_) | Via::Exchange(_))
+    matches!(via, Via::Multicast(_) | Via::Static(_) | Via::Exchange(_))
 }
 
 /// How long after `last_heard` silence check number `n` (from 0) comes due.
@@ -280,11 +280,11 @@ fn check_after(timeout: Duration, n: u8) -> Duration {
     timeout * num / den
 }
 
-/// How long after `last_heard` the link next needs looking at: its next silence check, or its
+/// How long after `last_heard` the sighting next needs looking at: its next silence check, or its
 /// timeout.
-fn next_wake(link: &Sighting, via: &Via, timeout: Duration) -> Duration {
-    if checkable(via) && (link.checks as usize) < SILENCE_CHECKS.len() {
-        check_after(timeout, link.checks)
+fn next_wake(sighting: &Sighting, via: &Via, timeout: Duration) -> Duration {
+    if checkable(via) && (sighting.checks as usize) < SILENCE_CHECKS.len() {
+        check_after(timeout, sighting.checks)
     } else {
         timeout
     }

@@ -5,7 +5,7 @@
 //! override a signed record. Also where a peer is known to be, and whether its record is known
 //! gone after a confirmed goodbye.
 
-use super::{new_link, Entry, PeerTable, Via};
+use super::{new_sighting, Entry, PeerTable, Via};
 use crate::wire::addrs::ip_of;
 use crate::wire::protocol::{PeerEvent, Source};
 use crate::wire::record::{Reject, VerifiedRecord};
@@ -32,7 +32,7 @@ impl PeerTable {
                 return Ok(None);
             }
             self.track(&addrs, now);
-            self.set_link(peer, via, new_link(addrs, source, now));
+            self.set_sighting(peer, via, new_sighting(addrs, source, now));
             self.counters.accepted += 1;
             return Ok(self.settle(&peer));
         };
@@ -47,7 +47,7 @@ impl PeerTable {
                 // it replaces that family's and keeps the other's: a renumbered interface drops
                 // its old address, and an answer over IPv6 does not take IPv4 away.
                 let mut addrs = addrs;
-                if let Some(l) = e.links.get(via).filter(|l| l.live && l.source == source) {
+                if let Some(l) = e.sightings.get(via).filter(|l| l.live && l.source == source) {
                     let family = |a: &Multiaddr| ip_of(a).map(|ip| ip.is_ipv4());
                     let fresh: Vec<Option<bool>> = addrs.iter().map(family).collect();
                     for a in &l.addrs {
@@ -60,7 +60,7 @@ impl PeerTable {
                     }
                 }
                 let same = e
-                    .links
+                    .sightings
                     .get(via)
                     .is_some_and(|l| l.live && l.source == source && l.addrs == addrs);
                 self.counters.accepted += 1;
@@ -69,7 +69,7 @@ impl PeerTable {
                     return Ok(None);
                 }
                 self.track(&addrs, now);
-                self.set_link(peer, via, new_link(addrs, source, now));
+                self.set_sighting(peer, via, new_sighting(addrs, source, now));
             }
             _ => {
                 // Newer than what we had (or the first signed record of a peer known unsigned).
@@ -79,7 +79,7 @@ impl PeerTable {
         Ok(self.settle(&peer))
     }
 
-    /// Puts `record` in place of the peer's, whatever its seq: every link learned from the old
+    /// Puts `record` in place of the peer's, whatever its seq: every sighting learned from the old
     /// one goes, `via` carries the new one.
     fn replace_record(
         &mut self,
@@ -91,13 +91,13 @@ impl PeerTable {
     ) {
         let peer = record.peer_id;
         self.track(&addrs, now);
-        self.clear_links(peer);
+        self.clear_sightings(peer);
         if let Some(e) = self.peers.get_mut(&peer) {
             e.seq = Some(record.seq);
             e.signed = Some(record.signed);
             e.source = source;
         }
-        self.set_link(peer, via, new_link(addrs, source, now));
+        self.set_sighting(peer, via, new_sighting(addrs, source, now));
         self.counters.accepted += 1;
     }
 
@@ -118,14 +118,14 @@ impl PeerTable {
         self.settle(&peer)
     }
 
-    /// Where `peer` is known to be: every address of its links, through any way in, live or
+    /// Where `peer` is known to be: every address of its sightings, through any way in, live or
     /// not, and, while it is not handed over, the addresses it was last handed over at (its
-    /// links may all be gone: a confirmed goodbye, an interface that went).
+    /// sightings may all be gone: a confirmed goodbye, an interface that went).
     pub fn place_of(&self, peer: &PeerId) -> std::collections::HashSet<&Multiaddr> {
         self.peers
             .get(peer)
             .map(|e| {
-                e.links
+                e.sightings
                     .values()
                     .flat_map(|l| l.addrs.iter())
                     .chain(&e.last_place)
@@ -134,9 +134,9 @@ impl PeerTable {
             .unwrap_or_default()
     }
 
-    /// A goodbye of `peer`'s record was confirmed (its node's ports refused it) on a link that
-    /// had these addresses: once none of its links is live, the record held is known gone
-    /// ([`PeerTable::is_gone`]). Those of the addresses no other link of it has no longer count
+    /// A goodbye of `peer`'s record was confirmed (its node's ports refused it) on a sighting that
+    /// had these addresses: once none of its sightings is live, the record held is known gone
+    /// ([`PeerTable::is_gone`]). Those of the addresses no other sighting of it has no longer count
     /// as answering: a record that names them again (a replay, the node back) has them probed
     /// before they are handed over.
     pub fn departed(&mut self, peer: &PeerId, addrs: &[Multiaddr]) {
@@ -146,11 +146,11 @@ impl PeerTable {
         e.departed = true;
         let stale: Vec<&Multiaddr> = addrs
             .iter()
-            .filter(|a| !e.links.values().any(|l| l.addrs.contains(a)))
+            .filter(|a| !e.sightings.values().any(|l| l.addrs.contains(a)))
             .collect();
         if let Some(prober) = self.prober.as_mut() {
             for a in stale {
-                // Followed again (due at once) when a link names it; one still waiting for an
+                // Followed again (due at once) when a sighting names it; one still waiting for an
                 // answer keeps its retries' pace.
                 if prober.is_ok(a) {
                     prober.forget(a);
@@ -159,12 +159,12 @@ impl PeerTable {
         }
     }
 
-    /// Whether `peer`'s record is known gone: a goodbye of it was confirmed, none of its links
+    /// Whether `peer`'s record is known gone: a goodbye of it was confirmed, none of its sightings
     /// is live, and none was heard or learned since.
     pub fn is_gone(&self, peer: &PeerId) -> bool {
         self.peers
             .get(peer)
-            .is_some_and(|e| e.departed && !e.links.values().any(|l| l.live))
+            .is_some_and(|e| e.departed && !e.sightings.values().any(|l| l.live))
     }
 
     /// An unsigned peer (a stock libp2p-mdns node, a peer added by hand) learned through `via`
@@ -189,7 +189,7 @@ impl PeerTable {
             }
         }
         self.track(&addrs, now);
-        self.set_link(peer, via, new_link(addrs, source, now));
+        self.set_sighting(peer, via, new_sighting(addrs, source, now));
         self.settle(&peer)
     }
 }

@@ -1,19 +1,19 @@
 //! The peer table: verified records merged by seq, per-source liveness, expiry and events. Pure,
 //! no I/O; the clock is passed in.
 //!
-//! A peer is known per [`Via`] (a link, a static host, the cache, the operator) where its record
-//! was learned. A link stays *live* while the peer is heard on it at least once per timeout; a
-//! goodbye removes it at once. The peer is visible (handed to the node) while at least one live
-//! link yields a dialable address. A record with a higher seq replaces the old one and drops every
-//! link learned from the old one (restart on a new port: only the new addresses remain); a lower
-//! seq is a replay and is refused.
+//! A peer is known per [`Via`] (multicast on a link, a static host, the cache, the operator)
+//! where its record was learned: one *sighting* each. A sighting stays *live* while the peer is
+//! heard that way at least once per timeout; a goodbye removes it at once. The peer is visible
+//! (handed to the node) while at least one live sighting yields a dialable address. A record with
+//! a higher seq replaces the old one and drops every sighting learned from the old one (restart on
+//! a new port: only the new addresses remain); a lower seq is a replay and is refused.
 //!
 //! With reachability verification on, an address is handed over only once a probe has answered;
 //! the [`Prober`] schedules the probes, the table says which addresses are worth probing (those on
-//! live links) and settles a peer when one of its addresses answers.
+//! live sightings) and settles a peer when one of its addresses answers.
 //!
 //! Every operation costs O(log n) in the number of peers or less, except those that name a whole
-//! link ([`PeerTable::remove_via`]) or the whole table ([`PeerTable::snapshot`],
+//! way in ([`PeerTable::remove_via`]) or the whole table ([`PeerTable::snapshot`],
 //! [`PeerTable::cache_entries`]): a table of thousands of peers is never scanned per packet.
 //!
 //! The table's rules, one file each:
@@ -53,8 +53,8 @@ use std::time::{Duration, Instant};
 /// Where a peer was learned: the key of its per-source liveness.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Via {
-    /// A local link, by interface name.
-    Link(String),
+    /// Multicast (mDNS) on a local link, by interface name.
+    Multicast(String),
     /// A static host asked by unicast, as configured.
     Static(String),
     /// The persistent cache of an earlier run.
@@ -70,7 +70,7 @@ impl fmt::Display for Via {
     /// `exchange:HOST`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Via::Link(name) => f.write_str(name),
+            Via::Multicast(name) => f.write_str(name),
             Via::Static(host) => write!(f, "static:{host}"),
             Via::Cache => f.write_str("cache"),
             Via::Manual => f.write_str("manual"),
@@ -83,7 +83,7 @@ impl fmt::Display for Via {
 #[derive(Clone, Debug)]
 struct Sighting {
     addrs: Vec<Multiaddr>,
-    /// The announcer's own IPs that way: only packets from one of them keep the link live.
+    /// The announcer's own IPs that way: only packets from one of them keep the sighting live.
     ips: Vec<IpAddr>,
     /// Those of `ips` a packet naming the peer's record came from, on a link: only there are its
     /// addresses probed (an A record can name anyone; a packet's source is where its sender is).
@@ -99,7 +99,7 @@ struct Sighting {
     /// The time it is filed under in the expiry index (a lower bound of when it times out:
     /// hearing it again only moves `last_heard`, and the index catches up when that time comes).
     armed: Option<Instant>,
-    /// How this link learned the peer.
+    /// How the peer was learned this way.
     source: Source,
     /// Never times out (a peer the operator added by hand, a cached peer).
     pinned: bool,
@@ -114,7 +114,7 @@ struct Entry {
     /// The signed record of that seq (for the persistent cache).
     signed: Option<Vec<u8>>,
     source: Source,
-    links: Sightings,
+    sightings: Sightings,
     /// What the node was last told of this peer; `None` while it is not visible.
     sent: Option<PeerInfo>,
     /// When it entered the table (its place in the pending queue).
@@ -122,14 +122,14 @@ struct Entry {
     /// Handed over at least once (then it counts against [`MAX_PEERS`]; before, against
     /// [`MAX_PENDING`]): the IP its first handed-over address has.
     host: Option<Option<IpAddr>>,
-    /// Since when none of its links is live (its place in the forgetting queue).
+    /// Since when none of its sightings is live (its place in the forgetting queue).
     dead_since: Option<Instant>,
     /// When it was last seen visible (the persistent cache keeps the most recent).
     verified_at: Option<Instant>,
-    /// Where it was last handed over, kept while it is not handed over (its links may be gone):
+    /// Where it was last handed over, kept while it is not handed over (its sightings may be gone):
     /// where a node that comes back with an older record is expected (see `engine/rewind.rs`).
     last_place: Vec<Multiaddr>,
-    /// A goodbye of its record was confirmed (its node's ports refused) and no link came back
+    /// A goodbye of its record was confirmed (its node's ports refused) and no sighting came back
     /// since: the record held is known gone.
     departed: bool,
 }
@@ -147,7 +147,7 @@ impl Entry {
             seq,
             signed,
             source,
-            links: Sightings::default(),
+            sightings: Sightings::default(),
             sent: None,
             since: now,
             host: None,
@@ -180,13 +180,13 @@ pub struct PeerTable {
     counters: Counters,
     /// Reachability, when addresses must answer a probe before they are handed over.
     prober: Option<Prober>,
-    /// When each live, unpinned link times out.
+    /// When each live, unpinned sighting times out.
     expiries: Expiries,
-    /// Addresses dropped from links since the prober was last pruned.
+    /// Addresses dropped from sightings since the prober was last pruned.
     dropped: usize,
     /// Peers not yet established, by when they came.
     pending: BTreeSet<(Instant, PeerId)>,
-    /// Peers none of whose links is live, by since when.
+    /// Peers none of whose sightings is live, by since when.
     dead: BTreeSet<(Instant, PeerId)>,
     /// Established peers.
     established: usize,
@@ -201,7 +201,7 @@ pub struct PeerTable {
 }
 
 impl PeerTable {
-    /// An empty table expiring links not heard for `timeout`.
+    /// An empty table expiring sightings not heard for `timeout`.
     pub fn new(timeout: Duration) -> Self {
         PeerTable {
             peers: HashMap::new(),
@@ -236,21 +236,21 @@ impl PeerTable {
         &self.counters
     }
 
-    /// Puts `link` in place of whatever `peer` had at `via` (the same record's sources stay
+    /// Puts `sighting` in place of whatever `peer` had at `via` (the same record's sources stay
     /// known where its IPs stay).
-    fn set_link(&mut self, peer: PeerId, via: &Via, mut link: Sighting) {
-        Self::arm(&mut self.expiries, self.timeout, peer, via, &mut link);
+    fn set_sighting(&mut self, peer: PeerId, via: &Via, mut sighting: Sighting) {
+        Self::arm(&mut self.expiries, self.timeout, peer, via, &mut sighting);
         let old = self.peers.get_mut(&peer).and_then(|e| {
-            if let Some(old) = e.links.get(via) {
-                link.spoke_from = old
+            if let Some(old) = e.sightings.get(via) {
+                sighting.spoke_from = old
                     .spoke_from
                     .iter()
-                    .filter(|ip| link.ips.contains(ip))
+                    .filter(|ip| sighting.ips.contains(ip))
                     .copied()
                     .collect();
             }
             e.departed = false;
-            e.links.insert(via.clone(), link)
+            e.sightings.insert(via.clone(), sighting)
         });
         if let Some(old) = old {
             self.disarm(peer, via, &old);
@@ -258,15 +258,15 @@ impl PeerTable {
         }
     }
 
-    /// Drops every link of `peer`.
-    fn clear_links(&mut self, peer: PeerId) {
+    /// Drops every sighting of `peer`.
+    fn clear_sightings(&mut self, peer: PeerId) {
         let Some(e) = self.peers.get_mut(&peer) else {
             return;
         };
-        let old = std::mem::take(&mut e.links);
-        for (via, link) in old.iter() {
-            self.disarm(peer, via, link);
-            self.dropped += link.addrs.len();
+        let old = std::mem::take(&mut e.sightings);
+        for (via, sighting) in old.iter() {
+            self.disarm(peer, via, sighting);
+            self.dropped += sighting.addrs.len();
         }
     }
 
@@ -279,7 +279,7 @@ impl PeerTable {
     pub fn has_addrs(&self, peer: &PeerId, via: &Via) -> bool {
         self.peers
             .get(peer)
-            .and_then(|e| e.links.get(via))
+            .and_then(|e| e.sightings.get(via))
             .is_some_and(|l| !l.addrs.is_empty())
     }
 
@@ -298,7 +298,7 @@ impl PeerTable {
         let now = self.clock?;
         let e = self.peers.get(peer)?;
         let cur = info(e, self.prober.as_ref());
-        let alive = e.links.values().any(|l| l.live);
+        let alive = e.sightings.values().any(|l| l.live);
         let mut visible = !cur.addrs.is_empty();
         if visible && e.host.is_none() {
             visible = self.establish(peer, &cur);
@@ -309,7 +309,7 @@ impl PeerTable {
             e.verified_at = Some(now);
             e.last_place.clear();
         } else if let Some(last) = &e.sent {
-            // Handed over until now: remember where (its links may go next).
+            // Handed over until now: remember where (its sightings may go next).
             e.last_place = last.addrs.iter().filter_map(|a| a.parse().ok()).collect();
         }
         let event = match (&e.sent, visible) {
@@ -332,7 +332,7 @@ impl PeerTable {
     }
 }
 
-/// A peer's links, by way in, in order (a peer has one or two: a small sorted vector is both
+/// A peer's sightings, by way in, in order (a peer has one or two: a small sorted vector is both
 /// smaller and faster than a map).
 #[derive(Clone, Debug, Default)]
 struct Sightings(Vec<(Via, Sighting)>);
@@ -347,11 +347,11 @@ impl Sightings {
     fn get_mut(&mut self, via: &Via) -> Option<&mut Sighting> {
         self.pos(via).ok().map(|i| &mut self.0[i].1)
     }
-    fn insert(&mut self, via: Via, link: Sighting) -> Option<Sighting> {
+    fn insert(&mut self, via: Via, sighting: Sighting) -> Option<Sighting> {
         match self.pos(&via) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, link)),
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, sighting)),
             Err(i) => {
-                self.0.insert(i, (via, link));
+                self.0.insert(i, (via, sighting));
                 None
             }
         }
@@ -370,7 +370,7 @@ impl Sightings {
     }
 }
 
-fn new_link(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
+fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
     let mut ips: Vec<IpAddr> = addrs.iter().filter_map(ip_of).collect();
     ips.sort();
     ips.dedup();

@@ -19,7 +19,7 @@ impl PeerTable {
         self
     }
 
-    /// Addresses to probe now: due, not already being probed, TCP, on a live link; at most
+    /// Addresses to probe now: due, not already being probed, TCP, on a live sighting; at most
     /// `per_peer` probes in flight per peer and `total` in all. They are marked in flight.
     pub fn due_probes(
         &mut self,
@@ -33,7 +33,7 @@ impl PeerTable {
         };
         prober.due(now, total, per_peer, &mut self.dests, |peer, a| {
             peers.get(peer).is_some_and(|e| {
-                e.links
+                e.sightings
                     .iter()
                     .any(|(via, l)| l.live && l.addrs.contains(a) && shown(via, l, a))
             })
@@ -85,12 +85,12 @@ impl PeerTable {
         }
         let peer = prober::owner(addr);
         // An answer confirms a cached hint for one more timeout.
-        if let Some(link) = peer
+        if let Some(sighting) = peer
             .and_then(|p| self.peers.get_mut(&p))
-            .and_then(|e| e.links.get_mut(&Via::Cache))
+            .and_then(|e| e.sightings.get_mut(&Via::Cache))
             .filter(|l| l.addrs.contains(addr))
         {
-            link.last_heard = link.last_heard.max(now);
+            sighting.last_heard = sighting.last_heard.max(now);
         }
         peer.and_then(|p| self.settle(&p)).into_iter().collect()
     }
@@ -105,35 +105,35 @@ impl PeerTable {
     /// announcer's own there, its addresses at `ip` may be probed from now on. Returns whether
     /// that is new (a probe may now be due).
     pub fn spoke(&mut self, peer: &PeerId, via: &Via, ip: &IpAddr) -> bool {
-        let Some(link) = self.peers.get_mut(peer).and_then(|e| e.links.get_mut(via)) else {
+        let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
             return false;
         };
-        if link.spoke_from.contains(ip)
-            || link.ips.binary_search(ip).is_err()
-            || link.spoke_from.len() >= crate::wire::addrs::MAX_DIALABLE
+        if sighting.spoke_from.contains(ip)
+            || sighting.ips.binary_search(ip).is_err()
+            || sighting.spoke_from.len() >= crate::wire::addrs::MAX_DIALABLE
         {
             return false;
         }
-        link.spoke_from.push(*ip);
+        sighting.spoke_from.push(*ip);
         true
     }
 
     /// Up to `n` addresses of `peer` on `via` a probe can check, those that answered before first.
     pub fn probe_targets(&self, peer: &PeerId, via: &Via, n: usize) -> Vec<Multiaddr> {
-        let Some(link) = self.peers.get(peer).and_then(|e| e.links.get(via)) else {
+        let Some(sighting) = self.peers.get(peer).and_then(|e| e.sightings.get(via)) else {
             return Vec::new();
         };
         let ok = |a: &Multiaddr| self.prober.as_ref().is_some_and(|p| p.is_ok(a));
-        let mut v: Vec<&Multiaddr> = link
+        let mut v: Vec<&Multiaddr> = sighting
             .addrs
             .iter()
-            .filter(|a| prober::probeable(a) && shown(via, link, a))
+            .filter(|a| prober::probeable(a) && shown(via, sighting, a))
             .collect();
         v.sort_by_key(|a| !ok(a));
         v.into_iter().take(n).cloned().collect()
     }
 
-    /// Forgets the reachability of addresses no link carries any more, once enough were dropped
+    /// Forgets the reachability of addresses no sighting carries any more, once enough were dropped
     /// that a pass over the table pays for itself.
     pub(super) fn prune_prober(&mut self) {
         let Some(prober) = self.prober.as_mut() else {
@@ -146,14 +146,14 @@ impl PeerTable {
         let used: std::collections::HashSet<&Multiaddr> = self
             .peers
             .values()
-            .flat_map(|e| e.links.values())
+            .flat_map(|e| e.sightings.values())
             .flat_map(|l| l.addrs.iter())
             .collect();
         prober.retain(|a| used.contains(a));
     }
 }
 
-/// Whether `a`, an address of `link` through `via`, may be probed: on a link only at an IP a
+/// Whether `a`, an address of `sighting` through `via`, may be probed: on a link only at an IP a
 /// packet naming the record came from (`Sighting::spoke_from`), so that records anyone can mint,
 /// whose A records name a third host, never make the agent connect there; elsewhere (a static
 /// host, its peer exchange, the cache, the operator) at any. mDNS over IPv6 is sent from
@@ -161,16 +161,16 @@ impl PeerTable {
 /// needs: it cannot dial a link-local one) are probed once it spoke from a link-local one; there,
 /// the prober's limit per destination (one connect a minute for other peers' records) is what
 /// bounds a third host's cost.
-fn shown(via: &Via, link: &Sighting, a: &Multiaddr) -> bool {
-    if !matches!(via, Via::Link(_)) {
+fn shown(via: &Via, sighting: &Sighting, a: &Multiaddr) -> bool {
+    if !matches!(via, Via::Multicast(_)) {
         return true;
     }
     match ip_of(a) {
-        Some(IpAddr::V6(v6)) if !crate::wire::addrs::is_link_local_v6(&v6) => link
+        Some(IpAddr::V6(v6)) if !crate::wire::addrs::is_link_local_v6(&v6) => sighting
             .spoke_from
             .iter()
             .any(|ip| matches!(ip, IpAddr::V6(s) if crate::wire::addrs::is_link_local_v6(s))),
-        Some(ip) => link.spoke_from.contains(&ip),
+        Some(ip) => sighting.spoke_from.contains(&ip),
         None => false,
     }
 }

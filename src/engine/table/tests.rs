@@ -8,7 +8,7 @@ use crate::engine::prober::FIRST_RETRY;
 const T: Duration = Duration::from_secs(60);
 
 fn l(name: &str) -> Via {
-    Via::Link(name.into())
+    Via::Multicast(name.into())
 }
 
 /// `k`'s record (seq, listening on `port`) heard by multicast on `link` from `ip`.
@@ -95,7 +95,7 @@ fn older_seq_is_a_counted_replay() {
     assert_eq!(t.counters().rejected.get(&Reject::Replay), Some(&1));
     assert_eq!(t.snapshot()[0].seq, 5);
     // Even after the peer expired, the seq is remembered.
-    t.remove_link(&k.public().to_peer_id(), &l("eth0"));
+    t.remove_sighting(&k.public().to_peer_id(), &l("eth0"));
     assert!(t.snapshot().is_empty());
     assert_eq!(
         multicast(&mut t, &k, 4, 9, "eth0", "10.0.0.2", now),
@@ -178,13 +178,13 @@ fn goodbye_expires_and_timeout_expires_and_hearing_revives() {
         .heard(&p, &l("eth0"), t0 + Duration::from_secs(100))
         .unwrap();
     assert_eq!(ev.event, EventKind::Discovered);
-    let ev = t.remove_link(&p, &l("eth0")).unwrap();
+    let ev = t.remove_sighting(&p, &l("eth0")).unwrap();
     assert_eq!(ev.event, EventKind::Expired);
     assert!(t.heard(&p, &l("eth0"), t0).is_none(), "a goodbye is final");
 }
 
 #[test]
-fn a_link_without_dialable_addresses_does_not_make_a_peer_visible() {
+fn a_sighting_without_dialable_addresses_does_not_make_a_peer_visible() {
     let k = Keypair::generate_ed25519();
     let mut t = PeerTable::new(T);
     assert_eq!(
@@ -485,7 +485,7 @@ fn a_host_whose_node_restarts_with_new_keys_gets_each_one_in_and_keeps_its_live_
 }
 
 #[test]
-fn the_ips_a_link_is_kept_live_from_are_bounded() {
+fn the_ips_a_sighting_is_kept_live_from_are_bounded() {
     let k = Keypair::generate_ed25519();
     let p = k.public().to_peer_id();
     let mut t = PeerTable::new(T);
@@ -494,8 +494,8 @@ fn the_ips_a_link_is_kept_live_from_are_bounded() {
         let ips: Vec<IpAddr> = (0..32u8).map(|i| IpAddr::from([10, 1, round, i])).collect();
         t.note_ips(&p, &l("eth0"), &ips);
     }
-    let link = t.peers[&p].links.get(&l("eth0")).unwrap();
-    assert_eq!(link.ips.len(), crate::wire::addrs::MAX_DIALABLE);
+    let sighting = t.peers[&p].sightings.get(&l("eth0")).unwrap();
+    assert_eq!(sighting.ips.len(), crate::wire::addrs::MAX_DIALABLE);
     assert_eq!(
         t.sent_by(&p, &l("eth0"), &"10.0.0.2".parse().unwrap()),
         Some(true)
@@ -588,7 +588,7 @@ fn losing_one_of_two_links_is_an_update_and_removing_the_iface_expires() {
     let mut t = PeerTable::new(T);
     multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", now).unwrap();
     multicast(&mut t, &k, 1, 5, "eth1", "10.1.0.2", now).unwrap();
-    let e = t.remove_link(&p, &l("eth1")).unwrap();
+    let e = t.remove_sighting(&p, &l("eth1")).unwrap();
     assert_eq!(e.event, EventKind::Updated);
     assert_eq!(e.peer.interfaces, vec!["eth0"]);
     let ev = t.remove_via(&l("eth0"));
