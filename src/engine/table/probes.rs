@@ -41,7 +41,8 @@ impl PeerTable {
     }
 
     /// A probe of `addr` (of any kind: a silence check, a goodbye, an older record's test) starts
-    /// now: its destination is not probed for another peer within a minute (see [`Dests`]).
+    /// now: its destination is not probed for another peer within a minute (see
+    /// [`Dests`](prober::Dests)).
     pub fn note_probe(&mut self, addr: &Multiaddr, now: Instant) {
         self.dests.probed(addr, now);
     }
