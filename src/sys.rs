@@ -135,15 +135,16 @@ pub fn peer_uid(fd: impl AsFd) -> io::Result<u32> {
     }
 }
 
-/// Raises the unicast TTL / hop limit to 255 on this process's UDP sockets bound to port 5353 on
-/// the unspecified address: the mdns-sd engine's. It sets the multicast TTL but leaves the unicast
-/// one at the system default (64), which its legacy unicast replies (RFC 6762 §6.7) then carry,
-/// while RFC 6762 §11 wants 255 on every response. The agent's own sockets are bound to the group
-/// address and set their TTLs when opened. Returns how many sockets were changed.
+/// Raises the unicast TTL / hop limit to 255 on the mdns-sd daemons' sockets: this process's UDP
+/// sockets bound to port 5353 on the unspecified address. mdns-sd sets the multicast TTL but
+/// leaves the unicast one at the system default (64), which its legacy unicast replies
+/// (RFC 6762 §6.7) then carry, while RFC 6762 §11 wants 255 on every response. The agent's own
+/// link sockets are bound to the group address and set their TTLs when opened. Returns how many
+/// sockets were changed.
 ///
 /// Linux only (it reads `/proc/self/fd`); elsewhere it does nothing.
 #[allow(unsafe_code)]
-pub fn raise_engine_unicast_ttl() -> usize {
+pub fn raise_daemon_unicast_ttl() -> usize {
     #[cfg(target_os = "linux")]
     {
         use nix::libc;

@@ -142,7 +142,7 @@ impl ShellLink {
             Ok(started) => started,
             Err(e) => return Some(Err(e.to_string())),
         };
-        let n = crate::sys::raise_engine_unicast_ttl();
+        let n = crate::sys::raise_daemon_unicast_ttl();
         debug!("engine sockets given unicast TTL 255: {n}");
         self._daemon_events = Some(forward(ex, tx, self.iface.index, events));
         self.daemon = Some(daemon);
@@ -158,7 +158,7 @@ impl ShellLink {
             // The old forwarding task is dropped (cancelled) before it can see its channel close.
             Ok(events) => {
                 self._daemon_events = Some(forward(ex, tx, self.iface.index, events));
-                crate::sys::raise_engine_unicast_ttl();
+                crate::sys::raise_daemon_unicast_ttl();
             }
             Err(e) => warn!("{}: cannot restart mdns-sd browsing: {e}", self.iface.name),
         }

@@ -358,7 +358,7 @@ impl Engine {
         }
         let (ips, zone) = self.on_link(index, vec![from.ip()]);
         let dial = crate::wire::addrs::dialable(&p.peer, &p.addrs, &ips, &zone);
-        let via = Via::Link(iface);
+        let via = Via::Multicast(iface);
         let ev = self
             .table
             .observe_unsigned(p.peer, Source::Libp2pMdns, &via, dial, now);

@@ -268,7 +268,7 @@ impl Engine {
         self.links.insert(
             index,
             Link {
-                via: Via::Link(iface.name.clone()),
+                via: Via::Multicast(iface.name.clone()),
                 iface,
                 socks: BTreeMap::new(),
                 open_errors: BTreeMap::new(),
@@ -296,7 +296,7 @@ impl Engine {
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };
-        link.via = Via::Link(iface.name.clone());
+        link.via = Via::Multicast(iface.name.clone());
         link.iface = iface;
         link.socks.clear();
         link.open_errors.clear();
@@ -596,7 +596,7 @@ impl Engine {
     /// A confirmed goodbye of `peer` through `via`: that link goes, and so does what the cache
     /// said of it (a hint the peer itself has just contradicted).
     pub(super) fn departed(&mut self, peer: PeerId, via: &Via) {
-        if let Some(ev) = self.table.remove_links(&peer, &[via.clone(), Via::Cache]) {
+        if let Some(ev) = self.table.remove_sightings(&peer, &[via.clone(), Via::Cache]) {
             self.broadcast(ev);
         }
     }

@@ -1,0 +1,291 @@
+//! Whether a peer is still there, per way in: hearing it keeps that way live, silence is checked
+//! before it counts ([`SILENCE_CHECKS`], answered by a probe), not being heard for the timeout
+//! ends it, and a goodbye or a vanished interface or host removes it at once. Which packets may
+//! keep it live (those from the announcer's own IPs). The expiry index files every live, unpinned
+//! way in under the time it next needs looking at, so that expiry never scans the table; the
+//! table's next deadline.
+
+use super::{PeerTable, Sighting, Via, FORGET_AFTER};
+use crate::wire::protocol::PeerEvent;
+use libp2p_identity::PeerId;
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// A live sighting not heard for these fractions of the timeout is checked: its peer's addresses
+/// that way are probed ([`PeerTable::take_silent`]), and an answer keeps it live for one more
+/// timeout. Silence alone is a weak sign on a link that loses packets; a host that vanished does
+/// not answer, and times out as before.
+pub const SILENCE_CHECKS: [(u32, u32); 2] = [(2, 3), (5, 6)];
+
+/// A sighting kept live only by answers, with no packet heard at all, for this many timeouts is let
+/// go (an address that answers is not proof that the same node still listens there).
+pub const MAX_SILENT_TIMEOUTS: u32 = 5;
+
+impl PeerTable {
+    /// Files a live, unpinned sighting in the expiry index.
+    pub(super) fn arm(
+        expiries: &mut Expiries,
+        timeout: Duration,
+        peer: PeerId,
+        via: &Via,
+        sighting: &mut Sighting,
+    ) {
+        if sighting.live && !sighting.pinned && sighting.armed.is_none() {
+            let at = sighting.last_heard + next_wake(sighting, via, timeout);
+            expiries.insert(at, peer, via.clone());
+            sighting.armed = Some(at);
+        }
+    }
+
+    pub(super) fn disarm(&mut self, peer: PeerId, via: &Via, sighting: &Sighting) {
+        if let Some(at) = sighting.armed {
+            self.expiries.remove(at, peer, via);
+        }
+    }
+
+    /// The peer's instance was heard through `via` (any packet naming it): keeps that sighting
+    /// live, and revives it if it had timed out.
+    pub fn heard(&mut self, peer: &PeerId, via: &Via, now: Instant) -> Option<PeerEvent> {
+        let now = self.tick(now);
+        let e = self.peers.get_mut(peer)?;
+        let sighting = e.sightings.get_mut(via)?;
+        sighting.last_heard = sighting.last_heard.max(now);
+        sighting.spoke = sighting.spoke.max(now);
+        sighting.checks = 0;
+        if sighting.live {
+            return None;
+        }
+        sighting.live = true;
+        Self::arm(&mut self.expiries, self.timeout, *peer, via, sighting);
+        e.departed = false;
+        self.settle(peer)
+    }
+
+    /// Links come due for a silence check since the last call: probe `probe_targets` of each, and
+    /// report an answer with [`PeerTable::answered`].
+    pub fn take_silent(&mut self) -> Vec<(PeerId, Via)> {
+        std::mem::take(&mut self.silent)
+    }
+
+    /// Whether `peer`'s sighting through `via` still waits for a silence check (live, not heard
+    /// since the check came due).
+    pub fn needs_check(&self, peer: &PeerId, via: &Via) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|e| e.sightings.get(via))
+            .is_some_and(|l| l.live && l.checks > 0)
+    }
+
+    /// A silence check of `peer`'s sighting through `via` was answered: it stays live for one
+    /// more timeout (but not beyond [`MAX_SILENT_TIMEOUTS`] with no packet heard). Returns
+    /// whether the sighting was live and kept.
+    pub fn answered(&mut self, peer: &PeerId, via: &Via, now: Instant) -> bool {
+        let now = self.tick(now);
+        let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
+            return false;
+        };
+        if !sighting.live {
+            return false;
+        }
+        sighting.last_heard = sighting.last_heard.max(now);
+        sighting.checks = 0;
+        true
+    }
+
+    /// Adds the announcer's IPs on `via` (the A/AAAA records it published there, beyond those its
+    /// dialable addresses name): packets from them keep the sighting live too.
+    pub fn note_ips(&mut self, peer: &PeerId, via: &Via, ips: &[IpAddr]) {
+        let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
+            return;
+        };
+        for ip in ips {
+            if sighting.ips.len() >= crate::wire::addrs::MAX_DIALABLE {
+                break; // a host has a few; a list that keeps growing is someone else's doing
+            }
+            if let Err(i) = sighting.ips.binary_search(ip) {
+                sighting.ips.insert(i, *ip);
+            }
+        }
+    }
+
+    /// Whether a packet from `ip` can speak for `peer` on `via`: `Some(true)` when `ip` is one
+    /// of the peer's own addresses that way, `Some(false)` when it is not, `None` when no
+    /// address of that family is known for it yet (its other family's records came first).
+    pub fn sent_by(&self, peer: &PeerId, via: &Via, ip: &IpAddr) -> Option<bool> {
+        let l = self.peers.get(peer).and_then(|e| e.sightings.get(via))?;
+        if l.ips.binary_search(ip).is_ok() {
+            return Some(true);
+        }
+        l.ips
+            .iter()
+            .any(|k| k.is_ipv4() == ip.is_ipv4())
+            .then_some(false)
+    }
+
+    /// When `peer` was last heard through `via`, while that sighting is live.
+    pub fn last_heard_on(&self, peer: &PeerId, via: &Via) -> Option<Instant> {
+        self.peers
+            .get(peer)
+            .and_then(|e| e.sightings.get(via))
+            .filter(|l| l.live)
+            .map(|l| l.spoke)
+    }
+
+    /// The peer said goodbye through `via` (or the link went away): drop that sighting now.
+    pub fn remove_sighting(&mut self, peer: &PeerId, via: &Via) -> Option<PeerEvent> {
+        self.remove_sightings(peer, std::slice::from_ref(via))
+    }
+
+    /// Drops these sightings of `peer` at once: one event for the lot.
+    pub fn remove_sightings(&mut self, peer: &PeerId, vias: &[Via]) -> Option<PeerEvent> {
+        let mut any = false;
+        for via in vias {
+            let Some(sighting) = self.peers.get_mut(peer)?.sightings.remove(via) else {
+                continue;
+            };
+            self.disarm(*peer, via, &sighting);
+            self.dropped += sighting.addrs.len();
+            any = true;
+        }
+        any.then(|| self.settle(peer)).flatten()
+    }
+
+    /// Drops every peer's sighting through `via` (an interface vanished or stopped carrying mDNS, a
+    /// static host was removed).
+    pub fn remove_via(&mut self, via: &Via) -> Vec<PeerEvent> {
+        self.remove_via_where(via, |_| true)
+    }
+
+    /// Drops every peer's sighting through `via` for which `gone` holds.
+    fn remove_via_where(&mut self, via: &Via, gone: impl Fn(&Sighting) -> bool) -> Vec<PeerEvent> {
+        let peers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| e.sightings.get(via).is_some_and(&gone))
+            .map(|(p, _)| *p)
+            .collect();
+        peers
+            .iter()
+            .filter_map(|p| self.remove_sighting(p, via))
+            .collect()
+    }
+
+    /// Drops every peer's sighting through `via` that was not heard since `since` (a static host's
+    /// exchange reply that no longer lists it: the host no longer hears it).
+    pub fn remove_unheard(&mut self, via: &Via, since: Instant) -> Vec<PeerEvent> {
+        self.remove_via_where(via, |l| l.spoke < since)
+    }
+
+    /// Marks sightings not heard within the timeout as dead; returns the resulting events.
+    pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
+        let now = self.tick(now);
+        while let Some((since, peer)) = self.dead.first().copied() {
+            if since + FORGET_AFTER > now {
+                break;
+            }
+            self.forget(&peer);
+        }
+        let mut touched = Vec::new();
+        while let Some((at, peer, via)) = self.expiries.pop_due(now) {
+            let Some(e) = self.peers.get_mut(&peer) else {
+                continue;
+            };
+            let established = e.host.is_some();
+            let Some(sighting) = e.sightings.get_mut(&via) else {
+                continue;
+            };
+            if sighting.armed != Some(at) {
+                continue;
+            }
+            sighting.armed = None;
+            let quiet = now.saturating_duration_since(sighting.last_heard);
+            if quiet < self.timeout {
+                // A check come due, or heard since it was filed: file it again under its real
+                // time, after asking for the check.
+                if checkable(&via)
+                    && (sighting.checks as usize) < SILENCE_CHECKS.len()
+                    && quiet >= check_after(self.timeout, sighting.checks)
+                {
+                    sighting.checks += 1;
+                    if established && sighting.spoke + self.timeout * MAX_SILENT_TIMEOUTS > now {
+                        self.silent.push((peer, via.clone()));
+                    }
+                }
+                Self::arm(&mut self.expiries, self.timeout, peer, &via, sighting);
+            } else {
+                sighting.live = false;
+                touched.push(peer);
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        let events = touched.iter().filter_map(|p| self.settle(p)).collect();
+        self.prune_prober();
+        events
+    }
+
+    /// When [`PeerTable::expire`] or [`PeerTable::due_probes`] next has work, if ever, after
+    /// `now`. (A probe due now but held back by the concurrency limits waits for a running probe
+    /// to finish, which brings the caller back.)
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let expiry = self.expiries.first;
+        let probe = self.prober.as_ref().and_then(|p| p.next_deadline(now));
+        let forget = self.dead.first().map(|(t, _)| *t + FORGET_AFTER);
+        expiry.into_iter().chain(probe).chain(forget).min()
+    }
+}
+
+/// The expiry index: every live, unpinned sighting under the time it is filed for, and the
+/// earliest of those times at hand (it is checked on every input).
+#[derive(Debug, Default)]
+pub(super) struct Expiries {
+    set: BTreeSet<(Instant, PeerId, Via)>,
+    first: Option<Instant>,
+}
+
+impl Expiries {
+    fn insert(&mut self, at: Instant, peer: PeerId, via: Via) {
+        self.set.insert((at, peer, via));
+        self.first = Some(self.first.map_or(at, |f| f.min(at)));
+    }
+
+    fn remove(&mut self, at: Instant, peer: PeerId, via: &Via) {
+        if self.set.remove(&(at, peer, via.clone())) && self.first == Some(at) {
+            self.first = self.set.first().map(|(t, _, _)| *t);
+        }
+    }
+
+    /// The earliest entry, if it is due by `now`.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, PeerId, Via)> {
+        if self.first.is_none_or(|t| t > now) {
+            return None;
+        }
+        let entry = self.set.pop_first();
+        self.first = self.set.first().map(|(t, _, _)| *t);
+        entry
+    }
+}
+
+/// Whether silence on `via` is checked before it counts: multicast on a link, static hosts and
+/// their exchange, where a packet or a reply can be lost (not the cache, whose hints a probe
+/// confirms anyway, nor manual peers).
+fn checkable(via: &Via) -> bool {
+    matches!(via, Via::Multicast(_) | Via::Static(_) | Via::Exchange(_))
+}
+
+/// How long after `last_heard` silence check number `n` (from 0) comes due.
+fn check_after(timeout: Duration, n: u8) -> Duration {
+    let (num, den) = SILENCE_CHECKS[(n as usize).min(SILENCE_CHECKS.len() - 1)];
+    timeout * num / den
+}
+
+/// How long after `last_heard` the sighting next needs looking at: its next silence check, or its
+/// timeout.
+fn next_wake(sighting: &Sighting, via: &Via, timeout: Duration) -> Duration {
+    if checkable(via) && (sighting.checks as usize) < SILENCE_CHECKS.len() {
+        check_after(timeout, sighting.checks)
+    } else {
+        timeout
+    }
+}

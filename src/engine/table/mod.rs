@@ -1,0 +1,392 @@
+//! The peer table: verified records merged by seq, per-source liveness, expiry and events. Pure,
+//! no I/O; the clock is passed in.
+//!
+//! A peer is known per [`Via`] (multicast on a link, a static host, the cache, the operator)
+//! where its record was learned: one *sighting* each. A sighting stays *live* while the peer is
+//! heard that way at least once per timeout; a goodbye removes it at once. The peer is visible
+//! (handed to the node) while at least one live sighting yields a dialable address. A record with
+//! a higher seq replaces the old one and drops every sighting learned from the old one (restart on
+//! a new port: only the new addresses remain); a lower seq is a replay and is refused.
+//!
+//! With reachability verification on, an address is handed over only once a probe has answered;
+//! the [`Prober`] schedules the probes, the table says which addresses are worth probing (those on
+//! live sightings) and settles a peer when one of its addresses answers.
+//!
+//! Every operation costs O(log n) in the number of peers or less, except those that name a whole
+//! way in ([`PeerTable::remove_via`]) or the whole table ([`PeerTable::snapshot`],
+//! [`PeerTable::cache_entries`]): a table of thousands of peers is never scanned per packet.
+//!
+//! The table's rules, one file each:
+//! - `merge`: taking a record in (a newer seq replaces, the same seq refreshes, an older one is
+//!   a replay), unsigned peers, the rewind to an older record;
+//! - `bounds`: who gets a place (pending, established, per host), who gives one up, forgetting;
+//! - `liveness`: hearing, silence checks, timeouts, goodbyes, the expiry index;
+//! - `probes`: the hand-off to the [`Prober`]: what is worth probing, and what its results settle;
+//! - `exports`: what the table hands out: the node's view of each peer, the persistent cache's
+//!   entries, peer exchange's entries.
+
+mod bounds;
+mod exports;
+mod liveness;
+mod merge;
+mod probes;
+#[cfg(test)]
+mod tests;
+
+pub use bounds::{Dropped, Usage, FORGET_AFTER, MAX_PEERS, MAX_PEERS_PER_HOST, MAX_PENDING};
+pub use exports::MAX_VIAS_SHOWN;
+pub use liveness::{MAX_SILENT_TIMEOUTS, SILENCE_CHECKS};
+
+use super::prober::{Dests, Prober};
+use crate::wire::addrs::ip_of;
+use crate::wire::protocol::{EventKind, PeerEvent, PeerInfo, Source};
+use crate::wire::record::Reject;
+use exports::info;
+use liveness::Expiries;
+use libp2p_identity::PeerId;
+use multiaddr::Multiaddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Where a peer was learned: the key of its per-source liveness.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Via {
+    /// Multicast (mDNS) on a local link, by interface name.
+    Multicast(String),
+    /// A static host asked by unicast, as configured.
+    Static(String),
+    /// The persistent cache of an earlier run.
+    Cache,
+    /// The operator (`add-peer`).
+    Manual,
+    /// A static host's agent, by peer exchange, as configured.
+    Exchange(String),
+}
+
+impl fmt::Display for Via {
+    /// The name the node sees in a peer's `interfaces`: `eth0`, `static:HOST`, `cache`, `manual`,
+    /// `exchange:HOST`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Via::Multicast(name) => f.write_str(name),
+            Via::Static(host) => write!(f, "static:{host}"),
+            Via::Cache => f.write_str("cache"),
+            Via::Manual => f.write_str("manual"),
+            Via::Exchange(host) => write!(f, "exchange:{host}"),
+        }
+    }
+}
+
+/// What is known of a peer through one [`Via`]: its addresses that way, and when it was last heard.
+#[derive(Clone, Debug)]
+struct Sighting {
+    addrs: Vec<Multiaddr>,
+    /// The announcer's own IPs that way: only packets from one of them keep the sighting live.
+    ips: Vec<IpAddr>,
+    /// Those of `ips` a packet naming the peer's record came from, on a link: only there are its
+    /// addresses probed (an A record can name anyone; a packet's source is where its sender is).
+    spoke_from: Vec<IpAddr>,
+    /// `addrs` as the node is told them (formatted once).
+    text: Vec<String>,
+    last_heard: Instant,
+    /// When a packet was last heard (`last_heard` also moves when a silence check is answered).
+    spoke: Instant,
+    /// Silence checks made since `last_heard` (see [`SILENCE_CHECKS`]).
+    checks: u8,
+    live: bool,
+    /// The time it is filed under in the expiry index (a lower bound of when it times out:
+    /// hearing it again only moves `last_heard`, and the index catches up when that time comes).
+    armed: Option<Instant>,
+    /// How the peer was learned this way.
+    source: Source,
+    /// Never times out (a peer the operator added by hand, a cached peer).
+    pinned: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    /// The peer in base58, as the node is told it.
+    id: String,
+    /// Highest seq accepted; `None` for an unsigned peer.
+    seq: Option<u64>,
+    /// The signed record of that seq (for the persistent cache).
+    signed: Option<Vec<u8>>,
+    source: Source,
+    sightings: Sightings,
+    /// What the node was last told of this peer; `None` while it is not visible.
+    sent: Option<PeerInfo>,
+    /// When it entered the table (its place in the pending queue).
+    since: Instant,
+    /// Handed over at least once (then it counts against [`MAX_PEERS`]; before, against
+    /// [`MAX_PENDING`]): the IP its first handed-over address has.
+    host: Option<Option<IpAddr>>,
+    /// Since when none of its sightings is live (its place in the forgetting queue).
+    dead_since: Option<Instant>,
+    /// When it was last seen visible (the persistent cache keeps the most recent).
+    verified_at: Option<Instant>,
+    /// Where it was last handed over, kept while it is not handed over (its sightings may be gone):
+    /// where a node that comes back with an older record is expected (see `engine/rewind.rs`).
+    last_place: Vec<Multiaddr>,
+    /// A goodbye of its record was confirmed (its node's ports refused) and no sighting came back
+    /// since: the record held is known gone.
+    departed: bool,
+}
+
+impl Entry {
+    fn new(
+        peer: &PeerId,
+        seq: Option<u64>,
+        signed: Option<Vec<u8>>,
+        source: Source,
+        now: Instant,
+    ) -> Self {
+        Entry {
+            id: peer.to_base58(),
+            seq,
+            signed,
+            source,
+            sightings: Sightings::default(),
+            sent: None,
+            since: now,
+            host: None,
+            dead_since: None,
+            verified_at: None,
+            last_place: Vec::new(),
+            departed: false,
+        }
+    }
+}
+
+/// Counters of records handled, by outcome.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records accepted (new or refreshed).
+    pub accepted: u64,
+    /// Records refused, by reason.
+    pub rejected: BTreeMap<Reject, u64>,
+    /// Peers dropped for room, by reason.
+    pub dropped: BTreeMap<Dropped, u64>,
+    /// The same, by the way the dropped peer was learned.
+    pub dropped_via: BTreeMap<Via, BTreeMap<Dropped, u64>>,
+}
+
+/// The table. See the module docs.
+#[derive(Debug)]
+pub struct PeerTable {
+    peers: HashMap<PeerId, Entry>,
+    timeout: Duration,
+    counters: Counters,
+    /// Reachability, when addresses must answer a probe before they are handed over.
+    prober: Option<Prober>,
+    /// When each live, unpinned sighting times out.
+    expiries: Expiries,
+    /// Addresses dropped from sightings since the prober was last pruned.
+    dropped: usize,
+    /// Peers not yet established, by when they came.
+    pending: BTreeSet<(Instant, PeerId)>,
+    /// Peers none of whose sightings is live, by since when.
+    dead: BTreeSet<(Instant, PeerId)>,
+    /// Established peers.
+    established: usize,
+    /// Established peers per host IP.
+    per_host: HashMap<Option<IpAddr>, usize>,
+    /// The latest time any call was given.
+    clock: Option<Instant>,
+    /// Links come due for a silence check, not yet taken.
+    silent: Vec<(PeerId, Via)>,
+    /// Every probe's destination lately (see [`Dests`]).
+    dests: Dests,
+}
+
+impl PeerTable {
+    /// An empty table expiring sightings not heard for `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        PeerTable {
+            peers: HashMap::new(),
+            timeout,
+            counters: Counters::default(),
+            prober: None,
+            expiries: Expiries::default(),
+            dropped: 0,
+            pending: BTreeSet::new(),
+            dead: BTreeSet::new(),
+            established: 0,
+            per_host: HashMap::new(),
+            clock: None,
+            silent: Vec::new(),
+            dests: Dests::default(),
+        }
+    }
+
+    /// Notes the time a call was given (the latest one dates what settling decides).
+    fn tick(&mut self, now: Instant) -> Instant {
+        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
+        now
+    }
+
+    /// Counts a record refused before it reached the table (signature, namespace, …).
+    pub fn count_reject(&mut self, why: Reject) {
+        *self.counters.rejected.entry(why).or_default() += 1;
+    }
+
+    /// What was accepted and refused so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Puts `sighting` in place of whatever `peer` had at `via` (the same record's sources stay
+    /// known where its IPs stay).
+    fn set_sighting(&mut self, peer: PeerId, via: &Via, mut sighting: Sighting) {
+        Self::arm(&mut self.expiries, self.timeout, peer, via, &mut sighting);
+        let old = self.peers.get_mut(&peer).and_then(|e| {
+            if let Some(old) = e.sightings.get(via) {
+                sighting.spoke_from = old
+                    .spoke_from
+                    .iter()
+                    .filter(|ip| sighting.ips.contains(ip))
+                    .copied()
+                    .collect();
+            }
+            e.departed = false;
+            e.sightings.insert(via.clone(), sighting)
+        });
+        if let Some(old) = old {
+            self.disarm(peer, via, &old);
+            self.dropped += old.addrs.len();
+        }
+    }
+
+    /// Drops every sighting of `peer`.
+    fn clear_sightings(&mut self, peer: PeerId) {
+        let Some(e) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let old = std::mem::take(&mut e.sightings);
+        for (via, sighting) in old.iter() {
+            self.disarm(peer, via, sighting);
+            self.dropped += sighting.addrs.len();
+        }
+    }
+
+    /// Whether `peer` is established (handed over now or before, and not forgotten).
+    pub fn is_established(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|e| e.host.is_some())
+    }
+
+    /// Whether `peer` has addresses (answering or not) through `via`.
+    pub fn has_addrs(&self, peer: &PeerId, via: &Via) -> bool {
+        self.peers
+            .get(peer)
+            .and_then(|e| e.sightings.get(via))
+            .is_some_and(|l| !l.addrs.is_empty())
+    }
+
+    /// Whether `peer` is handed over now.
+    pub fn is_visible(&self, peer: &PeerId) -> bool {
+        self.peers.get(peer).is_some_and(|e| e.sent.is_some())
+    }
+
+    /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
+    pub fn seq_of(&self, peer: &PeerId) -> Option<u64> {
+        self.peers.get(peer).and_then(|e| e.seq)
+    }
+
+    /// Recomputes what the node should know of `peer` and says what changed.
+    fn settle(&mut self, peer: &PeerId) -> Option<PeerEvent> {
+        let now = self.clock?;
+        let e = self.peers.get(peer)?;
+        let cur = info(e, self.prober.as_ref());
+        let alive = e.sightings.values().any(|l| l.live);
+        let mut visible = !cur.addrs.is_empty();
+        if visible && e.host.is_none() {
+            visible = self.establish(peer, &cur);
+        }
+        self.file_dead(peer, alive, now);
+        let e = self.peers.get_mut(peer)?;
+        if visible {
+            e.verified_at = Some(now);
+            e.last_place.clear();
+        } else if let Some(last) = &e.sent {
+            // Handed over until now: remember where (its sightings may go next).
+            e.last_place = last.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        }
+        let event = match (&e.sent, visible) {
+            (None, true) => Some(PeerEvent {
+                event: EventKind::Discovered,
+                peer: cur.clone(),
+            }),
+            (Some(last), false) => Some(PeerEvent {
+                event: EventKind::Expired,
+                peer: last.clone(),
+            }),
+            (Some(last), true) if *last != cur => Some(PeerEvent {
+                event: EventKind::Updated,
+                peer: cur.clone(),
+            }),
+            _ => None,
+        };
+        e.sent = visible.then_some(cur);
+        event
+    }
+}
+
+/// A peer's sightings, by way in, in order (a peer has one or two: a small sorted vector is both
+/// smaller and faster than a map).
+#[derive(Clone, Debug, Default)]
+struct Sightings(Vec<(Via, Sighting)>);
+
+impl Sightings {
+    fn pos(&self, via: &Via) -> Result<usize, usize> {
+        self.0.binary_search_by(|(v, _)| v.cmp(via))
+    }
+    fn get(&self, via: &Via) -> Option<&Sighting> {
+        self.pos(via).ok().map(|i| &self.0[i].1)
+    }
+    fn get_mut(&mut self, via: &Via) -> Option<&mut Sighting> {
+        self.pos(via).ok().map(|i| &mut self.0[i].1)
+    }
+    fn insert(&mut self, via: Via, sighting: Sighting) -> Option<Sighting> {
+        match self.pos(&via) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, sighting)),
+            Err(i) => {
+                self.0.insert(i, (via, sighting));
+                None
+            }
+        }
+    }
+    fn remove(&mut self, via: &Via) -> Option<Sighting> {
+        self.pos(via).ok().map(|i| self.0.remove(i).1)
+    }
+    fn values(&self) -> impl Iterator<Item = &Sighting> {
+        self.0.iter().map(|(_, l)| l)
+    }
+    fn iter(&self) -> impl Iterator<Item = (&Via, &Sighting)> {
+        self.0.iter().map(|(v, l)| (v, l))
+    }
+    fn first_via(&self) -> Option<Via> {
+        self.0.first().map(|(v, _)| v.clone())
+    }
+}
+
+fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
+    let mut ips: Vec<IpAddr> = addrs.iter().filter_map(ip_of).collect();
+    ips.sort();
+    ips.dedup();
+    Sighting {
+        ips,
+        spoke_from: Vec::new(),
+        text: addrs.iter().map(|a| a.to_string()).collect(),
+        addrs,
+        last_heard: now,
+        spoke: now,
+        checks: 0,
+        live: true,
+        armed: None,
+        source,
+        // A manual peer stays until the operator's agent restarts. A cached one is a hint: it
+        // must be confirmed (heard on a link, or its address answering) within the timeout.
+        pinned: matches!(source, Source::Manual),
+    }
+}
