@@ -5,7 +5,7 @@
 //! each, listens for a few seconds, and reads a few kernel settings. It may run beside an agent.
 
 use crate::agent::iface;
-use crate::wire::net::{Family, Iface};
+use crate::wire::net::{Errno, Family, Iface};
 use crate::agent::link_socket;
 use crate::wire::{config, dns, stock as libp2p_mdns};
 use serde::Serialize;
@@ -70,30 +70,7 @@ pub struct Facts {
     pub rp_drops: u64,
 }
 
-/// The operating system the advice is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Os {
-    /// Linux.
-    Linux,
-    /// macOS.
-    MacOs,
-}
-
-impl Os {
-    /// This build's system.
-    pub fn current() -> Os {
-        if cfg!(target_os = "macos") {
-            Os::MacOs
-        } else {
-            Os::Linux
-        }
-    }
-}
-
-const EHOSTUNREACH_LINUX: i32 = 113;
-const EHOSTUNREACH_MACOS: i32 = 65;
-const EADDRINUSE_LINUX: i32 = 98;
-const EADDRINUSE_MACOS: i32 = 48;
+pub use crate::wire::net::Os;
 
 /// The cause and a one-line explanation with the fix.
 pub fn verdict(f: &Facts, family: Family, iface: &str, os: Os) -> (Cause, String) {
@@ -134,9 +111,7 @@ fn link_verdict(f: &Facts, family: Family, iface: &str) -> Option<(Cause, String
 /// it, or another step failed.
 fn open_verdict(f: &Facts, family: Family, iface: &str, os: Os) -> Option<(Cause, String)> {
     let (step, errno, msg) = f.open_error.as_ref()?;
-    let in_use = matches!(errno, Some(EADDRINUSE_LINUX) if os == Os::Linux)
-        || matches!(errno, Some(EADDRINUSE_MACOS) if os == Os::MacOs);
-    if in_use {
+    if Errno::of(*errno, os) == Errno::PortInUse {
         let who = if f.port_holders.is_empty() {
             "another program".to_owned()
         } else {
@@ -159,23 +134,27 @@ fn open_verdict(f: &Facts, family: Family, iface: &str, os: Os) -> Option<(Cause
 /// Why the query send failed, if it did, by errno on this system.
 fn send_verdict(f: &Facts, family: Family, iface: &str, os: Os) -> Option<(Cause, String)> {
     let (errno, msg) = f.send_error.as_ref()?;
-    Some(match (os, errno) {
-        (Os::MacOs, Some(EHOSTUNREACH_MACOS)) => (
+    Some(match Errno::of(*errno, os) {
+        Errno::LocalNetworkPrivacy => (
             Cause::LocalNetworkPrivacy,
             format!("multicast send refused ({msg}): macOS Local Network privacy blocks this process; run the agent as the LaunchDaemon in config/, or allow it under System Settings > Privacy & Security > Local Network"),
         ),
-        (_, Some(1) | Some(13)) => (
+        Errno::Firewall => (
             Cause::OutputFirewall,
             format!("multicast send refused ({msg}): an output firewall rule drops UDP 5353 on {iface}; allow it (nft list ruleset / iptables -S OUTPUT)"),
         ),
-        (_, Some(101) | Some(EHOSTUNREACH_LINUX)) | (Os::MacOs, Some(51)) => (
+        Errno::NoRoute => (
             Cause::NoRoute,
             format!("multicast send refused ({msg}): no route for {} on {iface}", match family {
                 Family::V4 => "224.0.0.251",
                 Family::V6 => "ff02::fb",
             }),
         ),
-        _ => (Cause::SendFailed, format!("multicast send failed: {msg}")),
+        Errno::Busy
+        | Errno::NoAddress
+        | Errno::InterfaceGone
+        | Errno::PortInUse
+        | Errno::Other => (Cause::SendFailed, format!("multicast send failed: {msg}")),
     })
 }
 

@@ -4,7 +4,7 @@
 use super::Incoming;
 use crate::engine::exchange::{ASK_WITHIN, SERVE_TIMEOUT};
 use crate::wire::exchange::{self, Ask, Reply};
-use crate::wire::protocol;
+use crate::wire::protocol::{self, DecodeError, FrameDecoder, Framing};
 use crate::agent::unicast;
 use crate::wire::net::HostSpec;
 use async_channel::Sender;
@@ -141,14 +141,15 @@ async fn answer(
     from: SocketAddr,
     tx: Sender<Incoming>,
 ) -> io::Result<()> {
-    let read = futures_lite::future::or(read_frame(&mut stream, exchange::MAX_ASK), async {
-        Timer::after(ASK_WITHIN).await;
-        Err(io::Error::new(io::ErrorKind::TimedOut, "no ask in time"))
-    });
-    let ask = match read.await? {
-        Ok(body) => protocol::decode::<Ask>(&body).map_err(|e| e.to_string()),
-        Err(e) => Err(e),
-    };
+    let decode_ask = |body: &[u8]| protocol::decode::<Ask>(body).map_err(|e| e.to_string());
+    let read = futures_lite::future::or(
+        read_frame(&mut stream, exchange::MAX_ASK, decode_ask),
+        async {
+            Timer::after(ASK_WITHIN).await;
+            Err(io::Error::new(io::ErrorKind::TimedOut, "no ask in time"))
+        },
+    );
+    let ask = read.await?;
     let reply = match ask {
         Ok(ask) => {
             let (reply_tx, reply_rx) = async_channel::bounded(1);
@@ -173,20 +174,33 @@ async fn answer(
     stream.flush().await
 }
 
-/// Reads one frame of at most `max` bytes: its body, or (inner `Err`) why it is refused.
-async fn read_frame(
+/// Most bytes read from a connection at once.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Reads one frame of at most `max` bytes, never a byte past it, and decodes its body: the
+/// value, or (inner `Err`) why it is refused.
+async fn read_frame<T>(
     stream: &mut Async<TcpStream>,
     max: usize,
-) -> io::Result<Result<Vec<u8>, String>> {
-    let mut prefix = [0u8; 4];
-    stream.read_exact(&mut prefix).await?;
-    let len = u32::from_be_bytes(prefix) as usize;
-    if len > max {
-        return Ok(Err(format!("a frame of {len} bytes (at most {max})")));
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> io::Result<Result<T, String>> {
+    let mut frames = FrameDecoder::new(Framing::LengthPrefixed, max);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        let n = frames.wants().min(READ_CHUNK);
+        stream.read_exact(&mut chunk[..n]).await?;
+        let mut input = &chunk[..n];
+        match frames.push(&mut input) {
+            Ok(Some(body)) => return Ok(decode(&body)),
+            Ok(None) => {}
+            Err(DecodeError::TooLarge { len, max }) => {
+                return Ok(Err(format!("a frame of {len} bytes (at most {max})")))
+            }
+            Err(
+                e @ (DecodeError::LineTooLong { .. } | DecodeError::NoRoom | DecodeError::Truncated),
+            ) => return Ok(Err(e.to_string())),
+        }
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
-    Ok(Ok(body))
 }
 
 /// Asks the agent of a static host for its peers: the first of its addresses that takes the
@@ -232,8 +246,7 @@ async fn ask_at(target: SocketAddr, namespace: &str) -> Result<Reply, String> {
         .write_all(&protocol::encode(&Ask::new(namespace)))
         .await
         .map_err(|e| e.to_string())?;
-    let body = read_frame(&mut stream, exchange::MAX_REPLY)
+    read_frame(&mut stream, exchange::MAX_REPLY, exchange::decode_reply)
         .await
-        .map_err(|e| e.to_string())??;
-    exchange::decode_reply(&body)
+        .map_err(|e| e.to_string())?
 }

@@ -161,90 +161,59 @@ impl SocketArg {
     }
 }
 
-#[derive(Args, Debug)]
-pub struct RunArgs {
-    /// TOML config file (see config/exo-discovery.toml); flags override it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Socket path for the node (default: $XDG_RUNTIME_DIR/exo-discovery/agent.sock, else
-    /// /tmp/exo-discovery-<uid>/agent.sock; the agent creates that directory owner-only and
-    /// refuses to start if it belongs to someone else or is open to others).
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// Use only interfaces matching this glob (repeatable).
-    #[arg(long = "interface", value_name = "GLOB")]
-    pub interfaces: Vec<String>,
-    /// Never use interfaces matching this glob (repeatable).
-    #[arg(long = "exclude-interface", value_name = "GLOB")]
-    pub exclude_interfaces: Vec<String>,
-    /// Cluster namespace (default "exo").
-    #[arg(long, value_name = "NS")]
-    pub namespace: Option<String>,
-    /// Use loopback interfaces too.
-    #[arg(long)]
-    pub loopback: bool,
-    /// Drop a peer not heard on a link for this many seconds (at least 5; default 60). Unless the
-    /// config file sets announce_interval_secs, own nodes are then re-announced every 30 s or
-    /// every SECS/2 s, whichever is shorter; if it does, that interval must be below SECS.
-    #[arg(long, value_name = "SECS")]
-    pub peer_timeout: Option<u64>,
-    /// Also hand over stock libp2p-mdns nodes (unsigned).
-    #[arg(long)]
-    pub accept_unsigned: bool,
-    /// Hand over addresses without checking that they answer a TCP connect.
-    #[arg(long)]
-    pub no_verify_reachability: bool,
-    /// Ask this host's agent for its records by unicast (repeatable): IP, IP%zone or name.
-    #[arg(long = "static-host", value_name = "HOST")]
-    pub static_hosts: Vec<String>,
-    /// Neither answer other agents' peer exchange (TCP port 5353) nor ask static hosts for
-    /// their peers.
-    #[arg(long)]
-    pub no_peer_exchange: bool,
-    /// Also answer peer exchange from agents in this address range (repeatable): `10.1.0.0/16`,
-    /// `fd00::/8` or one address. Agents on this host's links and its static hosts are always
-    /// answered; anyone else is refused.
-    #[arg(long = "exchange-allow", value_name = "CIDR")]
-    pub exchange_allow: Vec<String>,
-    /// Where the peer cache is kept.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Keep this file equal to `peers --json` (replaced whole, at most every 100 ms while peers
-    /// change), for programs that do not speak the socket.
-    #[arg(long, value_name = "PATH")]
-    pub peers_file: Option<PathBuf>,
-    /// The peers file's form: json (as `peers --json`) or csv (every address on one line, as
-    /// `peers --format csv`).
-    #[arg(long, value_name = "FORMAT", value_parser = ["json", "csv"])]
-    pub peers_file_format: Option<String>,
+/// Declares [`RunArgs`]: `--config`, then a flag for each option of
+/// [`crate::wire::config::with_options`] that has one, in the list's order, and what they set.
+macro_rules! run_args {
+    ($(
+        $(#[$doc:meta])+
+        $name:ident: $ty:ty = $default:expr;
+        file $file_ty:ty, $merge:ident;
+        $(flag $(#[$flag_attr:meta])* $flag:ident: $flag_ty:ty => $conv:expr;)?
+    )*) => {
+        #[derive(Args, Debug)]
+        pub struct RunArgs {
+            /// TOML config file (see config/exo-discovery.toml); flags override it.
+            #[arg(long, value_name = "FILE")]
+            pub config: Option<PathBuf>,
+            $($($(#[$flag_attr])* pub $flag: $flag_ty,)?)*
+        }
+
+        impl RunArgs {
+            /// What the flags set; the merge with the file and the checks are
+            /// [`crate::wire::config::Config::merge`]'s.
+            pub fn overrides(&self) -> Overrides {
+                Overrides {
+                    $($($name: $conv(&self.$flag),)?)*
+                    ..Overrides::default()
+                }
+            }
+        }
+    };
 }
 
-impl RunArgs {
-    /// What the flags set; the merge with the file and the checks are
-    /// [`crate::wire::config::Config::merge`]'s.
-    pub fn overrides(&self) -> Overrides {
-        let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
-        Overrides {
-            socket: self.socket.clone(),
-            namespace: self.namespace.clone(),
-            interfaces: non_empty(&self.interfaces),
-            exclude_interfaces: self.exclude_interfaces.clone(),
-            loopback: self.loopback.then_some(true),
-            peer_timeout_secs: self.peer_timeout,
-            accept_unsigned: self.accept_unsigned.then_some(true),
-            verify_reachability: self.no_verify_reachability.then_some(false),
-            static_hosts: self.static_hosts.clone(),
-            peer_exchange: self.no_peer_exchange.then_some(false),
-            exchange_allow: self.exchange_allow.clone(),
-            state_dir: self.state_dir.clone(),
-            peers_file: self.peers_file.clone(),
-            peers_file_format: self.peers_file_format.as_deref().map(|f| match f {
-                "csv" => PeersFormat::Csv,
-                _ => PeersFormat::Json,
-            }),
-            ..Overrides::default()
-        }
-    }
+config::with_options!(run_args);
+
+/// A flag's value, as the layer's.
+fn given<T: Clone>(value: &T) -> T {
+    value.clone()
+}
+
+/// A switch that, when given, sets its option to `value`.
+fn switch(value: bool) -> impl Fn(&bool) -> Option<bool> {
+    move |given| given.then_some(value)
+}
+
+/// A repeatable flag whose list replaces the one below: given none, it sets nothing.
+fn non_empty(values: &[String]) -> Option<Vec<String>> {
+    (!values.is_empty()).then(|| values.to_vec())
+}
+
+/// `--peers-file-format`, one of the values clap lets through.
+fn peers_format(format: &Option<String>) -> Option<PeersFormat> {
+    format.as_deref().map(|f| match f {
+        "csv" => PeersFormat::Csv,
+        _ => PeersFormat::Json,
+    })
 }
 
 /// The `add-peer` address as text, once it is known to end in `/p2p/<peer-id>`.

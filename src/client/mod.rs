@@ -18,7 +18,9 @@
 
 pub mod reconnect;
 
-use crate::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind, PeerInfo};
+use crate::wire::protocol::{
+    self, AgentMsg, ClientMsg, ErrorKind, FrameDecoder, Framing, PeerInfo, SnapshotJoiner,
+};
 use crate::wire::record;
 use libp2p_identity::{Keypair, PeerId};
 use multiaddr::Multiaddr;
@@ -101,9 +103,10 @@ pub struct Client {
     namespace: String,
 }
 
-/// Most bytes of one snapshot sent in parts: far more than the agent's bounds allow
-/// (1,024 peers of a few KiB), so a server that never ends one is cut off.
-pub const MAX_SNAPSHOT_BYTES: usize = 64 * protocol::MAX_FRAME;
+pub use crate::wire::protocol::MAX_SNAPSHOT_BYTES;
+
+/// Most bytes read from the socket at once.
+const READ_CHUNK: usize = 8 * 1024;
 
 impl Client {
     /// Connects to the agent at `path` and does the handshake.
@@ -250,42 +253,36 @@ impl Client {
     /// Blocks for the next message (events after [`Client::subscribe`]; a `Snapshot` replaces
     /// everything known before it). A snapshot sent in parts comes back whole.
     pub fn next_message(&mut self) -> Result<AgentMsg, ClientError> {
-        let mut parts: Vec<PeerInfo> = Vec::new();
-        let mut read = 0;
+        let mut joiner = SnapshotJoiner::new();
         loop {
             let (msg, len) = self.next_frame()?;
-            match msg {
-                AgentMsg::SnapshotPart(p) => {
-                    read += len;
-                    if read > MAX_SNAPSHOT_BYTES {
-                        return Err(ClientError::Protocol(format!(
-                            "snapshot larger than {MAX_SNAPSHOT_BYTES} bytes"
-                        )));
-                    }
-                    parts.extend(p);
-                }
-                AgentMsg::Snapshot(rest) if !parts.is_empty() => {
-                    parts.extend(rest);
-                    return Ok(AgentMsg::Snapshot(parts));
-                }
-                other if parts.is_empty() => return Ok(other),
-                other => {
-                    return Err(ClientError::Protocol(format!(
-                        "snapshot part followed by {other:?}"
-                    )))
-                }
+            let joined = joiner
+                .push(msg, len)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Some(msg) = joined {
+                return Ok(msg);
             }
         }
     }
 
+    /// Reads one frame, never a byte past it (a caller waiting on [`Client::stream`] finds
+    /// nothing held back here), and decodes it: the message and its body's length.
     fn next_frame(&mut self) -> Result<(AgentMsg, usize), ClientError> {
-        let mut prefix = [0u8; 4];
-        self.stream.read_exact(&mut prefix)?;
-        let len = protocol::body_len(prefix).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let mut body = vec![0u8; len];
-        self.stream.read_exact(&mut body)?;
-        let msg = protocol::decode(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok((msg, len))
+        let mut frames = FrameDecoder::new(Framing::LengthPrefixed, protocol::MAX_FRAME);
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            let n = frames.wants().min(READ_CHUNK);
+            self.stream.read_exact(&mut chunk[..n])?;
+            let mut input = &chunk[..n];
+            let frame = frames
+                .push(&mut input)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if let Some(body) = frame {
+                let msg =
+                    protocol::decode(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                return Ok((msg, body.len()));
+            }
+        }
     }
 
     /// The underlying stream (to wait on it, or to shut it down from another thread).

@@ -23,57 +23,248 @@ pub const DEFAULT_NAMESPACE: &str = "exo";
 /// [`derived_announce_interval_secs`]).
 pub const DEFAULT_ANNOUNCE_INTERVAL_SECS: u64 = 30;
 
-/// Every option of the agent, as in force. The TOML file and the flags are [`Overrides`] with the
-/// same names, merged by [`Config::merge`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    /// Local socket path; empty means the default (`sys::default_socket_path`), whose directory the agent makes
-    /// owner-only and checks. A path set here is used as given.
-    pub socket: Option<PathBuf>,
-    /// Cluster namespace; records of other namespaces are ignored.
-    pub namespace: String,
-    /// Only interfaces whose name matches one of these globs (`*`, `?`); empty means all.
-    pub interfaces: Vec<String>,
-    /// Interfaces whose name matches one of these globs are never used.
-    pub exclude_interfaces: Vec<String>,
-    /// Use loopback interfaces too (off: loopback is excluded).
-    pub loopback: bool,
-    /// A peer not heard on a link for this many seconds is dropped from that link.
-    pub peer_timeout_secs: u64,
-    /// Own registrations are re-announced this often, in seconds (keeps peers' liveness fresh).
-    /// When no layer sets it, [`derived_announce_interval_secs`] of the peer timeout.
-    pub announce_interval_secs: u64,
-    /// Upper bound, in seconds, of the interval between `_p2p._udp` queries on each link (also held
-    /// to `peer_timeout_secs`). Queries find peers whose announcements were missed; they carry the
-    /// peers already held as known answers, so a settled link answers them with nothing.
-    pub query_interval_max_secs: u64,
-    /// How often interfaces are re-listed, in milliseconds.
-    pub interface_poll_ms: u64,
-    /// Hand over peers found by stock libp2p-mdns nodes' unsigned answers.
-    pub accept_unsigned: bool,
-    /// Hand over only addresses that answer a TCP connect from this host.
-    pub verify_reachability: bool,
-    /// How long a reachability probe waits for the connection, in milliseconds.
-    pub probe_timeout_ms: u64,
-    /// Hosts (IP, `IP%zone` or name) whose agent is asked for its records by unicast.
-    pub static_hosts: Vec<String>,
-    /// How often each static host is asked, in seconds.
-    pub static_poll_secs: u64,
-    /// Peer exchange (see [`crate::wire::exchange`]): answer other agents' asks on TCP port 5353 with
-    /// the peers handed over here, and ask each static host's agent for its peers too. Asking
-    /// needs `verify_reachability` (what a host hands over is checked from here before use).
-    pub peer_exchange: bool,
-    /// Address ranges (`10.1.0.0/16`, `fd00::/8`, or one address) whose agents may ask this one
-    /// for its peers by peer exchange although they are not on one of its links nor among its
-    /// static hosts (a routed subnet, say). Everyone else off the link is refused.
-    pub exchange_allow: Vec<String>,
-    /// Where the peer cache is kept; `None` means the system's default (`sys::default_state_dir`).
-    pub state_dir: Option<PathBuf>,
-    /// A file kept equal to `peers --json` (or its CSV form) for programs that do not speak the
-    /// socket; `None`: no file.
-    pub peers_file: Option<PathBuf>,
-    /// The form of `peers_file`.
-    pub peers_file_format: PeersFormat,
+/// Every option of the agent, once: its doc, `name: type = default` in force (the name is its
+/// TOML key), `file` with its type in an [`Overrides`] layer and how a layer merges into the one
+/// below ([`replace`], [`replace_some`] or [`add`]), and, for those the `run` command takes as a
+/// flag, `flag` with the flag's help and clap attributes, its field, and the function (in
+/// `cli::args`) that turns the flag's value into the layer's.
+///
+/// Invokes `$m!` with the list. Here it declares [`Config`], its defaults, [`Overrides`],
+/// [`Config::apply`] and [`OPTION_KEYS`]; the command line declares its `run` flags from it.
+macro_rules! with_options {
+    ($m:ident) => {
+        $m! {
+            /// Local socket path; empty means the default (`sys::default_socket_path`), whose
+            /// directory the agent makes owner-only and checks. A path set here is used as given.
+            socket: Option<std::path::PathBuf> = None;
+            file Option<std::path::PathBuf>, replace_some;
+            flag
+            /// Socket path for the node (default: $XDG_RUNTIME_DIR/exo-discovery/agent.sock, else
+            /// /tmp/exo-discovery-<uid>/agent.sock; the agent creates that directory owner-only and
+            /// refuses to start if it belongs to someone else or is open to others).
+            #[arg(long, value_name = "PATH")]
+            socket: Option<std::path::PathBuf> => given;
+
+            /// Only interfaces whose name matches one of these globs (`*`, `?`); empty means all.
+            /// A layer's list replaces the one below (an empty list means all interfaces).
+            interfaces: Vec<String> = Vec::new();
+            file Option<Vec<String>>, replace;
+            flag
+            /// Use only interfaces matching this glob (repeatable).
+            #[arg(long = "interface", value_name = "GLOB")]
+            interfaces: Vec<String> => non_empty;
+
+            /// Interfaces whose name matches one of these globs are never used. A layer's list
+            /// adds to the one below.
+            exclude_interfaces: Vec<String> = Vec::new();
+            file Vec<String>, add;
+            flag
+            /// Never use interfaces matching this glob (repeatable).
+            #[arg(long = "exclude-interface", value_name = "GLOB")]
+            exclude_interfaces: Vec<String> => given;
+
+            /// Cluster namespace; records of other namespaces are ignored.
+            namespace: String = $crate::wire::config::DEFAULT_NAMESPACE.to_owned();
+            file Option<String>, replace;
+            flag
+            /// Cluster namespace (default "exo").
+            #[arg(long, value_name = "NS")]
+            namespace: Option<String> => given;
+
+            /// Use loopback interfaces too (off: loopback is excluded).
+            loopback: bool = false;
+            file Option<bool>, replace;
+            flag
+            /// Use loopback interfaces too.
+            #[arg(long)]
+            loopback: bool => switch(true);
+
+            /// A peer not heard on a link for this many seconds is dropped from that link.
+            peer_timeout_secs: u64 = 60;
+            file Option<u64>, replace;
+            flag
+            /// Drop a peer not heard on a link for this many seconds (at least 5; default 60). Unless the
+            /// config file sets announce_interval_secs, own nodes are then re-announced every 30 s or
+            /// every SECS/2 s, whichever is shorter; if it does, that interval must be below SECS.
+            #[arg(long, value_name = "SECS")]
+            peer_timeout: Option<u64> => given;
+
+            /// Own registrations are re-announced this often, in seconds (keeps peers' liveness
+            /// fresh). When no layer sets it, [`derived_announce_interval_secs`] of the peer
+            /// timeout.
+            announce_interval_secs: u64 = $crate::wire::config::DEFAULT_ANNOUNCE_INTERVAL_SECS;
+            file Option<u64>, replace;
+
+            /// Upper bound, in seconds, of the interval between `_p2p._udp` queries on each link
+            /// (also held to `peer_timeout_secs`). Queries find peers whose announcements were
+            /// missed; they carry the peers already held as known answers, so a settled link
+            /// answers them with nothing.
+            query_interval_max_secs: u64 = 60;
+            file Option<u64>, replace;
+
+            /// How often interfaces are re-listed, in milliseconds.
+            interface_poll_ms: u64 = 1000;
+            file Option<u64>, replace;
+
+            /// Hand over peers found by stock libp2p-mdns nodes' unsigned answers.
+            accept_unsigned: bool = false;
+            file Option<bool>, replace;
+            flag
+            /// Also hand over stock libp2p-mdns nodes (unsigned).
+            #[arg(long)]
+            accept_unsigned: bool => switch(true);
+
+            /// Hand over only addresses that answer a TCP connect from this host.
+            verify_reachability: bool = true;
+            file Option<bool>, replace;
+            flag
+            /// Hand over addresses without checking that they answer a TCP connect.
+            #[arg(long)]
+            no_verify_reachability: bool => switch(false);
+
+            /// How long a reachability probe waits for the connection, in milliseconds.
+            probe_timeout_ms: u64 = 1000;
+            file Option<u64>, replace;
+
+            /// Hosts (IP, `IP%zone` or name) whose agent is asked for its records by unicast. A
+            /// layer's list adds to the one below.
+            static_hosts: Vec<String> = Vec::new();
+            file Vec<String>, add;
+            flag
+            /// Ask this host's agent for its records by unicast (repeatable): IP, IP%zone or name.
+            #[arg(long = "static-host", value_name = "HOST")]
+            static_hosts: Vec<String> => given;
+
+            /// How often each static host is asked, in seconds.
+            static_poll_secs: u64 = 5;
+            file Option<u64>, replace;
+
+            /// Peer exchange (see [`crate::wire::exchange`]): answer other agents' asks on TCP port
+            /// 5353 with the peers handed over here, and ask each static host's agent for its
+            /// peers too. Asking needs `verify_reachability` (what a host hands over is checked
+            /// from here before use).
+            peer_exchange: bool = true;
+            file Option<bool>, replace;
+            flag
+            /// Neither answer other agents' peer exchange (TCP port 5353) nor ask static hosts for
+            /// their peers.
+            #[arg(long)]
+            no_peer_exchange: bool => switch(false);
+
+            /// Address ranges (`10.1.0.0/16`, `fd00::/8`, or one address) whose agents may ask this
+            /// one for its peers by peer exchange although they are not on one of its links nor
+            /// among its static hosts (a routed subnet, say). Everyone else off the link is
+            /// refused. A layer's list adds to the one below.
+            exchange_allow: Vec<String> = Vec::new();
+            file Vec<String>, add;
+            flag
+            /// Also answer peer exchange from agents in this address range (repeatable): `10.1.0.0/16`,
+            /// `fd00::/8` or one address. Agents on this host's links and its static hosts are always
+            /// answered; anyone else is refused.
+            #[arg(long = "exchange-allow", value_name = "CIDR")]
+            exchange_allow: Vec<String> => given;
+
+            /// Where the peer cache is kept; `None` means the system's default
+            /// (`sys::default_state_dir`).
+            state_dir: Option<std::path::PathBuf> = None;
+            file Option<std::path::PathBuf>, replace_some;
+            flag
+            /// Where the peer cache is kept.
+            #[arg(long, value_name = "DIR")]
+            state_dir: Option<std::path::PathBuf> => given;
+
+            /// A file kept equal to `peers --json` (or its CSV form) for programs that do not speak
+            /// the socket; `None`: no file.
+            peers_file: Option<std::path::PathBuf> = None;
+            file Option<std::path::PathBuf>, replace_some;
+            flag
+            /// Keep this file equal to `peers --json` (replaced whole, at most every 100 ms while peers
+            /// change), for programs that do not speak the socket.
+            #[arg(long, value_name = "PATH")]
+            peers_file: Option<std::path::PathBuf> => given;
+
+            /// The form of `peers_file`.
+            peers_file_format: $crate::wire::config::PeersFormat =
+                $crate::wire::config::PeersFormat::Json;
+            file Option<$crate::wire::config::PeersFormat>, replace;
+            flag
+            /// The peers file's form: json (as `peers --json`) or csv (every address on one line, as
+            /// `peers --format csv`).
+            #[arg(long, value_name = "FORMAT", value_parser = ["json", "csv"])]
+            peers_file_format: Option<String> => peers_format;
+        }
+    };
+}
+pub(crate) use with_options;
+
+/// Declares [`Config`], its defaults, [`Overrides`], [`Config::apply`] and [`OPTION_KEYS`] from
+/// the list of [`with_options`].
+macro_rules! config_types {
+    ($(
+        $(#[$doc:meta])+
+        $name:ident: $ty:ty = $default:expr;
+        file $file_ty:ty, $merge:ident;
+        $(flag $(#[$flag_attr:meta])* $flag:ident: $flag_ty:ty => $conv:expr;)?
+    )*) => {
+        /// Every option of the agent, as in force. The TOML file and the flags are [`Overrides`]
+        /// with the same names, merged by [`Config::merge`].
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct Config {
+            $($(#[$doc])+ pub $name: $ty,)*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config {
+                    $($name: $default,)*
+                }
+            }
+        }
+
+        /// What one source of settings sets: the TOML config file, or the `run` flags. Every
+        /// field is optional and named as in [`Config`]; an unset field leaves what the layer
+        /// below set. `exclude_interfaces`, `static_hosts` and `exchange_allow` add to the layer
+        /// below; everything else replaces it.
+        #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Overrides {
+            $(
+                #[doc = concat!("See [`Config::", stringify!($name), "`].")]
+                pub $name: $file_ty,
+            )*
+        }
+
+        impl Config {
+            /// `o` over this: each option merged by its rule.
+            fn apply(&mut self, o: &Overrides) {
+                $($merge(&mut self.$name, &o.$name);)*
+            }
+        }
+
+        /// Every option's TOML key, in the order of [`Config`].
+        pub const OPTION_KEYS: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+with_options!(config_types);
+
+/// A layer's value, when it sets one, replaces the one below.
+fn replace<T: Clone>(field: &mut T, value: &Option<T>) {
+    if let Some(v) = value {
+        *field = v.clone();
+    }
+}
+
+/// A layer's value, when it sets one, replaces the one below (an option unset by default).
+fn replace_some<T: Clone>(field: &mut Option<T>, value: &Option<T>) {
+    if let Some(v) = value {
+        *field = Some(v.clone());
+    }
+}
+
+/// A layer's list adds to the one below.
+fn add<T: Clone>(field: &mut Vec<T>, value: &[T]) {
+    field.extend(value.iter().cloned());
 }
 
 /// The form of the peers file.
@@ -85,80 +276,6 @@ pub enum PeersFormat {
     Json,
     /// What `peers --format csv` prints: every address of every peer on one line.
     Csv,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            socket: None,
-            namespace: DEFAULT_NAMESPACE.to_owned(),
-            interfaces: Vec::new(),
-            exclude_interfaces: Vec::new(),
-            loopback: false,
-            peer_timeout_secs: 60,
-            announce_interval_secs: DEFAULT_ANNOUNCE_INTERVAL_SECS,
-            query_interval_max_secs: 60,
-            interface_poll_ms: 1000,
-            accept_unsigned: false,
-            verify_reachability: true,
-            probe_timeout_ms: 1000,
-            static_hosts: Vec::new(),
-            static_poll_secs: 5,
-            peer_exchange: true,
-            exchange_allow: Vec::new(),
-            state_dir: None,
-            peers_file: None,
-            peers_file_format: PeersFormat::Json,
-        }
-    }
-}
-
-/// What one source of settings sets: the TOML config file, or the `run` flags. Every field is
-/// optional and named as in [`Config`]; an unset field leaves what the layer below set.
-/// `exclude_interfaces`, `static_hosts` and `exchange_allow` add to the layer below; everything
-/// else replaces it.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Overrides {
-    /// See [`Config::socket`].
-    pub socket: Option<PathBuf>,
-    /// See [`Config::namespace`].
-    pub namespace: Option<String>,
-    /// See [`Config::interfaces`]; replaces the list below (an empty list means all interfaces).
-    pub interfaces: Option<Vec<String>>,
-    /// See [`Config::exclude_interfaces`]; added to the list below.
-    pub exclude_interfaces: Vec<String>,
-    /// See [`Config::loopback`].
-    pub loopback: Option<bool>,
-    /// See [`Config::peer_timeout_secs`].
-    pub peer_timeout_secs: Option<u64>,
-    /// See [`Config::announce_interval_secs`]; when no layer sets it, it is derived from the peer
-    /// timeout.
-    pub announce_interval_secs: Option<u64>,
-    /// See [`Config::query_interval_max_secs`].
-    pub query_interval_max_secs: Option<u64>,
-    /// See [`Config::interface_poll_ms`].
-    pub interface_poll_ms: Option<u64>,
-    /// See [`Config::accept_unsigned`].
-    pub accept_unsigned: Option<bool>,
-    /// See [`Config::verify_reachability`].
-    pub verify_reachability: Option<bool>,
-    /// See [`Config::probe_timeout_ms`].
-    pub probe_timeout_ms: Option<u64>,
-    /// See [`Config::static_hosts`]; added to the list below.
-    pub static_hosts: Vec<String>,
-    /// See [`Config::static_poll_secs`].
-    pub static_poll_secs: Option<u64>,
-    /// See [`Config::peer_exchange`].
-    pub peer_exchange: Option<bool>,
-    /// See [`Config::exchange_allow`]; added to the list below.
-    pub exchange_allow: Vec<String>,
-    /// See [`Config::state_dir`].
-    pub state_dir: Option<PathBuf>,
-    /// See [`Config::peers_file`].
-    pub peers_file: Option<PathBuf>,
-    /// See [`Config::peers_file_format`].
-    pub peers_file_format: Option<PeersFormat>,
 }
 
 impl Overrides {
@@ -210,43 +327,6 @@ impl Config {
         }
         c.validate()?;
         Ok(c)
-    }
-
-    fn apply(&mut self, o: &Overrides) {
-        fn set<T: Clone>(field: &mut T, value: &Option<T>) {
-            if let Some(v) = value {
-                *field = v.clone();
-            }
-        }
-        if let Some(s) = &o.socket {
-            self.socket = Some(s.clone());
-        }
-        set(&mut self.namespace, &o.namespace);
-        set(&mut self.interfaces, &o.interfaces);
-        self.exclude_interfaces
-            .extend(o.exclude_interfaces.iter().cloned());
-        set(&mut self.loopback, &o.loopback);
-        set(&mut self.peer_timeout_secs, &o.peer_timeout_secs);
-        set(&mut self.announce_interval_secs, &o.announce_interval_secs);
-        set(
-            &mut self.query_interval_max_secs,
-            &o.query_interval_max_secs,
-        );
-        set(&mut self.interface_poll_ms, &o.interface_poll_ms);
-        set(&mut self.accept_unsigned, &o.accept_unsigned);
-        set(&mut self.verify_reachability, &o.verify_reachability);
-        set(&mut self.probe_timeout_ms, &o.probe_timeout_ms);
-        self.static_hosts.extend(o.static_hosts.iter().cloned());
-        set(&mut self.static_poll_secs, &o.static_poll_secs);
-        set(&mut self.peer_exchange, &o.peer_exchange);
-        self.exchange_allow.extend(o.exchange_allow.iter().cloned());
-        if let Some(f) = &o.peers_file {
-            self.peers_file = Some(f.clone());
-        }
-        set(&mut self.peers_file_format, &o.peers_file_format);
-        if let Some(d) = &o.state_dir {
-            self.state_dir = Some(d.clone());
-        }
     }
 
     /// Checks values that TOML types alone cannot; each error names the option and its value.
@@ -451,6 +531,20 @@ mod tests {
     fn shipped_config_equals_defaults() {
         let text = include_str!("../../config/exo-discovery.toml");
         assert_eq!(Config::from_toml(text).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn shipped_config_shows_every_option() {
+        let text = include_str!("../../config/exo-discovery.toml");
+        for key in OPTION_KEYS {
+            let shown = text.lines().any(|l| {
+                let l = l.trim_start_matches("# ");
+                l.strip_prefix(key)
+                    .is_some_and(|rest| rest.starts_with(" = "))
+            });
+            assert!(shown, "{key} is not in config/exo-discovery.toml");
+        }
+        assert_eq!(OPTION_KEYS.len(), 19);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! - [`record`]: a node's signed record; [`instance`]: DNS-SD instance names and their records;
 //!   [`dns`]: the DNS reader and builder; [`stock`]: the stock libp2p-mdns dialect;
+//! - [`frame`]: frames out of a byte stream, however it is cut (length-prefixed or lines);
 //! - [`protocol`] and [`protocol_json`]: the local socket's frames, binary and JSON lines;
 //!   [`exchange`]: the peer exchange's frames; [`cache`]: the peer cache's encoding;
 //!   [`config`]: the configuration file and its options; [`peers_file`]: the peers file's text;
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod config;
 pub mod dns;
 pub mod exchange;
+pub mod frame;
 pub mod instance;
 pub mod net;
 pub mod peers_file;

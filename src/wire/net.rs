@@ -181,41 +181,133 @@ pub enum SendClass {
 }
 
 
-/// How lasting a refused send is, by its errno (pure; see [`SendClass`]).
-pub fn send_class(errno: Option<i32>) -> SendClass {
-    use nix::libc;
-    match errno {
-        Some(libc::ENOBUFS) | Some(libc::EAGAIN) | Some(libc::EINTR) | Some(libc::ENOMEM) => {
-            SendClass::Transient
+/// The operating system an errno is read for: the numbers differ between Linux and macOS, and so,
+/// for EHOSTUNREACH, does the meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Os {
+    /// Linux.
+    Linux,
+    /// macOS.
+    MacOs,
+}
+
+impl Os {
+    /// This build's system.
+    pub fn current() -> Os {
+        if cfg!(target_os = "macos") {
+            Os::MacOs
+        } else {
+            Os::Linux
         }
-        #[cfg(target_os = "macos")]
-        Some(libc::EHOSTUNREACH) => SendClass::Permanent,
-        Some(libc::EPERM) | Some(libc::EACCES) => SendClass::Policy,
-        _ => SendClass::Permanent,
     }
 }
 
-/// What a refused multicast send most likely means on this system.
+/// What an errno from a socket call means: the one errno table. The agent classes and explains
+/// its refused sends by it, `doctor` its refused sends and binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Errno {
+    /// A full queue, an interrupted call, a moment without memory (ENOBUFS, EAGAIN, EINTR,
+    /// ENOMEM).
+    Busy,
+    /// A firewall rule or a permission (EPERM, EACCES).
+    Firewall,
+    /// macOS Local Network privacy refusing this process (EHOSTUNREACH on macOS: for a send
+    /// pinned to one interface, the agent takes it for that).
+    LocalNetworkPrivacy,
+    /// No route for the destination (ENETUNREACH; EHOSTUNREACH on Linux).
+    NoRoute,
+    /// No usable source address (EADDRNOTAVAIL).
+    NoAddress,
+    /// The interface is gone (ENODEV, ENXIO).
+    InterfaceGone,
+    /// The port is held by a socket that does not share it (EADDRINUSE).
+    PortInUse,
+    /// Anything else, or no errno at all.
+    Other,
+}
+
+/// The table: each errno's number on Linux and on macOS (`None`: not this meaning there), and
+/// what it means.
+const ERRNOS: [(&str, Option<i32>, Option<i32>, Errno); 13] = [
+    ("ENOBUFS", Some(105), Some(55), Errno::Busy),
+    ("EAGAIN", Some(11), Some(35), Errno::Busy),
+    ("EINTR", Some(4), Some(4), Errno::Busy),
+    ("ENOMEM", Some(12), Some(12), Errno::Busy),
+    ("EPERM", Some(1), Some(1), Errno::Firewall),
+    ("EACCES", Some(13), Some(13), Errno::Firewall),
+    ("ENETUNREACH", Some(101), Some(51), Errno::NoRoute),
+    ("EHOSTUNREACH", Some(113), None, Errno::NoRoute),
+    ("EHOSTUNREACH", None, Some(65), Errno::LocalNetworkPrivacy),
+    ("EADDRNOTAVAIL", Some(99), Some(49), Errno::NoAddress),
+    ("ENODEV", Some(19), Some(19), Errno::InterfaceGone),
+    ("ENXIO", Some(6), Some(6), Errno::InterfaceGone),
+    ("EADDRINUSE", Some(98), Some(48), Errno::PortInUse),
+];
+
+impl Errno {
+    /// What `errno` means on `os`.
+    pub fn of(errno: Option<i32>, os: Os) -> Errno {
+        let Some(n) = errno else {
+            return Errno::Other;
+        };
+        let number = |&(_, linux, macos, _): &(&str, Option<i32>, Option<i32>, Errno)| match os {
+            Os::Linux => linux,
+            Os::MacOs => macos,
+        };
+        ERRNOS
+            .iter()
+            .find(|row| number(row) == Some(n))
+            .map_or(Errno::Other, |row| row.3)
+    }
+
+    /// What `errno` means on this system.
+    pub fn here(errno: Option<i32>) -> Errno {
+        Errno::of(errno, Os::current())
+    }
+
+    /// How lasting a refused send with this errno is.
+    pub fn class(self) -> SendClass {
+        match self {
+            Errno::Busy => SendClass::Transient,
+            Errno::Firewall => SendClass::Policy,
+            Errno::LocalNetworkPrivacy
+            | Errno::NoRoute
+            | Errno::NoAddress
+            | Errno::InterfaceGone
+            | Errno::PortInUse
+            | Errno::Other => SendClass::Permanent,
+        }
+    }
+
+    /// What a refused multicast send with this errno most likely means, for a log line.
+    pub fn explanation(self) -> &'static str {
+        match self {
+            Errno::LocalNetworkPrivacy => {
+                "macOS Local Network privacy blocks this process: run the agent as the \
+                 LaunchDaemon in config/ or grant it Local Network access"
+            }
+            Errno::Firewall => "an output firewall rule refuses it",
+            Errno::NoRoute => "no route for multicast on it",
+            Errno::NoAddress => "it has no usable source address",
+            Errno::InterfaceGone => "the interface is gone",
+            Errno::Busy | Errno::PortInUse | Errno::Other => "the system refused it",
+        }
+    }
+}
+
+/// How lasting a refused send is, by its errno on this system (see [`Errno`]).
+pub fn send_class(errno: Option<i32>) -> SendClass {
+    Errno::here(errno).class()
+}
+
+/// What a refused multicast send most likely means on this system (see [`Errno`]).
 ///
 /// EHOSTUNREACH differs: on Linux it is a missing route, like ENETUNREACH. On macOS it is also
 /// what Local Network privacy is reported to return to a process it has not allowed (os error 65;
 /// see the README's macOS section for what is verified), and for a send pinned to one interface
 /// the agent takes it for that.
 pub fn explain_send_error(err: &io::Error) -> &'static str {
-    match err.raw_os_error() {
-        #[cfg(target_os = "macos")]
-        Some(nix::libc::EHOSTUNREACH) => {
-            "macOS Local Network privacy blocks this process: run the agent as the LaunchDaemon \
-             in config/ or grant it Local Network access"
-        }
-        #[cfg(not(target_os = "macos"))]
-        Some(nix::libc::EHOSTUNREACH) => "no route for multicast on it",
-        Some(nix::libc::EPERM) | Some(nix::libc::EACCES) => "an output firewall rule refuses it",
-        Some(nix::libc::ENETUNREACH) => "no route for multicast on it",
-        Some(nix::libc::EADDRNOTAVAIL) => "it has no usable source address",
-        Some(nix::libc::ENODEV) | Some(nix::libc::ENXIO) => "the interface is gone",
-        _ => "the system refused it",
-    }
+    Errno::here(err.raw_os_error()).explanation()
 }
 
 #[cfg(test)]
@@ -235,5 +327,49 @@ mod tests {
             assert_eq!(send_class(Some(e)), SendClass::Permanent, "{e}");
         }
         assert_eq!(send_class(None), SendClass::Permanent);
+    }
+
+    #[test]
+    fn the_table_agrees_with_this_systems_errno_numbers() {
+        let here = [
+            (libc::ENOBUFS, Errno::Busy),
+            (libc::EAGAIN, Errno::Busy),
+            (libc::EINTR, Errno::Busy),
+            (libc::ENOMEM, Errno::Busy),
+            (libc::EPERM, Errno::Firewall),
+            (libc::EACCES, Errno::Firewall),
+            (libc::ENETUNREACH, Errno::NoRoute),
+            (libc::EADDRNOTAVAIL, Errno::NoAddress),
+            (libc::ENODEV, Errno::InterfaceGone),
+            (libc::ENXIO, Errno::InterfaceGone),
+            (libc::EADDRINUSE, Errno::PortInUse),
+            (libc::ECONNREFUSED, Errno::Other),
+        ];
+        for (n, meaning) in here {
+            assert_eq!(Errno::here(Some(n)), meaning, "errno {n}");
+        }
+        let unreachable = if cfg!(target_os = "macos") {
+            Errno::LocalNetworkPrivacy
+        } else {
+            Errno::NoRoute
+        };
+        assert_eq!(Errno::here(Some(libc::EHOSTUNREACH)), unreachable);
+        // The other system's numbers.
+        assert_eq!(Errno::of(Some(65), Os::MacOs), Errno::LocalNetworkPrivacy);
+        assert_eq!(Errno::of(Some(65), Os::Linux), Errno::Other);
+        assert_eq!(Errno::of(Some(113), Os::Linux), Errno::NoRoute);
+        assert_eq!(Errno::of(Some(51), Os::MacOs), Errno::NoRoute);
+        assert_eq!(Errno::of(Some(48), Os::MacOs), Errno::PortInUse);
+        assert_eq!(Errno::of(Some(98), Os::Linux), Errno::PortInUse);
+        assert_eq!(Errno::of(Some(-1), Os::Linux), Errno::Other);
+    }
+
+    #[test]
+    fn refused_sends_are_explained() {
+        let explain = |n| explain_send_error(&io::Error::from_raw_os_error(n));
+        assert_eq!(explain(libc::EPERM), "an output firewall rule refuses it");
+        assert_eq!(explain(libc::ENODEV), "the interface is gone");
+        assert_eq!(explain(libc::ENOBUFS), "the system refused it");
+        assert_eq!(Errno::LocalNetworkPrivacy.class(), SendClass::Permanent);
     }
 }

@@ -5,6 +5,10 @@
 //! longer than [`MAX_FRAME`] is an error and the connection is closed. (A snapshot that would not
 //! fit in one frame is split: see [`encode_reply`].)
 //!
+//! To read them, push the bytes as they come into a [`FrameDecoder`] (length-prefixed, bound
+//! [`MAX_FRAME`]), [`decode`] each frame's body, and hand the agent's messages to a
+//! [`SnapshotJoiner`], which gives back a snapshot sent in parts whole.
+//!
 //! # Conversation
 //! 1. The client sends [`ClientMsg::Hello`] with [`PROTOCOL_VERSION`]; the agent answers
 //!    [`AgentMsg::Welcome`] (with its namespace) or [`AgentMsg::Error`] and closes.
@@ -22,6 +26,8 @@
 
 use crate::wire::record::Reject;
 use serde::{Deserialize, Serialize};
+
+pub use crate::wire::frame::{DecodeError, Frame, FrameDecoder, Framing, Room, Unbounded};
 
 /// Most peers the agent holds, and so hands its node at once.
 pub const MAX_PEERS: usize = 1024;
@@ -378,6 +384,100 @@ pub fn body_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
     Ok(n)
 }
 
+/// Most bytes of one snapshot sent in parts that [`SnapshotJoiner::new`] takes: far more than the
+/// agent's bounds allow (1,024 peers of a few KiB), so a server that never ends one is cut off.
+pub const MAX_SNAPSHOT_BYTES: usize = 64 * MAX_FRAME;
+
+/// Why a [`SnapshotJoiner`] refused a message. The parts so far are dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// Snapshot parts adding up to more than the joiner's bound (in bytes, given).
+    TooLarge(usize),
+    /// A snapshot part followed by this message, which is no more of the snapshot.
+    Unfinished(Box<AgentMsg>),
+}
+
+impl std::fmt::Display for JoinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JoinError::TooLarge(max) => write!(f, "snapshot larger than {max} bytes"),
+            JoinError::Unfinished(other) => write!(f, "snapshot part followed by {other:?}"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The agent's messages in, the same messages out, except that the [`AgentMsg::SnapshotPart`]s
+/// of a snapshot and the [`AgentMsg::Snapshot`] that ends it come out as one `Snapshot`: the
+/// inverse of [`encode_reply`].
+#[derive(Debug)]
+pub struct SnapshotJoiner {
+    /// The parts so far, and their frames' bodies' bytes.
+    parts: Vec<PeerInfo>,
+    bytes: usize,
+    /// Most bytes of one snapshot in parts.
+    max: usize,
+}
+
+impl Default for SnapshotJoiner {
+    fn default() -> Self {
+        SnapshotJoiner::new()
+    }
+}
+
+impl SnapshotJoiner {
+    /// A joiner of snapshots of at most [`MAX_SNAPSHOT_BYTES`].
+    pub fn new() -> SnapshotJoiner {
+        SnapshotJoiner::with_max(MAX_SNAPSHOT_BYTES)
+    }
+
+    /// A joiner of snapshots whose parts' frames hold at most `max` bytes of body together.
+    pub fn with_max(max: usize) -> SnapshotJoiner {
+        SnapshotJoiner {
+            parts: Vec::new(),
+            bytes: 0,
+            max,
+        }
+    }
+
+    /// Takes the next message, `len` the length of the frame body it came in: the message to
+    /// hand on, or `None` while a snapshot in parts is still coming.
+    pub fn push(&mut self, msg: AgentMsg, len: usize) -> Result<Option<AgentMsg>, JoinError> {
+        match msg {
+            AgentMsg::SnapshotPart(p) => {
+                self.bytes += len;
+                if self.bytes > self.max {
+                    self.reset();
+                    return Err(JoinError::TooLarge(self.max));
+                }
+                self.parts.extend(p);
+                Ok(None)
+            }
+            AgentMsg::Snapshot(rest) if !self.parts.is_empty() => {
+                let mut all = std::mem::take(&mut self.parts);
+                self.reset();
+                all.extend(rest);
+                Ok(Some(AgentMsg::Snapshot(all)))
+            }
+            other if self.parts.is_empty() => {
+                self.reset();
+                Ok(Some(other))
+            }
+            other => {
+                self.reset();
+                Err(JoinError::Unfinished(Box::new(other)))
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.parts = Vec::new();
+        self.bytes = 0;
+    }
+}
+
 /// Decodes one frame body; trailing bytes are an error.
 pub fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, FrameError> {
     match postcard::take_from_bytes(body) {
@@ -439,6 +539,72 @@ mod tests {
         let mut f = encode(&ClientMsg::List);
         f.push(0);
         assert_eq!(decode::<ClientMsg>(&f[4..]), Err(FrameError::Malformed));
+    }
+
+    fn peer(i: usize) -> PeerInfo {
+        PeerInfo {
+            peer_id: format!("peer-{i}"),
+            ..info()
+        }
+    }
+
+    /// Every message `bytes` holds, through a decoder and a joiner.
+    fn read_all(bytes: &[u8], joiner: &mut SnapshotJoiner) -> Vec<Result<AgentMsg, JoinError>> {
+        let mut frames = FrameDecoder::new(Framing::LengthPrefixed, MAX_FRAME);
+        let mut input = bytes;
+        let mut out = Vec::new();
+        while let Some(body) = frames.push(&mut input).unwrap() {
+            let msg = decode::<AgentMsg>(&body).unwrap();
+            match joiner.push(msg, body.len()) {
+                Ok(Some(m)) => out.push(Ok(m)),
+                Ok(None) => {}
+                Err(e) => out.push(Err(e)),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_snapshot_split_by_encode_reply_comes_out_of_the_joiner_whole() {
+        let peers: Vec<PeerInfo> = (0..40_000).map(peer).collect();
+        let mut bytes = encode_reply(&AgentMsg::Snapshot(peers.clone()));
+        assert!(bytes.len() > 2 * MAX_FRAME, "the case is a real one");
+        let done = AgentMsg::Done {
+            message: "after".into(),
+        };
+        bytes.extend(encode(&done));
+        let got = read_all(&bytes, &mut SnapshotJoiner::new());
+        assert_eq!(got, vec![Ok(AgentMsg::Snapshot(peers)), Ok(done)]);
+    }
+
+    #[test]
+    fn a_broken_or_endless_snapshot_is_refused() {
+        let mut bytes = encode(&AgentMsg::SnapshotPart(vec![peer(1)]));
+        bytes.extend(encode(&AgentMsg::Done {
+            message: "x".into(),
+        }));
+        bytes.extend(encode(&AgentMsg::Snapshot(vec![peer(2)])));
+        let got = read_all(&bytes, &mut SnapshotJoiner::new());
+        let Err(e) = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            e.to_string(),
+            "snapshot part followed by Done { message: \"x\" }"
+        );
+        // The parts were dropped: what follows comes out as it is.
+        assert_eq!(got[1], Ok(AgentMsg::Snapshot(vec![peer(2)])));
+
+        let part = encode(&AgentMsg::SnapshotPart((0..50).map(peer).collect()));
+        let bytes: Vec<u8> = (0..10_000 / (part.len() - 4) + 2)
+            .flat_map(|_| part.clone())
+            .collect();
+        let got = read_all(&bytes, &mut SnapshotJoiner::with_max(10_000));
+        assert_eq!(got[0], Err(JoinError::TooLarge(10_000)));
+        assert_eq!(
+            JoinError::TooLarge(MAX_SNAPSHOT_BYTES).to_string(),
+            "snapshot larger than 67108864 bytes"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! `MAX_CONNECTIONS × OWN_BYTES + SHARED_BYTES` (1 MiB + 4 MiB), and a real request (a few KiB at
 //! most) always has room.
 
+use crate::wire::frame::grown;
 use crate::wire::protocol::MAX_FRAME;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -27,13 +28,6 @@ pub const SHARED_BYTES: usize = 4 * MAX_FRAME;
 /// What a buffer of `capacity` bytes costs the shared budget.
 pub fn charge(capacity: usize) -> usize {
     capacity.saturating_sub(OWN_BYTES)
-}
-
-/// The capacity a buffer of `capacity` bytes grows to so that it holds `needed`: double (a
-/// request read piece by piece is copied a few times, not once a piece), at least `needed`, no
-/// more than `cap` (the most the request may hold) unless `needed` is more.
-pub fn grown(capacity: usize, needed: usize, cap: usize) -> usize {
-    capacity.saturating_mul(2).clamp(needed, cap.max(needed))
 }
 
 /// The buffer of one unfinished request, as the budget sees it.

@@ -1,6 +1,7 @@
-//! The local Unix socket (does I/O): binding safely, checking who connects, and one task per
+//! The local Unix socket's connections (does I/O): checking who connects, and one task per
 //! connection translating frames (see [`crate::wire::protocol`]) or JSON lines (see
-//! [`crate::wire::protocol_json`]) into agent inputs.
+//! [`crate::wire::protocol_json`]) into agent inputs. Where the socket lives, and binding it
+//! safely, is `socket_file`.
 //!
 //! Its bounds (the decisions are in `limits`, pure): at most [`MAX_CONNECTIONS`] at once, a
 //! newcomer beyond them taking the place of the connection idle longest among those that neither
@@ -9,28 +10,30 @@
 //! requests, beyond [`OWN_BYTES`] a connection, taken from [`SHARED_BYTES`] for all of them.
 
 mod limits;
+mod socket_file;
 
 use crate::agent::Incoming;
 use crate::engine::{Input, Request};
-use crate::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
+use crate::wire::protocol::{
+    self, AgentMsg, ClientMsg, DecodeError, ErrorKind, FrameDecoder, Framing, Room,
+};
 use crate::wire::protocol_json::{self, LineError};
 use async_channel::{Receiver, Sender};
 use async_io::{Async, Timer};
 use futures_lite::io::BufReader;
-use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncBufReadExt, AsyncWriteExt};
 use limits::{Admit, Budget, Hold, Roster};
 use log::{debug, info};
 use smol::LocalExecutor;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub use limits::{OWN_BYTES, SHARED_BYTES};
+pub use socket_file::{bind, private_dir, Listener, SocketDirError};
 
 /// Outgoing queue per connection; a client further behind is resynchronised with a snapshot.
 pub const CLIENT_QUEUE: usize = 256;
@@ -42,200 +45,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// it; a connection that does only holds one of the [`MAX_CONNECTIONS`] places.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 pub use crate::wire::protocol::MAX_CONNECTIONS;
-
-/// The bound socket; the file is removed when this is dropped.
-pub struct Listener {
-    inner: UnixListener,
-    path: PathBuf,
-}
-
-impl Listener {
-    /// A non-blocking handle on the same socket, for the accept loop.
-    pub fn accept_async(&self) -> io::Result<Async<UnixListener>> {
-        Async::new(self.inner.try_clone()?)
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Binds the socket at `path`, owner-only (0600) before it accepts anything. A stale socket file
-/// left by a dead agent is removed; a live agent or a file that is not a socket is an error.
-pub fn bind(path: &Path) -> io::Result<Listener> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => {
-            if UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("another agent is already listening on {}", path.display()),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket", path.display()),
-            ))
-        }
-        Err(_) => {}
-    }
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() && !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-        }
-    }
-    // Bind under a temporary name, restrict it, then move it into place: nobody can connect
-    // before the permissions are set.
-    let tmp = path.with_file_name(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let inner = UnixListener::bind(&tmp)?;
-    let placed = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = placed {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(Listener {
-        inner,
-        path: path.to_owned(),
-    })
-}
-
-/// Why the default socket's directory cannot be used. Its `Display` is one line naming the
-/// directory, what is wrong with it, and what to do.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SocketDirError {
-    /// It is missing and could not be created, or could not be examined.
-    Io(PathBuf, io::Error),
-    /// It is a symbolic link, which could lead anywhere.
-    Symlink(PathBuf),
-    /// It is something other than a directory.
-    NotDirectory(PathBuf),
-    /// Another user owns it, and so decides what is in it.
-    Owner {
-        /// The directory.
-        dir: PathBuf,
-        /// Its owner.
-        owner: u32,
-        /// The agent's (effective) uid.
-        me: u32,
-    },
-    /// Its group or others have some permission on it.
-    Mode {
-        /// The directory.
-        dir: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
-}
-
-impl std::fmt::Display for SocketDirError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const FIX: &str = "remove it or set socket = \"...\" in the config";
-        match self {
-            SocketDirError::Io(d, e) => write!(
-                f,
-                "cannot create socket directory {}: {e}; set socket = \"...\" in the config",
-                d.display()
-            ),
-            SocketDirError::Symlink(d) => write!(
-                f,
-                "socket directory {} is a symbolic link, not a directory: {FIX}",
-                d.display()
-            ),
-            SocketDirError::NotDirectory(d) => {
-                write!(f, "socket directory {} is not a directory: {FIX}", d.display())
-            }
-            SocketDirError::Owner { dir, owner, me } => write!(
-                f,
-                "socket directory {} is owned by uid {owner}, not {me}: {FIX}",
-                dir.display()
-            ),
-            SocketDirError::Mode { dir, mode } => write!(
-                f,
-                "socket directory {} has mode {mode:04o}, open to group or others (want 0700): {FIX}",
-                dir.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for SocketDirError {}
-
-/// What a directory entry is, as far as [`dir_verdict`] cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum EntryKind {
-    Directory,
-    Symlink,
-    Other,
-}
-
-/// Whether an entry of `kind`, owned by `owner` with permission bits `mode`, may hold the socket
-/// of an agent running as `me`: a real directory of its own that nobody else may use.
-fn dir_verdict(
-    dir: &Path,
-    kind: EntryKind,
-    owner: u32,
-    mode: u32,
-    me: u32,
-) -> Result<(), SocketDirError> {
-    match kind {
-        EntryKind::Symlink => return Err(SocketDirError::Symlink(dir.to_owned())),
-        EntryKind::Other => return Err(SocketDirError::NotDirectory(dir.to_owned())),
-        EntryKind::Directory => {}
-    }
-    if owner != me {
-        return Err(SocketDirError::Owner {
-            dir: dir.to_owned(),
-            owner,
-            me,
-        });
-    }
-    if mode & 0o077 != 0 {
-        return Err(SocketDirError::Mode {
-            dir: dir.to_owned(),
-            mode: mode & 0o7777,
-        });
-    }
-    Ok(())
-}
-
-/// Makes `dir` (the default socket's directory) owner-only (0700) if it is missing, then checks
-/// that it is a real directory (not a symbolic link), owned by this user, with no permission for
-/// group or others. In a shared parent such as `/tmp`, anyone may have made the name first.
-pub fn private_dir(dir: &Path) -> Result<(), SocketDirError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    // Created with its mode: there is no moment when it is open to others. An existing entry is
-    // judged below, whatever it is.
-    let created = std::fs::DirBuilder::new().mode(0o700).create(dir);
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| SocketDirError::Io(dir.to_owned(), created.err().unwrap_or(e)))?;
-    let kind = if meta.file_type().is_symlink() {
-        EntryKind::Symlink
-    } else if meta.is_dir() {
-        EntryKind::Directory
-    } else {
-        EntryKind::Other
-    };
-    dir_verdict(
-        dir,
-        kind,
-        meta.uid(),
-        meta.mode(),
-        nix::unistd::geteuid().as_raw(),
-    )
-}
 
 /// What the connection tasks share: who is open, the budget of their unfinished requests, and
 /// how to tell one to close.
@@ -341,52 +150,47 @@ enum Got {
     End,
 }
 
-/// The buffer of one unfinished request: bytes beyond the connection's own [`OWN_BYTES`] are
-/// taken from the shared budget as it grows, and given back when it is dropped (the request was
-/// decoded, or the connection ended).
-struct Held<'a> {
-    buf: Vec<u8>,
+/// Where a connection's unfinished request takes its buffer from: beyond the connection's own
+/// [`OWN_BYTES`], from the budget shared by all connections, as it grows; given back when the
+/// request was decoded or the connection ended.
+struct Share {
+    common: Common,
     hold: Hold,
-    /// The most this request may hold.
-    cap: usize,
-    common: &'a Common,
 }
 
-impl<'a> Held<'a> {
-    fn new(common: &'a Common, cap: usize) -> Held<'a> {
-        Held {
-            buf: Vec::new(),
-            hold: Hold::default(),
-            cap,
-            common,
-        }
+impl Room for Share {
+    fn grow(&mut self, _capacity: usize, needed: usize, cap: usize) -> Option<usize> {
+        let grown = self
+            .common
+            .borrow_mut()
+            .budget
+            .grow(self.hold, needed, cap);
+        self.hold = grown?;
+        Some(self.hold.capacity)
     }
 
-    /// Appends `bytes`, growing the buffer if the budget has room; `false` (nothing appended)
-    /// if it has not.
-    fn extend(&mut self, bytes: &[u8]) -> bool {
-        let needed = self.buf.len() + bytes.len();
-        if needed > self.buf.capacity() {
-            let grown = self
-                .common
-                .borrow_mut()
-                .budget
-                .grow(self.hold, needed, self.cap);
-            let Some(hold) = grown else {
-                return false;
-            };
-            self.hold = hold;
-            self.buf.reserve_exact(hold.capacity - self.buf.len());
-        }
-        self.buf.extend_from_slice(bytes);
-        true
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
+    fn release(&mut self) {
         self.common.borrow_mut().budget.release(self.hold);
+        self.hold = Hold::default();
     }
+}
+
+/// A connection's requests, out of the bytes it sends: a binary frame's body or a JSON line is
+/// held as its bytes come (never a frame's declared length before), in a buffer taken from
+/// [`Share`].
+type Requests = FrameDecoder<Share>;
+
+/// The decoder of a connection speaking `mode`.
+fn requests(mode: Mode, common: &Common) -> Requests {
+    let framing = match mode {
+        Mode::Binary => Framing::LengthPrefixed,
+        Mode::Json => Framing::Lines,
+    };
+    let share = Share {
+        common: common.clone(),
+        hold: Hold::default(),
+    };
+    FrameDecoder::with_room(framing, protocol::MAX_FRAME, share)
 }
 
 /// One message in the connection's form.
@@ -408,95 +212,62 @@ async fn refuse(
         .await
 }
 
-/// Reads one frame, its body taken from the budget as its bytes come (never the declared
-/// length before).
-async fn read_frame(r: &mut Reader<'_>, common: &Common) -> io::Result<Got> {
-    let mut prefix = [0u8; 4];
-    match r.read_exact(&mut prefix).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Got::End),
-        Err(e) => return Err(e),
-    }
-    let len = match protocol::body_len(prefix) {
-        Ok(n) => n,
-        Err(e) => return Ok(Got::Malformed(e.to_string())),
-    };
-    let mut body = Held::new(common, len);
-    while body.buf.len() < len {
-        let buf = r.fill_buf().await?;
-        if buf.is_empty() {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let n = buf.len().min(len - body.buf.len());
-        if !body.extend(&buf[..n]) {
-            return Ok(Got::NoRoom);
-        }
-        r.consume(n);
-    }
-    Ok(match protocol::decode(&body.buf) {
-        Ok(msg) => Got::Msg(msg),
-        Err(e) => Got::Malformed(e.to_string()),
-    })
-}
-
-/// Reads one line that is not blank, without its `\n`, refusing one longer than
-/// [`protocol::MAX_FRAME`] before holding more than that, and one the budget has no room for. A last
-/// line without `\n` counts. `Ok(Err(got))`: the refusal, as [`Got::Malformed`] or
-/// [`Got::NoRoom`].
-async fn read_line<'a>(
-    r: &mut Reader<'_>,
-    common: &'a Common,
-) -> io::Result<Result<Option<Held<'a>>, Got>> {
-    let mut line = Held::new(common, protocol::MAX_FRAME);
+/// Reads the next request in the connection's form (its framing is its decoder's).
+async fn read_request(r: &mut Reader<'_>, requests: &mut Requests) -> io::Result<Got> {
+    let framing = requests.framing();
     loop {
         let buf = r.fill_buf().await?;
-        let (chunk, end) = match buf.iter().position(|b| *b == b'\n') {
-            Some(i) => (&buf[..i], Some(i + 1)),
-            None => (buf, None),
+        if buf.is_empty() {
+            let in_body = requests.declared().is_some();
+            return Ok(match requests.finish() {
+                Ok(Some(last)) => request(framing, &last),
+                Ok(None) => Got::End,
+                // Cut inside a frame's body: the stream broke off (inside its length prefix,
+                // the client just ended).
+                Err(DecodeError::Truncated) if in_body => {
+                    return Err(io::ErrorKind::UnexpectedEof.into())
+                }
+                Err(e) => refused(e),
+            });
+        }
+        let mut rest = buf;
+        let pushed = requests.push(&mut rest);
+        let used = buf.len() - rest.len();
+        let got = match pushed {
+            Ok(Some(body)) => Some(request(framing, &body)),
+            Ok(None) => None,
+            Err(e) => Some(refused(e)),
         };
-        let eof = buf.is_empty();
-        if line.buf.len() + chunk.len() > protocol::MAX_FRAME {
-            return Ok(Err(Got::Malformed(format!(
-                "line longer than {} bytes",
-                protocol::MAX_FRAME
-            ))));
-        }
-        if !line.extend(chunk) {
-            return Ok(Err(Got::NoRoom));
-        }
-        let used = end.unwrap_or(chunk.len());
         r.consume(used);
-        if end.is_some() || eof {
-            let blank = line.buf.iter().all(|b| b.is_ascii_whitespace());
-            if !blank {
-                return Ok(Ok(Some(line)));
-            }
-            if eof {
-                return Ok(Ok(None));
-            }
-            line.buf.clear();
+        if let Some(got) = got {
+            return Ok(got);
         }
     }
 }
 
-/// Reads one JSON line as a request.
-async fn read_json(r: &mut Reader<'_>, common: &Common) -> io::Result<Got> {
-    Ok(match read_line(r, common).await? {
-        Ok(None) => Got::End,
-        Ok(Some(line)) => match protocol_json::parse_request(&line.buf) {
+/// A whole frame's body as a request.
+fn request(framing: Framing, body: &[u8]) -> Got {
+    match framing {
+        Framing::LengthPrefixed => match protocol::decode(body) {
+            Ok(msg) => Got::Msg(msg),
+            Err(e) => Got::Malformed(e.to_string()),
+        },
+        Framing::Lines => match protocol_json::parse_request(body) {
             Ok(msg) => Got::Msg(msg),
             Err(LineError::Malformed(why)) => Got::Malformed(why),
             Err(LineError::BadRequest(why)) => Got::BadRequest(why),
         },
-        Err(refused) => refused,
-    })
+    }
 }
 
-/// Reads the next request in the connection's form.
-async fn read_request(r: &mut Reader<'_>, mode: Mode, common: &Common) -> io::Result<Got> {
-    match mode {
-        Mode::Binary => read_frame(r, common).await,
-        Mode::Json => read_json(r, common).await,
+/// A request the decoder refused.
+fn refused(e: DecodeError) -> Got {
+    match e {
+        DecodeError::NoRoom => Got::NoRoom,
+        DecodeError::TooLarge { .. } | DecodeError::LineTooLong { .. } => {
+            Got::Malformed(e.to_string())
+        }
+        DecodeError::Truncated => Got::End,
     }
 }
 
@@ -517,7 +288,7 @@ async fn connection(
             let _ = kicked.recv().await;
             Ok(None)
         });
-    let Some(mode) = shaken.await? else {
+    let Some((mode, mut requests)) = shaken.await? else {
         return Ok(());
     };
     // The hello was its first request: idle from now.
@@ -571,7 +342,8 @@ async fn connection(
                 futures_lite::future::or(kick, idle).await
             };
             let next =
-                futures_lite::future::or(next_request(&mut reader, mode, common), closed).await;
+                futures_lite::future::or(next_request(&mut reader, &mut requests, mode, common), closed)
+                    .await;
             if let Next::Request(_) | Next::Answer(_) = &next {
                 let settles = matches!(
                     next,
@@ -622,7 +394,7 @@ async fn handshake(
     reader: &mut Reader<'_>,
     namespace: String,
     common: &Common,
-) -> io::Result<Option<Mode>> {
+) -> io::Result<Option<(Mode, Requests)>> {
     let me = nix::unistd::geteuid().as_raw();
     let them = crate::sys::peer_uid(stream.get_ref())?;
     if them != me {
@@ -641,11 +413,13 @@ async fn handshake(
     let hello = futures_lite::future::or(
         async {
             let mode = match reader.fill_buf().await?.first() {
-                None => return Ok((Mode::Binary, Got::End)),
+                None => return Ok(None),
                 Some(&protocol_json::FIRST_BYTE) => Mode::Json,
                 Some(_) => Mode::Binary,
             };
-            Ok((mode, read_request(reader, mode, common).await?))
+            let mut requests = requests(mode, common);
+            let got = read_request(reader, &mut requests).await?;
+            Ok(Some((mode, requests, got)))
         },
         async {
             Timer::after(HANDSHAKE_TIMEOUT).await;
@@ -656,7 +430,9 @@ async fn handshake(
         },
     )
     .await;
-    let (mode, got) = hello?;
+    let Some((mode, requests, got)) = hello? else {
+        return Ok(None);
+    };
     let (kind, message) = match got {
         Got::Msg(ClientMsg::Hello { magic, version })
             if magic == protocol::MAGIC && version == protocol::PROTOCOL_VERSION =>
@@ -670,7 +446,7 @@ async fn handshake(
                 },
             ))
             .await?;
-            return Ok(Some(mode));
+            return Ok(Some((mode, requests)));
         }
         Got::Msg(ClientMsg::Hello { magic, .. }) if magic != protocol::MAGIC => (
             ErrorKind::Handshake,
@@ -733,7 +509,12 @@ fn no_room() -> String {
 
 /// Reads the next request from the client. The connection is to close at the end of the stream,
 /// on a read error, on a malformed message and on one the budget has no room for.
-async fn next_request(reader: &mut Reader<'_>, mode: Mode, common: &Common) -> Next {
+async fn next_request(
+    reader: &mut Reader<'_>,
+    requests: &mut Requests,
+    mode: Mode,
+    common: &Common,
+) -> Next {
     let malformed = |why: String| {
         let message = match mode {
             Mode::Binary => "malformed frame: closing the connection".into(),
@@ -744,7 +525,7 @@ async fn next_request(reader: &mut Reader<'_>, mode: Mode, common: &Common) -> N
             message,
         }))
     };
-    let msg = match read_request(reader, mode, common).await {
+    let msg = match read_request(reader, requests).await {
         Ok(Got::Msg(msg)) => msg,
         Ok(Got::BadRequest(message)) => {
             return Next::Answer(AgentMsg::Error {
@@ -770,71 +551,4 @@ async fn next_request(reader: &mut Reader<'_>, mode: Mode, common: &Common) -> N
         | ClientMsg::AddPeer { .. }) => Request::Manage(msg),
         ClientMsg::Hello { .. } => return malformed("a second hello".into()),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_an_own_owner_only_directory_may_hold_the_socket() {
-        let d = Path::new("/tmp/exo-discovery-1000");
-        assert!(dir_verdict(d, EntryKind::Directory, 1000, 0o40700, 1000).is_ok());
-        assert!(dir_verdict(d, EntryKind::Directory, 1000, 0o40500, 1000).is_ok());
-
-        let e = dir_verdict(d, EntryKind::Directory, 65534, 0o40700, 1000).unwrap_err();
-        assert!(matches!(
-            e,
-            SocketDirError::Owner {
-                owner: 65534,
-                me: 1000,
-                ..
-            }
-        ));
-        assert_eq!(
-            e.to_string(),
-            "socket directory /tmp/exo-discovery-1000 is owned by uid 65534, not 1000: \
-             remove it or set socket = \"...\" in the config"
-        );
-        for mode in [0o40750, 0o40701, 0o40777, 0o41777] {
-            let e = dir_verdict(d, EntryKind::Directory, 1000, mode, 1000).unwrap_err();
-            assert!(matches!(e, SocketDirError::Mode { .. }), "{mode:o}");
-            assert!(
-                e.to_string()
-                    .contains(&format!("mode {:04o}", mode & 0o7777)),
-                "{e}"
-            );
-        }
-        let e = dir_verdict(d, EntryKind::Symlink, 1000, 0o120777, 1000).unwrap_err();
-        assert!(e.to_string().contains("is a symbolic link"), "{e}");
-        let e = dir_verdict(d, EntryKind::Other, 1000, 0o100600, 1000).unwrap_err();
-        assert!(e.to_string().contains("is not a directory"), "{e}");
-        // The kind is judged first: someone else's symbolic link is reported as a link.
-        let e = dir_verdict(d, EntryKind::Symlink, 65534, 0o120777, 1000).unwrap_err();
-        assert!(matches!(e, SocketDirError::Symlink(_)));
-    }
-
-    #[test]
-    fn every_refusal_is_one_line_naming_the_directory() {
-        let d = PathBuf::from("/run/user/7/exo-discovery");
-        let errors = [
-            SocketDirError::Io(d.clone(), io::Error::from(io::ErrorKind::NotFound)),
-            SocketDirError::Symlink(d.clone()),
-            SocketDirError::NotDirectory(d.clone()),
-            SocketDirError::Owner {
-                dir: d.clone(),
-                owner: 0,
-                me: 7,
-            },
-            SocketDirError::Mode {
-                dir: d.clone(),
-                mode: 0o755,
-            },
-        ];
-        for e in errors {
-            let line = e.to_string();
-            assert!(!line.contains('\n'), "{line:?}");
-            assert!(line.contains("/run/user/7/exo-discovery"), "{line}");
-        }
-    }
 }
