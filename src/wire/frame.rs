@@ -83,7 +83,7 @@ pub trait Room {
     fn release(&mut self);
 }
 
-/// Room that is always there: the buffer grows by [`grown`], bounded by the frame alone.
+/// Room that is always there: the buffer doubles as it grows, bounded by the frame alone.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Unbounded;
 
@@ -117,7 +117,7 @@ enum State {
     Failed(DecodeError),
 }
 
-/// Bytes in, frames out: see the [module docs](self). One per stream.
+/// Bytes in, frames out: length-prefixed binary frames or JSON lines, each body handed out whole. One per stream.
 #[derive(Debug)]
 pub struct FrameDecoder<R: Room = Unbounded> {
     framing: Framing,

@@ -21,7 +21,7 @@
 //!      of the events it missed.
 //! 3. A frame that does not decode gets [`AgentMsg::Error`] and the connection is closed.
 //!
-//! A client may speak JSON lines instead: [`crate::wire::protocol_json`]. Every message byte by byte, with
+//! A client may speak JSON lines instead: one JSON object per line, the same messages. Every message byte by byte, with
 //! the variant indexes, for clients in other languages: `docs/protocol.md`.
 
 use crate::wire::record::Reject;
