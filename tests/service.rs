@@ -1,10 +1,10 @@
 //! Checks of the service files in `config/`: the systemd unit `exo-discovery.service`, the Debian
 //! package's copy of it `deb/exo-discovery.service` (the package itself is checked by
-//! `tests/deb.rs`) and the launchd plist `io.exo.discovery.plist`. No macOS tool is needed: the plist is read by the
-//! `plist` crate, and what that crate skips (declaration, DOCTYPE, comments, repeated keys) from
-//! quick-xml's events. The unit is read by a parser of its own and, where `systemd-analyze` is
-//! installed, verified by systemd itself (on a copy that points at the built binary; the agent is
-//! never started). Nothing here sends network traffic.
+//! `tests/deb.rs`) and the launchd plist `io.exo.discovery.plist`. No macOS tool is needed: the
+//! plist is read by the `plist` crate, and what that crate skips (declaration, DOCTYPE, comments,
+//! repeated keys) from quick-xml's events. The unit is read by a parser of its own and, where
+//! `systemd-analyze` is installed, verified by systemd itself (on a copy that points at the built
+//! binary; the agent is never started). Nothing here sends network traffic.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
-//! The `exo-discovery` command line: [`main`] parses the arguments and dispatches. Its parts: [`args`] (the flags; pure), [`render`] (how
-//! results are shown; pure), and the shells that run the commands: [`run`] (the agent), [`node`]
-//! (`keygen`, `announce`), [`query`] (the commands that ask the running agent) and [`doctor`].
+//! The `exo-discovery` command line: [`main`] parses the arguments and dispatches. Its parts:
+//! [`args`] (the flags; pure), [`render`] (how results are shown; pure), and the shells that run
+//! the commands: [`run`] (the agent), [`node`] (`keygen`, `announce`), [`query`] (the commands that
+//! ask the running agent) and [`doctor`].
 
 // clap derives: a flag's doc comment is its help text, and some flags take theirs from `help =`.
 #[allow(missing_docs)]

@@ -1,5 +1,5 @@
-//! Peer exchange (see [`crate::wire::exchange`]): who may ask, answering other agents' asks with this
-//! host's own nodes and the peers handed over here, and taking in what a static host's agent
+//! Peer exchange (see [`crate::wire::exchange`]): who may ask, answering other agents' asks with
+//! this host's own nodes and the peers handed over here, and taking in what a static host's agent
 //! hands over.
 //!
 //! Who may ask: an agent on one of this agent's links (its address in one of the interface's

@@ -1,9 +1,10 @@
 //! The one way in for a signed record, whatever brought it (multicast mDNS, a static host's
-//! reply, peer exchange, the persistent cache): the node's own records are left out, the record is verified
-//! (and must be the one its instance name stands for), counted per way in and in all, merged into
-//! the table, and the table's event is broadcast. Also: stock libp2p-mdns peers (unsigned).
-//! Addresses heard by multicast are kept only when they lie on the receiving link (counted per
-//! link when they do not); those a static host's agent hands over by peer exchange may be routed.
+//! reply, peer exchange, the persistent cache): the node's own records are left out, the record is
+//! verified (and must be the one its instance name stands for), counted per way in and in all,
+//! merged into the table, and the table's event is broadcast. Also: stock libp2p-mdns peers
+//! (unsigned). Addresses heard by multicast are kept only when they lie on the receiving link
+//! (counted per link when they do not); those a static host's agent hands over by peer exchange may
+//! be routed.
 
 use super::table::Via;
 use super::{Engine, StaticReply};

@@ -384,7 +384,8 @@ impl Prober {
         self.reach.is_empty()
     }
 
-    /// Forgets the addresses `used` says no longer matter (probes in flight are kept until they end).
+    /// Forgets the addresses `used` says no longer matter (probes in flight are kept until they
+    /// end).
     pub fn retain(&mut self, used: impl Fn(&Multiaddr) -> bool) {
         let queue = &mut self.queue;
         self.reach.retain(|a, r| match r {

@@ -83,9 +83,10 @@ macro_rules! with_options {
             peer_timeout_secs: u64 = 60;
             file Option<u64>, replace;
             flag
-            /// Drop a peer not heard on a link for this many seconds (at least 5; default 60). Unless the
-            /// config file sets announce_interval_secs, own nodes are then re-announced every 30 s or
-            /// every SECS/2 s, whichever is shorter; if it does, that interval must be below SECS.
+            /// Drop a peer not heard on a link for this many seconds (at least 5; default 60).
+            /// Unless the config file sets announce_interval_secs, own nodes are then re-announced
+            /// every 30 s or every SECS/2 s, whichever is shorter; if it does, that interval must
+            /// be below SECS.
             #[arg(long, value_name = "SECS")]
             peer_timeout: Option<u64> => given;
 
@@ -158,9 +159,9 @@ macro_rules! with_options {
             exchange_allow: Vec<String> = Vec::new();
             file Vec<String>, add;
             flag
-            /// Also answer peer exchange from agents in this address range (repeatable): `10.1.0.0/16`,
-            /// `fd00::/8` or one address. Agents on this host's links and its static hosts are always
-            /// answered; anyone else is refused.
+            /// Also answer peer exchange from agents in this address range (repeatable):
+            /// `10.1.0.0/16`, `fd00::/8` or one address. Agents on this host's links and its static
+            /// hosts are always answered; anyone else is refused.
             #[arg(long = "exchange-allow", value_name = "CIDR")]
             exchange_allow: Vec<String> => given;
 
@@ -178,8 +179,8 @@ macro_rules! with_options {
             peers_file: Option<std::path::PathBuf> = None;
             file Option<std::path::PathBuf>, replace_some;
             flag
-            /// Keep this file equal to `peers --json` (replaced whole, at most every 100 ms while peers
-            /// change), for programs that do not speak the socket.
+            /// Keep this file equal to `peers --json` (replaced whole, at most every 100 ms while
+            /// peers change), for programs that do not speak the socket.
             #[arg(long, value_name = "PATH")]
             peers_file: Option<std::path::PathBuf> => given;
 
@@ -188,8 +189,8 @@ macro_rules! with_options {
                 $crate::wire::config::PeersFormat::Json;
             file Option<$crate::wire::config::PeersFormat>, replace;
             flag
-            /// The peers file's form: json (as `peers --json`) or csv (every address on one line, as
-            /// `peers --format csv`).
+            /// The peers file's form: json (as `peers --json`) or csv (every address on one line,
+            /// as `peers --format csv`).
             #[arg(long, value_name = "FORMAT", value_parser = ["json", "csv"])]
             peers_file_format: Option<String> => peers_format;
         }

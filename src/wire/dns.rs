@@ -432,8 +432,8 @@ pub fn signed_records(rrs: &[Rr]) -> Vec<(String, Result<Vec<u8>, crate::wire::r
 mod tests {
     use super::*;
 
-    /// An announcement captured from mdns-sd 0.21.7 (PTR, SRV, TXT and A for one instance), with the
-    /// instance label shortened.
+    /// An announcement captured from mdns-sd 0.21.7 (PTR, SRV, TXT and A for one instance), with
+    /// the instance label shortened.
     fn announcement() -> Vec<u8> {
         let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 3, 0, 0, 0, 0];
         // PTR _p2p._udp.local -> abc._p2p._udp.local

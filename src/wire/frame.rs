@@ -117,7 +117,8 @@ enum State {
     Failed(DecodeError),
 }
 
-/// Bytes in, frames out: length-prefixed binary frames or JSON lines, each body handed out whole. One per stream.
+/// Bytes in, frames out: length-prefixed binary frames or JSON lines, each body handed out
+/// whole. One per stream.
 #[derive(Debug)]
 pub struct FrameDecoder<R: Room = Unbounded> {
     framing: Framing,

@@ -1,7 +1,8 @@
 //! Instance naming and verification for `_p2p._udp` records (pure: no I/O).
 //!
 //! Each signed record is published as its own DNS-SD instance, `<peer-id>-<tag>._p2p._udp.local.`,
-//! with its own host name; a record heard under an instance must be the record that name stands for.
+//! with its own host name; a record heard under an instance must be the record that name stands
+//! for.
 
 use libp2p_identity::PeerId;
 
@@ -40,8 +41,8 @@ pub fn parse_instance(name: &str) -> Option<(PeerId, &str)> {
 }
 
 /// The check a record published under an instance name must pass once its signature holds: the
-/// record is `peer`'s and the one its instance name stands for, so an old instance cannot replay a new record, nor the reverse.
-/// `peer` and `label` are what [`parse_instance`] read from the name.
+/// record is `peer`'s and the one its instance name stands for, so an old instance cannot replay a
+/// new record, nor the reverse. `peer` and `label` are what [`parse_instance`] read from the name.
 pub fn check_instance(
     rec: crate::wire::record::VerifiedRecord,
     peer: &PeerId,

@@ -1,9 +1,9 @@
 //! The local socket protocol: message types and framing. Pure, no I/O.
 //!
 //! # Framing
-//! Every message is one frame: a 4-byte big-endian length, then that many bytes of postcard. A frame
-//! longer than [`MAX_FRAME`] is an error and the connection is closed. (A snapshot that would not
-//! fit in one frame is split: see [`encode_reply`].)
+//! Every message is one frame: a 4-byte big-endian length, then that many bytes of postcard. A
+//! frame longer than [`MAX_FRAME`] is an error and the connection is closed. (A snapshot that would
+//! not fit in one frame is split: see [`encode_reply`].)
 //!
 //! To read them, push the bytes as they come into a [`FrameDecoder`] (length-prefixed, bound
 //! [`MAX_FRAME`]), [`decode`] each frame's body, and hand the agent's messages to a
@@ -21,8 +21,9 @@
 //!      of the events it missed.
 //! 3. A frame that does not decode gets [`AgentMsg::Error`] and the connection is closed.
 //!
-//! A client may speak JSON lines instead: one JSON object per line, the same messages. Every message byte by byte, with
-//! the variant indexes, for clients in other languages: `docs/protocol.md`.
+//! A client may speak JSON lines instead: one JSON object per line, the same messages. Every
+//! message byte by byte, with the variant indexes, for clients in other languages:
+//! `docs/protocol.md`.
 
 use crate::wire::record::Reject;
 use serde::{Deserialize, Serialize};

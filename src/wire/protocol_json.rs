@@ -1,5 +1,5 @@
-//! The local socket protocol's JSON line mode: the same conversation as [`crate::wire::protocol`], one
-//! JSON object per line, for clients in any language. Pure, no I/O.
+//! The local socket protocol's JSON line mode: the same conversation as [`crate::wire::protocol`],
+//! one JSON object per line, for clients in any language. Pure, no I/O.
 //!
 //! A connection is in JSON mode when its first byte is `{` (a binary frame's first byte is the
 //! high byte of a length of at most [`MAX_FRAME`], so always 0). Then every message, both ways,

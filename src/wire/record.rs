@@ -1,9 +1,10 @@
 //! Signed peer records: encode, sign, decode and verify. Pure, no I/O.
 //!
 //! A [`Record`] says who a node is (peer ID), which cluster it belongs to (namespace), how new the
-//! statement is (`seq`) and where it listens (multiaddrs, unspecified IPs allowed). The node signs it
-//! with its libp2p key over a domain-separated byte string; anyone can check the result with nothing
-//! but the bytes, because the envelope carries the public key and the peer ID is derived from it.
+//! statement is (`seq`) and where it listens (multiaddrs, unspecified IPs allowed). The node signs
+//! it with its libp2p key over a domain-separated byte string; anyone can check the result with
+//! nothing but the bytes, because the envelope carries the public key and the peer ID is derived
+//! from it.
 //!
 //! Wire form (postcard): `Envelope { record: bytes, public_key: bytes, signature: bytes }`, where
 //! `record` is the postcard encoding of [`Record`], `public_key` the libp2p protobuf encoding and
@@ -23,7 +24,8 @@ pub const MAX_SIGNED_RECORD: usize = 900;
 pub const MAX_ADDRS: usize = 24;
 /// Longest namespace, in bytes.
 pub const MAX_NAMESPACE: usize = 64;
-/// Domain separation: a signature over a record can never be mistaken for any other libp2p signature.
+/// Domain separation: a signature over a record can never be mistaken for any other libp2p
+/// signature.
 pub const SIGNING_CONTEXT: &[u8] = b"exo-discovery/peer-record/v1\0";
 
 /// What a node says about itself.
@@ -126,7 +128,8 @@ pub struct VerifiedRecord {
     pub signed: Vec<u8>,
 }
 
-/// Builds and signs a record for `keypair`. `addrs` must not carry `/p2p/`; it is stripped if present.
+/// Builds and signs a record for `keypair`. `addrs` must not carry `/p2p/`; it is stripped if
+/// present.
 pub fn sign(
     keypair: &Keypair,
     namespace: &str,

@@ -3,9 +3,9 @@
 //! namespaces this harness creates; all of them are deleted on drop.
 //!
 //! By concern: `network` the namespaces, hosts and links and running code inside a host; `agents`
-//! agents, `keygen` and `announce`; `forge` what a hostile host on the link sends (`packets` the bytes); `watch` what an agent reports (`watch --json`, `peers
-//! --json`); `proc` what a process costs (memory, CPU time); `tools` nftables and the check for a
-//! tool a test needs.
+//! agents, `keygen` and `announce`; `forge` what a hostile host on the link sends (`packets` the
+//! bytes); `watch` what an agent reports (`watch --json`, `peers --json`); `proc` what a process
+//! costs (memory, CPU time); `tools` nftables and the check for a tool a test needs.
 
 // Each test binary uses only part of the harness: what one leaves unused, another needs.
 // Linux only: all but `packets` stand on network namespaces (`network`).

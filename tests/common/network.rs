@@ -101,7 +101,8 @@ impl Net {
         br
     }
 
-    /// A new host with loopback up and IPv6 duplicate address detection off (addresses usable at once).
+    /// A new host with loopback up and IPv6 duplicate address detection off (addresses usable at
+    /// once).
     pub fn host(&mut self, name: &str) -> Host {
         let ns = format!("{}{name}", self.id);
         ip(&["netns", "add", &ns]);
