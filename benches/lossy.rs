@@ -9,16 +9,18 @@
 //! RSS.
 //!
 //! Run with: `cargo build --release --examples && sudo cargo bench --bench lossy`
-//! (root: it builds network namespaces). `EXO_LOSSY_HOSTS` (10), `EXO_LOSSY_LOSS` (percent, 30),
-//! `EXO_LOSSY_SECS` (how long each side runs, 30), `EXO_LOSSY_IDLE_SECS` (the quiet window in
-//! which the agents' idle traffic is counted, 60), `EXO_LOSSY_STOCK=0` to skip the stock nodes,
-//! `EXO_LOSSY_PCAP=FILE` to capture what h0 sends in that window (tcpdump),
-//! `EXO_LOSSY_SETTLE_SECS` (0) to wait that long before it.
+//! (root: it builds network namespaces; the first command builds the stock node, the example
+//! `stock_mdns_node` of the workspace's libp2p crate, into the shared target directory).
+//! `EXO_LOSSY_HOSTS` (10), `EXO_LOSSY_LOSS` (percent, 30), `EXO_LOSSY_SECS` (how long each side
+//! runs, 30), `EXO_LOSSY_IDLE_SECS` (the quiet window in which the agents' idle traffic is
+//! counted, 60), `EXO_LOSSY_STOCK=0` to skip the stock nodes, `EXO_LOSSY_PCAP=FILE` to capture
+//! what h0 sends in that window (tcpdump), `EXO_LOSSY_SETTLE_SECS` (0) to wait that long before
+//! it.
 //!
-//! Linux only (it builds network namespaces and runs the libp2p examples); elsewhere it says so
-//! and exits.
+//! Linux only (it builds network namespaces and runs the libp2p crate's stock node); elsewhere it
+//! says so and exits.
 
-// Linux only: it builds network namespaces and runs the libp2p examples.
+// Linux only: it builds network namespaces and runs the libp2p crate's stock node.
 #[cfg(target_os = "linux")]
 #[path = "lossy/linux.rs"]
 mod linux;

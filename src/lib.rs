@@ -53,8 +53,6 @@ layer! {
 }
 
 pub mod client;
-#[cfg(feature = "libp2p")]
-pub mod libp2p;
 
 /// The fuzz targets' entry points (`fuzz/`), and the corpora's replay in the tests.
 #[cfg(any(feature = "fuzz", feature = "internals"))]

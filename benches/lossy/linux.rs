@@ -232,7 +232,8 @@ pub fn main() {
         .join("examples/stock_mdns_node");
     if !stock.is_file() {
         println!(
-            "stock libp2p-mdns: skipped, {} missing (cargo build --release --examples)",
+            "stock libp2p-mdns: skipped, {} missing (cargo build --release -p exo-discovery-libp2p \
+             --examples)",
             stock.display()
         );
         return;

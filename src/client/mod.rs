@@ -84,8 +84,10 @@ pub fn clock_micros() -> u64 {
 }
 
 /// Whether the socket is served by this user. Trust no byte from a socket another user serves:
-/// in a shared directory such as /tmp, anyone may have bound the path first.
-pub(crate) fn served_by_me(stream: &UnixStream) -> Result<(), String> {
+/// in a shared directory such as /tmp, anyone may have bound the path first. [`Client::connect`]
+/// checks it; a client of its own (such as the crate `exo-discovery-libp2p`, which connects
+/// without blocking) calls it on a freshly connected stream. The error says why, in one line.
+pub fn served_by_me(stream: &UnixStream) -> Result<(), String> {
     let me = nix::unistd::geteuid().as_raw();
     let owner =
         crate::sys::peer_uid(stream).map_err(|e| format!("cannot tell who serves it: {e}"))?;

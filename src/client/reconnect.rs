@@ -41,8 +41,8 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// The waits between attempts to reconnect: [`FIRST_BACKOFF`], doubling up to [`MAX_BACKOFF`].
-/// Pure (no clock): the caller sleeps or sets a timer. Shared by [`Reconnecting`] and, with the
-/// `libp2p` feature, the libp2p behaviour.
+/// Pure (no clock): the caller sleeps or sets a timer. Shared by [`Reconnecting`] and the libp2p
+/// behaviour (the crate `exo-discovery-libp2p`).
 #[derive(Clone, Debug)]
 pub struct Backoff {
     next: Duration,

@@ -40,17 +40,41 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_exo-discovery");
+/// The agent's binary of this build. Cargo names it to the agent's own tests
+/// (`CARGO_BIN_EXE_exo-discovery`); the tests of the workspace's other crate (the libp2p
+/// behaviour's, which share this harness) find it in the workspace's target directory, beside
+/// their own executable: `target/<profile>/deps/<test>` → `target/<profile>/exo-discovery`.
+/// Nothing here builds it: `cargo test` at the workspace root builds it before any test runs,
+/// `cargo build -p exo-discovery` alone. A missing binary fails the test that needs it, saying so.
+pub fn built_bin() -> String {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_exo-discovery") {
+        return path.to_owned();
+    }
+    let exe = std::env::current_exe().expect("the test's own executable");
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test executable lives in target/<profile>/deps")
+        .join("exo-discovery");
+    assert!(
+        path.is_file(),
+        "the agent's binary {} is missing: `cargo test` at the workspace root builds it with the \
+         tests, `cargo build -p exo-discovery` alone; or set EXO_DISCOVERY_TEST_BIN to a build of it",
+        path.display()
+    );
+    path.into_os_string()
+        .into_string()
+        .unwrap_or_else(|p| panic!("the agent's binary {p:?}: not a UTF-8 path"))
+}
 
 /// The binary the tests run: `EXO_DISCOVERY_TEST_BIN` when set (a build for another target, such
-/// as the static musl binary or an ARM release build), else [`BIN`].
+/// as the static musl binary or an ARM release build), else [`built_bin`].
 #[allow(dead_code)]
 pub fn bin_path() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PATH.get_or_init(|| match std::env::var("EXO_DISCOVERY_TEST_BIN") {
         Ok(p) if !p.is_empty() => p,
-        Ok(_) | Err(std::env::VarError::NotPresent) => BIN.to_owned(),
+        Ok(_) | Err(std::env::VarError::NotPresent) => built_bin(),
         Err(e) => panic!("EXO_DISCOVERY_TEST_BIN: {e}"),
     })
 }

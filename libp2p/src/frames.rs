@@ -1,10 +1,10 @@
 //! The agent's messages out of the bytes its socket delivers, in whatever pieces they come. Pure,
-//! no I/O: the non-blocking counterpart of [`crate::client::Client::next_message`], with the same
+//! no I/O: the non-blocking counterpart of [`exo_discovery::client::Client::next_message`], with the same
 //! bounds (a frame's length prefix is checked before its body is waited for, a snapshot sent in
 //! parts is joined up to [`MAX_SNAPSHOT_BYTES`]).
 
-use crate::client::MAX_SNAPSHOT_BYTES;
-use crate::wire::protocol::{self, AgentMsg, FrameError, PeerInfo};
+use exo_discovery::client::MAX_SNAPSHOT_BYTES;
+use exo_discovery::protocol::{self, AgentMsg, FrameError, PeerInfo};
 
 /// Why the byte stream cannot be read further; the connection is to be closed.
 #[derive(Debug, PartialEq, Eq)]
@@ -123,7 +123,7 @@ impl Frames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::protocol::{EventKind, PeerEvent, Source};
+    use exo_discovery::protocol::{EventKind, PeerEvent, Source};
 
     fn peer(i: usize) -> PeerInfo {
         PeerInfo {

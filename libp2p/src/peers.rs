@@ -15,14 +15,14 @@
 //! everyone yet: for a grace period after it (the resynchronisation), every address the agent
 //! does not name is held, and expires at the end of the grace if still not named.
 
-use crate::wire::protocol::{EventKind, PeerEvent, PeerInfo};
+use exo_discovery::protocol::{EventKind, PeerEvent, PeerInfo};
 use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// Most peers known at once (the agent's own table holds a quarter of this); more are ignored.
-pub(crate) const MAX_PEERS: usize = 4 * crate::engine::table::MAX_PEERS;
+pub(crate) const MAX_PEERS: usize = 4 * exo_discovery::protocol::MAX_PEERS;
 /// Most addresses kept for one peer; more are ignored.
 pub(crate) const MAX_ADDRS_PER_PEER: usize = 64;
 /// How long an address is held when an update names no address of its family.
@@ -272,7 +272,7 @@ fn family(a: &Multiaddr) -> Family {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::protocol::Source;
+    use exo_discovery::protocol::Source;
 
     fn id(n: u8) -> PeerId {
         libp2p_identity::Keypair::ed25519_from_bytes([n; 32])

@@ -1,5 +1,5 @@
 //! A rust-libp2p `NetworkBehaviour` fed by the agent (does I/O), in the place of
-//! `libp2p::mdns::tokio::Behaviour`. Only with the cargo feature `libp2p`.
+//! `libp2p::mdns::tokio::Behaviour`.
 //!
 //! It registers the swarm's listen addresses with the agent (again after every burst of
 //! changes, and after every reconnection to a restarted agent), subscribes to the agent's peers,
@@ -12,30 +12,36 @@
 //! use libp2p::swarm::NetworkBehaviour;
 //! #[derive(NetworkBehaviour)]
 //! struct Node {
-//!     discovery: exo_discovery::libp2p::Behaviour, // was libp2p::mdns::tokio::Behaviour
+//!     discovery: exo_discovery_libp2p::Behaviour, // was libp2p::mdns::tokio::Behaviour
 //!     ping: libp2p::ping::Behaviour,
 //! }
 //! let key = libp2p_identity::Keypair::generate_ed25519();
 //! let discovery =
-//!     exo_discovery::libp2p::Behaviour::new(&key, exo_discovery::default_socket_path());
+//!     exo_discovery_libp2p::Behaviour::new(&key, exo_discovery::default_socket_path());
 //! ```
 //!
 //! It never blocks the swarm: the socket is an `async_io::Async<UnixStream>` and the timers are
 //! `async_io::Timer`s, woken through the `Context` the swarm polls it with (async-io runs its own
 //! reactor thread, so the swarm may run on tokio, async-std or smol). When the agent is not
 //! running it says so in one log line (the `log` crate), keeps trying with the backoff of
-//! [`crate::client::reconnect`], and the swarm runs on with the peers it knew.
+//! [`exo_discovery::client::reconnect`], and the swarm runs on with the peers it knew.
 //!
 //! The pure parts: `frames` (bytes to messages), `peers` (what the agent says to
 //! `Discovered` / `Expired`), `listen` (listen addresses, when to register them, the record).
+//!
+//! It speaks to the agent through the public API of the crate `exo-discovery` (the socket
+//! protocol, records, the client's backoff and socket check) and nothing else.
+
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
 
 mod frames;
 mod listen;
 mod peers;
 
-use crate::client::reconnect::Backoff;
-use crate::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
 use async_io::{Async, Timer};
+use exo_discovery::client::reconnect::Backoff;
+use exo_discovery::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
 use futures_lite::{AsyncRead, AsyncWrite};
 use libp2p_core::transport::PortUse;
 use libp2p_core::{Endpoint, Multiaddr};
@@ -100,12 +106,12 @@ pub struct Config {
 }
 
 impl Default for Config {
-    /// The agent's default socket ([`crate::sys::default_socket_path`]), the agent's namespace,
+    /// The agent's default socket ([`exo_discovery::default_socket_path`]), the agent's namespace,
     /// registration 150 ms after the last change of listen addresses, a grace of 10 s for the
     /// addresses a restarted agent has not found again yet.
     fn default() -> Self {
         Config {
-            socket: crate::sys::default_socket_path(),
+            socket: exo_discovery::default_socket_path(),
             namespace: None,
             register_delay: Duration::from_millis(150),
             resync_grace: Duration::from_secs(10),
@@ -214,7 +220,7 @@ enum Step {
 
 impl Behaviour {
     /// A behaviour for the node of `keypair`, fed by the agent at `socket` (usually
-    /// [`crate::sys::default_socket_path`]).
+    /// [`exo_discovery::default_socket_path`]).
     pub fn new(keypair: &Keypair, socket: impl Into<PathBuf>) -> Behaviour {
         Behaviour::with_config(keypair, Config::default().with_socket(socket))
     }
@@ -283,7 +289,7 @@ impl Behaviour {
                     self.cfg.socket.display()
                 )),
                 Poll::Ready(Ok(stream)) => {
-                    if let Err(why) = crate::client::served_by_me(stream.get_ref()) {
+                    if let Err(why) = exo_discovery::client::served_by_me(stream.get_ref()) {
                         return Step::Lost(format!(
                             "socket {} refused: {why}",
                             self.socket().display()
@@ -459,7 +465,7 @@ impl Behaviour {
             return;
         }
         let ns = self.cfg.namespace.as_deref().unwrap_or(agent_ns);
-        let seq = listen::next_seq(self.last_seq, crate::client::clock_micros());
+        let seq = listen::next_seq(self.last_seq, exo_discovery::client::clock_micros());
         up.registered = Some(addrs.to_vec());
         match listen::signed_record(&self.key, ns, seq, addrs) {
             Ok((signed_record, carried)) => {
@@ -631,4 +637,10 @@ impl NetworkBehaviour for Behaviour {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+}
+
+/// Where the unit tests start their simulated clock (the pure parts never read the clock).
+#[cfg(test)]
+fn test_clock() -> Instant {
+    Instant::now()
 }

@@ -6,7 +6,7 @@
 // one flushed line per happening: `peer-id`, `listening`, `registered`, `agent-connected`,
 // `agent-lost`, `update`, `dialing`, `connected`, `closed`, `expired`.
 
-use exo_discovery::libp2p::{AgentStatus, Event as Discovery};
+use exo_discovery_libp2p::{AgentStatus, Event as Discovery};
 use libp2p::futures::StreamExt;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
@@ -34,7 +34,7 @@ macro_rules! say {
 
 #[derive(NetworkBehaviour)]
 struct Node {
-    discovery: exo_discovery::libp2p::Behaviour,
+    discovery: exo_discovery_libp2p::Behaviour,
     ping: ping::Behaviour,
 }
 
@@ -149,7 +149,7 @@ async fn run(args: Args) -> Result<(), String> {
         )
         .map_err(|e| format!("cannot set up noise: {e}"))?
         .with_behaviour(|key| Node {
-            discovery: exo_discovery::libp2p::Behaviour::new(key, &args.socket),
+            discovery: exo_discovery_libp2p::Behaviour::new(key, &args.socket),
             ping: ping::Behaviour::new(ping::Config::new()),
         })
         .map_err(|e| format!("cannot set up the behaviour: {e}"))?

@@ -1,14 +1,17 @@
 //! Real libp2p nodes on namespace hosts: nodes fed by their agents through
-//! `exo_discovery::libp2p::Behaviour` (the `libp2p_node` example, and a swarm in this process) find
+//! `exo_discovery_libp2p::Behaviour` (the `libp2p_node` example, and a swarm in this process) find
 //! and connect to each other, outlive a restart of their agent, follow a node's restart on a new
 //! port, and dial a peer by its peer ID alone; a stock libp2p-mdns node (`stock_mdns_node`) and an
-//! agent's node see each other. Needs root and the example binaries (`cargo build --examples`);
-//! skips with one line where namespaces cannot be made. One test needs neither: the behaviour
-//! against a scripted agent on a Unix socket, with a swarm on loopback.
+//! agent's node see each other. Needs root, the agent's binary and the example binaries (`cargo
+//! test` at the workspace root builds them all before it runs a test; `cargo test -p
+//! exo-discovery-libp2p` builds the examples, not the agent); skips with one line where
+//! namespaces cannot be made. One test needs neither: the behaviour against a scripted agent on a
+//! Unix socket, with a swarm on loopback. The namespace harness is the agent's (`tests/common`).
 
 // Linux only: it needs network namespaces and libp2p's transports (a Linux-only dev-dependency).
 #![cfg(target_os = "linux")]
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::network::{net, Host, Net};
@@ -34,19 +37,21 @@ fn example(name: &str) -> PathBuf {
     let path = profile_dir.join("examples").join(name);
     assert!(
         path.is_file(),
-        "example binary {} is missing: run `cargo build --examples` first \
+        "example binary {} is missing: run `cargo build -p exo-discovery-libp2p --examples` first \
          (`cargo test --test libp2p` alone does not build examples)",
         path.display()
     );
-    // `cargo test --test libp2p` rebuilds the agent but not the examples: say so when an example
-    // is older than the agent (it may speak an older protocol).
+    // `cargo test --test libp2p` rebuilds neither the agent nor the examples, and a build of the
+    // agent alone leaves the examples as they were: say so when an example is older than the
+    // agent (it may speak an older protocol).
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if let (Some(ex), Some(agent)) = (mtime(&path), mtime(Path::new(common::BIN))) {
-        if ex < agent {
+    let agent = common::bin_path();
+    if let (Some(ex), Some(agent_at)) = (mtime(&path), mtime(Path::new(agent))) {
+        if ex < agent_at {
             eprintln!(
-                "warning: {} is older than {}; if nodes misbehave, run `cargo build --examples`",
+                "warning: {} is older than {agent}; if nodes misbehave, run `cargo build \
+                 -p exo-discovery-libp2p --examples`",
                 path.display(),
-                common::BIN
             );
         }
     }
@@ -634,7 +639,7 @@ fn dial_by_peer_id(socket: &Path, peer: &str) -> Result<String, String> {
     use ::libp2p::futures::StreamExt;
     use ::libp2p::swarm::{DialError, SwarmEvent};
     use ::libp2p::{noise, tcp, yamux, PeerId};
-    use exo_discovery::libp2p::{Behaviour, Event};
+    use exo_discovery_libp2p::{Behaviour, Event};
 
     let peer: PeerId = peer.parse().map_err(|e| format!("peer ID {peer}: {e}"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -713,8 +718,8 @@ struct ScriptedAgent {
 }
 
 impl ScriptedAgent {
-    fn start(path: &Path, snapshot: Vec<exo_discovery::wire::protocol::PeerInfo>) -> ScriptedAgent {
-        use exo_discovery::wire::protocol::{self, AgentMsg, ClientMsg};
+    fn start(path: &Path, snapshot: Vec<exo_discovery::protocol::PeerInfo>) -> ScriptedAgent {
+        use exo_discovery::protocol::{self, AgentMsg, ClientMsg};
         use std::io::{Read, Write};
         let listener = std::os::unix::net::UnixListener::bind(path).expect("bind");
         let (tx, seen) = mpsc::channel();
@@ -732,28 +737,27 @@ impl ScriptedAgent {
                     }
                     let mut body = vec![0; protocol::body_len(prefix).expect("frame size")];
                     conn.read_exact(&mut body).expect("frame body");
-                    let reply = match protocol::decode::<ClientMsg>(&body)
-                        .expect("a client message")
-                    {
-                        ClientMsg::Hello { .. } => {
-                            let _ = tx.send(Seen::Connected(n + 1));
-                            AgentMsg::Welcome {
-                                version: protocol::PROTOCOL_VERSION,
-                                namespace: "exo".into(),
+                    let reply =
+                        match protocol::decode::<ClientMsg>(&body).expect("a client message") {
+                            ClientMsg::Hello { .. } => {
+                                let _ = tx.send(Seen::Connected(n + 1));
+                                AgentMsg::Welcome {
+                                    version: protocol::PROTOCOL_VERSION,
+                                    namespace: "exo".into(),
+                                }
                             }
-                        }
-                        ClientMsg::Subscribe => AgentMsg::Snapshot(snapshot.clone()),
-                        ClientMsg::Register { signed_record } => {
-                            let rec = exo_discovery::wire::record::verify(&signed_record, "exo")
-                                .expect("a valid record");
-                            let addrs = rec.addrs.iter().map(|a| a.to_string()).collect();
-                            let _ = tx.send(Seen::Registered(rec.seq, addrs));
-                            AgentMsg::Registered {
-                                peer_id: rec.peer_id.to_string(),
+                            ClientMsg::Subscribe => AgentMsg::Snapshot(snapshot.clone()),
+                            ClientMsg::Register { signed_record } => {
+                                let rec = exo_discovery::record::verify(&signed_record, "exo")
+                                    .expect("a valid record");
+                                let addrs = rec.addrs.iter().map(|a| a.to_string()).collect();
+                                let _ = tx.send(Seen::Registered(rec.seq, addrs));
+                                AgentMsg::Registered {
+                                    peer_id: rec.peer_id.to_string(),
+                                }
                             }
-                        }
-                        other => panic!("unexpected {other:?}"),
-                    };
+                            other => panic!("unexpected {other:?}"),
+                        };
                     if conn.write_all(&protocol::encode(&reply)).is_err() {
                         return;
                     }
@@ -783,8 +787,8 @@ fn the_behaviour_against_a_scripted_agent() {
     use ::libp2p::futures::StreamExt;
     use ::libp2p::swarm::SwarmEvent;
     use ::libp2p::{noise, tcp, yamux, Multiaddr, PeerId};
-    use exo_discovery::libp2p::{Behaviour, Config, Event};
-    use exo_discovery::wire::protocol::{self, AgentMsg, EventKind, PeerEvent, PeerInfo, Source};
+    use exo_discovery::protocol::{self, AgentMsg, EventKind, PeerEvent, PeerInfo, Source};
+    use exo_discovery_libp2p::{Behaviour, Config, Event};
 
     let dir = std::env::temp_dir().join(format!("exo-discovery-scripted-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

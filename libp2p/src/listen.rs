@@ -6,7 +6,7 @@
 //! burst; the burst is registered once it has been quiet for a moment (and at the latest a bound
 //! after it began), with one freshly signed record.
 
-use crate::wire::record::{self, SignError, MAX_ADDRS};
+use exo_discovery::record::{self, SignError, MAX_ADDRS};
 use libp2p_identity::Keypair;
 use multiaddr::{Multiaddr, Protocol};
 use std::net::{Ipv4Addr, Ipv6Addr};
