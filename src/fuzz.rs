@@ -88,13 +88,13 @@ pub fn config_file(data: &[u8]) {
     let _ = Config::from_toml(text);
 }
 
-/// A datagram heard on a link, read as the link socket reads it and taken in by a whole engine
-/// that announces a node of its own on that link: responses (records, liveness, stock libp2p-mdns
+/// A datagram received on a link, handed as it came to a whole engine (which reads it) that
+/// announces a node of its own on that link: responses (records, liveness, stock libp2p-mdns
 /// peers), queries (presence queries, re-queries, its own record asked for), from the sender the
 /// first byte picks, and what the engine does after (re-queries, answers, probes). The path a
 /// packet from anyone on the link takes.
 pub fn link_datagram(data: &[u8]) {
-    use crate::engine::{Heard, Request, SendOutcome};
+    use crate::engine::{Request, SendOutcome};
     use crate::wire::net::Family;
     use crate::wire::net::Iface;
     use std::net::{Ipv6Addr, SocketAddr};
@@ -149,9 +149,13 @@ pub fn link_datagram(data: &[u8]) {
     };
     let port = if pick & 4 == 0 { 5353 } else { 40000 };
     let from = SocketAddr::new(ip, port);
-    if let Some(heard) = Heard::parse(2, family, from, packet) {
-        engine.handle(Input::Heard(heard), now);
-    }
+    let datagram = Input::Datagram {
+        link: 2,
+        family,
+        from,
+        bytes: packet.to_vec(),
+    };
+    engine.handle(datagram, now);
     for ms in [20, 120, 1000, 5000] {
         engine.handle_timeout(now + Duration::from_millis(ms));
         while engine.poll_action().is_some() {}

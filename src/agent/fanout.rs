@@ -1,10 +1,12 @@
 //! Delivering replies and events to local clients without ever waiting on one. Pure: no I/O, only
 //! non-blocking sends into each client's bounded queue.
 //!
-//! A subscriber whose queue is full misses events; it is marked out of sync and, as soon as its
-//! queue has room, is sent a fresh snapshot in place of everything it missed. Events that were
-//! already queued stay in order before that snapshot, so the client's view is always right after
-//! the snapshot arrives.
+//! A subscriber whose queue is full misses events; it is marked out of sync and, once its queue
+//! has room, is sent a fresh snapshot in place of everything it missed. Events that were already
+//! queued stay in order before that snapshot, so the client's view is always right after the
+//! snapshot arrives. The fan-out keeps no clock: a send that leaves a subscriber behind says so
+//! (the shell tells the engine, `Input::Behind`), and the engine says when to try the snapshot
+//! (`Action::Resync`, again while one is still waiting).
 
 use crate::wire::protocol::{AgentMsg, PeerEvent, PeerInfo};
 use async_channel::Sender;
@@ -48,17 +50,22 @@ impl Fanout {
     }
 
     /// A reply to one client. If its queue is full, a subscriber is resynchronised later; any
-    /// other client simply misses the reply (it is not reading).
-    pub fn reply(&mut self, id: u64, msg: AgentMsg) {
-        if let Some(c) = self.clients.get_mut(&id) {
-            if c.tx.try_send(msg).is_err() {
-                c.desynced = c.subscribed;
-            }
+    /// other client simply misses the reply (it is not reading). Returns whether a subscriber
+    /// fell out of sync.
+    pub fn reply(&mut self, id: u64, msg: AgentMsg) -> bool {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return false;
+        };
+        if c.tx.try_send(msg).is_ok() || c.desynced {
+            return false;
         }
+        c.desynced = c.subscribed;
+        c.desynced
     }
 
-    /// An event to every subscriber that is in sync.
-    pub fn broadcast(&mut self, ev: &PeerEvent) {
+    /// An event to every subscriber that is in sync. Returns whether one fell out of sync.
+    pub fn broadcast(&mut self, ev: &PeerEvent) -> bool {
+        let mut fell = false;
         for c in self
             .clients
             .values_mut()
@@ -66,8 +73,10 @@ impl Fanout {
         {
             if c.tx.try_send(AgentMsg::Event(ev.clone())).is_err() {
                 c.desynced = true;
+                fell = true;
             }
         }
+        fell
     }
 
     /// Clients connected.

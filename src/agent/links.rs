@@ -3,7 +3,7 @@
 
 use super::Incoming;
 use crate::engine::repeat::Repeated;
-use crate::engine::{Action, Heard, Input, SendOutcome};
+use crate::engine::{Input, SendOutcome};
 use crate::wire::net::SendFailure;
 use crate::wire::net::Iface;
 use crate::wire::instance::Announcement;
@@ -214,6 +214,11 @@ fn forward<'ex>(
                     ips: r.get_addresses().iter().map(|a| a.to_ip_addr()).collect(),
                 },
                 ServiceEvent::ServiceRemoved(_, fullname) => Input::Removed { link, fullname },
+                ServiceEvent::SearchStarted(_)
+                | ServiceEvent::ServiceFound(..)
+                | ServiceEvent::SearchStopped(_) => continue,
+                // mdns-sd's enum is non-exhaustive: what a later version adds is reported only
+                // once the engine has an input for it.
                 _ => continue,
             };
             if tx.send(Incoming::Input(input)).await.is_err() {
@@ -224,88 +229,80 @@ fn forward<'ex>(
     })
 }
 
+/// The link actions, one method each, called from the shell's one match on
+/// [`crate::engine::Action`].
 impl super::Shell<'_> {
-    /// Carries out an action on one link (the others are ignored here).
-    pub(super) fn execute_on_link(&mut self, action: Action) -> Option<Input> {
-        match action {
-            Action::AddLink(iface) => {
-                self.links.insert(iface.index, ShellLink::new(iface));
-                None
-            }
-            Action::UpdateLink(iface) => {
-                if let Some(l) = self.links.get_mut(&iface.index) {
-                    l.update(iface);
-                }
-                None
-            }
-            Action::RemoveLink { link } => {
-                if let Some(l) = self.links.remove(&link) {
-                    l.stop(Duration::from_millis(500));
-                }
-                None
-            }
-            Action::CloseSocket { link, family } => {
-                if let Some(l) = self.links.get_mut(&link) {
-                    l.close(family);
-                }
-                None
-            }
-            Action::SendQuery {
-                link,
-                family,
-                packet,
-            } => {
-                let l = self.links.get_mut(&link)?;
-                let outcome = l.send_query(family, &packet, &self.ex, &self.tx);
-                Some(Input::QuerySent {
-                    link,
-                    family,
-                    outcome,
-                })
-            }
-            Action::SetDaemon { link, families } => {
-                let l = self.links.get_mut(&link)?;
-                let result = l.set_daemon(&families, &self.ex, &self.tx)?;
-                Some(Input::DaemonSet {
-                    link,
-                    families,
-                    result,
-                })
-            }
-            Action::RestartBrowser { link } => {
-                if let Some(l) = self.links.get_mut(&link) {
-                    l.restart_browser(&self.ex, &self.tx);
-                }
-                None
-            }
-            Action::Announce { link, announcement } => {
-                if let Some(l) = self.links.get(&link) {
-                    l.announce(&announcement);
-                }
-                None
-            }
-            Action::Withdraw { link, label } => {
-                if let Some(l) = self.links.get(&link) {
-                    l.withdraw(&label);
-                }
-                None
-            }
-            Action::SendPackets {
-                link,
-                family,
-                packets,
-            } => {
-                if let Some(l) = self.links.get(&link) {
-                    l.send_packets(family, &packets);
-                }
-                None
-            }
-            _ => None,
+    pub(super) fn add_link(&mut self, iface: Iface) {
+        self.links.insert(iface.index, ShellLink::new(iface));
+    }
+
+    pub(super) fn update_link(&mut self, iface: Iface) {
+        if let Some(l) = self.links.get_mut(&iface.index) {
+            l.update(iface);
+        }
+    }
+
+    pub(super) fn remove_link(&mut self, link: u32) {
+        if let Some(l) = self.links.remove(&link) {
+            l.stop(Duration::from_millis(500));
+        }
+    }
+
+    pub(super) fn close_socket(&mut self, link: u32, family: Family) {
+        if let Some(l) = self.links.get_mut(&link) {
+            l.close(family);
+        }
+    }
+
+    /// Sends a query; returns its outcome for the engine.
+    pub(super) fn send_query(&mut self, link: u32, family: Family, packet: &[u8]) -> Option<Input> {
+        let l = self.links.get_mut(&link)?;
+        let outcome = l.send_query(family, packet, &self.ex, &self.tx);
+        Some(Input::QuerySent {
+            link,
+            family,
+            outcome,
+        })
+    }
+
+    /// Runs the link's daemon on `families`; returns the result for the engine (none when
+    /// stopped).
+    pub(super) fn set_daemon(&mut self, link: u32, families: Vec<Family>) -> Option<Input> {
+        let l = self.links.get_mut(&link)?;
+        let result = l.set_daemon(&families, &self.ex, &self.tx)?;
+        Some(Input::DaemonSet {
+            link,
+            families,
+            result,
+        })
+    }
+
+    pub(super) fn restart_browser(&mut self, link: u32) {
+        if let Some(l) = self.links.get_mut(&link) {
+            l.restart_browser(&self.ex, &self.tx);
+        }
+    }
+
+    pub(super) fn announce(&self, link: u32, announcement: &Announcement) {
+        if let Some(l) = self.links.get(&link) {
+            l.announce(announcement);
+        }
+    }
+
+    pub(super) fn withdraw(&self, link: u32, label: &str) {
+        if let Some(l) = self.links.get(&link) {
+            l.withdraw(label);
+        }
+    }
+
+    pub(super) fn send_packets(&self, link: u32, family: Family, packets: &[Vec<u8>]) {
+        if let Some(l) = self.links.get(&link) {
+            l.send_packets(family, packets);
         }
     }
 }
 
-/// Reads one link socket and hands each datagram to the engine (read by [`Heard::parse`]).
+/// Reads one link socket and hands each datagram to the engine as it came (the engine reads it).
 async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: Sender<Incoming>) {
     let mut buf = vec![0u8; dns::MAX_PACKET];
     let mut errors = Repeated::default();
@@ -326,10 +323,12 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
         };
         // Attribute by where it really arrived (see `sys::recv_with_ifindex`).
         let link = arrived_on.unwrap_or(index);
-        let Some(heard) = Heard::parse(link, family, from, &buf[..n]) else {
-            continue;
+        let input = Input::Datagram {
+            link,
+            family,
+            from,
+            bytes: buf[..n].to_vec(),
         };
-        let input = Input::Heard(heard);
         if tx.send(Incoming::Input(input)).await.is_err() {
             return;
         }

@@ -3,7 +3,7 @@
 //! the engine and carries out the engine's actions. It decides nothing.
 //!
 //! ```text
-//!  link sockets ─┐ Heard                                  Action ┌─▶ sockets, daemons (links.rs)
+//!  link sockets ─┐ Datagram                               Action ┌─▶ sockets, daemons (links.rs)
 //!  mdns-sd ──────┤ Resolved/Removed  ┌────────────────┐         ├─▶ probes, static hosts (tasks.rs)
 //!  probes ───────┤ Probed ─────────▶ │     Engine     │ ───────▶├─▶ cache file
 //!  static hosts ─┤ StaticReplied     │ (no I/O, no    │         ├─▶ clients (Fanout)
@@ -183,13 +183,11 @@ impl<'ex> Shell<'ex> {
             if self.exit {
                 return;
             }
-            self.clients.resync(|| engine.snapshot());
-            let mut deadline = engine
+            // The loop's one timer: everything that waits (retrying a subscriber's snapshot
+            // too) is the engine's.
+            let deadline = engine
                 .poll_timeout()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-            if self.clients.needs_resync() {
-                deadline = deadline.min(Instant::now() + Duration::from_millis(200));
-            }
             let got = futures_lite::future::or(async { Some(rx.recv().await) }, async {
                 Timer::at(deadline).await;
                 None
@@ -249,7 +247,11 @@ impl<'ex> Shell<'ex> {
                     self.exchanges.insert(id, reply);
                     engine.handle(Input::ExchangeAsked { id, from, to, ask }, now);
                 }
-                Some(Ok(Incoming::Reply { id, msg })) => self.clients.reply(id, msg),
+                Some(Ok(Incoming::Reply { id, msg })) => {
+                    if self.clients.reply(id, msg) {
+                        engine.handle(Input::Behind, now);
+                    }
+                }
                 Some(Err(_)) => engine.handle(Input::Shutdown, now),
                 None => engine.handle_timeout(now),
             }
@@ -259,6 +261,8 @@ impl<'ex> Shell<'ex> {
     }
 
     /// Carries out one action; returns the input that reports its result, if it has one now.
+    /// Every action is named here (no catch-all): a new one does not build until it is carried
+    /// out. The link actions are `links.rs`'s.
     fn execute(&mut self, action: Action) -> Option<Input> {
         match action {
             Action::ListInterfaces => Some(Input::Interfaces(
@@ -323,17 +327,20 @@ impl<'ex> Shell<'ex> {
                     .map_err(|e| format!("{}: {e}", self.state_dir.display())),
             )),
             Action::Reply { client, msg } => {
-                self.clients.reply(client, msg);
-                None
+                let behind = self.clients.reply(client, msg);
+                behind.then_some(Input::Behind)
             }
             Action::Subscribed { client, snapshot } => {
                 self.clients.subscribe(client);
-                self.clients.reply(client, AgentMsg::Snapshot(snapshot));
-                None
+                let behind = self.clients.reply(client, AgentMsg::Snapshot(snapshot));
+                behind.then_some(Input::Behind)
             }
-            Action::Broadcast(ev) => {
-                self.clients.broadcast(&ev);
-                None
+            Action::Broadcast(ev) => self.clients.broadcast(&ev).then_some(Input::Behind),
+            Action::Resync(snapshot) => {
+                self.clients.resync(|| snapshot);
+                Some(Input::Resynced {
+                    waiting: self.clients.needs_resync(),
+                })
             }
             Action::Log { level, line } => {
                 log::log!(level, "{line}");
@@ -346,7 +353,48 @@ impl<'ex> Shell<'ex> {
                 self.exit = true;
                 None
             }
-            on_a_link => self.execute_on_link(on_a_link),
+            Action::AddLink(iface) => {
+                self.add_link(iface);
+                None
+            }
+            Action::UpdateLink(iface) => {
+                self.update_link(iface);
+                None
+            }
+            Action::RemoveLink { link } => {
+                self.remove_link(link);
+                None
+            }
+            Action::CloseSocket { link, family } => {
+                self.close_socket(link, family);
+                None
+            }
+            Action::SendQuery {
+                link,
+                family,
+                packet,
+            } => self.send_query(link, family, &packet),
+            Action::SetDaemon { link, families } => self.set_daemon(link, families),
+            Action::RestartBrowser { link } => {
+                self.restart_browser(link);
+                None
+            }
+            Action::Announce { link, announcement } => {
+                self.announce(link, &announcement);
+                None
+            }
+            Action::Withdraw { link, label } => {
+                self.withdraw(link, &label);
+                None
+            }
+            Action::SendPackets {
+                link,
+                family,
+                packets,
+            } => {
+                self.send_packets(link, family, &packets);
+                None
+            }
         }
     }
 }

@@ -20,6 +20,7 @@
 //! - [`statics`]: static hosts (when each is asked) and peers added by hand;
 //! - [`exchange`]: peer exchange, answering other agents and taking in what a static host hands;
 //! - [`repeat`]: an error that repeats is said once, counted, summarised, and its end reported;
+//! - [`resync`]: when a subscriber that fell behind is sent a snapshot;
 //! - [`status`]: the `status` report.
 
 pub mod catchup;
@@ -30,6 +31,7 @@ pub mod links;
 pub mod prober;
 pub mod registrations;
 pub mod repeat;
+pub mod resync;
 pub mod rewind;
 pub mod silence;
 pub mod statics;
@@ -40,7 +42,6 @@ use crate::wire::cache::CachedPeer;
 use crate::wire::config::Config;
 use crate::wire::net::Iface;
 use crate::wire::instance::Announcement;
-use crate::wire::stock::Libp2pPeer;
 use crate::wire::net::Family;
 use crate::wire::protocol::{AgentMsg, ClientMsg, EventKind, PeerEvent, PeerInfo};
 use crate::wire::record::{Reject, VerifiedRecord};
@@ -53,6 +54,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use table::{PeerTable, Via};
+
+pub use links::Heard;
 
 /// One reply from a static host: the IP and zone it came from, and the packet.
 pub type StaticReply = (IpAddr, Option<String>, Vec<u8>);
@@ -104,7 +107,22 @@ pub enum Input {
         /// The instance's full name.
         fullname: String,
     },
-    /// A link's own socket heard a datagram.
+    /// A link's own socket received a datagram. The engine reads it ([`Heard::parse`]): which
+    /// dialect it speaks (by its source port), what it names and carries; one that is not DNS
+    /// changes nothing.
+    Datagram {
+        /// Interface index: where it really arrived.
+        link: u32,
+        /// The socket's family.
+        family: Family,
+        /// The sender.
+        from: SocketAddr,
+        /// The datagram, as received.
+        bytes: Vec<u8>,
+    },
+    /// A datagram already read: lets the engine's tests say what a packet said without building
+    /// its bytes. The shell and the simulator hand over [`Input::Datagram`].
+    #[cfg(test)]
     Heard(Heard),
     /// A reachability probe finished.
     Probed {
@@ -172,33 +190,17 @@ pub enum Input {
         /// What.
         request: Request,
     },
+    /// A subscriber's queue was full: it missed an event or a reply, its events are held back,
+    /// and it waits for a snapshot in place of what it missed (see [`resync`]).
+    Behind,
+    /// The outcome of an [`Action::Resync`]: whether some subscriber still waits (its queue is
+    /// still full).
+    Resynced {
+        /// Some subscriber still waits.
+        waiting: bool,
+    },
     /// SIGINT or SIGTERM: say goodbye and stop.
     Shutdown,
-}
-
-/// What a link's own socket heard in one datagram.
-#[derive(Debug)]
-pub struct Heard {
-    /// Interface index (where it really arrived).
-    pub link: u32,
-    /// The socket's family.
-    pub family: Family,
-    /// The sender.
-    pub from: SocketAddr,
-    /// `_p2p._udp` instance labels a response named, with their TTLs.
-    pub instances: Vec<(String, u32)>,
-    /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
-    pub libp2p_peers: Vec<Libp2pPeer>,
-    /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
-    pub libp2p_query: bool,
-    /// Instance labels a query from port 5353 asked about by name: a node's presence query, or
-    /// another agent's re-query for a record it missed (see `catchup.rs`).
-    pub named: Vec<String>,
-    /// That query asked for a unicast answer (QU): a presence query. A re-query does not.
-    pub unicast: bool,
-    /// The signed records a response carried, by instance label (taken only for records being
-    /// caught up on: mdns-sd resolves the rest).
-    pub records: Vec<(String, Result<Vec<u8>, Reject>)>,
 }
 
 /// What a local socket connection asks of the agent.
@@ -364,8 +366,11 @@ pub enum Action {
         /// The peers visible now.
         snapshot: Vec<PeerInfo>,
     },
-    /// Send this event to every subscriber.
+    /// Send this event to every subscriber (report [`Input::Behind`] if one fell behind).
     Broadcast(PeerEvent),
+    /// Send this snapshot to every subscriber waiting for one (see [`Input::Behind`]) whose
+    /// queue has room, and report [`Input::Resynced`].
+    Resync(Vec<PeerInfo>),
     /// Log a line.
     Log {
         /// Its level.
@@ -450,6 +455,8 @@ pub struct Engine {
     /// The latest `now` the engine was given.
     now: Instant,
     actions: VecDeque<Action>,
+    /// When a snapshot is next tried for subscribers that fell behind (see [`resync`]).
+    resync_at: Option<Instant>,
     exited: bool,
 }
 
@@ -489,6 +496,7 @@ impl Engine {
             started: now,
             now,
             actions: VecDeque::new(),
+            resync_at: None,
             exited: false,
             cfg,
         };
@@ -519,7 +527,8 @@ impl Engine {
         &self.cfg
     }
 
-    /// Takes in one input at `now`, then does whatever has come due.
+    /// Takes in one input at `now`, then does whatever has come due (a datagram that is not DNS
+    /// is dropped before either).
     pub fn handle(&mut self, input: Input, now: Instant) {
         self.now = self.now.max(now);
         match input {
@@ -544,6 +553,20 @@ impl Engine {
             }
             Input::Removed { link, fullname } => self.on_removed(link, &fullname, now),
             Input::BrowseEnded { link } => self.on_browse_ended(link, now),
+            Input::Datagram {
+                link,
+                family,
+                from,
+                bytes,
+            } => {
+                let Some(heard) = Heard::parse(link, family, from, &bytes) else {
+                    // Not DNS: nothing to take in, and nothing else runs for it (not even work
+                    // that came due; the shell's timer brings that).
+                    return;
+                };
+                self.on_heard(heard, now)
+            }
+            #[cfg(test)]
             Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
                 self.table.note_probe_result(&addr, ok);
@@ -597,6 +620,8 @@ impl Engine {
                 }
             }
             Input::Client { id, request } => self.on_client(id, request, now),
+            Input::Behind => self.on_behind(now),
+            Input::Resynced { waiting } => self.on_resynced(waiting, now),
             Input::Shutdown => self.shutdown(),
         }
         self.handle_timeout(now);
@@ -639,6 +664,7 @@ impl Engine {
         for ev in self.table.shared_answers(now) {
             self.broadcast(ev);
         }
+        self.resync_due(now);
     }
 
     /// The next action for the shell, if any.
@@ -665,10 +691,12 @@ impl Engine {
         soonest(self.cache_dirty.then_some(self.next_cache_save));
         soonest(self.peers_file_due());
         soonest(self.table.next_deadline(self.now));
+        soonest(self.resync_at);
         Some(d)
     }
 
-    /// Every peer visible now (what a new subscriber or a resynchronised one is sent).
+    /// Every peer visible now (what [`Action::Subscribed`] and [`Action::Resync`] carry).
+    #[cfg(any(test, feature = "fuzz"))]
     pub fn snapshot(&self) -> Vec<PeerInfo> {
         self.table.snapshot()
     }

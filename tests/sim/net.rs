@@ -8,20 +8,24 @@
 //!   goodbyes when unregistered or stopped, and sends its own query when it starts browsing;
 //!   a receiving daemon reports `Resolved` for an instance it has not resolved yet, `Removed` on a
 //!   goodbye;
-//! - the agent's own socket: every packet naming an instance is `Heard`;
+//! - the agent's own socket: it hands every packet it hears to its engine as bytes
+//!   (`Input::Datagram`, from port 5353), which reads them as in the agent; the agents' own
+//!   packets (presence queries, re-queries, answers to re-queries) are the bytes their engines
+//!   made, and an mdns-sd packet is the instances it names, with their TTL (an SRV record each:
+//!   the records it carries are left out, see [`Packet::Records`]);
 //! - a goodbye: the receiving daemon reports the instance gone one second later (RFC 6762's
 //!   grace, which mdns-sd applies);
 //! - probes: a TCP connect answers when the address's host is up, its node listens there, and
 //!   no partition lies between (multicast loss does not touch them: they are unicast TCP);
 //! - the cache and static hosts: writes succeed; static hosts are not modelled;
 //! - queries naming instances (presence queries, re-queries) and the agents' own answers to
-//!   re-queries reach other agents' sockets like any multicast packet; every response a socket
-//!   hears carries its records (the agent takes those it is catching up on); mdns-sd's own
-//!   TXT-only answers to such queries are not modelled (they resolve nothing).
+//!   re-queries reach other agents' sockets like any multicast packet, and those answers reach
+//!   their daemons too; mdns-sd's own TXT-only answers to such queries are not modelled (they
+//!   resolve nothing).
 //!
 //! Every random choice comes from one seeded generator, so a scenario replays exactly.
 
-use exo_discovery::engine::{Action, Engine, Heard, Input, Request, SendOutcome};
+use exo_discovery::engine::{Action, Engine, Input, Request, SendOutcome};
 use exo_discovery::wire::config::Config;
 use exo_discovery::wire::net::Family;
 use exo_discovery::wire::net::Iface;
@@ -138,19 +142,59 @@ struct Ann {
 }
 
 enum Packet {
-    /// A `_p2p._udp` query, with the instance labels it lists as known answers.
+    /// A `_p2p._udp` query, with the instance labels it lists as known answers (heard by
+    /// daemons only).
     Query(HashSet<String>),
-    /// An agent's query naming instances: a presence query (`unicast`), or a re-query.
-    Named { labels: Vec<String>, unicast: bool },
-    /// Announcements or answers (`ttl` 0: goodbyes); `agent`: an agent's answer to a re-query,
-    /// whose records the link socket hands to the engine (mdns-sd's packets carry them too, but
-    /// the receiving daemon resolves those: the engine would take them only while catching up on
-    /// a record mdns-sd did not report, which the model leaves out to keep large runs fast).
+    /// An agent's own packet that no daemon takes in: a query naming instances (a presence
+    /// query or a re-query), as its engine made it.
+    Datagram(Vec<u8>),
+    /// Announcements or answers (`ttl` 0: goodbyes) as receiving daemons resolve them, and the
+    /// `datagram` receiving link sockets hand to their engine: an agent's answer to a re-query
+    /// as its engine made it (with its records), or for mdns-sd's packets the instances they
+    /// name ([`instance_names`]). mdns-sd's packets carry the records too, but the receiving
+    /// daemon resolves those: the engine would take them only while catching up on a record
+    /// mdns-sd did not report, which the model leaves out to keep large runs fast.
     Records {
         anns: Vec<Rc<Ann>>,
         ttl: u32,
-        agent: bool,
+        datagram: Vec<u8>,
     },
+}
+
+/// What a link socket makes of an mdns-sd packet in this model: a response naming each
+/// instance by an SRV record with `ttl` (a goodbye at 0), and carrying no signed record.
+fn instance_names(anns: &[Rc<Ann>], ttl: u32) -> Vec<u8> {
+    fn name(p: &mut Vec<u8>, name: &str) {
+        for label in name.split('.').filter(|l| !l.is_empty()) {
+            p.push(label.len() as u8);
+            p.extend_from_slice(label.as_bytes());
+        }
+        p.push(0);
+    }
+    let mut p = vec![0, 0, 0x84, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    p[6..8].copy_from_slice(&(anns.len() as u16).to_be_bytes());
+    for a in anns {
+        name(&mut p, &a.fullname);
+        p.extend_from_slice(&exo_discovery::wire::dns::TYPE_SRV.to_be_bytes());
+        p.extend_from_slice(&0x8001u16.to_be_bytes());
+        p.extend_from_slice(&ttl.to_be_bytes());
+        let mut srv = vec![0, 0, 0, 0];
+        srv.extend_from_slice(&PORT.to_be_bytes());
+        name(&mut srv, "host.local");
+        p.extend_from_slice(&(srv.len() as u16).to_be_bytes());
+        p.extend_from_slice(&srv);
+    }
+    p
+}
+
+/// An mdns-sd packet: `anns` with `ttl` (see [`Packet::Records`]).
+fn mdns_records(anns: Vec<Rc<Ann>>, ttl: u32) -> Packet {
+    let datagram = instance_names(&anns, ttl);
+    Packet::Records {
+        anns,
+        ttl,
+        datagram,
+    }
 }
 
 enum Event {
@@ -567,16 +611,7 @@ impl Sim {
                 ann.1 = Some(now);
                 let a = ann.0.clone();
                 let l = port.link;
-                self.multicast(
-                    l,
-                    host,
-                    Packet::Records {
-                        anns: vec![a],
-                        ttl: 120,
-                        agent: false,
-                    },
-                    Duration::ZERO,
-                );
+                self.multicast(l, host, mdns_records(vec![a], 120), Duration::ZERO);
                 None
             }
             Action::RestartBrowser { .. } => None,
@@ -686,41 +721,31 @@ impl Sim {
             Action::SendPackets { link, packets, .. } => {
                 let l = self.port(host, link)?.link;
                 for p in packets {
-                    if exo_discovery::wire::dns::is_response(&p) {
-                        // An answer to a re-query: the instances it carries, as registered.
-                        let rrs = exo_discovery::wire::dns::records(&p).unwrap_or_default();
-                        let port = self.port(host, link)?;
-                        let anns: Vec<Rc<Ann>> = exo_discovery::wire::dns::signed_records(&rrs)
-                            .into_iter()
-                            .filter_map(|(label, _)| {
-                                port.registered.get(&label).map(|(a, _)| a.clone())
-                            })
-                            .collect();
-                        if !anns.is_empty() {
-                            self.multicast(
-                                l,
-                                host,
-                                Packet::Records {
-                                    anns,
-                                    ttl: 120,
-                                    agent: true,
-                                },
-                                Duration::ZERO,
-                            );
-                        }
+                    if !exo_discovery::wire::dns::is_response(&p) {
+                        self.multicast(l, host, Packet::Datagram(p), Duration::ZERO);
                         continue;
                     }
-                    let labels = exo_discovery::wire::dns::asked_instances(
-                        &p,
-                        exo_discovery::engine::catchup::MAX_LABELS,
-                    );
-                    if !labels.is_empty() {
-                        let unicast = exo_discovery::wire::dns::wants_unicast(&p);
-                        self.multicast(l, host, Packet::Named { labels, unicast }, Duration::ZERO);
-                    }
+                    // An answer to a re-query: receiving daemons resolve the instances it
+                    // carries (as registered, so that each resolves an instance once).
+                    let rrs = exo_discovery::wire::dns::records(&p).unwrap_or_default();
+                    let port = self.port(host, link)?;
+                    let anns: Vec<Rc<Ann>> = exo_discovery::wire::dns::signed_records(&rrs)
+                        .into_iter()
+                        .filter_map(|(label, _)| {
+                            port.registered.get(&label).map(|(a, _)| a.clone())
+                        })
+                        .collect();
+                    let answer = Packet::Records {
+                        anns,
+                        ttl: 120,
+                        datagram: p,
+                    };
+                    self.multicast(l, host, answer, Duration::ZERO);
                 }
                 None
             }
+            // Subscribers read everything here: none falls behind.
+            Action::Resync(_) => Some(Input::Resynced { waiting: false }),
             Action::AddLink(_) | Action::UpdateLink(_) | Action::CloseSocket { .. } => None,
         }
     }
@@ -730,11 +755,7 @@ impl Sim {
         if anns.is_empty() {
             return;
         }
-        let p = Rc::new(Packet::Records {
-            anns,
-            ttl: 0,
-            agent: false,
-        });
+        let p = Rc::new(mdns_records(anns, 0));
         self.send(link, host, p.clone(), Duration::ZERO);
         self.send(link, host, p, Duration::from_millis(120));
     }
@@ -853,36 +874,22 @@ impl Sim {
                     let delay = self
                         .rng
                         .between(Duration::from_millis(20), Duration::from_millis(120));
-                    let answer = Packet::Records {
-                        anns,
-                        ttl: 120,
-                        agent: false,
-                    };
-                    self.multicast(l, host, answer, delay);
+                    self.multicast(l, host, mdns_records(anns, 120), delay);
                 }
             }
-            Packet::Named { labels, unicast } => {
+            Packet::Datagram(bytes) => {
                 let Some(port) = self.port(host, index) else {
                     return;
                 };
                 if port.socket {
-                    self.input(
-                        host,
-                        Input::Heard(Heard {
-                            link: index,
-                            family: Family::V4,
-                            from: SocketAddr::new(IpAddr::V4(from_ip), 5353),
-                            instances: Vec::new(),
-                            libp2p_peers: Vec::new(),
-                            libp2p_query: false,
-                            named: labels.clone(),
-                            unicast: *unicast,
-                            records: Vec::new(),
-                        }),
-                    );
+                    self.input(host, heard(index, from_ip, bytes));
                 }
             }
-            Packet::Records { anns, ttl, agent } => {
+            Packet::Records {
+                anns,
+                ttl,
+                datagram,
+            } => {
                 let Some(port) = self.port(host, index) else {
                     return;
                 };
@@ -914,21 +921,7 @@ impl Sim {
                 // either order: a record's addresses are probed once a packet naming it came from
                 // there).
                 if socket {
-                    inputs.push(Input::Heard(Heard {
-                        link: index,
-                        family: Family::V4,
-                        from: SocketAddr::new(IpAddr::V4(from_ip), 5353),
-                        instances: anns.iter().map(|a| (a.label.clone(), *ttl)).collect(),
-                        libp2p_peers: Vec::new(),
-                        libp2p_query: false,
-                        named: Vec::new(),
-                        unicast: false,
-                        records: anns
-                            .iter()
-                            .filter(|_| *agent && *ttl > 0)
-                            .map(|a| (a.label.clone(), Ok(a.signed.clone())))
-                            .collect(),
-                    }));
+                    inputs.push(heard(index, from_ip, datagram));
                 }
                 for input in later {
                     let at = self.now + Duration::from_secs(1);
@@ -961,5 +954,15 @@ impl Sim {
         self.hosts[observer]
             .views
             .get(&self.hosts[peer].peer.to_base58())
+    }
+}
+
+/// A datagram from `from` (an mDNS responder's port) as link `index`'s socket hands it over.
+fn heard(index: u32, from: Ipv4Addr, bytes: &[u8]) -> Input {
+    Input::Datagram {
+        link: index,
+        family: Family::V4,
+        from: SocketAddr::new(IpAddr::V4(from), 5353),
+        bytes: bytes.to_vec(),
     }
 }

@@ -1,0 +1,280 @@
+//! The one way in for a datagram a link's socket received: read into a [`Heard`] (pure, here,
+//! with the engine's rules: which source port speaks which dialect, how many names and records
+//! one packet may bring), then taken in: liveness by source address, senders of records not yet
+//! held, catching up, and answers to stock libp2p-mdns nodes.
+
+use super::{ANSWER_INTERVAL, LIBP2P_TTL, MAX_SENDERS, SENDERS_FOR};
+use crate::engine::catchup::MAX_LABELS;
+use crate::engine::{Action, Engine};
+use crate::wire::net::Family;
+use crate::wire::record::Reject;
+use crate::wire::stock::Libp2pPeer;
+use log::Level;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// What a link's own socket heard in one datagram.
+#[derive(Debug)]
+pub struct Heard {
+    /// Interface index (where it really arrived).
+    pub link: u32,
+    /// The socket's family.
+    pub family: Family,
+    /// The sender.
+    pub from: SocketAddr,
+    /// `_p2p._udp` instance labels a response named, with their TTLs.
+    pub instances: Vec<(String, u32)>,
+    /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
+    pub libp2p_peers: Vec<Libp2pPeer>,
+    /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
+    pub libp2p_query: bool,
+    /// Instance labels a query from port 5353 asked about by name: a node's presence query, or
+    /// another agent's re-query for a record it missed (see `catchup.rs`).
+    pub named: Vec<String>,
+    /// That query asked for a unicast answer (QU): a presence query. A re-query does not.
+    pub unicast: bool,
+    /// The signed records a response carried, by instance label (taken only for records being
+    /// caught up on: mdns-sd resolves the rest).
+    pub records: Vec<(String, Result<Vec<u8>, Reject>)>,
+}
+
+impl Heard {
+    /// What a link's socket heard in one datagram from `from`, read from its bytes (`None`: not a
+    /// DNS packet worth a look). Responses are reduced to the `_p2p._udp` instances they name,
+    /// the signed records they carry and the stock libp2p-mdns peers they describe; queries to
+    /// the instances they name, and stock libp2p-mdns queries are flagged for an answer.
+    pub fn parse(link: u32, family: Family, from: SocketAddr, packet: &[u8]) -> Option<Heard> {
+        // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
+        let stock = from.port() != crate::wire::net::MDNS_PORT;
+        let mut heard = Heard {
+            link,
+            family,
+            from,
+            instances: Vec::new(),
+            libp2p_peers: Vec::new(),
+            libp2p_query: false,
+            named: Vec::new(),
+            unicast: false,
+            records: Vec::new(),
+        };
+        if crate::wire::dns::is_response(packet) {
+            let rrs = crate::wire::dns::records(packet).ok()?;
+            heard.instances = crate::wire::dns::instances(&rrs);
+            if stock {
+                heard.libp2p_peers = crate::wire::stock::libp2p_peers(&rrs);
+            } else {
+                heard.records = crate::wire::dns::signed_records(&rrs);
+                heard.records.truncate(MAX_LABELS);
+            }
+        } else if stock {
+            heard.libp2p_query = crate::wire::stock::is_service_query(packet);
+        } else {
+            heard.named = crate::wire::dns::asked_instances(packet, MAX_LABELS);
+            heard.unicast = crate::wire::dns::wants_unicast(packet);
+        }
+        Some(heard)
+    }
+}
+
+impl Engine {
+    pub(in crate::engine) fn on_heard(&mut self, heard: Heard, now: Instant) {
+        let Heard {
+            link: index,
+            family,
+            from,
+            instances,
+            libp2p_peers,
+            libp2p_query,
+            named,
+            unicast,
+            records,
+        } = heard;
+        *self.packets_in.entry((index, family)).or_default() += 1;
+        self.note_named(index, family, from, named, unicast, now);
+        let Some(own) = self.links.get(&index).map(|l| l.iface.has_ip(&from.ip())) else {
+            return;
+        };
+        if !own && !records.is_empty() {
+            self.take_caught_up(index, from, records, now);
+        }
+        if own {
+            // Our own daemon's multicast, looped back: which of our records went out.
+            for (label, ttl) in &instances {
+                if *ttl > 0 {
+                    self.note_own_multicast(index, label, now);
+                }
+            }
+        }
+        let Some(link) = self.links.get(&index) else {
+            return;
+        };
+        let mut revived = Vec::new();
+        let mut foreign = 0;
+        let mut unknown = Vec::new();
+        for (label, ttl) in instances {
+            if ttl == 0 {
+                continue;
+            }
+            // Only the newest record of a peer keeps it alive (not an old instance repeated),
+            // and only in a packet from one of the peer's own addresses on this link.
+            let Some(peer) = self.instances.get(&label) else {
+                if !own {
+                    unknown.push(label);
+                }
+                continue;
+            };
+            match self.table.sent_by(peer, &link.via, &from.ip()) {
+                Some(true) => {
+                    self.table.spoke(peer, &link.via, &from.ip());
+                }
+                Some(false) => {
+                    foreign += 1;
+                    continue;
+                }
+                None => {
+                    // Cannot tell yet (none of its addresses of that family is known): no sign
+                    // of life, no blame; remembered in case mdns-sd reports them next.
+                    unknown.push(label);
+                    continue;
+                }
+            }
+            revived.extend(self.table.heard(peer, &link.via, now));
+        }
+        if foreign > 0 {
+            let via = link.via.clone();
+            self.count_drops(&via, "foreign-source", foreign);
+        }
+        if !unknown.is_empty() {
+            self.note_senders(index, unknown, from.ip(), now);
+        }
+        for ev in revived {
+            self.broadcast(ev);
+        }
+        for p in libp2p_peers {
+            self.on_libp2p_peer(p, index, from, now);
+        }
+        if libp2p_query {
+            self.answer_libp2p(index, family, now);
+        }
+    }
+
+    /// Packets naming these records, not held yet, came from `ip` on link `index`.
+    fn note_senders(&mut self, index: u32, labels: Vec<String>, ip: IpAddr, now: Instant) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        for label in labels {
+            if link.senders.len() >= MAX_SENDERS && !link.senders.contains_key(&label) {
+                link.senders
+                    .retain(|_, (_, at)| now.saturating_duration_since(*at) < SENDERS_FOR);
+                if link.senders.len() >= MAX_SENDERS {
+                    return;
+                }
+            }
+            let (ips, at) = link.senders.entry(label).or_insert((Vec::new(), now));
+            *at = now;
+            if !ips.contains(&ip) && ips.len() < crate::wire::addrs::MAX_DIALABLE {
+                ips.push(ip);
+            }
+        }
+    }
+
+    /// The senders heard for record `label` on link `index` before it was taken (see
+    /// [`Link::senders`]). They stay (until they age out): mdns-sd may report the record again
+    /// with more of its addresses, one family's after the other's.
+    pub(in crate::engine) fn senders_of(&self, index: u32, label: &str) -> Vec<IpAddr> {
+        self.links
+            .get(&index)
+            .and_then(|l| l.senders.get(label))
+            .map(|(ips, _)| ips.clone())
+            .unwrap_or_default()
+    }
+
+    /// What a stock libp2p-mdns node on this link and family should dial for a registration:
+    /// concrete addresses of this interface (IPv6 link-local left out: such nodes take no zone).
+    pub(in crate::engine) fn libp2p_packets(
+        &self,
+        index: u32,
+        family: Family,
+        peer: &libp2p_identity::PeerId,
+        listen: &[multiaddr::Multiaddr],
+        label: &str,
+        ttl: u32,
+    ) -> Option<Action> {
+        let link = self.links.get(&index)?;
+        if !link.socks.get(&family).is_some_and(|s| s.usable) {
+            return None;
+        }
+        let ips: Vec<IpAddr> = match family {
+            Family::V4 => link.iface.v4_addrs().map(IpAddr::V4).collect(),
+            Family::V6 => link
+                .iface
+                .v6_addrs()
+                .filter(|a| !crate::wire::addrs::is_link_local_v6(a))
+                .map(IpAddr::V6)
+                .collect(),
+        };
+        let addrs: Vec<String> = crate::wire::addrs::dialable(peer, listen, &ips, &link.iface.name)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if addrs.is_empty() {
+            return None;
+        }
+        Some(Action::SendPackets {
+            link: index,
+            family,
+            packets: crate::wire::stock::libp2p_response(label, &addrs, ttl),
+        })
+    }
+
+    /// Answers a stock libp2p-mdns query in the form it parses, by multicast on the link: each
+    /// record at most once a second per link and family (RFC 6762 §6), however many ask.
+    fn answer_libp2p(&mut self, index: u32, family: Family, now: Instant) {
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        if !link.libp2p_seen {
+            link.libp2p_seen = true;
+            let name = link.iface.name.clone();
+            self.log(Level::Info, || {
+                format!("{name}: a stock libp2p-mdns node is asking; answering it")
+            });
+        }
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        // Forget what no longer limits anything (registrations come and go).
+        link.answered
+            .retain(|_, at| now.saturating_duration_since(*at) < ANSWER_INTERVAL);
+        let due: Vec<&crate::engine::registrations::Registration> = self
+            .regs
+            .values()
+            .filter(|r| {
+                !link
+                    .answered
+                    .contains_key(&(family, r.announcement.label.clone()))
+            })
+            .collect();
+        let mut answers = Vec::new();
+        let mut sent = Vec::new();
+        for r in due {
+            let label = &r.announcement.label;
+            if let Some(a) = self.libp2p_packets(
+                index,
+                family,
+                &r.announcement.peer,
+                &r.addrs,
+                label,
+                LIBP2P_TTL,
+            ) {
+                answers.push(a);
+                sent.push((family, label.clone()));
+            }
+        }
+        if let Some(link) = self.links.get_mut(&index) {
+            link.answered.extend(sent.into_iter().map(|k| (k, now)));
+        }
+        self.actions.extend(answers);
+    }
+}
