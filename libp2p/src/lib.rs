@@ -333,25 +333,22 @@ impl Behaviour {
                     up.sent = 0;
                 }
                 let mut buf = [0u8; READ_CHUNK];
+                let mut msgs = Vec::new();
                 match Pin::new(&mut up.stream).poll_read(cx, &mut buf) {
                     Poll::Ready(Ok(0)) => {
                         return Step::Lost("the agent closed the connection".into())
                     }
                     Poll::Ready(Ok(n)) => {
-                        up.frames.push(&buf[..n]);
+                        match up.frames.push(&buf[..n]) {
+                            Ok(m) => msgs = m,
+                            Err(e) => {
+                                return Step::Lost(format!("unexpected bytes from the agent: {e}"))
+                            }
+                        }
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => return Step::Lost(format!("socket error: {e}")),
                     Poll::Pending => {}
-                }
-                let mut msgs = Vec::new();
-                while let Some(m) = up.frames.next_msg() {
-                    match m {
-                        Ok(msg) => msgs.push(msg),
-                        Err(e) => {
-                            return Step::Lost(format!("unexpected bytes from the agent: {e}"))
-                        }
-                    }
                 }
                 for msg in msgs {
                     progress = true;
