@@ -1,10 +1,13 @@
 //! The agent's messages out of the bytes its socket delivers, in whatever pieces they come. Pure,
-//! no I/O: the non-blocking counterpart of [`exo_discovery::client::Client::next_message`], with the same
-//! bounds (a frame's length prefix is checked before its body is waited for, a snapshot sent in
-//! parts is joined up to [`MAX_SNAPSHOT_BYTES`]).
+//! no I/O: the non-blocking counterpart of [`exo_discovery::client::Client::next_message`], with
+//! the same parts and bounds: [`FrameDecoder`] takes the frames (a length prefix over
+//! [`protocol::MAX_FRAME`] is refused before its body is waited for), [`SnapshotJoiner`] joins a
+//! snapshot sent in parts (up to [`MAX_SNAPSHOT_BYTES`]).
 
-use exo_discovery::client::MAX_SNAPSHOT_BYTES;
-use exo_discovery::protocol::{self, AgentMsg, FrameError, PeerInfo};
+use exo_discovery::protocol::{
+    self, AgentMsg, DecodeError, FrameDecoder, FrameError, Framing, JoinError, SnapshotJoiner,
+    MAX_SNAPSHOT_BYTES,
+};
 
 /// Why the byte stream cannot be read further; the connection is to be closed.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,99 +34,79 @@ impl std::fmt::Display for StreamError {
     }
 }
 
-/// Bytes in, messages out.
+impl From<DecodeError> for StreamError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::TooLarge { len, .. } => StreamError::Frame(FrameError::TooLarge(len)),
+            // Lines, a bounded room and the end of the stream are not this stream's: it is
+            // length-prefixed, its decoder's room unbounded, and it is never finished.
+            _ => StreamError::Frame(FrameError::Malformed),
+        }
+    }
+}
+
+impl From<JoinError> for StreamError {
+    fn from(e: JoinError) -> Self {
+        match e {
+            JoinError::TooLarge(_) => StreamError::SnapshotTooLarge,
+            // `JoinError::Unfinished`, a part followed by something else.
+            _ => StreamError::UnfinishedSnapshot,
+        }
+    }
+}
+
+/// Bytes in, messages out. One per connection.
 pub(crate) struct Frames {
-    /// Received bytes; those before `start` are consumed.
-    buf: Vec<u8>,
-    start: usize,
-    /// The parts of a snapshot so far, and their size on the wire.
-    parts: Vec<PeerInfo>,
-    parts_bytes: usize,
+    frames: FrameDecoder,
+    joiner: SnapshotJoiner,
     /// Set once an error was returned: nothing more is read.
     failed: bool,
-    /// Most bytes of one snapshot in parts.
-    max_snapshot: usize,
 }
 
 impl Default for Frames {
     fn default() -> Self {
         Frames {
-            buf: Vec::new(),
-            start: 0,
-            parts: Vec::new(),
-            parts_bytes: 0,
+            frames: FrameDecoder::new(Framing::LengthPrefixed, protocol::MAX_FRAME),
+            joiner: SnapshotJoiner::new(),
             failed: false,
-            max_snapshot: MAX_SNAPSHOT_BYTES,
         }
     }
 }
 
 impl Frames {
-    /// Takes in bytes as they arrived.
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.drain(..self.start);
-            self.start = 0;
+    /// Takes in bytes as they arrived: the messages they complete, in order. After an error,
+    /// always none.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Result<Vec<AgentMsg>, StreamError> {
+        let mut msgs = Vec::new();
+        if self.failed {
+            return Ok(msgs);
         }
-        self.buf.extend_from_slice(bytes);
+        let read = self.read(bytes, &mut msgs);
+        if read.is_err() {
+            self.failed = true;
+            // The parts of a snapshot under way are let go.
+            self.joiner = SnapshotJoiner::new();
+        }
+        read.map(|()| msgs)
     }
 
-    /// The next whole message, if its bytes are all in. After an error, always `None`.
-    pub(crate) fn next_msg(&mut self) -> Option<Result<AgentMsg, StreamError>> {
-        loop {
-            if self.failed {
-                return None;
-            }
-            let msg = match self.next_frame()? {
-                Ok(m) => m,
-                Err(e) => return Some(self.fail(e)),
-            };
-            match msg {
-                (AgentMsg::SnapshotPart(p), len) => {
-                    self.parts_bytes += len;
-                    if self.parts_bytes > self.max_snapshot {
-                        return Some(self.fail(StreamError::SnapshotTooLarge));
-                    }
-                    self.parts.extend(p);
-                }
-                (AgentMsg::Snapshot(rest), _) if !self.parts.is_empty() => {
-                    let mut all = std::mem::take(&mut self.parts);
-                    self.parts_bytes = 0;
-                    all.extend(rest);
-                    return Some(Ok(AgentMsg::Snapshot(all)));
-                }
-                (other, _) if self.parts.is_empty() => return Some(Ok(other)),
-                _ => return Some(self.fail(StreamError::UnfinishedSnapshot)),
+    fn read(&mut self, mut input: &[u8], msgs: &mut Vec<AgentMsg>) -> Result<(), StreamError> {
+        while let Some(body) = self.frames.push(&mut input)? {
+            let len = body.len();
+            let msg = protocol::decode::<AgentMsg>(&body).map_err(StreamError::Frame)?;
+            drop(body);
+            if let Some(msg) = self.joiner.push(msg, len)? {
+                msgs.push(msg);
             }
         }
-    }
-
-    fn fail(&mut self, e: StreamError) -> Result<AgentMsg, StreamError> {
-        self.failed = true;
-        self.buf = Vec::new();
-        self.parts = Vec::new();
-        Err(e)
-    }
-
-    /// One frame and its body's length, once the prefix and the whole body are in.
-    fn next_frame(&mut self) -> Option<Result<(AgentMsg, usize), StreamError>> {
-        let avail = &self.buf[self.start..];
-        let prefix: [u8; 4] = avail.get(..4)?.try_into().ok()?;
-        let len = match protocol::body_len(prefix) {
-            Ok(n) => n,
-            Err(e) => return Some(Err(StreamError::Frame(e))),
-        };
-        let body = avail.get(4..4 + len)?;
-        let msg = protocol::decode::<AgentMsg>(body).map_err(StreamError::Frame);
-        self.start += 4 + len;
-        Some(msg.map(|m| (m, len)))
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exo_discovery::protocol::{EventKind, PeerEvent, Source};
+    use exo_discovery::protocol::{EventKind, PeerEvent, PeerInfo, Source};
 
     fn peer(i: usize) -> PeerInfo {
         PeerInfo {
@@ -154,13 +137,10 @@ mod tests {
             let mut f = Frames::default();
             let mut got = Vec::new();
             for chunk in bytes.chunks(piece) {
-                f.push(chunk);
-                while let Some(m) = f.next_msg() {
-                    got.push(m.unwrap());
-                }
+                got.extend(f.push(chunk).unwrap());
             }
             assert_eq!(got, msgs, "pieces of {piece} bytes");
-            assert!(f.buf.len() - f.start == 0);
+            assert!(f.frames.wants() == 4, "nothing of a next frame held");
         }
     }
 
@@ -175,53 +155,54 @@ mod tests {
             peers[4000..].to_vec(),
         )));
         let mut f = Frames::default();
-        f.push(&bytes);
-        assert_eq!(f.next_msg(), Some(Ok(AgentMsg::Snapshot(peers))));
-        assert_eq!(f.next_msg(), None);
+        assert_eq!(f.push(&bytes), Ok(vec![AgentMsg::Snapshot(peers)]));
     }
 
     #[test]
     fn an_oversize_prefix_is_refused_before_its_body_arrives() {
         let mut f = Frames::default();
-        f.push(&((protocol::MAX_FRAME + 1) as u32).to_be_bytes());
         assert_eq!(
-            f.next_msg(),
-            Some(Err(StreamError::Frame(FrameError::TooLarge(
+            f.push(&((protocol::MAX_FRAME + 1) as u32).to_be_bytes()),
+            Err(StreamError::Frame(FrameError::TooLarge(
                 protocol::MAX_FRAME + 1
-            ))))
+            )))
         );
-        f.push(&[0; 64]);
-        assert_eq!(f.next_msg(), None, "nothing is read after an error");
+        assert_eq!(
+            f.push(&[0; 64]),
+            Ok(vec![]),
+            "nothing is read after an error"
+        );
     }
 
     #[test]
     fn garbage_and_broken_snapshots_are_errors_not_panics() {
         let mut f = Frames::default();
-        f.push(&[0, 0, 0, 3, 0xff, 0xff, 0xff]);
         assert_eq!(
-            f.next_msg(),
-            Some(Err(StreamError::Frame(FrameError::Malformed)))
+            f.push(&[0, 0, 0, 3, 0xff, 0xff, 0xff]),
+            Err(StreamError::Frame(FrameError::Malformed))
         );
 
         let mut f = Frames::default();
-        f.push(&protocol::encode(&AgentMsg::SnapshotPart(vec![peer(1)])));
-        f.push(&protocol::encode(&AgentMsg::Done {
+        let mut bytes = protocol::encode(&AgentMsg::SnapshotPart(vec![peer(1)]));
+        bytes.extend(protocol::encode(&AgentMsg::Done {
             message: "x".into(),
         }));
-        assert_eq!(f.next_msg(), Some(Err(StreamError::UnfinishedSnapshot)));
+        assert_eq!(f.push(&bytes), Err(StreamError::UnfinishedSnapshot));
 
         // Parts that never end are cut off at the bound (a small one here).
         let mut f = Frames {
-            max_snapshot: 10_000,
+            joiner: SnapshotJoiner::with_max(10_000),
             ..Frames::default()
         };
         let big = protocol::encode(&AgentMsg::SnapshotPart((0..50).map(peer).collect()));
         let mut seen = None;
         for _ in 0..(10_000 / (big.len() - 4) + 2) {
-            f.push(&big);
-            if let Some(r) = f.next_msg() {
-                seen = Some(r);
-                break;
+            match f.push(&big) {
+                Ok(msgs) if msgs.is_empty() => {}
+                r => {
+                    seen = Some(r);
+                    break;
+                }
             }
         }
         assert_eq!(seen, Some(Err(StreamError::SnapshotTooLarge)));
@@ -236,8 +217,7 @@ mod tests {
                     (x >> 16) as u8
                 })
                 .collect();
-            f.push(&bytes);
-            while let Some(Ok(_)) = f.next_msg() {}
+            let _ = f.push(&bytes);
         }
     }
 }

@@ -26,8 +26,10 @@
 //! running it says so in one log line (the `log` crate), keeps trying with the backoff of
 //! [`exo_discovery::client::reconnect`], and the swarm runs on with the peers it knew.
 //!
-//! The pure parts: `frames` (bytes to messages), `peers` (what the agent says to
-//! `Discovered` / `Expired`), `listen` (listen addresses, when to register them, the record).
+//! The connection to the agent (connecting, the handshake, registering, reading, reconnecting
+//! with backoff) is `connection`, the one part besides this facade that does I/O. The pure parts:
+//! `frames` (bytes to messages), `peers` (what the agent says to `Discovered` / `Expired`),
+//! `listen` (listen addresses, when to register them, the record).
 //!
 //! It speaks to the agent through the public API of the crate `exo-discovery` (the socket
 //! protocol, records, the client's backoff and socket check) and nothing else.
@@ -35,14 +37,14 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod connection;
 mod frames;
 mod listen;
 mod peers;
 
-use async_io::{Async, Timer};
+use async_io::Timer;
+use connection::{Conn, Step};
 use exo_discovery::client::reconnect::Backoff;
-use exo_discovery::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
-use futures_lite::{AsyncRead, AsyncWrite};
 use libp2p_core::transport::PortUse;
 use libp2p_core::{Endpoint, Multiaddr};
 use libp2p_identity::{Keypair, PeerId};
@@ -54,9 +56,7 @@ use libp2p_swarm::{
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -148,8 +148,6 @@ impl Config {
     }
 }
 
-/// Bytes read from the socket at a time.
-const READ_CHUNK: usize = 16 * 1024;
 /// Rounds of work in one `poll` before yielding to the swarm (and asking to be polled again).
 const ROUNDS_PER_POLL: usize = 64;
 
@@ -171,51 +169,6 @@ pub struct Behaviour {
     events: VecDeque<ToSwarm<Event, Infallible>>,
     status: Option<async_channel::Sender<AgentStatus>>,
     waker: Option<Waker>,
-}
-
-type Connecting = Pin<Box<dyn Future<Output = io::Result<Async<UnixStream>>> + Send>>;
-
-/// The connection to the agent.
-enum Conn {
-    /// None; the next attempt at `retry_at`.
-    Down,
-    /// Connecting.
-    Connecting(Connecting),
-    /// Connected.
-    Up(Box<Up>),
-}
-
-/// A live connection.
-struct Up {
-    stream: Async<UnixStream>,
-    frames: frames::Frames,
-    /// Bytes to send, from `sent` on.
-    out: Vec<u8>,
-    sent: usize,
-    /// The agent's namespace, once it said `Welcome`.
-    namespace: Option<String>,
-    /// Whether the subscription's first snapshot came.
-    synced: bool,
-    /// The addresses last registered on this connection.
-    registered: Option<Vec<Multiaddr>>,
-    /// Registrations sent and not answered yet (answers come in order).
-    in_flight: VecDeque<(u64, Vec<Multiaddr>)>,
-}
-
-impl Up {
-    fn send(&mut self, msg: &ClientMsg) {
-        self.out.extend_from_slice(&protocol::encode(msg));
-    }
-}
-
-/// What one step of the connection did.
-enum Step {
-    /// Nothing more to do until woken.
-    Idle,
-    /// Something happened; go round again.
-    Progress,
-    /// The connection is gone (why).
-    Lost(String),
 }
 
 impl Behaviour {
@@ -266,233 +219,6 @@ impl Behaviour {
     fn report(&self, status: AgentStatus) {
         if let Some(tx) = &self.status {
             let _ = tx.force_send(status);
-        }
-    }
-
-    fn socket(&self) -> &Path {
-        &self.cfg.socket
-    }
-
-    /// One step of the connection: connect, send, receive, take in what came.
-    fn step(&mut self, cx: &mut Context<'_>, now: Instant) -> Step {
-        match &mut self.conn {
-            Conn::Down if now >= self.retry_at => {
-                let path = self.cfg.socket.clone();
-                self.conn = Conn::Connecting(Box::pin(Async::<UnixStream>::connect(path)));
-                Step::Progress
-            }
-            Conn::Down => Step::Idle,
-            Conn::Connecting(fut) => match fut.as_mut().poll(cx) {
-                Poll::Pending => Step::Idle,
-                Poll::Ready(Err(e)) => Step::Lost(format!(
-                    "agent not running: cannot connect to {} ({e})",
-                    self.cfg.socket.display()
-                )),
-                Poll::Ready(Ok(stream)) => {
-                    if let Err(why) = exo_discovery::client::served_by_me(stream.get_ref()) {
-                        return Step::Lost(format!(
-                            "socket {} refused: {why}",
-                            self.socket().display()
-                        ));
-                    }
-                    let mut up = Up {
-                        stream,
-                        frames: frames::Frames::default(),
-                        out: Vec::new(),
-                        sent: 0,
-                        namespace: None,
-                        synced: false,
-                        registered: None,
-                        in_flight: VecDeque::new(),
-                    };
-                    up.send(&ClientMsg::Hello {
-                        magic: protocol::MAGIC.into(),
-                        version: protocol::PROTOCOL_VERSION,
-                    });
-                    self.conn = Conn::Up(Box::new(up));
-                    Step::Progress
-                }
-            },
-            Conn::Up(up) => {
-                let mut progress = false;
-                while up.sent < up.out.len() {
-                    match Pin::new(&mut up.stream).poll_write(cx, &up.out[up.sent..]) {
-                        Poll::Ready(Ok(0)) => {
-                            return Step::Lost("the agent closed the connection".into())
-                        }
-                        Poll::Ready(Ok(n)) => {
-                            up.sent += n;
-                            progress = true;
-                        }
-                        Poll::Ready(Err(e)) => return Step::Lost(format!("socket error: {e}")),
-                        Poll::Pending => break,
-                    }
-                }
-                if up.sent == up.out.len() {
-                    up.out.clear();
-                    up.sent = 0;
-                }
-                let mut buf = [0u8; READ_CHUNK];
-                match Pin::new(&mut up.stream).poll_read(cx, &mut buf) {
-                    Poll::Ready(Ok(0)) => {
-                        return Step::Lost("the agent closed the connection".into())
-                    }
-                    Poll::Ready(Ok(n)) => {
-                        up.frames.push(&buf[..n]);
-                        progress = true;
-                    }
-                    Poll::Ready(Err(e)) => return Step::Lost(format!("socket error: {e}")),
-                    Poll::Pending => {}
-                }
-                let mut msgs = Vec::new();
-                while let Some(m) = up.frames.next_msg() {
-                    match m {
-                        Ok(msg) => msgs.push(msg),
-                        Err(e) => {
-                            return Step::Lost(format!("unexpected bytes from the agent: {e}"))
-                        }
-                    }
-                }
-                for msg in msgs {
-                    progress = true;
-                    if let Err(why) = self.on_msg(msg, now) {
-                        return Step::Lost(why);
-                    }
-                }
-                if progress {
-                    Step::Progress
-                } else {
-                    Step::Idle
-                }
-            }
-        }
-    }
-
-    /// Takes in one message from the agent; `Err` closes the connection.
-    fn on_msg(&mut self, msg: AgentMsg, now: Instant) -> Result<(), String> {
-        let Conn::Up(up) = &mut self.conn else {
-            return Ok(());
-        };
-        if up.namespace.is_none() {
-            return match msg {
-                AgentMsg::Welcome { namespace, .. } => {
-                    log::info!(
-                        "connected to the agent at {} (namespace {namespace})",
-                        self.cfg.socket.display()
-                    );
-                    up.namespace = Some(namespace);
-                    up.send(&ClientMsg::Subscribe);
-                    self.outage = None;
-                    if !self.listen.pending() {
-                        self.register();
-                    }
-                    Ok(())
-                }
-                AgentMsg::Error { message, .. } => {
-                    Err(format!("the agent refused the connection: {message}"))
-                }
-                other => Err(format!("unexpected reply from the agent: {other:?}")),
-            };
-        }
-        match msg {
-            AgentMsg::Snapshot(list) => {
-                let n = list.len();
-                let first = !up.synced;
-                up.synced = true;
-                let namespace = up.namespace.clone().unwrap_or_default();
-                let changes = self.peers.snapshot(list, now);
-                self.emit(changes);
-                if first {
-                    self.backoff.reset();
-                    self.report(AgentStatus::Connected {
-                        namespace,
-                        peers: n,
-                    });
-                }
-            }
-            AgentMsg::Event(ev) => {
-                let changes = self.peers.event(ev, now);
-                self.emit(changes);
-            }
-            AgentMsg::Registered { .. } => {
-                if let Some((seq, addrs)) = up.in_flight.pop_front() {
-                    log::info!(
-                        "registered {} listen addresses with the agent (seq {seq})",
-                        addrs.len()
-                    );
-                    self.report(AgentStatus::Registered { seq, addrs });
-                }
-            }
-            AgentMsg::Error {
-                kind: ErrorKind::Malformed | ErrorKind::Handshake,
-                message,
-            } => {
-                return Err(format!("the agent closed the connection: {message}"));
-            }
-            AgentMsg::Error { message, .. } => {
-                if up.in_flight.pop_front().is_some() {
-                    log::warn!("the agent refused the registration: {message}");
-                    self.report(AgentStatus::Refused(message));
-                } else {
-                    log::warn!("the agent said: {message}");
-                }
-            }
-            other => log::debug!("ignoring a message from the agent: {other:?}"),
-        }
-        Ok(())
-    }
-
-    /// Registers the listen addresses on the live connection, if they changed since the last
-    /// registration on it. With none left, withdraws the registration: the agent ties it to the
-    /// connection, so the connection is made again, without one.
-    fn register(&mut self) {
-        let Conn::Up(up) = &mut self.conn else {
-            return;
-        };
-        let Some(agent_ns) = &up.namespace else {
-            return;
-        };
-        let addrs = self.listen.addrs();
-        if up.registered.as_deref() == Some(addrs) || (addrs.is_empty() && up.registered.is_none())
-        {
-            return;
-        }
-        if addrs.is_empty() {
-            log::info!("no listen addresses left: withdrawing the registration");
-            self.conn = Conn::Down;
-            self.retry_at = Instant::now();
-            self.peers.disconnected();
-            return;
-        }
-        let ns = self.cfg.namespace.as_deref().unwrap_or(agent_ns);
-        let seq = listen::next_seq(self.last_seq, exo_discovery::client::clock_micros());
-        up.registered = Some(addrs.to_vec());
-        match listen::signed_record(&self.key, ns, seq, addrs) {
-            Ok((signed_record, carried)) => {
-                self.last_seq = seq;
-                if carried != addrs {
-                    log::info!(
-                        "{} listen addresses do not fit in a record: registering {carried:?}",
-                        addrs.len()
-                    );
-                }
-                up.send(&ClientMsg::Register { signed_record });
-                up.in_flight.push_back((seq, carried));
-            }
-            Err(e) => log::warn!("cannot register the listen addresses: {e}"),
-        }
-    }
-
-    fn lost(&mut self, why: String, now: Instant) {
-        self.conn = Conn::Down;
-        self.retry_at = now + self.backoff.next_wait();
-        self.peers.disconnected();
-        if self.outage.is_none() {
-            log::warn!("{why}; the swarm runs on, and the agent is tried again every 2 s at most");
-            self.report(AgentStatus::Disconnected(why.clone()));
-            self.outage = Some(why);
-        } else {
-            log::debug!("{why}");
         }
     }
 
