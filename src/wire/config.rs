@@ -243,6 +243,7 @@ macro_rules! config_types {
         }
 
         /// Every option's TOML key, in the order of [`Config`].
+        #[cfg(any(test, feature = "internals"))]
         pub const OPTION_KEYS: &[&str] = &[$(stringify!($name)),*];
     };
 }

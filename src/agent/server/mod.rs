@@ -33,7 +33,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 pub use limits::{OWN_BYTES, SHARED_BYTES};
-pub use socket_file::{bind, private_dir, Listener, SocketDirError};
+pub use socket_file::{bind, private_dir, Listener};
 
 /// Outgoing queue per connection; a client further behind is resynchronised with a snapshot.
 pub const CLIENT_QUEUE: usize = 256;

@@ -33,8 +33,13 @@ mod probes;
 #[cfg(test)]
 mod tests;
 
-pub use bounds::{Dropped, Usage, FORGET_AFTER, MAX_PEERS, MAX_PEERS_PER_HOST, MAX_PENDING};
+pub use bounds::{Dropped, FORGET_AFTER, MAX_PEERS, MAX_PENDING};
+// What the tests measure the table against.
+#[cfg(any(test, feature = "internals"))]
+pub use bounds::{Usage, MAX_PEERS_PER_HOST};
+#[cfg(any(test, feature = "internals"))]
 pub use exports::MAX_VIAS_SHOWN;
+#[cfg(any(test, feature = "internals"))]
 pub use liveness::{MAX_SILENT_TIMEOUTS, SILENCE_CHECKS};
 
 use super::prober::{Dests, Prober};
