@@ -10,7 +10,7 @@
 //! soon as this client is back.
 //!
 //! ```no_run
-//! use exo_discovery::reconnect::{Reconnecting, Update};
+//! use exo_discovery::client::reconnect::{Reconnecting, Update};
 //! let key = libp2p_identity::Keypair::generate_ed25519();
 //! let mut s = Reconnecting::connect(exo_discovery::default_socket_path())?;
 //! s.register(key, vec!["/ip4/0.0.0.0/tcp/4001".parse()?], None)?;

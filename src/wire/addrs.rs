@@ -9,7 +9,7 @@
 use crate::wire::net::Iface;
 use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// Most addresses handed over for one peer through one link (a record may name 24 listen
 /// addresses and a host many IPs: the product is cut here, never built in full).
@@ -125,10 +125,7 @@ pub fn ip_of(a: &Multiaddr) -> Option<IpAddr> {
     })
 }
 
-/// True for `fe80::/10`.
-pub fn is_link_local_v6(ip: &Ipv6Addr) -> bool {
-    (ip.segments()[0] & 0xffc0) == 0xfe80
-}
+pub use super::net::is_link_local_v6;
 
 /// Addresses of `peer` dialable over the link `iface`, given the record's `listen` addresses and
 /// the announcer's IPs on that link (`link_ips`). Sorted IPv4 first, then global IPv6, then

@@ -12,6 +12,11 @@ pub const GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0xfb);
 /// The mDNS port.
 pub const MDNS_PORT: u16 = 5353;
 
+/// True for `fe80::/10`.
+pub fn is_link_local_v6(ip: &Ipv6Addr) -> bool {
+    (ip.segments()[0] & 0xffc0) == 0xfe80
+}
+
 /// IPv4 or IPv6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
@@ -88,7 +93,7 @@ impl Iface {
 
     /// Its IPv6 link-local addresses.
     pub fn link_local_v6(&self) -> impl Iterator<Item = Ipv6Addr> + '_ {
-        self.v6_addrs().filter(crate::wire::addrs::is_link_local_v6)
+        self.v6_addrs().filter(is_link_local_v6)
     }
 
     /// Its addresses as `address/prefix`, separated by spaces (`-` for none), for logs.
