@@ -14,7 +14,11 @@
 //! address there shares the answer (it is reachable at once if the destination answered) or
 //! waits until then. So records minted by the thousand, all naming one destination (a host on
 //! the link whose source address was forged), cost it what one peer would: about a connection a
-//! minute, a few more while forged goodbyes of them keep coming.
+//! minute, a few more while forged goodbyes of them keep coming. A destination that refused once is
+//! free for another peer at once, and after more refusals in a row sooner than a minute
+//! ([`REFUSED_FIRST`], doubling up to [`DEST_INTERVAL`]): a node that left and comes back at once
+//! on the same port with a new key is probed at once, while a closed port named by minted records
+//! still costs about one connection a minute once its refusals add up.
 
 use crate::wire::addrs::ip_of;
 use libp2p_identity::PeerId;
@@ -31,6 +35,9 @@ pub const MAX_RETRY: Duration = Duration::from_secs(60);
 pub const MAX_PER_IP: usize = 2;
 /// A destination (IP and port) probed for one peer is probed for another at most this often.
 pub const DEST_INTERVAL: Duration = Duration::from_secs(60);
+/// After a destination's first refusal it is free for another peer at once; after a second in a
+/// row, this soon; each further refusal in a row doubles the wait, up to [`DEST_INTERVAL`].
+pub const REFUSED_FIRST: Duration = Duration::from_secs(2);
 /// Destinations remembered for that rule before the old ones are forgotten.
 pub const MAX_DESTS: usize = 4096;
 
@@ -69,6 +76,23 @@ struct Dest {
     at: Instant,
     peer: PeerId,
     ok: Option<bool>,
+    /// Refusals in a row at this destination, whichever peer they were for.
+    refused: u32,
+}
+
+impl Dest {
+    /// How long after its last probe the destination stays taken for other peers.
+    fn interval(&self) -> Duration {
+        match self.ok {
+            // One refusal frees it at once (a node that left); each further one in a row
+            // takes it for longer.
+            Some(false) if self.refused <= 1 => Duration::ZERO,
+            Some(false) => REFUSED_FIRST
+                .saturating_mul(1 << self.refused.saturating_sub(2).min(6))
+                .min(DEST_INTERVAL),
+            _ => DEST_INTERVAL,
+        }
+    }
 }
 
 /// Every probe's destination (IP and port) lately, whatever it was for (reachability, a silence
@@ -87,12 +111,14 @@ impl Dests {
             self.map.retain(|_, d| now < d.at + DEST_INTERVAL);
         }
         if let (Some(d), Some(peer)) = (dest_of(a), owner(a)) {
+            let refused = self.map.get(&d).map_or(0, |old| old.refused);
             self.map.insert(
                 d,
                 Dest {
                     at: now,
                     peer,
                     ok: None,
+                    refused,
                 },
             );
         }
@@ -103,23 +129,25 @@ impl Dests {
         if let (Some(d), Some(peer)) = (dest_of(a).and_then(|d| self.map.get_mut(&d)), owner(a)) {
             if d.peer == peer {
                 d.ok = Some(ok);
+                d.refused = if ok { 0 } else { d.refused.saturating_add(1) };
             }
         }
     }
 
-    /// If `a`'s destination was probed within [`DEST_INTERVAL`] for another peer: what came of
+    /// If `a`'s destination was probed for another peer lately (within [`DEST_INTERVAL`], or less
+    /// after a refusal: [`REFUSED_FIRST`]): what came of
     /// it (`None` inside: not back yet). `None`: `a` may be probed.
     pub fn lately(&self, a: &Multiaddr, now: Instant) -> Option<Option<bool>> {
         let peer = owner(a)?;
         let d = self.map.get(&dest_of(a)?)?;
-        (d.peer != peer && now < d.at + DEST_INTERVAL).then_some(d.ok)
+        (d.peer != peer && now < d.at + d.interval()).then_some(d.ok)
     }
 
     /// When `a`'s destination may be probed for another peer again.
     fn free_at(&self, a: &Multiaddr) -> Option<Instant> {
         dest_of(a)
             .and_then(|d| self.map.get(&d))
-            .map(|d| d.at + DEST_INTERVAL)
+            .map(|d| d.at + d.interval())
     }
 }
 
@@ -522,9 +550,10 @@ mod tests {
             }
             t += Duration::from_millis(500);
         }
-        // The first minute: one peer's own retries (at 0, 1, 3, 7, 15 and 31 s); then about one
-        // a minute, whatever the number of records.
-        assert_eq!(per_minute, [6, 1, 1]);
+        // The first minute: one peer's own retries (at 0, 1, 3, 7, 15 and 31 s), and one other
+        // peer's probe right after the first refusal (a node that left may be back with a new
+        // key); then about one a minute, whatever the number of records.
+        assert_eq!(per_minute, [7, 1, 1]);
         // Once it answers, another peer's address there is reachable without a connect.
         let mut pr = Prober::default();
         let mut dests = Dests::default();
@@ -556,6 +585,31 @@ mod tests {
             pr.due(t0 + FIRST_RETRY, 8, 2, &mut dests, |_, _| true),
             vec![(p, c)]
         );
+    }
+
+    #[test]
+    fn a_new_peer_at_a_destination_that_just_refused_once_is_probed_at_once() {
+        // A node leaves (its port refuses the goodbye's confirmation) and comes back at once on
+        // the same port with a new key.
+        let t0 = crate::test_clock();
+        let mut pr = Prober::default();
+        let mut dests = Dests::default();
+        let (old, new) = (PeerId::random(), PeerId::random());
+        let gone = at("10.0.0.5", &old, 4001);
+        dests.probed(&gone, t0);
+        dests.result(&gone, false);
+        let back = at("10.0.0.5", &new, 4001);
+        pr.track(std::slice::from_ref(&back), t0);
+        assert_eq!(
+            pr.due(t0, 8, 2, &mut dests, |_, _| true),
+            vec![(new, back.clone())]
+        );
+        // A second refusal in a row, for yet another peer: that one waits.
+        dests.result(&back, false);
+        let third = at("10.0.0.5", &PeerId::random(), 4001);
+        pr.track(std::slice::from_ref(&third), t0);
+        assert!(pr.due(t0, 8, 2, &mut dests, |_, _| true).is_empty());
+        assert_eq!(pr.due(t0 + REFUSED_FIRST, 8, 2, &mut dests, |_, _| true).len(), 1);
     }
 
     #[test]
