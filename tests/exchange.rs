@@ -14,6 +14,9 @@
 mod common;
 
 use common::network::net;
+#[path = "old/protocol_v1.rs"]
+#[allow(dead_code)]
+mod v1;
 use common::tools::have_tool;
 use common::watch::is_event;
 use std::io::{Read, Write};
@@ -123,6 +126,16 @@ fn one_static_host_brings_the_whole_cluster_and_only_what_checks_out_here() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     wa.wait_for_any(WAIT, |v| is_event(v, "discovered", idb))
         .unwrap_or_else(|| panic!("A never got B itself: {:?}", wa.seen));
+    // A client built before the exchange (protocol version 1) is handed C and D as static peers.
+    let old = v1_list(&aa.socket);
+    for id in [idc, idd] {
+        let p = old
+            .iter()
+            .find(|p| p.peer_id == *id)
+            .unwrap_or_else(|| panic!("the version-1 client does not get {id}: {old:?}"));
+        assert_eq!(p.source, v1::Source::Static, "{p:?}");
+        assert_eq!(p.interfaces, ["exchange:10.94.0.2"], "{p:?}");
+    }
     for (w, who) in [(&mut wb, "B"), (&mut wc, "C"), (&mut wd, "D")] {
         w.wait_for_any(WAIT, |v| is_event(v, "discovered", &ida))
             .unwrap_or_else(|| panic!("{who} never learned A: {:?}", w.seen));
@@ -165,6 +178,32 @@ fn one_static_host_brings_the_whole_cluster_and_only_what_checks_out_here() {
     })
     .unwrap_or_else(|| panic!("A did not follow C to its new port: {:?}", wa.seen));
     drop(fake);
+}
+
+/// The peers a client of protocol version 1 is given by the agent at `socket`.
+fn v1_list(socket: &std::path::Path) -> Vec<v1::PeerInfo> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("the agent's socket");
+    s.write_all(&v1::frame(&v1::ClientMsg::Hello {
+        magic: "exo-discovery".into(),
+        version: 1,
+    }))
+    .unwrap();
+    match v1::read(&mut s) {
+        Ok(v1::AgentMsg::Welcome { version: 1, .. }) => {}
+        other => panic!("a version-1 hello: {other:?}"),
+    }
+    s.write_all(&v1::frame(&v1::ClientMsg::List)).unwrap();
+    let mut peers = Vec::new();
+    loop {
+        match v1::read(&mut s) {
+            Ok(v1::AgentMsg::SnapshotPart(part)) => peers.extend(part),
+            Ok(v1::AgentMsg::Snapshot(rest)) => {
+                peers.extend(rest);
+                return peers;
+            }
+            other => panic!("a version-1 list: {other:?}"),
+        }
+    }
 }
 
 /// A host that answers the peer exchange, on its TCP port 5353, with one record whose signature

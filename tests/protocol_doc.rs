@@ -274,7 +274,7 @@ fn the_hex_examples_are_what_the_encoder_writes() {
         (
             "welcome",
             protocol::encode(&AgentMsg::Welcome {
-                version: 1,
+                version: protocol::PROTOCOL_VERSION,
                 namespace: "exo".into(),
             }),
         ),
@@ -429,7 +429,7 @@ fn the_json_examples_are_what_json_mode_reads_and_writes() {
         (
             "welcome",
             AgentMsg::Welcome {
-                version: 1,
+                version: protocol::PROTOCOL_VERSION,
                 namespace: "exo".into(),
             },
         ),
@@ -561,8 +561,10 @@ fn the_limits_in_the_document_are_the_codes() {
     let text = doc();
     assert_eq!(protocol::MAX_FRAME, 1_048_576);
     assert!(text.contains("`MAX_FRAME` = 1,048,576 (1 MiB)"));
-    assert_eq!(protocol::PROTOCOL_VERSION, 1);
-    assert!(text.contains("The protocol\nversion is 1"));
+    assert_eq!(protocol::PROTOCOL_VERSION, 2);
+    assert!(text.contains("The protocol\nversion is 2"));
+    assert_eq!(protocol::OLDEST_VERSION, 1);
+    assert!(text.contains("The agent also speaks version 1"));
     assert_eq!(exo_discovery::agent::server::MAX_CONNECTIONS, 128);
     assert!(text.contains("At most 128 connections"));
     assert_eq!(exo_discovery::agent::server::HANDSHAKE_TIMEOUT.as_secs(), 5);

@@ -10,6 +10,9 @@ mod common;
 use common::bin_path;
 use common::network::net;
 use common::proc::peak_rss_kib;
+#[path = "old/protocol_v1.rs"]
+#[allow(dead_code)]
+mod v1;
 use exo_discovery::agent::server::{IDLE_TIMEOUT, MAX_CONNECTIONS};
 use exo_discovery::client::{Client, ClientError};
 use exo_discovery::wire::protocol::{self, AgentMsg, ClientMsg, ErrorKind};
@@ -161,9 +164,28 @@ fn garbage_closes_one_connection_and_the_agent_keeps_serving() {
         Some(AgentMsg::Error { kind, message }) => {
             assert_eq!(kind, ErrorKind::Handshake);
             assert!(message.contains("999"), "{message}");
+            assert!(message.contains("speaks 1 to 2"), "{message}");
         }
         other => panic!("{other:?}"),
     }
+
+    // A client of the older version 1 is welcomed in its version, and its decoder reads the
+    // replies.
+    let mut s = UnixStream::connect(&a.socket).unwrap();
+    s.write_all(&v1::frame(&v1::ClientMsg::Hello {
+        magic: protocol::MAGIC.into(),
+        version: 1,
+    }))
+    .unwrap();
+    assert_eq!(
+        v1::read(&mut s),
+        Ok(v1::AgentMsg::Welcome {
+            version: 1,
+            namespace: "exo".into()
+        })
+    );
+    s.write_all(&v1::frame(&v1::ClientMsg::Status)).unwrap();
+    assert!(matches!(v1::read(&mut s), Ok(v1::AgentMsg::Status(_))));
 
     // The agent still serves everyone else.
     let mut c = Client::connect(&a.socket).expect("agent still up");

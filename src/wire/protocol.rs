@@ -11,7 +11,8 @@
 //!
 //! # Conversation
 //! 1. The client sends [`ClientMsg::Hello`] with [`PROTOCOL_VERSION`]; the agent answers
-//!    [`AgentMsg::Welcome`] (with its namespace) or [`AgentMsg::Error`] and closes.
+//!    [`AgentMsg::Welcome`] (with its namespace, and the version the connection speaks: the
+//!    client's, an older one included, see [`negotiate`]) or [`AgentMsg::Error`] and closes.
 //! 2. Then, in any order and as often as it likes:
 //!    - [`ClientMsg::Register`] → [`AgentMsg::Registered`] or [`AgentMsg::Error`]. The registration
 //!      lives exactly as long as the connection: when it closes, the agent withdraws it (goodbye).
@@ -35,8 +36,51 @@ pub const MAX_PEERS: usize = 1024;
 /// Most connections the agent serves at once on its socket; one more is refused with an error.
 pub const MAX_CONNECTIONS: usize = 128;
 
-/// Version of this protocol; the handshake fails when client and agent differ.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of this protocol, said in the hello. Version 2 added [`Source::Exchange`]; version 1
+/// is the same protocol without it.
+pub const PROTOCOL_VERSION: u16 = 2;
+/// The oldest version the agent still speaks (see [`negotiate`]).
+pub const OLDEST_VERSION: u16 = 1;
+
+/// The version a connection speaks, given the client's hello: the client's own, when it is one
+/// the agent speaks ([`OLDEST_VERSION`] to [`PROTOCOL_VERSION`]); `None` refuses the client.
+/// The agent's `Welcome` says it.
+pub fn negotiate(client: u16) -> Option<u16> {
+    (OLDEST_VERSION..=PROTOCOL_VERSION)
+        .contains(&client)
+        .then_some(client)
+}
+
+/// `msg` as a client of `version` can decode it. A version-1 client has no word for
+/// [`Source::Exchange`] (its decoder fails on the whole frame): it is told such a peer is
+/// [`Source::Static`], which it is one hop away (a signed record a static host's agent relayed,
+/// checked here; its `interfaces` still say `exchange:HOST`).
+pub fn for_version(msg: AgentMsg, version: u16) -> AgentMsg {
+    if version >= 2 {
+        return msg;
+    }
+    let old = |mut p: PeerInfo| {
+        if p.source == Source::Exchange {
+            p.source = Source::Static;
+        }
+        p
+    };
+    match msg {
+        AgentMsg::Snapshot(list) => AgentMsg::Snapshot(list.into_iter().map(old).collect()),
+        AgentMsg::SnapshotPart(list) => {
+            AgentMsg::SnapshotPart(list.into_iter().map(old).collect())
+        }
+        AgentMsg::Event(PeerEvent { event, peer }) => AgentMsg::Event(PeerEvent {
+            event,
+            peer: old(peer),
+        }),
+        msg @ (AgentMsg::Welcome { .. }
+        | AgentMsg::Status(_)
+        | AgentMsg::Done { .. }
+        | AgentMsg::Registered { .. }
+        | AgentMsg::Error { .. }) => msg,
+    }
+}
 /// Largest frame body, in bytes, in either direction.
 pub const MAX_FRAME: usize = 1 << 20;
 /// Magic string in the handshake, so a stray client is told plainly.
@@ -88,7 +132,7 @@ pub enum ClientMsg {
 pub enum AgentMsg {
     /// Handshake accepted.
     Welcome {
-        /// The agent's [`PROTOCOL_VERSION`].
+        /// The version the connection speaks: the client's (see [`negotiate`]).
         version: u16,
         /// The cluster namespace the agent serves; records must carry it.
         namespace: String,

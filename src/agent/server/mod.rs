@@ -130,6 +130,14 @@ enum Mode {
     Json,
 }
 
+/// How a connection speaks: its form, and its protocol version (an older client is sent what
+/// its version can decode, [`protocol::for_version`]).
+#[derive(Clone, Copy, Debug)]
+struct Speaks {
+    mode: Mode,
+    version: u16,
+}
+
 /// The reading side of a connection. Buffered: the first byte is looked at before it is read,
 /// and a JSON client's requests may come in one write with its hello.
 type Reader<'a> = BufReader<&'a Async<UnixStream>>;
@@ -288,7 +296,7 @@ async fn connection(
             let _ = kicked.recv().await;
             Ok(None)
         });
-    let Some((mode, mut requests)) = shaken.await? else {
+    let Some((Speaks { mode, version }, mut requests)) = shaken.await? else {
         return Ok(());
     };
     // The hello was its first request: idle from now.
@@ -301,6 +309,7 @@ async fn connection(
     let writer = async {
         let mut w = &stream;
         while let Ok(msg) = rx.recv().await {
+            let msg = protocol::for_version(msg, version);
             if w.write_all(&encode(mode, &msg)).await.is_err() {
                 break;
             }
@@ -383,8 +392,8 @@ async fn connection(
 }
 
 /// The handshake: only the agent's own uid may connect, and its first message must be a hello
-/// of this protocol version, as a binary frame or a JSON line (which sets the connection's
-/// [`Mode`]), answered with `Welcome` in the same form. `Ok(None)` when the connection was
+/// of a protocol version the agent speaks, as a binary frame or a JSON line (which sets the
+/// connection's [`Mode`]), answered with `Welcome` in the same form. `Ok(None)` when the connection was
 /// refused (with an error) or closed before a hello.
 ///
 /// The uid is checked before anything is read, so that refusal is a binary frame whatever the
@@ -394,7 +403,7 @@ async fn handshake(
     reader: &mut Reader<'_>,
     namespace: String,
     common: &Common,
-) -> io::Result<Option<(Mode, Requests)>> {
+) -> io::Result<Option<(Speaks, Requests)>> {
     let me = nix::unistd::geteuid().as_raw();
     let them = crate::sys::peer_uid(stream.get_ref())?;
     if them != me {
@@ -434,32 +443,27 @@ async fn handshake(
         return Ok(None);
     };
     let (kind, message) = match got {
-        Got::Msg(ClientMsg::Hello { magic, version })
-            if magic == protocol::MAGIC && version == protocol::PROTOCOL_VERSION =>
-        {
-            let mut w = stream;
-            w.write_all(&encode(
-                mode,
-                &AgentMsg::Welcome {
-                    version: protocol::PROTOCOL_VERSION,
-                    namespace,
-                },
-            ))
-            .await?;
-            return Ok(Some((mode, requests)));
+        Got::Msg(ClientMsg::Hello { magic, version }) if magic == protocol::MAGIC => {
+            if let Some(version) = protocol::negotiate(version) {
+                let mut w = stream;
+                w.write_all(&encode(mode, &AgentMsg::Welcome { version, namespace }))
+                    .await?;
+                return Ok(Some((Speaks { mode, version }, requests)));
+            }
+            (
+                ErrorKind::Handshake,
+                format!(
+                    "protocol version {version} not supported (the agent speaks {} to {})",
+                    protocol::OLDEST_VERSION,
+                    protocol::PROTOCOL_VERSION
+                ),
+            )
         }
         Got::Msg(ClientMsg::Hello { magic, .. }) if magic != protocol::MAGIC => (
             ErrorKind::Handshake,
             format!(
                 "not an exo-discovery client: magic {magic:?}, expected {:?}",
                 protocol::MAGIC
-            ),
-        ),
-        Got::Msg(ClientMsg::Hello { version, .. }) => (
-            ErrorKind::Handshake,
-            format!(
-                "protocol version {version} not supported (the agent speaks {})",
-                protocol::PROTOCOL_VERSION
             ),
         ),
         Got::End => return Ok(None),
