@@ -68,8 +68,10 @@ pub enum Cmd {
         /// One JSON array (same as --format json).
         #[arg(long)]
         json: bool,
-        /// text, json, or csv: every address of every peer, comma-separated on one line (full
-        /// /p2p/ multiaddrs, for nodes that take a bootstrap list).
+        /// text, json, csv: every address of every peer, comma-separated on one line (full
+        /// /p2p/ multiaddrs, for nodes that take a bootstrap list), or zenoh: every TCP address
+        /// as a zenoh endpoint (tcp/10.0.0.2:52414, tcp/[fe80::2]:52414#iface=eth0),
+        /// comma-separated on one line (for a zenoh program's connect/endpoints).
         #[arg(long, value_name = "FORMAT", default_value = "text")]
         format: Format,
     },
@@ -132,6 +134,7 @@ pub enum Format {
     Text,
     Json,
     Csv,
+    Zenoh,
 }
 
 impl Format {
@@ -212,6 +215,7 @@ fn non_empty(values: &[String]) -> Option<Vec<String>> {
 fn peers_format(format: &Option<String>) -> Option<PeersFormat> {
     format.as_deref().map(|f| match f {
         "csv" => PeersFormat::Csv,
+        "zenoh" => PeersFormat::Zenoh,
         _ => PeersFormat::Json,
     })
 }
@@ -330,13 +334,34 @@ mod tests {
     }
 
     #[test]
-    fn peers_format_is_text_csv_or_json() {
+    fn peers_format_is_text_csv_json_or_zenoh() {
         assert_eq!(peers_format(&[]), Format::Text);
         assert_eq!(peers_format(&["--format", "csv"]), Format::Csv);
         assert_eq!(peers_format(&["--format", "json"]), Format::Json);
+        assert_eq!(peers_format(&["--format", "zenoh"]), Format::Zenoh);
         assert_eq!(peers_format(&["--json"]), Format::Json);
         assert_eq!(peers_format(&["--json", "--format", "csv"]), Format::Json);
-        assert!(Cli::try_parse_from(["exo-discovery", "peers", "--format", "xml"]).is_err());
+        let e = Cli::try_parse_from(["exo-discovery", "peers", "--format", "xml"])
+            .unwrap_err()
+            .to_string();
+        for accepted in ["text", "json", "csv", "zenoh"] {
+            assert!(e.contains(accepted), "{e} does not name {accepted}");
+        }
+    }
+
+    #[test]
+    fn peers_file_format_flag_takes_json_csv_or_zenoh() {
+        let format = |f: &str| run_flags(&["--peers-file-format", f]).peers_file_format;
+        assert_eq!(format("json"), Some(PeersFormat::Json));
+        assert_eq!(format("csv"), Some(PeersFormat::Csv));
+        assert_eq!(format("zenoh"), Some(PeersFormat::Zenoh));
+        assert_eq!(run_flags(&[]).peers_file_format, None);
+        let e = Cli::try_parse_from(["exo-discovery", "run", "--peers-file-format", "xml"])
+            .unwrap_err()
+            .to_string();
+        for accepted in ["json", "csv", "zenoh"] {
+            assert!(e.contains(accepted), "{e} does not name {accepted}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub fn peers(socket: &Path, format: Format) -> Result<(), String> {
     let text = match format {
         Format::Json => render::json(&list)?,
         Format::Csv => render::peers_csv(&list),
+        Format::Zenoh => render::peers_zenoh(&list),
         Format::Text => render::peers_text(&list),
     };
     let _ = writeln!(std::io::stdout().lock(), "{text}");

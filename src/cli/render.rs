@@ -24,6 +24,11 @@ pub fn peers_csv(list: &[PeerInfo]) -> String {
     crate::wire::peers_file::csv(list)
 }
 
+/// `peers --format zenoh`: every TCP address of every peer as a zenoh endpoint, comma-separated.
+pub fn peers_zenoh(list: &[PeerInfo]) -> String {
+    crate::wire::peers_file::zenoh(list)
+}
+
 /// One peer: its ID, interfaces and source, then one indented address a line.
 pub fn peer(p: &PeerInfo) -> String {
     format!(
@@ -181,6 +186,23 @@ mod tests {
             "/ip4/10.0.0.1/tcp/1/p2p/A,/ip6/fd00::1/tcp/1/p2p/A,/ip4/10.0.0.2/tcp/2/p2p/B"
         );
         assert_eq!(peers_csv(&[]), "");
+    }
+
+    #[test]
+    fn zenoh_is_every_tcp_address_as_an_endpoint_on_one_line() {
+        let id = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        let list = [p(
+            id,
+            &[
+                &format!("/ip4/10.0.0.1/tcp/1/p2p/{id}"),
+                &format!("/ip6zone/eth0/ip6/fe80::1/tcp/1/p2p/{id}"),
+            ],
+        )];
+        assert_eq!(
+            peers_zenoh(&list),
+            "tcp/10.0.0.1:1,tcp/[fe80::1]:1#iface=eth0"
+        );
+        assert_eq!(peers_zenoh(&[]), "");
     }
 
     #[test]

@@ -174,8 +174,8 @@ macro_rules! with_options {
             #[arg(long, value_name = "DIR")]
             state_dir: Option<std::path::PathBuf> => given;
 
-            /// A file kept equal to `peers --json` (or its CSV form) for programs that do not speak
-            /// the socket; `None`: no file.
+            /// A file kept equal to `peers --json` (or its CSV or zenoh form) for programs that do
+            /// not speak the socket; `None`: no file.
             peers_file: Option<std::path::PathBuf> = None;
             file Option<std::path::PathBuf>, replace_some;
             flag
@@ -189,9 +189,10 @@ macro_rules! with_options {
                 $crate::wire::config::PeersFormat::Json;
             file Option<$crate::wire::config::PeersFormat>, replace;
             flag
-            /// The peers file's form: json (as `peers --json`) or csv (every address on one line,
-            /// as `peers --format csv`).
-            #[arg(long, value_name = "FORMAT", value_parser = ["json", "csv"])]
+            /// The peers file's form: json (as `peers --json`), csv (every address on one line, as
+            /// `peers --format csv`) or zenoh (every TCP address as a zenoh endpoint on one line,
+            /// as `peers --format zenoh`).
+            #[arg(long, value_name = "FORMAT", value_parser = ["json", "csv", "zenoh"])]
             peers_file_format: Option<String> => peers_format;
         }
     };
@@ -278,6 +279,9 @@ pub enum PeersFormat {
     Json,
     /// What `peers --format csv` prints: every address of every peer on one line.
     Csv,
+    /// What `peers --format zenoh` prints: every TCP address of every peer as a zenoh endpoint
+    /// (`tcp/10.0.0.2:52414`), on one line.
+    Zenoh,
 }
 
 impl Overrides {
@@ -525,8 +529,13 @@ mod tests {
             Config::from_toml("peers_file = \"/run/p.csv\"\npeers_file_format = \"csv\"").unwrap();
         assert_eq!(c.peers_file, Some("/run/p.csv".into()));
         assert_eq!(c.peers_file_format, PeersFormat::Csv);
+        let c = Config::from_toml("peers_file_format = \"zenoh\"").unwrap();
+        assert_eq!(c.peers_file_format, PeersFormat::Zenoh);
         let e = Config::from_toml("peers_file_format = \"xml\"").unwrap_err();
         assert!(e.contains("line 1") && e.contains("xml"), "{e}");
+        for accepted in ["json", "csv", "zenoh"] {
+            assert!(e.contains(accepted), "{e} does not name {accepted}");
+        }
     }
 
     #[test]
