@@ -29,6 +29,8 @@ const FILES: &[(&str, u32)] = &[
     ("etc/exo-discovery/exo-discovery.toml", 0o644),
     ("usr/bin/exo-discovery", 0o755),
     ("usr/lib/systemd/system/exo-discovery.service", 0o644),
+    ("usr/share/doc/exo-discovery/LICENSE-APACHE", 0o644),
+    ("usr/share/doc/exo-discovery/LICENSE-MIT", 0o644),
     ("usr/share/doc/exo-discovery/README.md", 0o644),
     ("usr/share/doc/exo-discovery/copyright", 0o644),
 ];
