@@ -237,6 +237,30 @@ fn zenoh_sessions_started_one_after_another_connect_through_the_peers_files() {
         let text = std::fs::read_to_string(file).expect("peers file");
         println!("{}: {}", file.display(), text.trim());
     }
+    // `peers --format zenoh` prints what the file holds (once both have the latest change: the
+    // file is written just after it).
+    for (agent, file) in agents.iter().zip(&files) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let out = Command::new(common::bin_path())
+                .args(["peers", "--format", "zenoh", "--socket"])
+                .arg(&agent.socket)
+                .output()
+                .expect("peers --format zenoh");
+            assert!(out.status.success(), "{out:?}");
+            let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+            let text = std::fs::read_to_string(file).expect("peers file");
+            if printed == text {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "peers --format zenoh printed {printed:?}, {} holds {text:?}",
+                file.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     // And multicast really was dropped at C: its agent had everything by unicast from A.
     for p in n.peers(&agents[2]) {
         assert_ne!(p["source"], "mdns", "multicast got through to C: {p}");
