@@ -298,6 +298,23 @@ impl<'ex> Shell<'ex> {
                 );
                 None
             }
+            Action::AskViews {
+                client,
+                local,
+                targets,
+                within,
+            } => {
+                exchange::ask_views(
+                    &self.ex,
+                    self.tx.clone(),
+                    client,
+                    local,
+                    targets,
+                    self.namespace.clone(),
+                    within,
+                );
+                None
+            }
             Action::AdmitExchange { id, admit } => {
                 if let Some(tx) = self.admissions.remove(&id) {
                     let _ = tx.try_send(admit);

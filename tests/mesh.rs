@@ -1,0 +1,217 @@
+//! `exo-discovery mesh`: who sees whom, and why not. Runs in network namespaces (root; see
+//! `common::network`) with nftables.
+//!
+//! Hosts A, B and C share one link. A's input drops B's multicast mDNS (IPv4 and IPv6), so A never
+//! hears B, while B hears A and C hears both. `mesh` at C asks A's and B's agents for their views
+//! and shows A–B missing in one direction only, with the reason; its picture is well-formed SVG.
+
+// Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use common::network::net;
+use common::tools::have_tool;
+use common::watch::is_event;
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// The cell of the row whose label is `host` and the column of `peer`.
+fn cell<'a>(m: &'a Value, host: &str, peer: &str) -> &'a Value {
+    let row = m["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|h| h["label"] == host)
+        .unwrap_or_else(|| panic!("no row {host}: {m}"));
+    let col = m["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|p| p == peer)
+        .unwrap_or_else(|| panic!("no column {peer}: {m}"));
+    let cells = m["cells"].as_array().unwrap();
+    cells
+        .iter()
+        .find(|c| c["observer"] == row && c["peer"] == col)
+        .unwrap()
+}
+
+fn ways(c: &Value) -> Vec<String> {
+    c["ways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
+    let test = "mesh_shows_a_one_way_block_with_its_reason_and_draws_it";
+    if !have_tool(test, "nft", "nft (nftables)") {
+        assert!(
+            std::env::var_os("EXO_DISCOVERY_REQUIRE_NETNS").is_none(),
+            "{test}: nft missing"
+        );
+        return;
+    }
+    let Some(mut n) = net(test) else {
+        return;
+    };
+    let l = n.link();
+    let hosts: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let h = n.host(name);
+            n.attach(&h, "eth0", &l, &[&format!("10.71.0.{}/24", i + 1)]);
+            h
+        })
+        .collect();
+    let (a, b, c) = (&hosts[0], &hosts[1], &hosts[2]);
+    let b6 = n.link_local(b, "eth0");
+    n.nft(
+        &a.ns,
+        &[
+            "add table inet mute",
+            "add chain inet mute in { type filter hook input priority 0 ; }",
+            "add rule inet mute in meta pkttype multicast ip saddr 10.71.0.2 udp dport 5353 drop",
+            &format!(
+                "add rule inet mute in meta pkttype multicast ip6 saddr {b6} udp dport 5353 drop"
+            ),
+        ],
+    );
+    let mut agents = Vec::new();
+    let mut ids = Vec::new();
+    let mut nodes = Vec::new();
+    for (h, name) in [(a, "a"), (b, "b"), (c, "c")] {
+        let agent = n.agent(h, &format!("agent-{name}"), &[]);
+        let listener = n.listen_on(h, 4001);
+        let (key, id) = n.keygen(name);
+        let ann = n.announce(&agent, &key, &["/ip4/0.0.0.0/tcp/4001".into()]);
+        nodes.push((key, ann, listener));
+        agents.push(agent);
+        ids.push(id);
+    }
+    let (ida, idb, idc) = (&ids[0], &ids[1], &ids[2]);
+    for (agent, who, sees) in [(&agents[1], "B", [ida, idc]), (&agents[2], "C", [ida, idb])] {
+        let mut w = n.watch(agent);
+        for id in sees {
+            w.wait_for_any(WAIT, |v| is_event(v, "discovered", id))
+                .unwrap_or_else(|| panic!("{who} never found {id}: {:?}", w.seen));
+        }
+    }
+    let mut wa = n.watch(&agents[0]);
+    wa.wait_for_any(WAIT, |v| is_event(v, "discovered", idc))
+        .unwrap_or_else(|| panic!("A never found C: {:?}", wa.seen));
+    // A's queries went out long since, and B answered them by multicast: A still has no B.
+    wa.drain(Duration::from_secs(3));
+    assert!(
+        !wa.seen.iter().any(|(_, v)| is_event(v, "discovered", idb)),
+        "A found B through the block: {:?}",
+        wa.seen
+    );
+
+    let svg = n.dir.join("mesh.svg");
+    let start = Instant::now();
+    let out = Command::new(common::bin_path())
+        .args(["mesh", "--json", "--socket"])
+        .arg(&agents[2].socket)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .expect("mesh");
+    let took = start.elapsed();
+    assert!(out.status.success(), "mesh: {out:?}");
+    let m: Value = serde_json::from_slice(&out.stdout).expect("mesh --json is JSON");
+    eprintln!("{test}: mesh of 3 hosts took {} ms", took.as_millis());
+
+    // Every host gave its view; A's row misses B, with the reason; the others are whole.
+    let labels: Vec<&str> = m["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["label"].as_str().unwrap())
+        .collect();
+    let mut others = labels[1..].to_vec();
+    others.sort();
+    assert_eq!(
+        (labels[0], others),
+        ("10.71.0.3", vec!["10.71.0.1", "10.71.0.2"]),
+        "{m}"
+    );
+    assert!(
+        m["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["no_view"].is_null()),
+        "{m}"
+    );
+    let ab = cell(&m, "10.71.0.1", idb);
+    assert!(ways(ab).is_empty(), "{ab}");
+    let why = ab["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("no mDNS packet heard from its host") && why.contains("10.71.0.2"),
+        "{why}"
+    );
+    for (host, peer, way) in [
+        ("10.71.0.2", ida, "v4:eth0"),
+        ("10.71.0.2", idc, "v4:eth0"),
+        ("10.71.0.1", idc, "v4:eth0"),
+        ("10.71.0.3", ida, "v4:eth0"),
+        ("10.71.0.3", idb, "v4:eth0"),
+    ] {
+        let c = cell(&m, host, peer);
+        assert!(ways(c).iter().any(|w| w == way), "{host} -> {peer}: {c}");
+        assert!(c["age_secs"].as_u64().is_some_and(|a| a < 30), "{c}");
+    }
+    for (host, peer) in [("10.71.0.1", ida), ("10.71.0.2", idb), ("10.71.0.3", idc)] {
+        assert_eq!(ways(cell(&m, host, peer)), ["self"]);
+    }
+
+    // The text matrix says the same (a second later: an agent answers one view ask a second per
+    // asker), and the picture is well-formed SVG naming the missing pair.
+    std::thread::sleep(Duration::from_millis(1100));
+    let text = Command::new(common::bin_path())
+        .args(["mesh", "--socket"])
+        .arg(&agents[2].socket)
+        .output()
+        .expect("mesh");
+    let text = String::from_utf8_lossy(&text.stdout);
+    let short: String = idb.chars().skip(idb.len() - 6).collect();
+    assert!(
+        text.contains(&format!(
+            "10.71.0.1 -> {short}: no mDNS packet heard from its host"
+        )),
+        "{text}"
+    );
+    let picture = std::fs::read_to_string(&svg).expect("the SVG was written");
+    let mut r = quick_xml::Reader::from_str(&picture);
+    r.config_mut().check_end_names = true;
+    let (mut depth, mut root, mut texts) = (0usize, None, String::new());
+    loop {
+        match r.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(e)) => {
+                if depth == 0 {
+                    root = Some(e.name().as_ref().to_owned());
+                }
+                depth += 1;
+            }
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(quick_xml::events::Event::Text(t)) => texts.push_str(&t.into_inner()),
+            Ok(_) => {}
+            Err(e) => panic!("the SVG is not well-formed: {e}\n{picture}"),
+        }
+    }
+    assert_eq!((root.as_deref(), depth), (Some("svg"), 0), "{picture}");
+    assert!(
+        texts.contains(&format!("10.71.0.1 does not see {short} (10.71.0.2)")),
+        "{texts}"
+    );
+}
