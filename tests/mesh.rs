@@ -1,9 +1,11 @@
 //! `exo-discovery mesh`: who sees whom, and why not. Runs in network namespaces (root; see
 //! `common::network`) with nftables.
 //!
-//! Hosts A, B and C share one link. A's input drops B's multicast mDNS (IPv4 and IPv6), so A never
-//! hears B, while B hears A and C hears both. `mesh` at C asks A's and B's agents for their views
-//! and shows A–B missing in one direction only, with the reason; its picture is well-formed SVG.
+//! Hosts A, B, C and D share one link. A's input drops B's multicast mDNS (IPv4 and IPv6), so A
+//! never hears B, while B hears A and C hears both. D's node refuses A's connections, so A holds
+//! D's record but never verifies it. `mesh` at C asks the other agents for their views and shows
+//! A–B missing in one direction only and A–D unverified, each with its reason; its picture is
+//! well-formed SVG.
 
 // Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
 #![cfg(target_os = "linux")]
@@ -63,7 +65,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         return;
     };
     let l = n.link();
-    let hosts: Vec<_> = ["a", "b", "c"]
+    let hosts: Vec<_> = ["a", "b", "c", "d"]
         .iter()
         .enumerate()
         .map(|(i, name)| {
@@ -72,7 +74,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
             h
         })
         .collect();
-    let (a, b, c) = (&hosts[0], &hosts[1], &hosts[2]);
+    let (a, b, c, d) = (&hosts[0], &hosts[1], &hosts[2], &hosts[3]);
     let b6 = n.link_local(b, "eth0");
     n.nft(
         &a.ns,
@@ -85,10 +87,18 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
             ),
         ],
     );
+    n.nft(
+        &d.ns,
+        &[
+            "add table inet fw",
+            "add chain inet fw in { type filter hook input priority 0 ; }",
+            "add rule inet fw in ip saddr 10.71.0.1 tcp dport 4001 reject with tcp reset",
+        ],
+    );
     let mut agents = Vec::new();
     let mut ids = Vec::new();
     let mut nodes = Vec::new();
-    for (h, name) in [(a, "a"), (b, "b"), (c, "c")] {
+    for (h, name) in [(a, "a"), (b, "b"), (c, "c"), (d, "d")] {
         let agent = n.agent(h, &format!("agent-{name}"), &[]);
         let listener = n.listen_on(h, 4001);
         let (key, id) = n.keygen(name);
@@ -97,8 +107,11 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         agents.push(agent);
         ids.push(id);
     }
-    let (ida, idb, idc) = (&ids[0], &ids[1], &ids[2]);
-    for (agent, who, sees) in [(&agents[1], "B", [ida, idc]), (&agents[2], "C", [ida, idb])] {
+    let (ida, idb, idc, idd) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    for (agent, who, sees) in [
+        (&agents[1], "B", [ida, idc, idd]),
+        (&agents[2], "C", [ida, idb, idd]),
+    ] {
         let mut w = n.watch(agent);
         for id in sees {
             w.wait_for_any(WAIT, |v| is_event(v, "discovered", id))
@@ -110,11 +123,13 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         .unwrap_or_else(|| panic!("A never found C: {:?}", wa.seen));
     // A's queries went out long since, and B answered them by multicast: A still has no B.
     wa.drain(Duration::from_secs(3));
-    assert!(
-        !wa.seen.iter().any(|(_, v)| is_event(v, "discovered", idb)),
-        "A found B through the block: {:?}",
-        wa.seen
-    );
+    for id in [idb, idd] {
+        assert!(
+            !wa.seen.iter().any(|(_, v)| is_event(v, "discovered", id)),
+            "A was handed {id} through the block: {:?}",
+            wa.seen
+        );
+    }
 
     let svg = n.dir.join("mesh.svg");
     let start = Instant::now();
@@ -128,7 +143,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
     let took = start.elapsed();
     assert!(out.status.success(), "mesh: {out:?}");
     let m: Value = serde_json::from_slice(&out.stdout).expect("mesh --json is JSON");
-    eprintln!("{test}: mesh of 3 hosts took {} ms", took.as_millis());
+    eprintln!("{test}: mesh of 4 hosts took {} ms", took.as_millis());
 
     // Every host gave its view; A's row misses B, with the reason; the others are whole.
     let labels: Vec<&str> = m["hosts"]
@@ -141,7 +156,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
     others.sort();
     assert_eq!(
         (labels[0], others),
-        ("10.71.0.3", vec!["10.71.0.1", "10.71.0.2"]),
+        ("10.71.0.3", vec!["10.71.0.1", "10.71.0.2", "10.71.0.4"]),
         "{m}"
     );
     assert!(
@@ -159,7 +174,18 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         why.contains("no mDNS packet heard from its host") && why.contains("10.71.0.2"),
         "{why}"
     );
+    let ad = cell(&m, "10.71.0.1", idd);
+    assert!(ways(ad).is_empty(), "{ad}");
+    let why = ad["reason"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(
+            "not verified: its probe failed (refused or no answer) at /ip4/10.71.0.4/tcp/4001"
+        ),
+        "{why}"
+    );
     for (host, peer, way) in [
+        ("10.71.0.4", ida, "v4:eth0"),
+        ("10.71.0.2", idd, "v4:eth0"),
         ("10.71.0.2", ida, "v4:eth0"),
         ("10.71.0.2", idc, "v4:eth0"),
         ("10.71.0.1", idc, "v4:eth0"),
@@ -170,7 +196,12 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         assert!(ways(c).iter().any(|w| w == way), "{host} -> {peer}: {c}");
         assert!(c["age_secs"].as_u64().is_some_and(|a| a < 30), "{c}");
     }
-    for (host, peer) in [("10.71.0.1", ida), ("10.71.0.2", idb), ("10.71.0.3", idc)] {
+    for (host, peer) in [
+        ("10.71.0.1", ida),
+        ("10.71.0.2", idb),
+        ("10.71.0.3", idc),
+        ("10.71.0.4", idd),
+    ] {
         assert_eq!(ways(cell(&m, host, peer)), ["self"]);
     }
 

@@ -78,7 +78,7 @@ fn why_not(v: &View, host: Option<&View>) -> String {
     } else if heard.iter().all(|ip| ip.is_ipv6()) {
         "heard only on IPv6, no verified record".to_owned()
     } else {
-        "heard its host, but no verified record (probe refused or record refused?)".to_owned()
+        "heard its host, but holds no record of it (refused? see its status)".to_owned()
     };
     if !broken.is_empty() {
         let _ = write!(why, "; {}", broken.join("; "));

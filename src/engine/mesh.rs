@@ -38,6 +38,37 @@ impl HeardFrom {
     }
 }
 
+/// The outcome of the most recent probes, by address: the most recent [`MAX_PROBES_KEPT`].
+#[derive(Debug, Default)]
+pub(super) struct ProbesSeen {
+    last: HashMap<multiaddr::Multiaddr, (bool, Instant)>,
+}
+
+/// Most probe outcomes kept for the view (the pending budget's size).
+pub const MAX_PROBES_KEPT: usize = 256;
+
+impl ProbesSeen {
+    /// A probe of `addr` ended.
+    pub fn note(&mut self, addr: &multiaddr::Multiaddr, ok: bool, now: Instant) {
+        if !self.last.contains_key(addr) && self.last.len() >= MAX_PROBES_KEPT {
+            if let Some(oldest) = self
+                .last
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(k, _)| k.clone())
+            {
+                self.last.remove(&oldest);
+            }
+        }
+        self.last.insert(addr.clone(), (ok, now));
+    }
+
+    /// Whether the last probe of `addr` failed.
+    fn failed(&self, addr: &multiaddr::Multiaddr) -> bool {
+        self.last.get(addr).is_some_and(|(ok, _)| !ok)
+    }
+}
+
 /// A host to ask: its addresses (the preferred first) and the peers known there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
@@ -120,7 +151,7 @@ impl Engine {
             .collect();
         heard.sort_by_key(|h| (h.age_secs, h.ip));
         heard.truncate(mesh::MAX_HEARD);
-        let peers = self
+        let mut peers: Vec<Seen> = self
             .table
             .snapshot()
             .into_iter()
@@ -152,6 +183,8 @@ impl Engine {
                 }
             })
             .collect();
+        peers.extend(self.unverified(now));
+        peers.truncate(mesh::MAX_PEERS);
         View {
             announces: self.regs.keys().map(|k| k.to_string()).collect(),
             addrs,
@@ -160,6 +193,50 @@ impl Engine {
             peers,
         }
         .bounded()
+    }
+
+    /// The peers whose records were taken but that are not handed over: what their probes said.
+    fn unverified(&self, now: Instant) -> Vec<Seen> {
+        let mut pending: Vec<&libp2p_identity::PeerId> = self
+            .instances
+            .values()
+            .filter(|p| self.table.seq_of(p).is_some() && !self.table.is_visible(p))
+            .collect();
+        pending.sort();
+        pending.dedup();
+        pending
+            .into_iter()
+            .map(|p| {
+                let mut place: Vec<&multiaddr::Multiaddr> =
+                    self.table.place_of(p).into_iter().collect();
+                place.sort();
+                let failed: Vec<String> = place
+                    .iter()
+                    .filter(|a| {
+                        self.probes_seen.failed(a)
+                            || self.table.probed_lately(a, now) == Some(Some(false))
+                    })
+                    .map(|a| a.to_string())
+                    .collect();
+                let why = if !failed.is_empty() {
+                    format!(
+                        "not verified: its probe failed (refused or no answer) at {}",
+                        failed.join(", ")
+                    )
+                } else if place.is_empty() {
+                    "not verified: no address usable from here".to_owned()
+                } else {
+                    "not verified yet: its probe has not answered".to_owned()
+                };
+                Seen {
+                    peer_id: p.to_string(),
+                    ways: vec![],
+                    age_secs: None,
+                    verified: false,
+                    missing: vec![why],
+                }
+            })
+            .collect()
     }
 
     /// The hosts of the peers known now, each once, this host left out: the agents a `mesh`
@@ -282,5 +359,22 @@ mod tests {
         assert_eq!(h.last.len(), mesh::MAX_HEARD);
         assert!(!h.last.contains_key(&(1, IpAddr::from([10, 0, 0, 0]))));
         assert!(h.last.contains_key(&(1, IpAddr::from([10, 0, 1, 9]))));
+    }
+
+    #[test]
+    fn the_probe_outcomes_are_bounded_and_the_last_one_counts() {
+        let t0 = crate::test_clock();
+        let mut p = ProbesSeen::default();
+        let addr = |i: usize| format!("/ip4/10.0.0.1/tcp/{}", 1000 + i).parse().unwrap();
+        p.note(&addr(0), false, t0);
+        assert!(p.failed(&addr(0)));
+        p.note(&addr(0), true, t0);
+        assert!(!p.failed(&addr(0)));
+        for i in 1..=MAX_PROBES_KEPT {
+            p.note(&addr(i), false, t0 + Duration::from_millis(i as u64));
+        }
+        assert_eq!(p.last.len(), MAX_PROBES_KEPT);
+        assert!(!p.last.contains_key(&addr(0)));
+        assert!(p.failed(&addr(MAX_PROBES_KEPT)));
     }
 }

@@ -468,6 +468,8 @@ pub struct Engine {
     view_askers: exchange::Askers,
     /// Where mDNS packets came from, for the mesh view.
     heard_from: mesh::HeardFrom,
+    /// The last probes' outcomes, for the mesh view.
+    probes_seen: mesh::ProbesSeen,
     /// Tests of records older than the one held (see `rewind.rs`).
     challenges: rewind::Challenges,
     cache_dirty: bool,
@@ -514,6 +516,7 @@ impl Engine {
             askers: exchange::Askers::default(),
             view_askers: exchange::Askers::default(),
             heard_from: mesh::HeardFrom::default(),
+            probes_seen: mesh::ProbesSeen::default(),
             challenges: rewind::Challenges::default(),
             cache_dirty: false,
             next_cache_save: now,
@@ -598,6 +601,7 @@ impl Engine {
             Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
                 self.table.note_probe_result(&addr, ok);
+                self.probes_seen.note(&addr, ok, now);
                 // A goodbye's confirmation, or the test of an older record, is not the
                 // prober's business.
                 if !self.on_confirm_probe(&addr, ok, now)

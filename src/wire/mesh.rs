@@ -32,7 +32,7 @@ pub struct View {
     pub links: Vec<LinkView>,
     /// Hosts it heard mDNS packets from, by address.
     pub heard: Vec<Heard>,
-    /// The peers it knows.
+    /// The peers it hands its node, then those whose records it holds unverified.
     pub peers: Vec<Seen>,
 }
 
@@ -70,7 +70,8 @@ pub struct Seen {
     pub age_secs: Option<u64>,
     /// Handed to the node (verified as the agent is configured to).
     pub verified: bool,
-    /// What the observer knows is missing (`heard only on IPv6`, `probe refused`, …).
+    /// What the observer knows is missing (`heard only on IPv6`, `not verified: its probe failed
+    /// … at ADDR`, …).
     pub missing: Vec<String>,
 }
 
