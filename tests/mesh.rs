@@ -1,11 +1,11 @@
 //! `exo-discovery mesh`: who sees whom, and why not. Runs in network namespaces (root; see
 //! `common::network`) with nftables.
 //!
-//! Hosts A, B, C and D share one link. A's input drops B's multicast mDNS (IPv4 and IPv6), so A
+//! Hosts A to E share one link. A's input drops B's multicast mDNS (IPv4 and IPv6), so A
 //! never hears B, while B hears A and C hears both. D's node refuses A's connections, so A holds
 //! D's record but never verifies it. `mesh` at C asks the other agents for their views and shows
-//! A–B missing in one direction only and A–D unverified, each with its reason; its picture is
-//! well-formed SVG.
+//! A–B missing in one direction only and A–D unverified, each with its reason, and E, whose agent
+//! has peer exchange off, as not answering; its picture is well-formed SVG.
 
 // Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
 #![cfg(target_os = "linux")]
@@ -65,7 +65,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         return;
     };
     let l = n.link();
-    let hosts: Vec<_> = ["a", "b", "c", "d"]
+    let hosts: Vec<_> = ["a", "b", "c", "d", "e"]
         .iter()
         .enumerate()
         .map(|(i, name)| {
@@ -74,7 +74,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
             h
         })
         .collect();
-    let (a, b, c, d) = (&hosts[0], &hosts[1], &hosts[2], &hosts[3]);
+    let (a, b, c, d, e) = (&hosts[0], &hosts[1], &hosts[2], &hosts[3], &hosts[4]);
     let b6 = n.link_local(b, "eth0");
     n.nft(
         &a.ns,
@@ -98,8 +98,15 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
     let mut agents = Vec::new();
     let mut ids = Vec::new();
     let mut nodes = Vec::new();
-    for (h, name) in [(a, "a"), (b, "b"), (c, "c"), (d, "d")] {
-        let agent = n.agent(h, &format!("agent-{name}"), &[]);
+    let none: &[&str] = &[];
+    for (h, name, flags) in [
+        (a, "a", none),
+        (b, "b", none),
+        (c, "c", none),
+        (d, "d", none),
+        (e, "e", &["--no-peer-exchange"][..]),
+    ] {
+        let agent = n.agent(h, &format!("agent-{name}"), flags);
         let listener = n.listen_on(h, 4001);
         let (key, id) = n.keygen(name);
         let ann = n.announce(&agent, &key, &["/ip4/0.0.0.0/tcp/4001".into()]);
@@ -107,10 +114,10 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         agents.push(agent);
         ids.push(id);
     }
-    let (ida, idb, idc, idd) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let (ida, idb, idc, idd, ide) = (&ids[0], &ids[1], &ids[2], &ids[3], &ids[4]);
     for (agent, who, sees) in [
-        (&agents[1], "B", [ida, idc, idd]),
-        (&agents[2], "C", [ida, idb, idd]),
+        (&agents[1], "B", [ida, idc, idd, ide]),
+        (&agents[2], "C", [ida, idb, idd, ide]),
     ] {
         let mut w = n.watch(agent);
         for id in sees {
@@ -143,7 +150,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
     let took = start.elapsed();
     assert!(out.status.success(), "mesh: {out:?}");
     let m: Value = serde_json::from_slice(&out.stdout).expect("mesh --json is JSON");
-    eprintln!("{test}: mesh of 4 hosts took {} ms", took.as_millis());
+    eprintln!("{test}: mesh of 5 hosts took {} ms", took.as_millis());
 
     // Every host gave its view; A's row misses B, with the reason; the others are whole.
     let labels: Vec<&str> = m["hosts"]
@@ -156,17 +163,25 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
     others.sort();
     assert_eq!(
         (labels[0], others),
-        ("10.71.0.3", vec!["10.71.0.1", "10.71.0.2", "10.71.0.4"]),
+        (
+            "10.71.0.3",
+            vec!["10.71.0.1", "10.71.0.2", "10.71.0.4", "10.71.0.5"]
+        ),
         "{m}"
     );
-    assert!(
-        m["hosts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|h| h["no_view"].is_null()),
-        "{m}"
-    );
+    // Every agent but E's gave its view: E's does not answer peer exchange.
+    for h in m["hosts"].as_array().unwrap() {
+        if h["label"] == "10.71.0.5" {
+            let why = h["no_view"].as_str().unwrap_or_default();
+            assert!(
+                why.starts_with("did not answer") && why.contains("10.71.0.5:5353"),
+                "{h}"
+            );
+            assert_eq!(h["peers"], serde_json::json!([ide]), "{h}");
+        } else {
+            assert!(h["no_view"].is_null(), "{h}");
+        }
+    }
     let ab = cell(&m, "10.71.0.1", idb);
     assert!(ways(ab).is_empty(), "{ab}");
     let why = ab["reason"].as_str().unwrap_or_default();
@@ -190,6 +205,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         ("10.71.0.2", idc, "v4:eth0"),
         ("10.71.0.1", idc, "v4:eth0"),
         ("10.71.0.3", ida, "v4:eth0"),
+        ("10.71.0.3", ide, "v4:eth0"),
         ("10.71.0.3", idb, "v4:eth0"),
     ] {
         let c = cell(&m, host, peer);
@@ -245,4 +261,5 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
         texts.contains(&format!("10.71.0.1 does not see {short} (10.71.0.2)")),
         "{texts}"
     );
+    assert!(texts.contains("10.71.0.5: did not answer"), "{texts}");
 }
