@@ -63,6 +63,9 @@ struct Round {
     waiting: BTreeMap<Via, bool>,
     /// Links whose goodbye came after it, within its interval, and waits for the interval's end.
     deferred: BTreeSet<Via>,
+    /// Links whose goodbye the link's socket heard within its interval: mdns-sd's report of the
+    /// same goodbye, a second later, is not taken again.
+    heard: BTreeSet<Via>,
 }
 
 /// Every peer's last round, and when each finished round's interval ends.
@@ -121,6 +124,29 @@ impl Engine {
                 self.start_round(peer, vias, false, now);
             }
         }
+    }
+
+    /// A goodbye of `peer`'s current instance, read by the link's socket from the packet itself
+    /// on `via`: taken at once (see the module docs), and remembered so that mdns-sd's report of
+    /// it a second later is not taken again.
+    pub(super) fn goodbye_heard(&mut self, peer: PeerId, via: Via, now: Instant) {
+        self.goodbye(peer, via.clone(), now);
+        let seq = self.table.seq_of(&peer);
+        if let Some(r) = self.goodbyes.rounds.get_mut(&peer) {
+            if r.seq == seq {
+                r.heard.insert(via);
+            }
+        }
+    }
+
+    /// Whether the link's socket already heard the goodbye mdns-sd reports now for `peer`'s
+    /// current record on `via` (see [`Engine::goodbye_heard`]).
+    pub(super) fn goodbye_was_heard(&self, peer: &PeerId, via: &Via) -> bool {
+        let seq = self.table.seq_of(peer);
+        self.goodbyes
+            .rounds
+            .get(peer)
+            .is_some_and(|r| r.seq == seq && r.heard.contains(via))
     }
 
     /// Starts a round confirming the goodbyes of `peer` on `vias` (`again`: refuted and counted
@@ -206,6 +232,7 @@ impl Engine {
             again,
             waiting,
             deferred: BTreeSet::new(),
+            heard: BTreeSet::new(),
         };
         self.goodbyes.rounds.insert(peer, round);
         if probes.is_empty() && self.goodbye_probes_out(&peer) == 0 {
