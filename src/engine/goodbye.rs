@@ -10,7 +10,19 @@
 //! one at a time, starting at least [`GOODBYE_INTERVAL`] apart:
 //!
 //! - A goodbye with no round in the last interval starts one at once: a node that leaves is
-//!   reported gone one round trip after mdns-sd reports its goodbye (about 1 s after it).
+//!   reported gone one round trip after its goodbye packet arrives. The link's socket reads the
+//!   goodbye from the packet (`links/heard.rs`); mdns-sd reports it only a second later (RFC 6762
+//!   §10.1's grace), and that report of the same goodbye is not taken again.
+//!
+//! A node that restarts (its process ends, so its connection to its agent closes, the agent
+//! withdraws its record with a goodbye, and the new process registers a new record) is reported
+//! `expired`, then `discovered` when its new record comes and its port answers: at the goodbye
+//! its port refuses, as a departed node's does, and nothing tells the two apart but waiting.
+//! Waiting a second for every departure to find out would cost every real departure that second;
+//! the restart broke every connection to the node anyway, and the `discovered` event has its peers
+//! dial it again as soon as it answers. A node whose port still answers (only its connection to
+//! its agent restarted) refutes its goodbye, and its new record is one `updated`; so is a new
+//! record that comes while the goodbye's probe is out (the refusal spoke of the old record).
 //! - A goodbye heard while a round runs waits for its outcome.
 //! - A goodbye heard after a round, within its interval, is answered by that round. If the node
 //!   answered, the goodbye is refuted at once (counted as `goodbye-refuted`), and its link is
@@ -252,8 +264,12 @@ impl Engine {
         done: bool,
         now: Instant,
     ) {
+        let seq = self.table.seq_of(&peer);
         let round = self.goodbyes.rounds.get_mut(&peer).filter(|r| !r.over);
         let again = round.as_ref().is_some_and(|r| r.again);
+        // Its node registered a new record while the probe was out (a restart quicker than a
+        // round trip; a replay cannot bring a newer record): the refusal spoke of the old one.
+        let replaced = round.as_ref().is_some_and(|r| r.seq != seq);
         let running = round.is_some();
         if let Some(r) = round {
             r.answered |= ok;
@@ -269,7 +285,7 @@ impl Engine {
                     format!("{via}: goodbye of {peer} refuted: {addr} still answers")
                 });
             }
-        } else if done {
+        } else if done && !replaced {
             self.confirmed_gone(peer, &via);
         }
         if running && self.goodbye_probes_out(&peer) == 0 {
@@ -293,6 +309,7 @@ impl Engine {
         };
         r.over = true;
         let answered = r.answered;
+        let replaced = r.seq != self.table.seq_of(&peer);
         let waiting = std::mem::take(&mut r.waiting);
         let end = r.started + GOODBYE_INTERVAL;
         if answered {
@@ -300,7 +317,9 @@ impl Engine {
         }
         self.goodbyes.ends.insert((end.max(now), peer));
         for (via, counted) in waiting {
-            if !answered {
+            if replaced {
+                continue; // the round spoke of a record its node replaced since
+            } else if !answered {
                 self.confirmed_gone(peer, &via);
             } else if !counted {
                 self.count_drops(&via, "goodbye-refuted", 1);

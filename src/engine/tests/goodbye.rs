@@ -276,6 +276,22 @@ fn a_node_whose_port_refused_its_goodbye_and_that_returns_is_expired_then_discov
     assert_eq!(got, vec![(EventKind::Discovered, id)]);
 }
 
+#[test]
+fn a_restart_quicker_than_the_goodbyes_probe_keeps_the_new_record() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    r.at(1.0);
+    r.announced(&k, 1);
+    let addr = probe_of(&r.input(goodbye_packet(&k, 1, [10, 0, 0, 2])));
+    // The node's new record comes while the probe is out, and then the probe is refused: the
+    // refusal spoke of the record it replaced.
+    assert_eq!(events(&r.announced(&k, 2)), vec![(EventKind::Updated, id)]);
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert_eq!(r.e.snapshot().len(), 1, "the new record stays");
+}
+
 fn eth1() -> Iface {
     Iface {
         name: "eth1".into(),
