@@ -356,6 +356,9 @@ impl Sightings {
         match self.pos(&via) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, sighting)),
             Err(i) => {
+                // One slot more, not the four a growing vector takes first: most peers have
+                // one sighting, and every peer of the table carries this vector.
+                self.0.reserve_exact(1);
                 self.0.insert(i, (via, sighting));
                 None
             }
