@@ -112,8 +112,6 @@ struct Sighting {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    /// The peer in base58, as the node is told it.
-    id: String,
     /// Highest seq accepted; `None` for an unsigned peer.
     seq: Option<u64>,
     /// The signed record of that seq (for the persistent cache).
@@ -140,15 +138,8 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(
-        peer: &PeerId,
-        seq: Option<u64>,
-        signed: Option<Vec<u8>>,
-        source: Source,
-        now: Instant,
-    ) -> Self {
+    fn new(seq: Option<u64>, signed: Option<Vec<u8>>, source: Source, now: Instant) -> Self {
         Entry {
-            id: peer.to_base58(),
             seq,
             signed,
             source,
@@ -302,7 +293,7 @@ impl PeerTable {
     fn settle(&mut self, peer: &PeerId) -> Option<PeerEvent> {
         let now = self.clock?;
         let e = self.peers.get(peer)?;
-        let cur = info(e, self.prober.as_ref());
+        let cur = info(peer, e, self.prober.as_ref());
         let alive = e.sightings.values().any(|l| l.live);
         let mut visible = !cur.addrs.is_empty();
         if visible && e.host.is_none() {
