@@ -36,6 +36,7 @@ impl PeerTable {
         let mut seen: Vec<(Instant, &Entry)> = self
             .peers
             .values()
+            .map(|e| &**e)
             .filter(|e| e.signed.is_some() && e.sent.is_some())
             .filter_map(|e| Some((e.verified_at?, e)))
             .collect();
@@ -66,6 +67,7 @@ impl PeerTable {
         let mut seen: Vec<(Option<Instant>, &Entry)> = self
             .peers
             .values()
+            .map(|e| &**e)
             .filter(|e| e.signed.is_some() && e.sent.is_some())
             .filter(|e| e.sightings.iter().any(|(via, l)| l.live && first_hand(via)))
             .map(|e| (e.verified_at, e))

@@ -171,7 +171,8 @@ pub struct Counters {
 /// The table. See the module docs.
 #[derive(Debug)]
 pub struct PeerTable {
-    peers: HashMap<PeerId, Entry>,
+    /// Boxed: the map's slots stay small (a map holds up to twice as many slots as entries).
+    peers: HashMap<PeerId, Box<Entry>>,
     timeout: Duration,
     counters: Counters,
     /// Reachability, when addresses must answer a probe before they are handed over.
