@@ -339,7 +339,8 @@ fn read_ip(rtype: u16, rd: &[u8]) -> Option<std::net::IpAddr> {
 /// Reads a possibly compressed name at `pos`; returns it (dot-separated, no trailing dot) and the
 /// position after it.
 fn read_name(packet: &[u8], mut pos: usize) -> Result<(String, usize), DnsError> {
-    let mut name = String::new();
+    // Room for an instance's full name at once (it grows past that only for longer names).
+    let mut name = String::with_capacity(96);
     let mut end = None;
     let mut jumps = 0;
     loop {
@@ -364,7 +365,10 @@ fn read_name(packet: &[u8], mut pos: usize) -> Result<(String, usize), DnsError>
                 if !name.is_empty() {
                     name.push('.');
                 }
-                name.push_str(&String::from_utf8_lossy(label));
+                match std::str::from_utf8(label) {
+                    Ok(text) => name.push_str(text),
+                    Err(_) => name.push_str(&String::from_utf8_lossy(label)),
+                }
                 if name.len() > 255 {
                     return Err(DnsError::BadName);
                 }
