@@ -23,7 +23,10 @@
 //!   their daemons too; mdns-sd's own TXT-only answers to such queries are not modelled (they
 //!   resolve nothing).
 //!
-//! Every random choice comes from one seeded generator, so a scenario replays exactly.
+//! Every random choice of the simulator (loss, delays, the hosts' keys) comes from one seeded
+//! generator. A run still does not replay exactly: the engines' hash maps iterate in an order
+//! chosen per process (the DoS-resistant hasher), which moves the order of some sends. Two runs of
+//! a scenario differ in detail (packet counts, the last discovery's time), not in what it checks.
 
 use exo_discovery::engine::{Action, Engine, Input, Request, SendOutcome};
 use exo_discovery::wire::config::Config;
@@ -326,7 +329,12 @@ impl Sim {
     /// registered now.
     pub fn host(&mut self, name: &str, links: &[usize]) -> usize {
         let id = self.hosts.len();
-        let key = Keypair::generate_ed25519();
+        // The host's key from the generator too: the same seed, the same peer IDs.
+        let mut secret = [0u8; 32];
+        for chunk in secret.chunks_mut(8) {
+            chunk.copy_from_slice(&self.rng.next().to_le_bytes());
+        }
+        let key = Keypair::ed25519_from_bytes(secret).expect("any 32 bytes are an ed25519 secret");
         let peer = key.public().to_peer_id();
         self.by_peer.insert(peer.to_base58(), id);
         let mut ports = Vec::new();
