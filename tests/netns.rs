@@ -248,15 +248,16 @@ fn departure_and_restart_on_a_new_port() {
     wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
         .expect("discovered");
 
-    // Departure: the node's port closes and its goodbye removes it long before the 60 s
-    // liveness timeout (the goodbye is confirmed by a probe, which the closed port refuses).
+    // Departure: the node's port closes and its goodbye removes it at once, long before the
+    // 60 s liveness timeout (the goodbye is confirmed by a probe, which the closed port refuses).
     drop(l4001);
     let stopped = n.stop(ann);
     let (at, _) = wb
         .wait_for(WAIT, |v| is_event(v, "expired", &ida))
         .unwrap_or_else(|| panic!("never expired: {:?}", wb.seen));
     let took = at - stopped;
-    assert!(took < Duration::from_secs(5), "departure took {took:?}");
+    // The goodbye is read from its packet, not taken from mdns-sd a second later.
+    assert!(took < Duration::from_millis(500), "departure took {took:?}");
     assert!(n.peers(&ab).is_empty());
 
     // Back on 4001, then a quick restart on 5001: only 5001 remains, without a gap.
@@ -286,6 +287,43 @@ fn departure_and_restart_on_a_new_port() {
     let peers = n.peers(&ab);
     assert_eq!(peers.len(), 1);
     assert_eq!(addrs(&peers[0]), addrs(&ev));
+}
+
+#[test]
+fn a_node_that_restarts_on_its_port_is_expired_at_once_and_discovered_when_it_answers() {
+    let Some((mut n, a, _b, aa, ab)) =
+        pair("a_node_that_restarts_on_its_port_is_expired_at_once_and_discovered_when_it_answers")
+    else {
+        return;
+    };
+    let (ka, ida) = n.keygen("a");
+    let mut wb = n.watch(&ab);
+    let port = n.listen_on(&a, 4001);
+    let ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .expect("discovered");
+    let from = wb.seen.len();
+    // The node's process restarts: its port closes with it, its agent says goodbye, and 300 ms
+    // later the new process listens on the same port and registers a new record.
+    drop(port);
+    let stopped = n.stop(ann);
+    std::thread::sleep(Duration::from_millis(300));
+    let _port = n.listen_on(&a, 4001);
+    let _ann = n.announce(&aa, &ka, &["/ip4/0.0.0.0/tcp/4001".into()]);
+    wb.wait_for(WAIT, |v| is_event(v, "discovered", &ida))
+        .unwrap_or_else(|| panic!("not rediscovered: {:?}", wb.seen));
+    wb.drain(Duration::from_secs(2));
+    let seen: Vec<(Duration, String)> = wb.seen[from..]
+        .iter()
+        .filter(|(_, v)| v["peer_id"] == ida.as_str())
+        .map(|(at, v)| (*at - stopped, v["event"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    let events: Vec<&str> = seen.iter().map(|(_, e)| e.as_str()).collect();
+    assert_eq!(events, ["expired", "discovered"], "{seen:?}");
+    // Gone at once (its port refused), back once its new record came and its port answered.
+    assert!(seen[0].0 < Duration::from_millis(250), "{seen:?}");
+    assert!(seen[1].0 >= Duration::from_millis(300), "{seen:?}");
+    assert_eq!(n.peers(&ab).len(), 1);
 }
 
 /// Publishes arbitrary TXT under an instance label from inside `host`, with mdns-sd.

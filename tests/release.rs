@@ -327,19 +327,22 @@ fn a_changed_byte_breaks_the_arm64_signature() {
     assert!(macho::verify_signature(&bytes[..sig.0 as usize + 16], sig).is_err());
 }
 
+/// The `N` bytes at `off`, or an error naming where the file was cut short.
+fn at<const N: usize>(b: &[u8], off: usize) -> Result<[u8; N], String> {
+    b.get(off..off + N)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| format!("cut short at byte {off}"))
+}
+
 /// Just enough of ELF to say what a loader would see.
 mod elf {
+    use super::at;
+
     pub struct Elf {
         pub machine: u16,
         pub executable: bool,
         pub interpreter: bool,
         pub has_symtab: bool,
-    }
-
-    fn at<const N: usize>(b: &[u8], off: usize) -> Result<[u8; N], String> {
-        b.get(off..off + N)
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| format!("ELF cut short at byte {off}"))
     }
 
     /// Reads the header, program headers (an interpreter: dynamically linked) and section
@@ -392,7 +395,7 @@ mod elf {
 
 /// Just enough of Mach-O to say what macOS would check before running it.
 mod macho {
-    use super::{Arch, Digest, Sha256};
+    use super::{at, Arch, Digest, Sha256};
 
     const MH_MAGIC_64: u32 = 0xfeed_facf;
     const FAT_MAGIC: u32 = 0xcafe_babe;
@@ -417,15 +420,11 @@ mod macho {
     }
 
     fn le(b: &[u8], o: usize) -> Result<u32, String> {
-        b.get(o..o + 4)
-            .map(|s| u32::from_le_bytes(s.try_into().unwrap()))
-            .ok_or_else(|| format!("cut short at byte {o}"))
+        at::<4>(b, o).map(u32::from_le_bytes)
     }
 
     fn be(b: &[u8], o: usize) -> Result<u32, String> {
-        b.get(o..o + 4)
-            .map(|s| u32::from_be_bytes(s.try_into().unwrap()))
-            .ok_or_else(|| format!("cut short at byte {o}"))
+        at::<4>(b, o).map(u32::from_be_bytes)
     }
 
     fn arch(cpu: u32) -> Result<Arch, String> {

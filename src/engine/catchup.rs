@@ -100,17 +100,25 @@ impl CatchUps {
         self.due
     }
 
-    /// Works out [`CatchUps::next_due`] again (after the instances or the gates changed).
+    /// Works out [`CatchUps::next_due`] again (after the instances or the gates changed): the
+    /// soonest instance of each link, held back by that link's gate (the gate holds every
+    /// instance of its link alike, so the soonest one per link is enough).
     fn refresh(&mut self) {
-        self.due = self
-            .wanted
-            .iter()
-            .map(|((link, _), w)| {
+        let mut soonest: Vec<(u32, Instant)> = Vec::new();
+        for ((link, _), w) in &self.wanted {
+            match soonest.iter_mut().find(|(l, _)| l == link) {
+                Some((_, t)) => *t = (*t).min(w.next),
+                None => soonest.push((*link, w.next)),
+            }
+        }
+        self.due = soonest
+            .into_iter()
+            .map(|(link, next)| {
                 let gate = [Family::V4, Family::V6]
                     .iter()
-                    .filter_map(|f| self.next_packet.get(&(*link, *f)).copied())
+                    .filter_map(|f| self.next_packet.get(&(link, *f)).copied())
                     .min();
-                gate.map_or(w.next, |g| g.max(w.next))
+                gate.map_or(next, |g| g.max(next))
             })
             .min();
     }
@@ -155,6 +163,7 @@ impl Engine {
         if link.iface.has_ip(&from.ip()) {
             return; // our own, looped back
         }
+        let mut changed = false;
         for label in named.into_iter().take(MAX_LABELS) {
             if self.regs.values().any(|r| r.announcement.label == label) {
                 if !unicast {
@@ -168,6 +177,7 @@ impl Engine {
                 continue;
             }
             let c = &mut self.catchups;
+            changed = true;
             match c.wanted.get_mut(&(index, label.clone())) {
                 // Another agent asked for it: the answer will reach us too.
                 Some(w) if !unicast => w.next = w.next.max(now + REQUERY_EVERY),
@@ -194,7 +204,10 @@ impl Engine {
                 }
             }
         }
-        self.catchups.refresh();
+        // Only the instances followed set when the next re-query is due.
+        if changed {
+            self.catchups.refresh();
+        }
     }
 
     /// Whether the record an instance label stands for is held with addresses through link

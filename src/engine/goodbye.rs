@@ -10,7 +10,19 @@
 //! one at a time, starting at least [`GOODBYE_INTERVAL`] apart:
 //!
 //! - A goodbye with no round in the last interval starts one at once: a node that leaves is
-//!   reported gone one round trip after mdns-sd reports its goodbye (about 1 s after it).
+//!   reported gone one round trip after its goodbye packet arrives. The link's socket reads the
+//!   goodbye from the packet (`links/heard.rs`); mdns-sd reports it only a second later (RFC 6762
+//!   §10.1's grace), and that report of the same goodbye is not taken again.
+//!
+//! A node that restarts (its process ends, so its connection to its agent closes, the agent
+//! withdraws its record with a goodbye, and the new process registers a new record) is reported
+//! `expired`, then `discovered` when its new record comes and its port answers: at the goodbye
+//! its port refuses, as a departed node's does, and nothing tells the two apart but waiting.
+//! Waiting a second for every departure to find out would cost every real departure that second;
+//! the restart broke every connection to the node anyway, and the `discovered` event has its peers
+//! dial it again as soon as it answers. A node whose port still answers (only its connection to
+//! its agent restarted) refutes its goodbye, and its new record is one `updated`; so is a new
+//! record that comes while the goodbye's probe is out (the refusal spoke of the old record).
 //! - A goodbye heard while a round runs waits for its outcome.
 //! - A goodbye heard after a round, within its interval, is answered by that round. If the node
 //!   answered, the goodbye is refuted at once (counted as `goodbye-refuted`), and its link is
@@ -63,6 +75,9 @@ struct Round {
     waiting: BTreeMap<Via, bool>,
     /// Links whose goodbye came after it, within its interval, and waits for the interval's end.
     deferred: BTreeSet<Via>,
+    /// Links whose goodbye the link's socket heard within its interval: mdns-sd's report of the
+    /// same goodbye, a second later, is not taken again.
+    heard: BTreeSet<Via>,
 }
 
 /// Every peer's last round, and when each finished round's interval ends.
@@ -121,6 +136,29 @@ impl Engine {
                 self.start_round(peer, vias, false, now);
             }
         }
+    }
+
+    /// A goodbye of `peer`'s current instance, read by the link's socket from the packet itself
+    /// on `via`: taken at once (see the module docs), and remembered so that mdns-sd's report of
+    /// it a second later is not taken again.
+    pub(super) fn goodbye_heard(&mut self, peer: PeerId, via: Via, now: Instant) {
+        self.goodbye(peer, via.clone(), now);
+        let seq = self.table.seq_of(&peer);
+        if let Some(r) = self.goodbyes.rounds.get_mut(&peer) {
+            if r.seq == seq {
+                r.heard.insert(via);
+            }
+        }
+    }
+
+    /// Whether the link's socket already heard the goodbye mdns-sd reports now for `peer`'s
+    /// current record on `via` (see [`Engine::goodbye_heard`]).
+    pub(super) fn goodbye_was_heard(&self, peer: &PeerId, via: &Via) -> bool {
+        let seq = self.table.seq_of(peer);
+        self.goodbyes
+            .rounds
+            .get(peer)
+            .is_some_and(|r| r.seq == seq && r.heard.contains(via))
     }
 
     /// Starts a round confirming the goodbyes of `peer` on `vias` (`again`: refuted and counted
@@ -206,6 +244,7 @@ impl Engine {
             again,
             waiting,
             deferred: BTreeSet::new(),
+            heard: BTreeSet::new(),
         };
         self.goodbyes.rounds.insert(peer, round);
         if probes.is_empty() && self.goodbye_probes_out(&peer) == 0 {
@@ -225,8 +264,12 @@ impl Engine {
         done: bool,
         now: Instant,
     ) {
+        let seq = self.table.seq_of(&peer);
         let round = self.goodbyes.rounds.get_mut(&peer).filter(|r| !r.over);
         let again = round.as_ref().is_some_and(|r| r.again);
+        // Its node registered a new record while the probe was out (a restart quicker than a
+        // round trip; a replay cannot bring a newer record): the refusal spoke of the old one.
+        let replaced = round.as_ref().is_some_and(|r| r.seq != seq);
         let running = round.is_some();
         if let Some(r) = round {
             r.answered |= ok;
@@ -242,7 +285,7 @@ impl Engine {
                     format!("{via}: goodbye of {peer} refuted: {addr} still answers")
                 });
             }
-        } else if done {
+        } else if done && !replaced {
             self.confirmed_gone(peer, &via);
         }
         if running && self.goodbye_probes_out(&peer) == 0 {
@@ -266,6 +309,7 @@ impl Engine {
         };
         r.over = true;
         let answered = r.answered;
+        let replaced = r.seq != self.table.seq_of(&peer);
         let waiting = std::mem::take(&mut r.waiting);
         let end = r.started + GOODBYE_INTERVAL;
         if answered {
@@ -273,7 +317,9 @@ impl Engine {
         }
         self.goodbyes.ends.insert((end.max(now), peer));
         for (via, counted) in waiting {
-            if !answered {
+            if replaced {
+                continue; // the round spoke of a record its node replaced since
+            } else if !answered {
                 self.confirmed_gone(peer, &via);
             } else if !counted {
                 self.count_drops(&via, "goodbye-refuted", 1);

@@ -339,7 +339,8 @@ fn read_ip(rtype: u16, rd: &[u8]) -> Option<std::net::IpAddr> {
 /// Reads a possibly compressed name at `pos`; returns it (dot-separated, no trailing dot) and the
 /// position after it.
 fn read_name(packet: &[u8], mut pos: usize) -> Result<(String, usize), DnsError> {
-    let mut name = String::new();
+    // Room for an instance's full name at once (it grows past that only for longer names).
+    let mut name = String::with_capacity(96);
     let mut end = None;
     let mut jumps = 0;
     loop {
@@ -364,7 +365,10 @@ fn read_name(packet: &[u8], mut pos: usize) -> Result<(String, usize), DnsError>
                 if !name.is_empty() {
                     name.push('.');
                 }
-                name.push_str(&String::from_utf8_lossy(label));
+                match std::str::from_utf8(label) {
+                    Ok(text) => name.push_str(text),
+                    Err(_) => name.push_str(&String::from_utf8_lossy(label)),
+                }
                 if name.len() > 255 {
                     return Err(DnsError::BadName);
                 }
@@ -389,6 +393,25 @@ pub fn instances(records: &[Rr]) -> Vec<(String, u32)> {
             if !out.iter().any(|(l, _)| l == label) {
                 out.push((label.to_owned(), rr.ttl));
             }
+        }
+    }
+    out
+}
+
+/// Instance labels a packet withdraws: targets of PTR records `_p2p._udp.local` → `<label>`
+/// with TTL 0 (a goodbye, RFC 6762 §10.1). Only the PTR says an instance is gone: a TTL-0 SRV,
+/// TXT or address record alone withdraws one of its records, not the instance.
+pub fn goodbyes(records: &[Rr]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for rr in records
+        .iter()
+        .filter(|r| r.rtype == TYPE_PTR && r.ttl == 0 && r.name.eq_ignore_ascii_case(SERVICE))
+    {
+        let Some(label) = rr.ptr.as_deref().and_then(instance_label) else {
+            continue;
+        };
+        if !out.iter().any(|l| l == label) {
+            out.push(label.to_owned());
         }
     }
     out
@@ -476,6 +499,10 @@ mod tests {
         assert!(is_response(&p));
         let rrs = records(&p).unwrap();
         assert_eq!(instances(&rrs), vec![("abc-000001".to_owned(), 120)]);
+        assert!(goodbyes(&rrs).is_empty());
+        // Its goodbye: the same records with TTL 0, the PTR withdrawing the instance.
+        let bye = instance_answer("abc-000001", "exo-1-000001.local.", 4001, &txt, &ips, 0);
+        assert_eq!(goodbyes(&records(&bye).unwrap()), vec!["abc-000001".to_owned()]);
         let got: Vec<std::net::IpAddr> = rrs.iter().filter_map(|r| r.ip).collect();
         assert_eq!(got, ips);
         let srv = rrs.iter().find(|r| r.rtype == TYPE_SRV).unwrap();
@@ -528,6 +555,8 @@ mod tests {
         assert_eq!(rrs[2].name, "host.local");
         assert_eq!(rrs[2].ip, Some("10.0.0.1".parse().unwrap()));
         assert_eq!(instances(&rrs), vec![("abc".to_string(), 4500)]);
+        // A TTL-0 SRV beside a live PTR withdraws no instance.
+        assert!(goodbyes(&rrs).is_empty());
     }
 
     #[test]

@@ -32,17 +32,15 @@ pub fn csv(list: &[PeerInfo]) -> String {
 /// without duplicates (`peers --format zenoh`): what a zenoh program takes in its config's
 /// `connect/endpoints`, or today's Exo in `EXO_ZENOH_CONNECT`. See [`zenoh_endpoint`].
 pub fn zenoh(list: &[PeerInfo]) -> String {
-    let mut seen: Vec<String> = Vec::new();
-    for endpoint in list
-        .iter()
+    // A full table is a thousand peers with up to 32 addresses each: duplicates are found by
+    // hashing, not by a search of the list so far.
+    let mut seen = std::collections::HashSet::new();
+    list.iter()
         .flat_map(|p| p.addrs.iter())
         .filter_map(|a| zenoh_endpoint(a))
-    {
-        if !seen.contains(&endpoint) {
-            seen.push(endpoint);
-        }
-    }
-    seen.join(",")
+        .filter(|e| seen.insert(e.clone()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// One address as a zenoh endpoint: `/ip4/A/tcp/P` → `tcp/A:P`, `/ip6/A/tcp/P` → `tcp/[A]:P`,

@@ -207,6 +207,30 @@ impl Net {
         program: &std::path::Path,
         args: &[&str],
     ) -> std::sync::mpsc::Receiver<(Instant, String)> {
+        self.spawn_lines_child(host, program, args).1
+    }
+
+    /// Stops a child started by [`Net::spawn_lines_child`] with SIGTERM and waits for it;
+    /// returns when the signal was sent.
+    pub fn stop_child(&mut self, idx: usize) -> Instant {
+        let at = Instant::now();
+        if let Some(mut child) = self.children[idx].take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+        }
+        at
+    }
+
+    /// [`Net::spawn_lines`], also returning the child's index for [`Net::stop_child`].
+    pub fn spawn_lines_child(
+        &mut self,
+        host: &Host,
+        program: &std::path::Path,
+        args: &[&str],
+    ) -> (usize, std::sync::mpsc::Receiver<(Instant, String)>) {
         use std::io::BufRead;
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &host.ns])
@@ -229,7 +253,7 @@ impl Net {
                 }
             }
         });
-        rx
+        (idx, rx)
     }
 
     /// Runs `f` on a thread inside `host`'s network namespace.

@@ -23,7 +23,10 @@
 //!   their daemons too; mdns-sd's own TXT-only answers to such queries are not modelled (they
 //!   resolve nothing).
 //!
-//! Every random choice comes from one seeded generator, so a scenario replays exactly.
+//! Every random choice of the simulator (loss, delays, the hosts' keys) comes from one seeded
+//! generator. A run still does not replay exactly: the engines' hash maps iterate in an order
+//! chosen per process (the DoS-resistant hasher), which moves the order of some sends. Two runs of
+//! a scenario differ in detail (packet counts, the last discovery's time), not in what it checks.
 
 use exo_discovery::engine::{Action, Engine, Input, Request, SendOutcome};
 use exo_discovery::wire::config::Config;
@@ -123,8 +126,9 @@ pub struct View {
     pub discovered_at: Option<Duration>,
     /// Whether it is visible now.
     pub visible: bool,
-    /// What the node was told last, while it is visible (kept only with `Sim::details`).
-    pub current: Option<PeerInfo>,
+    /// What the node was told last, while it is visible (kept only with `Sim::details`; boxed:
+    /// a large run keeps a view per pair of hosts).
+    pub current: Option<Box<PeerInfo>>,
     /// `expired` events, with when.
     pub expired: Vec<Duration>,
     /// `updated` events.
@@ -245,8 +249,8 @@ pub struct Host {
     /// Added to the simulated time for the node's wall clock (the record's seq).
     pub wall_offset: i64,
     timer: Option<Duration>,
-    /// The peers its node sees, by peer ID.
-    pub views: HashMap<String, View>,
+    /// The peers its node sees, by their host.
+    pub views: HashMap<usize, View>,
     /// Warnings the engine logged.
     pub warnings: Vec<String>,
 }
@@ -262,6 +266,8 @@ pub struct Sim {
     events: HashMap<usize, Event>,
     next_event: u64,
     by_ip: HashMap<Ipv4Addr, usize>,
+    /// Hosts by their node's peer ID (base58).
+    by_peer: HashMap<String, usize>,
     verified: Memo,
     /// Blocked (link, a, b) pairs with a < b.
     partitions: HashSet<(usize, usize, usize)>,
@@ -297,6 +303,7 @@ impl Sim {
             events: HashMap::new(),
             next_event: 0,
             by_ip: HashMap::new(),
+            by_peer: HashMap::new(),
             verified: Rc::default(),
             partitions: HashSet::new(),
             discoveries: 0,
@@ -322,8 +329,14 @@ impl Sim {
     /// registered now.
     pub fn host(&mut self, name: &str, links: &[usize]) -> usize {
         let id = self.hosts.len();
-        let key = Keypair::generate_ed25519();
+        // The host's key from the generator too: the same seed, the same peer IDs.
+        let mut secret = [0u8; 32];
+        for chunk in secret.chunks_mut(8) {
+            chunk.copy_from_slice(&self.rng.next().to_le_bytes());
+        }
+        let key = Keypair::ed25519_from_bytes(secret).expect("any 32 bytes are an ed25519 secret");
         let peer = key.public().to_peer_id();
+        self.by_peer.insert(peer.to_base58(), id);
         let mut ports = Vec::new();
         for (i, &link) in links.iter().enumerate() {
             let n = self.links[link].members.len() as u32 + 1;
@@ -671,8 +684,12 @@ impl Sim {
             Action::WritePeersFile(_) => Some(Input::PeersFileWritten(Ok(()))),
             Action::Broadcast(ev) => {
                 let now = self.now;
+                let peer = *self
+                    .by_peer
+                    .get(&ev.peer.peer_id)
+                    .expect("only the simulated hosts' nodes register");
                 let h = &mut self.hosts[host];
-                let v = h.views.entry(ev.peer.peer_id.clone()).or_default();
+                let v = h.views.entry(peer).or_default();
                 match ev.event {
                     EventKind::Discovered | EventKind::Updated => {
                         v.updates += usize::from(ev.event == EventKind::Updated);
@@ -685,7 +702,7 @@ impl Sim {
                         }
                         v.visible = true;
                         if self.details {
-                            v.current = Some(ev.peer);
+                            v.current = Some(Box::new(ev.peer));
                         }
                     }
                     EventKind::Expired => {
@@ -953,9 +970,7 @@ impl Sim {
 
     /// What `observer`'s node was told of `peer`'s node.
     pub fn view(&self, observer: usize, peer: usize) -> Option<&View> {
-        self.hosts[observer]
-            .views
-            .get(&self.hosts[peer].peer.to_base58())
+        self.hosts[observer].views.get(&peer)
     }
 }
 

@@ -84,6 +84,10 @@ impl Engine {
         if self.instances.get(label) != Some(&peer) {
             return;
         }
+        // The link's socket heard it already, as it arrived (see `heard.rs`).
+        if self.goodbye_was_heard(&peer, &via) {
+            return;
+        }
         self.goodbye(peer, via, now);
     }
 

@@ -1,7 +1,7 @@
 //! The one way in for a datagram a link's socket received: read into a [`Heard`] (pure, here,
 //! with the engine's rules: which source port speaks which dialect, how many names and records
-//! one packet may bring), then taken in: liveness by source address, senders of records not yet
-//! held, catching up, and answers to stock libp2p-mdns nodes.
+//! one packet may bring), then taken in: liveness by source address, goodbyes (confirmed as they
+//! arrive), senders of records not yet held, catching up, and answers to stock libp2p-mdns nodes.
 
 use super::{ANSWER_INTERVAL, LIBP2P_TTL, MAX_SENDERS, SENDERS_FOR};
 use crate::engine::catchup::MAX_LABELS;
@@ -24,6 +24,8 @@ pub struct Heard {
     pub from: SocketAddr,
     /// `_p2p._udp` instance labels a response named, with their TTLs.
     pub instances: Vec<(String, u32)>,
+    /// Instances a response from port 5353 withdrew (a TTL-0 PTR: a goodbye), by label.
+    pub goodbyes: Vec<String>,
     /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
     pub libp2p_peers: Vec<Libp2pPeer>,
     /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
@@ -51,6 +53,7 @@ impl Heard {
             family,
             from,
             instances: Vec::new(),
+            goodbyes: Vec::new(),
             libp2p_peers: Vec::new(),
             libp2p_query: false,
             named: Vec::new(),
@@ -65,6 +68,8 @@ impl Heard {
             } else {
                 heard.records = crate::wire::dns::signed_records(&rrs);
                 heard.records.truncate(MAX_LABELS);
+                heard.goodbyes = crate::wire::dns::goodbyes(&rrs);
+                heard.goodbyes.truncate(MAX_LABELS);
             }
         } else if stock {
             heard.libp2p_query = crate::wire::stock::is_service_query(packet);
@@ -83,6 +88,7 @@ impl Engine {
             family,
             from,
             instances,
+            goodbyes,
             libp2p_peers,
             libp2p_query,
             named,
@@ -97,6 +103,9 @@ impl Engine {
         };
         if !own && !records.is_empty() {
             self.take_caught_up(index, from, records, now);
+        }
+        if !own && !goodbyes.is_empty() {
+            self.goodbyes_heard(index, goodbyes, now);
         }
         if own {
             // Our own daemon's multicast, looped back: which of our records went out.
@@ -156,6 +165,21 @@ impl Engine {
         }
         if libp2p_query {
             self.answer_libp2p(index, family, now);
+        }
+    }
+
+    /// A packet on link `index` withdrew these instances. The goodbye of a peer's current
+    /// instance is confirmed at once, as the packet arrives: mdns-sd reports it only a second
+    /// later (RFC 6762 §10.1's grace), and the confirmation's probe decides (see `goodbye.rs`).
+    fn goodbyes_heard(&mut self, index: u32, labels: Vec<String>, now: Instant) {
+        let Some(via) = self.links.get(&index).map(|l| l.via.clone()) else {
+            return;
+        };
+        for label in labels {
+            // The goodbye of a replaced record says nothing about the current one.
+            if let Some(peer) = self.instances.get(&label).copied() {
+                self.goodbye_heard(peer, via.clone(), now);
+            }
         }
     }
 

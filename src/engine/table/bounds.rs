@@ -113,7 +113,7 @@ impl PeerTable {
             }
             self.pending.insert((entry.since, peer));
         }
-        self.peers.insert(peer, entry);
+        self.peers.insert(peer, Box::new(entry));
         true
     }
 

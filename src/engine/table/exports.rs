@@ -7,6 +7,7 @@ use super::{Entry, PeerTable, Via, MAX_PENDING};
 use crate::engine::prober::Prober;
 use crate::wire::addrs::ip_of;
 use crate::wire::protocol::{PeerInfo, Source, Verification};
+use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use std::net::IpAddr;
 use std::time::Instant;
@@ -35,10 +36,11 @@ impl PeerTable {
         let mut seen: Vec<(Instant, &Entry)> = self
             .peers
             .values()
+            .map(|e| &**e)
             .filter(|e| e.signed.is_some() && e.sent.is_some())
             .filter_map(|e| Some((e.verified_at?, e)))
             .collect();
-        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| shown_id(a.1).cmp(shown_id(b.1))));
         seen.into_iter()
             .filter_map(|(_, e)| {
                 let signed = e.signed.clone()?;
@@ -65,12 +67,13 @@ impl PeerTable {
         let mut seen: Vec<(Option<Instant>, &Entry)> = self
             .peers
             .values()
+            .map(|e| &**e)
             .filter(|e| e.signed.is_some() && e.sent.is_some())
             .filter(|e| e.sightings.iter().any(|(via, l)| l.live && first_hand(via)))
             .map(|e| (e.verified_at, e))
             .collect();
         let complete = seen.len() <= max;
-        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| shown_id(a.1).cmp(shown_id(b.1))));
         let peers = seen
             .into_iter()
             .filter_map(|(_, e)| {
@@ -101,7 +104,13 @@ fn first_hand(via: &Via) -> bool {
 
 /// What the node is told of a peer: the addresses of its live sightings (only those that answered a
 /// probe, when a prober is given), the interfaces they came from, and how it was checked.
-pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
+/// The peer ID (base58) the node was told for a peer handed over now (the entries sorted by it are
+/// those; another sorts first).
+fn shown_id(e: &Entry) -> &str {
+    e.sent.as_ref().map_or("", |s| s.peer_id.as_str())
+}
+
+pub(super) fn info(peer: &PeerId, e: &Entry, prober: Option<&Prober>) -> PeerInfo {
     let mut addrs: Vec<String> = Vec::new();
     let mut interfaces = Vec::new();
     for (via, sighting) in e.sightings.iter().filter(|(_, l)| l.live) {
@@ -149,7 +158,11 @@ pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> PeerInfo {
         verified.push(Verification::Reachable);
     }
     PeerInfo {
-        peer_id: e.id.clone(),
+        // Kept once, in what the node was told (formatted again only until it is told).
+        peer_id: e
+            .sent
+            .as_ref()
+            .map_or_else(|| peer.to_base58(), |s| s.peer_id.clone()),
         addrs,
         interfaces,
         source,

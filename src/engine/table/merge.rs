@@ -27,7 +27,7 @@ impl PeerTable {
         let now = self.tick(now);
         let peer = record.peer_id;
         let Some(e) = self.peers.get(&peer) else {
-            let entry = Entry::new(&peer, Some(record.seq), Some(record.signed), source, now);
+            let entry = Entry::new(Some(record.seq), Some(record.signed), source, now);
             if !self.admit(peer, entry, via) {
                 return Ok(None);
             }
@@ -183,7 +183,7 @@ impl PeerTable {
             Some(e) if e.seq.is_some() => return None,
             Some(_) => {}
             None => {
-                if !self.admit(peer, Entry::new(&peer, None, None, source, now), via) {
+                if !self.admit(peer, Entry::new(None, None, source, now), via) {
                     return None;
                 }
             }

@@ -112,8 +112,6 @@ struct Sighting {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    /// The peer in base58, as the node is told it.
-    id: String,
     /// Highest seq accepted; `None` for an unsigned peer.
     seq: Option<u64>,
     /// The signed record of that seq (for the persistent cache).
@@ -140,15 +138,8 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(
-        peer: &PeerId,
-        seq: Option<u64>,
-        signed: Option<Vec<u8>>,
-        source: Source,
-        now: Instant,
-    ) -> Self {
+    fn new(seq: Option<u64>, signed: Option<Vec<u8>>, source: Source, now: Instant) -> Self {
         Entry {
-            id: peer.to_base58(),
             seq,
             signed,
             source,
@@ -180,7 +171,8 @@ pub struct Counters {
 /// The table. See the module docs.
 #[derive(Debug)]
 pub struct PeerTable {
-    peers: HashMap<PeerId, Entry>,
+    /// Boxed: the map's slots stay small (a map holds up to twice as many slots as entries).
+    peers: HashMap<PeerId, Box<Entry>>,
     timeout: Duration,
     counters: Counters,
     /// Reachability, when addresses must answer a probe before they are handed over.
@@ -302,7 +294,7 @@ impl PeerTable {
     fn settle(&mut self, peer: &PeerId) -> Option<PeerEvent> {
         let now = self.clock?;
         let e = self.peers.get(peer)?;
-        let cur = info(e, self.prober.as_ref());
+        let cur = info(peer, e, self.prober.as_ref());
         let alive = e.sightings.values().any(|l| l.live);
         let mut visible = !cur.addrs.is_empty();
         if visible && e.host.is_none() {
@@ -356,6 +348,9 @@ impl Sightings {
         match self.pos(&via) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, sighting)),
             Err(i) => {
+                // One slot more, not the four a growing vector takes first: most peers have
+                // one sighting, and every peer of the table carries this vector.
+                self.0.reserve_exact(1);
                 self.0.insert(i, (via, sighting));
                 None
             }

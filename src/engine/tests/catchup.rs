@@ -13,6 +13,7 @@ fn named(k: &Keypair, seq: u64, from: &str, unicast: bool) -> Input {
         family: Family::V4,
         from: from.parse().unwrap(),
         instances: Vec::new(),
+        goodbyes: Vec::new(),
         libp2p_peers: Vec::new(),
         libp2p_query: false,
         named: vec![label],

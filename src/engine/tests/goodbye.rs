@@ -161,6 +161,137 @@ fn a_node_that_restarts_and_leaves_again_within_the_interval_is_reported_gone_at
     assert_eq!(events(&a), vec![(EventKind::Expired, id)]);
 }
 
+/// The goodbye packet of `k`'s record of `seq` (every record with TTL 0, as mdns-sd sends it
+/// when a registration is withdrawn) as eth0's socket receives it from `from`.
+fn goodbye_packet(k: &Keypair, seq: u64, from: [u8; 4]) -> Input {
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
+    let ip = IpAddr::V4(Ipv4Addr::from(from));
+    Input::Datagram {
+        link: IDX,
+        family: Family::V4,
+        from: SocketAddr::new(ip, 5353),
+        bytes: crate::wire::dns::instance_answer(&label, "exo-x.local.", 4001, &[], &[ip], 0),
+    }
+}
+
+#[test]
+fn a_departure_is_confirmed_as_its_goodbye_arrives_not_a_second_later() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    r.at(1.0);
+    r.announced(&k, 1);
+    // The link's socket reads the goodbye from the packet: its port is probed at once.
+    let addr = probe_of(&r.input(goodbye_packet(&k, 1, [10, 0, 0, 2])));
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert_eq!(events(&a), vec![(EventKind::Expired, id)]);
+    // mdns-sd's report of the same goodbye, after RFC 6762's second of grace, changes nothing.
+    r.at(2.0);
+    let a = r.input(goodbye(&k, 1));
+    assert!(probes_of(&a).is_empty() && events(&a).is_empty(), "{a:?}");
+    assert!(r.e.snapshot().is_empty());
+}
+
+#[test]
+fn a_spoofed_goodbye_packet_changes_nothing_and_is_counted_once() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.at(1.0);
+    r.announced(&k, 1);
+    // Another host sends the node's goodbye: probed at once, the node's port answers.
+    let a = r.input(goodbye_packet(&k, 1, [10, 0, 0, 9]));
+    assert!(events(&a).is_empty());
+    let a = r.input(Input::Probed {
+        addr: probe_of(&a),
+        ok: true,
+    });
+    assert!(events(&a).is_empty(), "{a:?}");
+    // mdns-sd reports the same goodbye a second later: not probed, not counted again.
+    r.at(2.0);
+    let a = r.input(goodbye(&k, 1));
+    assert!(probes_of(&a).is_empty() && events(&a).is_empty(), "{a:?}");
+    assert_eq!(r.e.snapshot().len(), 1, "the peer stays");
+    assert_eq!(r.e.status(r.now).dropped.get("goodbye-refuted"), Some(&1));
+}
+
+#[test]
+fn the_goodbye_of_a_replaced_record_read_from_its_packet_changes_nothing() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    r.at(1.0);
+    r.announced(&k, 1);
+    r.announced(&k, 2);
+    let a = r.input(goodbye_packet(&k, 1, [10, 0, 0, 2]));
+    assert!(probes_of(&a).is_empty() && events(&a).is_empty(), "{a:?}");
+    assert_eq!(r.e.snapshot().len(), 1);
+}
+
+#[test]
+fn a_node_that_re_registers_while_its_port_answers_is_one_update() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    r.at(1.0);
+    r.announced(&k, 1);
+    // Its connection to its agent closed and came back (the node's listener stayed up): the
+    // goodbye is refuted by its port, and the new record, 300 ms later, is an update.
+    let a = r.input(goodbye_packet(&k, 1, [10, 0, 0, 2]));
+    let a = r.input(Input::Probed {
+        addr: probe_of(&a),
+        ok: true,
+    });
+    assert!(events(&a).is_empty(), "{a:?}");
+    r.at(1.3);
+    let got = events(&r.announced(&k, 2));
+    assert_eq!(got, vec![(EventKind::Updated, id)]);
+}
+
+#[test]
+fn a_node_whose_port_refused_its_goodbye_and_that_returns_is_expired_then_discovered() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    r.at(1.0);
+    r.announced(&k, 1);
+    // A restart of the node's process: its port closed with it, the goodbye is confirmed (the
+    // node is gone, and every connection to it broke), and its return 300 ms later on the same
+    // port is a new discovery.
+    let a = r.input(goodbye_packet(&k, 1, [10, 0, 0, 2]));
+    let a = r.input(Input::Probed {
+        addr: probe_of(&a),
+        ok: false,
+    });
+    assert_eq!(events(&a), vec![(EventKind::Expired, id.clone())]);
+    r.at(1.3);
+    let mut got = Vec::new();
+    let mut a = r.announced(&k, 2);
+    while !a.is_empty() {
+        got.extend(events(&a));
+        let probes = probes_of(&a);
+        a = Vec::new();
+        for addr in probes {
+            a.extend(r.input(Input::Probed { addr, ok: true }));
+        }
+    }
+    assert_eq!(got, vec![(EventKind::Discovered, id)]);
+}
+
+#[test]
+fn a_restart_quicker_than_the_goodbyes_probe_keeps_the_new_record() {
+    let mut r = Rig::up(cfg());
+    let k = Keypair::generate_ed25519();
+    let id = k.public().to_peer_id().to_base58();
+    r.at(1.0);
+    r.announced(&k, 1);
+    let addr = probe_of(&r.input(goodbye_packet(&k, 1, [10, 0, 0, 2])));
+    // The node's new record comes while the probe is out, and then the probe is refused: the
+    // refusal spoke of the record it replaced.
+    assert_eq!(events(&r.announced(&k, 2)), vec![(EventKind::Updated, id)]);
+    let a = r.input(Input::Probed { addr, ok: false });
+    assert!(events(&a).is_empty(), "{a:?}");
+    assert_eq!(r.e.snapshot().len(), 1, "the new record stays");
+}
+
 fn eth1() -> Iface {
     Iface {
         name: "eth1".into(),

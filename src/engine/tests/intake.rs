@@ -138,6 +138,7 @@ fn a_stock_node_heard_from_off_the_link_is_not_handed_over() {
             family: Family::V4,
             from: from.parse().unwrap(),
             instances: Vec::new(),
+            goodbyes: Vec::new(),
             libp2p_peers: vec![crate::wire::stock::Libp2pPeer {
                 peer,
                 addrs: vec!["/ip4/0.0.0.0/tcp/1".parse().unwrap()],
@@ -180,6 +181,7 @@ fn a_flood_of_unsigned_peer_ids_is_said_up_to_a_bound_and_costs_no_memory() {
             family: Family::V4,
             from: "10.0.0.66:40000".parse().unwrap(),
             instances: Vec::new(),
+            goodbyes: Vec::new(),
             libp2p_peers: vec![crate::wire::stock::Libp2pPeer {
                 peer,
                 addrs: vec![format!("/ip4/10.0.{}.{}/tcp/1", i / 250, i % 250)

@@ -276,6 +276,7 @@ fn stock_queries_get_each_record_answered_at_most_once_a_second() {
             family: Family::V4,
             from: "10.0.0.66:40000".parse().unwrap(),
             instances: Vec::new(),
+            goodbyes: Vec::new(),
             libp2p_peers: Vec::new(),
             libp2p_query: true,
             named: Vec::new(),
