@@ -3,7 +3,7 @@
 //! messages were all debug and trace detail, and cost 70 KiB of the binary): every line here is
 //! the agent's own.
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{LevelFilter, Log, Metadata, Record};
 
 struct Stderr {
     level: LevelFilter,
