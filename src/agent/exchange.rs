@@ -254,13 +254,13 @@ async fn ask_at(target: SocketAddr, ask: &Ask) -> Result<Reply, String> {
 }
 
 /// Asks every target's agent for its view at once (each at its addresses in turn), and reports
-/// them all, `local` first, once every one answered or `within` passed (those still out then
-/// "did not answer").
+/// them all, `local` first and `unasked` last, once every one answered or `within` passed (those
+/// still out then "did not answer").
 pub(super) fn ask_views(
     ex: &LocalExecutor<'_>,
     tx: Sender<Incoming>,
     client: u64,
-    local: HostView,
+    (local, unasked): (HostView, Vec<HostView>),
     targets: Vec<Target>,
     namespace: String,
     within: Duration,
@@ -294,6 +294,7 @@ pub(super) fn ask_views(
                 view: task.await,
             });
         }
+        hosts.extend(unasked);
         let input = crate::engine::Input::Viewed { client, hosts };
         let _ = tx.send(Incoming::Input(input)).await;
     })

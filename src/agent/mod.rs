@@ -302,13 +302,14 @@ impl<'ex> Shell<'ex> {
                 client,
                 local,
                 targets,
+                unasked,
                 within,
             } => {
                 exchange::ask_views(
                     &self.ex,
                     self.tx.clone(),
                     client,
-                    local,
+                    (local, unasked),
                     targets,
                     self.namespace.clone(),
                     within,

@@ -120,7 +120,8 @@ impl Engine {
             if n == 1 && why == "exchange-refused-stranger" {
                 self.log(Level::Info, || {
                     format!(
-                        "peer exchange: {} refused: not on a link of this host, not a static                          host, not in exchange_allow (said once; counted as {why} in status)",
+                        "peer exchange: {} refused: not on a link of this host, not a static host, not in \
+                         exchange_allow (said once; counted as {why} in status)",
                         from.ip().to_canonical()
                     )
                 });

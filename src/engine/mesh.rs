@@ -240,8 +240,11 @@ impl Engine {
     }
 
     /// The hosts of the peers known now, each once, this host left out: the agents a `mesh`
-    /// request asks.
-    pub fn mesh_targets(&self) -> Vec<Target> {
+    /// request asks, and those it does not. A host is asked only at the addresses whose agent
+    /// could ask this one (on one of its links, a static host, or in `exchange_allow`): a signed
+    /// record names whatever addresses its signer chose, and the view ask must not carry this
+    /// host's connections anywhere such a record points.
+    pub fn mesh_targets(&self) -> (Vec<Target>, Vec<Target>) {
         let own: BTreeSet<IpAddr> = self
             .links
             .values()
@@ -253,6 +256,7 @@ impl Engine {
             })
             .collect();
         let mut hosts: Vec<Target> = Vec::new();
+        let mut elsewhere: Vec<Target> = Vec::new();
         for p in self.table.snapshot() {
             let mut ips: Vec<IpAddr> = p
                 .addrs
@@ -265,6 +269,18 @@ impl Engine {
             ips.sort_by_key(|ip| (ip.is_ipv6(), *ip));
             ips.dedup();
             if ips.is_empty() || ips.iter().any(|ip| own.contains(ip)) {
+                continue;
+            }
+            let (ips, off): (Vec<IpAddr>, Vec<IpAddr>) = ips
+                .into_iter()
+                .partition(|ip| self.may_exchange(&std::net::SocketAddr::new(*ip, 0)));
+            if ips.is_empty() {
+                if elsewhere.len() < MAX_HOSTS_ASKED {
+                    elsewhere.push(Target {
+                        ips: off,
+                        expected: vec![p.peer_id],
+                    });
+                }
                 continue;
             }
             let full = hosts.len() >= MAX_HOSTS_ASKED;
@@ -284,7 +300,7 @@ impl Engine {
                 None => {}
             }
         }
-        hosts
+        (hosts, elsewhere)
     }
 
     /// `exo-discovery mesh` asked on the local socket by `client`.
@@ -294,20 +310,34 @@ impl Engine {
             expected: self.regs.keys().map(|k| k.to_string()).collect(),
             view: Ok(self.view(now)),
         };
+        let not_asked = |t: Target, why: &str| HostView {
+            asked: t.ips.first().map(|ip| ip.to_string()).unwrap_or_default(),
+            expected: t.expected,
+            view: Err(format!("not asked: {why}")),
+        };
+        let (targets, elsewhere) = self.mesh_targets();
+        let elsewhere = elsewhere.into_iter().map(|t| {
+            not_asked(
+                t,
+                "not on a link of this host, not a static host, not in exchange_allow",
+            )
+        });
         if !self.cfg.peer_exchange {
             let mut hosts = vec![local];
-            hosts.extend(self.mesh_targets().into_iter().map(|t| HostView {
-                asked: t.ips.first().map(|ip| ip.to_string()).unwrap_or_default(),
-                expected: t.expected,
-                view: Err("not asked: peer exchange is off on this agent".to_owned()),
-            }));
+            hosts.extend(
+                targets
+                    .into_iter()
+                    .map(|t| not_asked(t, "peer exchange is off on this agent")),
+            );
+            hosts.extend(elsewhere);
             self.reply(client, AgentMsg::Mesh(hosts));
             return;
         }
         self.actions.push_back(Action::AskViews {
             client,
             local,
-            targets: self.mesh_targets(),
+            targets,
+            unasked: elsewhere.collect(),
             within: VIEWS_WITHIN,
         });
     }

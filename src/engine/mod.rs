@@ -166,7 +166,8 @@ pub enum Input {
         /// What it sent.
         ask: crate::wire::exchange::Ask,
     },
-    /// The views an [`Action::AskViews`] gathered, in its targets' order after its local one.
+    /// The views an [`Action::AskViews`] gathered, in its targets' order after its local one, then
+    /// its hosts not asked.
     Viewed {
         /// The local socket client that asked.
         client: u64,
@@ -351,7 +352,8 @@ pub enum Action {
         admit: bool,
     },
     /// Ask these hosts' agents for their views (the exchange's view ask), each at its addresses in
-    /// turn, all within `within`, and report [`Input::Viewed`] with `local` first.
+    /// turn, all within `within`, and report [`Input::Viewed`] with `local` first and `unasked`
+    /// last.
     AskViews {
         /// The local socket client that asked.
         client: u64,
@@ -359,6 +361,8 @@ pub enum Action {
         local: crate::wire::mesh::HostView,
         /// The hosts.
         targets: Vec<mesh::Target>,
+        /// The hosts not asked, each with why.
+        unasked: Vec<crate::wire::mesh::HostView>,
         /// The deadline for all.
         within: Duration,
     },

@@ -113,3 +113,70 @@ fn mesh_asks_each_host_of_a_known_peer_once_and_replies_with_every_view() {
         Action::Reply { client: 7, msg: AgentMsg::Mesh(h) } if h == &vec![local.clone()]
     )));
 }
+
+/// A peer relayed by the static host 10.9.9.9's agent at `ip`, verified from here.
+fn relayed_peer(r: &mut Rig, k: &Keypair, ip: &str) {
+    let a = r.input(Input::Exchanged {
+        host: "10.9.9.9".into(),
+        result: Ok(Reply::Peers {
+            peers: vec![crate::wire::exchange::Peer {
+                signed: signed(k, 1),
+                ips: vec![ip.parse().unwrap()],
+            }],
+            complete: true,
+        }),
+    });
+    answer_probes(r, a, true);
+}
+
+#[test]
+fn mesh_asks_no_host_its_own_agent_would_not_answer() {
+    let with = |allow: &[&str]| {
+        Rig::up(Config {
+            static_hosts: vec!["10.9.9.9".into()],
+            exchange_allow: allow.iter().map(|a| a.to_string()).collect(),
+            ..cfg()
+        })
+    };
+    let mut r = with(&[]);
+    let (near, far) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    r.announced_from(&near, 1, IDX, &[[10, 0, 0, 2]]);
+    // A static host's agent may relay a record for any address: this one is on no link here.
+    relayed_peer(&mut r, &far, "192.168.50.7");
+    let id = |k: &Keypair| k.public().to_peer_id().to_base58();
+    assert!(
+        r.e.snapshot().iter().any(|p| p.peer_id == id(&far)),
+        "the far peer is held"
+    );
+    let a = r.input(Input::Client {
+        id: 7,
+        request: Request::Mesh,
+    });
+    let Some((targets, unasked)) = a.into_iter().find_map(|a| match a {
+        Action::AskViews {
+            targets, unasked, ..
+        } => Some((targets, unasked)),
+        _ => None,
+    }) else {
+        panic!("no AskViews");
+    };
+    let asked: Vec<&Vec<IpAddr>> = targets.iter().map(|t| &t.ips).collect();
+    assert_eq!(asked, [&vec![IpAddr::from([10, 0, 0, 2])]]);
+    assert_eq!(unasked.len(), 1, "{unasked:?}");
+    assert_eq!(unasked[0].asked, "192.168.50.7");
+    assert_eq!(unasked[0].expected, [id(&far)]);
+    assert!(
+        matches!(&unasked[0].view, Err(why) if why.contains("not on a link of this host")),
+        "{unasked:?}"
+    );
+
+    // The operator's word makes it askable: a range in exchange_allow.
+    let mut r = with(&["192.168.50.0/24"]);
+    relayed_peer(&mut r, &far, "192.168.50.7");
+    let (targets, unasked) = r.e.mesh_targets();
+    assert_eq!(
+        (targets.len(), unasked.len()),
+        (1, 0),
+        "{targets:?} {unasked:?}"
+    );
+}
