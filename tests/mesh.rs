@@ -3,9 +3,11 @@
 //!
 //! Hosts A to E share one link. A's input drops B's multicast mDNS (IPv4 and IPv6), so A
 //! never hears B, while B hears A and C hears both. D's node refuses A's connections, so A holds
-//! D's record but never verifies it. `mesh` at C asks the other agents for their views and shows
-//! A–B missing in one direction only and A–D unverified, each with its reason, and E, whose agent
-//! has peer exchange off, as not answering; its picture is well-formed SVG.
+//! D's record but never verifies it. D's input drops E's IPv4 multicast mDNS, and E's node listens
+//! on IPv4 only: D hears E on IPv6 only, with nothing it may probe. `mesh` at C asks the other
+//! agents for their views and shows A–B missing in one direction only, A–D unverified and D–E
+//! heard on IPv6 only, each with its reason, and E, whose agent has peer exchange off, as not
+//! answering; its picture is well-formed SVG.
 
 // Linux only: it runs the agent in Linux network namespaces (`tests/common/network.rs`).
 #![cfg(target_os = "linux")]
@@ -93,6 +95,7 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
             "add table inet fw",
             "add chain inet fw in { type filter hook input priority 0 ; }",
             "add rule inet fw in ip saddr 10.71.0.1 tcp dport 4001 reject with tcp reset",
+            "add rule inet fw in meta pkttype multicast ip saddr 10.71.0.5 udp dport 5353 drop",
         ],
     );
     let mut agents = Vec::new();
@@ -197,6 +200,16 @@ fn mesh_shows_a_one_way_block_with_its_reason_and_draws_it() {
             "not verified: its probe failed (refused or no answer) at /ip4/10.71.0.4/tcp/4001"
         ),
         "{why}"
+    );
+    // E's node listens on IPv4 only, and D heard E's packets only from its IPv6 link-local
+    // address: nothing D may probe, so E is missing there, with the reason.
+    let de = cell(&m, "10.71.0.4", ide);
+    assert!(ways(de).is_empty(), "{de}");
+    assert!(
+        de["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("heard only on IPv6")),
+        "{de}"
     );
     for (host, peer, way) in [
         ("10.71.0.4", ida, "v4:eth0"),

@@ -79,18 +79,22 @@ pub struct Target {
 }
 
 /// The short names of how a peer is known, from what the node is told of it: `v4:IFACE` and
-/// `v6:IFACE` for a link (by the families of its addresses), else `static`, `exchange`, `cache`,
-/// `manual`.
-fn ways(p: &PeerInfo, links: &BTreeSet<&str>) -> Vec<String> {
+/// `v6:IFACE` for a link (by the families of the peer's own IPs its packets came from there, as
+/// `heard_from` gives them; by the families of its addresses when none is known, a record mdns-sd
+/// resolved before any packet was matched to it), else `static`, `exchange`, `cache`, `manual`.
+fn ways(p: &PeerInfo, links: &BTreeSet<&str>, heard_from: impl Fn(&str) -> Vec<IpAddr>) -> Vec<String> {
+    let family = |ip: &IpAddr| if ip.is_ipv4() { "v4" } else { "v6" };
     let fams: BTreeSet<&str> = p
         .addrs
         .iter()
         .filter_map(|a| a.parse().ok().as_ref().and_then(crate::wire::addrs::ip_of))
-        .map(|ip| if ip.is_ipv4() { "v4" } else { "v6" })
+        .map(|ip| family(&ip))
         .collect();
     let mut out = Vec::new();
     for i in &p.interfaces {
         if links.contains(i.as_str()) {
+            let heard: BTreeSet<&str> = heard_from(i).iter().map(family).collect();
+            let fams = if heard.is_empty() { &fams } else { &heard };
             out.extend(fams.iter().map(|f| format!("{f}:{i}")));
         } else {
             let kind = i.split(':').next().unwrap_or(i);
@@ -157,8 +161,16 @@ impl Engine {
             .into_iter()
             .take(mesh::MAX_PEERS)
             .map(|p| {
-                let ways = ways(&p, &names);
                 let id = p.peer_id.parse::<libp2p_identity::PeerId>().ok();
+                let ways = ways(&p, &names, |link| {
+                    id.as_ref()
+                        .map(|id| {
+                            self.table
+                                .spoke_from(id, &Via::Multicast(link.to_owned()))
+                                .to_vec()
+                        })
+                        .unwrap_or_default()
+                });
                 let age_secs = id.and_then(|id| {
                     p.interfaces
                         .iter()
@@ -224,7 +236,27 @@ impl Engine {
                         failed.join(", ")
                     )
                 } else if place.is_empty() {
-                    "not verified: no address usable from here".to_owned()
+                    let heard: Vec<IpAddr> = self
+                        .links
+                        .values()
+                        .flat_map(|l| {
+                            self.table
+                                .spoke_from(p, &Via::Multicast(l.iface.name.clone()))
+                                .iter()
+                                .copied()
+                        })
+                        .collect();
+                    if !heard.is_empty() && heard.iter().all(IpAddr::is_ipv6) {
+                        // Its IPv4 packets never came, and its record offers no IPv6 address
+                        // a packet came from: nothing to probe.
+                        format!(
+                            "heard only on IPv6 (from {}), and its record has no address usable \
+                             from here",
+                            heard[0]
+                        )
+                    } else {
+                        "not verified: no address usable from here".to_owned()
+                    }
                 } else {
                     "not verified yet: its probe has not answered".to_owned()
                 };
@@ -366,13 +398,20 @@ mod tests {
     }
 
     #[test]
-    fn ways_name_the_family_on_a_link_and_the_kind_elsewhere() {
+    fn ways_name_the_family_heard_on_a_link_and_the_kind_elsewhere() {
         let links: BTreeSet<&str> = ["eth0"].into_iter().collect();
         let p = info(
             &["/ip4/10.0.0.2/tcp/1", "/ip6/fd00::2/tcp/1"],
             &["eth0", "exchange:h", "static:h"],
         );
-        assert_eq!(ways(&p, &links), ["v4:eth0", "v6:eth0", "exchange", "static"]);
+        // No packet matched yet: the families of its addresses.
+        assert_eq!(
+            ways(&p, &links, |_| vec![]),
+            ["v4:eth0", "v6:eth0", "exchange", "static"]
+        );
+        // Its packets came only from its IPv6 link-local address there: only v6.
+        let v6 = |_: &str| vec!["fe80::2".parse().unwrap()];
+        assert_eq!(ways(&p, &links, v6), ["v6:eth0", "exchange", "static"]);
         assert_eq!(via_of("exchange:h", &links), Some(Via::Exchange("h".into())));
         assert_eq!(via_of("eth0", &links), Some(Via::Multicast("eth0".into())));
         assert_eq!(via_of("eth9", &links), None);
