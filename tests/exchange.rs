@@ -269,6 +269,18 @@ impl Drop for Stop {
 /// closed, refused or timed out without a reply.
 fn ask_exchange(from: &str, to: &str) -> Option<Vec<exo_discovery::wire::exchange::Peer>> {
     use exo_discovery::wire::exchange::{Ask, Reply};
+    match ask_at(from, to, &Ask::new("exo"))? {
+        Reply::Peers { peers, .. } => Some(peers),
+        Reply::Refused { .. } | Reply::View(_) => None,
+    }
+}
+
+/// Sends `ask` from `from` to `to`'s exchange port: the reply, or `None` when there is none.
+fn ask_at(
+    from: &str,
+    to: &str,
+    ask: &exo_discovery::wire::exchange::Ask,
+) -> Option<exo_discovery::wire::exchange::Reply> {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
     s.bind(&std::net::SocketAddr::new(from.parse().ok()?, 0).into())
@@ -278,16 +290,13 @@ fn ask_exchange(from: &str, to: &str) -> Option<Vec<exo_discovery::wire::exchang
         .ok()?;
     let mut s: std::net::TcpStream = s.into();
     s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(&exo_discovery::wire::protocol::encode(&Ask::new("exo")))
+    s.write_all(&exo_discovery::wire::protocol::encode(ask))
         .ok()?;
     let mut prefix = [0u8; 4];
     s.read_exact(&mut prefix).ok()?;
     let mut body = vec![0; u32::from_be_bytes(prefix).min(1 << 20) as usize];
     s.read_exact(&mut body).ok()?;
-    match exo_discovery::wire::exchange::decode_reply(&body).ok()? {
-        Reply::Peers { peers, .. } => Some(peers),
-        Reply::Refused { .. } => None,
-    }
+    exo_discovery::wire::exchange::decode_reply(&body).ok()
 }
 
 #[test]
@@ -336,9 +345,14 @@ fn peer_exchange_answers_only_its_own_and_a_hog_cannot_shut_it_off() {
     // Off the link and not allowed: refused before anything is read, and counted.
     let stranger = n.in_ns(&s, || ask_exchange("10.96.0.8", "10.95.0.2"));
     assert!(stranger.is_none(), "a stranger was told {stranger:?}");
+    // Nor is it told the host's view of the mesh.
+    let view = exo_discovery::wire::exchange::Ask::view("exo");
+    let v = view.clone();
+    let stranger = n.in_ns(&s, move || ask_at("10.96.0.8", "10.95.0.2", &v));
+    assert!(stranger.is_none(), "a stranger was told {stranger:?}");
     let st = n.status(&ab);
     assert!(
-        common::watch::dropped(&st, &["exchange-refused-stranger"]) >= 1,
+        common::watch::dropped(&st, &["exchange-refused-stranger"]) >= 2,
         "{st}"
     );
     // Off the link but in a range the operator allowed: answered.
@@ -348,6 +362,11 @@ fn peer_exchange_answers_only_its_own_and_a_hog_cannot_shut_it_off() {
         allowed.is_some_and(|p| !p.is_empty()),
         "an allowed range is answered"
     );
+    let allowed = n.in_ns(&s, move || ask_at("10.97.0.8", "10.95.0.2", &view));
+    let Some(exo_discovery::wire::exchange::Reply::View(v)) = allowed else {
+        panic!("an allowed range is given the view: {allowed:?}");
+    };
+    assert_eq!(v.announces, vec![idb]);
 
     // H holds 48 connections open (silent, or dripping a byte at a time), reopening each as
     // it is closed; meanwhile S asks six times.

@@ -9,6 +9,7 @@
 
 mod common;
 
+use exo_discovery::wire::mesh;
 use exo_discovery::wire::protocol::{
     self, AgentMsg, BudgetUse, ClientMsg, ErrorKind, EventKind, FamilyStatus, IfaceStatus,
     PeerEvent, PeerInfo, Source, StaticHostStatus, Status, UnusedIface, Verification,
@@ -385,6 +386,7 @@ fn the_json_examples_are_what_json_mode_reads_and_writes() {
         ("list", ClientMsg::List),
         ("status", ClientMsg::Status),
         ("subscribe", ClientMsg::Subscribe),
+        ("mesh", ClientMsg::Mesh),
         (
             "add_host",
             ClientMsg::AddHost {
@@ -528,13 +530,18 @@ fn the_struct_tables_are_the_encoders_field_order() {
             "BudgetUse",
             "Envelope",
             "FamilyStatus",
+            "Heard",
+            "HostView",
             "IfaceStatus",
+            "LinkView",
             "PeerEvent",
             "PeerInfo",
             "Record",
+            "Seen",
             "StaticHostStatus",
             "Status",
-            "UnusedIface"
+            "UnusedIface",
+            "View"
         ],
         "the struct tables in the document"
     );
@@ -547,6 +554,11 @@ fn the_struct_tables_are_the_encoders_field_order() {
     check_struct::<StaticHostStatus>(&tables, "StaticHostStatus");
     check_struct::<BudgetUse>(&tables, "BudgetUse");
     check_struct::<Record>(&tables, "Record");
+    check_struct::<mesh::HostView>(&tables, "HostView");
+    check_struct::<mesh::View>(&tables, "View");
+    check_struct::<mesh::LinkView>(&tables, "LinkView");
+    check_struct::<mesh::Heard>(&tables, "Heard");
+    check_struct::<mesh::Seen>(&tables, "Seen");
     // The envelope's type is private: its three byte strings are checked through the example
     // (the_signed_record_example_is_as_the_document_explains_it); here, their names and order.
     let envelope: Vec<String> = tables["Envelope"]

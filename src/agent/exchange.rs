@@ -3,7 +3,9 @@
 
 use super::Incoming;
 use crate::engine::exchange::{ASK_WITHIN, SERVE_TIMEOUT};
+use crate::engine::mesh::Target;
 use crate::wire::exchange::{self, Ask, Reply};
+use crate::wire::mesh::{HostView, View};
 use crate::wire::protocol::{self, DecodeError, FrameDecoder, Framing};
 use crate::agent::unicast;
 use crate::wire::net::HostSpec;
@@ -230,7 +232,7 @@ async fn ask_host(spec: &HostSpec, namespace: &str) -> Result<Reply, String> {
     for (target, _zone) in unicast::resolve(spec).await? {
         let mut target = target;
         target.set_port(exchange::PORT);
-        match ask_at(target, namespace).await {
+        match ask_at(target, &Ask::new(namespace)).await {
             Ok(reply) => return Ok(reply),
             Err(e) => errors.push(format!("{target}: {e}")),
         }
@@ -238,15 +240,77 @@ async fn ask_host(spec: &HostSpec, namespace: &str) -> Result<Reply, String> {
     Err(errors.join("; "))
 }
 
-async fn ask_at(target: SocketAddr, namespace: &str) -> Result<Reply, String> {
+async fn ask_at(target: SocketAddr, ask: &Ask) -> Result<Reply, String> {
     let mut stream = Async::<TcpStream>::connect(target)
         .await
         .map_err(|e| e.to_string())?;
     stream
-        .write_all(&protocol::encode(&Ask::new(namespace)))
+        .write_all(&protocol::encode(ask))
         .await
         .map_err(|e| e.to_string())?;
     read_frame(&mut stream, exchange::MAX_REPLY, exchange::decode_reply)
         .await
         .map_err(|e| e.to_string())?
+}
+
+/// Asks every target's agent for its view at once (each at its addresses in turn), and reports
+/// them all, `local` first and `unasked` last, once every one answered or `within` passed (those
+/// still out then "did not answer").
+pub(super) fn ask_views(
+    ex: &LocalExecutor<'_>,
+    tx: Sender<Incoming>,
+    client: u64,
+    (local, unasked): (HostView, Vec<HostView>),
+    targets: Vec<Target>,
+    namespace: String,
+    within: Duration,
+) {
+    let ask = Ask::view(&namespace);
+    let asks: Vec<_> = targets
+        .into_iter()
+        .map(|t| {
+            let ask = ask.clone();
+            let expected = t.expected.clone();
+            let asked = t.ips.first().map(|ip| ip.to_string()).unwrap_or_default();
+            let task = ex.spawn(async move {
+                futures_lite::future::or(view_of(t.ips, ask), async {
+                    Timer::after(within).await;
+                    Err(format!(
+                        "did not answer within {} ms",
+                        within.as_millis()
+                    ))
+                })
+                .await
+            });
+            (asked, expected, task)
+        })
+        .collect();
+    ex.spawn(async move {
+        let mut hosts = vec![local];
+        for (asked, expected, task) in asks {
+            hosts.push(HostView {
+                asked,
+                expected,
+                view: task.await,
+            });
+        }
+        hosts.extend(unasked);
+        let input = crate::engine::Input::Viewed { client, hosts };
+        let _ = tx.send(Incoming::Input(input)).await;
+    })
+    .detach();
+}
+
+async fn view_of(ips: Vec<IpAddr>, ask: Ask) -> Result<View, String> {
+    let mut errors = Vec::new();
+    for ip in ips {
+        let target = SocketAddr::new(ip, exchange::PORT);
+        match ask_at(target, &ask).await {
+            Ok(Reply::View(v)) => return Ok(v),
+            Ok(Reply::Refused { why }) => return Err(format!("did not answer: refused: {why}")),
+            Ok(Reply::Peers { .. }) => return Err("did not answer: peers, not a view".into()),
+            Err(e) => errors.push(format!("{target}: {e}")),
+        }
+    }
+    Err(format!("did not answer: {}", errors.join("; ")))
 }

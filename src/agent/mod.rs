@@ -298,6 +298,24 @@ impl<'ex> Shell<'ex> {
                 );
                 None
             }
+            Action::AskViews {
+                client,
+                local,
+                targets,
+                unasked,
+                within,
+            } => {
+                exchange::ask_views(
+                    &self.ex,
+                    self.tx.clone(),
+                    client,
+                    (local, unasked),
+                    targets,
+                    self.namespace.clone(),
+                    within,
+                );
+                None
+            }
             Action::AdmitExchange { id, admit } => {
                 if let Some(tx) = self.admissions.remove(&id) {
                     let _ = tx.try_send(admit);

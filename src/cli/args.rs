@@ -104,6 +104,17 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Who sees whom: the views of this agent and of its peers' agents, as a matrix.
+    Mesh {
+        #[command(flatten)]
+        socket: SocketArg,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Also write a picture of the hosts and the missing pairs to this SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<std::path::PathBuf>,
+    },
     /// Explain, per interface and family, whether mDNS works and why not (no agent needed).
     Doctor {
         /// One JSON object.

@@ -1,8 +1,9 @@
 //! A minimal stderr logger (does I/O). Level from `EXO_DISCOVERY_LOG` (`error`, `warn`, `info`,
-//! `debug`, `trace`; default `info`). The mdns-sd engine's own messages show from `warn` up
-//! unless `EXO_DISCOVERY_LOG=trace`.
+//! `debug`, `trace`; default `info`). The mdns-sd engine is built without its logging (its
+//! messages were all debug and trace detail, and cost 70 KiB of the binary): every line here is
+//! the agent's own.
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{LevelFilter, Log, Metadata, Record};
 
 struct Stderr {
     level: LevelFilter,
@@ -10,9 +11,6 @@ struct Stderr {
 
 impl Log for Stderr {
     fn enabled(&self, m: &Metadata<'_>) -> bool {
-        if m.target().starts_with("mdns_sd") && self.level < LevelFilter::Trace {
-            return m.level() <= Level::Warn;
-        }
         m.level() <= self.level
     }
 

@@ -9,6 +9,7 @@ pub mod args;
 pub mod doctor;
 pub mod keyfile;
 pub mod logging;
+pub mod mesh;
 pub mod node;
 pub mod query;
 pub mod render;
@@ -44,6 +45,7 @@ pub fn main() -> ExitCode {
         } => query::peers(&socket.path(), format.or_json(json)),
         Cmd::Watch { socket, json } => query::watch(&socket.path(), json),
         Cmd::Status { socket, json } => query::status(&socket.path(), json),
+        Cmd::Mesh { socket, json, svg } => query::mesh(&socket.path(), json, svg.as_deref()),
         Cmd::Doctor {
             json,
             interfaces,

@@ -36,6 +36,29 @@ pub fn status(socket: &Path, json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Prints the mesh matrix (or its JSON), and writes its picture to `svg` if given.
+pub fn mesh(socket: &Path, json: bool, svg: Option<&Path>) -> Result<(), String> {
+    let mut client = Client::connect(socket).map_err(|e| e.to_string())?;
+    let hosts = client.mesh().map_err(|e| match e {
+        ClientError::Agent(crate::wire::protocol::ErrorKind::Malformed, m) => {
+            format!("the agent does not know `mesh` (an older version?): {m}")
+        }
+        e => e.to_string(),
+    })?;
+    let m = crate::cli::mesh::Matrix::build(&hosts);
+    if let Some(path) = svg {
+        std::fs::write(path, crate::cli::mesh::svg(&m))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let text = if json {
+        render::json(&m)?
+    } else {
+        crate::cli::mesh::text(&m)
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    Ok(())
+}
+
 /// Prints the current peers as `discovered`, then every event, until stdout goes away; across
 /// restarts of the agent (it reconnects, and prints the peers again as `discovered`).
 pub fn watch(socket: &Path, json: bool) -> Result<(), String> {

@@ -232,6 +232,17 @@ impl Client {
         }
     }
 
+    /// The views of the mesh: the agent's own, then those of its peers' agents (see
+    /// [`ClientMsg::Mesh`]); takes up to the agent's deadline for the other agents.
+    pub fn mesh(&mut self) -> Result<Vec<crate::wire::mesh::HostView>, ClientError> {
+        self.send(&ClientMsg::Mesh)?;
+        match self.next_message()? {
+            AgentMsg::Mesh(hosts) => Ok(hosts),
+            AgentMsg::Error { kind, message } => Err(ClientError::Agent(kind, message)),
+            other => Err(ClientError::Protocol(format!("{other:?}"))),
+        }
+    }
+
     /// The verified peers the agent knows now.
     pub fn list(&mut self) -> Result<Vec<PeerInfo>, ClientError> {
         self.send(&ClientMsg::List)?;

@@ -120,7 +120,8 @@ impl Engine {
             if n == 1 && why == "exchange-refused-stranger" {
                 self.log(Level::Info, || {
                     format!(
-                        "peer exchange: {} refused: not on a link of this host, not a static                          host, not in exchange_allow (said once; counted as {why} in status)",
+                        "peer exchange: {} refused: not on a link of this host, not a static host, not in \
+                         exchange_allow (said once; counted as {why} in status)",
                         from.ip().to_canonical()
                     )
                 });
@@ -146,7 +147,11 @@ impl Engine {
             Some("peer exchange is off on this agent".to_owned())
         } else if let Some(why) = exchange::refusal(&ask, &self.cfg.namespace) {
             Some(why)
-        } else if let Err(why) = self.askers.admit(from, now) {
+        } else if let Err(why) = if ask.is_view() {
+            self.view_askers.admit(from, now)
+        } else {
+            self.askers.admit(from, now)
+        } {
             Some(why.to_owned())
         } else {
             None
@@ -157,6 +162,10 @@ impl Engine {
                     format!("peer exchange: {from} refused: {why}")
                 });
                 Reply::Refused { why }
+            }
+            None if ask.is_view() => {
+                self.log(Level::Debug, || format!("mesh view handed to {from}"));
+                Reply::View(self.view(now))
             }
             None => {
                 let to = to.to_canonical();
@@ -238,7 +247,11 @@ impl Engine {
                 }
                 return;
             }
-            Err(e) => {
+            Ok(Reply::View(_)) | Err(_) => {
+                let e = match result {
+                    Err(e) => e,
+                    _ => "answered a view, not peers".to_owned(),
+                };
                 if h.exchange_errors.failed(&e, now, None).is_some() {
                     self.log(Level::Info, || {
                         format!("static host {host}: no peer exchange ({e}); its own records only")

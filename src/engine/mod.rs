@@ -28,6 +28,7 @@ pub mod exchange;
 pub mod goodbye;
 pub mod intake;
 pub mod links;
+pub mod mesh;
 pub mod prober;
 pub mod registrations;
 pub mod repeat;
@@ -165,6 +166,14 @@ pub enum Input {
         /// What it sent.
         ask: crate::wire::exchange::Ask,
     },
+    /// The views an [`Action::AskViews`] gathered, in its targets' order after its local one, then
+    /// its hosts not asked.
+    Viewed {
+        /// The local socket client that asked.
+        client: u64,
+        /// The views.
+        hosts: Vec<crate::wire::mesh::HostView>,
+    },
     /// A static host's agent answered an [`Action::AskExchange`] (or could not be asked).
     Exchanged {
         /// The host as configured.
@@ -216,6 +225,8 @@ pub enum Request {
     Status,
     /// `Subscribe`.
     Subscribe,
+    /// `Mesh`: answered [`Action::AskViews`], then `Mesh` on [`Input::Viewed`].
+    Mesh,
     /// `AddHost`, `RemoveHost` or `AddPeer`.
     Manage(ClientMsg),
     /// The connection closed: its registrations are withdrawn.
@@ -340,6 +351,21 @@ pub enum Action {
         /// Whether it may ask.
         admit: bool,
     },
+    /// Ask these hosts' agents for their views (the exchange's view ask), each at its addresses in
+    /// turn, all within `within`, and report [`Input::Viewed`] with `local` first and `unasked`
+    /// last.
+    AskViews {
+        /// The local socket client that asked.
+        client: u64,
+        /// This agent's own view.
+        local: crate::wire::mesh::HostView,
+        /// The hosts.
+        targets: Vec<mesh::Target>,
+        /// The hosts not asked, each with why.
+        unasked: Vec<crate::wire::mesh::HostView>,
+        /// The deadline for all.
+        within: Duration,
+    },
     /// Send this reply on the exchange connection `id` (see [`Input::ExchangeAsked`]) and close it.
     AnswerExchange {
         /// The connection.
@@ -442,6 +468,12 @@ pub struct Engine {
     catchups: catchup::CatchUps,
     /// Agents that asked for the peers handed over here, and when.
     askers: exchange::Askers,
+    /// Who asked for this agent's view when (the same rule as `askers`, a table of its own).
+    view_askers: exchange::Askers,
+    /// Where mDNS packets came from, for the mesh view.
+    heard_from: mesh::HeardFrom,
+    /// The last probes' outcomes, for the mesh view.
+    probes_seen: mesh::ProbesSeen,
     /// Tests of records older than the one held (see `rewind.rs`).
     challenges: rewind::Challenges,
     cache_dirty: bool,
@@ -486,6 +518,9 @@ impl Engine {
             goodbyes: goodbye::Goodbyes::default(),
             catchups: catchup::CatchUps::default(),
             askers: exchange::Askers::default(),
+            view_askers: exchange::Askers::default(),
+            heard_from: mesh::HeardFrom::default(),
+            probes_seen: mesh::ProbesSeen::default(),
             challenges: rewind::Challenges::default(),
             cache_dirty: false,
             next_cache_save: now,
@@ -570,6 +605,7 @@ impl Engine {
             Input::Heard(heard) => self.on_heard(heard, now),
             Input::Probed { addr, ok } => {
                 self.table.note_probe_result(&addr, ok);
+                self.probes_seen.note(&addr, ok, now);
                 // A goodbye's confirmation, or the test of an older record, is not the
                 // prober's business.
                 if !self.on_confirm_probe(&addr, ok, now)
@@ -600,6 +636,7 @@ impl Engine {
                 self.on_exchange_asked(id, from, to, ask, now)
             }
             Input::Exchanged { host, result } => self.on_exchanged(host, result, now),
+            Input::Viewed { client, hosts } => self.reply(client, AgentMsg::Mesh(hosts)),
             Input::CacheLoaded { from, result } => self.on_cache_loaded(&from, result, now),
             Input::PeersFileWritten(Ok(())) => {
                 if self.peers_file_error.cleared().is_some() {
@@ -778,6 +815,7 @@ impl Engine {
                 let snap = AgentMsg::Snapshot(self.table.snapshot());
                 self.reply(id, snap);
             }
+            Request::Mesh => self.on_mesh(id, now),
             Request::Subscribe => {
                 let snapshot = self.table.snapshot();
                 self.actions.push_back(Action::Subscribed {

@@ -23,7 +23,7 @@ fn add_drops<'a>(
 }
 
 impl Engine {
-    fn family_status(&self, l: &Link, f: Family) -> FamilyStatus {
+    pub(super) fn family_status(&self, l: &Link, f: Family) -> FamilyStatus {
         let sock = l.socks.get(&f);
         let problem = if !f.present_on(&l.iface) {
             Some(match f {

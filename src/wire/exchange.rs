@@ -26,6 +26,13 @@
 //! itself: when the peer leaves, the host drops it, its next reply leaves it out, and the asker
 //! drops it too. Records relayed from relay to relay would outlive their peer in a loop of agents
 //! each vouching for the others.
+//!
+//! # The view ask
+//! An [`Ask`] whose magic is [`VIEW_MAGIC`] (see [`Ask::view`]) asks for the host's view of the
+//! mesh instead ([`crate::wire::mesh::View`]), answered [`Reply::View`] under the same rules of who
+//! may ask. The frame is the same; only the magic differs, so an agent that predates the view ask
+//! answers it `Refused` ("not a peer exchange"), which the asker reports as not answered, and a
+//! reply variant it has no word for is never sent to it.
 
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +40,10 @@ use serde::{Deserialize, Serialize};
 pub const PORT: u16 = 5353;
 /// Version of the exchange; an asker of another version is answered [`Reply::Refused`].
 pub const VERSION: u16 = 1;
-/// Magic string opening an [`Ask`].
+/// Magic string opening an [`Ask`] for peers.
 pub const MAGIC: &str = "exo-discovery-exchange";
+/// Magic string opening an [`Ask`] for the host's view of the mesh.
+pub const VIEW_MAGIC: &str = "exo-discovery-view";
 /// Largest [`Ask`] frame body taken, in bytes.
 pub const MAX_ASK: usize = 512;
 /// Largest [`Reply`] frame body taken, in bytes.
@@ -64,6 +73,19 @@ impl Ask {
             namespace: namespace.to_owned(),
         }
     }
+
+    /// An ask for the host's view of the mesh, in `namespace`.
+    pub fn view(namespace: &str) -> Ask {
+        Ask {
+            magic: VIEW_MAGIC.to_owned(),
+            ..Ask::new(namespace)
+        }
+    }
+
+    /// Whether it asks for the view (else for peers).
+    pub fn is_view(&self) -> bool {
+        self.magic == VIEW_MAGIC
+    }
 }
 
 /// One peer handed over.
@@ -91,11 +113,13 @@ pub enum Reply {
         /// One line for a human.
         why: String,
     },
+    /// The host's view of the mesh (the answer to [`Ask::view`]).
+    View(crate::wire::mesh::View),
 }
 
 /// Why an ask is refused, or `None` when it is answered.
 pub fn refusal(ask: &Ask, namespace: &str) -> Option<String> {
-    if ask.magic != MAGIC {
+    if ask.magic != MAGIC && ask.magic != VIEW_MAGIC {
         return Some("not a peer exchange".into());
     }
     if ask.version != VERSION {
@@ -128,7 +152,8 @@ pub fn decode_reply(body: &[u8]) -> Result<Reply, String> {
             }
             Reply::Peers { peers, complete }
         }
-        refused => refused,
+        Reply::View(v) => Reply::View(v.bounded()),
+        refused @ Reply::Refused { .. } => refused,
     })
 }
 
@@ -150,6 +175,24 @@ mod tests {
         let mut stray = Ask::new("exo");
         stray.magic = "GET / HTTP/1.1".into();
         assert_eq!(refusal(&stray, "exo").unwrap(), "not a peer exchange");
+        assert_eq!(refusal(&Ask::view("exo"), "exo"), None);
+        assert!(refusal(&Ask::view("lab"), "exo").is_some());
+    }
+
+    /// What an agent without the view ask does with one: its ask decodes (same frame), and its
+    /// magic check refuses it; the refusal it sends decodes here as `Refused`.
+    #[test]
+    fn an_older_agent_refuses_the_view_ask_and_the_refusal_reads_back() {
+        let old_refusal = |ask: &Ask| (ask.magic != MAGIC).then(|| "not a peer exchange".to_owned());
+        let frame = crate::wire::protocol::encode(&Ask::view("exo"));
+        let ask: Ask = crate::wire::protocol::decode(&frame[4..]).unwrap();
+        let why = old_refusal(&ask).unwrap();
+        let reply = crate::wire::protocol::encode(&Reply::Refused { why: why.clone() });
+        assert_eq!(decode_reply(&reply[4..]).unwrap(), Reply::Refused { why });
+        // Reply variant indexes are unchanged: Peers 0, Refused 1, View 2.
+        assert_eq!(reply[4], 1);
+        let view = crate::wire::protocol::encode(&Reply::View(Default::default()));
+        assert_eq!(view[4], 2);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //!   [`dns`]: the DNS reader and builder; [`stock`]: the stock libp2p-mdns dialect;
 //! - [`frame`]: frames out of a byte stream, however it is cut (length-prefixed or lines);
 //! - [`protocol`] and [`protocol_json`]: the local socket's frames, binary and JSON lines;
-//!   [`exchange`]: the peer exchange's frames; [`cache`]: the peer cache's encoding;
-//!   [`config`]: the configuration file and its options; [`peers_file`]: the peers file's text;
+//!   [`exchange`]: the peer exchange's frames; [`mesh`]: an agent's view of the mesh;
+//!   [`cache`]: the peer cache's encoding; [`config`]: the configuration file and its options;
+//!   [`peers_file`]: the peers file's text;
 //! - [`addrs`]: multiaddrs and IP ranges; [`net`]: families, interfaces, static hosts, errnos.
 
 pub mod addrs;
@@ -17,6 +18,7 @@ pub mod dns;
 pub mod exchange;
 pub mod frame;
 pub mod instance;
+pub mod mesh;
 pub mod net;
 pub mod peers_file;
 pub mod protocol;

@@ -78,6 +78,7 @@ pub fn for_version(msg: AgentMsg, version: u16) -> AgentMsg {
         | AgentMsg::Status(_)
         | AgentMsg::Done { .. }
         | AgentMsg::Registered { .. }
+        | AgentMsg::Mesh(_)
         | AgentMsg::Error { .. }) => msg,
     }
 }
@@ -125,6 +126,10 @@ pub enum ClientMsg {
     },
     /// A snapshot, then events. Reply: `Snapshot`, then `Event`s.
     Subscribe,
+    /// The views of the mesh: this agent's, and those of the agents of the hosts of the peers it
+    /// knows, asked by peer exchange within a deadline. Reply: `Mesh`. (An agent that predates it
+    /// answers `Error` `Malformed` and closes.)
+    Mesh,
 }
 
 /// Messages from the agent to a client.
@@ -165,6 +170,8 @@ pub enum AgentMsg {
     /// The first peers of a snapshot too large for one frame; more parts follow, then the
     /// `Snapshot` with the rest. [`crate::client::Client`] joins them.
     SnapshotPart(Vec<PeerInfo>),
+    /// The views of the mesh (the reply to `Mesh`): this agent's first (`asked` = `local`).
+    Mesh(Vec<crate::wire::mesh::HostView>),
 }
 
 /// Kinds of [`AgentMsg::Error`].

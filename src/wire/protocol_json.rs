@@ -120,6 +120,7 @@ pub fn parse_request(line: &[u8]) -> Result<ClientMsg, LineError> {
         "list" => no_args(ClientMsg::List),
         "status" => no_args(ClientMsg::Status),
         "subscribe" => no_args(ClientMsg::Subscribe),
+        "mesh" => no_args(ClientMsg::Mesh),
         "add_host" => {
             let h: Host = arguments(&name, args)?;
             Ok(ClientMsg::AddHost { host: h.host })
@@ -136,7 +137,7 @@ pub fn parse_request(line: &[u8]) -> Result<ClientMsg, LineError> {
         }
         _ => Err(LineError::Malformed(format!(
             "unknown request {name:?} (hello, register, list, status, subscribe, add_host, \
-             remove_host, add_peer)"
+             remove_host, add_peer, mesh)"
         ))),
     }
 }
@@ -168,6 +169,7 @@ pub fn agent_json(msg: &AgentMsg) -> Value {
             json!({ "snapshot_part": to(serde_json::to_value(peers)) })
         }
         AgentMsg::Event(ev) => json!({ "event": ev.to_json() }),
+        AgentMsg::Mesh(hosts) => json!({ "mesh": to(serde_json::to_value(hosts)) }),
         AgentMsg::Error { kind, message } => {
             let mut body = Map::new();
             body.insert("kind".into(), error_kind(*kind).into());

@@ -677,7 +677,9 @@ impl Sim {
                 result: Err("static hosts are not simulated".into()),
             }),
             // Nobody asks: static hosts are not simulated.
-            Action::AnswerExchange { .. } | Action::AdmitExchange { .. } => None,
+            Action::AnswerExchange { .. }
+            | Action::AdmitExchange { .. }
+            | Action::AskViews { .. } => None,
             Action::WriteCache(_) => Some(Input::CacheWritten(Ok(()))),
             Action::WritePeersFile(_) => Some(Input::PeersFileWritten(Ok(()))),
             Action::Broadcast(ev) => {

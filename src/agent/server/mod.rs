@@ -550,6 +550,7 @@ async fn next_request(
         ClientMsg::List => Request::List,
         ClientMsg::Subscribe => Request::Subscribe,
         ClientMsg::Status => Request::Status,
+        ClientMsg::Mesh => Request::Mesh,
         msg @ (ClientMsg::AddHost { .. }
         | ClientMsg::RemoveHost { .. }
         | ClientMsg::AddPeer { .. }) => Request::Manage(msg),

@@ -96,6 +96,7 @@ impl Engine {
             records,
         } = heard;
         *self.packets_in.entry((index, family)).or_default() += 1;
+        self.heard_from.note(index, from.ip(), now);
         self.note_named(index, family, from, named, unicast, now);
         let Some(own) = self.links.get(&index).map(|l| l.iface.has_ip(&from.ip())) else {
             return;

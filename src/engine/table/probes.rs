@@ -119,6 +119,15 @@ impl PeerTable {
         true
     }
 
+    /// The peer's own IPs that mDNS packets naming its record came from on `via` (at most
+    /// [`crate::wire::addrs::MAX_DIALABLE`], the first ones): the families it was heard on.
+    pub fn spoke_from(&self, peer: &PeerId, via: &Via) -> &[IpAddr] {
+        self.peers
+            .get(peer)
+            .and_then(|e| e.sightings.get(via))
+            .map_or(&[], |s| s.spoke_from.as_slice())
+    }
+
     /// Up to `n` addresses of `peer` on `via` a probe can check, those that answered before first.
     pub fn probe_targets(&self, peer: &PeerId, via: &Via, n: usize) -> Vec<Multiaddr> {
         let Some(sighting) = self.peers.get(peer).and_then(|e| e.sightings.get(via)) else {

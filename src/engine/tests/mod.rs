@@ -9,6 +9,7 @@ mod files;
 mod goodbye;
 mod intake;
 mod links;
+mod mesh;
 mod reachability;
 mod registrations;
 mod rewind;
