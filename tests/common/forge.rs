@@ -24,6 +24,16 @@ pub fn fresh_announcement(ip: Ipv4Addr, port: u16) -> Vec<u8> {
     announcement(&label, &signed, ip, port, 4500)
 }
 
+/// [`fresh_announcement`] by the host named `host` (`NAME.local.`).
+#[allow(dead_code)]
+pub fn fresh_announcement_of(host: &str, ip: Ipv4Addr, port: u16) -> Vec<u8> {
+    let k = Keypair::generate_ed25519();
+    let listen = [format!("/ip4/0.0.0.0/tcp/{port}").parse().unwrap()];
+    let signed = record::sign(&k, "exo", 1, &listen).unwrap();
+    let label = instance::instance_label(&k.public().to_peer_id(), 1);
+    super::packets::announcement_of(host, &label, &signed, ip, port, 4500)
+}
+
 /// A UDP socket that multicasts from `ip` (an address of the namespace it is created in).
 pub fn sender(ip: Ipv4Addr) -> UdpSocket {
     let s = UdpSocket::bind((ip, 0)).expect("bind forger socket");

@@ -40,15 +40,28 @@ fn header(answers: u16) -> Vec<u8> {
 /// A complete unsolicited announcement (PTR, SRV, TXT, A) of `signed` under `label`, with the
 /// host at `ip` listening on `port`, as an agent multicasts it.
 pub fn announcement(label: &str, signed: &[u8], ip: Ipv4Addr, port: u16, ttl: u32) -> Vec<u8> {
-    let full = instance::fullname(label);
     let host = format!("h{}.local.", &label[label.len() - 6..]);
+    announcement_of(&host, label, signed, ip, port, ttl)
+}
+
+/// [`announcement`] with the host name `host` (`NAME.local.`) in its SRV and A records: a host
+/// that announces several records names itself the same in all.
+pub fn announcement_of(
+    host: &str,
+    label: &str,
+    signed: &[u8],
+    ip: Ipv4Addr,
+    port: u16,
+    ttl: u32,
+) -> Vec<u8> {
+    let full = instance::fullname(label);
     let mut p = header(4);
     let mut target = Vec::new();
     name(&mut target, &full);
     rr(&mut p, instance::SERVICE_TYPE, PTR, 1, ttl, &target);
     let mut srv = vec![0, 0, 0, 0];
     srv.extend_from_slice(&port.to_be_bytes());
-    name(&mut srv, &host);
+    name(&mut srv, host);
     rr(&mut p, &full, SRV, 0x8001, ttl, &srv);
     let mut txt = Vec::new();
     for (k, v) in record::to_txt(signed) {
@@ -59,7 +72,7 @@ pub fn announcement(label: &str, signed: &[u8], ip: Ipv4Addr, port: u16, ttl: u3
         txt.extend_from_slice(&s);
     }
     rr(&mut p, &full, TXT, 0x8001, ttl, &txt);
-    rr(&mut p, &host, A, 0x8001, ttl, &ip.octets());
+    rr(&mut p, host, A, 0x8001, ttl, &ip.octets());
     p
 }
 
