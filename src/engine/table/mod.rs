@@ -59,15 +59,76 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Via {
     /// Multicast (mDNS) on a local link, by interface name.
-    Multicast(String),
+    Multicast(Name),
     /// A static host asked by unicast, as configured.
-    Static(String),
+    Static(Name),
     /// The persistent cache of an earlier run.
     Cache,
     /// The operator (`add-peer`).
     Manual,
     /// A static host's agent, by peer exchange, as configured.
-    Exchange(String),
+    Exchange(Name),
+}
+
+/// The name in a [`Via`] (an interface, a static host), shared: every sighting learned through a
+/// link holds the link's own, so that finding a peer's sighting through a link (for every
+/// instance a packet names) compares two pointers, not two strings kept apart in memory.
+/// Compared, ordered and hashed as the text it holds.
+#[derive(Clone, Debug)]
+pub struct Name(std::sync::Arc<str>);
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Name {}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if std::sync::Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        Name(s.into())
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Self {
+        Name(s.into())
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl fmt::Display for Via {
