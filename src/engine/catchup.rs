@@ -78,6 +78,8 @@ pub const ANSWER_TTL: u32 = 120;
 struct Wanted {
     next: Instant,
     sent: u8,
+    /// The peer its label names.
+    peer: libp2p_identity::PeerId,
 }
 
 /// The instances being caught up on, those resting, and when each own record was last answered.
@@ -171,38 +173,51 @@ impl Engine {
                 }
                 continue;
             }
-            if self.holds(index, &label)
-                || mdns::parse_instance(&label).is_none_or(|(p, _)| self.regs.contains_key(&p))
-            {
+            if self.holds(index, &label) {
                 continue;
             }
+            let key = (index, label);
             let c = &mut self.catchups;
-            changed = true;
-            match c.wanted.get_mut(&(index, label.clone())) {
-                // Another agent asked for it: the answer will reach us too.
-                Some(w) if !unicast => w.next = w.next.max(now + REQUERY_EVERY),
-                // Its node is still saying it is new: keep asking.
-                Some(w) => w.sent = 0,
-                None => {
-                    if c.resting.get(&label).is_some_and(|t| *t > now)
-                        || c.wanted.len() >= MAX_WANTED
-                    {
-                        continue;
-                    }
-                    let wait = if unicast {
-                        REQUERY_DELAY
-                    } else {
-                        REQUERY_EVERY
-                    };
-                    c.wanted.insert(
-                        (index, label),
-                        Wanted {
-                            next: now + wait,
-                            sent: 0,
-                        },
-                    );
+            if let Some(w) = c.wanted.get_mut(&key) {
+                // Its label named a peer when it was taken (decoded once, then).
+                if self.regs.contains_key(&w.peer) {
+                    continue;
                 }
+                changed = true;
+                if unicast {
+                    // Its node is still saying it is new: keep asking.
+                    w.sent = 0;
+                } else {
+                    // Another agent asked for it: the answer will reach us too.
+                    w.next = w.next.max(now + REQUERY_EVERY);
+                }
+                continue;
             }
+            // Checked before the label is decoded (the costly part): most labels a busy link
+            // names find no room.
+            if c.resting.get(&key.1).is_some_and(|t| *t > now) || c.wanted.len() >= MAX_WANTED {
+                continue;
+            }
+            let Some(peer) = mdns::parse_instance(&key.1)
+                .map(|(p, _)| p)
+                .filter(|p| !self.regs.contains_key(p))
+            else {
+                continue;
+            };
+            let wait = if unicast {
+                REQUERY_DELAY
+            } else {
+                REQUERY_EVERY
+            };
+            changed = true;
+            self.catchups.wanted.insert(
+                key,
+                Wanted {
+                    next: now + wait,
+                    sent: 0,
+                    peer,
+                },
+            );
         }
         // Only the instances followed set when the next re-query is due.
         if changed {

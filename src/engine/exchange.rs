@@ -266,7 +266,7 @@ impl Engine {
                 peers.len()
             )
         });
-        let via = Via::Exchange(host.clone());
+        let via = Via::Exchange(host.as_str().into());
         for p in peers {
             // Link-local addresses name a link of the host's, which this host cannot tell.
             let ips: Vec<IpAddr> = p

@@ -268,7 +268,7 @@ impl Engine {
                 self.intake(
                     Offer {
                         source: Source::Static,
-                        via: Via::Static(host.to_owned()),
+                        via: Via::Static(host.into()),
                         instance: Some(label),
                         signed,
                         addrs: Where::Ips {
@@ -359,7 +359,7 @@ impl Engine {
         }
         let (ips, zone) = self.on_link(index, vec![from.ip()]);
         let dial = crate::wire::addrs::dialable(&p.peer, &p.addrs, &ips, &zone);
-        let via = Via::Multicast(iface);
+        let via = Via::Multicast(iface.into());
         let ev = self
             .table
             .observe_unsigned(p.peer, Source::Libp2pMdns, &via, dial, now);

@@ -137,8 +137,8 @@ impl Engine {
                 if self.statics.remove(&host).is_none() {
                     return Err(format!("{host} is not a static host"));
                 }
-                let mut events = self.table.remove_via(&Via::Static(host.clone()));
-                events.extend(self.table.remove_via(&Via::Exchange(host.clone())));
+                let mut events = self.table.remove_via(&Via::Static(host.as_str().into()));
+                events.extend(self.table.remove_via(&Via::Exchange(host.as_str().into())));
                 for ev in events {
                     self.broadcast(ev);
                 }

@@ -65,6 +65,51 @@ fn a_thousand_agents_on_one_lossy_link_all_find_each_other() {
     );
 }
 
+/// By hand (not in CI): `SIM_HOSTS` agents (default 10,000) on links of `SIM_PER_LINK` hosts each
+/// (default 1,000: an engine holds at most `MAX_PEERS`, 1,024, peers), every link losing 30 %,
+/// all starting at once, until everyone found everyone on their link.
+/// `SIM_HOSTS=10000 cargo test --test sim many_agents -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn many_agents_on_many_lossy_links_all_find_their_neighbours() {
+    let knob = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let n = knob("SIM_HOSTS", 10_000);
+    let per_link = knob("SIM_PER_LINK", 1000).max(2);
+    let wall = std::time::Instant::now();
+    let mut sim = Sim::new(11);
+    sim.details = false;
+    let mut pairs = 0;
+    let mut placed = 0;
+    while placed < n {
+        let m = per_link.min(n - placed);
+        let lan = sim.link(lossy(0.30));
+        for i in 0..m {
+            sim.host(&format!("h{}", placed + i), &[lan]);
+        }
+        placed += m;
+        pairs += m * (m - 1);
+    }
+    let all = sim.run_until(10 * MINUTE, |s| s.discoveries >= pairs);
+    eprintln!(
+        "{n} agents, {} link(s) of up to {per_link}, 30 % loss, simultaneous start: {} of {pairs} \
+         directed discoveries; 99 % by {:.2} s, the last {:.2} s (simulated); {} packets, {} \
+         engine inputs; {:.1} s wall",
+        n.div_ceil(per_link),
+        sim.discoveries,
+        sim.discovered_by(0.99).as_secs_f64(),
+        sim.last_discovery.as_secs_f64(),
+        sim.packets,
+        sim.inputs,
+        wall.elapsed().as_secs_f64()
+    );
+    assert!(all, "{} of {pairs} directed discoveries", sim.discoveries);
+}
+
 #[test]
 fn under_loss_no_peer_expires_that_did_not_leave() {
     let mut sim = Sim::new(2);

@@ -249,8 +249,9 @@ pub struct Host {
     /// Added to the simulated time for the node's wall clock (the record's seq).
     pub wall_offset: i64,
     timer: Option<Duration>,
-    /// The peers its node sees, by their host.
-    pub views: HashMap<usize, View>,
+    /// The peers its node was told of, by their host's index (a vector: a large run keeps a
+    /// view per pair of hosts, and a map's slots took twice the room).
+    pub views: Vec<Option<View>>,
     /// Warnings the engine logged.
     pub warnings: Vec<String>,
 }
@@ -384,7 +385,7 @@ impl Sim {
             listening: true,
             wall_offset: 0,
             timer: None,
-            views: HashMap::new(),
+            views: Vec::new(),
             warnings: Vec::new(),
         });
         self.input(
@@ -689,7 +690,10 @@ impl Sim {
                     .get(&ev.peer.peer_id)
                     .expect("only the simulated hosts' nodes register");
                 let h = &mut self.hosts[host];
-                let v = h.views.entry(peer).or_default();
+                if h.views.len() <= peer {
+                    h.views.resize_with(peer + 1, || None);
+                }
+                let v = h.views[peer].get_or_insert_with(View::default);
                 match ev.event {
                     EventKind::Discovered | EventKind::Updated => {
                         v.updates += usize::from(ev.event == EventKind::Updated);
@@ -970,7 +974,7 @@ impl Sim {
 
     /// What `observer`'s node was told of `peer`'s node.
     pub fn view(&self, observer: usize, peer: usize) -> Option<&View> {
-        self.hosts[observer].views.get(&peer)
+        self.hosts[observer].views.get(peer)?.as_ref()
     }
 }
 

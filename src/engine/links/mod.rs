@@ -160,7 +160,7 @@ impl Engine {
         self.links.insert(
             index,
             Link {
-                via: Via::Multicast(iface.name.clone()),
+                via: Via::Multicast(iface.name.as_str().into()),
                 iface,
                 socks: BTreeMap::new(),
                 open_errors: BTreeMap::new(),
@@ -188,7 +188,7 @@ impl Engine {
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };
-        link.via = Via::Multicast(iface.name.clone());
+        link.via = Via::Multicast(iface.name.as_str().into());
         link.iface = iface;
         link.socks.clear();
         link.open_errors.clear();

@@ -59,15 +59,76 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Via {
     /// Multicast (mDNS) on a local link, by interface name.
-    Multicast(String),
+    Multicast(Name),
     /// A static host asked by unicast, as configured.
-    Static(String),
+    Static(Name),
     /// The persistent cache of an earlier run.
     Cache,
     /// The operator (`add-peer`).
     Manual,
     /// A static host's agent, by peer exchange, as configured.
-    Exchange(String),
+    Exchange(Name),
+}
+
+/// The name in a [`Via`] (an interface, a static host), shared: every sighting learned through a
+/// link holds the link's own, so that finding a peer's sighting through a link (for every
+/// instance a packet names) compares two pointers, not two strings kept apart in memory.
+/// Compared, ordered and hashed as the text it holds.
+#[derive(Clone, Debug)]
+pub struct Name(std::sync::Arc<str>);
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Name {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Name {}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if std::sync::Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        Name(s.into())
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Self {
+        Name(s.into())
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl fmt::Display for Via {
@@ -329,44 +390,80 @@ impl PeerTable {
     }
 }
 
-/// A peer's sightings, by way in, in order (a peer has one or two: a small sorted vector is both
-/// smaller and faster than a map).
+/// A peer's sightings, by way in, in order. Most peers have one, kept inline (finding it is
+/// reading the entry, not following one more pointer: that is done for every instance a packet
+/// names); the others follow in a small sorted vector (smaller and faster than a map).
 #[derive(Clone, Debug, Default)]
-struct Sightings(Vec<(Via, Sighting)>);
+struct Sightings {
+    /// The first in order; `None` only when there is none at all.
+    first: Option<(Via, Sighting)>,
+    /// The rest, in order, each after `first`.
+    rest: Vec<(Via, Sighting)>,
+}
 
 impl Sightings {
     fn pos(&self, via: &Via) -> Result<usize, usize> {
-        self.0.binary_search_by(|(v, _)| v.cmp(via))
+        self.rest.binary_search_by(|(v, _)| v.cmp(via))
     }
     fn get(&self, via: &Via) -> Option<&Sighting> {
-        self.pos(via).ok().map(|i| &self.0[i].1)
+        match &self.first {
+            Some((v, l)) if v == via => Some(l),
+            Some(_) => self.pos(via).ok().map(|i| &self.rest[i].1),
+            None => None,
+        }
     }
     fn get_mut(&mut self, via: &Via) -> Option<&mut Sighting> {
-        self.pos(via).ok().map(|i| &mut self.0[i].1)
+        if self.first.as_ref()?.0 == *via {
+            return self.first.as_mut().map(|(_, l)| l);
+        }
+        let i = self.pos(via).ok()?;
+        Some(&mut self.rest[i].1)
     }
     fn insert(&mut self, via: Via, sighting: Sighting) -> Option<Sighting> {
+        let Some((first, l)) = &mut self.first else {
+            self.first = Some((via, sighting));
+            return None;
+        };
+        match via.cmp(first) {
+            std::cmp::Ordering::Equal => return Some(std::mem::replace(l, sighting)),
+            std::cmp::Ordering::Less => {
+                let old = self.first.replace((via, sighting));
+                // One slot more, not the four a growing vector takes first.
+                self.rest.reserve_exact(1);
+                self.rest.extend(old);
+                self.rest.rotate_right(1);
+                return None;
+            }
+            std::cmp::Ordering::Greater => {}
+        }
         match self.pos(&via) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, sighting)),
+            Ok(i) => Some(std::mem::replace(&mut self.rest[i].1, sighting)),
             Err(i) => {
-                // One slot more, not the four a growing vector takes first: most peers have
-                // one sighting, and every peer of the table carries this vector.
-                self.0.reserve_exact(1);
-                self.0.insert(i, (via, sighting));
+                self.rest.reserve_exact(1);
+                self.rest.insert(i, (via, sighting));
                 None
             }
         }
     }
     fn remove(&mut self, via: &Via) -> Option<Sighting> {
-        self.pos(via).ok().map(|i| self.0.remove(i).1)
-    }
-    fn values(&self) -> impl Iterator<Item = &Sighting> {
-        self.0.iter().map(|(_, l)| l)
+        if self.first.as_ref().is_some_and(|(v, _)| v == via) {
+            let next = (!self.rest.is_empty()).then(|| self.rest.remove(0));
+            return std::mem::replace(&mut self.first, next).map(|(_, l)| l);
+        }
+        self.first.as_ref()?;
+        self.pos(via).ok().map(|i| self.rest.remove(i).1)
     }
     fn iter(&self) -> impl Iterator<Item = (&Via, &Sighting)> {
-        self.0.iter().map(|(v, l)| (v, l))
+        self.first
+            .iter()
+            .chain(self.rest.iter())
+            .map(|(v, l)| (v, l))
+    }
+    fn values(&self) -> impl Iterator<Item = &Sighting> {
+        self.iter().map(|(_, l)| l)
     }
     fn first_via(&self) -> Option<Via> {
-        self.0.first().map(|(v, _)| v.clone())
+        self.first.as_ref().map(|(v, _)| v.clone())
     }
 }
 

@@ -595,3 +595,32 @@ fn losing_one_of_two_links_is_an_update_and_removing_the_iface_expires() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].event, EventKind::Expired);
 }
+
+#[test]
+fn a_peers_sightings_stay_in_order_of_their_way_in_whatever_order_they_come_and_go() {
+    let now = crate::test_clock();
+    let s = |port: u16| new_sighting(vec![format!("/ip4/10.0.0.1/tcp/{port}").parse().unwrap()], Source::Mdns, now);
+    let port = |l: &Sighting| l.addrs[0].to_string();
+    let mut all = Sightings::default();
+    for (name, p) in [("eth2", 2), ("eth0", 0), ("eth3", 3), ("eth1", 1)] {
+        assert!(all.insert(l(name), s(p)).is_none());
+    }
+    let order: Vec<String> = all.iter().map(|(v, _)| v.to_string()).collect();
+    assert_eq!(order, ["eth0", "eth1", "eth2", "eth3"]);
+    assert_eq!(all.first_via(), Some(l("eth0")));
+    // Replacing keeps the place; each is found where it is.
+    assert!(all.insert(l("eth0"), s(10)).is_some());
+    assert_eq!(port(all.get(&l("eth0")).unwrap()), "/ip4/10.0.0.1/tcp/10");
+    assert_eq!(port(all.get(&l("eth3")).unwrap()), "/ip4/10.0.0.1/tcp/3");
+    assert!(all.get(&l("eth4")).is_none());
+    // The first leaves: the next takes its place.
+    assert_eq!(port(&all.remove(&l("eth0")).unwrap()), "/ip4/10.0.0.1/tcp/10");
+    assert_eq!(all.first_via(), Some(l("eth1")));
+    assert!(all.remove(&l("eth0")).is_none());
+    assert!(all.remove(&l("eth2")).is_some());
+    all.get_mut(&l("eth3")).unwrap().checks = 2;
+    let left: Vec<(String, u8)> = all.iter().map(|(v, l)| (v.to_string(), l.checks)).collect();
+    assert_eq!(left, [("eth1".to_string(), 0), ("eth3".to_string(), 2)]);
+    assert!(all.remove(&l("eth1")).is_some() && all.remove(&l("eth3")).is_some());
+    assert!(all.first_via().is_none() && all.values().next().is_none());
+}
