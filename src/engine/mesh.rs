@@ -108,11 +108,11 @@ fn ways(p: &PeerInfo, links: &BTreeSet<&str>, heard_from: impl Fn(&str) -> Vec<I
 /// The table's name for a way in, from its name in `interfaces`.
 fn via_of(name: &str, links: &BTreeSet<&str>) -> Option<Via> {
     if links.contains(name) {
-        return Some(Via::Multicast(name.to_owned()));
+        return Some(Via::Multicast(name.into()));
     }
     match name.split_once(':') {
-        Some(("static", h)) => Some(Via::Static(h.to_owned())),
-        Some(("exchange", h)) => Some(Via::Exchange(h.to_owned())),
+        Some(("static", h)) => Some(Via::Static(h.into())),
+        Some(("exchange", h)) => Some(Via::Exchange(h.into())),
         _ if name == "cache" => Some(Via::Cache),
         _ if name == "manual" => Some(Via::Manual),
         _ => None,
@@ -166,7 +166,7 @@ impl Engine {
                     id.as_ref()
                         .map(|id| {
                             self.table
-                                .spoke_from(id, &Via::Multicast(link.to_owned()))
+                                .spoke_from(id, &Via::Multicast(link.into()))
                                 .to_vec()
                         })
                         .unwrap_or_default()
@@ -241,7 +241,7 @@ impl Engine {
                         .values()
                         .flat_map(|l| {
                             self.table
-                                .spoke_from(p, &Via::Multicast(l.iface.name.clone()))
+                                .spoke_from(p, &Via::Multicast(l.iface.name.as_str().into()))
                                 .iter()
                                 .copied()
                         })
