@@ -90,6 +90,7 @@ impl Rig {
                 named: Vec::new(),
                 unicast: false,
                 records: Vec::new(),
+                service_query: None,
             })));
         }
         a
@@ -172,6 +173,7 @@ fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
         named: Vec::new(),
         unicast: false,
         records: Vec::new(),
+        service_query: None,
     })
 }
 
