@@ -101,6 +101,8 @@ pub(super) struct Link {
     pub awaiting: BTreeSet<Family>,
     pub next_query: Instant,
     pub query_every: Duration,
+    /// The interval before [`Link::next_query`] (the longest one: the schedule has settled).
+    pub planned_every: Duration,
     /// Our own query goes by then at the latest, however many others' queries asked for what
     /// ours would (see [`MAX_QUERIES_LEFT_OUT`]).
     pub own_query_by: Instant,
@@ -182,6 +184,7 @@ impl Engine {
                 awaiting: BTreeSet::new(),
                 next_query: now,
                 query_every: FIRST_QUERY_INTERVAL,
+                planned_every: Duration::ZERO,
                 own_query_by: now,
                 heard_query: None,
                 libp2p_seen: false,

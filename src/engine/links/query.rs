@@ -9,8 +9,10 @@
 //! the other query listed asks; everything the other query draws is multicast and heard by all.
 //! Left out, the next is due a round later with up to an eighth of a round of jitter, so that
 //! a link's agents do not all ask at once; one query per round goes on a settled link, not one
-//! per agent. A query of one's own still goes every 20 to 40 rounds (its send is what tells
-//! whether the family carries mDNS).
+//! per agent. Only a query on the settled schedule (the longest interval) is left out, so a new
+//! link's first queries all go; and only while every family's last send went, and at least every
+//! 20 to 40 rounds one of ours goes anyway: a query's send is what tells whether a family
+//! carries mDNS.
 
 use super::{Sock, ERROR_SUMMARY_INTERVAL, KNOWN_ANSWER_TTL, LINK_DOWN_AFTER};
 use super::{MAX_QUERIES_LEFT_OUT, MAX_QUERY_LEN, QUERY_CONTINUES_FOR, RETRY_AFTER_REFUSAL};
@@ -134,6 +136,7 @@ impl Engine {
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };
+        link.planned_every = link.query_every;
         link.next_query = now + link.query_every;
         link.query_every = (link.query_every * 2).min(max);
         link.own_query_by = now + max * rounds;
@@ -243,14 +246,29 @@ impl Engine {
             return;
         }
         // Treated as our own query sent now, with jitter (an eighth of the interval at most),
-        // so that the agents that heard it do not all ask at the same moment next time.
+        // so that the agents that heard it do not all ask at the same moment next time. Only
+        // on a settled schedule (the longest interval), and while each family's last send
+        // went: a query's send is what tells whether a family carries mDNS (again).
         let every = link.query_every;
-        if !heard.covered || link.next_query >= now + every || now + every >= link.own_query_by {
+        let max = self.cfg.query_interval_max();
+        let families_fine = [Family::V4, Family::V6]
+            .into_iter()
+            .filter(|f| f.present_on(&link.iface))
+            .all(|f| {
+                link.socks
+                    .get(&f)
+                    .is_some_and(|s| s.usable && s.failing_since.is_none())
+            });
+        if !heard.covered
+            || !families_fine
+            || link.planned_every < max
+            || link.next_query >= now + every
+            || now + every >= link.own_query_by
+        {
             return;
         }
         let jitter_nanos = (every / 8).as_nanos() as u64;
         let jitter = Duration::from_nanos(self.random() % jitter_nanos.max(1));
-        let max = self.cfg.query_interval_max();
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };

@@ -455,32 +455,69 @@ fn a_query_heard_that_asks_for_what_ours_would_stands_for_ours() {
     let rig = || {
         let mut r = Rig::up(cfg());
         r.announced(&k, 1);
-        let early = query_times(&mut r, 0.1, 61.0, Vec::new());
-        assert_eq!(early, vec![1.0, 3.0, 7.0, 15.0, 31.0]);
+        let early = query_times(&mut r, 0.1, 100.0, Vec::new());
+        assert_eq!(early, vec![1.0, 3.0, 7.0, 15.0, 31.0, 63.0]);
         r
     };
-    // Nothing heard: the next at 63 s.
-    assert_eq!(query_times(&mut rig(), 61.1, 130.0, Vec::new()), vec![63.0, 123.0]);
-    // Another agent asked at 62 s listing only what we hold: ours goes a round later, with up
+    // Nothing heard: every 60 s.
+    assert_eq!(query_times(&mut rig(), 100.1, 190.0, Vec::new()), vec![123.0, 183.0]);
+    // Another agent asked at 122 s listing only what we hold: ours goes a round later, with up
     // to an eighth of a round of jitter.
-    let sent = query_times(&mut rig(), 61.1, 130.0, vec![(62.0, others_query(&held, true, false))]);
+    let sent = query_times(&mut rig(), 100.1, 190.0, vec![(122.0, others_query(&held, true, false))]);
     assert!(
-        sent.len() == 1 && (122.0..=129.6).contains(&sent[0]),
+        sent.len() == 1 && (182.0..=189.6).contains(&sent[0]),
         "{sent:?}"
     );
     // One listing a peer we do not hold: ours goes as planned (it draws that peer's answer).
     let unknown = vec![label.clone(), stranger.clone()];
-    let sent = query_times(&mut rig(), 61.1, 130.0, vec![(62.0, others_query(&unknown, true, false))]);
-    assert_eq!(sent, vec![63.0, 123.0]);
+    let sent = query_times(&mut rig(), 100.1, 190.0, vec![(122.0, others_query(&unknown, true, false))]);
+    assert_eq!(sent, vec![123.0, 183.0]);
     // The same, with the stranger in the query's next packet (its TC bit set).
     let sent = query_times(
         &mut rig(),
-        61.1,
-        130.0,
+        100.1,
+        190.0,
         vec![
-            (62.0, others_query(&held, true, true)),
-            (62.0, others_query(&[stranger], false, false)),
+            (122.0, others_query(&held, true, true)),
+            (122.0, others_query(&[stranger], false, false)),
         ],
     );
-    assert_eq!(sent, vec![63.0, 123.0]);
+    assert_eq!(sent, vec![123.0, 183.0]);
+    // Before the schedule reaches its longest interval, every query goes (a new link's first
+    // queries are what finds its peers).
+    let mut r = Rig::up(cfg());
+    r.announced(&k, 1);
+    let sent = query_times(&mut r, 0.1, 64.0, vec![(30.0, others_query(&held, true, false))]);
+    assert_eq!(sent, vec![1.0, 3.0, 7.0, 15.0, 31.0, 63.0]);
+}
+
+#[test]
+fn a_family_whose_last_query_was_refused_leaves_no_query_out() {
+    let k = Keypair::generate_ed25519();
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
+    let mut r = Rig::up(cfg());
+    r.announced(&k, 1);
+    query_times(&mut r, 0.1, 100.0, Vec::new());
+    // The query at 123 s: refused on IPv4 (a firewall rule now and then), sent on IPv6.
+    let a = r.at(123.0);
+    assert_eq!(queries(&a), vec![Family::V4, Family::V6]);
+    r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V4,
+        outcome: SendOutcome::Refused(SendFailure {
+            errno: Some(1),
+            message: "Operation not permitted".into(),
+            explanation: "an output firewall rule refuses it",
+            class: SendClass::Policy,
+        }),
+    });
+    r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V6,
+        outcome: SendOutcome::Sent,
+    });
+    // Another agent's query covering ours is heard before the retry a second later: the retry
+    // goes all the same.
+    let sent = query_times(&mut r, 123.1, 125.0, vec![(123.5, others_query(&[label], true, false))]);
+    assert_eq!(sent, vec![124.0]);
 }
