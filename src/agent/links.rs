@@ -186,7 +186,7 @@ impl ShellLink {
         for packet in packets {
             if let Err(e) = ls.sock.get_ref().send_to(packet, dest) {
                 debug!(
-                    "{} {}: libp2p-mdns answer not sent: {e}",
+                    "{} {}: packet not sent: {e}",
                     self.iface.name,
                     family.as_str()
                 );

@@ -229,7 +229,7 @@ impl Engine {
     /// `index` (asking again would only bring the same; whether they answer is the prober's
     /// business). One heard only over a family it has no address for (an IPv4-only record
     /// answered over IPv6) is still missing there.
-    fn holds(&self, index: u32, label: &str) -> bool {
+    pub(super) fn holds(&self, index: u32, label: &str) -> bool {
         let Some(via) = self.links.get(&index).map(|l| &l.via) else {
             return false;
         };

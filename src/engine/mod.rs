@@ -276,7 +276,8 @@ pub enum Action {
         /// Family.
         family: Family,
         /// The query: a PTR question for `_p2p._udp.local` with the peers already held on that
-        /// link as known answers (RFC 6762 §7.1).
+        /// link as known answers (RFC 6762 §7.1); when they do not all fit, the TC bit is set
+        /// and an [`Action::SendPackets`] with the rest follows (RFC 6762 §7.2).
         packet: Vec<u8>,
     },
     /// Run the link's mdns-sd daemon on exactly these families: start it, adjust it, or (when
@@ -308,7 +309,7 @@ pub enum Action {
         label: String,
     },
     /// Multicast these packets on the link's socket of this family (answers to stock
-    /// libp2p-mdns nodes); failures only matter to the log.
+    /// libp2p-mdns nodes, the rest of a query's known answers); failures only matter to the log.
     SendPackets {
         /// Interface index.
         link: u32,
@@ -436,6 +437,8 @@ pub const MAX_CONFIRM_PROBES: usize = 4;
 /// The agent's state. See the module docs.
 pub struct Engine {
     cfg: Config,
+    /// A small generator's state, for the jitter of query schedules (seeded per process).
+    rng: u64,
     verifier: Verifier,
     log_level: log::LevelFilter,
     table: PeerTable,
@@ -497,7 +500,14 @@ impl Engine {
     /// configured static hosts.
     pub fn new(cfg: Config, now: Instant) -> Engine {
         let table = PeerTable::new(cfg.peer_timeout()).with_reachability(cfg.verify_reachability);
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        };
         let mut e = Engine {
+            rng: seed | 1,
             table,
             verifier: Box::new(crate::wire::record::verify),
             log_level: log::LevelFilter::Trace,
@@ -541,6 +551,13 @@ impl Engine {
             }
         }
         e
+    }
+
+    #[cfg(any(test, feature = "internals"))]
+    /// Seeds the generator of the query schedules' jitter (a simulation that replays).
+    pub fn with_seed(mut self, seed: u64) -> Engine {
+        self.rng = seed | 1;
+        self
     }
 
     #[cfg(any(test, feature = "internals"))]

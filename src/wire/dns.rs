@@ -50,28 +50,45 @@ pub fn ptr_query(name: &str) -> Vec<u8> {
     query(name, TYPE_PTR, false)
 }
 
+/// The TC bit of a DNS header's flags: for a query, its known answers continue in the next
+/// packets (RFC 6762 §7.2).
+pub const FLAG_TC: u16 = 0x0200;
+
 /// Builds a PTR query for `name` carrying known answers (RFC 6762 §7.1): a PTR record `name` →
-/// `<label>.<name>` with `ttl` for each label, in order, as many as keep the packet within
-/// `max_len` bytes. Returns the packet and how many labels it lists.
-pub fn ptr_query_known<S: AsRef<str>>(
+/// `<label>.<name>` with `ttl` for each label, in order. When they do not all fit in `max_len`
+/// bytes, the query goes on in more packets of known answers only (RFC 6762 §7.2): every packet
+/// but the last has the TC bit set, so that responders wait for the rest before answering.
+pub fn ptr_queries_known<S: AsRef<str>>(
     name: &str,
     known: &[S],
     ttl: u32,
     max_len: usize,
-) -> (Vec<u8>, usize) {
-    let mut p = ptr_query(name);
+) -> Vec<Vec<u8>> {
+    let mut packets = vec![ptr_query(name)];
     let mut listed = 0u16;
+    let mut fresh = false;
     for label in known {
         let b = label.as_ref().as_bytes();
         if b.is_empty() || b.len() > 63 {
             continue;
         }
-        // Owner: a pointer to the question's name (offset 12); rdata: the label, then the same.
+        // Owner: a pointer to `name` at offset 12 (the question's, or in a packet of known
+        // answers only, the first record's owner); rdata: the label, then the same.
         let rdlen = 1 + b.len() + 2;
+        let p = packets.last_mut().expect("one packet at least");
         if p.len() + 2 + 10 + rdlen > max_len || listed == u16::MAX {
-            break;
+            p[6..8].copy_from_slice(&listed.to_be_bytes());
+            p[2] |= (FLAG_TC >> 8) as u8;
+            let mut next = vec![0; 12];
+            write_name(&mut next, name);
+            packets.push(next);
+            listed = 0;
+            fresh = true;
         }
-        p.extend_from_slice(&[0xc0, 12]);
+        let p = packets.last_mut().expect("one packet at least");
+        if !std::mem::take(&mut fresh) {
+            p.extend_from_slice(&[0xc0, 12]);
+        }
         p.extend_from_slice(&TYPE_PTR.to_be_bytes());
         p.extend_from_slice(&1u16.to_be_bytes());
         p.extend_from_slice(&ttl.to_be_bytes());
@@ -81,8 +98,14 @@ pub fn ptr_query_known<S: AsRef<str>>(
         p.extend_from_slice(&[0xc0, 12]);
         listed += 1;
     }
+    let p = packets.last_mut().expect("one packet at least");
     p[6..8].copy_from_slice(&listed.to_be_bytes());
-    (p, listed as usize)
+    packets
+}
+
+/// Whether a DNS packet has the TC bit set (see [`FLAG_TC`]).
+pub fn is_truncated(packet: &[u8]) -> bool {
+    packet.get(2).is_some_and(|f| u16::from(*f) << 8 & FLAG_TC != 0)
 }
 
 /// Builds a one-question query for `name` and type `qtype`; `unicast` sets the QU bit (RFC 6762
@@ -576,23 +599,34 @@ mod tests {
     }
 
     #[test]
-    fn known_answers_are_listed_while_they_fit_and_read_back_as_instances() {
+    fn known_answers_that_do_not_fit_go_on_in_truncated_packets() {
         let labels: Vec<String> = (0..100).map(|i| format!("{i:052}-{i:06x}")).collect();
-        let (q, n) = ptr_query_known(SERVICE, &labels, 4500, 1400);
-        assert!(
-            q.len() <= 1400 && n > 10 && n < 100,
-            "{} bytes, {n} listed",
-            q.len()
+        let qs = ptr_queries_known(SERVICE, &labels, 4500, 1400);
+        assert!(qs.len() > 3 && qs.len() < 10, "{} packets", qs.len());
+        let mut named = Vec::new();
+        for (i, q) in qs.iter().enumerate() {
+            assert!(q.len() <= 1400, "{} bytes", q.len());
+            assert!(!is_response(q));
+            assert_eq!(is_truncated(q), i + 1 < qs.len(), "TC on all but the last");
+            let rrs = records(q).unwrap();
+            assert!(!rrs.is_empty() && rrs.iter().all(|r| r.ttl == 4500 && r.section == 0));
+            named.extend(instances(&rrs).into_iter().map(|(l, _)| l));
+            // The question in the first packet only.
+            let asked = questions(q).unwrap();
+            assert_eq!(asked.len(), usize::from(i == 0));
+        }
+        assert_eq!(named, labels, "every label, once, in order");
+        assert_eq!(
+            questions(&qs[0]).unwrap(),
+            vec![(SERVICE.to_owned(), TYPE_PTR)]
         );
-        assert!(!is_response(&q));
-        let rrs = records(&q).unwrap();
-        assert_eq!(rrs.len(), n);
-        assert!(rrs.iter().all(|r| r.ttl == 4500 && r.section == 0));
-        let named: Vec<String> = instances(&rrs).into_iter().map(|(l, _)| l).collect();
-        assert_eq!(named, labels[..n]);
-        assert_eq!(questions(&q).unwrap(), vec![(SERVICE.to_owned(), TYPE_PTR)]);
-        let (bare, none) = ptr_query_known::<&str>(SERVICE, &[], 4500, 1400);
-        assert_eq!((bare, none), (ptr_query(SERVICE), 0));
+        assert_eq!(
+            ptr_queries_known::<&str>(SERVICE, &[], 4500, 1400),
+            vec![ptr_query(SERVICE)]
+        );
+        let few = ptr_queries_known(SERVICE, &labels[..5], 4500, 1400);
+        assert_eq!(few.len(), 1);
+        assert!(!is_truncated(&few[0]));
     }
 
     #[test]

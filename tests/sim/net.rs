@@ -4,7 +4,9 @@
 //! signed record; links are multicast segments with per-receiver loss, delay, duplicate delivery
 //! and partitions. What the shell's I/O would do is modelled here:
 //! - an mdns-sd daemon: a registration is multicast at once (a record is never multicast twice
-//!   within one second, RFC 6762 §6, as mdns-sd does), answers queries 20–120 ms later, sends
+//!   within one second, RFC 6762 §6, as mdns-sd does), answers queries 20–120 ms later (a query
+//!   with the TC bit 400–500 ms after its last packet, less the known answers of the packets
+//!   that followed: RFC 6762 §7.2, as the vendored mdns-sd does), sends
 //!   goodbyes when unregistered or stopped, and sends its own query when it starts browsing;
 //!   a receiving daemon reports `Resolved` for an instance it has not resolved yet, `Removed` on a
 //!   goodbye;
@@ -23,8 +25,8 @@
 //!   their daemons too; mdns-sd's own TXT-only answers to such queries are not modelled (they
 //!   resolve nothing).
 //!
-//! Every random choice of the simulator (loss, delays, the hosts' keys) comes from one seeded
-//! generator. A run still does not replay exactly: the engines' hash maps iterate in an order
+//! Every random choice of the simulator (loss, delays, the hosts' keys, the seeds of the engines'
+//! own generators) comes from one seeded generator. A run still does not replay exactly: the engines' hash maps iterate in an order
 //! chosen per process (the DoS-resistant hasher), which moves the order of some sends. Two runs of
 //! a scenario differ in detail (packet counts, the last discovery's time), not in what it checks.
 
@@ -146,9 +148,15 @@ struct Ann {
 }
 
 enum Packet {
-    /// A `_p2p._udp` query, with the instance labels it lists as known answers (heard by
-    /// daemons only).
-    Query(HashSet<String>),
+    /// A packet of a `_p2p._udp` query: the question (`asks`), or only more known answers (the
+    /// packets after one with the TC bit, RFC 6762 §7.2), with the instance labels it lists as
+    /// known answers; daemons answer it, and link sockets hand its `datagram` to their engine.
+    Query {
+        asks: bool,
+        known: HashSet<String>,
+        truncated: bool,
+        datagram: Vec<u8>,
+    },
     /// An agent's own packet that no daemon takes in: a query naming instances (a presence
     /// query or a re-query), as its engine made it.
     Datagram(Vec<u8>),
@@ -191,6 +199,24 @@ fn instance_names(anns: &[Rc<Ann>], ttl: u32) -> Vec<u8> {
     p
 }
 
+/// A packet of a `_p2p._udp` query, as the agent or mdns-sd made it.
+fn query(datagram: Vec<u8>) -> Packet {
+    use exo_discovery::wire::dns;
+    let asks = dns::questions(&datagram).is_ok_and(|q| !q.is_empty());
+    let known = dns::records(&datagram)
+        .map(|rrs| dns::instances(&rrs))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(label, _)| label)
+        .collect();
+    Packet::Query {
+        asks,
+        known,
+        truncated: dns::is_truncated(&datagram),
+        datagram,
+    }
+}
+
 /// An mdns-sd packet: `anns` with `ttl` (see [`Packet::Records`]).
 fn mdns_records(anns: Vec<Rc<Ann>>, ttl: u32) -> Packet {
     let datagram = instance_names(&anns, ttl);
@@ -204,6 +230,12 @@ fn mdns_records(anns: Vec<Rc<Ann>>, ttl: u32) -> Packet {
 enum Event {
     Timer {
         host: usize,
+    },
+    /// A daemon's answer held for a truncated query's known answers is due.
+    Held {
+        host: usize,
+        index: u32,
+        querier: usize,
     },
     /// An input for one host, due later (mdns-sd's one second of grace after a goodbye).
     Later {
@@ -233,6 +265,8 @@ struct Port {
     registered: HashMap<String, (Rc<Ann>, Option<Duration>)>,
     /// Instances the daemon has resolved (their `Ann::id`).
     resolved: HashSet<u64>,
+    /// Answers held for truncated queries, by querier: the labels left to answer, and when.
+    held: HashMap<usize, (HashSet<String>, Duration)>,
 }
 
 /// One simulated host.
@@ -254,6 +288,21 @@ pub struct Host {
     pub views: Vec<Option<View>>,
     /// Warnings the engine logged.
     pub warnings: Vec<String>,
+}
+
+/// Multicast packets sent, by what they were.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sent {
+    /// The agents' `_p2p._udp` queries (with known answers), and the daemons' when they start.
+    pub queries: u64,
+    /// mdns-sd's announcements (a registration, and each re-announcement).
+    pub announcements: u64,
+    /// mdns-sd's answers to `_p2p._udp` queries.
+    pub answers: u64,
+    /// The agents' own packets: presence queries, re-queries and answers to re-queries.
+    pub catchup: u64,
+    /// Goodbyes (each counted once, though mdns-sd sends it twice).
+    pub goodbyes: u64,
 }
 
 /// The simulated network.
@@ -283,6 +332,10 @@ pub struct Sim {
     pub config: Config,
     /// Multicast packets sent, and inputs given to engines.
     pub packets: u64,
+    /// The packets sent, by what they were.
+    pub sent: Sent,
+    /// When each sender's last query packet arrives, by link.
+    last_sent: HashMap<(usize, usize), Duration>,
     pub inputs: u64,
 }
 
@@ -314,6 +367,8 @@ impl Sim {
             config,
             packets: 0,
             inputs: 0,
+            sent: Sent::default(),
+            last_sent: HashMap::new(),
         }
     }
 
@@ -361,6 +416,7 @@ impl Sim {
                 socket: false,
                 registered: HashMap::new(),
                 resolved: HashSet::new(),
+                held: HashMap::new(),
             });
         }
         let memo = self.verified.clone();
@@ -373,6 +429,7 @@ impl Sim {
             checked
         });
         let engine = Engine::new(self.config.clone(), self.base + self.now)
+            .with_seed(self.rng.next())
             .with_verifier(verifier)
             .with_log_level(log::LevelFilter::Warn);
         self.hosts.push(Host {
@@ -559,13 +616,8 @@ impl Sim {
                 let port = self.port(host, link)?;
                 port.socket = true;
                 let l = port.link;
-                let known = exo_discovery::wire::dns::records(&packet)
-                    .map(|rrs| exo_discovery::wire::dns::instances(&rrs))
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(label, _)| label)
-                    .collect();
-                self.multicast(l, host, Packet::Query(known), Duration::ZERO);
+                self.sent.queries += 1;
+                self.multicast(l, host, query(packet), Duration::ZERO);
                 Some(Input::QuerySent {
                     link,
                     family,
@@ -583,7 +635,10 @@ impl Sim {
                     return None;
                 }
                 if !was && port.daemon {
-                    self.multicast(l, host, Packet::Query(HashSet::new()), Duration::ZERO);
+                    self.sent.queries += 1;
+                    let packet =
+                        exo_discovery::wire::dns::ptr_query(exo_discovery::wire::dns::SERVICE);
+                    self.multicast(l, host, query(packet), Duration::ZERO);
                 }
                 (!families.is_empty()).then_some(Input::DaemonSet {
                     link,
@@ -625,6 +680,7 @@ impl Sim {
                 ann.1 = Some(now);
                 let a = ann.0.clone();
                 let l = port.link;
+                self.sent.announcements += 1;
                 self.multicast(l, host, mdns_records(vec![a], 120), Duration::ZERO);
                 None
             }
@@ -745,9 +801,19 @@ impl Sim {
                 let l = self.port(host, link)?.link;
                 for p in packets {
                     if !exo_discovery::wire::dns::is_response(&p) {
-                        self.multicast(l, host, Packet::Datagram(p), Duration::ZERO);
+                        let more =
+                            exo_discovery::wire::dns::questions(&p).is_ok_and(|q| q.is_empty());
+                        if more {
+                            // The rest of a query's known answers.
+                            self.sent.queries += 1;
+                            self.multicast(l, host, query(p), Duration::ZERO);
+                        } else {
+                            self.sent.catchup += 1;
+                            self.multicast(l, host, Packet::Datagram(p), Duration::ZERO);
+                        }
                         continue;
                     }
+                    self.sent.catchup += 1;
                     // An answer to a re-query: receiving daemons resolve the instances it
                     // carries (as registered, so that each resolves an instance once).
                     let rrs = exo_discovery::wire::dns::records(&p).unwrap_or_default();
@@ -778,6 +844,7 @@ impl Sim {
         if anns.is_empty() {
             return;
         }
+        self.sent.goodbyes += 1;
         let p = Rc::new(mdns_records(anns, 0));
         self.send(link, host, p.clone(), Duration::ZERO);
         self.send(link, host, p, Duration::from_millis(120));
@@ -790,7 +857,14 @@ impl Sim {
     fn send(&mut self, link: usize, from: usize, packet: Rc<Packet>, after: Duration) {
         self.packets += 1;
         let (lo, hi) = self.links[link].spec.delay;
-        let at = self.now + after + self.rng.between(lo, hi);
+        let mut at = self.now + after + self.rng.between(lo, hi);
+        // A query's packets arrive in the order they were sent (its packets of known answers
+        // follow its question, as on a real link).
+        if after.is_zero() && matches!(*packet, Packet::Query { .. }) {
+            let last = self.last_sent.entry((link, from)).or_default();
+            at = at.max(*last);
+            *last = at;
+        }
         self.schedule(at, Event::Packet { link, from, packet });
     }
 
@@ -825,6 +899,12 @@ impl Sim {
                 }
                 Some(Event::Packet { link, from, packet }) => self.deliver(link, from, &packet),
                 Some(Event::Later { host, input }) => self.input(host, input),
+                Some(Event::Held {
+                    host,
+                    index,
+                    querier,
+                }) if self.hosts[host].up => self.answer_held(host, index, querier),
+                Some(Event::Held { .. }) => {}
                 None => {}
             }
         }
@@ -865,39 +945,35 @@ impl Sim {
                 1
             };
             for _ in 0..copies {
-                self.receive(host, index, from_ip, packet);
+                self.receive(host, index, from, from_ip, packet);
             }
         }
     }
 
-    fn receive(&mut self, host: usize, index: u32, from_ip: Ipv4Addr, packet: &Packet) {
+    fn receive(
+        &mut self,
+        host: usize,
+        index: u32,
+        from: usize,
+        from_ip: Ipv4Addr,
+        packet: &Packet,
+    ) {
         match packet {
-            Packet::Query(known) => {
-                let now = self.now;
+            Packet::Query {
+                asks,
+                known,
+                truncated,
+                datagram,
+            } => {
                 let Some(port) = self.port(host, index) else {
                     return;
                 };
-                if !port.daemon {
-                    return;
+                let socket = port.socket;
+                if port.daemon {
+                    self.query_to_daemon(host, index, from, *asks, known, *truncated);
                 }
-                // Answer every registered instance not multicast within the last second, unless
-                // the query lists it as a known answer (RFC 6762 §7.1).
-                let mut anns = Vec::new();
-                for (a, last) in port.registered.values_mut() {
-                    if known.contains(&a.label) {
-                        continue;
-                    }
-                    if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {
-                        *last = Some(now);
-                        anns.push(a.clone());
-                    }
-                }
-                if !anns.is_empty() {
-                    let l = port.link;
-                    let delay = self
-                        .rng
-                        .between(Duration::from_millis(20), Duration::from_millis(120));
-                    self.multicast(l, host, mdns_records(anns, 120), delay);
+                if socket {
+                    self.input(host, heard(index, from_ip, datagram));
                 }
             }
             Packet::Datagram(bytes) => {
@@ -954,6 +1030,82 @@ impl Sim {
                     self.input(host, input);
                 }
             }
+        }
+    }
+
+    /// mdns-sd's answer to a packet of `querier`'s `_p2p._udp` query: every registered instance
+    /// the query does not list as a known answer (RFC 6762 §7.1), 20-120 ms later, or for a
+    /// truncated query 400-500 ms after its last packet, less what its next packets list
+    /// (§7.2, as the vendored mdns-sd does).
+    fn query_to_daemon(
+        &mut self,
+        host: usize,
+        index: u32,
+        querier: usize,
+        asks: bool,
+        known: &HashSet<String>,
+        truncated: bool,
+    ) {
+        let now = self.now;
+        let Some(port) = self.port(host, index) else {
+            return;
+        };
+        if asks {
+            let labels: HashSet<String> = port
+                .registered
+                .values()
+                .map(|(a, _)| a.label.clone())
+                .filter(|l| !known.contains(l))
+                .collect();
+            port.held.insert(querier, (labels, now));
+        } else if let Some((labels, _)) = port.held.get_mut(&querier) {
+            labels.retain(|l| !known.contains(l));
+        } else {
+            return;
+        }
+        let (lo, hi) = if truncated {
+            (Duration::from_millis(400), Duration::from_millis(500))
+        } else {
+            (Duration::from_millis(20), Duration::from_millis(120))
+        };
+        let at = now + self.rng.between(lo, hi);
+        let port = self.port(host, index).expect("looked up above");
+        port.held.get_mut(&querier).expect("held above").1 = at;
+        self.schedule(
+            at,
+            Event::Held {
+                host,
+                index,
+                querier,
+            },
+        );
+    }
+
+    /// A held answer is due: what is left of it goes, less what was multicast within the last
+    /// second.
+    fn answer_held(&mut self, host: usize, index: u32, querier: usize) {
+        let now = self.now;
+        let Some(port) = self.port(host, index) else {
+            return;
+        };
+        if !port.daemon || port.held.get(&querier).is_none_or(|(_, at)| *at > now) {
+            return;
+        }
+        let (labels, _) = port.held.remove(&querier).expect("checked above");
+        let mut anns = Vec::new();
+        for (a, last) in port.registered.values_mut() {
+            if !labels.contains(&a.label) {
+                continue;
+            }
+            if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {
+                *last = Some(now);
+                anns.push(a.clone());
+            }
+        }
+        if !anns.is_empty() {
+            let l = port.link;
+            self.sent.answers += 1;
+            self.multicast(l, host, mdns_records(anns, 120), Duration::ZERO);
         }
     }
 

@@ -38,6 +38,41 @@ pub struct Heard {
     /// The signed records a response carried, by instance label (taken only for records being
     /// caught up on: mdns-sd resolves the rest).
     pub records: Vec<(String, Result<Vec<u8>, Reject>)>,
+    /// A packet of another host's multicast `_p2p._udp` query from port 5353 (see
+    /// [`ServiceQuery`]).
+    pub service_query: Option<ServiceQuery>,
+}
+
+/// A packet of a multicast (QM) `_p2p._udp` query: its question, or more of its known answers.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ServiceQuery {
+    /// It asks (the query's first packet); otherwise it only lists more known answers.
+    pub asks: bool,
+    /// The TC bit: more known answers follow (RFC 6762 §7.2).
+    pub truncated: bool,
+    /// The instance labels it lists as known answers.
+    pub known: Vec<String>,
+}
+
+impl ServiceQuery {
+    /// What a query packet from port 5353 says, if it is a packet of a `_p2p._udp` query.
+    pub fn parse(packet: &[u8]) -> Option<ServiceQuery> {
+        use crate::wire::dns;
+        let qs = dns::questions(packet).ok()?;
+        let asks = qs
+            .iter()
+            .any(|(n, t)| *t == dns::TYPE_PTR && n.eq_ignore_ascii_case(dns::SERVICE))
+            && !dns::wants_unicast(packet);
+        let known: Vec<String> = dns::instances(&dns::records(packet).ok()?)
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect();
+        (asks || (qs.is_empty() && !known.is_empty())).then(|| ServiceQuery {
+            asks,
+            truncated: dns::is_truncated(packet),
+            known,
+        })
+    }
 }
 
 impl Heard {
@@ -59,6 +94,7 @@ impl Heard {
             named: Vec::new(),
             unicast: false,
             records: Vec::new(),
+            service_query: None,
         };
         if crate::wire::dns::is_response(packet) {
             let rrs = crate::wire::dns::records(packet).ok()?;
@@ -76,6 +112,7 @@ impl Heard {
         } else {
             heard.named = crate::wire::dns::asked_instances(packet, MAX_LABELS);
             heard.unicast = crate::wire::dns::wants_unicast(packet);
+            heard.service_query = ServiceQuery::parse(packet);
         }
         Some(heard)
     }
@@ -94,9 +131,13 @@ impl Engine {
             named,
             unicast,
             records,
+            service_query,
         } = heard;
         *self.packets_in.entry((index, family)).or_default() += 1;
         self.heard_from.note(index, from.ip(), now);
+        if let Some(q) = service_query {
+            self.service_query_heard(index, from.ip(), q.asks, q.truncated, &q.known, now);
+        }
         self.note_named(index, family, from, named, unicast, now);
         let Some(own) = self.links.get(&index).map(|l| l.iface.has_ip(&from.ip())) else {
             return;

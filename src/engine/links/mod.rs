@@ -14,7 +14,7 @@ pub mod daemon;
 pub mod heard;
 pub mod query;
 
-pub use heard::Heard;
+pub use heard::{Heard, ServiceQuery};
 
 use super::repeat::Repeated;
 use super::silence::Check;
@@ -51,8 +51,16 @@ pub const BROWSER_RESTART_INTERVAL: Duration = Duration::from_millis(250);
 /// TTL given to the known answers of the agent's queries: what mdns-sd gives the PTR records
 /// agents announce (a known answer with more than half the responder's TTL silences it).
 pub const KNOWN_ANSWER_TTL: u32 = 4500;
-/// Largest query the agent sends (known answers beyond it are left out: those peers answer).
+/// Largest packet of a query the agent sends (known answers beyond it go on in the next packets,
+/// RFC 6762 §7.2).
 pub const MAX_QUERY_LEN: usize = 1400;
+/// Rounds of the longest query interval a link's own query may be left out, because other agents'
+/// queries asked for what ours would (RFC 6762 §7.3), before ours goes anyway (a query's send is
+/// what tells whether the family still carries mDNS): between this and twice this, drawn anew
+/// after each query of ours.
+pub const MAX_QUERIES_LEFT_OUT: u32 = 20;
+/// The continuation of a query heard (its next packet of known answers) is waited for this long.
+pub const QUERY_CONTINUES_FOR: Duration = Duration::from_secs(1);
 
 /// TTL of answers to stock libp2p-mdns nodes: theirs (6 minutes), as they re-query every 5.
 pub const LIBP2P_TTL: u32 = 360;
@@ -93,6 +101,14 @@ pub(super) struct Link {
     pub awaiting: BTreeSet<Family>,
     pub next_query: Instant,
     pub query_every: Duration,
+    /// The interval before [`Link::next_query`] (the longest one: the schedule has settled).
+    pub planned_every: Duration,
+    /// Our own query goes by then at the latest, however many others' queries asked for what
+    /// ours would (see [`MAX_QUERIES_LEFT_OUT`]).
+    pub own_query_by: Instant,
+    /// Another agent's `_p2p._udp` query being heard (its known answers may come in several
+    /// packets), and whether all it listed so far is held here too.
+    pub heard_query: Option<query::HeardQuery>,
     /// A stock libp2p-mdns node asked on this link: answer it, and send it goodbyes.
     pub libp2p_seen: bool,
     /// When each record (by family and label) was last multicast as an answer to such a node.
@@ -168,6 +184,9 @@ impl Engine {
                 awaiting: BTreeSet::new(),
                 next_query: now,
                 query_every: FIRST_QUERY_INTERVAL,
+                planned_every: Duration::ZERO,
+                own_query_by: now,
+                heard_query: None,
                 libp2p_seen: false,
                 answered: HashMap::new(),
                 junk: 0,

@@ -1,14 +1,38 @@
 //! A link's query schedule (a `_p2p._udp` query on each family at doubling intervals, with the
 //! peers held there as known answers), and which of its families carry mDNS, told by what became
 //! of each query's send.
+//!
+//! A query lists every peer held on the link as a known answer, in as many packets as they need
+//! (RFC 6762 §7.2: the TC bit tells responders to wait for the rest), so that on a settled link
+//! nobody answers it, whatever its size. An agent that hears another's query listing nothing it
+//! does not hold itself leaves its own next query out (RFC 6762 §7.3): whoever lacks something
+//! the other query listed asks; everything the other query draws is multicast and heard by all.
+//! Left out, the next is due a round later with up to an eighth of a round of jitter, so that
+//! a link's agents do not all ask at once; one query per round goes on a settled link, not one
+//! per agent. Only a query on the settled schedule (the longest interval) is left out, so a new
+//! link's first queries all go; and only while every family's last send went, and at least every
+//! 20 to 40 rounds one of ours goes anyway: a query's send is what tells whether a family
+//! carries mDNS.
 
 use super::{Sock, ERROR_SUMMARY_INTERVAL, KNOWN_ANSWER_TTL, LINK_DOWN_AFTER};
-use super::{MAX_QUERY_LEN, RETRY_AFTER_REFUSAL};
+use super::{MAX_QUERIES_LEFT_OUT, MAX_QUERY_LEN, QUERY_CONTINUES_FOR, RETRY_AFTER_REFUSAL};
 use crate::engine::repeat::Report;
 use crate::engine::{Action, Engine, SendOutcome};
 use crate::wire::net::{Family, SendClass};
 use log::Level;
-use std::time::Instant;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Another agent's `_p2p._udp` query, while its packets come in.
+#[derive(Debug)]
+pub(in crate::engine) struct HeardQuery {
+    from: IpAddr,
+    /// When its last packet came.
+    at: Instant,
+    /// Every known answer it listed so far is held here too (or is one of ours).
+    covered: bool,
+}
+
 impl Sock {
     /// A query's send outcome on this socket: whether the family is usable now, and what to say.
     fn took(&mut self, outcome: SendOutcome, name: &str, now: Instant) -> Option<(Level, String)> {
@@ -108,13 +132,18 @@ impl Engine {
     /// family has reported, the daemon is brought in line with what worked.
     pub(super) fn query_link(&mut self, index: u32, now: Instant) {
         let max = self.cfg.query_interval_max();
+        let rounds = MAX_QUERIES_LEFT_OUT + (self.random() % u64::from(MAX_QUERIES_LEFT_OUT)) as u32;
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };
+        link.planned_every = link.query_every;
         link.next_query = now + link.query_every;
         link.query_every = (link.query_every * 2).min(max);
+        link.own_query_by = now + max * rounds;
         link.awaiting.clear();
-        let packet = self.query_packet(index);
+        let mut packets = self.query_packets(index);
+        let more = packets.split_off(1);
+        let packet = packets.pop().expect("a query is one packet at least");
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };
@@ -134,18 +163,24 @@ impl Engine {
                 family,
                 packet: packet.clone(),
             });
+            if !more.is_empty() {
+                self.actions.push_back(Action::SendPackets {
+                    link: index,
+                    family,
+                    packets: more.clone(),
+                });
+            }
         }
         if link.awaiting.is_empty() {
             self.sync_daemon(index);
         }
     }
 
-    /// This link's query: the peers handed over and live on it as known answers (RFC 6762
-    /// §7.1), so that only those it lacks answer. When they do not all fit, those heard longest
-    /// ago are left out: their answers refresh them.
-    fn query_packet(&self, index: u32) -> Vec<u8> {
+    /// This link's query: every peer handed over and live on it as a known answer (RFC 6762
+    /// §7.1), in as many packets as they need (§7.2), so that only those it lacks answer.
+    fn query_packets(&self, index: u32) -> Vec<Vec<u8>> {
         let Some(via) = self.links.get(&index).map(|l| &l.via) else {
-            return crate::wire::dns::ptr_query(crate::wire::dns::SERVICE);
+            return vec![crate::wire::dns::ptr_query(crate::wire::dns::SERVICE)];
         };
         let mut known: Vec<(Instant, &str)> = self
             .instances
@@ -155,13 +190,100 @@ impl Engine {
             .collect();
         known.sort_by(|a, b| b.cmp(a));
         let labels: Vec<&str> = known.into_iter().map(|(_, l)| l).collect();
-        crate::wire::dns::ptr_query_known(
+        crate::wire::dns::ptr_queries_known(
             crate::wire::dns::SERVICE,
             &labels,
             KNOWN_ANSWER_TTL,
             MAX_QUERY_LEN,
         )
-        .0
+    }
+
+    /// A packet of another agent's `_p2p._udp` query on link `index` (multicast, from port
+    /// 5353): its question (`asks`) or more of its known answers, and whether more follow
+    /// (`truncated`). Once the query is whole, if every known answer it listed is held here too,
+    /// our own next query would ask for nothing more: it is left out (RFC 6762 §7.3).
+    pub(in crate::engine) fn service_query_heard(
+        &mut self,
+        index: u32,
+        from: IpAddr,
+        asks: bool,
+        truncated: bool,
+        known: &[String],
+        now: Instant,
+    ) {
+        let Some(link) = self.links.get(&index) else {
+            return;
+        };
+        if link.iface.has_ip(&from) {
+            return; // our own, looped back
+        }
+        let held = known.iter().all(|label| {
+            self.holds(index, label) || self.regs.values().any(|r| r.announcement.label == *label)
+        });
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        let heard = match link.heard_query.take() {
+            _ if asks => HeardQuery {
+                from,
+                at: now,
+                covered: held,
+            },
+            Some(q) if q.from == from && now.saturating_duration_since(q.at) < QUERY_CONTINUES_FOR => {
+                HeardQuery {
+                    from,
+                    at: now,
+                    covered: q.covered && held,
+                }
+            }
+            other => {
+                link.heard_query = other;
+                return;
+            }
+        };
+        if truncated {
+            link.heard_query = Some(heard);
+            return;
+        }
+        // Treated as our own query sent now, with jitter (an eighth of the interval at most),
+        // so that the agents that heard it do not all ask at the same moment next time. Only
+        // on a settled schedule (the longest interval), and while each family's last send
+        // went: a query's send is what tells whether a family carries mDNS (again).
+        let every = link.query_every;
+        let max = self.cfg.query_interval_max();
+        let families_fine = [Family::V4, Family::V6]
+            .into_iter()
+            .filter(|f| f.present_on(&link.iface))
+            .all(|f| {
+                link.socks
+                    .get(&f)
+                    .is_some_and(|s| s.usable && s.failing_since.is_none())
+            });
+        if !heard.covered
+            || !families_fine
+            || link.planned_every < max
+            || link.next_query >= now + every
+            || now + every >= link.own_query_by
+        {
+            return;
+        }
+        let jitter_nanos = (every / 8).as_nanos() as u64;
+        let jitter = Duration::from_nanos(self.random() % jitter_nanos.max(1));
+        let Some(link) = self.links.get_mut(&index) else {
+            return;
+        };
+        link.next_query = now + every + jitter;
+        link.query_every = (every * 2).min(max);
+    }
+
+    /// The next number of the engine's generator (xorshift64*).
+    fn random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     pub(in crate::engine) fn on_query_sent(

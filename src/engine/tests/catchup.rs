@@ -19,6 +19,7 @@ fn named(k: &Keypair, seq: u64, from: &str, unicast: bool) -> Input {
         named: vec![label],
         unicast,
         records: Vec::new(),
+        service_query: None,
     })
 }
 

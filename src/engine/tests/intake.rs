@@ -148,6 +148,7 @@ fn a_stock_node_heard_from_off_the_link_is_not_handed_over() {
             named: Vec::new(),
             unicast: false,
             records: Vec::new(),
+            service_query: None,
         });
         (peer, heard)
     };
@@ -193,6 +194,7 @@ fn a_flood_of_unsigned_peer_ids_is_said_up_to_a_bound_and_costs_no_memory() {
             named: Vec::new(),
             unicast: false,
             records: Vec::new(),
+            service_query: None,
         }));
         said += logs(&a).len();
     }

@@ -282,6 +282,7 @@ fn stock_queries_get_each_record_answered_at_most_once_a_second() {
             named: Vec::new(),
             unicast: false,
             records: Vec::new(),
+            service_query: None,
         })
     };
     // (Not the node's presence queries, also sent from the link socket.)
@@ -357,4 +358,166 @@ fn a_query_lists_the_peers_held_on_its_link_as_known_answers() {
         let rrs = crate::wire::dns::records(p).unwrap();
         assert_eq!(crate::wire::dns::instances(&rrs), vec![(label.clone(), 4500)]);
     }
+}
+
+#[test]
+fn a_query_lists_every_peer_held_over_as_many_packets_as_needed() {
+    let mut r = Rig::up(cfg());
+    let mut labels = Vec::new();
+    for i in 0..30u8 {
+        let k = Keypair::generate_ed25519();
+        r.announced_from(&k, 1, IDX, &[[10, 0, 0, 10 + i]]);
+        labels.push(crate::wire::instance::instance_label(
+            &k.public().to_peer_id(),
+            1,
+        ));
+    }
+    let a = r.at(1.0);
+    // Per family: the question with the first known answers and the TC bit, then the rest.
+    let mut listed = Vec::new();
+    for a in &a {
+        let packets = match a {
+            Action::SendQuery {
+                family: Family::V4,
+                packet,
+                ..
+            } => {
+                assert!(crate::wire::dns::is_truncated(packet));
+                vec![packet.clone()]
+            }
+            Action::SendPackets {
+                family: Family::V4,
+                packets,
+                ..
+            } => packets.clone(),
+            _ => continue,
+        };
+        for p in packets {
+            let rrs = crate::wire::dns::records(&p).unwrap();
+            listed.extend(crate::wire::dns::instances(&rrs).into_iter().map(|(l, _)| l));
+        }
+    }
+    listed.sort();
+    labels.sort();
+    assert_eq!(listed, labels, "every peer held, once");
+}
+
+/// Another host's `_p2p._udp` query heard on eth0: its question and these known answers.
+fn others_query(known: &[String], asks: bool, truncated: bool) -> Input {
+    Input::Heard(Heard {
+        link: IDX,
+        family: Family::V4,
+        from: "10.0.0.3:5353".parse().unwrap(),
+        instances: Vec::new(),
+        goodbyes: Vec::new(),
+        libp2p_peers: Vec::new(),
+        libp2p_query: false,
+        named: Vec::new(),
+        unicast: false,
+        records: Vec::new(),
+        service_query: Some(crate::engine::links::ServiceQuery {
+            asks,
+            truncated,
+            known: known.to_vec(),
+        }),
+    })
+}
+
+/// When the queries went from `from` to `to` seconds, the `heard` inputs given at their times.
+fn query_times(r: &mut Rig, from: f64, to: f64, heard: Vec<(f64, Input)>) -> Vec<f64> {
+    let mut sent_at = Vec::new();
+    let mut heard = heard;
+    let mut tenth = (from * 10.0) as u32;
+    while f64::from(tenth) / 10.0 <= to {
+        let t = f64::from(tenth) / 10.0;
+        let mut a = r.at(t);
+        while heard.first().is_some_and(|(at, _)| *at <= t) {
+            a.extend(r.input(heard.remove(0).1));
+        }
+        if !queries(&a).is_empty() {
+            sent_at.push(t);
+        }
+        r.settle(a);
+        tenth += 1;
+    }
+    sent_at
+}
+
+#[test]
+fn a_query_heard_that_asks_for_what_ours_would_stands_for_ours() {
+    let k = Keypair::generate_ed25519();
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
+    let stranger = crate::wire::instance::instance_label(
+        &Keypair::generate_ed25519().public().to_peer_id(),
+        1,
+    );
+    let held = vec![label.clone()];
+    let rig = || {
+        let mut r = Rig::up(cfg());
+        r.announced(&k, 1);
+        let early = query_times(&mut r, 0.1, 100.0, Vec::new());
+        assert_eq!(early, vec![1.0, 3.0, 7.0, 15.0, 31.0, 63.0]);
+        r
+    };
+    // Nothing heard: every 60 s.
+    assert_eq!(query_times(&mut rig(), 100.1, 190.0, Vec::new()), vec![123.0, 183.0]);
+    // Another agent asked at 122 s listing only what we hold: ours goes a round later, with up
+    // to an eighth of a round of jitter.
+    let sent = query_times(&mut rig(), 100.1, 190.0, vec![(122.0, others_query(&held, true, false))]);
+    assert!(
+        sent.len() == 1 && (182.0..=189.6).contains(&sent[0]),
+        "{sent:?}"
+    );
+    // One listing a peer we do not hold: ours goes as planned (it draws that peer's answer).
+    let unknown = vec![label.clone(), stranger.clone()];
+    let sent = query_times(&mut rig(), 100.1, 190.0, vec![(122.0, others_query(&unknown, true, false))]);
+    assert_eq!(sent, vec![123.0, 183.0]);
+    // The same, with the stranger in the query's next packet (its TC bit set).
+    let sent = query_times(
+        &mut rig(),
+        100.1,
+        190.0,
+        vec![
+            (122.0, others_query(&held, true, true)),
+            (122.0, others_query(&[stranger], false, false)),
+        ],
+    );
+    assert_eq!(sent, vec![123.0, 183.0]);
+    // Before the schedule reaches its longest interval, every query goes (a new link's first
+    // queries are what finds its peers).
+    let mut r = Rig::up(cfg());
+    r.announced(&k, 1);
+    let sent = query_times(&mut r, 0.1, 64.0, vec![(30.0, others_query(&held, true, false))]);
+    assert_eq!(sent, vec![1.0, 3.0, 7.0, 15.0, 31.0, 63.0]);
+}
+
+#[test]
+fn a_family_whose_last_query_was_refused_leaves_no_query_out() {
+    let k = Keypair::generate_ed25519();
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
+    let mut r = Rig::up(cfg());
+    r.announced(&k, 1);
+    query_times(&mut r, 0.1, 100.0, Vec::new());
+    // The query at 123 s: refused on IPv4 (a firewall rule now and then), sent on IPv6.
+    let a = r.at(123.0);
+    assert_eq!(queries(&a), vec![Family::V4, Family::V6]);
+    r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V4,
+        outcome: SendOutcome::Refused(SendFailure {
+            errno: Some(1),
+            message: "Operation not permitted".into(),
+            explanation: "an output firewall rule refuses it",
+            class: SendClass::Policy,
+        }),
+    });
+    r.input(Input::QuerySent {
+        link: IDX,
+        family: Family::V6,
+        outcome: SendOutcome::Sent,
+    });
+    // Another agent's query covering ours is heard before the retry a second later: the retry
+    // goes all the same.
+    let sent = query_times(&mut r, 123.1, 125.0, vec![(123.5, others_query(&[label], true, false))]);
+    assert_eq!(sent, vec![124.0]);
 }

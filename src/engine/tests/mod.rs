@@ -91,6 +91,7 @@ impl Rig {
                 named: Vec::new(),
                 unicast: false,
                 records: Vec::new(),
+                service_query: None,
             })));
         }
         a
@@ -173,6 +174,7 @@ fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
         named: Vec::new(),
         unicast: false,
         records: Vec::new(),
+        service_query: None,
     })
 }
 

@@ -127,6 +127,7 @@ fn a_periodic_announcement_is_skipped_where_the_record_just_went_out() {
         named: Vec::new(),
         unicast: false,
         records: Vec::new(),
+        service_query: None,
     });
     r.input(own);
     assert!(announced(&r.at(30.0)).is_empty(), "refreshed 10 s ago");

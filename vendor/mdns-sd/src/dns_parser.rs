@@ -1861,6 +1861,30 @@ impl DnsOutgoing {
         self.known_answer_count
     }
 
+    // Patched (see PATCHES.md).
+    /// Drops the answers that the known answers of `msg` suppress (RFC 6762 §7.1), with the
+    /// SRV and TXT records added for a dropped PTR answer's instance. Returns how many answers
+    /// were dropped.
+    pub(crate) fn drop_answers_suppressed_by(&mut self, msg: &DnsIncoming) -> usize {
+        let mut gone: Vec<String> = Vec::new();
+        self.answers.retain(|a| {
+            if !a.suppressed_by(msg) {
+                return true;
+            }
+            if let Some(ptr) = a.any().downcast_ref::<DnsPointer>() {
+                gone.push(ptr.alias().to_lowercase());
+            }
+            false
+        });
+        self.additionals.retain(|r| {
+            let t = r.get_type();
+            !(matches!(t, RRType::SRV | RRType::TXT)
+                && gone.contains(&r.get_name().to_lowercase()))
+        });
+        self.known_answer_count += gone.len() as i64;
+        gone.len()
+    }
+
     pub fn set_id(&mut self, id: u16) {
         self.id = id;
     }
@@ -2305,6 +2329,13 @@ impl DnsIncoming {
 
     pub const fn is_response(&self) -> bool {
         (self.flags & FLAGS_QR_MASK) == FLAGS_QR_RESPONSE
+    }
+
+    // Patched (see PATCHES.md).
+    /// The TC bit: for a query, its known answers continue in the querier's next packets
+    /// (RFC 6762 §7.2).
+    pub const fn is_truncated(&self) -> bool {
+        (self.flags & FLAGS_TC) != 0
     }
 
     fn read_header(&mut self) -> Result<()> {

@@ -128,6 +128,13 @@ const SHARED_RESPONSE_DELAY_MIN_MILLIS: u64 = 10;
 /// 120ms suggested in the RFC is too long for max, use 50ms instead.
 const SHARED_RESPONSE_DELAY_MAX_MILLIS: u64 = 50;
 
+// Patched (see PATCHES.md).
+/// RFC 6762 §7.2: a query with the TC bit set has more known answers coming in the querier's
+/// next packets; the answer waits 400-500 ms after the last of them.
+const TRUNCATED_QUERY_DELAY_MIN_MILLIS: u64 = 400;
+/// See [`TRUNCATED_QUERY_DELAY_MIN_MILLIS`].
+const TRUNCATED_QUERY_DELAY_MAX_MILLIS: u64 = 500;
+
 /// RFC 6762 §5.2: to avoid accidental synchronization when multiple clients
 /// begin querying at exactly the same moment (e.g. because of some common
 /// external trigger event), a querier SHOULD delay the first query of a
@@ -971,6 +978,8 @@ struct DelayedResponse {
     out: DnsOutgoing,
     if_index: u32,
     is_ipv4: bool,
+    // Patched (see PATCHES.md): who asked, for the known answers of its next packets.
+    querier: SocketAddr,
 }
 
 /// Specify kinds of interfaces. It is used to enable or to disable interfaces in the daemon.
@@ -3559,6 +3568,13 @@ impl Zeroconf {
         // See https://datatracker.ietf.org/doc/html/rfc6763#section-9
         const META_QUERY: &str = "_services._dns-sd._udp.local.";
 
+        // Patched (see PATCHES.md): a packet of known answers only, continuing a query whose
+        // TC bit was set (RFC 6762 §7.2).
+        if msg.num_questions() == 0 && !msg.answers().is_empty() {
+            self.take_more_known_answers(&msg, if_index, querier_addr);
+            return;
+        }
+
         let Some(dns_registry) = self.dns_registry_map.get_mut(&if_index) else {
             debug!("missing dns registry for intf {}", if_index);
             return;
@@ -3661,14 +3677,20 @@ impl Zeroconf {
         if delayed && out.answers_count() > 0 {
             out.set_id(msg.id());
             self.increase_counter(Counter::KnownAnswerSuppression, out.known_answer_count());
-            let delay =
-                fastrand::u64(SHARED_RESPONSE_DELAY_MIN_MILLIS..SHARED_RESPONSE_DELAY_MAX_MILLIS);
+            // Patched (see PATCHES.md): a truncated query's known answers continue in the
+            // querier's next packets; wait for them (RFC 6762 §7.2).
+            let delay = if msg.is_truncated() {
+                fastrand::u64(TRUNCATED_QUERY_DELAY_MIN_MILLIS..TRUNCATED_QUERY_DELAY_MAX_MILLIS)
+            } else {
+                fastrand::u64(SHARED_RESPONSE_DELAY_MIN_MILLIS..SHARED_RESPONSE_DELAY_MAX_MILLIS)
+            };
             let next_time = Instant::now() + Duration::from_millis(delay);
             self.delayed_responses.push(DelayedResponse {
                 next_time,
                 out,
                 if_index,
                 is_ipv4,
+                querier: querier_addr,
             });
             self.add_timer(next_time);
             return;
@@ -3679,6 +3701,34 @@ impl Zeroconf {
         }
 
         self.increase_counter(Counter::KnownAnswerSuppression, out.known_answer_count());
+    }
+
+    // Patched (see PATCHES.md).
+    /// More known answers from `querier` (RFC 6762 §7.2): the answers they suppress are dropped
+    /// from the responses held for its truncated queries on `if_index`, and when this packet is
+    /// truncated too, those responses wait 400-500 ms more.
+    fn take_more_known_answers(&mut self, msg: &DnsIncoming, if_index: u32, querier: SocketAddr) {
+        let mut suppressed = 0;
+        let truncated = msg.is_truncated();
+        self.delayed_responses.retain_mut(|r| {
+            if r.if_index != if_index || r.querier != querier {
+                return true;
+            }
+            suppressed += r.out.drop_answers_suppressed_by(msg);
+            if truncated {
+                let delay = fastrand::u64(
+                    TRUNCATED_QUERY_DELAY_MIN_MILLIS..TRUNCATED_QUERY_DELAY_MAX_MILLIS,
+                );
+                r.next_time = r.next_time.max(Instant::now() + Duration::from_millis(delay));
+            }
+            r.out.answers_count() > 0
+        });
+        if truncated {
+            if let Some(next) = self.delayed_responses.iter().map(|r| r.next_time).max() {
+                self.add_timer(next);
+            }
+        }
+        self.increase_counter(Counter::KnownAnswerSuppression, suppressed as i64);
     }
 
     fn is_legacy_querier(&self, addr: SocketAddr) -> bool {
@@ -6180,6 +6230,73 @@ mod tests {
         daemon.handle_query(query, index, (address, daemon.port).into());
         assert_eq!(daemon.delayed_responses.len(), 1);
         assert_eq!(daemon.delayed_responses[0].out.answers_count(), 1);
+    }
+
+    // Patched (see PATCHES.md).
+    #[test]
+    fn test_truncated_query_waits_for_more_known_answers() {
+        use crate::dns_parser::{DnsPointer, DnsRecordExt, FLAGS_TC};
+        let mut daemon = new_test_zeroconf();
+        let address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let index = daemon
+            .my_intfs
+            .values()
+            .find(|intf| intf.addrs.iter().any(|addr| addr.ip() == address))
+            .unwrap()
+            .index;
+        let ty = "_truncated._udp.local.";
+        let mut fullnames = Vec::new();
+        for name in ["a", "b"] {
+            let mut service =
+                ServiceInfo::new(ty, name, "truncated.local.", address, 8080, None).unwrap();
+            service.set_status(index, crate::service_info::ServiceStatus::Announced);
+            fullnames.push(service.get_fullname().to_string());
+            daemon
+                .my_services
+                .insert(service.get_fullname().to_lowercase(), service);
+        }
+        let interface = InterfaceId {
+            name: "test".to_string(),
+            index,
+        };
+        let querier: std::net::SocketAddr = (address, daemon.port).into();
+        let incoming = |out: DnsOutgoing| {
+            let packet = out
+                .to_data_on_wire(MAX_PKT_DEFAULT, true)
+                .remove(0);
+            DnsIncoming::new(packet, interface.clone()).unwrap()
+        };
+        // The question, its known answers to follow (TC): the answer waits 400-500 ms.
+        let mut query = DnsOutgoing::new(FLAGS_QR_QUERY | FLAGS_TC);
+        query.add_question(ty, RRType::PTR);
+        let before = Instant::now();
+        daemon.handle_query(incoming(query), index, querier);
+        assert_eq!(daemon.delayed_responses.len(), 1);
+        let held = &daemon.delayed_responses[0];
+        assert!(held.next_time >= before + Duration::from_millis(400));
+        assert_eq!(held.out.answers_count(), 2);
+        // The next packet lists instance `a` as known: only `b` is left to answer.
+        let mut more = DnsOutgoing::new(FLAGS_QR_QUERY);
+        more.add_answer_box(
+            DnsPointer::new(ty, RRType::PTR, CLASS_IN, 4500, fullnames[0].clone()).boxed(),
+        );
+        daemon.handle_query(incoming(more), index, querier);
+        assert_eq!(daemon.delayed_responses.len(), 1);
+        assert_eq!(daemon.delayed_responses[0].out.answers_count(), 1);
+        // Another querier's known answers change nothing of it.
+        let mut other = DnsOutgoing::new(FLAGS_QR_QUERY);
+        other.add_answer_box(
+            DnsPointer::new(ty, RRType::PTR, CLASS_IN, 4500, fullnames[1].clone()).boxed(),
+        );
+        daemon.handle_query(incoming(other), index, (address, 1).into());
+        assert_eq!(daemon.delayed_responses[0].out.answers_count(), 1);
+        // A packet listing `b` too: nothing is left to answer.
+        let mut last = DnsOutgoing::new(FLAGS_QR_QUERY);
+        last.add_answer_box(
+            DnsPointer::new(ty, RRType::PTR, CLASS_IN, 4500, fullnames[1].clone()).boxed(),
+        );
+        daemon.handle_query(incoming(last), index, querier);
+        assert!(daemon.delayed_responses.is_empty());
     }
 
     #[test]
