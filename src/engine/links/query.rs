@@ -2,9 +2,10 @@
 //! peers held there as known answers), and which of its families carry mDNS, told by what became
 //! of each query's send.
 //!
-//! A query lists every peer held on the link as a known answer, in as many packets as they need
-//! (RFC 6762 §7.2: the TC bit tells responders to wait for the rest), so that on a settled link
-//! nobody answers it, whatever its size. An agent that hears another's query listing nothing it
+//! A query on the settled schedule (the longest interval) lists every peer held on the link as
+//! a known answer, in as many packets as they need (RFC 6762 §7.2: the TC bit tells responders to
+//! wait for the rest), so that on a settled link nobody answers it, whatever its size; a link's
+//! first queries carry one packet of them, the most recently heard. An agent that hears another's query listing nothing it
 //! does not hold itself leaves its own next query out (RFC 6762 §7.3): whoever lacks something
 //! the other query listed asks; everything the other query draws is multicast and heard by all.
 //! Left out, the next is due a round later with up to an eighth of a round of jitter, so that
@@ -137,11 +138,22 @@ impl Engine {
             return;
         };
         link.planned_every = link.query_every;
+        let settled = link.query_every >= max;
         link.next_query = now + link.query_every;
         link.query_every = (link.query_every * 2).min(max);
         link.own_query_by = now + max * rounds;
         link.awaiting.clear();
         let mut packets = self.query_packets(index);
+        if !settled {
+            // A link's first queries, while the agents on it start: one packet, the peers heard
+            // most recently in it, as when the known answers do not all fit. Listing them all
+            // in every early query would be N packets of N/18 heard by N agents, and a held
+            // answer (TC) costs a joiner 400 to 500 ms.
+            packets.truncate(1);
+            if let Some(p) = packets.first_mut() {
+                p[2] &= !((crate::wire::dns::FLAG_TC >> 8) as u8);
+            }
+        }
         let more = packets.split_off(1);
         let packet = packets.pop().expect("a query is one packet at least");
         let Some(link) = self.links.get_mut(&index) else {
