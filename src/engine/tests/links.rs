@@ -362,7 +362,10 @@ fn a_query_lists_the_peers_held_on_its_link_as_known_answers() {
 
 #[test]
 fn a_query_lists_every_peer_held_over_as_many_packets_as_needed() {
-    let mut r = Rig::up(cfg());
+    let mut r = Rig::up(Config {
+        query_interval_max_secs: 4,
+        ..cfg()
+    });
     let mut labels = Vec::new();
     for i in 0..30u8 {
         let k = Keypair::generate_ed25519();
@@ -372,7 +375,40 @@ fn a_query_lists_every_peer_held_over_as_many_packets_as_needed() {
             1,
         ));
     }
-    let a = r.at(1.0);
+    // A link's first queries: one packet, as many known answers as fit, no TC bit.
+    let v4_queries = |a: &[Action]| -> Vec<Vec<Vec<u8>>> {
+        a.iter()
+            .filter_map(|a| match a {
+                Action::SendQuery {
+                    family: Family::V4,
+                    packet,
+                    ..
+                } => Some(vec![packet.clone()]),
+                Action::SendPackets {
+                    family: Family::V4,
+                    packets,
+                    ..
+                } => Some(packets.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let early = v4_queries(&r.at(1.0));
+    assert_eq!(early.len(), 1, "one packet");
+    assert!(!crate::wire::dns::is_truncated(&early[0][0]));
+    let rrs = crate::wire::dns::records(&early[0][0]).unwrap();
+    let fit = crate::wire::dns::instances(&rrs).len();
+    assert!(fit > 10 && fit < 30, "{fit} known answers");
+    // On the settled schedule (the longest interval): all of them.
+    let mut t = 1.0;
+    let a = loop {
+        t += 1.0;
+        assert!(t < 20.0, "no query on the settled schedule");
+        let a = r.at(t);
+        if v4_queries(&a).len() > 1 {
+            break a;
+        }
+    };
     // Per family: the question with the first known answers and the TC bit, then the rest.
     let mut listed = Vec::new();
     for a in &a {
