@@ -14,7 +14,9 @@ pub mod daemon;
 pub mod heard;
 pub mod query;
 
-pub use heard::{Heard, ServiceQuery};
+pub use heard::Heard;
+#[cfg(test)]
+pub use heard::ServiceQuery;
 
 use super::repeat::Repeated;
 use super::silence::Check;
