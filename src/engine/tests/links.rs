@@ -441,21 +441,12 @@ fn a_query_lists_every_peer_held_over_as_many_packets_as_needed() {
 /// Another host's `_p2p._udp` query heard on eth0: its question and these known answers.
 fn others_query(known: &[String], asks: bool, truncated: bool) -> Input {
     Input::Heard(Heard {
-        link: IDX,
-        family: Family::V4,
-        from: "10.0.0.3:5353".parse().unwrap(),
-        instances: Vec::new(),
-        goodbyes: Vec::new(),
-        libp2p_peers: Vec::new(),
-        libp2p_query: false,
-        named: Vec::new(),
-        unicast: false,
-        records: Vec::new(),
         service_query: Some(crate::engine::links::ServiceQuery {
             asks,
             truncated,
             known: known.to_vec(),
         }),
+        ..packet_from("10.0.0.3:5353")
     })
 }
 

@@ -161,13 +161,13 @@ fn resolved(k: &Keypair, seq: u64) -> Input {
     }
 }
 
-fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
-    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
-    Input::Heard(Heard {
+/// A multicast packet on eth0 over IPv4 from `from` that says nothing yet: fill in what it says.
+fn packet_from(from: &str) -> Heard {
+    Heard {
         link: IDX,
         family: Family::V4,
-        from: "10.0.0.2:5353".parse().unwrap(),
-        instances: vec![(label, ttl)],
+        from: from.parse().unwrap(),
+        instances: Vec::new(),
         goodbyes: Vec::new(),
         libp2p_peers: Vec::new(),
         libp2p_query: false,
@@ -175,6 +175,14 @@ fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
         unicast: false,
         records: Vec::new(),
         service_query: None,
+    }
+}
+
+fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
+    let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
+    Input::Heard(Heard {
+        instances: vec![(label, ttl)],
+        ..packet_from("10.0.0.2:5353")
     })
 }
 
