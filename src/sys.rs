@@ -1,4 +1,4 @@
-//! The few socket calls that differ between Linux and macOS. Does I/O.
+//! The few socket and process calls that differ between Linux and macOS. Does I/O.
 //!
 //! Everything here uses APIs that socket2, nix and libc provide on both systems. The macOS side is
 //! compiled only there: it is type-checked for both Apple targets (see the README), never run.
@@ -240,5 +240,23 @@ pub fn default_state_dir() -> PathBuf {
     match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         Some(h) => PathBuf::from(h).join(".local/state/exo-discovery"),
         None => PathBuf::from("/tmp/exo-discovery-state"),
+    }
+}
+
+/// One malloc arena for the whole process (glibc), unless `MALLOC_ARENA_MAX` chose otherwise.
+/// glibc gives each thread that allocates its own arena (the mdns-sd daemons run two), and
+/// memory freed in one is reused only there: holding a thousand peers, the agent's resident
+/// memory was 13.3 MiB with one arena per thread and 10.8 MiB with one (the crowd benchmark).
+/// The agent's threads allocate little at once, so they hardly ever wait for each other.
+/// Elsewhere (musl, macOS) it does nothing: their allocators have no per-thread arenas.
+#[allow(unsafe_code)]
+pub fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a tunable of the allocator; called before the agent starts
+        // its threads.
+        unsafe {
+            nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+        }
     }
 }

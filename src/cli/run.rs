@@ -22,6 +22,7 @@ fn load_config(a: &RunArgs) -> Result<Config, String> {
 /// Runs the agent with the configuration in force until SIGINT or SIGTERM.
 pub fn run(a: &RunArgs) -> Result<(), String> {
     let cfg = load_config(a)?;
+    crate::sys::one_malloc_arena();
     logging::init();
     let path = cfg
         .socket

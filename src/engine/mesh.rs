@@ -19,7 +19,8 @@ pub const VIEWS_WITHIN: Duration = Duration::from_secs(3);
 /// Most hosts asked for their views at once.
 pub const MAX_HOSTS_ASKED: usize = 256;
 
-/// The addresses mDNS packets came from, per interface index: the most recent [`mesh::MAX_HEARD`].
+/// The addresses mDNS packets came from, per interface index: at most [`mesh::MAX_HEARD`], the
+/// most recent.
 #[derive(Debug, Default)]
 pub(super) struct HeardFrom {
     last: HashMap<(u32, IpAddr), Instant>,
@@ -29,16 +30,32 @@ impl HeardFrom {
     /// A packet from `ip` on link `index`.
     pub fn note(&mut self, index: u32, ip: IpAddr, now: Instant) {
         let key = (index, ip.to_canonical());
-        if !self.last.contains_key(&key) && self.last.len() >= mesh::MAX_HEARD {
-            if let Some(oldest) = self.last.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
-                self.last.remove(&oldest);
-            }
+        if !self.last.contains_key(&key) {
+            make_room(&mut self.last, mesh::MAX_HEARD, |t| *t);
         }
         self.last.insert(key, now);
     }
 }
 
-/// The outcome of the most recent probes, by address: the most recent [`MAX_PROBES_KEPT`].
+/// Makes room in `map` for one more entry when it holds `max`: the oldest quarter (by `at`) goes
+/// at once. One packet does not scan the whole map: a full map is scanned once per `max / 4`
+/// entries added (it is full on a link of hundreds of hosts, where every packet adds one).
+fn make_room<K: Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    at: impl Fn(&V) -> Instant,
+) {
+    if map.len() < max {
+        return;
+    }
+    let mut times: Vec<Instant> = map.values().map(&at).collect();
+    let keep = max - max / 4 - 1;
+    // The newest `keep` stay: those after the cutoff (ties at it go too).
+    let cutoff = *times.select_nth_unstable_by(map.len() - keep - 1, |a, b| a.cmp(b)).1;
+    map.retain(|_, v| at(v) > cutoff);
+}
+
+/// The outcome of the most recent probes, by address: at most [`MAX_PROBES_KEPT`], the most recent.
 #[derive(Debug, Default)]
 pub(super) struct ProbesSeen {
     last: HashMap<multiaddr::Multiaddr, (bool, Instant)>,
@@ -50,15 +67,8 @@ pub const MAX_PROBES_KEPT: usize = 256;
 impl ProbesSeen {
     /// A probe of `addr` ended.
     pub fn note(&mut self, addr: &multiaddr::Multiaddr, ok: bool, now: Instant) {
-        if !self.last.contains_key(addr) && self.last.len() >= MAX_PROBES_KEPT {
-            if let Some(oldest) = self
-                .last
-                .iter()
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(k, _)| k.clone())
-            {
-                self.last.remove(&oldest);
-            }
+        if !self.last.contains_key(addr) {
+            make_room(&mut self.last, MAX_PROBES_KEPT, |(_, t)| *t);
         }
         self.last.insert(addr.clone(), (ok, now));
     }
@@ -425,7 +435,8 @@ mod tests {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
             h.note(1, ip, t0 + Duration::from_millis(u64::from(i)));
         }
-        assert_eq!(h.last.len(), mesh::MAX_HEARD);
+        assert!(h.last.len() <= mesh::MAX_HEARD);
+        assert!(h.last.len() > mesh::MAX_HEARD / 2);
         assert!(!h.last.contains_key(&(1, IpAddr::from([10, 0, 0, 0]))));
         assert!(h.last.contains_key(&(1, IpAddr::from([10, 0, 1, 9]))));
     }
@@ -442,7 +453,7 @@ mod tests {
         for i in 1..=MAX_PROBES_KEPT {
             p.note(&addr(i), false, t0 + Duration::from_millis(i as u64));
         }
-        assert_eq!(p.last.len(), MAX_PROBES_KEPT);
+        assert!(p.last.len() <= MAX_PROBES_KEPT);
         assert!(!p.last.contains_key(&addr(0)));
         assert!(p.failed(&addr(MAX_PROBES_KEPT)));
     }

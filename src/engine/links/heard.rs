@@ -5,6 +5,7 @@
 
 use super::{ANSWER_INTERVAL, LIBP2P_TTL, MAX_SENDERS, SENDERS_FOR};
 use crate::engine::catchup::MAX_LABELS;
+use crate::engine::table::HeardFrom;
 use crate::engine::{Action, Engine};
 use crate::wire::net::Family;
 use crate::wire::record::Reject;
@@ -174,22 +175,13 @@ impl Engine {
                 }
                 continue;
             };
-            match self.table.sent_by(peer, &link.via, &from.ip()) {
-                Some(true) => {
-                    self.table.spoke(peer, &link.via, &from.ip());
-                }
-                Some(false) => {
-                    foreign += 1;
-                    continue;
-                }
-                None => {
-                    // Cannot tell yet (none of its addresses of that family is known): no sign
-                    // of life, no blame; remembered in case mdns-sd reports them next.
-                    unknown.push(label);
-                    continue;
-                }
+            match self.table.heard_from(peer, &link.via, &from.ip(), now) {
+                HeardFrom::Live(event) => revived.extend(event),
+                HeardFrom::Foreign => foreign += 1,
+                // Cannot tell yet (none of its addresses of that family is known): no sign
+                // of life, no blame; remembered in case mdns-sd reports them next.
+                HeardFrom::Unknown => unknown.push(label),
             }
-            revived.extend(self.table.heard(peer, &link.via, now));
         }
         if foreign > 0 {
             let via = link.via.clone();

@@ -12,6 +12,18 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// What a packet naming a peer's instance says of it (see [`PeerTable::heard_from`]).
+#[derive(Debug, PartialEq)]
+pub enum HeardFrom {
+    /// It came from one of the peer's own IPs that way: the sighting is live (with the event,
+    /// when hearing it revived it).
+    Live(Option<PeerEvent>),
+    /// It came from an IP of a family the peer has others of there: it does not speak for it.
+    Foreign,
+    /// Cannot tell: the peer has no sighting that way, or no IP of that family there yet.
+    Unknown,
+}
+
 /// A live sighting not heard for these fractions of the timeout is checked: its peer's addresses
 /// that way are probed ([`PeerTable::take_silent`]), and an answer keeps it live for one more
 /// timeout. Silence alone is a weak sign on a link that loses packets; a host that vanished does
@@ -62,6 +74,43 @@ impl PeerTable {
         self.settle(peer)
     }
 
+    /// A packet from `ip` on `via` named the peer's instance. It speaks for the peer when `ip` is
+    /// one of the peer's own IPs that way: then it is [`PeerTable::spoke`] and
+    /// [`PeerTable::heard`] at once, with one lookup of the peer (this is done for every instance
+    /// every packet names). From an IP of a family none of whose addresses is known for the peer
+    /// there yet (its other family's records came first), nothing can be told.
+    pub fn heard_from(
+        &mut self,
+        peer: &PeerId,
+        via: &Via,
+        ip: &IpAddr,
+        now: Instant,
+    ) -> HeardFrom {
+        let now = self.tick(now);
+        let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
+            return HeardFrom::Unknown;
+        };
+        if sighting.ips.binary_search(ip).is_err() {
+            return if sighting.ips.iter().any(|k| k.is_ipv4() == ip.is_ipv4()) {
+                HeardFrom::Foreign
+            } else {
+                HeardFrom::Unknown
+            };
+        }
+        if !sighting.spoke_from.contains(ip)
+            && sighting.spoke_from.len() < crate::wire::addrs::MAX_DIALABLE
+        {
+            sighting.spoke_from.push(*ip);
+        }
+        if sighting.live {
+            sighting.last_heard = sighting.last_heard.max(now);
+            sighting.spoke = sighting.spoke.max(now);
+            sighting.checks = 0;
+            return HeardFrom::Live(None);
+        }
+        HeardFrom::Live(self.heard(peer, via, now))
+    }
+
     /// Links come due for a silence check since the last call: probe `probe_targets` of each, and
     /// report an answer with [`PeerTable::answered`].
     pub fn take_silent(&mut self) -> Vec<(PeerId, Via)> {
@@ -107,20 +156,6 @@ impl PeerTable {
                 sighting.ips.insert(i, *ip);
             }
         }
-    }
-
-    /// Whether a packet from `ip` can speak for `peer` on `via`: `Some(true)` when `ip` is one
-    /// of the peer's own addresses that way, `Some(false)` when it is not, `None` when no
-    /// address of that family is known for it yet (its other family's records came first).
-    pub fn sent_by(&self, peer: &PeerId, via: &Via, ip: &IpAddr) -> Option<bool> {
-        let l = self.peers.get(peer).and_then(|e| e.sightings.get(via))?;
-        if l.ips.binary_search(ip).is_ok() {
-            return Some(true);
-        }
-        l.ips
-            .iter()
-            .any(|k| k.is_ipv4() == ip.is_ipv4())
-            .then_some(false)
     }
 
     /// When `peer` was last heard through `via`, while that sighting is live.

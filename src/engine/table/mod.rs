@@ -34,6 +34,7 @@ mod probes;
 mod tests;
 
 pub use bounds::{Dropped, FORGET_AFTER, MAX_PEERS, MAX_PENDING};
+pub use liveness::HeardFrom;
 // What the tests measure the table against.
 #[cfg(any(test, feature = "internals"))]
 pub use bounds::{Usage, MAX_PEERS_PER_HOST};

@@ -496,10 +496,9 @@ fn the_ips_a_sighting_is_kept_live_from_are_bounded() {
     }
     let sighting = t.peers[&p].sightings.get(&l("eth0")).unwrap();
     assert_eq!(sighting.ips.len(), crate::wire::addrs::MAX_DIALABLE);
-    assert_eq!(
-        t.sent_by(&p, &l("eth0"), &"10.0.0.2".parse().unwrap()),
-        Some(true)
-    );
+    let own = "10.0.0.2".parse().unwrap();
+    let now = crate::test_clock();
+    assert_eq!(t.heard_from(&p, &l("eth0"), &own, now), HeardFrom::Live(None));
 }
 
 #[test]
@@ -623,4 +622,30 @@ fn a_peers_sightings_stay_in_order_of_their_way_in_whatever_order_they_come_and_
     assert_eq!(left, [("eth1".to_string(), 0), ("eth3".to_string(), 2)]);
     assert!(all.remove(&l("eth1")).is_some() && all.remove(&l("eth3")).is_some());
     assert!(all.first_via().is_none() && all.values().next().is_none());
+}
+
+#[test]
+fn a_packet_naming_a_peer_keeps_it_live_only_from_its_own_ips() {
+    let k = Keypair::generate_ed25519();
+    let p = k.public().to_peer_id();
+    let t0 = crate::test_clock();
+    let mut t = PeerTable::new(T);
+    multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.2", t0).unwrap();
+    let own: IpAddr = "10.0.0.2".parse().unwrap();
+    let other: IpAddr = "10.0.0.9".parse().unwrap();
+    let v6: IpAddr = "fe80::2".parse().unwrap();
+    let late = t0 + T - Duration::from_secs(1);
+    assert_eq!(t.heard_from(&p, &l("eth0"), &other, late), HeardFrom::Foreign);
+    assert_eq!(t.heard_from(&p, &l("eth0"), &v6, late), HeardFrom::Unknown);
+    assert_eq!(t.heard_from(&p, &l("eth1"), &own, late), HeardFrom::Unknown);
+    assert_eq!(t.heard_from(&p, &l("eth0"), &own, late), HeardFrom::Live(None));
+    assert_eq!(t.spoke_from(&p, &l("eth0")), &[own]);
+    // Heard just before the timeout: live for one more.
+    assert!(t.expire(t0 + T + Duration::from_secs(1)).is_empty());
+    assert!(t.is_visible(&p));
+    // Once timed out, a packet from its own IP brings it back.
+    let expired = t.expire(late + T + Duration::from_secs(1));
+    assert_eq!(expired.len(), 1);
+    let back = t.heard_from(&p, &l("eth0"), &own, late + T + Duration::from_secs(2));
+    assert!(matches!(back, HeardFrom::Live(Some(ref e)) if e.event == EventKind::Discovered));
 }
