@@ -139,6 +139,39 @@ pub struct View {
     pub seq: u64,
 }
 
+/// One host's views, by the other host's index: a vector from the lowest index seen (a large
+/// run keeps a view per pair of hosts on a link, and a map's slots took twice the room; a vector
+/// from index 0 took room for every host of every link: 4 GB of empty slots for 10,000 hosts on
+/// links of 100).
+#[derive(Default)]
+struct Views {
+    base: usize,
+    slots: Vec<Option<View>>,
+}
+
+impl Views {
+    fn get(&self, peer: usize) -> Option<&View> {
+        self.slots.get(peer.checked_sub(self.base)?)?.as_ref()
+    }
+
+    fn entry(&mut self, peer: usize) -> &mut View {
+        if self.slots.is_empty() {
+            self.base = peer;
+        }
+        if peer < self.base {
+            let more = self.base - peer;
+            self.slots
+                .splice(0..0, std::iter::repeat_with(|| None).take(more));
+            self.base = peer;
+        }
+        let i = peer - self.base;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i].get_or_insert_with(View::default)
+    }
+}
+
 struct Ann {
     /// Unique per announcement, for the daemons' caches.
     id: u64,
@@ -283,9 +316,8 @@ pub struct Host {
     /// Added to the simulated time for the node's wall clock (the record's seq).
     pub wall_offset: i64,
     timer: Option<Duration>,
-    /// The peers its node was told of, by their host's index (a vector: a large run keeps a
-    /// view per pair of hosts, and a map's slots took twice the room).
-    pub views: Vec<Option<View>>,
+    /// The peers its node was told of, by their host's index.
+    views: Views,
     /// Warnings the engine logged.
     pub warnings: Vec<String>,
 }
@@ -442,7 +474,7 @@ impl Sim {
             listening: true,
             wall_offset: 0,
             timer: None,
-            views: Vec::new(),
+            views: Views::default(),
             warnings: Vec::new(),
         });
         self.input(
@@ -746,10 +778,7 @@ impl Sim {
                     .get(&ev.peer.peer_id)
                     .expect("only the simulated hosts' nodes register");
                 let h = &mut self.hosts[host];
-                if h.views.len() <= peer {
-                    h.views.resize_with(peer + 1, || None);
-                }
-                let v = h.views[peer].get_or_insert_with(View::default);
+                let v = h.views.entry(peer);
                 match ev.event {
                     EventKind::Discovered | EventKind::Updated => {
                         v.updates += usize::from(ev.event == EventKind::Updated);
@@ -1126,7 +1155,7 @@ impl Sim {
 
     /// What `observer`'s node was told of `peer`'s node.
     pub fn view(&self, observer: usize, peer: usize) -> Option<&View> {
-        self.hosts[observer].views.get(peer)?.as_ref()
+        self.hosts[observer].views.get(peer)
     }
 }
 
