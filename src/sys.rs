@@ -245,8 +245,7 @@ pub fn default_state_dir() -> PathBuf {
 
 /// One malloc arena for the whole process (glibc), unless `MALLOC_ARENA_MAX` chose otherwise.
 /// glibc gives each thread that allocates its own arena (the mdns-sd daemons run two), and
-/// memory freed in one is reused only there: holding a thousand peers, the agent's resident
-/// memory was 13.3 MiB with one arena per thread and 10.8 MiB with one (the crowd benchmark).
+/// memory freed in one is reused only there (docs/measured.md, one agent holding 1,000 peers).
 /// The agent's threads allocate little at once, so they hardly ever wait for each other.
 /// Elsewhere (musl, macOS) it does nothing: their allocators have no per-thread arenas.
 #[allow(unsafe_code)]
