@@ -223,7 +223,10 @@ fn sends_refused_now_and_then_cause_no_false_departures() {
         ids.push(id);
     }
     let mut watches: Vec<_> = agents.iter().map(|a| n.watch(a)).collect();
-    let deadline = Instant::now() + WAIT;
+    // Longer than the other tests' wait: an agent whose first IPv4 send is refused takes that
+    // family for a firewall's lasting refusal (no send ever went) until one of its next queries
+    // goes, and its daemons leave IPv4 alone until then.
+    let deadline = Instant::now() + 3 * WAIT;
     for (i, w) in watches.iter_mut().enumerate() {
         let others = || ids.iter().enumerate().filter(move |(j, _)| *j != i);
         while others().any(|(_, id)| w.current(id).is_none()) {
@@ -247,8 +250,13 @@ fn sends_refused_now_and_then_cause_no_false_departures() {
             .filter(|(_, v)| v["event"] == "expired")
             .collect();
         assert!(expired.is_empty(), "false departures: {expired:?}");
+        // Refused queries are reported as such, other refused packets (answers, re-queries)
+        // at debug level.
         let log = std::fs::read_to_string(&a.log).unwrap();
-        refused += log.matches("multicast send refused").count();
+        refused += log.matches("multicast send refused").count()
+            + log
+                .matches("packet not sent: Operation not permitted")
+                .count();
     }
     assert!(
         refused > 0,
