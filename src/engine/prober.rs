@@ -38,6 +38,9 @@ pub const DEST_INTERVAL: Duration = Duration::from_secs(60);
 /// After a destination's first refusal it is free for another peer at once; after a second in a
 /// row, this soon; each further refusal in a row doubles the wait, up to [`DEST_INTERVAL`].
 pub const REFUSED_FIRST: Duration = Duration::from_secs(2);
+/// An address whose destination is being probed for another peer is looked at again this soon:
+/// that probe's answer stands for it (many peers of one host may share its node's port).
+pub const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(250);
 /// Destinations remembered for that rule before the old ones are forgotten.
 pub const MAX_DESTS: usize = 4096;
 
@@ -241,6 +244,11 @@ impl Prober {
             if let Some(ok) = dests.lately(a, now) {
                 match (ok, dests.free_at(a)) {
                     (Some(true), _) => shared.push(*key),
+                    // Another peer's probe there is not back yet: its answer will stand for this
+                    // one, so look again soon (not a minute later, when the destination is free).
+                    (None, Some(until)) => {
+                        deferred.push((*key, until.min(now + IN_FLIGHT_RECHECK)))
+                    }
                     (_, Some(until)) => deferred.push((*key, until)),
                     (_, None) => {}
                 }
@@ -585,6 +593,31 @@ mod tests {
             pr.due(t0 + FIRST_RETRY, 8, 2, &mut dests, |_, _| true),
             vec![(p, c)]
         );
+    }
+
+    #[test]
+    fn a_peer_at_a_destination_being_probed_for_another_takes_its_answer_when_it_comes() {
+        let t0 = crate::test_clock();
+        let mut pr = Prober::default();
+        let mut dests = Dests::default();
+        let (p, q) = (PeerId::random(), PeerId::random());
+        let (a, b) = (at("10.0.0.5", &p, 4001), at("10.0.0.5", &q, 4001));
+        pr.track(&[a.clone(), b.clone()], t0);
+        // One probe of the destination at a time.
+        assert_eq!(
+            pr.due(t0, 8, 2, &mut dests, |_, _| true),
+            vec![(p, a.clone())]
+        );
+        assert!(pr.due(t0, 8, 2, &mut dests, |_, _| true).is_empty());
+        // Not back yet at the next look: still waiting, no second probe.
+        let t1 = t0 + IN_FLIGHT_RECHECK;
+        assert!(pr.due(t1, 8, 2, &mut dests, |_, _| true).is_empty());
+        // Back: the next look shares the answer, without a connect, well before a minute.
+        dests.result(&a, true);
+        assert!(pr.result(&a, true, t1));
+        assert!(pr.due(t1 + IN_FLIGHT_RECHECK, 8, 2, &mut dests, |_, _| true).is_empty());
+        assert_eq!(pr.take_shared(), vec![b.clone()]);
+        assert!(pr.is_ok(&b));
     }
 
     #[test]
