@@ -1144,8 +1144,7 @@ struct MaxPacketSizeSelection {
 /// are one entry, and the cache's times more than [`Timers::EXACT_WITHIN`] ahead (its records'
 /// refreshes and expiries) are rounded up to the next whole second since the daemon started:
 /// at most one entry per second of the longest TTL, each at most a second late. Nearer ones (a
-/// goodbye's one-second grace, short TTLs) and every other timer (probes, announcements, queries)
-/// stay exact.
+/// goodbye's one-second grace) and every other timer (probes, announcements, queries) stay exact.
 #[derive(Debug)]
 struct Timers {
     set: BTreeSet<Instant>,
@@ -1162,9 +1161,7 @@ impl Default for Timers {
 }
 
 impl Timers {
-    /// Beyond it, a second late is at most 5 % of the wait: a record refreshed at 80, 85, 90 and
-    /// 95 % of its TTL is refreshed in that order, before it expires.
-    const EXACT_WITHIN: Duration = Duration::from_secs(20);
+    const EXACT_WITHIN: Duration = Duration::from_secs(2);
 
     fn push(&mut self, Reverse(at): Reverse<Instant>) {
         self.set.insert(at);
@@ -6571,22 +6568,18 @@ mod tests {
         // A goodbye's grace: exact.
         let grace = now + Duration::from_millis(1000);
         timers.push_cache(grace, now);
-        // A record with a short TTL: exact.
-        let short = now + Duration::from_millis(2400);
-        timers.push_cache(short, now);
         // A thousand records refreshed over one second, expiring two minutes later: two wake-ups
         // (the whole seconds after them), not a thousand.
         for i in 0..1000u64 {
             timers.push_cache(now + Duration::from_secs(120) + Duration::from_millis(i), now);
         }
-        assert_eq!(timers.len(), 5);
+        assert_eq!(timers.len(), 4);
         let order: Vec<Instant> = std::iter::from_fn(|| timers.pop().map(|r| r.0)).collect();
         assert_eq!(
             order,
             vec![
                 probe,
                 grace,
-                short,
                 timers.base + Duration::from_secs(121),
                 timers.base + Duration::from_secs(122)
             ]
