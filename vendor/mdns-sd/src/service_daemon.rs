@@ -52,8 +52,7 @@ use socket2::Domain;
 use socket_pktinfo::PktInfoUdpSocket;
 use std::{
     cmp::{self, Reverse},
-    collections::BTreeSet,
-    collections::{HashMap, HashSet},
+    collections::{BinaryHeap, HashMap, HashSet},
     fmt, io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
     str,
@@ -1137,60 +1136,6 @@ struct MaxPacketSizeSelection {
     max_packet_size: usize,
 }
 
-
-/// Patched (see PATCHES.md): the daemon's wake-up times, a set (in upstream a binary heap, which
-/// kept one entry per cached record per packet that refreshed it: about 8 MiB with a thousand
-/// peers re-announcing). A wake-up only makes the run loop look at what is due, so equal times
-/// are one entry, and the cache's times more than [`Timers::EXACT_WITHIN`] ahead (its records'
-/// refreshes and expiries) are rounded up to the next whole second since the daemon started:
-/// at most one entry per second of the longest TTL, each at most a second late. Nearer ones (a
-/// goodbye's one-second grace) and every other timer (probes, announcements, queries) stay exact.
-#[derive(Debug)]
-struct Timers {
-    set: BTreeSet<Instant>,
-    base: Instant,
-}
-
-impl Default for Timers {
-    fn default() -> Self {
-        Timers {
-            set: BTreeSet::new(),
-            base: Instant::now(),
-        }
-    }
-}
-
-impl Timers {
-    const EXACT_WITHIN: Duration = Duration::from_secs(2);
-
-    fn push(&mut self, Reverse(at): Reverse<Instant>) {
-        self.set.insert(at);
-    }
-
-    /// A cache record's refresh or expiry time, as of `now`.
-    fn push_cache(&mut self, at: Instant, now: Instant) {
-        if at <= now + Self::EXACT_WITHIN {
-            self.set.insert(at);
-            return;
-        }
-        let since = at.saturating_duration_since(self.base);
-        let secs = since.as_secs() + u64::from(since.subsec_nanos() > 0);
-        self.set.insert(self.base + Duration::from_secs(secs));
-    }
-
-    fn peek(&self) -> Option<Reverse<Instant>> {
-        self.set.first().copied().map(Reverse)
-    }
-
-    fn pop(&mut self) -> Option<Reverse<Instant>> {
-        self.set.pop_first().map(Reverse)
-    }
-
-    fn len(&self) -> usize {
-        self.set.len()
-    }
-}
-
 /// A struct holding the state. It was inspired by `zeroconf` package in Python.
 struct Zeroconf {
     /// The mDNS port number to use for socket binding.
@@ -1259,8 +1204,7 @@ struct Zeroconf {
     ///
     /// When the run loop goes through a single iteration, it will
     /// set its timeout to the earliest timer in this list.
-    // Patched (see PATCHES.md): a set of wake-up times, the cache's far ones on a 1 s grid.
-    timers: Timers,
+    timers: BinaryHeap<Reverse<Instant>>,
 
     status: DaemonStatus,
 
@@ -1461,7 +1405,7 @@ impl Zeroconf {
         let service_name_len_max = SERVICE_NAME_LEN_MAX_DEFAULT;
         let ip_check_interval = IP_CHECK_INTERVAL_IN_SECS_DEFAULT as u64 * 1000;
 
-        let timers = Timers::default();
+        let timers = BinaryHeap::new();
 
         // Enable everything, including loopback interfaces.
         let if_selections = vec![];
@@ -2000,7 +1944,7 @@ impl Zeroconf {
     }
 
     fn peek_earliest_timer(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse(v)| v)
+        self.timers.peek().map(|Reverse(v)| *v)
     }
 
     fn _pop_earliest_timer(&mut self) -> Option<Instant> {
@@ -2010,7 +1954,7 @@ impl Zeroconf {
     /// Pop all timers that are already passed till `now`.
     fn pop_timers_till(&mut self, now: Instant) {
         while let Some(Reverse(v)) = self.timers.peek() {
-            if v > now {
+            if *v > now {
                 break;
             }
             self.timers.pop();
@@ -3365,9 +3309,8 @@ impl Zeroconf {
         }
 
         // Add timers for the new records.
-        // Patched (see PATCHES.md): far ones on a 1 s grid (one per second, not per record).
         for t in timers {
-            self.timers.push_cache(t, now);
+            self.add_timer(t);
         }
 
         // Go through remaining changes to see if any hostname resolutions were found or updated.
@@ -5451,7 +5394,7 @@ fn hostname_change(original: &str) -> String {
 /// that are finished.
 fn check_probing(
     dns_registry: &mut DnsRegistry,
-    timers: &mut Timers, // Patched (see PATCHES.md): was a BinaryHeap.
+    timers: &mut BinaryHeap<Reverse<Instant>>,
     now: Instant,
 ) -> (DnsOutgoing, Vec<String>) {
     let mut expired_probes = Vec::new();
@@ -6553,42 +6496,6 @@ mod tests {
         );
 
         daemon.shutdown().unwrap();
-    }
-
-    // Patched (see PATCHES.md).
-    #[test]
-    fn test_timers_are_one_per_time_and_far_cache_times_one_per_second() {
-        let mut timers = super::Timers::default();
-        let now = timers.base + Duration::from_millis(100);
-        // Probes and announcements: exact, equal times once.
-        let probe = now + Duration::from_millis(250);
-        timers.push(std::cmp::Reverse(probe));
-        timers.push(std::cmp::Reverse(probe));
-        assert_eq!(timers.len(), 1);
-        // A goodbye's grace: exact.
-        let grace = now + Duration::from_millis(1000);
-        timers.push_cache(grace, now);
-        // A thousand records refreshed over one second, expiring two minutes later: two wake-ups
-        // (the whole seconds after them), not a thousand.
-        for i in 0..1000u64 {
-            timers.push_cache(now + Duration::from_secs(120) + Duration::from_millis(i), now);
-        }
-        assert_eq!(timers.len(), 4);
-        let order: Vec<Instant> = std::iter::from_fn(|| timers.pop().map(|r| r.0)).collect();
-        assert_eq!(
-            order,
-            vec![
-                probe,
-                grace,
-                timers.base + Duration::from_secs(121),
-                timers.base + Duration::from_secs(122)
-            ]
-        );
-        // Never early: a time on the grid stays; one past it goes to the next second.
-        timers.push_cache(timers.base + Duration::from_secs(10), now);
-        timers.push_cache(timers.base + Duration::from_secs(10) + Duration::from_nanos(1), now);
-        assert_eq!(timers.peek().map(|r| r.0), Some(timers.base + Duration::from_secs(10)));
-        assert_eq!(timers.len(), 2);
     }
 
     // Patched (see PATCHES.md).
