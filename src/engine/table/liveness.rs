@@ -62,10 +62,7 @@ impl PeerTable {
         let now = self.tick(now);
         let e = self.peers.get_mut(peer)?;
         let sighting = e.sightings.get_mut(via)?;
-        sighting.last_heard = sighting.last_heard.max(now);
-        sighting.spoke = sighting.spoke.max(now);
-        sighting.checks = 0;
-        if sighting.live {
+        if sighting.note_heard(now) {
             return None;
         }
         sighting.live = true;
@@ -97,15 +94,8 @@ impl PeerTable {
                 HeardFrom::Unknown
             };
         }
-        if !sighting.spoke_from.contains(ip)
-            && sighting.spoke_from.len() < crate::wire::addrs::MAX_DIALABLE
-        {
-            sighting.spoke_from.push(*ip);
-        }
-        if sighting.live {
-            sighting.last_heard = sighting.last_heard.max(now);
-            sighting.spoke = sighting.spoke.max(now);
-            sighting.checks = 0;
+        sighting.note_spoke(ip);
+        if sighting.note_heard(now) {
             return HeardFrom::Live(None);
         }
         HeardFrom::Live(self.heard(peer, via, now))

@@ -172,6 +172,28 @@ struct Sighting {
     pinned: bool,
 }
 
+impl Sighting {
+    /// A packet naming the peer came from `ip`, one of its own IPs this way: noted among
+    /// `spoke_from` (bounded). Returns whether it was new there.
+    fn note_spoke(&mut self, ip: &IpAddr) -> bool {
+        if self.spoke_from.contains(ip) || self.spoke_from.len() >= crate::wire::addrs::MAX_DIALABLE
+        {
+            return false;
+        }
+        self.spoke_from.push(*ip);
+        true
+    }
+
+    /// The peer was heard this way at `now`: no silence check is owed. Returns whether the
+    /// sighting was live already (otherwise the caller revives it).
+    fn note_heard(&mut self, now: Instant) -> bool {
+        self.last_heard = self.last_heard.max(now);
+        self.spoke = self.spoke.max(now);
+        self.checks = 0;
+        self.live
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Entry {
     /// Highest seq accepted; `None` for an unsigned peer.

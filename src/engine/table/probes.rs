@@ -109,14 +109,7 @@ impl PeerTable {
         let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
             return false;
         };
-        if sighting.spoke_from.contains(ip)
-            || sighting.ips.binary_search(ip).is_err()
-            || sighting.spoke_from.len() >= crate::wire::addrs::MAX_DIALABLE
-        {
-            return false;
-        }
-        sighting.spoke_from.push(*ip);
-        true
+        sighting.ips.binary_search(ip).is_ok() && sighting.note_spoke(ip)
     }
 
     /// The peer's own IPs that mDNS packets naming its record came from on `via` (at most
