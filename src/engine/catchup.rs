@@ -28,6 +28,12 @@
 //! 282 of 300 runs (the rest by 1.2 s, mdns-sd's second announcement), and 30 agents within 2 s in
 //! 199 of 200; the unicast rounds this design replaced managed 81 of 300 and 154 of 200.
 //!
+//! A record taken once and forgotten since (pushed out of the pending budget by a crowd of newer
+//! peers, or dead for long) is taken again the same way, from the next response that carries it
+//! (counted as `taken-again`): mdns-sd reports a record it resolved once, until it changes or
+//! expires, so without this such a peer stayed missing until the browsing daemon was replaced.
+//! No packet is sent for it.
+//!
 //! Never a weapon (RFC 6762 §11): nothing here goes by unicast, so a forged source address gets
 //! nothing; every packet goes to the link's multicast group with TTL 255 and never leaves the link.
 //! An answer is sent only for the agent's own records, only for a query from another host, at
@@ -238,6 +244,16 @@ impl Engine {
             .is_some_and(|p| self.table.has_addrs(p, via))
     }
 
+    /// Whether `label` names the newest record of a peer taken before and forgotten since
+    /// (pushed out of the pending budget by newer peers, or dead for long): mdns-sd reports a
+    /// record it resolved once, until it changes or expires, so such a record is taken again
+    /// from the next packet that carries it, as a record caught up on is.
+    pub(super) fn forgot(&self, label: &str) -> bool {
+        self.instances
+            .get(label)
+            .is_some_and(|p| self.table.seq_of(p).is_none())
+    }
+
     /// Whether `label` is being caught up on, on link `index`.
     pub(super) fn wants(&self, index: u32, label: &str) -> bool {
         self.catchups
@@ -369,9 +385,10 @@ impl Engine {
         let Some(via) = self.links.get(&index).map(|l| l.via.clone()) else {
             return;
         };
-        let mut taken = 0;
+        let (mut taken, mut again) = (0, 0);
         for (label, signed) in records {
-            if !self.wants(index, &label) || self.holds(index, &label) {
+            let forgot = self.forgot(&label);
+            if !(forgot || self.wants(index, &label)) || self.holds(index, &label) {
                 continue;
             }
             let offer = Offer {
@@ -384,7 +401,22 @@ impl Engine {
                     ips: vec![from.ip()],
                 },
             };
-            taken += usize::from(self.intake(offer, now));
+            let took = usize::from(self.intake(offer, now));
+            if forgot {
+                again += took;
+            } else {
+                taken += took;
+            }
+        }
+        if again > 0 {
+            self.log(Level::Debug, || {
+                format!(
+                    "{via}: {again} record(s) taken again from {}, forgotten since they were \
+                     first taken",
+                    from.ip()
+                )
+            });
+            self.count_drops(&via, "taken-again", again as u64);
         }
         if taken > 0 {
             self.log(Level::Debug, || {

@@ -254,3 +254,33 @@ fn forged_queries_cost_a_bounded_number_of_requeries_all_to_the_link() {
         "{packets} re-query packets in 2 s"
     );
 }
+
+#[test]
+fn a_record_pushed_out_of_the_pending_budget_is_taken_again_from_the_next_packet_carrying_it() {
+    let mut r = Rig::up(Config {
+        verify_reachability: true,
+        ..cfg()
+    });
+    // More new peers at once than the pending budget holds: the first is pushed out.
+    let keys: Vec<Keypair> = (0..=crate::engine::table::MAX_PENDING)
+        .map(|_| Keypair::generate_ed25519())
+        .collect();
+    for k in &keys {
+        r.input(resolved(k, 1));
+    }
+    let out: Vec<&Keypair> = keys
+        .iter()
+        .filter(|k| r.e.table.seq_of(&k.public().to_peer_id()).is_none())
+        .collect();
+    assert_eq!(out.len(), 1, "one pushed out");
+    let first = out[0].public().to_peer_id();
+    // mdns-sd will not report it again; the next announcement the link socket hears carries it.
+    r.input(answer_from(out[0], 1, "10.0.0.2:5353"));
+    assert_eq!(r.e.table.seq_of(&first), Some(1));
+    let st = r.e.status(r.now);
+    assert_eq!(st.interfaces[0].dropped.get("taken-again"), Some(&1));
+    // A record never taken is not taken from a packet (mdns-sd's report brings it).
+    let stranger = Keypair::generate_ed25519();
+    r.input(answer_from(&stranger, 1, "10.0.0.3:5353"));
+    assert_eq!(r.e.table.seq_of(&stranger.public().to_peer_id()), None);
+}

@@ -1136,6 +1136,78 @@ struct MaxPacketSizeSelection {
     max_packet_size: usize,
 }
 
+
+/// Patched (see PATCHES.md): the daemon's wake-up times, a binary heap as in upstream, which
+/// kept one entry per cached record per packet that refreshed it (8.4 MB with a thousand peers
+/// re-announcing). A wake-up only makes the run loop look at what is due, so the cache's times
+/// more than [`Timers::EXACT_WITHIN`] ahead (its records' refreshes and expiries) are rounded up
+/// to a grid (a second, ten seconds beyond [`Timers::FINE_WITHIN`]: at most 5 % of the wait
+/// late), and a grid time already pushed lately is not pushed again. Nearer ones (a goodbye's
+/// one-second grace, short TTLs) and every other timer (probes, announcements, queries) stay
+/// exact.
+#[derive(Debug)]
+struct Timers {
+    heap: BinaryHeap<Reverse<Instant>>,
+    base: Instant,
+    /// The grid times (seconds since `base`) pushed last: still ahead, so still in the heap.
+    recent: [u64; 16],
+    next: usize,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            heap: BinaryHeap::new(),
+            base: Instant::now(),
+            recent: [0; 16],
+            next: 0,
+        }
+    }
+}
+
+impl Timers {
+    /// Beyond it, a second late is at most 5 % of the wait: a record refreshed at 80, 85, 90 and
+    /// 95 % of its TTL is refreshed in that order, before it expires.
+    const EXACT_WITHIN: Duration = Duration::from_secs(20);
+    /// Beyond it, the grid is ten seconds (at most 5 % of the wait again).
+    const FINE_WITHIN: Duration = Duration::from_secs(200);
+
+    fn push(&mut self, at: Reverse<Instant>) {
+        self.heap.push(at);
+    }
+
+    /// A cache record's refresh or expiry time, as of `now`.
+    fn push_cache(&mut self, at: Instant, now: Instant) {
+        if at <= now + Self::EXACT_WITHIN {
+            self.heap.push(Reverse(at));
+            return;
+        }
+        let grid = if at <= now + Self::FINE_WITHIN { 1 } else { 10 };
+        let since = at.saturating_duration_since(self.base);
+        let secs = since.as_secs() + u64::from(since.subsec_nanos() > 0);
+        let secs = secs.div_ceil(grid) * grid;
+        // Ahead of `now` by more than EXACT_WITHIN, so not popped yet if pushed lately.
+        if self.recent.contains(&secs) {
+            return;
+        }
+        self.recent[self.next] = secs;
+        self.next = (self.next + 1) % self.recent.len();
+        self.heap.push(Reverse(self.base + Duration::from_secs(secs)));
+    }
+
+    fn peek(&self) -> Option<Reverse<Instant>> {
+        self.heap.peek().copied()
+    }
+
+    fn pop(&mut self) -> Option<Reverse<Instant>> {
+        self.heap.pop()
+    }
+
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+}
+
 /// A struct holding the state. It was inspired by `zeroconf` package in Python.
 struct Zeroconf {
     /// The mDNS port number to use for socket binding.
@@ -1204,7 +1276,8 @@ struct Zeroconf {
     ///
     /// When the run loop goes through a single iteration, it will
     /// set its timeout to the earliest timer in this list.
-    timers: BinaryHeap<Reverse<Instant>>,
+    // Patched (see PATCHES.md): the cache's far wake-up times on a grid, pushed once.
+    timers: Timers,
 
     status: DaemonStatus,
 
@@ -1405,7 +1478,7 @@ impl Zeroconf {
         let service_name_len_max = SERVICE_NAME_LEN_MAX_DEFAULT;
         let ip_check_interval = IP_CHECK_INTERVAL_IN_SECS_DEFAULT as u64 * 1000;
 
-        let timers = BinaryHeap::new();
+        let timers = Timers::default();
 
         // Enable everything, including loopback interfaces.
         let if_selections = vec![];
@@ -1944,7 +2017,7 @@ impl Zeroconf {
     }
 
     fn peek_earliest_timer(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse(v)| *v)
+        self.timers.peek().map(|Reverse(v)| v)
     }
 
     fn _pop_earliest_timer(&mut self) -> Option<Instant> {
@@ -1954,7 +2027,7 @@ impl Zeroconf {
     /// Pop all timers that are already passed till `now`.
     fn pop_timers_till(&mut self, now: Instant) {
         while let Some(Reverse(v)) = self.timers.peek() {
-            if *v > now {
+            if v > now {
                 break;
             }
             self.timers.pop();
@@ -3309,8 +3382,9 @@ impl Zeroconf {
         }
 
         // Add timers for the new records.
+        // Patched (see PATCHES.md): far ones on a 1 s grid (one per second, not per record).
         for t in timers {
-            self.add_timer(t);
+            self.timers.push_cache(t, now);
         }
 
         // Go through remaining changes to see if any hostname resolutions were found or updated.
@@ -5394,7 +5468,7 @@ fn hostname_change(original: &str) -> String {
 /// that are finished.
 fn check_probing(
     dns_registry: &mut DnsRegistry,
-    timers: &mut BinaryHeap<Reverse<Instant>>,
+    timers: &mut Timers, // Patched (see PATCHES.md): was the bare BinaryHeap.
     now: Instant,
 ) -> (DnsOutgoing, Vec<String>) {
     let mut expired_probes = Vec::new();
@@ -6496,6 +6570,48 @@ mod tests {
         );
 
         daemon.shutdown().unwrap();
+    }
+
+    // Patched (see PATCHES.md).
+    #[test]
+    fn test_timers_are_one_per_time_and_far_cache_times_one_per_second() {
+        let mut timers = super::Timers::default();
+        let now = timers.base + Duration::from_millis(100);
+        // Probes and announcements: exact.
+        let probe = now + Duration::from_millis(250);
+        timers.push(std::cmp::Reverse(probe));
+        // A goodbye's grace and a short TTL: exact.
+        let grace = now + Duration::from_millis(1000);
+        timers.push_cache(grace, now);
+        let short = now + Duration::from_millis(2400);
+        timers.push_cache(short, now);
+        // A thousand records refreshed over one second, expiring two minutes later: two wake-ups
+        // (the whole seconds after them), not a thousand.
+        for i in 0..1000u64 {
+            timers.push_cache(now + Duration::from_secs(120) + Duration::from_millis(i), now);
+        }
+        // Their PTRs, refreshed an hour later: one wake-up on the ten-second grid.
+        for i in 0..1000u64 {
+            timers.push_cache(now + Duration::from_secs(3600) + Duration::from_millis(i), now);
+        }
+        assert_eq!(timers.len(), 6);
+        let order: Vec<Instant> = std::iter::from_fn(|| timers.pop().map(|r| r.0)).collect();
+        assert_eq!(
+            order,
+            vec![
+                probe,
+                grace,
+                short,
+                timers.base + Duration::from_secs(121),
+                timers.base + Duration::from_secs(122),
+                timers.base + Duration::from_secs(3610),
+            ]
+        );
+        // Never early: a time on the grid stays; one past it goes to the next second.
+        timers.push_cache(timers.base + Duration::from_secs(30), now);
+        timers.push_cache(timers.base + Duration::from_secs(30) + Duration::from_nanos(1), now);
+        assert_eq!(timers.peek().map(|r| r.0), Some(timers.base + Duration::from_secs(30)));
+        assert_eq!(timers.len(), 2);
     }
 
     // Patched (see PATCHES.md).
