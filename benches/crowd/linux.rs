@@ -3,7 +3,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::forge::{fresh_announcement_of, sender};
+use common::forge::{fresh_announcement_of, responder};
 use common::proc::status_field;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -47,7 +47,8 @@ pub fn main() {
     let idle = memory(pid);
     show("idle", idle);
 
-    // The crowd: each host's records, its open port and a socket multicasting from it.
+    // The crowd: each host's records, its open port and a socket multicasting from its mDNS port
+    // (5353, as a responder does).
     let mut crowd: Vec<(UdpSocket, Vec<Vec<u8>>)> = Vec::new();
     let mut _ports = Vec::new();
     for i in 0..hosts_n {
@@ -60,7 +61,7 @@ pub fn main() {
         let packets = (0..mine)
             .map(|_| fresh_announcement_of(&host, ip, 4001))
             .collect();
-        crowd.push((n.in_ns(&h, move || sender(ip)), packets));
+        crowd.push((n.in_ns(&h, move || responder(ip)), packets));
     }
     println!("{hosts_n} hosts, {peers_n} signed records, each host announcing its own");
 
