@@ -32,7 +32,9 @@
 //! peers, or dead for long) is taken again the same way, from the next response that carries it
 //! (counted as `taken-again`): mdns-sd reports a record it resolved once, until it changes or
 //! expires, so without this such a peer stayed missing until the browsing daemon was replaced.
-//! No packet is sent for it.
+//! No packet is sent for it. Each such record is tried at most once per [`AGAIN_EVERY`]: a host
+//! replaying the records of peers the table forgot (it costs that host nothing) makes the agent
+//! check at most [`MAX_RESTING`] signatures per interval, not one per record per packet.
 //!
 //! Never a weapon (RFC 6762 §11): nothing here goes by unicast, so a forged source address gets
 //! nothing; every packet goes to the link's multicast group with TTL 255 and never leaves the link.
@@ -77,6 +79,9 @@ pub const MAX_LABELS: usize = 16;
 pub const ANSWER_EVERY: Duration = Duration::from_millis(50);
 /// TTL of the records in an answer: mdns-sd's for an instance's SRV and TXT.
 pub const ANSWER_TTL: u32 = 120;
+/// A record forgotten since it was taken is tried again at most this often (each try checks its
+/// signature): a host replaying such records gets at most [`MAX_RESTING`] checks per interval.
+pub const AGAIN_EVERY: Duration = Duration::from_secs(5);
 
 /// One instance being re-queried for (on every family of its link: an answer carries the
 /// addresses of its own family only).
@@ -94,6 +99,8 @@ pub(super) struct CatchUps {
     /// By link and instance label.
     wanted: HashMap<(u32, String), Wanted>,
     resting: HashMap<String, Instant>,
+    /// Records forgotten since they were taken, by label: when each was last tried again.
+    tried_again: HashMap<String, Instant>,
     /// Own records answered, by link, family and label.
     answered: HashMap<(u32, Family, String), Instant>,
     /// When each link and family may send its next re-query packet.
@@ -146,6 +153,24 @@ impl CatchUps {
             }
         }
         self.resting.insert(label, now + REQUERY_REST);
+    }
+
+    /// Whether the forgotten record `label` may be tried again now (at most once per
+    /// [`AGAIN_EVERY`], and while at most [`MAX_RESTING`] labels were tried within one); if so,
+    /// the try is noted.
+    fn try_again(&mut self, label: &str, now: Instant) -> bool {
+        let recent = |at: &Instant| now.saturating_duration_since(*at) < AGAIN_EVERY;
+        if self.tried_again.get(label).is_some_and(recent) {
+            return false;
+        }
+        if self.tried_again.len() >= MAX_RESTING && !self.tried_again.contains_key(label) {
+            self.tried_again.retain(|_, at| recent(at));
+            if self.tried_again.len() >= MAX_RESTING {
+                return false;
+            }
+        }
+        self.tried_again.insert(label.to_owned(), now);
+        true
     }
 }
 
@@ -389,6 +414,9 @@ impl Engine {
         for (label, signed) in records {
             let forgot = self.forgot(&label);
             if !(forgot || self.wants(index, &label)) || self.holds(index, &label) {
+                continue;
+            }
+            if forgot && !self.catchups.try_again(&label, now) {
                 continue;
             }
             let offer = Offer {

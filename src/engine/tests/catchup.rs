@@ -279,6 +279,24 @@ fn a_record_pushed_out_of_the_pending_budget_is_taken_again_from_the_next_packet
     assert_eq!(r.e.table.seq_of(&first), Some(1));
     let st = r.e.status(r.now);
     assert_eq!(st.interfaces[0].dropped.get("taken-again"), Some(&1));
+    // Pushed out once more, and replayed at once: a forgotten record is tried again (its
+    // signature checked) at most once per interval, however often packets carry it.
+    let more: Vec<Keypair> = (0..crate::engine::table::MAX_PENDING)
+        .map(|_| Keypair::generate_ed25519())
+        .collect();
+    for k in &more {
+        r.input(resolved(k, 1));
+    }
+    assert_eq!(r.e.table.seq_of(&first), None, "pushed out again");
+    for _ in 0..3 {
+        r.input(answer_from(out[0], 1, "10.0.0.2:5353"));
+    }
+    assert_eq!(r.e.table.seq_of(&first), None, "not tried again within the interval");
+    r.at(catchup::AGAIN_EVERY.as_secs_f64() + 0.1);
+    r.input(answer_from(out[0], 1, "10.0.0.2:5353"));
+    assert_eq!(r.e.table.seq_of(&first), Some(1), "tried again after it");
+    let st = r.e.status(r.now);
+    assert_eq!(st.interfaces[0].dropped.get("taken-again"), Some(&2));
     // A record never taken is not taken from a packet (mdns-sd's report brings it).
     let stranger = Keypair::generate_ed25519();
     r.input(answer_from(&stranger, 1, "10.0.0.3:5353"));
