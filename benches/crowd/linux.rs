@@ -3,7 +3,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::forge::{fresh_announcement_of, responder};
+use common::forge::{fresh_announcement_of, sender};
 use common::proc::status_field;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -61,7 +61,7 @@ pub fn main() {
         let packets = (0..mine)
             .map(|_| fresh_announcement_of(&host, ip, 4001))
             .collect();
-        crowd.push((n.in_ns(&h, move || responder(ip)), packets));
+        crowd.push((n.in_ns(&h, move || sender(ip)), packets));
     }
     println!("{hosts_n} hosts, {peers_n} signed records, each host announcing its own");
 

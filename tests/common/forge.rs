@@ -34,20 +34,11 @@ pub fn fresh_announcement_of(host: &str, ip: Ipv4Addr, port: u16) -> Vec<u8> {
     super::packets::announcement_of(host, &label, &signed, ip, port, 4500)
 }
 
-/// A UDP socket that multicasts from `ip` (an address of the namespace it is created in), from an
-/// ephemeral port: the agent takes such packets as a stock libp2p-mdns node's.
+/// A UDP socket that multicasts from `ip` (an address of the namespace it is created in), port
+/// 5353, as an mDNS responder, or a forger posing as one, sends. (From another port the agent
+/// takes a packet as a stock libp2p-mdns node's, and reads no signed record nor goodbye from it.)
 pub fn sender(ip: Ipv4Addr) -> UdpSocket {
-    sender_from(ip, 0)
-}
-
-/// A UDP socket that multicasts from `ip`, port 5353, as an mDNS responder does (the namespace it
-/// is created in must have nothing else on that port).
-pub fn responder(ip: Ipv4Addr) -> UdpSocket {
-    sender_from(ip, GROUP.port())
-}
-
-fn sender_from(ip: Ipv4Addr, port: u16) -> UdpSocket {
-    let s = UdpSocket::bind((ip, port)).expect("bind forger socket");
+    let s = UdpSocket::bind((ip, GROUP.port())).expect("bind forger socket");
     s.set_multicast_ttl_v4(255).expect("multicast ttl");
     let sock = socket2::SockRef::from(&s);
     sock.set_multicast_if_v4(&ip).expect("multicast if");
