@@ -38,7 +38,6 @@ use exo_discovery::wire::protocol::{AgentMsg, EventKind, PeerInfo};
 use exo_discovery::wire::record::{self, Reject, VerifiedRecord};
 use libp2p_identity::{Keypair, PeerId};
 use std::cell::RefCell;
-use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
@@ -270,16 +269,45 @@ enum Event {
         index: u32,
         querier: usize,
     },
-    /// An input for one host, due later (mdns-sd's one second of grace after a goodbye).
+    /// An input for one host, due later (mdns-sd's one second of grace after a goodbye); boxed,
+    /// as it is rare and large, and every queued event takes the room of the largest.
     Later {
         host: usize,
-        input: Input,
+        input: Box<Input>,
     },
     Packet {
         link: usize,
         from: usize,
         packet: Rc<Packet>,
     },
+}
+
+/// An event in the queue: ordered so that the max-heap pops the soonest, and of two due at once
+/// the one scheduled first.
+struct Queued {
+    at: Duration,
+    seq: u64,
+    ev: Event,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
 }
 
 struct SimLink {
@@ -298,8 +326,8 @@ struct Port {
     registered: HashMap<String, (Rc<Ann>, Option<Duration>)>,
     /// Instances the daemon has resolved (their `Ann::id`).
     resolved: HashSet<u64>,
-    /// Answers held for truncated queries, by querier: the labels left to answer, and when.
-    held: HashMap<usize, (HashSet<String>, Duration)>,
+    /// Answers held for truncated queries, by querier: the instances left to answer, and when.
+    held: HashMap<usize, (Vec<Rc<Ann>>, Duration)>,
 }
 
 /// One simulated host.
@@ -344,8 +372,8 @@ pub struct Sim {
     pub rng: Rng,
     links: Vec<SimLink>,
     pub hosts: Vec<Host>,
-    queue: BinaryHeap<Reverse<(Duration, u64, usize)>>,
-    events: HashMap<usize, Event>,
+    /// Events due, soonest first (and in the order scheduled at one time).
+    queue: BinaryHeap<Queued>,
     next_event: u64,
     by_ip: HashMap<Ipv4Addr, usize>,
     /// Hosts by their node's peer ID (base58).
@@ -386,7 +414,6 @@ impl Sim {
             links: Vec::new(),
             hosts: Vec::new(),
             queue: BinaryHeap::new(),
-            events: HashMap::new(),
             next_event: 0,
             by_ip: HashMap::new(),
             by_peer: HashMap::new(),
@@ -590,9 +617,11 @@ impl Sim {
 
     fn schedule(&mut self, at: Duration, ev: Event) {
         self.next_event += 1;
-        let id = self.next_event as usize;
-        self.events.insert(id, ev);
-        self.queue.push(Reverse((at, self.next_event, id)));
+        self.queue.push(Queued {
+            at,
+            seq: self.next_event,
+            ev,
+        });
     }
 
     /// Feeds one input to a host's engine now and carries out what follows.
@@ -905,7 +934,7 @@ impl Sim {
             if done(self) {
                 return true;
             }
-            let Some(Reverse((at, _, id))) = self.queue.peek().copied() else {
+            let Some(at) = self.queue.peek().map(|q| q.at) else {
                 self.now = end;
                 return false;
             };
@@ -913,10 +942,10 @@ impl Sim {
                 self.now = end;
                 return done(self);
             }
-            self.queue.pop();
+            let ev = self.queue.pop().expect("peeked").ev;
             self.now = at;
-            match self.events.remove(&id) {
-                Some(Event::Timer { host }) => {
+            match ev {
+                Event::Timer { host } => {
                     if self.hosts[host].timer == Some(at) {
                         self.hosts[host].timer = None;
                     }
@@ -926,15 +955,14 @@ impl Sim {
                         self.drain(host);
                     }
                 }
-                Some(Event::Packet { link, from, packet }) => self.deliver(link, from, &packet),
-                Some(Event::Later { host, input }) => self.input(host, input),
-                Some(Event::Held {
+                Event::Packet { link, from, packet } => self.deliver(link, from, &packet),
+                Event::Later { host, input } => self.input(host, *input),
+                Event::Held {
                     host,
                     index,
                     querier,
-                }) if self.hosts[host].up => self.answer_held(host, index, querier),
-                Some(Event::Held { .. }) => {}
-                None => {}
+                } if self.hosts[host].up => self.answer_held(host, index, querier),
+                Event::Held { .. } => {}
             }
         }
     }
@@ -1053,7 +1081,13 @@ impl Sim {
                 }
                 for input in later {
                     let at = self.now + Duration::from_secs(1);
-                    self.schedule(at, Event::Later { host, input });
+                    self.schedule(
+                        at,
+                        Event::Later {
+                            host,
+                            input: Box::new(input),
+                        },
+                    );
                 }
                 for input in inputs {
                     self.input(host, input);
@@ -1080,15 +1114,15 @@ impl Sim {
             return;
         };
         if asks {
-            let labels: HashSet<String> = port
+            let left: Vec<Rc<Ann>> = port
                 .registered
                 .values()
-                .map(|(a, _)| a.label.clone())
-                .filter(|l| !known.contains(l))
+                .filter(|(a, _)| !known.contains(&a.label))
+                .map(|(a, _)| a.clone())
                 .collect();
-            port.held.insert(querier, (labels, now));
-        } else if let Some((labels, _)) = port.held.get_mut(&querier) {
-            labels.retain(|l| !known.contains(l));
+            port.held.insert(querier, (left, now));
+        } else if let Some((left, _)) = port.held.get_mut(&querier) {
+            left.retain(|a| !known.contains(&a.label));
         } else {
             return;
         }
@@ -1120,10 +1154,10 @@ impl Sim {
         if !port.daemon || port.held.get(&querier).is_none_or(|(_, at)| *at > now) {
             return;
         }
-        let (labels, _) = port.held.remove(&querier).expect("checked above");
+        let (left, _) = port.held.remove(&querier).expect("checked above");
         let mut anns = Vec::new();
         for (a, last) in port.registered.values_mut() {
-            if !labels.contains(&a.label) {
+            if !left.iter().any(|l| l.id == a.id) {
                 continue;
             }
             if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {
