@@ -135,6 +135,14 @@ const TRUNCATED_QUERY_DELAY_MIN_MILLIS: u64 = 400;
 /// See [`TRUNCATED_QUERY_DELAY_MIN_MILLIS`].
 const TRUNCATED_QUERY_DELAY_MAX_MILLIS: u64 = 500;
 
+// Patched (see PATCHES.md).
+/// Most responses held at once (RFC 6762 §6's shared delay, §7.2's wait for known answers):
+/// every query held one, so a flood of queries grew the list, and every packet of known answers
+/// scanned it. A query that finds it full is not answered (its querier asks again).
+const MAX_DELAYED_RESPONSES: usize = 256;
+/// Most responses held at once for one querier (address and port): one host cannot fill the list.
+const MAX_DELAYED_PER_QUERIER: usize = 4;
+
 /// RFC 6762 §5.2: to avoid accidental synchronization when multiple clients
 /// begin querying at exactly the same moment (e.g. because of some common
 /// external trigger event), a querier SHOULD delay the first query of a
@@ -3759,6 +3767,18 @@ impl Zeroconf {
                 fastrand::u64(SHARED_RESPONSE_DELAY_MIN_MILLIS..SHARED_RESPONSE_DELAY_MAX_MILLIS)
             };
             let next_time = Instant::now() + Duration::from_millis(delay);
+            // Patched (see PATCHES.md): the responses held are bounded, in all and per querier.
+            let of_querier = self
+                .delayed_responses
+                .iter()
+                .filter(|r| r.querier == querier_addr)
+                .count();
+            if of_querier >= MAX_DELAYED_PER_QUERIER
+                || self.delayed_responses.len() >= MAX_DELAYED_RESPONSES
+            {
+                debug!("response to {querier_addr} not held: too many held");
+                return;
+            }
             self.delayed_responses.push(DelayedResponse {
                 next_time,
                 out,
@@ -6371,6 +6391,50 @@ mod tests {
         );
         daemon.handle_query(incoming(last), index, querier);
         assert!(daemon.delayed_responses.is_empty());
+    }
+
+    // Patched (see PATCHES.md).
+    #[test]
+    fn test_held_responses_are_bounded_in_all_and_per_querier() {
+        let mut daemon = new_test_zeroconf();
+        let address = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let index = daemon
+            .my_intfs
+            .values()
+            .find(|intf| intf.addrs.iter().any(|addr| addr.ip() == address))
+            .unwrap()
+            .index;
+        let ty = "_bounded._udp.local.";
+        let mut service = ServiceInfo::new(ty, "a", "bounded.local.", address, 8080, None).unwrap();
+        service.set_status(index, crate::service_info::ServiceStatus::Announced);
+        daemon
+            .my_services
+            .insert(service.get_fullname().to_lowercase(), service);
+        let interface = InterfaceId {
+            name: "test".to_string(),
+            index,
+        };
+        // Queriers on the mDNS port (others are legacy ones, answered at once by unicast).
+        let ask = |daemon: &mut super::Zeroconf, n: u16| {
+            let mut query = DnsOutgoing::new(FLAGS_QR_QUERY);
+            query.add_question(ty, RRType::PTR);
+            let packet = query.to_data_on_wire(MAX_PKT_DEFAULT, true).remove(0);
+            let query = DnsIncoming::new(packet, interface.clone()).unwrap();
+            let [hi, lo] = n.to_be_bytes();
+            let querier = IpAddr::V4(Ipv4Addr::new(127, 1, hi, lo));
+            let port = daemon.port;
+            daemon.handle_query(query, index, (querier, port).into());
+        };
+        // One querier's queries hold at most its share.
+        for _ in 0..super::MAX_DELAYED_PER_QUERIER + 3 {
+            ask(&mut daemon, 0);
+        }
+        assert_eq!(daemon.delayed_responses.len(), super::MAX_DELAYED_PER_QUERIER);
+        // Many queriers' hold at most the bound in all.
+        for n in 1..=super::MAX_DELAYED_RESPONSES as u16 {
+            ask(&mut daemon, n);
+        }
+        assert_eq!(daemon.delayed_responses.len(), super::MAX_DELAYED_RESPONSES);
     }
 
     #[test]
