@@ -6,7 +6,7 @@
 //! reader can tell "never heard a packet from that host" from "heard it, but no usable record").
 
 use super::table::Via;
-use super::{Action, Engine};
+use super::{make_room, Action, Engine};
 use crate::wire::mesh::{self, HostView, LinkView, Seen, View};
 use crate::wire::net::Family;
 use crate::wire::protocol::{AgentMsg, PeerInfo};
@@ -35,24 +35,6 @@ impl HeardFrom {
         }
         self.last.insert(key, now);
     }
-}
-
-/// Makes room in `map` for one more entry when it holds `max`: the oldest quarter (by `at`) goes
-/// at once. One packet does not scan the whole map: a full map is scanned once per `max / 4`
-/// entries added (it is full on a link of hundreds of hosts, where every packet adds one).
-fn make_room<K: Eq + std::hash::Hash, V>(
-    map: &mut HashMap<K, V>,
-    max: usize,
-    at: impl Fn(&V) -> Instant,
-) {
-    if map.len() < max {
-        return;
-    }
-    let mut times: Vec<Instant> = map.values().map(&at).collect();
-    let keep = max - max / 4 - 1;
-    // The newest `keep` stay: those after the cutoff (ties at it go too).
-    let cutoff = *times.select_nth_unstable_by(map.len() - keep - 1, |a, b| a.cmp(b)).1;
-    map.retain(|_, v| at(v) > cutoff);
 }
 
 /// The outcome of the most recent probes, by address: at most [`MAX_PROBES_KEPT`], the most recent.

@@ -850,3 +850,21 @@ impl Engine {
 
 #[cfg(test)]
 mod tests;
+
+/// Makes room in `map` for one more entry when it holds `max`: the oldest quarter (by `at`) goes
+/// at once. One packet does not scan the whole map: a full map is scanned once per `max / 4`
+/// entries added (it is full on a link of hundreds of hosts, where every packet adds one).
+fn make_room<K: Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V>,
+    max: usize,
+    at: impl Fn(&V) -> Instant,
+) {
+    if map.len() < max {
+        return;
+    }
+    let mut times: Vec<Instant> = map.values().map(&at).collect();
+    let keep = max - max / 4 - 1;
+    // The newest `keep` stay: those after the cutoff (ties at it go too).
+    let cutoff = *times.select_nth_unstable_by(map.len() - keep - 1, |a, b| a.cmp(b)).1;
+    map.retain(|_, v| at(v) > cutoff);
+}

@@ -6,7 +6,7 @@
 use super::{ANSWER_INTERVAL, LIBP2P_TTL, MAX_SENDERS, SENDERS_FOR};
 use crate::engine::catchup::MAX_LABELS;
 use crate::engine::table::HeardFrom;
-use crate::engine::{Action, Engine};
+use crate::engine::{make_room, Action, Engine};
 use crate::wire::net::Family;
 use crate::wire::record::Reject;
 use crate::wire::stock::Libp2pPeer;
@@ -225,9 +225,10 @@ impl Engine {
             if link.senders.len() >= MAX_SENDERS && !link.senders.contains_key(&label) {
                 link.senders
                     .retain(|_, (_, at)| now.saturating_duration_since(*at) < SENDERS_FOR);
-                if link.senders.len() >= MAX_SENDERS {
-                    return;
-                }
+                // Still full (a crowd of new records within seconds): the oldest quarter goes,
+                // not the newest sender, whose record mdns-sd reports next (a record whose
+                // sender was not kept waits for its next packet before it is probed).
+                make_room(&mut link.senders, MAX_SENDERS, |(_, at)| *at);
             }
             let (ips, at) = link.senders.entry(label).or_insert((Vec::new(), now));
             *at = now;

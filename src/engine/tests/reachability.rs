@@ -202,6 +202,30 @@ fn a_record_whose_packets_were_heard_before_mdns_sd_reported_it_is_probed_at_onc
 }
 
 #[test]
+fn the_records_of_a_crowd_heard_before_mdns_sd_reported_them_are_probed_at_once() {
+    // More new records than the senders kept per link reach the link socket within a moment (a
+    // crowd of nodes starting together); mdns-sd then reports the newest.
+    let mut r = Rig::up(Config::default());
+    let keys: Vec<Keypair> = (0..crate::engine::links::MAX_SENDERS + 64)
+        .map(|_| Keypair::generate_ed25519())
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        r.at(i as f64 * 0.001);
+        r.input(heard(k, 1, 120));
+    }
+    let last = keys.last().unwrap();
+    let probes = probes_of(&r.input(resolved(last, 1)));
+    assert_eq!(
+        probes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        vec![format!(
+            "/ip4/10.0.0.2/tcp/4001/p2p/{}",
+            last.public().to_peer_id()
+        )],
+        "its address is probed at once, not at its next announcement"
+    );
+}
+
+#[test]
 fn records_minted_for_one_destination_cost_it_what_one_peer_would() {
     // A host with raw sockets forges a bystander's source address (10.0.0.9) and announces 16
     // records of fresh keys naming its port 22, which answers; then it keeps sending their
