@@ -848,9 +848,6 @@ impl Engine {
     }
 }
 
-#[cfg(test)]
-mod tests;
-
 /// Makes room in `map` for one more entry when it holds `max`: the oldest quarter (by `at`) goes
 /// at once. One packet does not scan the whole map: a full map is scanned once per `max / 4`
 /// entries added (it is full on a link of hundreds of hosts, where every packet adds one).
@@ -868,3 +865,6 @@ fn make_room<K: Eq + std::hash::Hash, V>(
     let cutoff = *times.select_nth_unstable_by(map.len() - keep - 1, |a, b| a.cmp(b)).1;
     map.retain(|_, v| at(v) > cutoff);
 }
+
+#[cfg(test)]
+mod tests;

@@ -3390,7 +3390,7 @@ impl Zeroconf {
         }
 
         // Add timers for the new records.
-        // Patched (see PATCHES.md): far ones on a 1 s grid (one per second, not per record).
+        // Patched (see PATCHES.md): far ones on a grid, each pushed once (not once per record).
         for t in timers {
             self.timers.push_cache(t, now);
         }
