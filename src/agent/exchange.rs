@@ -159,7 +159,7 @@ async fn answer(
             let sent = tx.send(Incoming::Exchange {
                 from: from.ip(),
                 to,
-                ask,
+                ask: Box::new(ask),
                 reply: reply_tx,
             });
             if sent.await.is_err() {
@@ -222,7 +222,7 @@ pub(super) fn ask(
         })
         .await;
         let input = crate::engine::Input::Exchanged { host, result };
-        let _ = tx.send(Incoming::Input(input)).await;
+        let _ = tx.send(Incoming::input(input)).await;
     })
     .detach();
 }
@@ -296,7 +296,7 @@ pub(super) fn ask_views(
         }
         hosts.extend(unasked);
         let input = crate::engine::Input::Viewed { client, hosts };
-        let _ = tx.send(Incoming::Input(input)).await;
+        let _ = tx.send(Incoming::input(input)).await;
     })
     .detach();
 }

@@ -12,8 +12,12 @@ use crate::wire::protocol::{AgentMsg, PeerEvent, PeerInfo};
 use async_channel::Sender;
 use std::collections::HashMap;
 
+/// A client's queue: boxed messages, as its [`crate::agent::server::CLIENT_QUEUE`] slots are all
+/// in memory from the start.
+pub type ToClient = Sender<Box<AgentMsg>>;
+
 struct Client {
-    tx: Sender<AgentMsg>,
+    tx: ToClient,
     subscribed: bool,
     desynced: bool,
 }
@@ -26,7 +30,7 @@ pub struct Fanout {
 
 impl Fanout {
     /// A client passed the handshake.
-    pub fn connect(&mut self, id: u64, tx: Sender<AgentMsg>) {
+    pub fn connect(&mut self, id: u64, tx: ToClient) {
         self.clients.insert(
             id,
             Client {
@@ -56,7 +60,7 @@ impl Fanout {
         let Some(c) = self.clients.get_mut(&id) else {
             return false;
         };
-        if c.tx.try_send(msg).is_ok() || c.desynced {
+        if c.tx.try_send(Box::new(msg)).is_ok() || c.desynced {
             return false;
         }
         c.desynced = c.subscribed;
@@ -71,7 +75,7 @@ impl Fanout {
             .values_mut()
             .filter(|c| c.subscribed && !c.desynced)
         {
-            if c.tx.try_send(AgentMsg::Event(ev.clone())).is_err() {
+            if c.tx.try_send(Box::new(AgentMsg::Event(ev.clone()))).is_err() {
                 c.desynced = true;
                 fell = true;
             }
@@ -103,7 +107,7 @@ impl Fanout {
         }
         let snap = snapshot();
         for c in self.clients.values_mut().filter(|c| c.desynced) {
-            if c.tx.try_send(AgentMsg::Snapshot(snap.clone())).is_ok() {
+            if c.tx.try_send(Box::new(AgentMsg::Snapshot(snap.clone()))).is_ok() {
                 c.desynced = false;
             }
         }
@@ -146,19 +150,19 @@ mod tests {
         assert!(f.needs_resync());
         f.resync(|| vec![ev(99).peer]);
         assert!(f.needs_resync(), "no room yet: still waiting");
-        assert!(matches!(slow_rx.try_recv(), Ok(AgentMsg::Event(_))));
+        assert!(matches!(slow_rx.try_recv().map(|m| *m), Ok(AgentMsg::Event(_))));
         f.broadcast(&ev(10));
         assert_eq!(slow_rx.len(), 1, "no events while out of sync");
         f.resync(|| vec![ev(99).peer]);
         assert!(!f.needs_resync());
-        assert!(matches!(slow_rx.try_recv(), Ok(AgentMsg::Event(_))));
-        match slow_rx.try_recv() {
+        assert!(matches!(slow_rx.try_recv().map(|m| *m), Ok(AgentMsg::Event(_))));
+        match slow_rx.try_recv().map(|m| *m) {
             Ok(AgentMsg::Snapshot(s)) => assert_eq!(s[0].peer_id, "p99"),
             other => panic!("{other:?}"),
         }
         f.broadcast(&ev(11));
         assert!(
-            matches!(slow_rx.try_recv(), Ok(AgentMsg::Event(_))),
+            matches!(slow_rx.try_recv().map(|m| *m), Ok(AgentMsg::Event(_))),
             "back in sync"
         );
     }

@@ -221,11 +221,11 @@ fn forward<'ex>(
                 // once the engine has an input for it.
                 _ => continue,
             };
-            if tx.send(Incoming::Input(input)).await.is_err() {
+            if tx.send(Incoming::input(input)).await.is_err() {
                 return;
             }
         }
-        let _ = tx.send(Incoming::Input(Input::BrowseEnded { link })).await;
+        let _ = tx.send(Incoming::input(Input::BrowseEnded { link })).await;
     })
 }
 
@@ -329,7 +329,7 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
             from,
             bytes: buf[..n].to_vec(),
         };
-        if tx.send(Incoming::Input(input)).await.is_err() {
+        if tx.send(Incoming::input(input)).await.is_err() {
             return;
         }
     }

@@ -43,14 +43,15 @@ use std::time::{Duration, Instant};
 
 /// What reaches the agent's loop from its tasks.
 pub(crate) enum Incoming {
-    /// An input for the engine.
-    Input(Input),
+    /// An input for the engine (boxed: the queue's every slot is as large as its largest
+    /// message, and its [`QUEUE`] slots are all in memory from the start).
+    Input(Box<Input>),
     /// A client passed the handshake; replies go to `tx`.
     Connected {
         /// Connection ID.
         id: u64,
         /// The connection's bounded outgoing queue.
-        tx: Sender<AgentMsg>,
+        tx: fanout::ToClient,
     },
     /// Another agent opened a peer exchange connection; whether it may ask goes to `admit`.
     ExchangeOpened {
@@ -70,7 +71,7 @@ pub(crate) enum Incoming {
         /// The IP it reached this host at.
         to: std::net::IpAddr,
         /// What it sent.
-        ask: crate::wire::exchange::Ask,
+        ask: Box<crate::wire::exchange::Ask>,
         /// Where the reply goes.
         reply: Sender<crate::wire::exchange::Reply>,
     },
@@ -80,8 +81,18 @@ pub(crate) enum Incoming {
         /// Connection ID.
         id: u64,
         /// The reply.
-        msg: AgentMsg,
+        msg: Box<AgentMsg>,
     },
+}
+
+// Every slot of the queue is in memory from the start: large messages are boxed.
+const _: () = assert!(std::mem::size_of::<Incoming>() <= 64);
+
+impl Incoming {
+    /// An input for the engine.
+    pub(crate) fn input(input: Input) -> Self {
+        Incoming::Input(Box::new(input))
+    }
 }
 
 /// Inputs waiting for the loop: enough for bursts, bounded so a flood cannot grow memory.
@@ -117,7 +128,7 @@ pub fn run(cfg: Config, listener: Listener) -> Result<(), String> {
             let mut signals = signals;
             if let Some(Ok(sig)) = signals.next().await {
                 log::info!("received {sig:?}");
-                let _ = stop.send(Incoming::Input(Input::Shutdown)).await;
+                let _ = stop.send(Incoming::input(Input::Shutdown)).await;
             }
         });
         Shell::new(&cfg, ex.clone(), tx).run(cfg, rx).await;
@@ -196,6 +207,7 @@ impl<'ex> Shell<'ex> {
             let now = Instant::now();
             match got {
                 Some(Ok(Incoming::Input(input))) => {
+                    let input = *input;
                     if let Input::Client {
                         id,
                         request: Request::Gone,
@@ -245,10 +257,11 @@ impl<'ex> Shell<'ex> {
                     let id = self.next_exchange;
                     self.next_exchange += 1;
                     self.exchanges.insert(id, reply);
+                    let ask = *ask;
                     engine.handle(Input::ExchangeAsked { id, from, to, ask }, now);
                 }
                 Some(Ok(Incoming::Reply { id, msg })) => {
-                    if self.clients.reply(id, msg) {
+                    if self.clients.reply(id, *msg) {
                         engine.handle(Input::Behind, now);
                     }
                 }

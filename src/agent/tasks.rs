@@ -33,7 +33,7 @@ pub(super) fn probe(
             }
             None => false,
         };
-        let _ = tx.send(Incoming::Input(Input::Probed { addr, ok })).await;
+        let _ = tx.send(Incoming::input(Input::Probed { addr, ok })).await;
     })
     .detach();
 }
@@ -74,7 +74,7 @@ pub(super) fn ask_static(
         }
         .await;
         let _ = tx
-            .send(Incoming::Input(Input::StaticReplied {
+            .send(Incoming::input(Input::StaticReplied {
                 host,
                 resolved,
                 result,

@@ -77,7 +77,8 @@ pub struct Prober {
 #[derive(Clone, Copy, Debug)]
 struct Dest {
     at: Instant,
-    peer: PeerId,
+    /// The peer it was for, as a fingerprint (a peer ID is ten times larger).
+    peer: u64,
     ok: Option<bool>,
     /// Refusals in a row at this destination, whichever peer they were for.
     refused: u32,
@@ -105,6 +106,9 @@ impl Dest {
 #[derive(Debug, Default)]
 pub struct Dests {
     map: HashMap<(IpAddr, u16), Dest>,
+    /// Keys the peers' fingerprints (random per table: nobody can mint two peer IDs that share
+    /// one here).
+    keys: std::hash::RandomState,
 }
 
 impl Dests {
@@ -113,7 +117,7 @@ impl Dests {
         if self.map.len() >= MAX_DESTS {
             self.map.retain(|_, d| now < d.at + DEST_INTERVAL);
         }
-        if let (Some(d), Some(peer)) = (dest_of(a), owner(a)) {
+        if let (Some(d), Some(peer)) = (dest_of(a), self.owner(a)) {
             let refused = self.map.get(&d).map_or(0, |old| old.refused);
             self.map.insert(
                 d,
@@ -129,7 +133,8 @@ impl Dests {
 
     /// A probe of `a` ended.
     pub fn result(&mut self, a: &Multiaddr, ok: bool) {
-        if let (Some(d), Some(peer)) = (dest_of(a).and_then(|d| self.map.get_mut(&d)), owner(a)) {
+        let peer = self.owner(a);
+        if let (Some(d), Some(peer)) = (dest_of(a).and_then(|d| self.map.get_mut(&d)), peer) {
             if d.peer == peer {
                 d.ok = Some(ok);
                 d.refused = if ok { 0 } else { d.refused.saturating_add(1) };
@@ -141,9 +146,15 @@ impl Dests {
     /// after a refusal: [`REFUSED_FIRST`]): what came of
     /// it (`None` inside: not back yet). `None`: `a` may be probed.
     pub fn lately(&self, a: &Multiaddr, now: Instant) -> Option<Option<bool>> {
-        let peer = owner(a)?;
+        let peer = self.owner(a)?;
         let d = self.map.get(&dest_of(a)?)?;
         (d.peer != peer && now < d.at + d.interval()).then_some(d.ok)
+    }
+
+    /// The fingerprint of the peer `a` names.
+    fn owner(&self, a: &Multiaddr) -> Option<u64> {
+        use std::hash::BuildHasher;
+        owner(a).map(|peer| self.keys.hash_one(peer))
     }
 
     /// When `a`'s destination may be probed for another peer again.

@@ -190,7 +190,10 @@ pub fn dialable_within(
         }
     }
     out.sort_by_key(|(rank, _)| *rank);
-    (out.into_iter().map(|(_, m)| m).collect(), cut)
+    // Exactly as long as it is: the caller keeps it.
+    let mut addrs = Vec::with_capacity(out.len());
+    addrs.extend(out.into_iter().map(|(_, m)| m));
+    (addrs, cut)
 }
 
 /// The TCP socket address of `/ip4/A/tcp/P/…`, `/ip6/A/tcp/P/…` or `/ip6zone/Z/ip6/A/tcp/P/…`;

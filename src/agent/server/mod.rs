@@ -304,12 +304,12 @@ async fn connection(
         .borrow_mut()
         .roster
         .request(id, Instant::now(), false);
-    let (tx, rx) = async_channel::bounded::<AgentMsg>(CLIENT_QUEUE);
+    let (tx, rx) = async_channel::bounded::<Box<AgentMsg>>(CLIENT_QUEUE);
     let (done_tx, done_rx) = async_channel::bounded::<()>(1);
     let writer = async {
         let mut w = &stream;
         while let Ok(msg) = rx.recv().await {
-            let msg = protocol::for_version(msg, version);
+            let msg = protocol::for_version(*msg, version);
             if w.write_all(&encode(mode, &msg)).await.is_err() {
                 break;
             }
@@ -365,10 +365,13 @@ async fn connection(
             }
             let (incoming, last) = match next {
                 Next::Request(request) => {
-                    (Some(Incoming::Input(Input::Client { id, request })), false)
+                    (Some(Incoming::input(Input::Client { id, request })), false)
                 }
-                Next::Answer(msg) => (Some(Incoming::Reply { id, msg }), false),
-                Next::Close(msg) => (msg.map(|msg| Incoming::Reply { id, msg }), true),
+                Next::Answer(msg) => (Some(Incoming::Reply { id, msg: Box::new(msg) }), false),
+                Next::Close(msg) => (
+                    msg.map(|msg| Incoming::Reply { id, msg: Box::new(msg) }),
+                    true,
+                ),
             };
             if let Some(incoming) = incoming {
                 if input.send(incoming).await.is_err() {
@@ -379,7 +382,7 @@ async fn connection(
                 break;
             }
         }
-        let gone = Incoming::Input(Input::Client {
+        let gone = Incoming::input(Input::Client {
             id,
             request: Request::Gone,
         });

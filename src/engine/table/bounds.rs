@@ -8,9 +8,7 @@
 use super::{Entry, PeerTable, Via};
 use crate::engine::prober::Prober;
 use crate::wire::addrs::ip_of;
-use crate::wire::protocol::PeerInfo;
 use libp2p_identity::PeerId;
-use multiaddr::Multiaddr;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -167,12 +165,8 @@ impl PeerTable {
     /// host has fewer than [`MAX_PEERS_PER_HOST`] (in both, a dead peer gives up its place, the
     /// longest dead first; a live one never does). Returns whether it did; if not, it is
     /// forgotten and counted.
-    pub(super) fn establish(&mut self, peer: &PeerId, cur: &PeerInfo) -> bool {
-        let host = cur
-            .addrs
-            .first()
-            .and_then(|a| a.parse::<Multiaddr>().ok())
-            .and_then(|a| ip_of(&a));
+    pub(super) fn establish(&mut self, peer: &PeerId, cur: &super::Shown) -> bool {
+        let host = cur.addrs.first().and_then(ip_of);
         let via = self.peers.get(peer).and_then(|e| e.sightings.first_via());
         let why = if self.per_host.get(&host).copied().unwrap_or(0) >= MAX_PEERS_PER_HOST
             && !self.evict_dead(|h| h == host)

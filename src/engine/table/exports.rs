@@ -18,7 +18,11 @@ pub const MAX_VIAS_SHOWN: usize = 16;
 impl PeerTable {
     /// Every visible peer.
     pub fn snapshot(&self) -> Vec<PeerInfo> {
-        let mut v: Vec<PeerInfo> = self.peers.values().filter_map(|e| e.sent.clone()).collect();
+        let mut v: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .filter_map(|(peer, e)| Some(e.sent.as_ref()?.render(peer)))
+            .collect();
         v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         v
     }
@@ -33,26 +37,17 @@ impl PeerTable {
     /// not written back), each with the addresses it is handed over at.
     /// (A cached peer waits for a probe again on the next start, so no more are worth keeping.)
     pub fn cache_entries(&self) -> Vec<crate::wire::cache::CachedPeer> {
-        let mut seen: Vec<(Instant, &Entry)> = self
+        let mut seen: Vec<(Instant, &PeerId, &Entry)> = self
             .peers
-            .values()
-            .map(|e| &**e)
-            .filter(|e| e.signed.is_some() && e.sent.is_some())
-            .filter_map(|e| Some((e.verified_at?, e)))
+            .iter()
+            .filter(|(_, e)| e.signed.is_some() && e.sent.is_some())
+            .filter_map(|(peer, e)| Some((e.verified_at?, peer, &**e)))
             .collect();
-        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| shown_id(a.1).cmp(shown_id(b.1))));
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         seen.into_iter()
-            .filter_map(|(_, e)| {
+            .filter_map(|(_, _, e)| {
                 let signed = e.signed.clone()?;
-                let addrs = e.sent.as_ref().map(|s| s.addrs.clone()).unwrap_or_else(|| {
-                    let mut set = std::collections::BTreeSet::new();
-                    e.sightings
-                        .values()
-                        .flat_map(|l| l.text.iter())
-                        .filter(|a| set.insert(*a))
-                        .cloned()
-                        .collect()
-                });
+                let addrs: Vec<String> = e.sent.as_ref()?.addrs.iter().map(|a| a.to_string()).collect();
                 (!addrs.is_empty()).then_some(crate::wire::cache::CachedPeer { signed, addrs })
             })
             .take(MAX_PENDING)
@@ -64,23 +59,21 @@ impl PeerTable {
     /// recently verified first, with the IPs they are handed over at; at most `max`, and whether
     /// every such peer fits.
     pub fn exchange_entries(&self, max: usize) -> (Vec<crate::wire::exchange::Peer>, bool) {
-        let mut seen: Vec<(Option<Instant>, &Entry)> = self
+        let mut seen: Vec<(Option<Instant>, &PeerId, &Entry)> = self
             .peers
-            .values()
-            .map(|e| &**e)
-            .filter(|e| e.signed.is_some() && e.sent.is_some())
-            .filter(|e| e.sightings.iter().any(|(via, l)| l.live && first_hand(via)))
-            .map(|e| (e.verified_at, e))
+            .iter()
+            .filter(|(_, e)| e.signed.is_some() && e.sent.is_some())
+            .filter(|(_, e)| e.sightings.iter().any(|(via, l)| l.live && first_hand(via)))
+            .map(|(peer, e)| (e.verified_at, peer, &**e))
             .collect();
         let complete = seen.len() <= max;
-        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| shown_id(a.1).cmp(shown_id(b.1))));
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         let peers = seen
             .into_iter()
-            .filter_map(|(_, e)| {
+            .filter_map(|(_, _, e)| {
                 let mut ips: Vec<IpAddr> = Vec::new();
                 for a in e.sent.as_ref().map(|s| s.addrs.as_slice()).unwrap_or(&[]) {
-                    let ip = a.parse::<Multiaddr>().ok().as_ref().and_then(ip_of);
-                    if let Some(ip) = ip.filter(|ip| !ips.contains(ip)) {
+                    if let Some(ip) = ip_of(a).filter(|ip| !ips.contains(ip)) {
                         ips.push(ip);
                     }
                 }
@@ -102,39 +95,74 @@ fn first_hand(via: &Via) -> bool {
     matches!(via, Via::Multicast(_) | Via::Static(_))
 }
 
-/// What the node is told of a peer: the addresses of its live sightings (only those that answered a
-/// probe, when a prober is given), the interfaces they came from, and how it was checked.
-/// The peer ID (base58) the node was told for a peer handed over now (the entries sorted by it are
-/// those; another sorts first).
-fn shown_id(e: &Entry) -> &str {
-    e.sent.as_ref().map_or("", |s| s.peer_id.as_str())
+/// What the node was told of a peer, kept compact: its addresses share their bytes with the
+/// sightings they came from, its ways in are the sightings' own names, and nothing is formatted.
+/// It is rendered as the node's [`PeerInfo`] only for an event or a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Shown {
+    /// Dialable addresses (each ending in `/p2p/<peer ID>`).
+    pub(super) addrs: Vec<Multiaddr>,
+    /// The ways in they came from, in the sightings' order.
+    vias: Vec<Via>,
+    source: Source,
+    seq: Option<u64>,
+    reachable: bool,
 }
 
-pub(super) fn info(peer: &PeerId, e: &Entry, prober: Option<&Prober>) -> PeerInfo {
-    let mut addrs: Vec<String> = Vec::new();
-    let mut interfaces = Vec::new();
+impl Shown {
+    /// As the node is told it.
+    pub(super) fn render(&self, peer: &PeerId) -> PeerInfo {
+        let mut interfaces: Vec<String> = self.vias.iter().map(|v| v.to_string()).collect();
+        interfaces.sort();
+        let mut verified = Vec::new();
+        if self.seq.is_some() {
+            verified.push(Verification::Signature);
+        }
+        if self.reachable {
+            verified.push(Verification::Reachable);
+        }
+        PeerInfo {
+            peer_id: peer.to_base58(),
+            addrs: self.addrs.iter().map(|a| a.to_string()).collect(),
+            interfaces,
+            source: self.source,
+            verified,
+            seq: self.seq.unwrap_or(0),
+        }
+    }
+}
+
+/// What the node is told of a peer: the addresses of its live sightings (only those that answered a
+/// probe, when a prober is given), the ways in they came from, and how it was checked.
+pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> Shown {
+    // Room for what the live sightings hold (usually exactly what is kept: no shrinking after).
+    let live = || e.sightings.values().filter(|l| l.live);
+    let mut addrs: Vec<Multiaddr> = Vec::with_capacity(
+        live()
+            .map(|l| l.addrs.len())
+            .sum::<usize>()
+            .min(crate::wire::addrs::MAX_DIALABLE),
+    );
+    let mut vias = Vec::with_capacity(live().count().min(MAX_VIAS_SHOWN));
     for (via, sighting) in e.sightings.iter().filter(|(_, l)| l.live) {
-        if addrs.len() >= crate::wire::addrs::MAX_DIALABLE || interfaces.len() >= MAX_VIAS_SHOWN {
+        if addrs.len() >= crate::wire::addrs::MAX_DIALABLE || vias.len() >= MAX_VIAS_SHOWN {
             break; // a peer's entry stays small: the node needs a few ways in, not all
         }
-        let ok: Vec<&String> = sighting
+        let mut ok = sighting
             .addrs
             .iter()
-            .zip(&sighting.text)
-            .filter(|(a, _)| prober.is_none_or(|p| p.is_ok(a)))
-            .map(|(_, s)| s)
-            .collect();
-        if ok.is_empty() {
+            .filter(|a| prober.is_none_or(|p| p.is_ok(a)))
+            .peekable();
+        if ok.peek().is_none() {
             continue;
         }
-        interfaces.push(via.to_string());
-        for s in ok {
-            if addrs.len() < crate::wire::addrs::MAX_DIALABLE && !addrs.contains(s) {
-                addrs.push(s.clone());
+        vias.push(via.clone());
+        for a in ok {
+            if addrs.len() < crate::wire::addrs::MAX_DIALABLE && !addrs.contains(a) {
+                addrs.push(a.clone());
             }
         }
     }
-    interfaces.sort();
     // Where it was learned: multicast first, then the static host, then the rest.
     let source = e
         .sightings
@@ -150,23 +178,15 @@ pub(super) fn info(peer: &PeerId, e: &Entry, prober: Option<&Prober>) -> PeerInf
             _ => 5,
         })
         .unwrap_or(e.source);
-    let mut verified = Vec::new();
-    if e.seq.is_some() {
-        verified.push(Verification::Signature);
-    }
-    if prober.is_some() {
-        verified.push(Verification::Reachable);
-    }
-    PeerInfo {
-        // Kept once, in what the node was told (formatted again only until it is told).
-        peer_id: e
-            .sent
-            .as_ref()
-            .map_or_else(|| peer.to_base58(), |s| s.peer_id.clone()),
+    // Kept while the peer is handed over: no room to grow (a no-op unless the prober held some
+    // back).
+    addrs.shrink_to_fit();
+    vias.shrink_to_fit();
+    Shown {
         addrs,
-        interfaces,
+        vias,
         source,
-        verified,
-        seq: e.seq.unwrap_or(0),
+        seq: e.seq,
+        reachable: prober.is_some(),
     }
 }

@@ -45,9 +45,9 @@ pub use liveness::{MAX_SILENT_TIMEOUTS, SILENCE_CHECKS};
 
 use super::prober::{Dests, Prober};
 use crate::wire::addrs::ip_of;
-use crate::wire::protocol::{EventKind, PeerEvent, PeerInfo, Source};
+use crate::wire::protocol::{EventKind, PeerEvent, Source};
 use crate::wire::record::Reject;
-use exports::info;
+use exports::{info, Shown};
 use liveness::Expiries;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
@@ -155,8 +155,6 @@ struct Sighting {
     /// Those of `ips` a packet naming the peer's record came from, on a link: only there are its
     /// addresses probed (an A record can name anyone; a packet's source is where its sender is).
     spoke_from: Vec<IpAddr>,
-    /// `addrs` as the node is told them (formatted once).
-    text: Vec<String>,
     last_heard: Instant,
     /// When a packet was last heard (`last_heard` also moves when a silence check is answered).
     spoke: Instant,
@@ -180,6 +178,7 @@ impl Sighting {
         {
             return false;
         }
+        self.spoke_from.reserve_exact(1);
         self.spoke_from.push(*ip);
         true
     }
@@ -203,7 +202,7 @@ struct Entry {
     source: Source,
     sightings: Sightings,
     /// What the node was last told of this peer; `None` while it is not visible.
-    sent: Option<PeerInfo>,
+    sent: Option<Shown>,
     /// When it entered the table (its place in the pending queue).
     since: Instant,
     /// Handed over at least once (then it counts against [`MAX_PEERS`]; before, against
@@ -378,7 +377,7 @@ impl PeerTable {
     fn settle(&mut self, peer: &PeerId) -> Option<PeerEvent> {
         let now = self.clock?;
         let e = self.peers.get(peer)?;
-        let cur = info(peer, e, self.prober.as_ref());
+        let cur = info(e, self.prober.as_ref());
         let alive = e.sightings.values().any(|l| l.live);
         let mut visible = !cur.addrs.is_empty();
         if visible && e.host.is_none() {
@@ -391,23 +390,18 @@ impl PeerTable {
             e.last_place.clear();
         } else if let Some(last) = &e.sent {
             // Handed over until now: remember where (its sightings may go next).
-            e.last_place = last.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            e.last_place = last.addrs.clone();
         }
         let event = match (&e.sent, visible) {
-            (None, true) => Some(PeerEvent {
-                event: EventKind::Discovered,
-                peer: cur.clone(),
-            }),
-            (Some(last), false) => Some(PeerEvent {
-                event: EventKind::Expired,
-                peer: last.clone(),
-            }),
-            (Some(last), true) if *last != cur => Some(PeerEvent {
-                event: EventKind::Updated,
-                peer: cur.clone(),
-            }),
+            (None, true) => Some((EventKind::Discovered, &cur)),
+            (Some(last), false) => Some((EventKind::Expired, last)),
+            (Some(last), true) if *last != cur => Some((EventKind::Updated, &cur)),
             _ => None,
-        };
+        }
+        .map(|(event, shown)| PeerEvent {
+            event,
+            peer: shown.render(peer),
+        });
         e.sent = visible.then_some(cur);
         event
     }
@@ -490,14 +484,17 @@ impl Sightings {
     }
 }
 
-fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
-    let mut ips: Vec<IpAddr> = addrs.iter().filter_map(ip_of).collect();
+fn new_sighting(mut addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
+    let mut ips: Vec<IpAddr> = Vec::with_capacity(addrs.len());
+    ips.extend(addrs.iter().filter_map(ip_of));
     ips.sort();
     ips.dedup();
+    // Kept as long as the peer is: no room to grow.
+    ips.shrink_to_fit();
+    addrs.shrink_to_fit();
     Sighting {
         ips,
         spoke_from: Vec::new(),
-        text: addrs.iter().map(|a| a.to_string()).collect(),
         addrs,
         last_heard: now,
         spoke: now,

@@ -14,7 +14,7 @@ fn a_goodbye_whose_peer_still_answers_is_refuted_and_counted() {
     let addr = probe_of(&a);
     assert_eq!(
         addr.to_string(),
-        format!("/ip4/10.0.0.2/tcp/4001/p2p/{}", k.public().to_peer_id())
+        v4_addr(&k)
     );
     // A second goodbye while the first is being confirmed sends no second probe.
     assert!(r

@@ -161,6 +161,11 @@ fn resolved(k: &Keypair, seq: u64) -> Input {
     }
 }
 
+/// The address a peer whose record [`resolved`] reported is dialled and probed at.
+fn v4_addr(k: &Keypair) -> String {
+    format!("/ip4/10.0.0.2/tcp/4001/p2p/{}", k.public().to_peer_id())
+}
+
 /// A multicast packet on eth0 over IPv4 from `from` that says nothing yet: fill in what it says.
 fn packet_from(from: &str) -> Heard {
     Heard {

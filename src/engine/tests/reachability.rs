@@ -149,7 +149,7 @@ fn addresses_are_handed_over_once_a_probe_answers() {
     let addr = addr.clone();
     assert_eq!(
         addr.to_string(),
-        format!("/ip4/10.0.0.2/tcp/4001/p2p/{}", k.public().to_peer_id())
+        v4_addr(&k)
     );
     let a = r.input(Input::Probed {
         addr: addr.clone(),
@@ -193,10 +193,7 @@ fn a_record_whose_packets_were_heard_before_mdns_sd_reported_it_is_probed_at_onc
     probes.extend(probes_of(&r.input(resolved_with(&["10.0.0.2", "fe80::2"]))));
     assert_eq!(
         probes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        vec![format!(
-            "/ip4/10.0.0.2/tcp/4001/p2p/{}",
-            k.public().to_peer_id()
-        )],
+        vec![v4_addr(&k)],
         "its IPv4 address is probed at once, not at the next announcement"
     );
 }
@@ -217,10 +214,7 @@ fn the_records_of_a_crowd_heard_before_mdns_sd_reported_them_are_probed_at_once(
     let probes = probes_of(&r.input(resolved(last, 1)));
     assert_eq!(
         probes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        vec![format!(
-            "/ip4/10.0.0.2/tcp/4001/p2p/{}",
-            last.public().to_peer_id()
-        )],
+        vec![v4_addr(last)],
         "its address is probed at once, not at its next announcement"
     );
 }

@@ -303,6 +303,11 @@ impl DnsCache {
                     record: incoming,
                     src_intf: intf.into(),
                 };
+                // Most names hold one record (an instance's SRV and TXT, a host's address):
+                // the first takes one slot, not the four a growing vector takes first.
+                if record_vec.is_empty() {
+                    record_vec.reserve_exact(1);
+                }
                 record_vec.insert(0, new_record); // A new record.
                 (0, true)
             }
