@@ -7,7 +7,8 @@
 //!
 //! Run with: `sudo cargo bench --bench crowd` (root: it builds network namespaces).
 //! `EXO_CROWD_HOSTS` (80), `EXO_CROWD_PEERS` (1000), `EXO_CROWD_SETTLE_SECS` (20: how long the
-//! crowd stays once all are held, before the figures are read).
+//! crowd stays once all are held, before the figures are read), `EXO_CROWD_ROUNDS` (1: at least
+//! this many rounds of announcements, as a crowd whose agents keep announcing sends).
 //!
 //! Linux only; elsewhere it says so and exits.
 
