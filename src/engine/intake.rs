@@ -174,15 +174,12 @@ impl Engine {
         if let Some(old) = old {
             self.instances.remove(&mdns::instance_label(&peer, old));
         }
-        self.instances.insert(label, peer);
+        self.instances.insert(&label, peer);
         if self.instances.len() > 2 * super::table::MAX_PEERS {
             // Peers the table shed leave their label behind: drop those now and then.
             let table = &self.table;
-            self.instances.retain(|label, p| {
-                table
-                    .seq_of(p)
-                    .is_some_and(|s| mdns::instance_label(p, s) == *label)
-            });
+            self.instances
+                .retain(|p| table.seq_of(p).map(|s| mdns::instance_label(p, s)));
         }
     }
 

@@ -203,7 +203,7 @@ impl Engine {
     fn unverified(&self, now: Instant) -> Vec<Seen> {
         let mut pending: Vec<&libp2p_identity::PeerId> = self
             .instances
-            .values()
+            .peers()
             .filter(|p| self.table.seq_of(p).is_some() && !self.table.is_visible(p))
             .collect();
         pending.sort();

@@ -27,6 +27,8 @@ pub mod catchup;
 pub mod exchange;
 pub mod goodbye;
 pub mod intake;
+mod keyed;
+mod labels;
 pub mod links;
 pub mod mesh;
 pub mod prober;
@@ -455,7 +457,7 @@ pub struct Engine {
     /// Datagrams received per (interface index, family).
     packets_in: HashMap<(u32, Family), u64>,
     /// The instance label of every peer's newest record, for what the link sockets hear.
-    instances: HashMap<String, PeerId>,
+    instances: labels::Labels,
     /// Unsigned peers already logged as ignored (accept_unsigned off).
     unsigned_ignored: HashSet<PeerId>,
     /// Unsigned peers ignored past that bound (not remembered).
@@ -520,7 +522,7 @@ impl Engine {
             clients: HashSet::new(),
             via_stats: HashMap::new(),
             packets_in: HashMap::new(),
-            instances: HashMap::new(),
+            instances: labels::Labels::default(),
             unsigned_ignored: HashSet::new(),
             unsigned_over: 0,
             confirming: HashMap::new(),

@@ -44,19 +44,37 @@ pub const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(250);
 /// Destinations remembered for that rule before the old ones are forgotten.
 pub const MAX_DESTS: usize = 4096;
 
-/// What is known of an address's reachability.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What is known of an address's reachability: 8 bytes, as most addresses followed answered
+/// (a peer's every address answered stays followed while the peer is held).
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Reach {
     /// Answered a probe.
     Ok,
-    /// Not yet answered: queued under `key` (when due, arrival order), or in flight.
-    Pending {
-        key: (Instant, u64),
-        backoff: Duration,
-        in_flight: bool,
-        /// Due, but waiting aside for its IP (not in the queue).
-        parked: bool,
-    },
+    /// Not yet answered.
+    Pending(Box<Pending>),
+}
+
+/// An address not yet answered: queued under `key` (when due, arrival order), or in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    key: (Instant, u64),
+    backoff: Duration,
+    in_flight: bool,
+    /// Due, but waiting aside for its IP (not in the queue).
+    parked: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Reach>() == 8);
+
+impl Reach {
+    fn pending(key: (Instant, u64), backoff: Duration) -> Reach {
+        Reach::Pending(Box::new(Pending {
+            key,
+            backoff,
+            in_flight: false,
+            parked: false,
+        }))
+    }
 }
 
 /// See the module docs.
@@ -108,7 +126,7 @@ pub struct Dests {
     map: HashMap<(IpAddr, u16), Dest>,
     /// Keys the peers' fingerprints (random per table: nobody can mint two peer IDs that share
     /// one here).
-    keys: std::hash::RandomState,
+    keys: super::keyed::Keys,
 }
 
 impl Dests {
@@ -153,8 +171,7 @@ impl Dests {
 
     /// The fingerprint of the peer `a` names.
     fn owner(&self, a: &Multiaddr) -> Option<u64> {
-        use std::hash::BuildHasher;
-        owner(a).map(|peer| self.keys.hash_one(peer))
+        owner(a).map(|peer| self.keys.of(&peer))
     }
 
     /// When `a`'s destination may be probed for another peer again.
@@ -200,15 +217,7 @@ impl Prober {
         for a in addrs.iter().filter(|a| probeable(a)) {
             if !self.reach.contains_key(a) {
                 let key = self.enqueue(a, now);
-                self.reach.insert(
-                    a.clone(),
-                    Reach::Pending {
-                        key,
-                        backoff: FIRST_RETRY,
-                        in_flight: false,
-                        parked: false,
-                    },
-                );
+                self.reach.insert(a.clone(), Reach::pending(key, FIRST_RETRY));
             }
         }
     }
@@ -274,8 +283,8 @@ impl Prober {
         }
         for (key, ip) in busy {
             if let Some(a) = self.queue.remove(&key) {
-                if let Some(Reach::Pending { parked, .. }) = self.reach.get_mut(&a) {
-                    *parked = true;
+                if let Some(Reach::Pending(p)) = self.reach.get_mut(&a) {
+                    p.parked = true;
                 }
                 self.parked.entry(ip).or_default().push_back(a);
             }
@@ -289,16 +298,16 @@ impl Prober {
         for (key, until) in deferred {
             if let Some(a) = self.queue.remove(&key) {
                 let new = self.enqueue(&a, until);
-                if let Some(Reach::Pending { key: k, .. }) = self.reach.get_mut(&a) {
-                    *k = new;
+                if let Some(Reach::Pending(p)) = self.reach.get_mut(&a) {
+                    p.key = new;
                 }
             }
         }
         for (key, peer, a) in &out {
             self.queue.remove(key);
             dests.probed(a, now);
-            if let Some(Reach::Pending { in_flight, .. }) = self.reach.get_mut(a) {
-                *in_flight = true;
+            if let Some(Reach::Pending(p)) = self.reach.get_mut(a) {
+                p.in_flight = true;
             }
             self.in_flight += 1;
             *self.per_peer.entry(*peer).or_default() += 1;
@@ -321,11 +330,11 @@ impl Prober {
             return;
         };
         while let Some(a) = waiting.pop_front() {
-            if let Some(Reach::Pending { parked: true, .. }) = self.reach.get(&a) {
+            if matches!(self.reach.get(&a), Some(Reach::Pending(p)) if p.parked) {
                 let key = self.enqueue(&a, now);
-                if let Some(Reach::Pending { key: k, parked, .. }) = self.reach.get_mut(&a) {
-                    *k = key;
-                    *parked = false;
+                if let Some(Reach::Pending(p)) = self.reach.get_mut(&a) {
+                    p.key = key;
+                    p.parked = false;
                 }
                 break;
             }
@@ -348,13 +357,9 @@ impl Prober {
 
     /// Stops following `a` (its peer is gone), unless a probe of it is running.
     pub fn forget(&mut self, a: &Multiaddr) {
-        match self.reach.get(a).copied() {
-            Some(Reach::Pending {
-                key,
-                in_flight: false,
-                ..
-            }) => {
-                self.queue.remove(&key);
+        match self.reach.get(a) {
+            Some(Reach::Pending(p)) if !p.in_flight => {
+                self.queue.remove(&p.key);
                 self.reach.remove(a);
             }
             Some(Reach::Ok) => {
@@ -366,15 +371,15 @@ impl Prober {
 
     /// A probe of `a` answered (`ok`) or not. Returns whether `a` has just become reachable.
     pub fn result(&mut self, a: &Multiaddr, ok: bool, now: Instant) -> bool {
-        let Some(Reach::Pending {
+        let Some(Reach::Pending(p)) = self.reach.get(a) else {
+            return false;
+        };
+        let Pending {
             key,
             backoff,
             in_flight,
             parked,
-        }) = self.reach.get(a).copied()
-        else {
-            return false;
-        };
+        } = **p;
         if parked {
             return false; // not probed: a stale report
         }
@@ -399,15 +404,8 @@ impl Prober {
             return true;
         }
         let key = self.enqueue(a, now + backoff);
-        self.reach.insert(
-            a.clone(),
-            Reach::Pending {
-                key,
-                backoff: (backoff * 2).min(MAX_RETRY),
-                in_flight: false,
-                parked: false,
-            },
-        );
+        self.reach
+            .insert(a.clone(), Reach::pending(key, (backoff * 2).min(MAX_RETRY)));
         false
     }
 
@@ -436,13 +434,11 @@ impl Prober {
     pub fn retain(&mut self, used: impl Fn(&Multiaddr) -> bool) {
         let queue = &mut self.queue;
         self.reach.retain(|a, r| match r {
-            Reach::Pending {
-                in_flight: true, ..
-            } => true,
-            Reach::Pending { key, .. } => {
+            Reach::Pending(p) if p.in_flight => true,
+            Reach::Pending(p) => {
                 let keep = used(a);
                 if !keep {
-                    queue.remove(key);
+                    queue.remove(&p.key);
                 }
                 keep
             }

@@ -20,6 +20,7 @@ use super::{MAX_QUERIES_LEFT_OUT, MAX_QUERY_LEN, QUERY_CONTINUES_FOR, RETRY_AFTE
 use crate::engine::repeat::Report;
 use crate::engine::{Action, Engine, SendOutcome};
 use crate::wire::net::{Family, SendClass};
+use libp2p_identity::PeerId;
 use log::Level;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -194,14 +195,19 @@ impl Engine {
         let Some(via) = self.links.get(&index).map(|l| &l.via) else {
             return vec![crate::wire::dns::ptr_query(crate::wire::dns::SERVICE)];
         };
-        let mut known: Vec<(Instant, &str)> = self
+        let mut known: Vec<(Instant, &PeerId, u64)> = self
             .instances
-            .iter()
-            .filter(|(_, p)| self.table.is_visible(p))
-            .filter_map(|(label, p)| Some((self.table.last_heard_on(p, via)?, label.as_str())))
+            .peers()
+            .filter(|p| self.table.is_visible(p))
+            .filter_map(|p| Some((self.table.last_heard_on(p, via)?, p, self.table.seq_of(p)?)))
             .collect();
         known.sort_by(|a, b| b.cmp(a));
-        let labels: Vec<&str> = known.into_iter().map(|(_, l)| l).collect();
+        // The labels' text is made again here (the index keeps fingerprints): one per known answer.
+        let labels: Vec<String> = known
+            .into_iter()
+            .map(|(_, p, seq)| crate::wire::instance::instance_label(p, seq))
+            .collect();
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
         crate::wire::dns::ptr_queries_known(
             crate::wire::dns::SERVICE,
             &labels,

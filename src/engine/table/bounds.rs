@@ -94,6 +94,9 @@ impl PeerTable {
     /// gives up its place, a live one never does); with one it waits in [`MAX_PENDING`], pushing
     /// out the oldest waiting peer when full. Returns whether it was filed.
     pub(super) fn admit(&mut self, peer: PeerId, mut entry: Entry, via: &Via) -> bool {
+        if !self.peers.has_room_for(&peer) {
+            return false;
+        }
         if self.prober.is_none() {
             if self.established >= MAX_PEERS && !self.evict_dead(|_| true) {
                 self.count_drop(Dropped::TableFull, Some(via));
@@ -103,16 +106,20 @@ impl PeerTable {
             self.established += 1;
         } else {
             if self.pending.len() >= MAX_PENDING {
-                if let Some((_, old)) = self.pending.first().copied() {
+                if let Some(old) = self.pending.first().and_then(|(_, s)| self.peers.peer_at(*s)) {
                     let old_via = self.peers.get(&old).and_then(|e| e.sightings.first_via());
                     self.forget(&old);
                     self.count_drop(Dropped::PendingEvicted, old_via.as_ref());
                 }
             }
-            self.pending.insert((entry.since, peer));
+            let since = entry.since;
+            let Some(slot) = self.peers.insert(peer, entry) else {
+                return false;
+            };
+            self.pending.insert((since, slot));
+            return true;
         }
-        self.peers.insert(peer, Box::new(entry));
-        true
+        self.peers.insert(peer, entry).is_some()
     }
 
     /// Forgets the established peer that has been dead longest among those whose host `of_host`
@@ -124,8 +131,9 @@ impl PeerTable {
         let oldest = self
             .dead
             .iter()
-            .find(|(_, p)| peers.get(p).and_then(|e| e.host).is_some_and(&of_host))
-            .map(|(_, p)| *p);
+            .filter_map(|(_, s)| peers.at(*s))
+            .find(|(_, e)| e.host.is_some_and(&of_host))
+            .map(|(p, _)| *p);
         match oldest {
             Some(peer) => {
                 self.forget(&peer);
@@ -143,12 +151,12 @@ impl PeerTable {
             }
         }
         self.clear_sightings(*peer);
-        let Some(e) = self.peers.remove(peer) else {
+        let Some((slot, e)) = self.peers.remove(peer) else {
             return;
         };
-        self.pending.remove(&(e.since, *peer));
+        self.pending.remove(&(e.since, slot));
         if let Some(at) = e.dead_since {
-            self.dead.remove(&(at, *peer));
+            self.dead.remove(&(at, slot));
         }
         if let Some(host) = e.host {
             self.established -= 1;
@@ -182,10 +190,13 @@ impl PeerTable {
             self.count_drop(why, via.as_ref());
             return false;
         }
+        let Some(slot) = self.peers.slot(peer) else {
+            return false;
+        };
         let Some(e) = self.peers.get_mut(peer) else {
             return false;
         };
-        self.pending.remove(&(e.since, *peer));
+        self.pending.remove(&(e.since, slot));
         e.host = Some(host);
         self.established += 1;
         *self.per_host.entry(host).or_default() += 1;
@@ -195,17 +206,20 @@ impl PeerTable {
     /// Files `peer` in the forgetting queue when none of its sightings is live, and out of it when
     /// one is.
     pub(super) fn file_dead(&mut self, peer: &PeerId, alive: bool, now: Instant) {
+        let Some(slot) = self.peers.slot(peer) else {
+            return;
+        };
         let Some(e) = self.peers.get_mut(peer) else {
             return;
         };
         match (e.dead_since, alive) {
             (None, false) => {
                 e.dead_since = Some(now);
-                self.dead.insert((now, *peer));
+                self.dead.insert((now, slot));
             }
             (Some(at), true) => {
                 e.dead_since = None;
-                self.dead.remove(&(at, *peer));
+                self.dead.remove(&(at, slot));
             }
             _ => {}
         }

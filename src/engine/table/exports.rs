@@ -41,7 +41,7 @@ impl PeerTable {
             .peers
             .iter()
             .filter(|(_, e)| e.signed.is_some() && e.sent.is_some())
-            .filter_map(|(peer, e)| Some((e.verified_at?, peer, &**e)))
+            .filter_map(|(peer, e)| Some((e.verified_at?, peer, e)))
             .collect();
         seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         seen.into_iter()
@@ -64,7 +64,7 @@ impl PeerTable {
             .iter()
             .filter(|(_, e)| e.signed.is_some() && e.sent.is_some())
             .filter(|(_, e)| e.sightings.iter().any(|(via, l)| l.live && first_hand(via)))
-            .map(|(peer, e)| (e.verified_at, peer, &**e))
+            .map(|(peer, e)| (e.verified_at, peer, e))
             .collect();
         let complete = seen.len() <= max;
         seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));

@@ -5,7 +5,7 @@
 //! way in under the time it next needs looking at, so that expiry never scans the table; the
 //! table's next deadline.
 
-use super::{PeerTable, Sighting, Via, FORGET_AFTER};
+use super::{PeerTable, Sighting, Slot, Via, FORGET_AFTER};
 use crate::wire::protocol::PeerEvent;
 use libp2p_identity::PeerId;
 use std::collections::BTreeSet;
@@ -39,20 +39,20 @@ impl PeerTable {
     pub(super) fn arm(
         expiries: &mut Expiries,
         timeout: Duration,
-        peer: PeerId,
+        slot: Slot,
         via: &Via,
         sighting: &mut Sighting,
     ) {
         if sighting.live && !sighting.pinned && sighting.armed.is_none() {
             let at = sighting.last_heard + next_wake(sighting, via, timeout);
-            expiries.insert(at, peer, via.clone());
+            expiries.insert(at, slot, via.clone());
             sighting.armed = Some(at);
         }
     }
 
-    pub(super) fn disarm(&mut self, peer: PeerId, via: &Via, sighting: &Sighting) {
+    pub(super) fn disarm(&mut self, slot: Slot, via: &Via, sighting: &Sighting) {
         if let Some(at) = sighting.armed {
-            self.expiries.remove(at, peer, via);
+            self.expiries.remove(at, slot, via);
         }
     }
 
@@ -60,13 +60,14 @@ impl PeerTable {
     /// live, and revives it if it had timed out.
     pub fn heard(&mut self, peer: &PeerId, via: &Via, now: Instant) -> Option<PeerEvent> {
         let now = self.tick(now);
+        let slot = self.peers.slot(peer)?;
         let e = self.peers.get_mut(peer)?;
         let sighting = e.sightings.get_mut(via)?;
         if sighting.note_heard(now) {
             return None;
         }
         sighting.live = true;
-        Self::arm(&mut self.expiries, self.timeout, *peer, via, sighting);
+        Self::arm(&mut self.expiries, self.timeout, slot, via, sighting);
         e.departed = false;
         self.settle(peer)
     }
@@ -165,11 +166,12 @@ impl PeerTable {
     /// Drops these sightings of `peer` at once: one event for the lot.
     pub fn remove_sightings(&mut self, peer: &PeerId, vias: &[Via]) -> Option<PeerEvent> {
         let mut any = false;
+        let slot = self.peers.slot(peer)?;
         for via in vias {
             let Some(sighting) = self.peers.get_mut(peer)?.sightings.remove(via) else {
                 continue;
             };
-            self.disarm(*peer, via, &sighting);
+            self.disarm(slot, via, &sighting);
             self.dropped += sighting.addrs.len();
             any = true;
         }
@@ -205,17 +207,23 @@ impl PeerTable {
     /// Marks sightings not heard within the timeout as dead; returns the resulting events.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
         let now = self.tick(now);
-        while let Some((since, peer)) = self.dead.first().copied() {
+        while let Some((since, slot)) = self.dead.first().copied() {
             if since + FORGET_AFTER > now {
                 break;
             }
-            self.forget(&peer);
+            match self.peers.peer_at(slot) {
+                Some(peer) => self.forget(&peer),
+                None => {
+                    self.dead.pop_first();
+                }
+            }
         }
         let mut touched = Vec::new();
-        while let Some((at, peer, via)) = self.expiries.pop_due(now) {
-            let Some(e) = self.peers.get_mut(&peer) else {
+        while let Some((at, slot, via)) = self.expiries.pop_due(now) {
+            let Some((peer, e)) = self.peers.at_mut(slot) else {
                 continue;
             };
+            let peer = *peer;
             let established = e.host.is_some();
             let Some(sighting) = e.sightings.get_mut(&via) else {
                 continue;
@@ -237,7 +245,7 @@ impl PeerTable {
                         self.silent.push((peer, via.clone()));
                     }
                 }
-                Self::arm(&mut self.expiries, self.timeout, peer, &via, sighting);
+                Self::arm(&mut self.expiries, self.timeout, slot, &via, sighting);
             } else {
                 sighting.live = false;
                 touched.push(peer);
@@ -265,24 +273,24 @@ impl PeerTable {
 /// earliest of those times at hand (it is checked on every input).
 #[derive(Debug, Default)]
 pub(super) struct Expiries {
-    set: BTreeSet<(Instant, PeerId, Via)>,
+    set: BTreeSet<(Instant, Slot, Via)>,
     first: Option<Instant>,
 }
 
 impl Expiries {
-    fn insert(&mut self, at: Instant, peer: PeerId, via: Via) {
-        self.set.insert((at, peer, via));
+    fn insert(&mut self, at: Instant, slot: Slot, via: Via) {
+        self.set.insert((at, slot, via));
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
     }
 
-    fn remove(&mut self, at: Instant, peer: PeerId, via: &Via) {
-        if self.set.remove(&(at, peer, via.clone())) && self.first == Some(at) {
+    fn remove(&mut self, at: Instant, slot: Slot, via: &Via) {
+        if self.set.remove(&(at, slot, via.clone())) && self.first == Some(at) {
             self.first = self.set.first().map(|(t, _, _)| *t);
         }
     }
 
     /// The earliest entry, if it is due by `now`.
-    fn pop_due(&mut self, now: Instant) -> Option<(Instant, PeerId, Via)> {
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, Slot, Via)> {
         if self.first.is_none_or(|t| t > now) {
             return None;
         }

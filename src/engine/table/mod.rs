@@ -30,6 +30,7 @@ mod exports;
 mod liveness;
 mod merge;
 mod probes;
+mod slots;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +50,7 @@ use crate::wire::protocol::{EventKind, PeerEvent, Source};
 use crate::wire::record::Reject;
 use exports::{info, Shown};
 use liveness::Expiries;
+use slots::Slot;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -254,8 +256,7 @@ pub struct Counters {
 /// The table. See the module docs.
 #[derive(Debug)]
 pub struct PeerTable {
-    /// Boxed: the map's slots stay small (a map holds up to twice as many slots as entries).
-    peers: HashMap<PeerId, Box<Entry>>,
+    peers: slots::Peers,
     timeout: Duration,
     counters: Counters,
     /// Reachability, when addresses must answer a probe before they are handed over.
@@ -264,10 +265,10 @@ pub struct PeerTable {
     expiries: Expiries,
     /// Addresses dropped from sightings since the prober was last pruned.
     dropped: usize,
-    /// Peers not yet established, by when they came.
-    pending: BTreeSet<(Instant, PeerId)>,
-    /// Peers none of whose sightings is live, by since when.
-    dead: BTreeSet<(Instant, PeerId)>,
+    /// Peers not yet established, by when they came (then by slot).
+    pending: BTreeSet<(Instant, Slot)>,
+    /// Peers none of whose sightings is live, by since when (then by slot).
+    dead: BTreeSet<(Instant, Slot)>,
     /// Established peers.
     established: usize,
     /// Established peers per host IP.
@@ -284,7 +285,7 @@ impl PeerTable {
     /// An empty table expiring sightings not heard for `timeout`.
     pub fn new(timeout: Duration) -> Self {
         PeerTable {
-            peers: HashMap::new(),
+            peers: slots::Peers::default(),
             timeout,
             counters: Counters::default(),
             prober: None,
@@ -319,7 +320,10 @@ impl PeerTable {
     /// Puts `sighting` in place of whatever `peer` had at `via` (the same record's sources stay
     /// known where its IPs stay).
     fn set_sighting(&mut self, peer: PeerId, via: &Via, mut sighting: Sighting) {
-        Self::arm(&mut self.expiries, self.timeout, peer, via, &mut sighting);
+        let Some(slot) = self.peers.slot(&peer) else {
+            return;
+        };
+        Self::arm(&mut self.expiries, self.timeout, slot, via, &mut sighting);
         let old = self.peers.get_mut(&peer).and_then(|e| {
             if let Some(old) = e.sightings.get(via) {
                 sighting.spoke_from = old
@@ -333,19 +337,22 @@ impl PeerTable {
             e.sightings.insert(via.clone(), sighting)
         });
         if let Some(old) = old {
-            self.disarm(peer, via, &old);
+            self.disarm(slot, via, &old);
             self.dropped += old.addrs.len();
         }
     }
 
     /// Drops every sighting of `peer`.
     fn clear_sightings(&mut self, peer: PeerId) {
+        let Some(slot) = self.peers.slot(&peer) else {
+            return;
+        };
         let Some(e) = self.peers.get_mut(&peer) else {
             return;
         };
         let old = std::mem::take(&mut e.sightings);
         for (via, sighting) in old.iter() {
-            self.disarm(peer, via, sighting);
+            self.disarm(slot, via, sighting);
             self.dropped += sighting.addrs.len();
         }
     }

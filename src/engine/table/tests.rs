@@ -494,7 +494,7 @@ fn the_ips_a_sighting_is_kept_live_from_are_bounded() {
         let ips: Vec<IpAddr> = (0..32u8).map(|i| IpAddr::from([10, 1, round, i])).collect();
         t.note_ips(&p, &l("eth0"), &ips);
     }
-    let sighting = t.peers[&p].sightings.get(&l("eth0")).unwrap();
+    let sighting = t.peers.get(&p).unwrap().sightings.get(&l("eth0")).unwrap();
     assert_eq!(sighting.ips.len(), crate::wire::addrs::MAX_DIALABLE);
     let own = "10.0.0.2".parse().unwrap();
     let now = crate::test_clock();

@@ -1,0 +1,89 @@
+//! The label index: which peer's newest record each instance label stands for, for what the link
+//! sockets hear (every instance a packet names is looked up here).
+//!
+//! A label is kept as a 64-bit fingerprint, keyed at random per engine, not as its text: the
+//! index holds one per peer the table holds, and more for peers it shed, and the text (a peer ID
+//! in base58 and a tag, about 60 bytes, in an allocation of its own) took more room than the rest
+//! of the slot. Nobody outside this process knows the key, so nobody can make a label that shares
+//! a fingerprint with another; the text of a peer's label is made again from its peer ID and seq
+//! when it is needed (the known answers of this host's own query).
+
+use super::keyed::{ByFingerprint, Keys};
+use libp2p_identity::PeerId;
+
+/// See the module docs.
+#[derive(Default)]
+pub(super) struct Labels {
+    map: ByFingerprint<PeerId>,
+    keys: Keys,
+}
+
+impl Labels {
+    fn key(&self, label: &str) -> u64 {
+        self.keys.of(label)
+    }
+
+    /// The peer whose newest record `label` stands for, if any.
+    pub(super) fn get(&self, label: &str) -> Option<&PeerId> {
+        self.map.get(&self.key(label))
+    }
+
+    /// `label` now stands for `peer`'s newest record.
+    pub(super) fn insert(&mut self, label: &str, peer: PeerId) {
+        self.map.insert(self.key(label), peer);
+    }
+
+    /// `label` stands for nothing any more.
+    pub(super) fn remove(&mut self, label: &str) {
+        self.map.remove(&self.key(label));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Keeps the labels of the peers for which `keep` gives the label that stands for them
+    /// (`None`: none does any more).
+    pub(super) fn retain(&mut self, keep: impl Fn(&PeerId) -> Option<String>) {
+        let keys = &self.keys;
+        self.map
+            .retain(|k, p| keep(p).is_some_and(|label| keys.of(label.as_str()) == *k));
+    }
+
+    /// Every peer a label stands for.
+    pub(super) fn peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.map.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> PeerId {
+        libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    #[test]
+    fn a_label_finds_its_peer_until_it_is_removed_or_no_longer_stands_for_it() {
+        let (a, b) = (peer(), peer());
+        let mut labels = Labels::default();
+        labels.insert("a-000001", a);
+        labels.insert("b-000001", b);
+        assert_eq!(labels.get("a-000001"), Some(&a));
+        assert_eq!(labels.get("A-000001"), None, "the text as it is, as before");
+        assert_eq!(labels.get("a-000002"), None);
+        labels.remove("a-000001");
+        assert_eq!(labels.get("a-000001"), None);
+        labels.insert("a-000002", a);
+        // b's record moved on: its old label goes, a's stays.
+        labels.retain(|p| Some(if *p == a { "a-000002" } else { "b-000002" }.to_owned()));
+        assert_eq!(labels.get("a-000002"), Some(&a));
+        assert_eq!(labels.get("b-000001"), None);
+        assert_eq!(labels.len(), 1);
+        labels.retain(|_| None);
+        assert_eq!(labels.peers().count(), 0);
+    }
+}

@@ -1,0 +1,159 @@
+//! Where the table keeps its entries: each with its peer ID in a numbered slot, found by a keyed
+//! fingerprint of the peer ID ([`crate::engine::keyed`]). The table's indexes (the expiry index,
+//! the pending and forgetting queues) name a peer by its slot: 4 bytes in place of an 80-byte
+//! peer ID in each of their elements, and an index slot of 16 bytes in place of 88 in the map.
+//!
+//! A slot is reused once its peer is forgotten: whoever files a slot must take it out of their
+//! index when the peer is forgotten (the table does, in `forget`).
+
+use super::Entry;
+use crate::engine::keyed::{ByFingerprint, Keys};
+use libp2p_identity::PeerId;
+
+/// A slot number: a peer's place while the table holds it.
+pub(super) type Slot = u32;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(super) struct Peers {
+    slots: Vec<Option<Box<(PeerId, Entry)>>>,
+    /// Slots free for reuse.
+    free: Vec<Slot>,
+    index: ByFingerprint<Slot>,
+    keys: Keys,
+}
+
+impl Peers {
+    /// `peer`'s slot, if the table holds it.
+    pub(super) fn slot(&self, peer: &PeerId) -> Option<Slot> {
+        let slot = *self.index.get(&self.keys.of(peer))?;
+        self.at(slot).is_some_and(|(p, _)| p == peer).then_some(slot)
+    }
+
+    /// The peer in `slot`, and its entry.
+    pub(super) fn at(&self, slot: Slot) -> Option<(&PeerId, &Entry)> {
+        self.slots
+            .get(slot as usize)?
+            .as_deref()
+            .map(|(p, e)| (p, e))
+    }
+
+    /// The peer in `slot`.
+    pub(super) fn peer_at(&self, slot: Slot) -> Option<PeerId> {
+        self.at(slot).map(|(p, _)| *p)
+    }
+
+    /// The peer in `slot`, and its entry to change.
+    pub(super) fn at_mut(&mut self, slot: Slot) -> Option<(&PeerId, &mut Entry)> {
+        self.slots
+            .get_mut(slot as usize)?
+            .as_deref_mut()
+            .map(|(p, e)| (&*p, e))
+    }
+
+    pub(super) fn get(&self, peer: &PeerId) -> Option<&Entry> {
+        self.slot(peer).and_then(|s| self.at(s)).map(|(_, e)| e)
+    }
+
+    pub(super) fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Entry> {
+        let slot = self.slot(peer)?;
+        self.slots[slot as usize].as_deref_mut().map(|(_, e)| e)
+    }
+
+    #[cfg(test)]
+    pub(super) fn contains_key(&self, peer: &PeerId) -> bool {
+        self.slot(peer).is_some()
+    }
+
+    /// Whether `peer` can be filed: it is not held, and no peer held shares its fingerprint (one
+    /// in 2^64 for a pair of peers, and nobody can aim at it: the key is this table's secret).
+    pub(super) fn has_room_for(&self, peer: &PeerId) -> bool {
+        !self.index.contains_key(&self.keys.of(peer))
+    }
+
+    /// Files `peer` (see [`Peers::has_room_for`]: otherwise it is not filed) and returns its slot.
+    pub(super) fn insert(&mut self, peer: PeerId, entry: Entry) -> Option<Slot> {
+        let key = self.keys.of(&peer);
+        if self.index.contains_key(&key) {
+            return None;
+        }
+        let filed = Some(Box::new((peer, entry)));
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = filed;
+                slot
+            }
+            None => {
+                self.slots.push(filed);
+                (self.slots.len() - 1) as Slot
+            }
+        };
+        self.index.insert(key, slot);
+        Some(slot)
+    }
+
+    /// Takes `peer` out; its slot is free for another.
+    pub(super) fn remove(&mut self, peer: &PeerId) -> Option<(Slot, Entry)> {
+        let slot = self.slot(peer)?;
+        self.index.remove(&self.keys.of(peer));
+        let (_, entry) = *self.slots[slot as usize].take()?;
+        self.free.push(slot);
+        Some((slot, entry))
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&PeerId, &Entry)> {
+        self.slots.iter().flatten().map(|b| (&b.0, &b.1))
+    }
+
+    pub(super) fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.iter().map(|(_, e)| e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::protocol::Source;
+    use std::time::Instant;
+
+    fn peer() -> PeerId {
+        libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id()
+    }
+
+    fn entry(seq: u64) -> Entry {
+        Entry::new(Some(seq), None, Source::Mdns, Instant::now())
+    }
+
+    #[test]
+    fn a_forgotten_peers_slot_goes_to_the_next_and_its_peer_id_finds_nothing() {
+        let (a, b, c) = (peer(), peer(), peer());
+        let mut peers = Peers::default();
+        let sa = peers.insert(a, entry(1)).unwrap();
+        let sb = peers.insert(b, entry(2)).unwrap();
+        assert_ne!(sa, sb);
+        assert!(!peers.has_room_for(&a));
+        assert_eq!(peers.insert(a, entry(3)).map(|_| ()), None, "held already");
+        assert_eq!(peers.get(&a).and_then(|e| e.seq), Some(1));
+        let (slot, gone) = peers.remove(&a).unwrap();
+        assert_eq!((slot, gone.seq), (sa, Some(1)));
+        assert_eq!(peers.get(&a).map(|e| e.seq), None);
+        let sc = peers.insert(c, entry(4)).unwrap();
+        assert_eq!(sc, sa, "the free slot is taken again");
+        assert_eq!(peers.slot(&a), None);
+        assert_eq!(peers.peer_at(sc), Some(c));
+        assert_eq!(peers.get(&b).and_then(|e| e.seq), Some(2));
+        let mut held: Vec<PeerId> = peers.iter().map(|(p, _)| *p).collect();
+        held.sort();
+        let mut want = vec![b, c];
+        want.sort();
+        assert_eq!(held, want);
+        assert_eq!(peers.len(), 2);
+    }
+}
