@@ -48,14 +48,6 @@ enum Arch {
 
 const TARGETS: &[(&str, Kind)] = &[
     (
-        "x86_64-unknown-linux-gnu",
-        Kind::Linux {
-            machine: 62,
-            is_static: false,
-            budget: false,
-        },
-    ),
-    (
         "aarch64-unknown-linux-gnu",
         Kind::Linux {
             machine: 183,
