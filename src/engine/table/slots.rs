@@ -119,7 +119,6 @@ impl Peers {
 mod tests {
     use super::*;
     use crate::wire::protocol::Source;
-    use std::time::Instant;
 
     fn peer() -> PeerId {
         libp2p_identity::Keypair::generate_ed25519()
@@ -128,7 +127,7 @@ mod tests {
     }
 
     fn entry(seq: u64) -> Entry {
-        Entry::new(Some(seq), None, Source::Mdns, Instant::now())
+        Entry::new(Some(seq), None, Source::Mdns, crate::test_clock())
     }
 
     #[test]
