@@ -64,7 +64,7 @@ struct Pending {
     parked: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Reach>() == 8);
+const _: () = assert!(std::mem::size_of::<Reach>() == std::mem::size_of::<usize>());
 
 impl Reach {
     fn pending(key: (Instant, u64), backoff: Duration) -> Reach {
