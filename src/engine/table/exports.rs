@@ -46,7 +46,7 @@ impl PeerTable {
         seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
         seen.into_iter()
             .filter_map(|(_, _, e)| {
-                let signed = e.signed.clone()?;
+                let signed = e.signed.as_deref()?.to_vec();
                 let addrs: Vec<String> = e.sent.as_ref()?.addrs.iter().map(|a| a.to_string()).collect();
                 (!addrs.is_empty()).then_some(crate::wire::cache::CachedPeer { signed, addrs })
             })
@@ -72,14 +72,14 @@ impl PeerTable {
             .into_iter()
             .filter_map(|(_, _, e)| {
                 let mut ips: Vec<IpAddr> = Vec::new();
-                for a in e.sent.as_ref().map(|s| s.addrs.as_slice()).unwrap_or(&[]) {
+                for a in e.sent.as_ref().map(|s| &s.addrs[..]).unwrap_or(&[]) {
                     if let Some(ip) = ip_of(a).filter(|ip| !ips.contains(ip)) {
                         ips.push(ip);
                     }
                 }
                 ips.truncate(crate::wire::exchange::MAX_IPS);
                 Some(crate::wire::exchange::Peer {
-                    signed: e.signed.clone()?,
+                    signed: e.signed.as_deref()?.to_vec(),
                     ips,
                 })
             })
@@ -101,9 +101,9 @@ fn first_hand(via: &Via) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Shown {
     /// Dialable addresses (each ending in `/p2p/<peer ID>`).
-    pub(super) addrs: Vec<Multiaddr>,
+    pub(super) addrs: Box<[Multiaddr]>,
     /// The ways in they came from, in the sightings' order.
-    vias: Vec<Via>,
+    vias: Box<[Via]>,
     source: Source,
     seq: Option<u64>,
     reachable: bool,
@@ -178,13 +178,11 @@ pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> Shown {
             _ => 5,
         })
         .unwrap_or(e.source);
-    // Kept while the peer is handed over: no room to grow (a no-op unless the prober held some
-    // back).
-    addrs.shrink_to_fit();
-    vias.shrink_to_fit();
+    // Kept while the peer is handed over, with no room to grow (boxed: no capacity kept either;
+    // a reallocation only when the prober held some back).
     Shown {
-        addrs,
-        vias,
+        addrs: addrs.into_boxed_slice(),
+        vias: vias.into_boxed_slice(),
         source,
         seq: e.seq,
         reachable: prober.is_some(),

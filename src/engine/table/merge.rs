@@ -62,7 +62,7 @@ impl PeerTable {
                 let same = e
                     .sightings
                     .get(via)
-                    .is_some_and(|l| l.live && l.source == source && l.addrs == addrs);
+                    .is_some_and(|l| l.live && l.source == source && *l.addrs == *addrs);
                 self.counters.accepted += 1;
                 if same {
                     self.heard(&peer, via, now);
@@ -94,7 +94,7 @@ impl PeerTable {
         self.clear_sightings(peer);
         if let Some(e) = self.peers.get_mut(&peer) {
             e.seq = Some(record.seq);
-            e.signed = Some(record.signed);
+            e.signed = Some(record.signed.into_boxed_slice());
             e.source = source;
         }
         self.set_sighting(peer, via, new_sighting(addrs, source, now));
@@ -128,7 +128,7 @@ impl PeerTable {
                 e.sightings
                     .values()
                     .flat_map(|l| l.addrs.iter())
-                    .chain(&e.last_place)
+                    .chain(e.last_place.iter())
                     .collect()
             })
             .unwrap_or_default()

@@ -151,7 +151,8 @@ impl fmt::Display for Via {
 /// What is known of a peer through one [`Via`]: its addresses that way, and when it was last heard.
 #[derive(Clone, Debug)]
 struct Sighting {
-    addrs: Vec<Multiaddr>,
+    /// Boxed: kept as long as the peer is, with no room to grow.
+    addrs: Box<[Multiaddr]>,
     /// The announcer's own IPs that way: only packets from one of them keep the sighting live.
     ips: Vec<IpAddr>,
     /// Those of `ips` a packet naming the peer's record came from, on a link: only there are its
@@ -199,8 +200,8 @@ impl Sighting {
 struct Entry {
     /// Highest seq accepted; `None` for an unsigned peer.
     seq: Option<u64>,
-    /// The signed record of that seq (for the persistent cache).
-    signed: Option<Vec<u8>>,
+    /// The signed record of that seq (for the persistent cache; boxed: no capacity kept).
+    signed: Option<Box<[u8]>>,
     source: Source,
     sightings: Sightings,
     /// What the node was last told of this peer; `None` while it is not visible.
@@ -216,7 +217,7 @@ struct Entry {
     verified_at: Option<Instant>,
     /// Where it was last handed over, kept while it is not handed over (its sightings may be gone):
     /// where a node that comes back with an older record is expected (see `engine/rewind.rs`).
-    last_place: Vec<Multiaddr>,
+    last_place: Box<[Multiaddr]>,
     /// A goodbye of its record was confirmed (its node's ports refused) and no sighting came back
     /// since: the record held is known gone.
     departed: bool,
@@ -226,7 +227,7 @@ impl Entry {
     fn new(seq: Option<u64>, signed: Option<Vec<u8>>, source: Source, now: Instant) -> Self {
         Entry {
             seq,
-            signed,
+            signed: signed.map(Vec::into_boxed_slice),
             source,
             sightings: Sightings::default(),
             sent: None,
@@ -234,7 +235,7 @@ impl Entry {
             host: None,
             dead_since: None,
             verified_at: None,
-            last_place: Vec::new(),
+            last_place: Box::default(),
             departed: false,
         }
     }
@@ -394,7 +395,7 @@ impl PeerTable {
         let e = self.peers.get_mut(peer)?;
         if visible {
             e.verified_at = Some(now);
-            e.last_place.clear();
+            e.last_place = Box::default();
         } else if let Some(last) = &e.sent {
             // Handed over until now: remember where (its sightings may go next).
             e.last_place = last.addrs.clone();
@@ -491,18 +492,17 @@ impl Sightings {
     }
 }
 
-fn new_sighting(mut addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
+fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
     let mut ips: Vec<IpAddr> = Vec::with_capacity(addrs.len());
     ips.extend(addrs.iter().filter_map(ip_of));
     ips.sort();
     ips.dedup();
     // Kept as long as the peer is: no room to grow.
     ips.shrink_to_fit();
-    addrs.shrink_to_fit();
     Sighting {
         ips,
         spoke_from: Vec::new(),
-        addrs,
+        addrs: addrs.into_boxed_slice(),
         last_heard: now,
         spoke: now,
         checks: 0,
