@@ -202,6 +202,8 @@ impl Engine {
             .filter_map(|p| Some((self.table.last_heard_on(p, via)?, p, self.table.seq_of(p)?)))
             .collect();
         known.sort_by(|a, b| b.cmp(a));
+        // A peer the table shed and took again may have left an older label behind: once each.
+        known.dedup();
         // The labels' text is made again here (the index keeps fingerprints): one per known answer.
         let labels: Vec<String> = known
             .into_iter()
