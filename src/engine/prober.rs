@@ -44,7 +44,7 @@ pub const IN_FLIGHT_RECHECK: Duration = Duration::from_millis(250);
 /// Destinations remembered for that rule before the old ones are forgotten.
 pub const MAX_DESTS: usize = 4096;
 
-/// What is known of an address's reachability: 8 bytes, as most addresses followed answered
+/// What is known of an address's reachability: one word, as most addresses followed answered
 /// (a peer's every address answered stays followed while the peer is held).
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Reach {
