@@ -73,3 +73,11 @@ pub fn cli_main() -> std::process::ExitCode {
 pub(crate) fn test_clock() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+/// A fresh peer ID, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_peer() -> libp2p_identity::PeerId {
+    libp2p_identity::Keypair::generate_ed25519()
+        .public()
+        .to_peer_id()
+}

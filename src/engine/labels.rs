@@ -60,11 +60,7 @@ impl Labels {
 mod tests {
     use super::*;
 
-    fn peer() -> PeerId {
-        libp2p_identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id()
-    }
+    use crate::test_peer as peer;
 
     #[test]
     fn a_label_finds_its_peer_until_it_is_removed_or_no_longer_stands_for_it() {

@@ -225,11 +225,7 @@ pub fn tcp_socket_addr(
 mod tests {
     use super::*;
 
-    fn peer() -> PeerId {
-        libp2p_identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id()
-    }
+    use crate::test_peer as peer;
 
     fn ma(s: &str) -> Multiaddr {
         s.parse().unwrap()

@@ -190,10 +190,7 @@ impl PeerTable {
             self.count_drop(why, via.as_ref());
             return false;
         }
-        let Some(slot) = self.peers.slot(peer) else {
-            return false;
-        };
-        let Some(e) = self.peers.get_mut(peer) else {
+        let Some((slot, e)) = self.peers.slot_mut(peer) else {
             return false;
         };
         self.pending.remove(&(e.since, slot));
@@ -206,10 +203,7 @@ impl PeerTable {
     /// Files `peer` in the forgetting queue when none of its sightings is live, and out of it when
     /// one is.
     pub(super) fn file_dead(&mut self, peer: &PeerId, alive: bool, now: Instant) {
-        let Some(slot) = self.peers.slot(peer) else {
-            return;
-        };
-        let Some(e) = self.peers.get_mut(peer) else {
+        let Some((slot, e)) = self.peers.slot_mut(peer) else {
             return;
         };
         match (e.dead_since, alive) {

@@ -60,8 +60,7 @@ impl PeerTable {
     /// live, and revives it if it had timed out.
     pub fn heard(&mut self, peer: &PeerId, via: &Via, now: Instant) -> Option<PeerEvent> {
         let now = self.tick(now);
-        let slot = self.peers.slot(peer)?;
-        let e = self.peers.get_mut(peer)?;
+        let (slot, e) = self.peers.slot_mut(peer)?;
         let sighting = e.sightings.get_mut(via)?;
         if sighting.note_heard(now) {
             return None;

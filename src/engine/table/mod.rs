@@ -345,10 +345,7 @@ impl PeerTable {
 
     /// Drops every sighting of `peer`.
     fn clear_sightings(&mut self, peer: PeerId) {
-        let Some(slot) = self.peers.slot(&peer) else {
-            return;
-        };
-        let Some(e) = self.peers.get_mut(&peer) else {
+        let Some((slot, e)) = self.peers.slot_mut(&peer) else {
             return;
         };
         let old = std::mem::take(&mut e.sightings);

@@ -55,9 +55,15 @@ impl Peers {
         self.slot(peer).and_then(|s| self.at(s)).map(|(_, e)| e)
     }
 
-    pub(super) fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Entry> {
+    /// `peer`'s slot and its entry to change.
+    pub(super) fn slot_mut(&mut self, peer: &PeerId) -> Option<(Slot, &mut Entry)> {
         let slot = self.slot(peer)?;
-        self.slots[slot as usize].as_deref_mut().map(|(_, e)| e)
+        let (_, e) = self.slots[slot as usize].as_deref_mut()?;
+        Some((slot, e))
+    }
+
+    pub(super) fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Entry> {
+        self.slot_mut(peer).map(|(_, e)| e)
     }
 
     #[cfg(test)]
@@ -120,11 +126,7 @@ mod tests {
     use super::*;
     use crate::wire::protocol::Source;
 
-    fn peer() -> PeerId {
-        libp2p_identity::Keypair::generate_ed25519()
-            .public()
-            .to_peer_id()
-    }
+    use crate::test_peer as peer;
 
     fn entry(seq: u64) -> Entry {
         Entry::new(Some(seq), None, Source::Mdns, crate::test_clock())
