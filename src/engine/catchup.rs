@@ -266,7 +266,7 @@ impl Engine {
         };
         self.instances
             .get(label)
-            .is_some_and(|p| self.table.has_addrs(p, via))
+            .is_some_and(|p| self.table.has_addrs(&p, via))
     }
 
     /// Whether `label` names the newest record of a peer taken before and forgotten since
@@ -276,7 +276,7 @@ impl Engine {
     pub(super) fn forgot(&self, label: &str) -> bool {
         self.instances
             .get(label)
-            .is_some_and(|p| self.table.seq_of(p).is_none())
+            .is_some_and(|p| self.table.seq_of(&p).is_none())
     }
 
     /// Whether `label` is being caught up on, on link `index`.

@@ -174,12 +174,14 @@ impl Engine {
         if let Some(old) = old {
             self.instances.remove(&mdns::instance_label(&peer, old));
         }
-        self.instances.insert(&label, peer);
+        self.instances.insert(&label, self.table.key_of(&peer));
         if self.instances.len() > 2 * super::table::MAX_PEERS {
             // Peers the table shed leave their label behind: drop those now and then.
             let table = &self.table;
-            self.instances
-                .retain(|p| table.seq_of(p).map(|s| mdns::instance_label(p, s)));
+            self.instances.retain(|k| {
+                let p = table.peer_of(k)?;
+                table.seq_of(p).map(|s| mdns::instance_label(p, s))
+            });
         }
     }
 

@@ -204,7 +204,8 @@ impl Engine {
         let mut pending: Vec<&libp2p_identity::PeerId> = self
             .instances
             .peers()
-            .filter(|p| self.table.seq_of(p).is_some() && !self.table.is_visible(p))
+            .filter_map(|k| self.table.peer_of(k))
+            .filter(|p| self.table.seq_of(*p).is_some() && !self.table.is_visible(*p))
             .collect();
         pending.sort();
         pending.dedup();

@@ -124,8 +124,9 @@ pub struct VerifiedRecord {
     pub seq: u64,
     /// Listen addresses as the node stated them.
     pub addrs: Vec<Multiaddr>,
-    /// The signed bytes, to be forwarded unchanged.
-    pub signed: Vec<u8>,
+    /// The signed bytes, to be forwarded unchanged (shared: whoever holds the record holds them
+    /// without a copy of their own).
+    pub signed: std::sync::Arc<[u8]>,
 }
 
 /// Builds and signs a record for `keypair`. `addrs` must not carry `/p2p/`; it is stripped if
@@ -238,7 +239,7 @@ pub fn verify_any_namespace(signed: &[u8]) -> Result<VerifiedRecord, Reject> {
         namespace: record.namespace,
         seq: record.seq,
         addrs,
-        signed: signed.to_vec(),
+        signed: signed.into(),
     })
 }
 
@@ -311,7 +312,7 @@ mod tests {
         assert_eq!(rec.peer_id, k.public().to_peer_id());
         assert_eq!(rec.seq, 42);
         assert_eq!(rec.addrs, addrs());
-        assert_eq!(rec.signed, signed);
+        assert_eq!(*rec.signed, *signed);
         assert!(
             signed.len() < 200,
             "a two-address record is small: {}",

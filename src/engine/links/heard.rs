@@ -175,7 +175,7 @@ impl Engine {
                 }
                 continue;
             };
-            match self.table.heard_from(peer, &link.via, &from.ip(), now) {
+            match self.table.heard_from(&peer, &link.via, &from.ip(), now) {
                 HeardFrom::Live(event) => revived.extend(event),
                 HeardFrom::Foreign => foreign += 1,
                 // Cannot tell yet (none of its addresses of that family is known): no sign
@@ -210,7 +210,8 @@ impl Engine {
         };
         for label in labels {
             // The goodbye of a replaced record says nothing about the current one.
-            if let Some(peer) = self.instances.get(&label).copied() {
+            let peer = self.instances.get(&label);
+            if let Some(peer) = peer.and_then(|k| self.table.peer_of(&k)).copied() {
                 self.goodbye_heard(peer, via.clone(), now);
             }
         }

@@ -198,7 +198,8 @@ impl Engine {
         let mut known: Vec<(Instant, &PeerId, u64)> = self
             .instances
             .peers()
-            .filter(|p| self.table.is_visible(p))
+            .filter_map(|k| self.table.peer_of(k))
+            .filter(|p| self.table.is_visible(*p))
             .filter_map(|p| Some((self.table.last_heard_on(p, via)?, p, self.table.seq_of(p)?)))
             .collect();
         known.sort_by(|a, b| b.cmp(a));
@@ -237,34 +238,34 @@ impl Engine {
         if link.iface.has_ip(&from) {
             return; // our own, looped back
         }
-        let held = known.iter().all(|label| {
-            self.holds(index, label) || self.regs.values().any(|r| r.announcement.label == *label)
-        });
+        // Whether this packet's known answers are all held here: looked at only while the query
+        // so far is (every agent on the link reads every packet of every query).
+        let held = || {
+            known.iter().all(|label| {
+                self.holds(index, label)
+                    || self.regs.values().any(|r| r.announcement.label == *label)
+            })
+        };
+        let covered = match &link.heard_query {
+            _ if asks => held(),
+            Some(q) if q.from == from && now.saturating_duration_since(q.at) < QUERY_CONTINUES_FOR => {
+                q.covered && held()
+            }
+            _ => return,
+        };
         let Some(link) = self.links.get_mut(&index) else {
             return;
         };
-        let heard = match link.heard_query.take() {
-            _ if asks => HeardQuery {
-                from,
-                at: now,
-                covered: held,
-            },
-            Some(q) if q.from == from && now.saturating_duration_since(q.at) < QUERY_CONTINUES_FOR => {
-                HeardQuery {
-                    from,
-                    at: now,
-                    covered: q.covered && held,
-                }
-            }
-            other => {
-                link.heard_query = other;
-                return;
-            }
+        let heard = HeardQuery {
+            from,
+            at: now,
+            covered,
         };
         if truncated {
             link.heard_query = Some(heard);
             return;
         }
+        link.heard_query = None;
         // Treated as our own query sent now, with jitter (an eighth of the interval at most),
         // so that the agents that heard it do not all ask at the same moment next time. Only
         // on a settled schedule (the longest interval), and while each family's last send

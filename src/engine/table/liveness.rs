@@ -78,13 +78,17 @@ impl PeerTable {
     /// there yet (its other family's records came first), nothing can be told.
     pub fn heard_from(
         &mut self,
-        peer: &PeerId,
+        peer: &(impl super::FindPeer + ?Sized),
         via: &Via,
         ip: &IpAddr,
         now: Instant,
     ) -> HeardFrom {
         let now = self.tick(now);
-        let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
+        let Some((slot, sighting)) = self
+            .peers
+            .slot_mut(peer)
+            .and_then(|(slot, e)| Some((slot, e.sightings.get_mut(via)?)))
+        else {
             return HeardFrom::Unknown;
         };
         if sighting.ips.binary_search(ip).is_err() {
@@ -98,7 +102,10 @@ impl PeerTable {
         if sighting.note_heard(now) {
             return HeardFrom::Live(None);
         }
-        HeardFrom::Live(self.heard(peer, via, now))
+        let Some(peer) = self.peers.peer_at(slot) else {
+            return HeardFrom::Live(None);
+        };
+        HeardFrom::Live(self.heard(&peer, via, now))
     }
 
     /// Links come due for a silence check since the last call: probe `probe_targets` of each, and
@@ -149,7 +156,7 @@ impl PeerTable {
     }
 
     /// When `peer` was last heard through `via`, while that sighting is live.
-    pub fn last_heard_on(&self, peer: &PeerId, via: &Via) -> Option<Instant> {
+    pub fn last_heard_on(&self, peer: &(impl super::FindPeer + ?Sized), via: &Via) -> Option<Instant> {
         self.peers
             .get(peer)
             .and_then(|e| e.sightings.get(via))

@@ -94,7 +94,7 @@ impl PeerTable {
         self.clear_sightings(peer);
         if let Some(e) = self.peers.get_mut(&peer) {
             e.seq = Some(record.seq);
-            e.signed = Some(record.signed.into_boxed_slice());
+            e.signed = Some(record.signed);
             e.source = source;
         }
         self.set_sighting(peer, via, new_sighting(addrs, source, now));

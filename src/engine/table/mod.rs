@@ -36,6 +36,7 @@ mod tests;
 
 pub use bounds::{Dropped, FORGET_AFTER, MAX_PEERS, MAX_PENDING};
 pub use liveness::HeardFrom;
+pub use slots::{FindPeer, PeerKey};
 // What the tests measure the table against.
 #[cfg(any(test, feature = "internals"))]
 pub use bounds::{Usage, MAX_PEERS_PER_HOST};
@@ -200,8 +201,8 @@ impl Sighting {
 struct Entry {
     /// Highest seq accepted; `None` for an unsigned peer.
     seq: Option<u64>,
-    /// The signed record of that seq (for the persistent cache; boxed: no capacity kept).
-    signed: Option<Box<[u8]>>,
+    /// The signed record of that seq (for the persistent cache), as verified.
+    signed: Option<std::sync::Arc<[u8]>>,
     source: Source,
     sightings: Sightings,
     /// What the node was last told of this peer; `None` while it is not visible.
@@ -224,10 +225,15 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(seq: Option<u64>, signed: Option<Vec<u8>>, source: Source, now: Instant) -> Self {
+    fn new(
+        seq: Option<u64>,
+        signed: Option<std::sync::Arc<[u8]>>,
+        source: Source,
+        now: Instant,
+    ) -> Self {
         Entry {
             seq,
-            signed: signed.map(Vec::into_boxed_slice),
+            signed,
             source,
             sightings: Sightings::default(),
             sent: None,
@@ -361,7 +367,7 @@ impl PeerTable {
     }
 
     /// Whether `peer` has addresses (answering or not) through `via`.
-    pub fn has_addrs(&self, peer: &PeerId, via: &Via) -> bool {
+    pub fn has_addrs(&self, peer: &(impl FindPeer + ?Sized), via: &Via) -> bool {
         self.peers
             .get(peer)
             .and_then(|e| e.sightings.get(via))
@@ -369,12 +375,22 @@ impl PeerTable {
     }
 
     /// Whether `peer` is handed over now.
-    pub fn is_visible(&self, peer: &PeerId) -> bool {
+    pub fn is_visible(&self, peer: &(impl FindPeer + ?Sized)) -> bool {
         self.peers.get(peer).is_some_and(|e| e.sent.is_some())
     }
 
+    /// `peer`'s key: what finds it here as its peer ID does (see [`PeerKey`]).
+    pub fn key_of(&self, peer: &PeerId) -> PeerKey {
+        self.peers.key_of(peer)
+    }
+
+    /// The peer `key` finds, if it is held.
+    pub fn peer_of(&self, key: &PeerKey) -> Option<&PeerId> {
+        self.peers.slot(key).and_then(|s| self.peers.at(s)).map(|(p, _)| p)
+    }
+
     /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
-    pub fn seq_of(&self, peer: &PeerId) -> Option<u64> {
+    pub fn seq_of(&self, peer: &(impl FindPeer + ?Sized)) -> Option<u64> {
         self.peers.get(peer).and_then(|e| e.seq)
     }
 

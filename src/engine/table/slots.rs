@@ -11,11 +11,11 @@ use crate::engine::keyed::{ByFingerprint, Keys};
 use libp2p_identity::PeerId;
 
 /// A slot number: a peer's place while the table holds it.
-pub(super) type Slot = u32;
+pub type Slot = u32;
 
 /// See the module docs.
 #[derive(Debug, Default)]
-pub(super) struct Peers {
+pub struct Peers {
     slots: Vec<Option<Box<(PeerId, Entry)>>>,
     /// Slots free for reuse.
     free: Vec<Slot>,
@@ -23,11 +23,41 @@ pub(super) struct Peers {
     keys: Keys,
 }
 
+/// A peer's fingerprint in one table ([`super::PeerTable::key_of`]): 8 bytes that find its
+/// entry as its peer ID does, without hashing and comparing 80 bytes. Another peer with the same
+/// fingerprint (one chance in 2^64, and nobody outside the process knows the key) is never held
+/// beside it, but may be held after it was forgotten: the key then finds that peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PeerKey(u64);
+
+/// What finds a held peer: its peer ID or its [`PeerKey`].
+pub trait FindPeer {
+    #[doc(hidden)]
+    fn slot_in(&self, peers: &Peers) -> Option<Slot>;
+}
+
+impl FindPeer for PeerId {
+    fn slot_in(&self, peers: &Peers) -> Option<Slot> {
+        let slot = *peers.index.get(&peers.keys.of(self))?;
+        peers.at(slot).is_some_and(|(p, _)| p == self).then_some(slot)
+    }
+}
+
+impl FindPeer for PeerKey {
+    fn slot_in(&self, peers: &Peers) -> Option<Slot> {
+        peers.index.get(&self.0).copied()
+    }
+}
+
 impl Peers {
     /// `peer`'s slot, if the table holds it.
-    pub(super) fn slot(&self, peer: &PeerId) -> Option<Slot> {
-        let slot = *self.index.get(&self.keys.of(peer))?;
-        self.at(slot).is_some_and(|(p, _)| p == peer).then_some(slot)
+    pub(super) fn slot(&self, peer: &(impl FindPeer + ?Sized)) -> Option<Slot> {
+        peer.slot_in(self)
+    }
+
+    /// `peer`'s key (whether it is held or not).
+    pub(super) fn key_of(&self, peer: &PeerId) -> PeerKey {
+        PeerKey(self.keys.of(peer))
     }
 
     /// The peer in `slot`, and its entry.
@@ -51,18 +81,18 @@ impl Peers {
             .map(|(p, e)| (&*p, e))
     }
 
-    pub(super) fn get(&self, peer: &PeerId) -> Option<&Entry> {
+    pub(super) fn get(&self, peer: &(impl FindPeer + ?Sized)) -> Option<&Entry> {
         self.slot(peer).and_then(|s| self.at(s)).map(|(_, e)| e)
     }
 
     /// `peer`'s slot and its entry to change.
-    pub(super) fn slot_mut(&mut self, peer: &PeerId) -> Option<(Slot, &mut Entry)> {
+    pub(super) fn slot_mut(&mut self, peer: &(impl FindPeer + ?Sized)) -> Option<(Slot, &mut Entry)> {
         let slot = self.slot(peer)?;
         let (_, e) = self.slots[slot as usize].as_deref_mut()?;
         Some((slot, e))
     }
 
-    pub(super) fn get_mut(&mut self, peer: &PeerId) -> Option<&mut Entry> {
+    pub(super) fn get_mut(&mut self, peer: &(impl FindPeer + ?Sized)) -> Option<&mut Entry> {
         self.slot_mut(peer).map(|(_, e)| e)
     }
 
