@@ -276,7 +276,7 @@ fn a_node_restarted_with_its_clock_stepped_forward_is_one_update_at_every_peer()
     assert!(sim.run_until(MINUTE, Sim::everyone_sees_everyone));
     sim.run_for(MINUTE);
     let r = hosts[0];
-    let before: Vec<usize> = hosts[1..]
+    let before: Vec<u32> = hosts[1..]
         .iter()
         .map(|&h| sim.view(h, r).unwrap().updates)
         .collect();

@@ -130,30 +130,48 @@ pub struct View {
     /// What the node was told last, while it is visible (kept only with `Sim::details`; boxed:
     /// a large run keeps a view per pair of hosts).
     pub current: Option<Box<PeerInfo>>,
-    /// `expired` events, with when.
-    pub expired: Vec<Duration>,
+    /// `expired` events, with when (boxed: most views have none, and a large run keeps a view
+    /// per pair of hosts).
+    pub expired: Box<[Duration]>,
     /// `updated` events.
-    pub updates: usize,
+    pub updates: u32,
     /// The record's seq the node was told last.
     pub seq: u64,
 }
 
-/// One host's views, by the other host's index: a vector from the lowest index seen (a large
-/// run keeps a view per pair of hosts on a link, and a map's slots took twice the room; a vector
-/// from index 0 took room for every host of every link: 4 GB of empty slots for 10,000 hosts on
-/// links of 100).
-#[derive(Default)]
-struct Views {
+/// Something per other host on a link, by that host's index: a vector from the lowest index seen
+/// (a large run keeps a view per pair of hosts on a link, and a map's slots took twice the room; a
+/// vector from index 0 took room for every host of every link: 4 GB of empty slots for 10,000
+/// hosts on links of 100).
+struct ByHost<T> {
     base: usize,
-    slots: Vec<Option<View>>,
+    slots: Vec<Option<T>>,
 }
 
-impl Views {
-    fn get(&self, peer: usize) -> Option<&View> {
+impl<T> Default for ByHost<T> {
+    fn default() -> Self {
+        ByHost {
+            base: 0,
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl<T> ByHost<T> {
+    fn get(&self, peer: usize) -> Option<&T> {
         self.slots.get(peer.checked_sub(self.base)?)?.as_ref()
     }
 
-    fn entry(&mut self, peer: usize) -> &mut View {
+    fn get_mut(&mut self, peer: usize) -> Option<&mut T> {
+        self.slots.get_mut(peer.checked_sub(self.base)?)?.as_mut()
+    }
+
+    fn remove(&mut self, peer: usize) -> Option<T> {
+        self.slots.get_mut(peer.checked_sub(self.base)?)?.take()
+    }
+
+    /// The place for `peer`'s value (empty or not).
+    fn place(&mut self, peer: usize) -> &mut Option<T> {
         if self.slots.is_empty() {
             self.base = peer;
         }
@@ -167,9 +185,22 @@ impl Views {
         if self.slots.len() <= i {
             self.slots.resize_with(i + 1, || None);
         }
-        self.slots[i].get_or_insert_with(View::default)
+        &mut self.slots[i]
     }
 }
+
+/// One host's views, by the other host's index.
+type Views = ByHost<View>;
+
+impl Views {
+    fn entry(&mut self, peer: usize) -> &mut View {
+        self.place(peer).get_or_insert_with(View::default)
+    }
+}
+
+/// A daemon's answer held for a querier: the ids of the instances left to answer (a daemon holds
+/// one or two), and when it goes.
+type Held = (Box<[u64]>, Duration);
 
 struct Ann {
     /// Unique per announcement, for the daemons' caches.
@@ -326,8 +357,8 @@ struct Port {
     registered: HashMap<String, (Rc<Ann>, Option<Duration>)>,
     /// Instances the daemon has resolved (their `Ann::id`).
     resolved: HashSet<u64>,
-    /// Answers held for truncated queries, by querier: the instances left to answer, and when.
-    held: HashMap<usize, (Vec<Rc<Ann>>, Duration)>,
+    /// Answers held for truncated queries, by querier.
+    held: ByHost<Held>,
 }
 
 /// One simulated host.
@@ -475,7 +506,7 @@ impl Sim {
                 socket: false,
                 registered: HashMap::new(),
                 resolved: HashSet::new(),
-                held: HashMap::new(),
+                held: ByHost::default(),
             });
         }
         let memo = self.verified.clone();
@@ -810,7 +841,7 @@ impl Sim {
                 let v = h.views.entry(peer);
                 match ev.event {
                     EventKind::Discovered | EventKind::Updated => {
-                        v.updates += usize::from(ev.event == EventKind::Updated);
+                        v.updates += u32::from(ev.event == EventKind::Updated);
                         v.seq = ev.peer.seq;
                         if v.discovered_at.is_none() {
                             v.discovered_at = Some(now);
@@ -826,7 +857,7 @@ impl Sim {
                     EventKind::Expired => {
                         v.visible = false;
                         v.current = None;
-                        v.expired.push(now);
+                        v.expired = v.expired.iter().copied().chain([now]).collect();
                     }
                 }
                 None
@@ -1114,15 +1145,20 @@ impl Sim {
             return;
         };
         if asks {
-            let left: Vec<Rc<Ann>> = port
+            let left: Box<[u64]> = port
                 .registered
                 .values()
                 .filter(|(a, _)| !known.contains(&a.label))
-                .map(|(a, _)| a.clone())
+                .map(|(a, _)| a.id)
                 .collect();
-            port.held.insert(querier, (left, now));
-        } else if let Some((left, _)) = port.held.get_mut(&querier) {
-            left.retain(|a| !known.contains(&a.label));
+            *port.held.place(querier) = Some((left, now));
+        } else if let Some((left, _)) = port.held.get_mut(querier) {
+            let listed = |id: &u64| {
+                port.registered
+                    .values()
+                    .any(|(a, _)| a.id == *id && known.contains(&a.label))
+            };
+            *left = left.iter().filter(|id| !listed(id)).copied().collect();
         } else {
             return;
         }
@@ -1133,7 +1169,7 @@ impl Sim {
         };
         let at = now + self.rng.between(lo, hi);
         let port = self.port(host, index).expect("looked up above");
-        port.held.get_mut(&querier).expect("held above").1 = at;
+        port.held.get_mut(querier).expect("held above").1 = at;
         self.schedule(
             at,
             Event::Held {
@@ -1151,13 +1187,13 @@ impl Sim {
         let Some(port) = self.port(host, index) else {
             return;
         };
-        if !port.daemon || port.held.get(&querier).is_none_or(|(_, at)| *at > now) {
+        if !port.daemon || port.held.get(querier).is_none_or(|(_, at)| *at > now) {
             return;
         }
-        let (left, _) = port.held.remove(&querier).expect("checked above");
+        let (left, _) = port.held.remove(querier).expect("checked above");
         let mut anns = Vec::new();
         for (a, last) in port.registered.values_mut() {
-            if !left.iter().any(|l| l.id == a.id) {
+            if !left.contains(&a.id) {
                 continue;
             }
             if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {
