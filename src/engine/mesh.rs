@@ -157,9 +157,7 @@ impl Engine {
                 let ways = ways(&p, &names, |link| {
                     id.as_ref()
                         .map(|id| {
-                            self.table
-                                .spoke_from(id, &Via::Multicast(link.into()))
-                                .to_vec()
+                            self.table.spoke_from(id, &Via::Multicast(link.into()))
                         })
                         .unwrap_or_default()
                 });
@@ -235,8 +233,6 @@ impl Engine {
                         .flat_map(|l| {
                             self.table
                                 .spoke_from(p, &Via::Multicast(l.iface.name.as_str().into()))
-                                .iter()
-                                .copied()
                         })
                         .collect();
                     if !heard.is_empty() && heard.iter().all(IpAddr::is_ipv6) {

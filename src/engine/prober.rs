@@ -123,9 +123,10 @@ impl Dest {
 /// made: the last answer stands for it.
 #[derive(Debug, Default)]
 pub struct Dests {
-    map: HashMap<(IpAddr, u16), Dest>,
-    /// Keys the peers' fingerprints (random per table: nobody can mint two peer IDs that share
-    /// one here).
+    /// By the destination's fingerprint (keyed by `keys`, as the peers' are).
+    map: super::keyed::ByFingerprint<Dest>,
+    /// Keys the destinations' and peers' fingerprints (random per table: nobody can make two
+    /// destinations or peer IDs that share one here).
     keys: super::keyed::Keys,
 }
 
@@ -135,7 +136,7 @@ impl Dests {
         if self.map.len() >= MAX_DESTS {
             self.map.retain(|_, d| now < d.at + DEST_INTERVAL);
         }
-        if let (Some(d), Some(peer)) = (dest_of(a), self.owner(a)) {
+        if let (Some(d), Some(peer)) = (self.dest(a), self.owner(a)) {
             let refused = self.map.get(&d).map_or(0, |old| old.refused);
             self.map.insert(
                 d,
@@ -152,7 +153,7 @@ impl Dests {
     /// A probe of `a` ended.
     pub fn result(&mut self, a: &Multiaddr, ok: bool) {
         let peer = self.owner(a);
-        if let (Some(d), Some(peer)) = (dest_of(a).and_then(|d| self.map.get_mut(&d)), peer) {
+        if let (Some(d), Some(peer)) = (self.dest(a).and_then(|d| self.map.get_mut(&d)), peer) {
             if d.peer == peer {
                 d.ok = Some(ok);
                 d.refused = if ok { 0 } else { d.refused.saturating_add(1) };
@@ -165,8 +166,13 @@ impl Dests {
     /// it (`None` inside: not back yet). `None`: `a` may be probed.
     pub fn lately(&self, a: &Multiaddr, now: Instant) -> Option<Option<bool>> {
         let peer = self.owner(a)?;
-        let d = self.map.get(&dest_of(a)?)?;
+        let d = self.map.get(&self.dest(a)?)?;
         (d.peer != peer && now < d.at + d.interval()).then_some(d.ok)
+    }
+
+    /// The fingerprint of `a`'s destination.
+    fn dest(&self, a: &Multiaddr) -> Option<u64> {
+        dest_of(a).map(|d| self.keys.of(&d))
     }
 
     /// The fingerprint of the peer `a` names.
@@ -176,7 +182,7 @@ impl Dests {
 
     /// When `a`'s destination may be probed for another peer again.
     fn free_at(&self, a: &Multiaddr) -> Option<Instant> {
-        dest_of(a)
+        self.dest(a)
             .and_then(|d| self.map.get(&d))
             .map(|d| d.at + d.interval())
     }

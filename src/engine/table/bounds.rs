@@ -160,10 +160,11 @@ impl PeerTable {
         }
         if let Some(host) = e.host {
             self.established -= 1;
-            if let Some(n) = self.per_host.get_mut(&host) {
+            let key = self.host_keys.of(&host);
+            if let Some(n) = self.per_host.get_mut(&key) {
                 *n -= 1;
                 if *n == 0 {
-                    self.per_host.remove(&host);
+                    self.per_host.remove(&key);
                 }
             }
         }
@@ -176,7 +177,8 @@ impl PeerTable {
     pub(super) fn establish(&mut self, peer: &PeerId, cur: &super::Shown) -> bool {
         let host = cur.addrs.first().and_then(ip_of);
         let via = self.peers.get(peer).and_then(|e| e.sightings.first_via());
-        let why = if self.per_host.get(&host).copied().unwrap_or(0) >= MAX_PEERS_PER_HOST
+        let key = self.host_keys.of(&host);
+        let why = if self.per_host.get(&key).copied().unwrap_or(0) as usize >= MAX_PEERS_PER_HOST
             && !self.evict_dead(|h| h == host)
         {
             Some(Dropped::HostFull)
@@ -196,7 +198,7 @@ impl PeerTable {
         self.pending.remove(&(e.since, slot));
         e.host = Some(host);
         self.established += 1;
-        *self.per_host.entry(host).or_default() += 1;
+        *self.per_host.entry(key).or_default() += 1;
         true
     }
 

@@ -146,12 +146,7 @@ impl PeerTable {
             return;
         };
         for ip in ips {
-            if sighting.ips.len() >= crate::wire::addrs::MAX_DIALABLE {
-                break; // a host has a few; a list that keeps growing is someone else's doing
-            }
-            if let Err(i) = sighting.ips.binary_search(ip) {
-                sighting.ips.insert(i, *ip);
-            }
+            sighting.add_ip(*ip);
         }
     }
 

@@ -54,7 +54,7 @@ use liveness::Expiries;
 use slots::Slot;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -158,7 +158,8 @@ struct Sighting {
     ips: Vec<IpAddr>,
     /// Those of `ips` a packet naming the peer's record came from, on a link: only there are its
     /// addresses probed (an A record can name anyone; a packet's source is where its sender is).
-    spoke_from: Vec<IpAddr>,
+    /// Bit `i` stands for `ips[i]` (`ips` holds at most [`MAX_DIALABLE`]).
+    spoke_from: u32,
     last_heard: Instant,
     /// When a packet was last heard (`last_heard` also moves when a silence check is answered).
     spoke: Instant,
@@ -175,16 +176,37 @@ struct Sighting {
 }
 
 impl Sighting {
-    /// A packet naming the peer came from `ip`, one of its own IPs this way: noted among
-    /// `spoke_from` (bounded). Returns whether it was new there.
+    /// A packet naming the peer came from `ip`: noted among `spoke_from` if it is one of its own
+    /// IPs this way. Returns whether it was new there.
     fn note_spoke(&mut self, ip: &IpAddr) -> bool {
-        if self.spoke_from.contains(ip) || self.spoke_from.len() >= crate::wire::addrs::MAX_DIALABLE
-        {
+        let Some(bit) = self.ips.binary_search(ip).ok().and_then(speaker_bit) else {
             return false;
+        };
+        let new = self.spoke_from & bit == 0;
+        self.spoke_from |= bit;
+        new
+    }
+
+    /// Those of its own IPs a packet naming the peer's record came from this way.
+    fn spoke_from(&self) -> impl Iterator<Item = &IpAddr> {
+        self.ips
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| speaker_bit(*i).is_some_and(|b| self.spoke_from & b != 0))
+            .map(|(_, ip)| ip)
+    }
+
+    /// Adds `ip` to its own IPs this way (kept sorted; those that spoke stay marked).
+    fn add_ip(&mut self, ip: IpAddr) {
+        if self.ips.len() >= MAX_DIALABLE {
+            return; // a host has a few; a list that keeps growing is someone else's doing
         }
-        self.spoke_from.reserve_exact(1);
-        self.spoke_from.push(*ip);
-        true
+        if let Err(i) = self.ips.binary_search(&ip) {
+            self.ips.insert(i, ip);
+            let below = self.spoke_from & ((1u32 << i) - 1);
+            let above = (self.spoke_from >> i).checked_shl(i as u32 + 1).unwrap_or(0);
+            self.spoke_from = below | above;
+        }
     }
 
     /// The peer was heard this way at `now`: no silence check is owed. Returns whether the
@@ -278,8 +300,9 @@ pub struct PeerTable {
     dead: BTreeSet<(Instant, Slot)>,
     /// Established peers.
     established: usize,
-    /// Established peers per host IP.
-    per_host: HashMap<Option<IpAddr>, usize>,
+    /// Established peers per host IP, by its fingerprint (keyed by `host_keys`).
+    per_host: crate::engine::keyed::ByFingerprint<u32>,
+    host_keys: crate::engine::keyed::Keys,
     /// The latest time any call was given.
     clock: Option<Instant>,
     /// Links come due for a silence check, not yet taken.
@@ -301,7 +324,8 @@ impl PeerTable {
             pending: BTreeSet::new(),
             dead: BTreeSet::new(),
             established: 0,
-            per_host: HashMap::new(),
+            per_host: Default::default(),
+            host_keys: Default::default(),
             clock: None,
             silent: Vec::new(),
             dests: Dests::default(),
@@ -333,12 +357,9 @@ impl PeerTable {
         Self::arm(&mut self.expiries, self.timeout, slot, via, &mut sighting);
         let old = self.peers.get_mut(&peer).and_then(|e| {
             if let Some(old) = e.sightings.get(via) {
-                sighting.spoke_from = old
-                    .spoke_from
-                    .iter()
-                    .filter(|ip| sighting.ips.contains(ip))
-                    .copied()
-                    .collect();
+                for ip in old.spoke_from() {
+                    sighting.note_spoke(ip);
+                }
             }
             e.departed = false;
             e.sightings.insert(via.clone(), sighting)
@@ -505,6 +526,14 @@ impl Sightings {
     }
 }
 
+/// The bit of `spoke_from` that stands for `ips[i]`.
+fn speaker_bit(i: usize) -> Option<u32> {
+    (i < MAX_DIALABLE).then(|| 1u32 << i)
+}
+
+const MAX_DIALABLE: usize = crate::wire::addrs::MAX_DIALABLE;
+const _: () = assert!(MAX_DIALABLE <= u32::BITS as usize);
+
 fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting {
     let mut ips: Vec<IpAddr> = Vec::with_capacity(addrs.len());
     ips.extend(addrs.iter().filter_map(ip_of));
@@ -514,7 +543,7 @@ fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting
     ips.shrink_to_fit();
     Sighting {
         ips,
-        spoke_from: Vec::new(),
+        spoke_from: 0,
         addrs: addrs.into_boxed_slice(),
         last_heard: now,
         spoke: now,

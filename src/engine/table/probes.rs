@@ -109,16 +109,16 @@ impl PeerTable {
         let Some(sighting) = self.peers.get_mut(peer).and_then(|e| e.sightings.get_mut(via)) else {
             return false;
         };
-        sighting.ips.binary_search(ip).is_ok() && sighting.note_spoke(ip)
+        sighting.note_spoke(ip)
     }
 
-    /// The peer's own IPs that mDNS packets naming its record came from on `via` (at most
-    /// [`crate::wire::addrs::MAX_DIALABLE`], the first ones): the families it was heard on.
-    pub fn spoke_from(&self, peer: &PeerId, via: &Via) -> &[IpAddr] {
+    /// The peer's own IPs that mDNS packets naming its record came from on `via`, in order: the
+    /// families it was heard on.
+    pub fn spoke_from(&self, peer: &PeerId, via: &Via) -> Vec<IpAddr> {
         self.peers
             .get(peer)
             .and_then(|e| e.sightings.get(via))
-            .map_or(&[], |s| s.spoke_from.as_slice())
+            .map_or_else(Vec::new, |s| s.spoke_from().copied().collect())
     }
 
     /// Up to `n` addresses of `peer` on `via` a probe can check, those that answered before first.
@@ -170,10 +170,9 @@ fn shown(via: &Via, sighting: &Sighting, a: &Multiaddr) -> bool {
     }
     match ip_of(a) {
         Some(IpAddr::V6(v6)) if !crate::wire::addrs::is_link_local_v6(&v6) => sighting
-            .spoke_from
-            .iter()
+            .spoke_from()
             .any(|ip| matches!(ip, IpAddr::V6(s) if crate::wire::addrs::is_link_local_v6(s))),
-        Some(ip) => sighting.spoke_from.contains(&ip),
+        Some(ip) => sighting.spoke_from().any(|s| *s == ip),
         None => false,
     }
 }

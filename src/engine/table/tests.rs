@@ -502,6 +502,38 @@ fn the_ips_a_sighting_is_kept_live_from_are_bounded() {
 }
 
 #[test]
+fn the_ips_a_record_spoke_from_stay_marked_as_more_of_its_ips_are_learned() {
+    let k = Keypair::generate_ed25519();
+    let p = k.public().to_peer_id();
+    let mut t = PeerTable::new(T);
+    multicast(&mut t, &k, 1, 5, "eth0", "10.0.0.5", crate::test_clock()).unwrap();
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    assert!(t.spoke(&p, &l("eth0"), &ip("10.0.0.5")));
+    assert!(!t.spoke(&p, &l("eth0"), &ip("10.0.0.5")), "not new");
+    assert!(!t.spoke(&p, &l("eth0"), &ip("10.0.0.9")), "not one of its own");
+    // Learned IPs sort before and after the one that spoke: it stays marked, they do not.
+    t.note_ips(&p, &l("eth0"), &[ip("10.0.0.1"), ip("10.0.0.7"), ip("10.0.0.3")]);
+    assert_eq!(t.spoke_from(&p, &l("eth0")), vec![ip("10.0.0.5")]);
+    assert!(t.spoke(&p, &l("eth0"), &ip("10.0.0.1")));
+    assert!(t.spoke(&p, &l("eth0"), &ip("10.0.0.7")));
+    t.note_ips(&p, &l("eth0"), &[ip("10.0.0.0"), ip("10.0.0.6"), ip("10.0.0.8")]);
+    let want: Vec<IpAddr> = ["10.0.0.1", "10.0.0.5", "10.0.0.7"].map(ip).to_vec();
+    assert_eq!(t.spoke_from(&p, &l("eth0")), want);
+    // Up to the last of MAX_DIALABLE places.
+    let more: Vec<IpAddr> = (10..60u8).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+    t.note_ips(&p, &l("eth0"), &more);
+    let ips = &t.peers.get(&p).unwrap().sightings.get(&l("eth0")).unwrap().ips;
+    assert_eq!(ips.len(), crate::wire::addrs::MAX_DIALABLE);
+    let last = *ips.last().unwrap();
+    let dropped = more.iter().find(|a| !ips.contains(a)).copied().unwrap();
+    assert!(t.spoke(&p, &l("eth0"), &last));
+    assert!(!t.spoke(&p, &l("eth0"), &dropped), "not kept");
+    let mut want = want;
+    want.push(last);
+    assert_eq!(t.spoke_from(&p, &l("eth0")), want);
+}
+
+#[test]
 fn room_among_the_established_is_made_from_dead_established_peers_only() {
     let t0 = crate::test_clock();
     let mut t = PeerTable::new(T).with_reachability(true);
