@@ -153,7 +153,7 @@ pub fn link_datagram(data: &[u8]) {
         link: 2,
         family,
         from,
-        bytes: packet.to_vec(),
+        bytes: packet.into(),
     };
     engine.handle(datagram, now);
     for ms in [20, 120, 1000, 5000] {

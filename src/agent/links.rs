@@ -327,7 +327,7 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
             link,
             family,
             from,
-            bytes: buf[..n].to_vec(),
+            bytes: buf[..n].into(),
         };
         if tx.send(Incoming::input(input)).await.is_err() {
             return;

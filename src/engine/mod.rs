@@ -120,8 +120,9 @@ pub enum Input {
         family: Family,
         /// The sender.
         from: SocketAddr,
-        /// The datagram, as received.
-        bytes: Vec<u8>,
+        /// The datagram, as received (shared: one packet heard by many engines, as in the
+        /// simulator, is not copied for each).
+        bytes: std::sync::Arc<[u8]>,
     },
     /// A datagram already read: lets the engine's tests say what a packet said without building
     /// its bytes. The shell and the simulator hand over [`Input::Datagram`].

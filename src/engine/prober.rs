@@ -80,7 +80,10 @@ impl Reach {
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Prober {
-    reach: HashMap<Multiaddr, Reach>,
+    /// By the address's fingerprint (keyed by `keys`: an address's bytes are kept where it is
+    /// used, not here again).
+    reach: super::keyed::ByFingerprint<Reach>,
+    keys: super::keyed::Keys,
     queue: BTreeMap<(Instant, u64), Multiaddr>,
     next_key: u64,
     in_flight: usize,
@@ -221,16 +224,16 @@ impl Prober {
     /// Starts following these addresses (those not known yet are due now).
     pub fn track(&mut self, addrs: &[Multiaddr], now: Instant) {
         for a in addrs.iter().filter(|a| probeable(a)) {
-            if !self.reach.contains_key(a) {
+            if !self.reach.contains_key(&self.keys.of(a)) {
                 let key = self.enqueue(a, now);
-                self.reach.insert(a.clone(), Reach::pending(key, FIRST_RETRY));
+                self.reach.insert(self.keys.of(&a), Reach::pending(key, FIRST_RETRY));
             }
         }
     }
 
     /// Whether `a` answered a probe.
     pub fn is_ok(&self, a: &Multiaddr) -> bool {
-        self.reach.get(a) == Some(&Reach::Ok)
+        self.reach.get(&self.keys.of(a)) == Some(&Reach::Ok)
     }
 
     /// Addresses to probe now, due and worth it (`wanted`: on a live link), at most `per_peer` in
@@ -289,7 +292,7 @@ impl Prober {
         }
         for (key, ip) in busy {
             if let Some(a) = self.queue.remove(&key) {
-                if let Some(Reach::Pending(p)) = self.reach.get_mut(&a) {
+                if let Some(Reach::Pending(p)) = self.reach.get_mut(&self.keys.of(&a)) {
                     p.parked = true;
                 }
                 self.parked.entry(ip).or_default().push_back(a);
@@ -297,14 +300,14 @@ impl Prober {
         }
         for key in shared {
             if let Some(a) = self.queue.remove(&key) {
-                self.reach.insert(a.clone(), Reach::Ok);
+                self.reach.insert(self.keys.of(&a), Reach::Ok);
                 self.shared.push(a);
             }
         }
         for (key, until) in deferred {
             if let Some(a) = self.queue.remove(&key) {
                 let new = self.enqueue(&a, until);
-                if let Some(Reach::Pending(p)) = self.reach.get_mut(&a) {
+                if let Some(Reach::Pending(p)) = self.reach.get_mut(&self.keys.of(&a)) {
                     p.key = new;
                 }
             }
@@ -312,7 +315,7 @@ impl Prober {
         for (key, peer, a) in &out {
             self.queue.remove(key);
             dests.probed(a, now);
-            if let Some(Reach::Pending(p)) = self.reach.get_mut(a) {
+            if let Some(Reach::Pending(p)) = self.reach.get_mut(&self.keys.of(a)) {
                 p.in_flight = true;
             }
             self.in_flight += 1;
@@ -336,9 +339,9 @@ impl Prober {
             return;
         };
         while let Some(a) = waiting.pop_front() {
-            if matches!(self.reach.get(&a), Some(Reach::Pending(p)) if p.parked) {
+            if matches!(self.reach.get(&self.keys.of(&a)), Some(Reach::Pending(p)) if p.parked) {
                 let key = self.enqueue(&a, now);
-                if let Some(Reach::Pending(p)) = self.reach.get_mut(&a) {
+                if let Some(Reach::Pending(p)) = self.reach.get_mut(&self.keys.of(&a)) {
                     p.key = key;
                     p.parked = false;
                 }
@@ -363,13 +366,13 @@ impl Prober {
 
     /// Stops following `a` (its peer is gone), unless a probe of it is running.
     pub fn forget(&mut self, a: &Multiaddr) {
-        match self.reach.get(a) {
+        match self.reach.get(&self.keys.of(a)) {
             Some(Reach::Pending(p)) if !p.in_flight => {
                 self.queue.remove(&p.key);
-                self.reach.remove(a);
+                self.reach.remove(&self.keys.of(a));
             }
             Some(Reach::Ok) => {
-                self.reach.remove(a);
+                self.reach.remove(&self.keys.of(a));
             }
             _ => {}
         }
@@ -377,7 +380,7 @@ impl Prober {
 
     /// A probe of `a` answered (`ok`) or not. Returns whether `a` has just become reachable.
     pub fn result(&mut self, a: &Multiaddr, ok: bool, now: Instant) -> bool {
-        let Some(Reach::Pending(p)) = self.reach.get(a) else {
+        let Some(Reach::Pending(p)) = self.reach.get(&self.keys.of(a)) else {
             return false;
         };
         let Pending {
@@ -406,12 +409,14 @@ impl Prober {
             self.queue.remove(&key);
         }
         if ok {
-            self.reach.insert(a.clone(), Reach::Ok);
+            self.reach.insert(self.keys.of(&a), Reach::Ok);
             return true;
         }
         let key = self.enqueue(a, now + backoff);
-        self.reach
-            .insert(a.clone(), Reach::pending(key, (backoff * 2).min(MAX_RETRY)));
+        self.reach.insert(
+            self.keys.of(a),
+            Reach::pending(key, (backoff * 2).min(MAX_RETRY)),
+        );
         false
     }
 
@@ -435,20 +440,25 @@ impl Prober {
         self.reach.is_empty()
     }
 
-    /// Forgets the addresses `used` says no longer matter (probes in flight are kept until they
-    /// end).
-    pub fn retain(&mut self, used: impl Fn(&Multiaddr) -> bool) {
+    /// The fingerprint `a` is followed under (see [`Prober::retain`]).
+    pub fn fingerprint(&self, a: &Multiaddr) -> u64 {
+        self.keys.of(a)
+    }
+
+    /// Forgets the addresses `used` says no longer matter, by their fingerprints (probes in
+    /// flight are kept until they end).
+    pub fn retain(&mut self, used: impl Fn(u64) -> bool) {
         let queue = &mut self.queue;
         self.reach.retain(|a, r| match r {
             Reach::Pending(p) if p.in_flight => true,
             Reach::Pending(p) => {
-                let keep = used(a);
+                let keep = used(*a);
                 if !keep {
                     queue.remove(&p.key);
                 }
                 keep
             }
-            Reach::Ok => used(a),
+            Reach::Ok => used(*a),
         });
     }
 }
@@ -546,7 +556,8 @@ mod tests {
             .due(t0 + FIRST_RETRY * 3, 8, 2, &mut dests, |_, _| false)
             .is_empty());
         // Only in-flight and used addresses survive a retain.
-        pr.retain(|x| *x == a[0]);
+        let used = pr.fingerprint(&a[0]);
+        pr.retain(|x| x == used);
         assert_eq!(pr.len(), 3, "a[0] used; a[2] and q's in flight");
         assert_eq!(pr.next_deadline(t0), None);
     }

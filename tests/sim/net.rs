@@ -41,6 +41,7 @@ use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Signature checks by record bytes: every engine checks the same few thousand records.
@@ -218,11 +219,11 @@ enum Packet {
         asks: bool,
         known: HashSet<String>,
         truncated: bool,
-        datagram: Vec<u8>,
+        datagram: Arc<[u8]>,
     },
     /// An agent's own packet that no daemon takes in: a query naming instances (a presence
     /// query or a re-query), as its engine made it.
-    Datagram(Vec<u8>),
+    Datagram(Arc<[u8]>),
     /// Announcements or answers (`ttl` 0: goodbyes) as receiving daemons resolve them, and the
     /// `datagram` receiving link sockets hand to their engine: an agent's answer to a re-query
     /// as its engine made it (with its records), or for mdns-sd's packets the instances they
@@ -232,7 +233,7 @@ enum Packet {
     Records {
         anns: Vec<Rc<Ann>>,
         ttl: u32,
-        datagram: Vec<u8>,
+        datagram: Arc<[u8]>,
     },
 }
 
@@ -276,7 +277,7 @@ fn query(datagram: Vec<u8>) -> Packet {
         asks,
         known,
         truncated: dns::is_truncated(&datagram),
-        datagram,
+        datagram: datagram.into(),
     }
 }
 
@@ -286,7 +287,7 @@ fn mdns_records(anns: Vec<Rc<Ann>>, ttl: u32) -> Packet {
     Packet::Records {
         anns,
         ttl,
-        datagram,
+        datagram: datagram.into(),
     }
 }
 
@@ -898,7 +899,7 @@ impl Sim {
                             self.multicast(l, host, query(p), Duration::ZERO);
                         } else {
                             self.sent.catchup += 1;
-                            self.multicast(l, host, Packet::Datagram(p), Duration::ZERO);
+                            self.multicast(l, host, Packet::Datagram(p.into()), Duration::ZERO);
                         }
                         continue;
                     }
@@ -916,7 +917,7 @@ impl Sim {
                     let answer = Packet::Records {
                         anns,
                         ttl: 120,
-                        datagram: p,
+                        datagram: p.into(),
                     };
                     self.multicast(l, host, answer, Duration::ZERO);
                 }
@@ -1230,11 +1231,11 @@ impl Sim {
 }
 
 /// A datagram from `from` (an mDNS responder's port) as link `index`'s socket hands it over.
-fn heard(index: u32, from: Ipv4Addr, bytes: &[u8]) -> Input {
+fn heard(index: u32, from: Ipv4Addr, bytes: &Arc<[u8]>) -> Input {
     Input::Datagram {
         link: index,
         family: Family::V4,
         from: SocketAddr::new(IpAddr::V4(from), 5353),
-        bytes: bytes.to_vec(),
+        bytes: bytes.clone(),
     }
 }

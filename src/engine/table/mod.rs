@@ -154,8 +154,9 @@ impl fmt::Display for Via {
 struct Sighting {
     /// Boxed: kept as long as the peer is, with no room to grow.
     addrs: Box<[Multiaddr]>,
-    /// The announcer's own IPs that way: only packets from one of them keep the sighting live.
-    ips: Vec<IpAddr>,
+    /// The announcer's own IPs that way, sorted: only packets from one of them keep the sighting
+    /// live (boxed: it seldom grows).
+    ips: Box<[IpAddr]>,
     /// Those of `ips` a packet naming the peer's record came from, on a link: only there are its
     /// addresses probed (an A record can name anyone; a packet's source is where its sender is).
     /// Bit `i` stands for `ips[i]` (`ips` holds at most [`MAX_DIALABLE`]).
@@ -202,7 +203,9 @@ impl Sighting {
             return; // a host has a few; a list that keeps growing is someone else's doing
         }
         if let Err(i) = self.ips.binary_search(&ip) {
-            self.ips.insert(i, ip);
+            let mut ips = std::mem::take(&mut self.ips).into_vec();
+            ips.insert(i, ip);
+            self.ips = ips.into_boxed_slice();
             let below = self.spoke_from & ((1u32 << i) - 1);
             let above = (self.spoke_from >> i).checked_shl(i as u32 + 1).unwrap_or(0);
             self.spoke_from = below | above;
@@ -539,10 +542,8 @@ fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting
     ips.extend(addrs.iter().filter_map(ip_of));
     ips.sort();
     ips.dedup();
-    // Kept as long as the peer is: no room to grow.
-    ips.shrink_to_fit();
     Sighting {
-        ips,
+        ips: ips.into_boxed_slice(),
         spoke_from: 0,
         addrs: addrs.into_boxed_slice(),
         last_heard: now,

@@ -146,13 +146,14 @@ impl PeerTable {
             return;
         }
         self.dropped = 0;
-        let used: std::collections::HashSet<&Multiaddr> = self
+        let used: std::collections::HashSet<u64> = self
             .peers
             .values()
             .flat_map(|e| e.sightings.values())
             .flat_map(|l| l.addrs.iter())
+            .map(|a| prober.fingerprint(a))
             .collect();
-        prober.retain(|a| used.contains(a));
+        prober.retain(|a| used.contains(&a));
     }
 }
 

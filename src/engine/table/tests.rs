@@ -681,3 +681,4 @@ fn a_packet_naming_a_peer_keeps_it_live_only_from_its_own_ips() {
     let back = t.heard_from(&p, &l("eth0"), &own, late + T + Duration::from_secs(2));
     assert!(matches!(back, HeardFrom::Live(Some(ref e)) if e.event == EventKind::Discovered));
 }
+

@@ -170,7 +170,7 @@ fn goodbye_packet(k: &Keypair, seq: u64, from: [u8; 4]) -> Input {
         link: IDX,
         family: Family::V4,
         from: SocketAddr::new(ip, 5353),
-        bytes: crate::wire::dns::instance_answer(&label, "exo-x.local.", 4001, &[], &[ip], 0),
+        bytes: crate::wire::dns::instance_answer(&label, "exo-x.local.", 4001, &[], &[ip], 0).into(),
     }
 }
 
