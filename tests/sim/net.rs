@@ -184,6 +184,11 @@ impl<T> ByHost<T> {
         }
         let i = peer - self.base;
         if self.slots.len() <= i {
+            // Grown by an eighth at most past what is needed (a link's hosts come one by one).
+            let more = i + 1 - self.slots.len();
+            if self.slots.capacity() < i + 1 {
+                self.slots.reserve_exact(more.max(self.slots.len() / 8));
+            }
             self.slots.resize_with(i + 1, || None);
         }
         &mut self.slots[i]
@@ -199,9 +204,38 @@ impl Views {
     }
 }
 
-/// A daemon's answer held for a querier: the ids of the instances left to answer (a daemon holds
-/// one or two), and when it goes.
-type Held = (Box<[u64]>, Duration);
+/// A daemon's answer held for a querier: the ids of the instances left to answer, and when it goes.
+type Held = (Left, Duration);
+
+/// Ids of instances: a daemon holds one or two (kept in place: a large run holds an answer per
+/// pair of hosts at once), or more.
+enum Left {
+    /// Up to two (`NONE` for none).
+    Few([u64; 2]),
+    More(Box<[u64]>),
+}
+
+impl Left {
+    const NONE: u64 = u64::MAX;
+
+    fn of(ids: impl Iterator<Item = u64>) -> Left {
+        let ids: Vec<u64> = ids.collect();
+        match ids[..] {
+            [] => Left::Few([Self::NONE; 2]),
+            [a] => Left::Few([a, Self::NONE]),
+            [a, b] => Left::Few([a, b]),
+            _ => Left::More(ids.into()),
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        let ids: &[u64] = match self {
+            Left::Few(ids) => ids,
+            Left::More(ids) => ids,
+        };
+        ids.iter().copied().filter(|id| *id != Self::NONE)
+    }
+}
 
 struct Ann {
     /// Unique per announcement, for the daemons' caches.
@@ -1146,20 +1180,20 @@ impl Sim {
             return;
         };
         if asks {
-            let left: Box<[u64]> = port
-                .registered
-                .values()
-                .filter(|(a, _)| !known.contains(&a.label))
-                .map(|(a, _)| a.id)
-                .collect();
-            *port.held.place(querier) = Some((left, now));
-        } else if let Some((left, _)) = port.held.get_mut(querier) {
-            let listed = |id: &u64| {
+            let left = Left::of(
                 port.registered
                     .values()
-                    .any(|(a, _)| a.id == *id && known.contains(&a.label))
+                    .filter(|(a, _)| !known.contains(&a.label))
+                    .map(|(a, _)| a.id),
+            );
+            *port.held.place(querier) = Some((left, now));
+        } else if let Some((left, _)) = port.held.get_mut(querier) {
+            let listed = |id: u64| {
+                port.registered
+                    .values()
+                    .any(|(a, _)| a.id == id && known.contains(&a.label))
             };
-            *left = left.iter().filter(|id| !listed(id)).copied().collect();
+            *left = Left::of(left.ids().filter(|id| !listed(*id)));
         } else {
             return;
         }
@@ -1194,7 +1228,7 @@ impl Sim {
         let (left, _) = port.held.remove(querier).expect("checked above");
         let mut anns = Vec::new();
         for (a, last) in port.registered.values_mut() {
-            if !left.contains(&a.id) {
+            if !left.ids().any(|id| id == a.id) {
                 continue;
             }
             if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {

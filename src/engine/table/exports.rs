@@ -105,7 +105,10 @@ pub(super) struct Shown {
     /// The ways in they came from, in the sightings' order.
     vias: Box<[Via]>,
     source: Source,
-    seq: Option<u64>,
+    /// The record's seq (0 for an unsigned peer, as the node is told it).
+    seq: u64,
+    /// Its record is signed (packed beside the other flags: 8 bytes less than an `Option`).
+    signed: bool,
     reachable: bool,
 }
 
@@ -115,7 +118,7 @@ impl Shown {
         let mut interfaces: Vec<String> = self.vias.iter().map(|v| v.to_string()).collect();
         interfaces.sort();
         let mut verified = Vec::new();
-        if self.seq.is_some() {
+        if self.signed {
             verified.push(Verification::Signature);
         }
         if self.reachable {
@@ -127,7 +130,7 @@ impl Shown {
             interfaces,
             source: self.source,
             verified,
-            seq: self.seq.unwrap_or(0),
+            seq: self.seq,
         }
     }
 }
@@ -184,7 +187,8 @@ pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> Shown {
         addrs: addrs.into_boxed_slice(),
         vias: vias.into_boxed_slice(),
         source,
-        seq: e.seq,
+        seq: e.seq.unwrap_or(0),
+        signed: e.seq.is_some(),
         reachable: prober.is_some(),
     }
 }

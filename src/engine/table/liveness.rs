@@ -8,7 +8,7 @@
 use super::{PeerTable, Sighting, Slot, Via, FORGET_AFTER};
 use crate::wire::protocol::PeerEvent;
 use libp2p_identity::PeerId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -270,23 +270,59 @@ impl PeerTable {
     }
 }
 
+/// Ways in numbered by the expiry index before it numbers again those still in use.
+const MAX_VIA_NUMBERS: usize = 256;
+
 /// The expiry index: every live, unpinned sighting under the time it is filed for, and the
-/// earliest of those times at hand (it is checked on every input).
+/// earliest of those times at hand (it is checked on every input). A sighting's way in is filed
+/// as a small number (the ways in are few: links, static hosts, the cache, the operator), which
+/// halves an element.
 #[derive(Debug, Default)]
 pub(super) struct Expiries {
-    set: BTreeSet<(Instant, Slot, Via)>,
+    set: BTreeSet<(Instant, Slot, u32)>,
     first: Option<Instant>,
+    /// Every way in filed so far, by its number (all named by this host's configuration and
+    /// interfaces: few; renumbered past [`MAX_VIA_NUMBERS`], for a host whose interfaces come
+    /// and go under new names).
+    vias: Vec<Via>,
+    numbers: HashMap<Via, u32>,
 }
 
 impl Expiries {
     fn insert(&mut self, at: Instant, slot: Slot, via: Via) {
-        self.set.insert((at, slot, via));
+        let n = match self.numbers.get(&via) {
+            Some(n) => *n,
+            None => {
+                if self.vias.len() >= MAX_VIA_NUMBERS {
+                    self.renumber();
+                }
+                let n = self.vias.len() as u32;
+                self.vias.push(via.clone());
+                self.numbers.insert(via, n);
+                n
+            }
+        };
+        self.set.insert((at, slot, n));
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
     }
 
     fn remove(&mut self, at: Instant, slot: Slot, via: &Via) {
-        if self.set.remove(&(at, slot, via.clone())) && self.first == Some(at) {
+        let Some(n) = self.numbers.get(via) else {
+            return;
+        };
+        if self.set.remove(&(at, slot, *n)) && self.first == Some(at) {
             self.first = self.set.first().map(|(t, _, _)| *t);
+        }
+    }
+
+    /// Numbers again only the ways in still filed.
+    fn renumber(&mut self) {
+        let set = std::mem::take(&mut self.set);
+        let vias = std::mem::take(&mut self.vias);
+        self.numbers.clear();
+        self.first = None;
+        for (at, slot, n) in set {
+            self.insert(at, slot, vias[n as usize].clone());
         }
     }
 
@@ -295,9 +331,9 @@ impl Expiries {
         if self.first.is_none_or(|t| t > now) {
             return None;
         }
-        let entry = self.set.pop_first();
+        let (at, slot, n) = self.set.pop_first()?;
         self.first = self.set.first().map(|(t, _, _)| *t);
-        entry
+        Some((at, slot, self.vias[n as usize].clone()))
     }
 }
 
@@ -321,5 +357,40 @@ fn next_wake(sighting: &Sighting, via: &Via, timeout: Duration) -> Duration {
         check_after(timeout, sighting.checks)
     } else {
         timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_expiry_index_files_ways_in_by_number_and_gives_each_back_as_it_was_filed() {
+        let t0 = crate::test_clock();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let via = |i: usize| Via::Multicast(format!("veth{i}").as_str().into());
+        let mut e = Expiries::default();
+        // Interfaces that come and go under new names: each filed, most taken out again.
+        let kept = [3, 150, 299, 400];
+        for i in 0..500 {
+            e.insert(at(i as u64), i as Slot, via(i));
+            if !kept.contains(&i) {
+                e.remove(at(i as u64), i as Slot, &via(i));
+            }
+        }
+        assert!(e.vias.len() <= MAX_VIA_NUMBERS, "numbered again: {}", e.vias.len());
+        e.insert(at(1000), 7, via(150));
+        e.remove(at(1000), 7, &via(999)); // never filed: nothing happens
+        let mut due = Vec::new();
+        while let Some(entry) = e.pop_due(at(2000)) {
+            due.push(entry);
+        }
+        let want: Vec<(Instant, Slot, Via)> = kept
+            .iter()
+            .map(|&i| (at(i as u64), i as Slot, via(i)))
+            .chain([(at(1000), 7, via(150))])
+            .collect();
+        assert_eq!(due, want);
+        assert_eq!(e.first, None);
     }
 }
