@@ -27,6 +27,7 @@ pub mod catchup;
 pub mod exchange;
 pub mod goodbye;
 pub mod intake;
+mod few;
 mod keyed;
 mod labels;
 pub mod links;

@@ -5,6 +5,7 @@
 
 use super::{Entry, PeerTable, Via, MAX_PENDING};
 use crate::engine::prober::Prober;
+use crate::engine::few::Few;
 use crate::wire::addrs::ip_of;
 use crate::wire::protocol::{PeerInfo, Source, Verification};
 use libp2p_identity::PeerId;
@@ -101,9 +102,9 @@ fn first_hand(via: &Via) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Shown {
     /// Dialable addresses (each ending in `/p2p/<peer ID>`).
-    pub(super) addrs: Box<[Multiaddr]>,
+    pub(super) addrs: Few<Multiaddr>,
     /// The ways in they came from, in the sightings' order.
-    vias: Box<[Via]>,
+    vias: Few<Via>,
     source: Source,
     /// The record's seq (0 for an unsigned peer, as the node is told it).
     seq: u64,
@@ -184,8 +185,8 @@ pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> Shown {
     // Kept while the peer is handed over, with no room to grow (boxed: no capacity kept either;
     // a reallocation only when the prober held some back).
     Shown {
-        addrs: addrs.into_boxed_slice(),
-        vias: vias.into_boxed_slice(),
+        addrs: addrs.into(),
+        vias: vias.into(),
         source,
         seq: e.seq.unwrap_or(0),
         signed: e.seq.is_some(),

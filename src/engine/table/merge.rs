@@ -50,7 +50,7 @@ impl PeerTable {
                 if let Some(l) = e.sightings.get(via).filter(|l| l.live && l.source == source) {
                     let family = |a: &Multiaddr| ip_of(a).map(|ip| ip.is_ipv4());
                     let fresh: Vec<Option<bool>> = addrs.iter().map(family).collect();
-                    for a in &l.addrs {
+                    for a in l.addrs.iter() {
                         if addrs.len() < crate::wire::addrs::MAX_DIALABLE
                             && !fresh.contains(&family(a))
                             && !addrs.contains(a)

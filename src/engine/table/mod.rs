@@ -49,6 +49,7 @@ use super::prober::{Dests, Prober};
 use crate::wire::addrs::ip_of;
 use crate::wire::protocol::{EventKind, PeerEvent, Source};
 use crate::wire::record::Reject;
+use super::few::Few;
 use exports::{info, Shown};
 use liveness::Expiries;
 use slots::Slot;
@@ -152,11 +153,11 @@ impl fmt::Display for Via {
 /// What is known of a peer through one [`Via`]: its addresses that way, and when it was last heard.
 #[derive(Clone, Debug)]
 struct Sighting {
-    /// Boxed: kept as long as the peer is, with no room to grow.
-    addrs: Box<[Multiaddr]>,
+    /// Kept as long as the peer is, with no room to grow (most peers have one per link).
+    addrs: Few<Multiaddr>,
     /// The announcer's own IPs that way, sorted: only packets from one of them keep the sighting
-    /// live (boxed: it seldom grows).
-    ips: Box<[IpAddr]>,
+    /// live (it seldom grows).
+    ips: Few<IpAddr>,
     /// Those of `ips` a packet naming the peer's record came from, on a link: only there are its
     /// addresses probed (an A record can name anyone; a packet's source is where its sender is).
     /// Bit `i` stands for `ips[i]` (`ips` holds at most [`MAX_DIALABLE`]).
@@ -203,9 +204,9 @@ impl Sighting {
             return; // a host has a few; a list that keeps growing is someone else's doing
         }
         if let Err(i) = self.ips.binary_search(&ip) {
-            let mut ips = std::mem::take(&mut self.ips).into_vec();
+            let mut ips = self.ips.to_vec();
             ips.insert(i, ip);
-            self.ips = ips.into_boxed_slice();
+            self.ips = ips.into();
             let below = self.spoke_from & ((1u32 << i) - 1);
             let above = (self.spoke_from >> i).checked_shl(i as u32 + 1).unwrap_or(0);
             self.spoke_from = below | above;
@@ -435,7 +436,7 @@ impl PeerTable {
             e.last_place = Box::default();
         } else if let Some(last) = &e.sent {
             // Handed over until now: remember where (its sightings may go next).
-            e.last_place = last.addrs.clone();
+            e.last_place = last.addrs.to_vec().into_boxed_slice();
         }
         let event = match (&e.sent, visible) {
             (None, true) => Some((EventKind::Discovered, &cur)),
@@ -563,9 +564,9 @@ fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting
     ips.sort();
     ips.dedup();
     Sighting {
-        ips: ips.into_boxed_slice(),
+        ips: ips.into(),
         spoke_from: 0,
-        addrs: addrs.into_boxed_slice(),
+        addrs: addrs.into(),
         last_heard: now,
         spoke: now,
         checks: 0,
