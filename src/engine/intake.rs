@@ -180,7 +180,7 @@ impl Engine {
             let table = &self.table;
             self.instances.retain(|k| {
                 let p = table.peer_of(k)?;
-                table.seq_of(p).map(|s| mdns::instance_label(p, s))
+                table.seq_of(&p).map(|s| mdns::instance_label(&p, s))
             });
         }
     }

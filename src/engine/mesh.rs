@@ -199,11 +199,11 @@ impl Engine {
 
     /// The peers whose records were taken but that are not handed over: what their probes said.
     fn unverified(&self, now: Instant) -> Vec<Seen> {
-        let mut pending: Vec<&libp2p_identity::PeerId> = self
+        let mut pending: Vec<libp2p_identity::PeerId> = self
             .instances
             .peers()
+            .filter(|k| self.table.seq_of(*k).is_some() && !self.table.is_visible(*k))
             .filter_map(|k| self.table.peer_of(k))
-            .filter(|p| self.table.seq_of(*p).is_some() && !self.table.is_visible(*p))
             .collect();
         pending.sort();
         pending.dedup();
@@ -211,7 +211,7 @@ impl Engine {
             .into_iter()
             .map(|p| {
                 let mut place: Vec<&multiaddr::Multiaddr> =
-                    self.table.place_of(p).into_iter().collect();
+                    self.table.place_of(&p).into_iter().collect();
                 place.sort();
                 let failed: Vec<String> = place
                     .iter()
@@ -232,7 +232,7 @@ impl Engine {
                         .values()
                         .flat_map(|l| {
                             self.table
-                                .spoke_from(p, &Via::Multicast(l.iface.name.as_str().into()))
+                                .spoke_from(&p, &Via::Multicast(l.iface.name.as_str().into()))
                         })
                         .collect();
                     if !heard.is_empty() && heard.iter().all(IpAddr::is_ipv6) {

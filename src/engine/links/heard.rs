@@ -211,7 +211,7 @@ impl Engine {
         for label in labels {
             // The goodbye of a replaced record says nothing about the current one.
             let peer = self.instances.get(&label);
-            if let Some(peer) = peer.and_then(|k| self.table.peer_of(&k)).copied() {
+            if let Some(peer) = peer.and_then(|k| self.table.peer_of(&k)) {
                 self.goodbye_heard(peer, via.clone(), now);
             }
         }

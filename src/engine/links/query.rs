@@ -20,7 +20,7 @@ use super::{MAX_QUERIES_LEFT_OUT, MAX_QUERY_LEN, QUERY_CONTINUES_FOR, RETRY_AFTE
 use crate::engine::repeat::Report;
 use crate::engine::{Action, Engine, SendOutcome};
 use crate::wire::net::{Family, SendClass};
-use libp2p_identity::PeerId;
+use crate::engine::table::PeerKey;
 use log::Level;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -195,12 +195,11 @@ impl Engine {
         let Some(via) = self.links.get(&index).map(|l| &l.via) else {
             return vec![crate::wire::dns::ptr_query(crate::wire::dns::SERVICE)];
         };
-        let mut known: Vec<(Instant, &PeerId, u64)> = self
+        let mut known: Vec<(Instant, PeerKey, u64)> = self
             .instances
             .peers()
-            .filter_map(|k| self.table.peer_of(k))
-            .filter(|p| self.table.is_visible(*p))
-            .filter_map(|p| Some((self.table.last_heard_on(p, via)?, p, self.table.seq_of(p)?)))
+            .filter(|k| self.table.is_visible(*k))
+            .filter_map(|k| Some((self.table.last_heard_on(k, via)?, *k, self.table.seq_of(k)?)))
             .collect();
         known.sort_by(|a, b| b.cmp(a));
         // A peer the table shed and took again may have left an older label behind: once each.
@@ -208,7 +207,9 @@ impl Engine {
         // The labels' text is made again here (the index keeps fingerprints): one per known answer.
         let labels: Vec<String> = known
             .into_iter()
-            .map(|(_, p, seq)| crate::wire::instance::instance_label(p, seq))
+            .filter_map(|(_, k, seq)| {
+                Some(crate::wire::instance::instance_label(&self.table.peer_of(&k)?, seq))
+            })
             .collect();
         let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
         crate::wire::dns::ptr_queries_known(

@@ -131,9 +131,8 @@ impl PeerTable {
         let oldest = self
             .dead
             .iter()
-            .filter_map(|(_, s)| peers.at(*s))
-            .find(|(_, e)| e.host.is_some_and(&of_host))
-            .map(|(p, _)| *p);
+            .find(|(_, s)| peers.entry_at(*s).is_some_and(|e| e.host.is_some_and(&of_host)))
+            .and_then(|(_, s)| peers.peer_at(*s));
         match oldest {
             Some(peer) => {
                 self.forget(&peer);

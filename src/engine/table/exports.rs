@@ -22,7 +22,7 @@ impl PeerTable {
         let mut v: Vec<PeerInfo> = self
             .peers
             .iter()
-            .filter_map(|(peer, e)| Some(e.sent.as_ref()?.render(peer)))
+            .filter_map(|(peer, e)| Some(e.sent.as_ref()?.render(&peer)))
             .collect();
         v.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         v
@@ -38,13 +38,13 @@ impl PeerTable {
     /// not written back), each with the addresses it is handed over at.
     /// (A cached peer waits for a probe again on the next start, so no more are worth keeping.)
     pub fn cache_entries(&self) -> Vec<crate::wire::cache::CachedPeer> {
-        let mut seen: Vec<(Instant, &PeerId, &Entry)> = self
+        let mut seen: Vec<(Instant, PeerId, &Entry)> = self
             .peers
             .iter()
             .filter(|(_, e)| e.signed.is_some() && e.sent.is_some())
             .filter_map(|(peer, e)| Some((e.verified_at?, peer, e)))
             .collect();
-        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         seen.into_iter()
             .filter_map(|(_, _, e)| {
                 let signed = e.signed.as_deref()?.to_vec();
@@ -60,7 +60,7 @@ impl PeerTable {
     /// recently verified first, with the IPs they are handed over at; at most `max`, and whether
     /// every such peer fits.
     pub fn exchange_entries(&self, max: usize) -> (Vec<crate::wire::exchange::Peer>, bool) {
-        let mut seen: Vec<(Option<Instant>, &PeerId, &Entry)> = self
+        let mut seen: Vec<(Option<Instant>, PeerId, &Entry)> = self
             .peers
             .iter()
             .filter(|(_, e)| e.signed.is_some() && e.sent.is_some())
@@ -68,7 +68,7 @@ impl PeerTable {
             .map(|(peer, e)| (e.verified_at, peer, e))
             .collect();
         let complete = seen.len() <= max;
-        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        seen.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let peers = seen
             .into_iter()
             .filter_map(|(_, _, e)| {

@@ -191,7 +191,7 @@ impl PeerTable {
             .peers
             .iter()
             .filter(|(_, e)| e.sightings.get(via).is_some_and(&gone))
-            .map(|(p, _)| *p)
+            .map(|(p, _)| p)
             .collect();
         peers
             .iter()
@@ -224,7 +224,6 @@ impl PeerTable {
             let Some((peer, e)) = self.peers.at_mut(slot) else {
                 continue;
             };
-            let peer = *peer;
             let established = e.host.is_some();
             let Some(sighting) = e.sightings.get_mut(&via) else {
                 continue;

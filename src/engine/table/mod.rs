@@ -410,7 +410,7 @@ impl PeerTable {
     }
 
     /// The peer `key` finds, if it is held.
-    pub fn peer_of(&self, key: &PeerKey) -> Option<&PeerId> {
+    pub fn peer_of(&self, key: &PeerKey) -> Option<PeerId> {
         self.peers.slot(key).and_then(|s| self.peers.at(s)).map(|(p, _)| p)
     }
 

@@ -1,5 +1,6 @@
-//! Where the table keeps its entries: each with its peer ID in a numbered slot, found by a keyed
-//! fingerprint of the peer ID ([`crate::engine::keyed`]). The table's indexes (the expiry index,
+//! Where the table keeps its entries: each with its peer ID (as its multihash's code and digest,
+//! 44 bytes: [`Stored`]) in a numbered slot, found by a keyed fingerprint of the peer ID
+//! ([`crate::engine::keyed`]). The table's indexes (the expiry index,
 //! the pending and forgetting queues) name a peer by its slot: 4 bytes in place of an 80-byte
 //! peer ID in each of their elements, and an index slot of 16 bytes in place of 88 in the map.
 //!
@@ -16,7 +17,7 @@ pub type Slot = u32;
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Peers {
-    slots: Vec<Option<Box<(PeerId, Entry)>>>,
+    slots: Vec<Option<Box<(Stored, Entry)>>>,
     /// Slots free for reuse.
     free: Vec<Slot>,
     index: ByFingerprint<Slot>,
@@ -27,7 +28,7 @@ pub struct Peers {
 /// entry as its peer ID does, without hashing and comparing 80 bytes. Another peer with the same
 /// fingerprint (one chance in 2^64, and nobody outside the process knows the key) is never held
 /// beside it, but may be held after it was forgotten: the key then finds that peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerKey(u64);
 
 /// What finds a held peer: its peer ID or its [`PeerKey`].
@@ -39,7 +40,53 @@ pub trait FindPeer {
 impl FindPeer for PeerId {
     fn slot_in(&self, peers: &Peers) -> Option<Slot> {
         let slot = *peers.index.get(&peers.keys.of(self))?;
-        peers.at(slot).is_some_and(|(p, _)| p == self).then_some(slot)
+        let filed = peers.slots.get(slot as usize)?.as_deref()?;
+        filed.0.is(self).then_some(slot)
+    }
+}
+
+/// A peer ID as its multihash's code and digest: 44 bytes where a [`PeerId`] takes 80 (its
+/// multihash keeps room for a 64-byte digest; a peer ID's is at most 42: an inlined key, or a
+/// SHA-256).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Stored {
+    code: u8,
+    len: u8,
+    digest: [u8; MAX_DIGEST],
+}
+
+const MAX_DIGEST: usize = 42;
+
+impl Stored {
+    /// `peer` as stored (`None`: a peer ID no multihash code or digest this small holds, which
+    /// libp2p does not make).
+    fn of(peer: &PeerId) -> Option<Stored> {
+        let mh = peer.as_ref();
+        let d = mh.digest();
+        let mut digest = [0; MAX_DIGEST];
+        digest.get_mut(..d.len())?.copy_from_slice(d);
+        Some(Stored {
+            code: u8::try_from(mh.code()).ok()?,
+            len: d.len() as u8,
+            digest,
+        })
+    }
+
+    fn digest(&self) -> &[u8] {
+        &self.digest[..self.len as usize]
+    }
+
+    fn is(&self, peer: &PeerId) -> bool {
+        let mh = peer.as_ref();
+        mh.code() == u64::from(self.code) && mh.digest() == self.digest()
+    }
+
+    fn peer(&self) -> PeerId {
+        multiaddr::multihash::Multihash::<64>::wrap(u64::from(self.code), self.digest())
+            .ok()
+            .and_then(|mh| PeerId::from_multihash(mh).ok())
+            // Only a peer ID's own code and digest are stored (see `of`).
+            .unwrap_or_else(|| unreachable!("a stored peer ID is a peer ID"))
     }
 }
 
@@ -61,24 +108,29 @@ impl Peers {
     }
 
     /// The peer in `slot`, and its entry.
-    pub(super) fn at(&self, slot: Slot) -> Option<(&PeerId, &Entry)> {
+    pub(super) fn at(&self, slot: Slot) -> Option<(PeerId, &Entry)> {
         self.slots
             .get(slot as usize)?
             .as_deref()
-            .map(|(p, e)| (p, e))
+            .map(|(p, e)| (p.peer(), e))
+    }
+
+    /// The entry in `slot`.
+    pub(super) fn entry_at(&self, slot: Slot) -> Option<&Entry> {
+        self.slots.get(slot as usize)?.as_deref().map(|(_, e)| e)
     }
 
     /// The peer in `slot`.
     pub(super) fn peer_at(&self, slot: Slot) -> Option<PeerId> {
-        self.at(slot).map(|(p, _)| *p)
+        self.at(slot).map(|(p, _)| p)
     }
 
     /// The peer in `slot`, and its entry to change.
-    pub(super) fn at_mut(&mut self, slot: Slot) -> Option<(&PeerId, &mut Entry)> {
+    pub(super) fn at_mut(&mut self, slot: Slot) -> Option<(PeerId, &mut Entry)> {
         self.slots
             .get_mut(slot as usize)?
             .as_deref_mut()
-            .map(|(p, e)| (&*p, e))
+            .map(|(p, e)| (p.peer(), e))
     }
 
     pub(super) fn get(&self, peer: &(impl FindPeer + ?Sized)) -> Option<&Entry> {
@@ -113,7 +165,7 @@ impl Peers {
         if self.index.contains_key(&key) {
             return None;
         }
-        let filed = Some(Box::new((peer, entry)));
+        let filed = Some(Box::new((Stored::of(&peer)?, entry)));
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = filed;
@@ -142,8 +194,8 @@ impl Peers {
         self.index.len()
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&PeerId, &Entry)> {
-        self.slots.iter().flatten().map(|b| (&b.0, &b.1))
+    pub(super) fn iter(&self) -> impl Iterator<Item = (PeerId, &Entry)> {
+        self.slots.iter().flatten().map(|b| (b.0.peer(), &b.1))
     }
 
     pub(super) fn values(&self) -> impl Iterator<Item = &Entry> {
@@ -160,6 +212,22 @@ mod tests {
 
     fn entry(seq: u64) -> Entry {
         Entry::new(Some(seq), None, Source::Mdns, crate::test_clock())
+    }
+
+    #[test]
+    fn a_stored_peer_id_is_the_peer_id_of_any_kind() {
+        let mh = |code: u64, digest: &[u8]| {
+            let mh = multiaddr::multihash::Multihash::<64>::wrap(code, digest).unwrap();
+            PeerId::from_multihash(mh).unwrap()
+        };
+        // An ed25519 key inlined, a SHA-256 of a larger key, the longest inlined key.
+        for p in [peer(), mh(0x12, &[7; 32]), mh(0x00, &[9; 42])] {
+            let stored = Stored::of(&p).unwrap();
+            assert_eq!(stored.peer(), p);
+            assert!(stored.is(&p));
+            assert!(!stored.is(&peer()));
+        }
+        assert!(!Stored::of(&mh(0x12, &[7; 32])).unwrap().is(&mh(0x00, &[7; 32])), "by code too");
     }
 
     #[test]
@@ -180,7 +248,7 @@ mod tests {
         assert_eq!(peers.slot(&a), None);
         assert_eq!(peers.peer_at(sc), Some(c));
         assert_eq!(peers.get(&b).and_then(|e| e.seq), Some(2));
-        let mut held: Vec<PeerId> = peers.iter().map(|(p, _)| *p).collect();
+        let mut held: Vec<PeerId> = peers.iter().map(|(p, _)| p).collect();
         held.sort();
         let mut want = vec![b, c];
         want.sort();
