@@ -188,8 +188,8 @@ pub(super) fn info(e: &Entry, prober: Option<&Prober>) -> Shown {
         addrs: addrs.into(),
         vias: vias.into(),
         source,
-        seq: e.seq.unwrap_or(0),
-        signed: e.seq.is_some(),
+        seq: e.seq().unwrap_or(0),
+        signed: e.seq().is_some(),
         reachable: prober.is_some(),
     }
 }

@@ -36,7 +36,7 @@ impl PeerTable {
             self.counters.accepted += 1;
             return Ok(self.settle(&peer));
         };
-        match e.seq {
+        match e.seq() {
             Some(old) if record.seq < old => {
                 self.count_reject(Reject::Replay);
                 return Err(Reject::Replay);
@@ -93,7 +93,7 @@ impl PeerTable {
         self.track(&addrs, now);
         self.clear_sightings(peer);
         if let Some(e) = self.peers.get_mut(&peer) {
-            e.seq = Some(record.seq);
+            e.set_seq(record.seq);
             e.signed = Some(record.signed);
             e.source = source;
         }
@@ -180,7 +180,7 @@ impl PeerTable {
     ) -> Option<PeerEvent> {
         let now = self.tick(now);
         match self.peers.get(&peer) {
-            Some(e) if e.seq.is_some() => return None,
+            Some(e) if e.seq().is_some() => return None,
             Some(_) => {}
             None => {
                 if !self.admit(peer, Entry::new(None, None, source, now), via) {

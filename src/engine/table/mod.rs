@@ -225,8 +225,10 @@ impl Sighting {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    /// Highest seq accepted; `None` for an unsigned peer.
-    seq: Option<u64>,
+    /// Highest seq accepted, if `signed_peer` (read through [`Entry::seq`]; apart from the
+    /// flag, not an `Option`: 8 bytes less in every entry).
+    seq_value: u64,
+    signed_peer: bool,
     /// The signed record of that seq (for the persistent cache), as verified.
     signed: Option<std::sync::Arc<[u8]>>,
     source: Source,
@@ -258,7 +260,8 @@ impl Entry {
         now: Instant,
     ) -> Self {
         Entry {
-            seq,
+            seq_value: seq.unwrap_or(0),
+            signed_peer: seq.is_some(),
             signed,
             source,
             sightings: Sightings::default(),
@@ -270,6 +273,16 @@ impl Entry {
             last_place: Box::default(),
             departed: false,
         }
+    }
+
+    /// Highest seq accepted; `None` for an unsigned peer.
+    fn seq(&self) -> Option<u64> {
+        self.signed_peer.then_some(self.seq_value)
+    }
+
+    fn set_seq(&mut self, seq: u64) {
+        self.seq_value = seq;
+        self.signed_peer = true;
     }
 }
 
@@ -416,7 +429,7 @@ impl PeerTable {
 
     /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
     pub fn seq_of(&self, peer: &(impl FindPeer + ?Sized)) -> Option<u64> {
-        self.peers.get(peer).and_then(|e| e.seq)
+        self.peers.get(peer).and_then(Entry::seq)
     }
 
     /// Recomputes what the node should know of `peer` and says what changed.
