@@ -176,18 +176,22 @@ impl<T> ByHost<T> {
         if self.slots.is_empty() {
             self.base = peer;
         }
+        // Grown by an eighth past what is needed at most, either way (a link's hosts come in any
+        // order; a vector's own growth, doubling, took twice the room).
         if peer < self.base {
             let more = self.base - peer;
-            self.slots
-                .splice(0..0, std::iter::repeat_with(|| None).take(more));
+            let len = self.slots.len() + more;
+            let mut slots = Vec::with_capacity(len + len / 8);
+            slots.resize_with(more, || None);
+            slots.append(&mut self.slots);
+            self.slots = slots;
             self.base = peer;
         }
         let i = peer - self.base;
         if self.slots.len() <= i {
-            // Grown by an eighth at most past what is needed (a link's hosts come one by one).
-            let more = i + 1 - self.slots.len();
             if self.slots.capacity() < i + 1 {
-                self.slots.reserve_exact(more.max(self.slots.len() / 8));
+                self.slots
+                    .reserve_exact((i + 1 - self.slots.len()).max(self.slots.len() / 8));
             }
             self.slots.resize_with(i + 1, || None);
         }
