@@ -329,25 +329,28 @@ fn mdns_records(anns: Vec<Rc<Ann>>, ttl: u32) -> Packet {
     }
 }
 
+/// Hosts and links are numbered in 32 bits here: a large run queues an event per pair of hosts at
+/// once (a daemon's held answer to each querier), and every queued event takes the room of the
+/// largest.
 enum Event {
     Timer {
-        host: usize,
+        host: u32,
     },
     /// A daemon's answer held for a truncated query's known answers is due.
     Held {
-        host: usize,
+        host: u32,
         index: u32,
-        querier: usize,
+        querier: u32,
     },
     /// An input for one host, due later (mdns-sd's one second of grace after a goodbye); boxed,
-    /// as it is rare and large, and every queued event takes the room of the largest.
+    /// as it is rare and large.
     Later {
-        host: usize,
+        host: u32,
         input: Box<Input>,
     },
     Packet {
-        link: usize,
-        from: usize,
+        link: u32,
+        from: u32,
         packet: Rc<Packet>,
     },
 }
@@ -355,7 +358,8 @@ enum Event {
 /// An event in the queue: ordered so that the max-heap pops the soonest, and of two due at once
 /// the one scheduled first.
 struct Queued {
-    at: Duration,
+    /// When, in nanoseconds of simulated time.
+    at: u64,
     seq: u64,
     ev: Event,
 }
@@ -688,7 +692,7 @@ impl Sim {
     fn schedule(&mut self, at: Duration, ev: Event) {
         self.next_event += 1;
         self.queue.push(Queued {
-            at,
+            at: at.as_nanos() as u64,
             seq: self.next_event,
             ev,
         });
@@ -721,7 +725,7 @@ impl Sim {
             .is_none_or(|t| at < t || t < self.now)
         {
             self.hosts[host].timer = Some(at);
-            self.schedule(at, Event::Timer { host });
+            self.schedule(at, Event::Timer { host: host as u32 });
         }
     }
 
@@ -993,6 +997,7 @@ impl Sim {
             at = at.max(*last);
             *last = at;
         }
+        let (link, from) = (link as u32, from as u32);
         self.schedule(at, Event::Packet { link, from, packet });
     }
 
@@ -1004,7 +1009,7 @@ impl Sim {
             if done(self) {
                 return true;
             }
-            let Some(at) = self.queue.peek().map(|q| q.at) else {
+            let Some(at) = self.queue.peek().map(|q| Duration::from_nanos(q.at)) else {
                 self.now = end;
                 return false;
             };
@@ -1016,6 +1021,7 @@ impl Sim {
             self.now = at;
             match ev {
                 Event::Timer { host } => {
+                    let host = host as usize;
                     if self.hosts[host].timer == Some(at) {
                         self.hosts[host].timer = None;
                     }
@@ -1025,13 +1031,17 @@ impl Sim {
                         self.drain(host);
                     }
                 }
-                Event::Packet { link, from, packet } => self.deliver(link, from, &packet),
-                Event::Later { host, input } => self.input(host, *input),
+                Event::Packet { link, from, packet } => {
+                    self.deliver(link as usize, from as usize, &packet)
+                }
+                Event::Later { host, input } => self.input(host as usize, *input),
                 Event::Held {
                     host,
                     index,
                     querier,
-                } if self.hosts[host].up => self.answer_held(host, index, querier),
+                } if self.hosts[host as usize].up => {
+                    self.answer_held(host as usize, index, querier as usize)
+                }
                 Event::Held { .. } => {}
             }
         }
@@ -1154,7 +1164,7 @@ impl Sim {
                     self.schedule(
                         at,
                         Event::Later {
-                            host,
+                            host: host as u32,
                             input: Box::new(input),
                         },
                     );
@@ -1212,9 +1222,9 @@ impl Sim {
         self.schedule(
             at,
             Event::Held {
-                host,
+                host: host as u32,
                 index,
-                querier,
+                querier: querier as u32,
             },
         );
     }
