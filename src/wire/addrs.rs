@@ -184,6 +184,9 @@ pub fn dialable_within(
                 ma.push(p.clone());
             }
             ma.push(Protocol::P2p(*peer));
+            // Kept as long as the peer is: its bytes in an allocation of their size (the pushes
+            // above leave room to grow).
+            let ma = Multiaddr::try_from(ma.to_vec()).unwrap_or(ma);
             if seen.insert(ma.clone()) {
                 out.push((rank, ma));
             }
