@@ -336,11 +336,10 @@ enum Event {
     Timer {
         host: u32,
     },
-    /// A daemon's answer held for a truncated query's known answers is due.
+    /// A daemon's held answers are due (see `Port::due`).
     Held {
         host: u32,
         index: u32,
-        querier: u32,
     },
     /// An input for one host, due later (mdns-sd's one second of grace after a goodbye); boxed,
     /// as it is rare and large.
@@ -402,6 +401,12 @@ struct Port {
     resolved: HashSet<u64>,
     /// Answers held for truncated queries, by querier.
     held: ByHost<Held>,
+    /// When each held answer is due (nanoseconds of simulated time, querier), soonest first: the
+    /// queue holds one wake-up per daemon, not one per held answer (a large run holds one per
+    /// pair of hosts at once).
+    due: BinaryHeap<std::cmp::Reverse<(u64, u32)>>,
+    /// The wake-up queued for `due`, if any.
+    wake: Option<u64>,
 }
 
 /// One simulated host.
@@ -550,6 +555,8 @@ impl Sim {
                 registered: HashMap::new(),
                 resolved: HashSet::new(),
                 held: ByHost::default(),
+                due: BinaryHeap::new(),
+                wake: None,
             });
         }
         let memo = self.verified.clone();
@@ -1035,14 +1042,16 @@ impl Sim {
                     self.deliver(link as usize, from as usize, &packet)
                 }
                 Event::Later { host, input } => self.input(host as usize, *input),
-                Event::Held {
-                    host,
-                    index,
-                    querier,
-                } if self.hosts[host as usize].up => {
-                    self.answer_held(host as usize, index, querier as usize)
+                Event::Held { host, index } if self.hosts[host as usize].up => {
+                    self.answers_due(host as usize, index)
                 }
-                Event::Held { .. } => {}
+                // A vanished host's daemon answers nothing; it wakes again on its next query.
+                Event::Held { host, index } => {
+                    if let Some(port) = self.port(host as usize, index) {
+                        port.wake = None;
+                        port.due.clear();
+                    }
+                }
             }
         }
     }
@@ -1219,14 +1228,46 @@ impl Sim {
         let at = now + self.rng.between(lo, hi);
         let port = self.port(host, index).expect("looked up above");
         port.held.get_mut(querier).expect("held above").1 = at;
-        self.schedule(
-            at,
-            Event::Held {
-                host: host as u32,
-                index,
-                querier: querier as u32,
-            },
-        );
+        let nanos = at.as_nanos() as u64;
+        port.due.push(std::cmp::Reverse((nanos, querier as u32)));
+        if port.wake.is_none_or(|w| w > nanos) {
+            port.wake = Some(nanos);
+            let host = host as u32;
+            self.schedule(at, Event::Held { host, index });
+        }
+    }
+
+    /// A daemon's wake-up: its held answers due by now go, and the next wake-up is queued.
+    fn answers_due(&mut self, host: usize, index: u32) {
+        let now = self.now.as_nanos() as u64;
+        let Some(port) = self.port(host, index) else {
+            return;
+        };
+        if port.wake != Some(now) {
+            return; // a sooner one was queued after this
+        }
+        port.wake = None;
+        let mut queriers = Vec::new();
+        while let Some(std::cmp::Reverse((at, q))) = port.due.peek().copied() {
+            if at > now {
+                break;
+            }
+            port.due.pop();
+            queriers.push(q as usize);
+        }
+        for q in queriers {
+            self.answer_held(host, index, q);
+        }
+        let Some(port) = self.port(host, index) else {
+            return;
+        };
+        if let Some(std::cmp::Reverse((at, _))) = port.due.peek().copied() {
+            if port.wake.is_none_or(|w| w > at) {
+                port.wake = Some(at);
+                let host = host as u32;
+                self.schedule(Duration::from_nanos(at), Event::Held { host, index });
+            }
+        }
     }
 
     /// A held answer is due: what is left of it goes, less what was multicast within the last
