@@ -38,6 +38,7 @@ pub mod repeat;
 pub mod resync;
 pub mod rewind;
 pub mod silence;
+mod stamp;
 pub mod statics;
 pub mod status;
 pub mod table;
@@ -415,7 +416,7 @@ pub enum Action {
 
 /// Checks a signed record in a namespace (normally [`crate::wire::record::verify`]; a simulator may
 /// memoise it).
-pub type Verifier = Box<dyn Fn(&[u8], &str) -> Result<VerifiedRecord, Reject>>;
+pub type Verifier = Box<dyn Fn(&[u8], &str) -> Result<VerifiedRecord, Reject> + Send>;
 
 /// Records accepted and refused through one [`Via`], and addresses heard there but not on it.
 #[derive(Default, Debug)]

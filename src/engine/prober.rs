@@ -25,6 +25,7 @@ use libp2p_identity::PeerId;
 use multiaddr::{Multiaddr, Protocol};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
+use super::stamp::Stamp;
 use std::time::{Duration, Instant};
 
 /// First retry delay of an address that did not answer; doubles up to [`MAX_RETRY`].
@@ -97,7 +98,7 @@ pub struct Prober {
 /// A destination's last probe.
 #[derive(Clone, Copy, Debug)]
 struct Dest {
-    at: Instant,
+    at: Stamp,
     /// The peer it was for, as a fingerprint (a peer ID is ten times larger).
     peer: u64,
     ok: Option<bool>,
@@ -137,6 +138,7 @@ impl Dests {
     /// A probe of `a` starts now (for the peer its `/p2p/` names).
     pub fn probed(&mut self, a: &Multiaddr, now: Instant) {
         if self.map.len() >= MAX_DESTS {
+            let now = Stamp::of(now);
             self.map.retain(|_, d| now < d.at + DEST_INTERVAL);
         }
         if let (Some(d), Some(peer)) = (self.dest(a), self.owner(a)) {
@@ -144,7 +146,7 @@ impl Dests {
             self.map.insert(
                 d,
                 Dest {
-                    at: now,
+                    at: Stamp::of(now),
                     peer,
                     ok: None,
                     refused,
@@ -170,7 +172,7 @@ impl Dests {
     pub fn lately(&self, a: &Multiaddr, now: Instant) -> Option<Option<bool>> {
         let peer = self.owner(a)?;
         let d = self.map.get(&self.dest(a)?)?;
-        (d.peer != peer && now < d.at + d.interval()).then_some(d.ok)
+        (d.peer != peer && Stamp::of(now) < d.at + d.interval()).then_some(d.ok)
     }
 
     /// The fingerprint of `a`'s destination.
@@ -187,7 +189,7 @@ impl Dests {
     fn free_at(&self, a: &Multiaddr) -> Option<Instant> {
         self.dest(a)
             .and_then(|d| self.map.get(&d))
-            .map(|d| d.at + d.interval())
+            .map(|d| (d.at + d.interval()).instant())
     }
 }
 

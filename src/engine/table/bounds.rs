@@ -10,6 +10,7 @@ use crate::engine::prober::Prober;
 use crate::wire::addrs::ip_of;
 use libp2p_identity::PeerId;
 use std::net::IpAddr;
+use crate::engine::stamp::Stamp;
 use std::time::{Duration, Instant};
 
 /// Most established peers (handed over, or handed over once and not yet forgotten). A cluster is
@@ -209,6 +210,7 @@ impl PeerTable {
         };
         match (e.dead_since, alive) {
             (None, false) => {
+                let now = Stamp::of(now);
                 e.dead_since = Some(now);
                 self.dead.insert((now, slot));
             }

@@ -11,7 +11,7 @@ use crate::wire::protocol::{PeerInfo, Source, Verification};
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use std::net::IpAddr;
-use std::time::Instant;
+use crate::engine::stamp::Stamp;
 
 /// Most ways in (interfaces, static hosts) named in what the node is told of one peer.
 pub const MAX_VIAS_SHOWN: usize = 16;
@@ -38,7 +38,7 @@ impl PeerTable {
     /// not written back), each with the addresses it is handed over at.
     /// (A cached peer waits for a probe again on the next start, so no more are worth keeping.)
     pub fn cache_entries(&self) -> Vec<crate::wire::cache::CachedPeer> {
-        let mut seen: Vec<(Instant, PeerId, &Entry)> = self
+        let mut seen: Vec<(Stamp, PeerId, &Entry)> = self
             .peers
             .iter()
             .filter(|(_, e)| e.signed.is_some() && e.sent.is_some())
@@ -60,7 +60,7 @@ impl PeerTable {
     /// recently verified first, with the IPs they are handed over at; at most `max`, and whether
     /// every such peer fits.
     pub fn exchange_entries(&self, max: usize) -> (Vec<crate::wire::exchange::Peer>, bool) {
-        let mut seen: Vec<(Option<Instant>, PeerId, &Entry)> = self
+        let mut seen: Vec<(Option<Stamp>, PeerId, &Entry)> = self
             .peers
             .iter()
             .filter(|(_, e)| e.signed.is_some() && e.sent.is_some())

@@ -10,6 +10,7 @@ use crate::wire::protocol::PeerEvent;
 use libp2p_identity::PeerId;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use crate::engine::stamp::Stamp;
 use std::time::{Duration, Instant};
 
 /// What a packet naming a peer's instance says of it (see [`PeerTable::heard_from`]).
@@ -62,7 +63,7 @@ impl PeerTable {
         let now = self.tick(now);
         let (slot, e) = self.peers.slot_mut(peer)?;
         let sighting = e.sightings.get_mut(via)?;
-        if sighting.note_heard(now) {
+        if sighting.note_heard(Stamp::of(now)) {
             return None;
         }
         sighting.live = true;
@@ -99,7 +100,7 @@ impl PeerTable {
             };
         }
         sighting.note_spoke(ip);
-        if sighting.note_heard(now) {
+        if sighting.note_heard(Stamp::of(now)) {
             return HeardFrom::Live(None);
         }
         let Some(peer) = self.peers.peer_at(slot) else {
@@ -134,7 +135,7 @@ impl PeerTable {
         if !sighting.live {
             return false;
         }
-        sighting.last_heard = sighting.last_heard.max(now);
+        sighting.last_heard = sighting.last_heard.max(Stamp::of(now));
         sighting.checks = 0;
         true
     }
@@ -156,7 +157,7 @@ impl PeerTable {
             .get(peer)
             .and_then(|e| e.sightings.get(via))
             .filter(|l| l.live)
-            .map(|l| l.spoke)
+            .map(|l| l.spoke.instant())
     }
 
     /// The peer said goodbye through `via` (or the link went away): drop that sighting now.
@@ -202,12 +203,13 @@ impl PeerTable {
     /// Drops every peer's sighting through `via` that was not heard since `since` (a static host's
     /// exchange reply that no longer lists it: the host no longer hears it).
     pub fn remove_unheard(&mut self, via: &Via, since: Instant) -> Vec<PeerEvent> {
+        let since = Stamp::of(since);
         self.remove_via_where(via, |l| l.spoke < since)
     }
 
     /// Marks sightings not heard within the timeout as dead; returns the resulting events.
     pub fn expire(&mut self, now: Instant) -> Vec<PeerEvent> {
-        let now = self.tick(now);
+        let now = Stamp::of(self.tick(now));
         while let Some((since, slot)) = self.dead.first().copied() {
             if since + FORGET_AFTER > now {
                 break;
@@ -232,7 +234,7 @@ impl PeerTable {
                 continue;
             }
             sighting.armed = None;
-            let quiet = now.saturating_duration_since(sighting.last_heard);
+            let quiet = now.since(sighting.last_heard);
             if quiet < self.timeout {
                 // A check come due, or heard since it was filed: file it again under its real
                 // time, after asking for the check.
@@ -262,9 +264,9 @@ impl PeerTable {
     /// `now`. (A probe due now but held back by the concurrency limits waits for a running probe
     /// to finish, which brings the caller back.)
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
-        let expiry = self.expiries.first;
+        let expiry = self.expiries.first.map(Stamp::instant);
         let probe = self.prober.as_ref().and_then(|p| p.next_deadline(now));
-        let forget = self.dead.first().map(|(t, _)| *t + FORGET_AFTER);
+        let forget = self.dead.first().map(|(t, _)| (*t + FORGET_AFTER).instant());
         expiry.into_iter().chain(probe).chain(forget).min()
     }
 }
@@ -278,8 +280,8 @@ const MAX_VIA_NUMBERS: usize = 256;
 /// halves an element.
 #[derive(Debug, Default)]
 pub(super) struct Expiries {
-    set: BTreeSet<(Instant, Slot, u32)>,
-    first: Option<Instant>,
+    set: BTreeSet<(Stamp, Slot, u32)>,
+    first: Option<Stamp>,
     /// Every way in filed so far, by its number (all named by this host's configuration and
     /// interfaces: few; renumbered past [`MAX_VIA_NUMBERS`], for a host whose interfaces come
     /// and go under new names).
@@ -288,7 +290,7 @@ pub(super) struct Expiries {
 }
 
 impl Expiries {
-    fn insert(&mut self, at: Instant, slot: Slot, via: Via) {
+    fn insert(&mut self, at: Stamp, slot: Slot, via: Via) {
         let n = match self.numbers.get(&via) {
             Some(n) => *n,
             None => {
@@ -305,7 +307,7 @@ impl Expiries {
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
     }
 
-    fn remove(&mut self, at: Instant, slot: Slot, via: &Via) {
+    fn remove(&mut self, at: Stamp, slot: Slot, via: &Via) {
         let Some(n) = self.numbers.get(via) else {
             return;
         };
@@ -326,7 +328,7 @@ impl Expiries {
     }
 
     /// The earliest entry, if it is due by `now`.
-    fn pop_due(&mut self, now: Instant) -> Option<(Instant, Slot, Via)> {
+    fn pop_due(&mut self, now: Stamp) -> Option<(Stamp, Slot, Via)> {
         if self.first.is_none_or(|t| t > now) {
             return None;
         }
@@ -366,7 +368,7 @@ mod tests {
     #[test]
     fn the_expiry_index_files_ways_in_by_number_and_gives_each_back_as_it_was_filed() {
         let t0 = crate::test_clock();
-        let at = |s: u64| t0 + Duration::from_secs(s);
+        let at = |s: u64| Stamp::of(t0 + Duration::from_secs(s));
         let via = |i: usize| Via::Multicast(format!("veth{i}").as_str().into());
         let mut e = Expiries::default();
         // Interfaces that come and go under new names: each filed, most taken out again.
@@ -384,7 +386,7 @@ mod tests {
         while let Some(entry) = e.pop_due(at(2000)) {
             due.push(entry);
         }
-        let want: Vec<(Instant, Slot, Via)> = kept
+        let want: Vec<(Stamp, Slot, Via)> = kept
             .iter()
             .map(|&i| (at(i as u64), i as Slot, via(i)))
             .chain([(at(1000), 7, via(150))])

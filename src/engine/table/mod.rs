@@ -58,6 +58,7 @@ use multiaddr::Multiaddr;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use super::stamp::Stamp;
 use std::time::{Duration, Instant};
 
 /// Where a peer was learned: the key of its per-source liveness.
@@ -162,15 +163,15 @@ struct Sighting {
     /// addresses probed (an A record can name anyone; a packet's source is where its sender is).
     /// Bit `i` stands for `ips[i]` (`ips` holds at most [`MAX_DIALABLE`]).
     spoke_from: u32,
-    last_heard: Instant,
+    last_heard: Stamp,
     /// When a packet was last heard (`last_heard` also moves when a silence check is answered).
-    spoke: Instant,
+    spoke: Stamp,
     /// Silence checks made since `last_heard` (see [`SILENCE_CHECKS`]).
     checks: u8,
     live: bool,
     /// The time it is filed under in the expiry index (a lower bound of when it times out:
     /// hearing it again only moves `last_heard`, and the index catches up when that time comes).
-    armed: Option<Instant>,
+    armed: Option<Stamp>,
     /// How the peer was learned this way.
     source: Source,
     /// Never times out (a peer the operator added by hand, a cached peer).
@@ -215,7 +216,7 @@ impl Sighting {
 
     /// The peer was heard this way at `now`: no silence check is owed. Returns whether the
     /// sighting was live already (otherwise the caller revives it).
-    fn note_heard(&mut self, now: Instant) -> bool {
+    fn note_heard(&mut self, now: Stamp) -> bool {
         self.last_heard = self.last_heard.max(now);
         self.spoke = self.spoke.max(now);
         self.checks = 0;
@@ -236,14 +237,14 @@ struct Entry {
     /// What the node was last told of this peer; `None` while it is not visible.
     sent: Option<Shown>,
     /// When it entered the table (its place in the pending queue).
-    since: Instant,
+    since: Stamp,
     /// Handed over at least once (then it counts against [`MAX_PEERS`]; before, against
     /// [`MAX_PENDING`]): the IP its first handed-over address has.
     host: Option<Option<IpAddr>>,
     /// Since when none of its sightings is live (its place in the forgetting queue).
-    dead_since: Option<Instant>,
+    dead_since: Option<Stamp>,
     /// When it was last seen visible (the persistent cache keeps the most recent).
-    verified_at: Option<Instant>,
+    verified_at: Option<Stamp>,
     /// Where it was last handed over, kept while it is not handed over (its sightings may be gone):
     /// where a node that comes back with an older record is expected (see `engine/rewind.rs`).
     last_place: Box<[Multiaddr]>,
@@ -266,7 +267,7 @@ impl Entry {
             source,
             sightings: Sightings::default(),
             sent: None,
-            since: now,
+            since: Stamp::of(now),
             host: None,
             dead_since: None,
             verified_at: None,
@@ -312,9 +313,9 @@ pub struct PeerTable {
     /// Addresses dropped from sightings since the prober was last pruned.
     dropped: usize,
     /// Peers not yet established, by when they came (then by slot).
-    pending: BTreeSet<(Instant, Slot)>,
+    pending: BTreeSet<(Stamp, Slot)>,
     /// Peers none of whose sightings is live, by since when (then by slot).
-    dead: BTreeSet<(Instant, Slot)>,
+    dead: BTreeSet<(Stamp, Slot)>,
     /// Established peers.
     established: usize,
     /// Established peers per host IP, by its fingerprint (keyed by `host_keys`).
@@ -445,7 +446,7 @@ impl PeerTable {
         self.file_dead(peer, alive, now);
         let e = self.peers.get_mut(peer)?;
         if visible {
-            e.verified_at = Some(now);
+            e.verified_at = Some(Stamp::of(now));
             e.last_place = Box::default();
         } else if let Some(last) = &e.sent {
             // Handed over until now: remember where (its sightings may go next).
@@ -580,8 +581,8 @@ fn new_sighting(addrs: Vec<Multiaddr>, source: Source, now: Instant) -> Sighting
         ips: ips.into(),
         spoke_from: 0,
         addrs: addrs.into(),
-        last_heard: now,
-        spoke: now,
+        last_heard: Stamp::of(now),
+        spoke: Stamp::of(now),
         checks: 0,
         live: true,
         armed: None,

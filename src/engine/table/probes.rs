@@ -10,6 +10,7 @@ use crate::wire::protocol::PeerEvent;
 use libp2p_identity::PeerId;
 use multiaddr::Multiaddr;
 use std::net::IpAddr;
+use crate::engine::stamp::Stamp;
 use std::time::Instant;
 
 impl PeerTable {
@@ -91,7 +92,7 @@ impl PeerTable {
             .and_then(|e| e.sightings.get_mut(&Via::Cache))
             .filter(|l| l.addrs.contains(addr))
         {
-            sighting.last_heard = sighting.last_heard.max(now);
+            sighting.last_heard = sighting.last_heard.max(Stamp::of(now));
         }
         peer.and_then(|p| self.settle(&p)).into_iter().collect()
     }
