@@ -26,6 +26,15 @@ fn lossy(loss: f64) -> LinkSpec {
 }
 
 /// `SIM_HOSTS` overrides the size of the large scenario (to try other sizes by hand).
+/// Threads for a large scenario's engines: `SIM_THREADS`, or 2 (this machine's cores; the
+/// scenarios run at the same time share them).
+fn threads() -> usize {
+    std::env::var("SIM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
 fn large() -> usize {
     std::env::var("SIM_HOSTS")
         .ok()
@@ -39,6 +48,7 @@ fn a_thousand_agents_on_one_lossy_link_all_find_each_other() {
     let wall = std::time::Instant::now();
     let mut sim = Sim::new(1);
     sim.details = false;
+    sim.threads = threads();
     let lan = sim.link(lossy(0.30));
     for i in 0..n {
         sim.host(&format!("h{i}"), &[lan]);
@@ -48,13 +58,14 @@ fn a_thousand_agents_on_one_lossy_link_all_find_each_other() {
     eprintln!(
         "{n} agents, one link, 30 % loss, simultaneous start: {} of {pairs} directed discoveries; \
          half by {:.3} s, 99 % by {:.2} s, 99.9 % by {:.2} s, the last {:.2} s (simulated) after \
-         the start; {} packets, {} engine inputs; {:.1} s wall",
+         the start; {} packets ({:?}), {} engine inputs; {:.1} s wall",
         sim.discoveries,
         sim.discovered_by(0.5).as_secs_f64(),
         sim.discovered_by(0.99).as_secs_f64(),
         sim.discovered_by(0.999).as_secs_f64(),
         sim.last_discovery.as_secs_f64(),
         sim.packets,
+        sim.sent,
         sim.inputs,
         wall.elapsed().as_secs_f64()
     );
@@ -364,7 +375,7 @@ fn a_late_joiner_on_a_lossy_link_is_found_by_everyone_within_five_seconds() {
         let late = sim.host("late", &[lan]);
         sim.run_for(Duration::from_secs(5));
         for &h in &hosts {
-            match sim.view(h, late).and_then(|v| v.discovered_at) {
+            match sim.view(h, late).and_then(|v| v.discovered_at()) {
                 Some(at) => found.push(at - t0),
                 None => missed += 1,
             }

@@ -37,15 +37,18 @@ use exo_discovery::wire::net::Iface;
 use exo_discovery::wire::protocol::{AgentMsg, EventKind, PeerInfo};
 use exo_discovery::wire::record::{self, Reject, VerifiedRecord};
 use libp2p_identity::{Keypair, PeerId};
-use std::cell::RefCell;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Signature checks by record bytes: every engine checks the same few thousand records.
-type Memo = Rc<RefCell<HashMap<Vec<u8>, Result<VerifiedRecord, Reject>>>>;
+/// Shared by the engines' threads (see [`Sim::take_in`]).
+type Memo = Arc<Mutex<HashMap<Vec<u8>, Result<VerifiedRecord, Reject>>>>;
+
+/// The fewest receivers of one packet worth a second thread (starting one costs about 40 µs).
+const PARALLEL_FROM: usize = 200;
 
 /// The node's listen port on every host.
 pub const PORT: u16 = 4001;
@@ -121,23 +124,64 @@ impl Default for LinkSpec {
     }
 }
 
-/// A peer as one host's node sees it, from the events it was sent.
-#[derive(Clone, Debug, Default)]
+/// A peer as one host's node sees it, from the events it was sent. (A large run keeps one per
+/// pair of hosts: 40 bytes.)
+#[derive(Clone, Debug)]
 pub struct View {
-    /// When it was first discovered.
-    pub discovered_at: Option<Duration>,
+    /// When it was first discovered, in nanoseconds of simulated time (`u64::MAX`: not yet; read
+    /// through [`View::discovered_at`]).
+    discovered: u64,
     /// Whether it is visible now.
     pub visible: bool,
     /// What the node was told last, while it is visible (kept only with `Sim::details`; boxed:
     /// a large run keeps a view per pair of hosts).
     pub current: Option<Box<PeerInfo>>,
-    /// `expired` events, with when (boxed: most views have none, and a large run keeps a view
-    /// per pair of hosts).
-    pub expired: Box<[Duration]>,
+    /// `expired` events, with when (most views have none).
+    pub expired: Times,
     /// `updated` events.
     pub updates: u32,
     /// The record's seq the node was told last.
     pub seq: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Option<View>>() == 40);
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            discovered: u64::MAX,
+            visible: false,
+            current: None,
+            expired: Times::default(),
+            updates: 0,
+            seq: 0,
+        }
+    }
+}
+
+impl View {
+    /// When it was first discovered.
+    pub fn discovered_at(&self) -> Option<Duration> {
+        (self.discovered != u64::MAX).then(|| Duration::from_nanos(self.discovered))
+    }
+}
+
+/// Times, read as a slice: none in a pointer's room (a boxed slice's pointer takes two).
+#[derive(Clone, Debug, Default)]
+#[allow(clippy::box_collection)]
+pub struct Times(Option<Box<Vec<Duration>>>);
+
+impl std::ops::Deref for Times {
+    type Target = [Duration];
+    fn deref(&self) -> &[Duration] {
+        self.0.as_deref().map_or(&[], |v| &v[..])
+    }
+}
+
+impl Times {
+    fn push(&mut self, t: Duration) {
+        self.0.get_or_insert_default().push(t);
+    }
 }
 
 /// Something per other host on a link, by that host's index: a vector from the lowest index seen
@@ -208,8 +252,9 @@ impl Views {
     }
 }
 
-/// A daemon's answer held for a querier: the ids of the instances left to answer, and when it goes.
-type Held = (Left, Duration);
+/// A daemon's answer held for a querier: the ids of the instances left to answer, and when it goes
+/// (nanoseconds of simulated time).
+type Held = (Left, u64);
 
 /// Ids of instances: a daemon holds one or two (kept in place: a large run holds an answer per
 /// pair of hosts at once), or more.
@@ -476,6 +521,9 @@ pub struct Sim {
     /// When each sender's last query packet arrives, by link.
     last_sent: HashMap<(usize, usize), Duration>,
     pub inputs: u64,
+    /// Threads the engines take a packet in on (see [`Sim::take_in`]): 1, all on this one, unless
+    /// a scenario asks for more.
+    pub threads: usize,
 }
 
 impl Sim {
@@ -496,7 +544,8 @@ impl Sim {
             next_event: 0,
             by_ip: HashMap::new(),
             by_peer: HashMap::new(),
-            verified: Rc::default(),
+            verified: Arc::default(),
+            threads: 1,
             partitions: HashSet::new(),
             discoveries: 0,
             last_discovery: Duration::ZERO,
@@ -561,11 +610,13 @@ impl Sim {
         }
         let memo = self.verified.clone();
         let verifier = Box::new(move |signed: &[u8], ns: &str| {
-            if let Some(known) = memo.borrow().get(signed) {
+            if let Some(known) = memo.lock().expect("memo").get(signed) {
                 return known.clone();
             }
             let checked = record::verify(signed, ns);
-            memo.borrow_mut().insert(signed.to_vec(), checked.clone());
+            memo.lock()
+                .expect("memo")
+                .insert(signed.to_vec(), checked.clone());
             checked
         });
         let engine = Engine::new(self.config.clone(), self.base + self.now)
@@ -893,8 +944,8 @@ impl Sim {
                     EventKind::Discovered | EventKind::Updated => {
                         v.updates += u32::from(ev.event == EventKind::Updated);
                         v.seq = ev.peer.seq;
-                        if v.discovered_at.is_none() {
-                            v.discovered_at = Some(now);
+                        if v.discovered_at().is_none() {
+                            v.discovered = now.as_nanos() as u64;
                             self.discoveries += 1;
                             self.last_discovery = now;
                             self.discovery_times.push(now);
@@ -907,7 +958,7 @@ impl Sim {
                     EventKind::Expired => {
                         v.visible = false;
                         v.current = None;
-                        v.expired = v.expired.iter().copied().chain([now]).collect();
+                        v.expired.push(now);
                     }
                 }
                 None
@@ -1072,6 +1123,7 @@ impl Sim {
         else {
             return;
         };
+        let mut batch = Vec::new();
         for (host, index) in members {
             if host == from || !self.hosts[host].up {
                 continue;
@@ -1090,12 +1142,67 @@ impl Sim {
             } else {
                 1
             };
+            let mut inputs = Vec::new();
             for _ in 0..copies {
-                self.receive(host, index, from, from_ip, packet);
+                self.receive(host, index, from, from_ip, packet, &mut inputs);
             }
+            if !inputs.is_empty() {
+                batch.push((host, inputs));
+            }
+        }
+        self.take_in(batch);
+    }
+
+    /// Hands each host its inputs from one packet. The engines take them in first, on two
+    /// threads for a large link (an engine reads and changes only its own state: the outcome is
+    /// the same as one after the other); then what each engine asks for is carried out, host by
+    /// host in order of their numbers, on this thread.
+    fn take_in(&mut self, mut batch: Vec<(usize, Vec<Input>)>) {
+        let now = self.base + self.now;
+        batch.sort_by_key(|(host, _)| *host);
+        batch.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1.append(&mut later.1);
+            }
+            same
+        });
+        self.inputs += batch.iter().map(|(_, i)| i.len() as u64).sum::<u64>();
+        let order: Vec<usize> = batch.iter().map(|(host, _)| *host).collect();
+        let mut jobs: Vec<(&mut Engine, Vec<Input>)> = Vec::with_capacity(batch.len());
+        let mut rest: &mut [Host] = &mut self.hosts;
+        let mut offset = 0;
+        for (host, inputs) in batch {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(host - offset + 1);
+            jobs.push((&mut head[host - offset].engine, inputs));
+            rest = tail;
+            offset = host + 1;
+        }
+        let run = |jobs: &mut [(&mut Engine, Vec<Input>)]| {
+            for (engine, inputs) in jobs {
+                for input in inputs.drain(..) {
+                    engine.handle(input, now);
+                }
+            }
+        };
+        if self.threads > 1 && jobs.len() >= PARALLEL_FROM {
+            let half = jobs.len() / 2;
+            let (first, second) = jobs.split_at_mut(half);
+            std::thread::scope(|s| {
+                s.spawn(|| run(first));
+                run(second);
+            });
+        } else {
+            run(&mut jobs);
+        }
+        drop(jobs);
+        for host in order {
+            self.drain(host);
         }
     }
 
+    /// What `host`'s port `index` makes of `packet` from `from`: its daemon's side here and now,
+    /// and the inputs for its engine, added to `inputs`.
     fn receive(
         &mut self,
         host: usize,
@@ -1103,6 +1210,7 @@ impl Sim {
         from: usize,
         from_ip: Ipv4Addr,
         packet: &Packet,
+        inputs: &mut Vec<Input>,
     ) {
         match packet {
             Packet::Query {
@@ -1119,7 +1227,7 @@ impl Sim {
                     self.query_to_daemon(host, index, from, *asks, known, *truncated);
                 }
                 if socket {
-                    self.input(host, heard(index, from_ip, datagram));
+                    inputs.push(heard(index, from_ip, datagram));
                 }
             }
             Packet::Datagram(bytes) => {
@@ -1127,7 +1235,7 @@ impl Sim {
                     return;
                 };
                 if port.socket {
-                    self.input(host, heard(index, from_ip, bytes));
+                    inputs.push(heard(index, from_ip, bytes));
                 }
             }
             Packet::Records {
@@ -1139,7 +1247,6 @@ impl Sim {
                     return;
                 };
                 let (daemon, socket) = (port.daemon, port.socket);
-                let mut inputs = Vec::new();
                 let mut later = Vec::new();
                 for a in anns {
                     if daemon {
@@ -1178,9 +1285,6 @@ impl Sim {
                         },
                     );
                 }
-                for input in inputs {
-                    self.input(host, input);
-                }
             }
         }
     }
@@ -1209,7 +1313,7 @@ impl Sim {
                     .filter(|(a, _)| !known.contains(&a.label))
                     .map(|(a, _)| a.id),
             );
-            *port.held.place(querier) = Some((left, now));
+            *port.held.place(querier) = Some((left, now.as_nanos() as u64));
         } else if let Some((left, _)) = port.held.get_mut(querier) {
             let listed = |id: u64| {
                 port.registered
@@ -1227,8 +1331,8 @@ impl Sim {
         };
         let at = now + self.rng.between(lo, hi);
         let port = self.port(host, index).expect("looked up above");
-        port.held.get_mut(querier).expect("held above").1 = at;
         let nanos = at.as_nanos() as u64;
+        port.held.get_mut(querier).expect("held above").1 = nanos;
         port.due.push(std::cmp::Reverse((nanos, querier as u32)));
         if port.wake.is_none_or(|w| w > nanos) {
             port.wake = Some(nanos);
@@ -1277,7 +1381,12 @@ impl Sim {
         let Some(port) = self.port(host, index) else {
             return;
         };
-        if !port.daemon || port.held.get(querier).is_none_or(|(_, at)| *at > now) {
+        if !port.daemon
+            || port
+                .held
+                .get(querier)
+                .is_none_or(|(_, at)| *at > now.as_nanos() as u64)
+        {
             return;
         }
         let (left, _) = port.held.remove(querier).expect("checked above");
