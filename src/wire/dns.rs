@@ -138,14 +138,11 @@ pub fn instance_label(name: &str) -> Option<&str> {
         .then_some(label)
 }
 
-/// Instance labels a query asks about by name (at most `max`): what a node's presence query
-/// names.
-pub fn asked_instances(packet: &[u8], max: usize) -> Vec<String> {
-    let Ok(qs) = questions(packet) else {
-        return Vec::new();
-    };
+/// Instance labels a query asks about by name (at most `max`), from its questions (see
+/// [`questions`]): what a node's presence query names.
+pub fn instances_asked(qs: &[(String, u16)], max: usize) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for (name, _) in &qs {
+    for (name, _) in qs {
         if out.len() >= max {
             break;
         }
@@ -586,16 +583,14 @@ mod tests {
     fn a_presence_query_names_its_instance_and_nothing_else_does() {
         let q = query("abc-00002a._p2p._udp.local.", TYPE_TXT, true);
         assert_eq!(q[q.len() - 2..], [0x80, 1], "the QU bit");
-        assert_eq!(asked_instances(&q, 4), vec!["abc-00002a".to_owned()]);
-        assert!(asked_instances(&ptr_query(SERVICE), 4).is_empty());
-        assert!(asked_instances(&query("x._other._udp.local", TYPE_TXT, false), 4).is_empty());
+        let asked = |p: &[u8]| instances_asked(&questions(p).unwrap(), 4);
+        assert_eq!(asked(&q), vec!["abc-00002a".to_owned()]);
+        assert!(asked(&ptr_query(SERVICE)).is_empty());
+        assert!(asked(&query("x._other._udp.local", TYPE_TXT, false)).is_empty());
         assert_eq!(instance_label("A._P2P._UDP.LOCAL"), Some("A"));
         assert_eq!(instance_label("._p2p._udp.local"), None);
         assert_eq!(instance_label("é_p2p._udp.local"), None);
-        assert!(
-            asked_instances(&[1, 2, 3], 4).is_empty(),
-            "garbage is no question"
-        );
+        assert!(questions(&[1, 2, 3]).is_err(), "garbage is no question");
     }
 
     #[test]

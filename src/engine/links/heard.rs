@@ -56,14 +56,15 @@ pub struct ServiceQuery {
 }
 
 impl ServiceQuery {
-    /// What a query packet from port 5353 says, if it is a packet of a `_p2p._udp` query.
-    pub fn parse(packet: &[u8]) -> Option<ServiceQuery> {
+    /// What a query packet from port 5353 says, if it is a packet of a `_p2p._udp` query, given
+    /// its questions and QU bit as [`Heard::parse`] read them (every agent on the link reads
+    /// every packet of every query: once is enough).
+    fn read(packet: &[u8], qs: &[(String, u16)], unicast: bool) -> Option<ServiceQuery> {
         use crate::wire::dns;
-        let qs = dns::questions(packet).ok()?;
         let asks = qs
             .iter()
             .any(|(n, t)| *t == dns::TYPE_PTR && n.eq_ignore_ascii_case(dns::SERVICE))
-            && !dns::wants_unicast(packet);
+            && !unicast;
         let known: Vec<String> = dns::instances(&dns::records(packet).ok()?)
             .into_iter()
             .map(|(label, _)| label)
@@ -111,9 +112,11 @@ impl Heard {
         } else if stock {
             heard.libp2p_query = crate::wire::stock::is_service_query(packet);
         } else {
-            heard.named = crate::wire::dns::asked_instances(packet, MAX_LABELS);
+            // The questions are read once, for the instances they name and for the service query.
+            let qs = crate::wire::dns::questions(packet).unwrap_or_default();
+            heard.named = crate::wire::dns::instances_asked(&qs, MAX_LABELS);
             heard.unicast = crate::wire::dns::wants_unicast(packet);
-            heard.service_query = ServiceQuery::parse(packet);
+            heard.service_query = ServiceQuery::read(packet, &qs, heard.unicast);
         }
         Some(heard)
     }

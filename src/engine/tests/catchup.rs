@@ -56,7 +56,10 @@ fn requeried(a: &[Action]) -> Vec<String> {
             .filter(|(f, p)| {
                 *f == family && !crate::wire::dns::is_response(p) && !crate::wire::dns::wants_unicast(p)
             })
-            .flat_map(|(_, p)| crate::wire::dns::asked_instances(p, 4))
+            .flat_map(|(_, p)| {
+                let qs = crate::wire::dns::questions(p).unwrap_or_default();
+                crate::wire::dns::instances_asked(&qs, 4)
+            })
             .collect()
     };
     let v4 = on(Family::V4);
