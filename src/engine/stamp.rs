@@ -56,11 +56,6 @@ impl Stamp {
         t.unwrap_or(r)
     }
 
-    /// `d` later (saturating).
-    pub(crate) fn after(self, d: Duration) -> Stamp {
-        Stamp::from_offset(self.offset() + d.as_nanos().min(u64::MAX as u128) as i128)
-    }
-
     /// How long after `earlier` it is (zero if it is not after it).
     pub(crate) fn since(self, earlier: Stamp) -> Duration {
         let d = (self.offset() - earlier.offset()).max(0);
@@ -68,10 +63,11 @@ impl Stamp {
     }
 }
 
+/// `d` later (saturating).
 impl std::ops::Add<Duration> for Stamp {
     type Output = Stamp;
     fn add(self, d: Duration) -> Stamp {
-        self.after(d)
+        Stamp::from_offset(self.offset() + d.as_nanos().min(u64::MAX as u128) as i128)
     }
 }
 
@@ -103,6 +99,6 @@ mod tests {
         }
         let d = Duration::from_millis(1500);
         assert_eq!((Stamp::of(now) + d).instant(), now + d);
-        assert_eq!(Stamp::of(now).after(Duration::MAX), Stamp::from_offset(i128::MAX));
+        assert_eq!(Stamp::of(now) + Duration::MAX, Stamp::from_offset(i128::MAX));
     }
 }

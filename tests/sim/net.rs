@@ -374,16 +374,20 @@ fn mdns_records(anns: Vec<Rc<Ann>>, ttl: u32) -> Packet {
     }
 }
 
-/// Whether a probe answers: a TCP connect answers when the address's host is up, its node listens
-/// there, and no partition lies between (multicast loss does not touch it). Read-only: the
-/// engines' threads probe through it (see [`Sim::take_in`]).
-struct Reach<'a> {
-    by_ip: &'a HashMap<Ipv4Addr, (usize, usize)>,
-    partitions: &'a HashSet<(usize, usize, usize)>,
-    answering: &'a [bool],
+/// What decides whether a probe answers: a TCP connect answers when the address's host is up, its
+/// node listens there, and no partition lies between (multicast loss does not touch it). The
+/// engines' threads probe through it, read-only (see [`Sim::take_in`]).
+#[derive(Default)]
+struct Reach {
+    /// Each IP's host and link.
+    by_ip: HashMap<Ipv4Addr, (usize, usize)>,
+    /// Blocked (link, a, b) pairs with a < b.
+    partitions: HashSet<(usize, usize, usize)>,
+    /// By host: its node answers a probe (the host is up, its node listens).
+    answering: Vec<bool>,
 }
 
-impl Reach<'_> {
+impl Reach {
     /// Whether `from`'s probe of `addr` answers.
     fn answers(&self, from: usize, addr: &multiaddr::Multiaddr) -> bool {
         let target = addr.iter().next().and_then(|p| match p {
@@ -507,8 +511,6 @@ pub struct Host {
     ports: Vec<Port>,
     /// Up: handles inputs, answers probes. A vanished host does nothing at all.
     pub up: bool,
-    /// The node listens (probes to its port answer).
-    listening: bool,
     /// Added to the simulated time for the node's wall clock (the record's seq).
     pub wall_offset: i64,
     timer: Option<Duration>,
@@ -543,15 +545,11 @@ pub struct Sim {
     /// Events due, soonest first (and in the order scheduled at one time).
     queue: BinaryHeap<Queued>,
     next_event: u64,
-    /// Each IP's host and link.
-    by_ip: HashMap<Ipv4Addr, (usize, usize)>,
-    /// By host: its node answers a probe (the host is up, its node listens).
-    answering: Vec<bool>,
     /// Hosts by their node's peer ID (base58).
     by_peer: HashMap<String, usize>,
     verified: Memo,
-    /// Blocked (link, a, b) pairs with a < b.
-    partitions: HashSet<(usize, usize, usize)>,
+    /// The hosts' IPs, the partitions, and whose node answers probes.
+    reach: Reach,
     /// First discoveries seen, over all hosts (for "everyone found everyone").
     pub discoveries: usize,
     /// Time of the latest first discovery.
@@ -589,12 +587,10 @@ impl Sim {
             hosts: Vec::new(),
             queue: BinaryHeap::new(),
             next_event: 0,
-            by_ip: HashMap::new(),
-            answering: Vec::new(),
             by_peer: HashMap::new(),
             verified: Arc::default(),
             threads: 1,
-            partitions: HashSet::new(),
+            reach: Reach::default(),
             discoveries: 0,
             last_discovery: Duration::ZERO,
             discovery_times: Vec::new(),
@@ -632,7 +628,7 @@ impl Sim {
         for (i, &link) in links.iter().enumerate() {
             let n = self.links[link].members.len() as u32 + 1;
             let ip = Ipv4Addr::new(10, link as u8, (n >> 8) as u8, n as u8);
-            self.by_ip.insert(ip, (id, link));
+            self.reach.by_ip.insert(ip, (id, link));
             let index = i as u32 + 2;
             self.links[link].members.push((id, index));
             ports.push(Port {
@@ -671,7 +667,7 @@ impl Sim {
             .with_seed(self.rng.next())
             .with_verifier(verifier)
             .with_log_level(log::LevelFilter::Warn);
-        self.answering.push(true);
+        self.reach.answering.push(true);
         self.hosts.push(Host {
             name: name.to_owned(),
             engine,
@@ -679,7 +675,6 @@ impl Sim {
             peer,
             ports,
             up: true,
-            listening: true,
             wall_offset: 0,
             timer: None,
             views: Views::default(),
@@ -753,8 +748,7 @@ impl Sim {
 
     /// The node's connection closes (the agent withdraws its record at once: goodbyes).
     pub fn node_leaves(&mut self, host: usize) {
-        self.hosts[host].listening = false;
-        self.answering[host] = false;
+        self.reach.answering[host] = false;
         self.input(
             host,
             Input::Client {
@@ -779,23 +773,22 @@ impl Sim {
 
     /// The node listens on its port again (probes to it answer).
     pub fn node_listens(&mut self, host: usize) {
-        self.hosts[host].listening = true;
-        self.answering[host] = self.hosts[host].up;
+        self.reach.answering[host] = self.hosts[host].up;
     }
 
     /// The host vanishes: no goodbye, no answer, nothing.
     pub fn vanish(&mut self, host: usize) {
         self.hosts[host].up = false;
-        self.answering[host] = false;
+        self.reach.answering[host] = false;
     }
 
     /// Packets between `a` and `b` on `link` are lost (both ways) until healed.
     pub fn partition(&mut self, link: usize, a: usize, b: usize, blocked: bool) {
         let key = (link, a.min(b), a.max(b));
         if blocked {
-            self.partitions.insert(key);
+            self.reach.partitions.insert(key);
         } else {
-            self.partitions.remove(&key);
+            self.reach.partitions.remove(&key);
         }
     }
 
@@ -817,14 +810,6 @@ impl Sim {
         self.inputs += 1;
         self.hosts[host].engine.handle(input, now);
         self.drain(host);
-    }
-
-    fn reach(&self) -> Reach<'_> {
-        Reach {
-            by_ip: &self.by_ip,
-            partitions: &self.partitions,
-            answering: &self.answering,
-        }
     }
 
     fn drain(&mut self, host: usize) {
@@ -957,7 +942,7 @@ impl Sim {
                 None
             }
             Action::Probe { addr, .. } => {
-                let ok = self.reach().answers(host, &addr);
+                let ok = self.reach.answers(host, &addr);
                 Some(Input::Probed { addr, ok })
             }
             Action::AskStatic { host: name, .. } => Some(Input::StaticReplied {
@@ -1028,7 +1013,7 @@ impl Sim {
                     self.goodbye(l, host, anns);
                 }
                 self.hosts[host].up = false;
-                self.answering[host] = false;
+                self.reach.answering[host] = false;
                 None
             }
             Action::SendPackets { link, packets, .. } => {
@@ -1186,6 +1171,7 @@ impl Sim {
                 continue;
             }
             if self
+                .reach
                 .partitions
                 .contains(&(link, host.min(from), host.max(from)))
             {
@@ -1234,11 +1220,7 @@ impl Sim {
         let order: Vec<usize> = batch.iter().map(|(host, _)| *host).collect();
         // Each engine, its job, and what it then asked for but its probes.
         let mut jobs: Vec<(usize, &mut Engine, Job, Vec<Action>)> = Vec::with_capacity(batch.len());
-        let reach = Reach {
-            by_ip: &self.by_ip,
-            partitions: &self.partitions,
-            answering: &self.answering,
-        };
+        let reach = &self.reach;
         let mut rest: &mut [Host] = &mut self.hosts;
         let mut offset = 0;
         for (host, job) in batch {
