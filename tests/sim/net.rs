@@ -1217,7 +1217,6 @@ impl Sim {
                 self.inputs += inputs.len() as u64;
             }
         }
-        let order: Vec<usize> = batch.iter().map(|(host, _)| *host).collect();
         // Each engine, its job, and what it then asked for but its probes.
         let mut jobs: Vec<(usize, &mut Engine, Job, Vec<Action>)> = Vec::with_capacity(batch.len());
         let reach = &self.reach;
@@ -1262,8 +1261,11 @@ impl Sim {
         } else {
             run(&mut jobs);
         }
-        let asked: Vec<Vec<Action>> = jobs.into_iter().map(|(_, _, _, asked)| asked).collect();
-        for (host, asked) in order.into_iter().zip(asked) {
+        let asked: Vec<(usize, Vec<Action>)> = jobs
+            .into_iter()
+            .map(|(host, _, _, asked)| (host, asked))
+            .collect();
+        for (host, asked) in asked {
             for action in asked {
                 if let Some(input) = self.execute(host, action) {
                     self.hosts[host].engine.handle(input, now);
