@@ -177,16 +177,16 @@ fn multi_homed_host_default_route_elsewhere() {
     let ll_m1 = n.link_local(&m, "eth1");
     let ll_p2 = n.link_local(&p2, "eth0");
 
-    // m gets p1 over eth0 (IPv4 among them) and p2 over eth1 (link-local only).
+    // m gets p1 over eth0 (IPv4 among them) and p2 over eth1 (link-local only), in either order.
     let (_, e1) = wm
-        .wait_for(WAIT, |v| {
+        .wait_for_any(WAIT, |v| {
             v["peer_id"] == id1.as_str()
                 && addrs(v).iter().any(|s| s.starts_with("/ip4/10.30.0.2/"))
         })
         .unwrap_or_else(|| panic!("m never got p1: {:?}", wm.seen));
     assert_eq!(e1["interfaces"], serde_json::json!(["eth0"]));
     let (_, e2) = wm
-        .wait_for(WAIT, |v| {
+        .wait_for_any(WAIT, |v| {
             v["peer_id"] == id2.as_str() && v["event"] != "expired"
         })
         .unwrap_or_else(|| panic!("m never got p2: {:?}", wm.seen));
