@@ -151,9 +151,7 @@ pub fn link_datagram(data: &[u8]) {
     let from = SocketAddr::new(ip, port);
     let datagram = Input::Datagram {
         link: 2,
-        family,
-        from,
-        bytes: packet.into(),
+        datagram: crate::engine::Datagram::new(family, from, packet).into(),
     };
     engine.handle(datagram, now);
     for ms in [20, 120, 1000, 5000] {

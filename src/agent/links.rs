@@ -3,7 +3,7 @@
 
 use super::Incoming;
 use crate::engine::repeat::Repeated;
-use crate::engine::{Input, SendOutcome};
+use crate::engine::{Datagram, Input, SendOutcome};
 use crate::wire::net::SendFailure;
 use crate::wire::net::Iface;
 use crate::wire::instance::Announcement;
@@ -325,9 +325,7 @@ async fn read_link(sock: Arc<Async<UdpSocket>>, index: u32, family: Family, tx: 
         let link = arrived_on.unwrap_or(index);
         let input = Input::Datagram {
             link,
-            family,
-            from,
-            bytes: buf[..n].into(),
+            datagram: Datagram::new(family, from, &buf[..n]).into(),
         };
         if tx.send(Incoming::input(input)).await.is_err() {
             return;

@@ -183,7 +183,7 @@ impl Engine {
         index: u32,
         family: Family,
         from: SocketAddr,
-        named: Vec<String>,
+        named: &[String],
         unicast: bool,
         now: Instant,
     ) {
@@ -197,17 +197,17 @@ impl Engine {
             return; // our own, looped back
         }
         let mut changed = false;
-        for label in named.into_iter().take(MAX_LABELS) {
-            if self.regs.values().any(|r| r.announcement.label == label) {
+        for label in named.iter().take(MAX_LABELS) {
+            if self.regs.values().any(|r| r.announcement.label == *label) {
                 if !unicast {
-                    self.answer_requery(index, family, &label, now);
+                    self.answer_requery(index, family, label, now);
                 }
                 continue;
             }
-            if self.holds(index, &label) {
+            if self.holds(index, label) {
                 continue;
             }
-            let key = (index, label);
+            let key = (index, label.clone());
             let c = &mut self.catchups;
             if let Some(w) = c.wanted.get_mut(&key) {
                 // Its label named a peer when it was taken (decoded once, then).
@@ -404,7 +404,7 @@ impl Engine {
         &mut self,
         index: u32,
         from: SocketAddr,
-        records: Vec<(String, Result<Vec<u8>, Reject>)>,
+        records: &[(String, Result<Vec<u8>, Reject>)],
         now: Instant,
     ) {
         let Some(via) = self.links.get(&index).map(|l| l.via.clone()) else {
@@ -412,18 +412,18 @@ impl Engine {
         };
         let (mut taken, mut again) = (0, 0);
         for (label, signed) in records {
-            let forgot = self.forgot(&label);
-            if !(forgot || self.wants(index, &label)) || self.holds(index, &label) {
+            let forgot = self.forgot(label);
+            if !(forgot || self.wants(index, label)) || self.holds(index, label) {
                 continue;
             }
-            if forgot && !self.catchups.try_again(&label, now) {
+            if forgot && !self.catchups.try_again(label, now) {
                 continue;
             }
             let offer = Offer {
                 source: Source::Mdns,
                 via: via.clone(),
-                instance: Some(label),
-                signed,
+                instance: Some(label.clone()),
+                signed: signed.clone(),
                 addrs: Where::Link {
                     link: index,
                     ips: vec![from.ip()],

@@ -60,7 +60,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use table::{PeerTable, Via};
 
-pub use links::Heard;
+pub use links::{Datagram, Heard};
 
 /// One reply from a static host: the IP and zone it came from, and the packet.
 pub type StaticReply = (IpAddr, Option<String>, Vec<u8>);
@@ -112,24 +112,25 @@ pub enum Input {
         /// The instance's full name.
         fullname: String,
     },
-    /// A link's own socket received a datagram. The engine reads it ([`Heard::parse`]): which
+    /// A link's own socket received a datagram. The engine reads it ([`Datagram::heard`]): which
     /// dialect it speaks (by its source port), what it names and carries; one that is not DNS
     /// changes nothing.
     Datagram {
         /// Interface index: where it really arrived.
         link: u32,
-        /// The socket's family.
-        family: Family,
-        /// The sender.
-        from: SocketAddr,
-        /// The datagram, as received (shared: one packet heard by many engines, as in the
-        /// simulator, is not copied for each).
-        bytes: std::sync::Arc<[u8]>,
+        /// The datagram, its sender and its socket's family (shared: one packet heard by many
+        /// engines, as in the simulator, is neither copied nor read again for each).
+        datagram: std::sync::Arc<Datagram>,
     },
-    /// A datagram already read: lets the engine's tests say what a packet said without building
-    /// its bytes. The shell and the simulator hand over [`Input::Datagram`].
+    /// A datagram already read, on link `link`: lets the engine's tests say what a packet said
+    /// without building its bytes. The shell and the simulator hand over [`Input::Datagram`].
     #[cfg(test)]
-    Heard(Heard),
+    Heard {
+        /// Interface index.
+        link: u32,
+        /// What it said.
+        heard: Heard,
+    },
     /// A reachability probe finished.
     Probed {
         /// The address probed.
@@ -610,21 +611,16 @@ impl Engine {
             }
             Input::Removed { link, fullname } => self.on_removed(link, &fullname, now),
             Input::BrowseEnded { link } => self.on_browse_ended(link, now),
-            Input::Datagram {
-                link,
-                family,
-                from,
-                bytes,
-            } => {
-                let Some(heard) = Heard::parse(link, family, from, &bytes) else {
+            Input::Datagram { link, datagram } => {
+                let Some(heard) = datagram.heard() else {
                     // Not DNS: nothing to take in, and nothing else runs for it (not even work
                     // that came due; the shell's timer brings that).
                     return;
                 };
-                self.on_heard(heard, now)
+                self.on_heard(link, heard, now)
             }
             #[cfg(test)]
-            Input::Heard(heard) => self.on_heard(heard, now),
+            Input::Heard { link, heard } => self.on_heard(link, &heard, now),
             Input::Probed { addr, ok } => {
                 self.table.note_probe_result(&addr, ok);
                 self.probes_seen.note(&addr, ok, now);

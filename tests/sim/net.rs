@@ -30,7 +30,7 @@
 //! chosen per process (the DoS-resistant hasher), which moves the order of some sends. Two runs of
 //! a scenario differ in detail (packet counts, the last discovery's time), not in what it checks.
 
-use exo_discovery::engine::{Action, Engine, Input, Request, SendOutcome};
+use exo_discovery::engine::{Action, Datagram, Engine, Input, Request, SendOutcome};
 use exo_discovery::wire::config::Config;
 use exo_discovery::wire::net::Family;
 use exo_discovery::wire::net::Iface;
@@ -318,6 +318,17 @@ enum Packet {
         ttl: u32,
         datagram: Arc<[u8]>,
     },
+}
+
+impl Packet {
+    /// The datagram as it goes on the link.
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Packet::Query { datagram, .. }
+            | Packet::Datagram(datagram)
+            | Packet::Records { datagram, .. } => datagram,
+        }
+    }
 }
 
 /// What a link socket makes of an mdns-sd packet in this model: a response naming each
@@ -1165,6 +1176,9 @@ impl Sim {
         else {
             return;
         };
+        // One datagram for every receiving engine: read once, by the first to take it in.
+        let from_addr = SocketAddr::new(IpAddr::V4(from_ip), 5353);
+        let datagram = Arc::new(Datagram::new(Family::V4, from_addr, packet.bytes()));
         let mut batch = Vec::new();
         for (host, index) in members {
             if host == from || !self.hosts[host].up {
@@ -1187,7 +1201,7 @@ impl Sim {
             };
             let mut inputs = Vec::new();
             for _ in 0..copies {
-                self.receive(host, index, from, from_ip, packet, &mut inputs);
+                self.receive(host, index, (from, from_ip), packet, &datagram, &mut inputs);
             }
             if !inputs.is_empty() {
                 batch.push((host, Job::Inputs(inputs)));
@@ -1281,9 +1295,9 @@ impl Sim {
         &mut self,
         host: usize,
         index: u32,
-        from: usize,
-        from_ip: Ipv4Addr,
+        (from, from_ip): (usize, Ipv4Addr),
         packet: &Packet,
+        datagram: &Arc<Datagram>,
         inputs: &mut Vec<Input>,
     ) {
         match packet {
@@ -1291,7 +1305,7 @@ impl Sim {
                 asks,
                 known,
                 truncated,
-                datagram,
+                ..
             } => {
                 let Some(port) = self.port(host, index) else {
                     return;
@@ -1301,22 +1315,18 @@ impl Sim {
                     self.query_to_daemon(host, index, from, *asks, known, *truncated);
                 }
                 if socket {
-                    inputs.push(heard(index, from_ip, datagram));
+                    inputs.push(heard(index, datagram));
                 }
             }
-            Packet::Datagram(bytes) => {
+            Packet::Datagram(_) => {
                 let Some(port) = self.port(host, index) else {
                     return;
                 };
                 if port.socket {
-                    inputs.push(heard(index, from_ip, bytes));
+                    inputs.push(heard(index, datagram));
                 }
             }
-            Packet::Records {
-                anns,
-                ttl,
-                datagram,
-            } => {
+            Packet::Records { anns, ttl, .. } => {
                 let Some(port) = self.port(host, index) else {
                     return;
                 };
@@ -1347,7 +1357,7 @@ impl Sim {
                 // either order: a record's addresses are probed once a packet naming it came from
                 // there).
                 if socket {
-                    inputs.push(heard(index, from_ip, datagram));
+                    inputs.push(heard(index, datagram));
                 }
                 for input in later {
                     let at = self.now + Duration::from_secs(1);
@@ -1502,12 +1512,10 @@ impl Sim {
     }
 }
 
-/// A datagram from `from` (an mDNS responder's port) as link `index`'s socket hands it over.
-fn heard(index: u32, from: Ipv4Addr, bytes: &Arc<[u8]>) -> Input {
+/// `datagram` as link `index`'s socket hands it over.
+fn heard(index: u32, datagram: &Arc<Datagram>) -> Input {
     Input::Datagram {
         link: index,
-        family: Family::V4,
-        from: SocketAddr::new(IpAddr::V4(from), 5353),
-        bytes: bytes.clone(),
+        datagram: datagram.clone(),
     }
 }

@@ -1,6 +1,6 @@
-//! The one way in for a datagram a link's socket received: read into a [`Heard`] (pure, here,
-//! with the engine's rules: which source port speaks which dialect, how many names and records
-//! one packet may bring), then taken in: liveness by source address, goodbyes (confirmed as they
+//! The one way in for a datagram a link's socket received ([`Datagram`]): read into a [`Heard`]
+//! (pure, here, with the engine's rules: which source port speaks which dialect, how many names
+//! and records one packet may bring), once however many engines hear it, then taken in: liveness by source address, goodbyes (confirmed as they
 //! arrive), senders of records not yet held, catching up, and answers to stock libp2p-mdns nodes.
 
 use super::{ANSWER_INTERVAL, LIBP2P_TTL, MAX_SENDERS, SENDERS_FOR};
@@ -12,13 +12,48 @@ use crate::wire::record::Reject;
 use crate::wire::stock::Libp2pPeer;
 use log::Level;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 use std::time::Instant;
+
+/// A datagram as a link's socket received it: the socket's family, the sender and the bytes;
+/// and what they say, read once, when an engine first takes it in. One datagram heard by many
+/// engines (the simulator hands every packet to every engine on its link) is read once for all.
+#[derive(Debug)]
+pub struct Datagram {
+    family: Family,
+    from: SocketAddr,
+    bytes: Box<[u8]>,
+    read: OnceLock<Option<Heard>>,
+}
+
+impl Datagram {
+    /// A datagram from `from`, received on a socket of `family`.
+    pub fn new(family: Family, from: SocketAddr, bytes: impl Into<Box<[u8]>>) -> Datagram {
+        Datagram {
+            family,
+            from,
+            bytes: bytes.into(),
+            read: OnceLock::new(),
+        }
+    }
+
+    /// Its bytes, as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// What it says ([`Heard::parse`]; `None`: not a DNS packet worth a look), read the first
+    /// time it is asked for.
+    pub fn heard(&self) -> Option<&Heard> {
+        self.read
+            .get_or_init(|| Heard::parse(self.family, self.from, &self.bytes))
+            .as_ref()
+    }
+}
 
 /// What a link's own socket heard in one datagram.
 #[derive(Debug)]
 pub struct Heard {
-    /// Interface index (where it really arrived).
-    pub link: u32,
     /// The socket's family.
     pub family: Family,
     /// The sender.
@@ -82,11 +117,10 @@ impl Heard {
     /// DNS packet worth a look). Responses are reduced to the `_p2p._udp` instances they name,
     /// the signed records they carry and the stock libp2p-mdns peers they describe; queries to
     /// the instances they name, and stock libp2p-mdns queries are flagged for an answer.
-    pub fn parse(link: u32, family: Family, from: SocketAddr, packet: &[u8]) -> Option<Heard> {
+    pub fn parse(family: Family, from: SocketAddr, packet: &[u8]) -> Option<Heard> {
         // Stock libp2p-mdns nodes speak from an ephemeral port; mDNS responders from 5353.
         let stock = from.port() != crate::wire::net::MDNS_PORT;
         let mut heard = Heard {
-            link,
             family,
             from,
             instances: Vec::new(),
@@ -123,9 +157,9 @@ impl Heard {
 }
 
 impl Engine {
-    pub(in crate::engine) fn on_heard(&mut self, heard: Heard, now: Instant) {
+    /// What a link's socket heard on link `index`.
+    pub(in crate::engine) fn on_heard(&mut self, index: u32, heard: &Heard, now: Instant) {
         let Heard {
-            link: index,
             family,
             from,
             instances,
@@ -137,12 +171,13 @@ impl Engine {
             records,
             service_query,
         } = heard;
+        let (family, from) = (*family, *from);
         *self.packets_in.entry((index, family)).or_default() += 1;
         self.heard_from.note(index, from.ip(), now);
         if let Some(q) = service_query {
             self.service_query_heard(index, from.ip(), q.asks, q.truncated, &q.known, now);
         }
-        self.note_named(index, family, from, named, unicast, now);
+        self.note_named(index, family, from, named, *unicast, now);
         let Some(own) = self.links.get(&index).map(|l| l.iface.has_ip(&from.ip())) else {
             return;
         };
@@ -154,7 +189,7 @@ impl Engine {
         }
         if own {
             // Our own daemon's multicast, looped back: which of our records went out.
-            for (label, ttl) in &instances {
+            for (label, ttl) in instances {
                 if *ttl > 0 {
                     self.note_own_multicast(index, label, now);
                 }
@@ -167,14 +202,14 @@ impl Engine {
         let mut foreign = 0;
         let mut unknown = Vec::new();
         for (label, ttl) in instances {
-            if ttl == 0 {
+            if *ttl == 0 {
                 continue;
             }
             // Only the newest record of a peer keeps it alive (not an old instance repeated),
             // and only in a packet from one of the peer's own addresses on this link.
-            let Some(peer) = self.instances.get(&label) else {
+            let Some(peer) = self.instances.get(label) else {
                 if !own {
-                    unknown.push(label);
+                    unknown.push(label.clone());
                 }
                 continue;
             };
@@ -183,7 +218,7 @@ impl Engine {
                 HeardFrom::Foreign => foreign += 1,
                 // Cannot tell yet (none of its addresses of that family is known): no sign
                 // of life, no blame; remembered in case mdns-sd reports them next.
-                HeardFrom::Unknown => unknown.push(label),
+                HeardFrom::Unknown => unknown.push(label.clone()),
             }
         }
         if foreign > 0 {
@@ -197,9 +232,9 @@ impl Engine {
             self.broadcast(ev);
         }
         for p in libp2p_peers {
-            self.on_libp2p_peer(p, index, from, now);
+            self.on_libp2p_peer(p.clone(), index, from, now);
         }
-        if libp2p_query {
+        if *libp2p_query {
             self.answer_libp2p(index, family, now);
         }
     }
@@ -207,13 +242,13 @@ impl Engine {
     /// A packet on link `index` withdrew these instances. The goodbye of a peer's current
     /// instance is confirmed at once, as the packet arrives: mdns-sd reports it only a second
     /// later (RFC 6762 §10.1's grace), and the confirmation's probe decides (see `goodbye.rs`).
-    fn goodbyes_heard(&mut self, index: u32, labels: Vec<String>, now: Instant) {
+    fn goodbyes_heard(&mut self, index: u32, labels: &[String], now: Instant) {
         let Some(via) = self.links.get(&index).map(|l| l.via.clone()) else {
             return;
         };
         for label in labels {
             // The goodbye of a replaced record says nothing about the current one.
-            let peer = self.instances.get(&label);
+            let peer = self.instances.get(label);
             if let Some(peer) = peer.and_then(|k| self.table.peer_of(&k)) {
                 self.goodbye_heard(peer, via.clone(), now);
             }

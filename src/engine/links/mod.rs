@@ -14,7 +14,7 @@ pub mod daemon;
 pub mod heard;
 pub mod query;
 
-pub use heard::Heard;
+pub use heard::{Datagram, Heard};
 #[cfg(test)]
 pub use heard::ServiceQuery;
 

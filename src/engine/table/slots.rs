@@ -134,7 +134,7 @@ impl Peers {
     }
 
     pub(super) fn get(&self, peer: &(impl FindPeer + ?Sized)) -> Option<&Entry> {
-        self.slot(peer).and_then(|s| self.at(s)).map(|(_, e)| e)
+        self.slot(peer).and_then(|s| self.entry_at(s))
     }
 
     /// `peer`'s slot and its entry to change.

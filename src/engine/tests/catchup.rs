@@ -8,8 +8,7 @@ use crate::engine::catchup;
 /// another agent's re-query (QM).
 fn named(k: &Keypair, seq: u64, from: &str, unicast: bool) -> Input {
     let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
-    Input::Heard(Heard {
-        link: IDX,
+    heard_on(IDX, Heard {
         family: Family::V4,
         from: from.parse().unwrap(),
         instances: Vec::new(),
@@ -97,7 +96,7 @@ fn answer_from(k: &Keypair, seq: u64, from: &str) -> Input {
         120,
     );
     let from: SocketAddr = from.parse().unwrap();
-    Input::Heard(Heard::parse(IDX, Family::V4, from, &packet).unwrap())
+    heard_on(IDX, Heard::parse(Family::V4, from, &packet).unwrap())
 }
 
 #[test]

@@ -166,11 +166,10 @@ fn a_node_that_restarts_and_leaves_again_within_the_interval_is_reported_gone_at
 fn goodbye_packet(k: &Keypair, seq: u64, from: [u8; 4]) -> Input {
     let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
     let ip = IpAddr::V4(Ipv4Addr::from(from));
+    let bytes = crate::wire::dns::instance_answer(&label, "exo-x.local.", 4001, &[], &[ip], 0);
     Input::Datagram {
         link: IDX,
-        family: Family::V4,
-        from: SocketAddr::new(ip, 5353),
-        bytes: crate::wire::dns::instance_answer(&label, "exo-x.local.", 4001, &[], &[ip], 0).into(),
+        datagram: Datagram::new(Family::V4, SocketAddr::new(ip, 5353), bytes).into(),
     }
 }
 

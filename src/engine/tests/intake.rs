@@ -133,8 +133,7 @@ fn a_stock_node_heard_from_off_the_link_is_not_handed_over() {
     });
     let stock = |from: &str| {
         let peer = Keypair::generate_ed25519().public().to_peer_id();
-        let heard = Input::Heard(Heard {
-            link: IDX,
+        let heard = heard_on(IDX, Heard {
             family: Family::V4,
             from: from.parse().unwrap(),
             instances: Vec::new(),
@@ -177,8 +176,7 @@ fn a_flood_of_unsigned_peer_ids_is_said_up_to_a_bound_and_costs_no_memory() {
     let mut said = 0;
     for i in 0..2000u32 {
         let peer = Keypair::generate_ed25519().public().to_peer_id();
-        let a = r.input(Input::Heard(Heard {
-            link: IDX,
+        let a = r.input(heard_on(IDX, Heard {
             family: Family::V4,
             from: "10.0.0.66:40000".parse().unwrap(),
             instances: Vec::new(),

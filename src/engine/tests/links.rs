@@ -271,8 +271,7 @@ fn stock_queries_get_each_record_answered_at_most_once_a_second() {
     let mut r = Rig::up(cfg());
     r.input(register(&Keypair::generate_ed25519()));
     let query = || {
-        Input::Heard(Heard {
-            link: IDX,
+        heard_on(IDX, Heard {
             family: Family::V4,
             from: "10.0.0.66:40000".parse().unwrap(),
             instances: Vec::new(),
@@ -440,7 +439,7 @@ fn a_query_lists_every_peer_held_over_as_many_packets_as_needed() {
 
 /// Another host's `_p2p._udp` query heard on eth0: its question and these known answers.
 fn others_query(known: &[String], asks: bool, truncated: bool) -> Input {
-    Input::Heard(Heard {
+    heard_on(IDX, Heard {
         service_query: Some(crate::engine::links::ServiceQuery {
             asks,
             truncated,

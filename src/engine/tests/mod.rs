@@ -80,8 +80,7 @@ impl Rig {
         let mut a = self.input(resolved_from(k, seq, link, ips));
         let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
         for ip in ips {
-            a.extend(self.input(Input::Heard(Heard {
-                link,
+            a.extend(self.input(heard_on(link, Heard {
                 family: Family::V4,
                 from: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(*ip)), 5353),
                 instances: vec![(label.clone(), 120)],
@@ -166,10 +165,14 @@ fn v4_addr(k: &Keypair) -> String {
     format!("/ip4/10.0.0.2/tcp/4001/p2p/{}", k.public().to_peer_id())
 }
 
+/// What a link's socket heard on link `link`.
+fn heard_on(link: u32, heard: Heard) -> Input {
+    Input::Heard { link, heard }
+}
+
 /// A multicast packet on eth0 over IPv4 from `from` that says nothing yet: fill in what it says.
 fn packet_from(from: &str) -> Heard {
     Heard {
-        link: IDX,
         family: Family::V4,
         from: from.parse().unwrap(),
         instances: Vec::new(),
@@ -185,7 +188,7 @@ fn packet_from(from: &str) -> Heard {
 
 fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
     let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
-    Input::Heard(Heard {
+    heard_on(IDX, Heard {
         instances: vec![(label, ttl)],
         ..packet_from("10.0.0.2:5353")
     })

@@ -106,14 +106,14 @@ fn only_packets_from_the_peers_own_addresses_keep_it_alive() {
     let k = Keypair::generate_ed25519();
     r.announced(&k, 1);
     let spoofed = |k: &Keypair| match heard(k, 1, 120) {
-        Input::Heard(h) => Input::Heard(Heard {
+        Input::Heard { link, heard: h } => heard_on(link, Heard {
             from: "10.0.0.66:5353".parse().unwrap(),
             ..h
         }),
         _ => unreachable!(),
     };
     let other_family = |k: &Keypair| match heard(k, 1, 120) {
-        Input::Heard(h) => Input::Heard(Heard {
+        Input::Heard { link, heard: h } => heard_on(link, Heard {
             from: "[fe80::66]:5353".parse().unwrap(),
             family: Family::V6,
             ..h
@@ -172,14 +172,13 @@ fn a_record_whose_packets_were_heard_before_mdns_sd_reported_it_is_probed_at_onc
     let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
     let from = |ip: &str| {
         let mut h = Heard::parse(
-            IDX,
             Family::V4,
             ip.parse().unwrap(),
             &crate::wire::dns::ptr_query(crate::wire::dns::SERVICE),
         )
         .unwrap();
         h.instances = vec![(label.clone(), 120)];
-        Input::Heard(h)
+        heard_on(IDX, h)
     };
     r.input(from("10.0.0.2:5353"));
     r.input(from("[fe80::2]:5353"));
@@ -235,14 +234,13 @@ fn records_minted_for_one_destination_cost_it_what_one_peer_would() {
         count(&mut r, a, 0.0);
         let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
         let mut heard = Heard::parse(
-            IDX,
             Family::V4,
             "10.0.0.9:5353".parse().unwrap(),
             &crate::wire::dns::ptr_query(crate::wire::dns::SERVICE),
         )
         .unwrap();
         heard.instances = vec![(label, 120)];
-        let a = r.input(Input::Heard(heard));
+        let a = r.input(heard_on(IDX, heard));
         count(&mut r, a, 0.0);
     }
     assert!(

@@ -116,8 +116,7 @@ fn a_periodic_announcement_is_skipped_where_the_record_just_went_out() {
     // Our daemon answered someone's query 10 s before the periodic announcement is due: the
     // link socket hears it looped back, from our own address.
     r.at(20.0);
-    let own = Input::Heard(Heard {
-        link: IDX,
+    let own = heard_on(IDX, Heard {
         family: Family::V4,
         from: "10.0.0.1:5353".parse().unwrap(),
         instances: vec![(label.clone(), 120)],
