@@ -16,7 +16,7 @@ pub const SERVICE_TYPE: &str = "_p2p._udp.local.";
 /// mdns-sd repeats 120 ms later) can never remove the record of the node that replaced it, and the
 /// PTR of the new record is never rate-limited as a repeat of the old one.
 pub fn instance_label(peer: &PeerId, seq: u64) -> String {
-    format!("{}-{}", peer.to_base58(), seq_tag(seq))
+    format!("{}-{}", super::base58::peer(peer), seq_tag(seq))
 }
 
 /// The tag of `seq` in an instance label: its low 24 bits in hex.

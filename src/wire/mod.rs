@@ -9,9 +9,11 @@
 //!   [`exchange`]: the peer exchange's frames; [`mesh`]: an agent's view of the mesh;
 //!   [`cache`]: the peer cache's encoding; [`config`]: the configuration file and its options;
 //!   [`peers_file`]: the peers file's text;
-//! - [`addrs`]: multiaddrs and IP ranges; [`net`]: families, interfaces, static hosts, errnos.
+//! - [`addrs`]: multiaddrs and IP ranges; [`net`]: families, interfaces, static hosts, errnos;
+//!   [`base58`]: peer IDs as text.
 
 pub mod addrs;
+pub mod base58;
 pub mod cache;
 pub mod config;
 pub mod dns;

@@ -126,7 +126,7 @@ impl Shown {
             verified.push(Verification::Reachable);
         }
         PeerInfo {
-            peer_id: peer.to_base58(),
+            peer_id: crate::wire::base58::peer(peer),
             addrs: self.addrs.iter().map(|a| a.to_string()).collect(),
             interfaces,
             source: self.source,

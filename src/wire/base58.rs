@@ -1,0 +1,104 @@
+//! Base58 text (the Bitcoin alphabet, as libp2p writes peer IDs), made a few limbs at a time.
+//!
+//! A peer ID's text is made for every instance label this host lists as a known answer and for
+//! every peer handed to the node: at a thousand peers, thousands of times a second while a link
+//! settles. The `bs58` crate that `PeerId::to_base58` uses carries the whole number through one
+//! base-58 digit per input byte (about 12,000 instructions for a 38-byte peer ID); here the input
+//! goes in four bytes at a time into limbs of five digits each, for the same text.
+
+use libp2p_identity::PeerId;
+
+const ALPHABET: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// 58^5: one limb holds five digits (under 2^30, so a limb times 2^32 plus a carry fits in 64 bits).
+const LIMB: u64 = 58 * 58 * 58 * 58 * 58;
+
+/// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number.
+pub fn encode(bytes: &[u8]) -> String {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    let rest = &bytes[zeros..];
+    // Little-endian limbs of the number `rest` stands for: 4 bytes make at most 5.5 digits.
+    let mut limbs: Vec<u64> = Vec::with_capacity(rest.len() * 11 / 40 + 1);
+    let head = match rest.len() % 4 {
+        0 => 4,
+        n => n,
+    };
+    let mut at = 0;
+    while at < rest.len() {
+        let take = if at == 0 { head } else { 4 };
+        let chunk = &rest[at..at + take];
+        at += take;
+        let mut carry = chunk.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b));
+        let shift = 8 * take as u32;
+        for limb in limbs.iter_mut() {
+            let n = (*limb << shift) + carry;
+            *limb = n % LIMB;
+            carry = n / LIMB;
+        }
+        while carry > 0 {
+            limbs.push(carry % LIMB);
+            carry /= LIMB;
+        }
+    }
+    let mut digits: Vec<u8> = Vec::with_capacity(zeros + limbs.len() * 5);
+    for (i, limb) in limbs.iter().enumerate() {
+        let mut n = *limb;
+        let last = i + 1 == limbs.len();
+        for _ in 0..5 {
+            if last && n == 0 {
+                break; // no leading zero digits
+            }
+            digits.push(ALPHABET[(n % 58) as usize]);
+            n /= 58;
+        }
+    }
+    digits.extend(std::iter::repeat_n(b'1', zeros));
+    digits.reverse();
+    // Only the alphabet's ASCII letters and digits were pushed.
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// `peer`'s text, as `PeerId::to_base58` makes it.
+pub fn peer(peer: &PeerId) -> String {
+    encode(&peer.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_is_the_bs58_crates_for_any_bytes_and_any_peer() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for len in 0..80 {
+            for round in 0..20 {
+                let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                // Leading zeros, and all-zero or all-0xff inputs, now and then.
+                match round {
+                    0 => bytes.iter_mut().for_each(|b| *b = 0),
+                    1 => bytes.iter_mut().for_each(|b| *b = 0xff),
+                    2..=5 => bytes.iter_mut().take(round).for_each(|b| *b = 0),
+                    _ => {}
+                }
+                assert_eq!(encode(&bytes), bs58::encode(&bytes).into_string(), "{bytes:?}");
+            }
+        }
+        for _ in 0..50 {
+            let p = libp2p_identity::Keypair::generate_ed25519()
+                .public()
+                .to_peer_id();
+            assert_eq!(super::peer(&p), p.to_base58());
+        }
+        // A SHA-256 multihash (a peer ID of a key too long to inline) as well.
+        let digest: Vec<u8> = (0..32).map(|_| next() as u8).collect();
+        let mh = multiaddr::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
+        let p = PeerId::from_multihash(mh).unwrap();
+        assert_eq!(super::peer(&p), p.to_base58());
+    }
+}
