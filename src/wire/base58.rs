@@ -1,14 +1,29 @@
-//! Base58 text (the Bitcoin alphabet, as libp2p writes peer IDs), made a few limbs at a time.
+//! Base58 text (the Bitcoin alphabet, as libp2p writes peer IDs), made and read a few limbs at a
+//! time.
 //!
 //! A peer ID's text is made for every instance label this host lists as a known answer and for
 //! every peer handed to the node: at a thousand peers, thousands of times a second while a link
 //! settles. The `bs58` crate that `PeerId::to_base58` uses carries the whole number through one
 //! base-58 digit per input byte (about 12,000 instructions for a 38-byte peer ID); here the input
-//! goes in four bytes at a time into limbs of five digits each, for the same text.
+//! goes in four bytes at a time into limbs of five digits each, for the same text. Every label a
+//! packet names that is not held yet is read back into its peer ID the same way, five digits at a
+//! time.
 
 use libp2p_identity::PeerId;
 
 const ALPHABET: &[u8; 58] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// Each ASCII character's digit, or [`NOT_A_DIGIT`].
+const DIGITS: [u8; 128] = {
+    let mut table = [NOT_A_DIGIT; 128];
+    let mut i = 0;
+    while i < ALPHABET.len() {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+const NOT_A_DIGIT: u8 = 0xff;
 
 /// 58^5: one limb holds five digits (under 2^30, so a limb times 2^32 plus a carry fits in 64 bits).
 const LIMB: u64 = 58 * 58 * 58 * 58 * 58;
@@ -63,6 +78,57 @@ pub fn peer(peer: &PeerId) -> String {
     encode(&peer.to_bytes())
 }
 
+/// The bytes `text` stands for (`None`: a character outside the alphabet), as the `bs58` crate
+/// reads them: a zero byte for each leading `1`, then the rest as a base-58 number.
+pub fn decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.as_bytes();
+    let ones = text.iter().take_while(|c| **c == b'1').count();
+    let rest = &text[ones..];
+    // Little-endian limbs of 32 bits: 5 digits make at most 29.3 bits.
+    let mut limbs: Vec<u64> = Vec::with_capacity(rest.len() / 5 + 1);
+    let head = match rest.len() % 5 {
+        0 => 5,
+        n => n,
+    };
+    let mut at = 0;
+    while at < rest.len() {
+        let take = if at == 0 { head } else { 5 };
+        let mut carry = 0u64;
+        let mut scale = 1u64;
+        for c in &rest[at..at + take] {
+            let digit = *DIGITS.get(usize::from(*c))?;
+            if digit == NOT_A_DIGIT {
+                return None;
+            }
+            carry = carry * 58 + u64::from(digit);
+            scale *= 58;
+        }
+        at += take;
+        for limb in limbs.iter_mut() {
+            let n = *limb * scale + carry;
+            *limb = n & 0xffff_ffff;
+            carry = n >> 32;
+        }
+        while carry > 0 {
+            limbs.push(carry & 0xffff_ffff);
+            carry >>= 32;
+        }
+    }
+    let mut bytes = vec![0u8; ones];
+    let number = limbs
+        .iter()
+        .rev()
+        .flat_map(|l| (*l as u32).to_be_bytes())
+        .skip_while(|b| *b == 0);
+    bytes.extend(number);
+    Some(bytes)
+}
+
+/// The peer `text` names, as `PeerId`'s `FromStr` reads it.
+pub fn parse_peer(text: &str) -> Option<PeerId> {
+    PeerId::from_bytes(&decode(text)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,11 +160,31 @@ mod tests {
                 .public()
                 .to_peer_id();
             assert_eq!(super::peer(&p), p.to_base58());
+            assert_eq!(parse_peer(&p.to_base58()), Some(p));
+        }
+        // And back.
+        for len in 0..80 {
+            for round in 0..20 {
+                let mut text: Vec<u8> = (0..len)
+                    .map(|_| ALPHABET[(next() % 58) as usize])
+                    .collect();
+                match round {
+                    0 => text.iter_mut().for_each(|c| *c = b'1'),
+                    1 => text.iter_mut().for_each(|c| *c = b'z'),
+                    2..=5 => text.iter_mut().take(round).for_each(|c| *c = b'1'),
+                    6 if len > 0 => text[len / 2] = b"0OIl+ /\xff"[len % 8],
+                    _ => {}
+                }
+                let text = String::from_utf8_lossy(&text);
+                assert_eq!(decode(&text), bs58::decode(&*text).into_vec().ok(), "{text}");
+            }
         }
         // A SHA-256 multihash (a peer ID of a key too long to inline) as well.
         let digest: Vec<u8> = (0..32).map(|_| next() as u8).collect();
         let mh = multiaddr::multihash::Multihash::<64>::wrap(0x12, &digest).unwrap();
         let p = PeerId::from_multihash(mh).unwrap();
         assert_eq!(super::peer(&p), p.to_base58());
+        assert_eq!(parse_peer(&p.to_base58()), Some(p));
+        assert_eq!(parse_peer("Qm"), None);
     }
 }

@@ -37,7 +37,7 @@ pub fn parse_instance(name: &str) -> Option<(PeerId, &str)> {
         .map(|l| l.trim_end_matches('.'))
         .unwrap_or(name);
     let (peer, _tag) = label.split_once('-')?;
-    Some((peer.parse().ok()?, label))
+    Some((super::base58::parse_peer(peer)?, label))
 }
 
 /// The check a record published under an instance name must pass once its signature holds: the
