@@ -115,6 +115,16 @@ impl CatchUps {
         self.due
     }
 
+    /// When an instance of link `link` due at `next` may be asked for: held back by that
+    /// link's gate.
+    fn gated(&self, link: u32, next: Instant) -> Instant {
+        let gate = [Family::V4, Family::V6]
+            .iter()
+            .filter_map(|f| self.next_packet.get(&(link, *f)).copied())
+            .min();
+        gate.map_or(next, |g| g.max(next))
+    }
+
     /// Works out [`CatchUps::next_due`] again (after the instances or the gates changed): the
     /// soonest instance of each link, held back by that link's gate (the gate holds every
     /// instance of its link alike, so the soonest one per link is enough).
@@ -128,14 +138,30 @@ impl CatchUps {
         }
         self.due = soonest
             .into_iter()
-            .map(|(link, next)| {
-                let gate = [Family::V4, Family::V6]
-                    .iter()
-                    .filter_map(|f| self.next_packet.get(&(link, *f)).copied())
-                    .min();
-                gate.map_or(next, |g| g.max(next))
-            })
+            .map(|(link, next)| self.gated(link, next))
             .min();
+    }
+
+    /// One more instance followed: [`CatchUps::next_due`] is the sooner of what it was and
+    /// when this one may be asked for (without going over the others again).
+    fn follow(&mut self, link: u32, label: String, wanted: Wanted) {
+        let at = self.gated(link, wanted.next);
+        self.due = Some(self.due.map_or(at, |d| d.min(at)));
+        self.wanted.insert((link, label), wanted);
+    }
+
+    /// Instances followed now.
+    #[cfg(test)]
+    pub(super) fn wanted_len(&self) -> usize {
+        self.wanted.len()
+    }
+
+    /// Whether [`CatchUps::next_due`] is what going over every instance again gives.
+    #[cfg(test)]
+    pub(super) fn due_is_exact(&mut self) -> bool {
+        let kept = self.due;
+        self.refresh();
+        kept == self.due
     }
 
     fn rest(&mut self, label: String, now: Instant) {
@@ -196,7 +222,8 @@ impl Engine {
         if link.iface.has_ip(&from.ip()) {
             return; // our own, looped back
         }
-        let mut changed = false;
+        // Whether the next re-query may now be due later than `due` says (see below).
+        let mut later = false;
         for label in named.iter().take(MAX_LABELS) {
             if self.regs.values().any(|r| r.announcement.label == *label) {
                 if !unicast {
@@ -214,12 +241,14 @@ impl Engine {
                 if self.regs.contains_key(&w.peer) {
                     continue;
                 }
-                changed = true;
                 if unicast {
                     // Its node is still saying it is new: keep asking.
                     w.sent = 0;
                 } else {
-                    // Another agent asked for it: the answer will reach us too.
+                    // Another agent asked for it: the answer will reach us too. Only an
+                    // instance due no later than the next re-query can make that later (the
+                    // soonest of its link); the others leave it as it is.
+                    later |= c.due.is_none_or(|d| w.next <= d);
                     w.next = w.next.max(now + REQUERY_EVERY);
                 }
                 continue;
@@ -240,18 +269,15 @@ impl Engine {
             } else {
                 REQUERY_EVERY
             };
-            changed = true;
-            self.catchups.wanted.insert(
-                key,
-                Wanted {
-                    next: now + wait,
-                    sent: 0,
-                    peer,
-                },
-            );
+            let wanted = Wanted {
+                next: now + wait,
+                sent: 0,
+                peer,
+            };
+            self.catchups.follow(key.0, key.1, wanted);
         }
         // Only the instances followed set when the next re-query is due.
-        if changed {
+        if later {
             self.catchups.refresh();
         }
     }

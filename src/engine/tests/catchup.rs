@@ -304,3 +304,48 @@ fn a_record_pushed_out_of_the_pending_budget_is_taken_again_from_the_next_packet
     r.input(answer_from(&stranger, 1, "10.0.0.3:5353"));
     assert_eq!(r.e.table.seq_of(&stranger.public().to_peer_id()), None);
 }
+
+#[test]
+fn when_the_next_requery_is_due_stays_exact_as_queries_name_instances_and_requeries_go() {
+    let mut r = Rig::up(cfg());
+    let crowd: Vec<Keypair> = (0..40).map(|_| Keypair::generate_ed25519()).collect();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // Another agent's re-query for a: ours waits a whole interval. A presence query for b: b is
+    // asked for first. b put off by another's re-query: a is next.
+    let (a, b) = (&crowd[0], &crowd[1]);
+    let label = |k: &Keypair| crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
+    r.input(named(a, 1, "10.0.0.7:5353", false));
+    assert!(r.e.catchups.due_is_exact(), "one followed");
+    r.now = r.t0 + Duration::from_millis(5);
+    r.input(presence(b, 1, "10.0.0.8:5353"));
+    assert!(r.e.catchups.due_is_exact(), "a sooner one followed");
+    r.now = r.t0 + Duration::from_millis(10);
+    r.input(named(b, 1, "10.0.0.9:5353", false));
+    assert!(r.e.catchups.due_is_exact(), "the soonest put off");
+    assert!(requeried(&r.at(0.025)).is_empty(), "b's re-query waits");
+    assert_eq!(requeried(&r.at(0.100)), vec![label(a)], "a's does not");
+    let mut ms = 200u64;
+    let (mut followed, mut sent) = (0, 0);
+    for step in 0..3000 {
+        ms += next() % 10;
+        let now = r.t0 + Duration::from_millis(ms);
+        // Work that came due first, as the shell's timer brings it.
+        if r.e.poll_timeout().is_some_and(|t| t <= now) {
+            sent += requeried(&r.at(ms as f64 / 1000.0)).len();
+            assert!(r.e.catchups.due_is_exact(), "step {step}, after the timer");
+        }
+        r.now = now;
+        let k = &crowd[(next() % 40) as usize];
+        let from = format!("10.0.0.{}:5353", 10 + next() % 20);
+        r.input(named(k, 1 + next() % 3, &from, next() % 3 == 0));
+        followed = followed.max(r.e.catchups.wanted_len());
+        assert!(r.e.catchups.due_is_exact(), "step {step}");
+    }
+    assert!(followed > 10 && sent > 10, "{followed} followed at once, {sent} asked for");
+}
