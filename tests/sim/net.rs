@@ -830,7 +830,14 @@ impl Sim {
                 self.hosts[host].engine.handle(input, now);
             }
         }
-        let Some(at) = self.hosts[host].engine.poll_timeout() else {
+        let wake = self.hosts[host].engine.poll_timeout();
+        self.wake_at(host, wake);
+    }
+
+    /// `host`'s engine next has work at `wake` (its `poll_timeout`): its timer is queued for then,
+    /// unless one at least as soon is queued already.
+    fn wake_at(&mut self, host: usize, wake: Option<Instant>) {
+        let Some(at) = wake else {
             return;
         };
         let at = at.saturating_duration_since(self.base).max(self.now);
@@ -1184,10 +1191,11 @@ impl Sim {
             if host == from || !self.hosts[host].up {
                 continue;
             }
-            if self
-                .reach
-                .partitions
-                .contains(&(link, host.min(from), host.max(from)))
+            if !self.reach.partitions.is_empty()
+                && self
+                    .reach
+                    .partitions
+                    .contains(&(link, host.min(from), host.max(from)))
             {
                 continue;
             }
@@ -1231,19 +1239,21 @@ impl Sim {
                 self.inputs += inputs.len() as u64;
             }
         }
-        // Each engine, its job, and what it then asked for but its probes.
-        let mut jobs: Vec<(usize, &mut Engine, Job, Vec<Action>)> = Vec::with_capacity(batch.len());
+        // Each engine, its job, what it then asked for but its probes, and when it next has
+        // work if it asked for nothing else.
+        type Done<'a> = (usize, &'a mut Engine, Job, Vec<Action>, Option<Instant>);
+        let mut jobs: Vec<Done> = Vec::with_capacity(batch.len());
         let reach = &self.reach;
         let mut rest: &mut [Host] = &mut self.hosts;
         let mut offset = 0;
         for (host, job) in batch {
             let (head, tail) = std::mem::take(&mut rest).split_at_mut(host - offset + 1);
-            jobs.push((host, &mut head[host - offset].engine, job, Vec::new()));
+            jobs.push((host, &mut head[host - offset].engine, job, Vec::new(), None));
             rest = tail;
             offset = host + 1;
         }
-        let run = |jobs: &mut [(usize, &mut Engine, Job, Vec<Action>)]| {
-            for (host, engine, job, asked) in jobs {
+        let run = |jobs: &mut [Done]| {
+            for (host, engine, job, asked, wake) in jobs {
                 match job {
                     Job::Inputs(inputs) => {
                         for input in inputs.drain(..) {
@@ -1262,6 +1272,11 @@ impl Sim {
                         other => asked.push(other),
                     }
                 }
+                // Asked for nothing more: when it next has work is known here already (its
+                // state is at hand on this thread, not on the one that carries out requests).
+                if asked.is_empty() {
+                    *wake = engine.poll_timeout();
+                }
             }
         };
         if self.threads > 1 && jobs.len() >= PARALLEL_FROM {
@@ -1275,11 +1290,15 @@ impl Sim {
         } else {
             run(&mut jobs);
         }
-        let asked: Vec<(usize, Vec<Action>)> = jobs
+        let asked: Vec<(usize, Vec<Action>, Option<Instant>)> = jobs
             .into_iter()
-            .map(|(host, _, _, asked)| (host, asked))
+            .map(|(host, _, _, asked, wake)| (host, asked, wake))
             .collect();
-        for (host, asked) in asked {
+        for (host, asked, wake) in asked {
+            if asked.is_empty() {
+                self.wake_at(host, wake);
+                continue;
+            }
             for action in asked {
                 if let Some(input) = self.execute(host, action) {
                     self.hosts[host].engine.handle(input, now);
