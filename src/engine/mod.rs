@@ -612,7 +612,8 @@ impl Engine {
             Input::Removed { link, fullname } => self.on_removed(link, &fullname, now),
             Input::BrowseEnded { link } => self.on_browse_ended(link, now),
             Input::Datagram { link, datagram } => {
-                let Some(heard) = datagram.heard() else {
+                let heard: Option<&Heard> = datagram.heard();
+                let Some(heard) = heard else {
                     // Not DNS: nothing to take in, and nothing else runs for it (not even work
                     // that came due; the shell's timer brings that).
                     return;

@@ -37,11 +37,6 @@ impl Datagram {
         }
     }
 
-    /// Its bytes, as received.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
     /// What it says ([`Heard::parse`]; `None`: not a DNS packet worth a look), read the first
     /// time it is asked for.
     pub fn heard(&self) -> Option<&Heard> {
