@@ -1409,6 +1409,8 @@ impl Sim {
         let Some(port) = self.port(host, index) else {
             return;
         };
+        // When the answer held for this querier was due, if one is.
+        let before = port.held.get(querier).map(|(_, at)| *at);
         if asks {
             let left = Left::of(
                 port.registered
@@ -1436,6 +1438,12 @@ impl Sim {
         let port = self.port(host, index).expect("looked up above");
         let nanos = at.as_nanos() as u64;
         port.held.get_mut(querier).expect("held above").1 = nanos;
+        // A querier has one entry in `due` no later than its answer's time: a later time (more
+        // of its query) is taken up when that entry comes due, so that a query of many packets
+        // queues one entry per daemon, not one per packet.
+        if before.is_some_and(|b| b <= nanos) {
+            return;
+        }
         port.due.push(std::cmp::Reverse((nanos, querier as u32)));
         if port.wake.is_none_or(|w| w > nanos) {
             port.wake = Some(nanos);
@@ -1460,7 +1468,12 @@ impl Sim {
                 break;
             }
             port.due.pop();
-            queriers.push(q as usize);
+            match port.held.get(q as usize).map(|(_, t)| *t) {
+                // Put off by more of its query since: due again then.
+                Some(t) if t > now => port.due.push(std::cmp::Reverse((t, q))),
+                Some(_) => queriers.push(q as usize),
+                None => {}
+            }
         }
         for q in queriers {
             self.answer_held(host, index, q);
