@@ -25,7 +25,8 @@ const DIGITS: [u8; 128] = {
 };
 const NOT_A_DIGIT: u8 = 0xff;
 
-/// 58^5: one limb holds five digits (under 2^30, so a limb times 2^32 plus a carry fits in 64 bits).
+/// 58^5: one limb holds five digits (under 2^30, so a limb times 2^32 plus a carry fits in 64
+/// bits).
 const LIMB: u64 = 58 * 58 * 58 * 58 * 58;
 
 /// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number.

@@ -1,7 +1,8 @@
 //! The one way in for a datagram a link's socket received ([`Datagram`]): read into a [`Heard`]
 //! (pure, here, with the engine's rules: which source port speaks which dialect, how many names
-//! and records one packet may bring), once however many engines hear it, then taken in: liveness by source address, goodbyes (confirmed as they
-//! arrive), senders of records not yet held, catching up, and answers to stock libp2p-mdns nodes.
+//! and records one packet may bring), once however many engines hear it, then taken in: liveness
+//! by source address, goodbyes (confirmed as they arrive), senders of records not yet held,
+//! catching up, and answers to stock libp2p-mdns nodes.
 
 use super::{ANSWER_INTERVAL, LIBP2P_TTL, MAX_SENDERS, SENDERS_FOR};
 use crate::engine::catchup::MAX_LABELS;
