@@ -25,29 +25,28 @@ const DIGITS: [u8; 128] = {
 };
 const NOT_A_DIGIT: u8 = 0xff;
 
-/// 58^5: one limb holds five digits (under 2^30, so a limb times 2^32 plus a carry fits in 64
-/// bits).
+/// 58^5: a limb of the text's number holds five digits.
 const LIMB: u64 = 58 * 58 * 58 * 58 * 58;
 
-/// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number.
-pub fn encode(bytes: &[u8]) -> String {
-    let zeros = bytes.iter().take_while(|b| **b == 0).count();
-    let rest = &bytes[zeros..];
-    // Little-endian limbs of the number `rest` stands for: 4 bytes make at most 5.5 digits.
-    let mut limbs: Vec<u64> = Vec::with_capacity(rest.len() * 11 / 40 + 1);
-    let head = match rest.len() % 4 {
-        0 => 4,
+/// The number whose digits in base `BASE` are `digits` (most significant first), as
+/// little-endian limbs each under `LIMB`: the digits go in `PER` at a time (a shorter group
+/// first), each group multiplying every limb once. Both bases' products stay under 2^62: a limb
+/// under 2^32 times a group under 2^30, or the reverse.
+fn limbs<const BASE: u64, const PER: usize, const LIMB: u64>(digits: &[u8]) -> Vec<u64> {
+    let mut limbs: Vec<u64> = Vec::with_capacity(digits.len() / PER + 1);
+    let head = match digits.len() % PER {
+        0 => PER,
         n => n,
     };
     let mut at = 0;
-    while at < rest.len() {
-        let take = if at == 0 { head } else { 4 };
-        let chunk = &rest[at..at + take];
+    while at < digits.len() {
+        let take = if at == 0 { head } else { PER };
+        let group = &digits[at..at + take];
         at += take;
-        let mut carry = chunk.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b));
-        let shift = 8 * take as u32;
+        let mut carry = group.iter().fold(0u64, |n, d| n * BASE + u64::from(*d));
+        let scale = BASE.pow(take as u32);
         for limb in limbs.iter_mut() {
-            let n = (*limb << shift) + carry;
+            let n = *limb * scale + carry;
             *limb = n % LIMB;
             carry = n / LIMB;
         }
@@ -56,6 +55,14 @@ pub fn encode(bytes: &[u8]) -> String {
             carry /= LIMB;
         }
     }
+    limbs
+}
+
+/// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number.
+pub fn encode(bytes: &[u8]) -> String {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    // Four bytes make at most 5.5 digits: limbs of five digits.
+    let limbs = limbs::<256, 4, LIMB>(&bytes[zeros..]);
     let mut digits: Vec<u8> = Vec::with_capacity(zeros + limbs.len() * 5);
     for (i, limb) in limbs.iter().enumerate() {
         let mut n = *limb;
@@ -84,37 +91,12 @@ pub fn peer(peer: &PeerId) -> String {
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let text = text.as_bytes();
     let ones = text.iter().take_while(|c| **c == b'1').count();
-    let rest = &text[ones..];
-    // Little-endian limbs of 32 bits: 5 digits make at most 29.3 bits.
-    let mut limbs: Vec<u64> = Vec::with_capacity(rest.len() / 5 + 1);
-    let head = match rest.len() % 5 {
-        0 => 5,
-        n => n,
-    };
-    let mut at = 0;
-    while at < rest.len() {
-        let take = if at == 0 { head } else { 5 };
-        let mut carry = 0u64;
-        let mut scale = 1u64;
-        for c in &rest[at..at + take] {
-            let digit = *DIGITS.get(usize::from(*c))?;
-            if digit == NOT_A_DIGIT {
-                return None;
-            }
-            carry = carry * 58 + u64::from(digit);
-            scale *= 58;
-        }
-        at += take;
-        for limb in limbs.iter_mut() {
-            let n = *limb * scale + carry;
-            *limb = n & 0xffff_ffff;
-            carry = n >> 32;
-        }
-        while carry > 0 {
-            limbs.push(carry & 0xffff_ffff);
-            carry >>= 32;
-        }
-    }
+    let digits = text[ones..]
+        .iter()
+        .map(|c| DIGITS.get(usize::from(*c)).copied().filter(|d| *d != NOT_A_DIGIT))
+        .collect::<Option<Vec<u8>>>()?;
+    // Five digits make at most 29.3 bits: limbs of 32 bits.
+    let limbs = limbs::<58, 5, { 1 << 32 }>(&digits);
     let mut bytes = vec![0u8; ones];
     let number = limbs
         .iter()
