@@ -1191,11 +1191,10 @@ impl Sim {
             if host == from || !self.hosts[host].up {
                 continue;
             }
-            if !self.reach.partitions.is_empty()
-                && self
-                    .reach
-                    .partitions
-                    .contains(&(link, host.min(from), host.max(from)))
+            if self
+                .reach
+                .partitions
+                .contains(&(link, host.min(from), host.max(from)))
             {
                 continue;
             }
