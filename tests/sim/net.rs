@@ -25,10 +25,16 @@
 //!   their daemons too; mdns-sd's own TXT-only answers to such queries are not modelled (they
 //!   resolve nothing).
 //!
+//! Time goes in windows as long as the shortest delay of any link (see [`Sim::run_until`]): within
+//! one, each host does its share in order, its packets, timers and daemon's answers, apart from
+//! the others, as nothing sent in a window arrives in it.
+//!
 //! Every random choice of the simulator (loss, delays, the hosts' keys, the seeds of the engines'
-//! own generators) comes from one seeded generator. A run still does not replay exactly: the engines' hash maps iterate in an order
-//! chosen per process (the DoS-resistant hasher), which moves the order of some sends. Two runs of
-//! a scenario differ in detail (packet counts, the last discovery's time), not in what it checks.
+//! own generators and of each host's own generator, which draws what it loses and the delays of
+//! what it sends) comes from one seeded generator. A run still does not replay exactly: the
+//! engines' hash maps iterate in an order chosen per process (the DoS-resistant hasher), which
+//! moves the order of some sends. Two runs of a scenario differ in detail (packet counts, the last
+//! discovery's time), not in what it checks.
 
 use exo_discovery::engine::{Action, Datagram, Engine, Input, Request, SendOutcome};
 use exo_discovery::wire::config::Config;
@@ -39,7 +45,6 @@ use exo_discovery::wire::record::{self, Reject, VerifiedRecord};
 use libp2p_identity::{Keypair, PeerId};
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,7 +52,8 @@ use std::time::{Duration, Instant};
 /// Shared by the engines' threads (see [`Sim::take_in`]).
 type Memo = Arc<Mutex<HashMap<Vec<u8>, Result<VerifiedRecord, Reject>>>>;
 
-/// The fewest receivers of one packet worth a second thread (starting one costs about 40 µs).
+/// The fewest jobs in a window worth a second thread (starting one costs about 40 µs; a job, a
+/// packet taken in, several).
 const PARALLEL_FROM: usize = 200;
 
 /// The node's listen port on every host.
@@ -314,7 +320,7 @@ enum Packet {
     /// daemon resolves those: the engine would take them only while catching up on a record
     /// mdns-sd did not report, which the model leaves out to keep large runs fast.
     Records {
-        anns: Vec<Rc<Ann>>,
+        anns: Vec<Arc<Ann>>,
         ttl: u32,
         datagram: Arc<[u8]>,
     },
@@ -333,7 +339,7 @@ impl Packet {
 
 /// What a link socket makes of an mdns-sd packet in this model: a response naming each
 /// instance by an SRV record with `ttl` (a goodbye at 0), and carrying no signed record.
-fn instance_names(anns: &[Rc<Ann>], ttl: u32) -> Vec<u8> {
+fn instance_names(anns: &[Arc<Ann>], ttl: u32) -> Vec<u8> {
     fn name(p: &mut Vec<u8>, name: &str) {
         for label in name.split('.').filter(|l| !l.is_empty()) {
             p.push(label.len() as u8);
@@ -376,7 +382,7 @@ fn query(datagram: Vec<u8>) -> Packet {
 }
 
 /// An mdns-sd packet: `anns` with `ttl` (see [`Packet::Records`]).
-fn mdns_records(anns: Vec<Rc<Ann>>, ttl: u32) -> Packet {
+fn mdns_records(anns: Vec<Arc<Ann>>, ttl: u32) -> Packet {
     let datagram = instance_names(&anns, ttl);
     Packet::Records {
         anns,
@@ -427,10 +433,26 @@ fn one_heap() {
     }
 }
 
-/// What one engine is given to do (see [`Sim::take_in`]).
+/// Something one host does at a time within a window (see [`Sim::run_until`]).
 enum Job {
-    Inputs(Vec<Input>),
-    Timeout,
+    /// The window's `n`th arriving packet reaches the host's port `index`, unless lost on the way.
+    Packet { n: u32, index: u32 },
+    /// The engine's timer.
+    Timer,
+    /// The daemon's held answers on port `index` are due.
+    Held { index: u32 },
+    /// An input due now (mdns-sd's report a second after a goodbye).
+    Later(Box<Input>),
+}
+
+/// A packet arriving in a window: its link, its sender and the sender's address there, what it
+/// is, and the datagram its receivers' engines read (once, by the first to take it in).
+struct Arrival {
+    link: usize,
+    from: usize,
+    from_ip: Ipv4Addr,
+    packet: Arc<Packet>,
+    datagram: Arc<Datagram>,
 }
 
 /// Hosts and links are numbered in 32 bits here: a large run queues an event per pair of hosts at
@@ -454,7 +476,7 @@ enum Event {
     Packet {
         link: u32,
         from: u32,
-        packet: Rc<Packet>,
+        packet: Arc<Packet>,
     },
 }
 
@@ -487,6 +509,11 @@ impl Ord for Queued {
     }
 }
 
+/// `d` in nanoseconds.
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
+
 struct SimLink {
     spec: LinkSpec,
     /// (host, interface index on that host)
@@ -500,7 +527,7 @@ struct Port {
     daemon: bool,
     socket: bool,
     /// Instances registered on the daemon, with when each was last multicast.
-    registered: HashMap<String, (Rc<Ann>, Option<Duration>)>,
+    registered: HashMap<String, (Arc<Ann>, Option<Duration>)>,
     /// Instances the daemon has resolved (their `Ann::id`).
     resolved: HashSet<u64>,
     /// Answers held for truncated queries, by querier.
@@ -511,6 +538,9 @@ struct Port {
     due: BinaryHeap<std::cmp::Reverse<(u64, u32)>>,
     /// The wake-up queued for `due`, if any.
     wake: Option<u64>,
+    /// When the last query packet sent here arrives (a query's packets arrive in the order they
+    /// were sent: its packets of known answers follow its question, as on a real link).
+    last_query: Duration,
 }
 
 /// One simulated host.
@@ -529,6 +559,15 @@ pub struct Host {
     views: Views,
     /// Warnings the engine logged.
     pub warnings: Vec<String>,
+    /// Its own generator, for what it loses and the delays of its daemon and its packets: what
+    /// it does in a window depends on nothing another host does in that window.
+    rng: Rng,
+    /// Announcements its daemon took (see `Ann::id`).
+    anns: u64,
+    /// What it does in the current window, in order (nanoseconds of simulated time, job).
+    jobs: Vec<(u64, Job)>,
+    /// What its work did that the rest of the network sees (see [`Sim::absorb`]).
+    out: Out,
 }
 
 /// Multicast packets sent, by what they were.
@@ -544,6 +583,41 @@ pub struct Sent {
     pub catchup: u64,
     /// Goodbyes (each counted once, though mdns-sd sends it twice).
     pub goodbyes: u64,
+}
+
+impl Sent {
+    fn add(&mut self, more: &Sent) {
+        self.queries += more.queries;
+        self.announcements += more.announcements;
+        self.answers += more.answers;
+        self.catchup += more.catchup;
+        self.goodbyes += more.goodbyes;
+    }
+}
+
+/// What a host's work did that the rest of the network sees, until the network takes it in.
+#[derive(Default)]
+struct Out {
+    /// Events to queue (nanoseconds of simulated time, event).
+    events: Vec<(u64, Event)>,
+    sent: Sent,
+    packets: u64,
+    inputs: u64,
+    /// When its node was told of a peer for the first time.
+    discoveries: Vec<Duration>,
+    /// Its agent exited: its node no longer answers probes.
+    exited: bool,
+}
+
+/// What a host's work reads of the rest of the network (nothing changes it during a window).
+struct Ctx<'a> {
+    base: Instant,
+    links: &'a [SimLink],
+    reach: &'a Reach,
+    by_peer: &'a HashMap<String, usize>,
+    details: bool,
+    /// The packets arriving in the window.
+    arrivals: &'a [Arrival],
 }
 
 /// The simulated network.
@@ -574,10 +648,8 @@ pub struct Sim {
     pub packets: u64,
     /// The packets sent, by what they were.
     pub sent: Sent,
-    /// When each sender's last query packet arrives, by link.
-    last_sent: HashMap<(usize, usize), Duration>,
     pub inputs: u64,
-    /// Threads the engines take a packet in on (see [`Sim::take_in`]): 1, all on this one, unless
+    /// Threads the hosts work on in a window (see [`Sim::take_in`]): 1, all on this one, unless
     /// a scenario asks for more.
     pub threads: usize,
 }
@@ -610,7 +682,6 @@ impl Sim {
             packets: 0,
             inputs: 0,
             sent: Sent::default(),
-            last_sent: HashMap::new(),
         }
     }
 
@@ -661,6 +732,7 @@ impl Sim {
                 held: ByHost::default(),
                 due: BinaryHeap::new(),
                 wake: None,
+                last_query: Duration::ZERO,
             });
         }
         let memo = self.verified.clone();
@@ -679,6 +751,7 @@ impl Sim {
             .with_verifier(verifier)
             .with_log_level(log::LevelFilter::Warn);
         self.reach.answering.push(true);
+        let rng = Rng::new(self.rng.next());
         self.hosts.push(Host {
             name: name.to_owned(),
             engine,
@@ -690,6 +763,10 @@ impl Sim {
             timer: None,
             views: Views::default(),
             warnings: Vec::new(),
+            rng,
+            anns: 0,
+            jobs: Vec::new(),
+            out: Out::default(),
         });
         self.input(
             id,
@@ -803,10 +880,11 @@ impl Sim {
         }
     }
 
-    fn schedule(&mut self, at: Duration, ev: Event) {
+    /// Queues `ev` at `at` (nanoseconds of simulated time).
+    fn schedule(&mut self, at: u64, ev: Event) {
         self.next_event += 1;
         self.queue.push(Queued {
-            at: at.as_nanos() as u64,
+            at,
             seq: self.next_event,
             ev,
         });
@@ -814,356 +892,79 @@ impl Sim {
 
     /// Feeds one input to a host's engine now and carries out what follows.
     pub fn input(&mut self, host: usize, input: Input) {
-        if !self.hosts[host].up {
-            return;
-        }
-        let now = self.base + self.now;
-        self.inputs += 1;
-        self.hosts[host].engine.handle(input, now);
-        self.drain(host);
-    }
-
-    fn drain(&mut self, host: usize) {
-        while let Some(action) = self.hosts[host].engine.poll_action() {
-            if let Some(input) = self.execute(host, action) {
-                let now = self.base + self.now;
-                self.hosts[host].engine.handle(input, now);
-            }
-        }
-        let wake = self.hosts[host].engine.poll_timeout();
-        self.wake_at(host, wake);
-    }
-
-    /// `host`'s engine next has work at `wake` (its `poll_timeout`): its timer is queued for then,
-    /// unless one at least as soon is queued already.
-    fn wake_at(&mut self, host: usize, wake: Option<Instant>) {
-        let Some(at) = wake else {
-            return;
+        let ctx = Ctx {
+            base: self.base,
+            links: &self.links,
+            reach: &self.reach,
+            by_peer: &self.by_peer,
+            details: self.details,
+            arrivals: &[],
         };
-        let at = at.saturating_duration_since(self.base).max(self.now);
-        if self.hosts[host]
-            .timer
-            .is_none_or(|t| at < t || t < self.now)
-        {
-            self.hosts[host].timer = Some(at);
-            self.schedule(at, Event::Timer { host: host as u32 });
+        let h = &mut self.hosts[host];
+        let mut out = std::mem::take(&mut h.out);
+        h.input(host, input, self.now, &ctx, &mut out);
+        let next = h.engine.poll_timeout();
+        h.wake(host, next, self.now, &ctx, &mut out);
+        h.out = out;
+        self.absorb(host);
+    }
+
+    /// Takes in what `host`'s work did: its events queued, its counts added.
+    fn absorb(&mut self, host: usize) {
+        let mut out = std::mem::take(&mut self.hosts[host].out);
+        if out.exited {
+            self.reach.answering[host] = false;
         }
-    }
-
-    fn port(&mut self, host: usize, index: u32) -> Option<&mut Port> {
-        self.hosts[host]
-            .ports
-            .iter_mut()
-            .find(|p| p.iface.index == index)
-    }
-
-    fn execute(&mut self, host: usize, action: Action) -> Option<Input> {
-        match action {
-            Action::ListInterfaces => Some(Input::Interfaces(Ok(self.hosts[host]
-                .ports
-                .iter()
-                .map(|p| p.iface.clone())
-                .collect()))),
-            Action::SendQuery {
-                link,
-                family,
-                packet,
-            } => {
-                let port = self.port(host, link)?;
-                port.socket = true;
-                let l = port.link;
-                self.sent.queries += 1;
-                self.multicast(l, host, query(packet), Duration::ZERO);
-                Some(Input::QuerySent {
-                    link,
-                    family,
-                    outcome: SendOutcome::Sent,
-                })
-            }
-            Action::SetDaemon { link, families } => {
-                let port = self.port(host, link)?;
-                let was = port.daemon;
-                port.daemon = !families.is_empty();
-                let l = port.link;
-                if was && !port.daemon {
-                    let anns: Vec<Rc<Ann>> = port.registered.drain().map(|(_, (a, _))| a).collect();
-                    self.goodbye(l, host, anns);
-                    return None;
-                }
-                if !was && port.daemon {
-                    self.sent.queries += 1;
-                    let packet =
-                        exo_discovery::wire::dns::ptr_query(exo_discovery::wire::dns::SERVICE);
-                    self.multicast(l, host, query(packet), Duration::ZERO);
-                }
-                (!families.is_empty()).then_some(Input::DaemonSet {
-                    link,
-                    families,
-                    result: Ok(()),
-                })
-            }
-            Action::Announce { link, announcement } => {
-                let now = self.now;
-                // Ids need not be dense: one is taken per announcement, used or not.
-                self.next_event += 1;
-                let id = self.next_event;
-                let port = self.port(host, link)?;
-                if !port.daemon {
-                    return None;
-                }
-                let txt = announcement.txt.clone();
-                let signed = record::from_txt(|k| {
-                    txt.iter()
-                        .find(|(key, _)| key == k)
-                        .map(|(_, v)| v.as_slice())
-                })
-                .ok()?;
-                let label = announcement.label.clone();
-                let ann = port.registered.entry(label.clone()).or_insert_with(|| {
-                    (
-                        Rc::new(Ann {
-                            id,
-                            fullname: format!("{label}._p2p._udp.local."),
-                            label,
-                            signed,
-                        }),
-                        None,
-                    )
-                });
-                if ann.1.is_some_and(|t| now < t + Duration::from_secs(1)) {
-                    return None;
-                }
-                ann.1 = Some(now);
-                let a = ann.0.clone();
-                let l = port.link;
-                self.sent.announcements += 1;
-                self.multicast(l, host, mdns_records(vec![a], 120), Duration::ZERO);
-                None
-            }
-            Action::RestartBrowser { .. } => None,
-            Action::Withdraw { link, label } => {
-                let port = self.port(host, link)?;
-                let a = port.registered.remove(&label)?.0;
-                let l = port.link;
-                self.goodbye(l, host, vec![a]);
-                None
-            }
-            Action::RemoveLink { link } => {
-                let port = self.port(host, link)?;
-                port.socket = false;
-                let was = std::mem::replace(&mut port.daemon, false);
-                let anns: Vec<Rc<Ann>> = port.registered.drain().map(|(_, (a, _))| a).collect();
-                let l = port.link;
-                if was {
-                    self.goodbye(l, host, anns);
-                }
-                None
-            }
-            Action::Probe { addr, .. } => {
-                let ok = self.reach.answers(host, &addr);
-                Some(Input::Probed { addr, ok })
-            }
-            Action::AskStatic { host: name, .. } => Some(Input::StaticReplied {
-                host: name,
-                resolved: Vec::new(),
-                result: Err("static hosts are not simulated".into()),
-            }),
-            Action::AskExchange { host: name, .. } => Some(Input::Exchanged {
-                host: name,
-                result: Err("static hosts are not simulated".into()),
-            }),
-            // Nobody asks: static hosts are not simulated.
-            Action::AnswerExchange { .. }
-            | Action::AdmitExchange { .. }
-            | Action::AskViews { .. } => None,
-            Action::WriteCache(_) => Some(Input::CacheWritten(Ok(()))),
-            Action::WritePeersFile(_) => Some(Input::PeersFileWritten(Ok(()))),
-            Action::Broadcast(ev) => {
-                let now = self.now;
-                let peer = *self
-                    .by_peer
-                    .get(&ev.peer.peer_id)
-                    .expect("only the simulated hosts' nodes register");
-                let h = &mut self.hosts[host];
-                let v = h.views.entry(peer);
-                match ev.event {
-                    EventKind::Discovered | EventKind::Updated => {
-                        v.updates += u32::from(ev.event == EventKind::Updated);
-                        v.seq = ev.peer.seq;
-                        if v.discovered_at().is_none() {
-                            v.discovered = now.as_nanos() as u64;
-                            self.discoveries += 1;
-                            self.last_discovery = now;
-                            self.discovery_times.push(now);
-                        }
-                        v.visible = true;
-                        if self.details {
-                            v.current = Some(Box::new(ev.peer));
-                        }
-                    }
-                    EventKind::Expired => {
-                        v.visible = false;
-                        v.current = None;
-                        v.expired.push(now);
-                    }
-                }
-                None
-            }
-            Action::Subscribed { snapshot, .. } => {
-                assert!(snapshot.is_empty(), "a new agent sees nobody");
-                None
-            }
-            Action::Reply { msg, .. } => {
-                if let AgentMsg::Error { message, .. } = msg {
-                    panic!("{}: {message}", self.hosts[host].name);
-                }
-                None
-            }
-            Action::Log { line, .. } => {
-                self.hosts[host].warnings.push(line);
-                None
-            }
-            Action::Exit => {
-                for i in 0..self.hosts[host].ports.len() {
-                    let p = &mut self.hosts[host].ports[i];
-                    let anns: Vec<Rc<Ann>> = p.registered.drain().map(|(_, (a, _))| a).collect();
-                    let l = p.link;
-                    self.goodbye(l, host, anns);
-                }
-                self.hosts[host].up = false;
-                self.reach.answering[host] = false;
-                None
-            }
-            Action::SendPackets { link, packets, .. } => {
-                let l = self.port(host, link)?.link;
-                for p in packets {
-                    if !exo_discovery::wire::dns::is_response(&p) {
-                        let more =
-                            exo_discovery::wire::dns::questions(&p).is_ok_and(|q| q.is_empty());
-                        if more {
-                            // The rest of a query's known answers.
-                            self.sent.queries += 1;
-                            self.multicast(l, host, query(p), Duration::ZERO);
-                        } else {
-                            self.sent.catchup += 1;
-                            self.multicast(l, host, Packet::Datagram(p.into()), Duration::ZERO);
-                        }
-                        continue;
-                    }
-                    self.sent.catchup += 1;
-                    // An answer to a re-query: receiving daemons resolve the instances it
-                    // carries (as registered, so that each resolves an instance once).
-                    let rrs = exo_discovery::wire::dns::records(&p).unwrap_or_default();
-                    let port = self.port(host, link)?;
-                    let anns: Vec<Rc<Ann>> = exo_discovery::wire::dns::signed_records(&rrs)
-                        .into_iter()
-                        .filter_map(|(label, _)| {
-                            port.registered.get(&label).map(|(a, _)| a.clone())
-                        })
-                        .collect();
-                    let answer = Packet::Records {
-                        anns,
-                        ttl: 120,
-                        datagram: p.into(),
-                    };
-                    self.multicast(l, host, answer, Duration::ZERO);
-                }
-                None
-            }
-            // Subscribers read everything here: none falls behind.
-            Action::Resync(_) => Some(Input::Resynced { waiting: false }),
-            Action::AddLink(_) | Action::UpdateLink(_) | Action::CloseSocket { .. } => None,
+        self.sent.add(&out.sent);
+        self.packets += out.packets;
+        self.inputs += out.inputs;
+        for t in out.discoveries.drain(..) {
+            self.discoveries += 1;
+            self.last_discovery = self.last_discovery.max(t);
+            self.discovery_times.push(t);
         }
-    }
-
-    /// mdns-sd sends a goodbye twice (the second 120 ms later).
-    fn goodbye(&mut self, link: usize, host: usize, anns: Vec<Rc<Ann>>) {
-        if anns.is_empty() {
-            return;
+        for (at, ev) in out.events.drain(..) {
+            self.schedule(at, ev);
         }
-        self.sent.goodbyes += 1;
-        let p = Rc::new(mdns_records(anns, 0));
-        self.send(link, host, p.clone(), Duration::ZERO);
-        self.send(link, host, p, Duration::from_millis(120));
+        // The room of its buffers stays for the next window.
+        self.hosts[host].out = Out {
+            events: out.events,
+            discoveries: out.discoveries,
+            ..Out::default()
+        };
     }
 
-    fn multicast(&mut self, link: usize, host: usize, packet: Packet, after: Duration) {
-        self.send(link, host, Rc::new(packet), after);
-    }
-
-    fn send(&mut self, link: usize, from: usize, packet: Rc<Packet>, after: Duration) {
-        self.packets += 1;
-        let (lo, hi) = self.links[link].spec.delay;
-        let mut at = self.now + after + self.rng.between(lo, hi);
-        // A query's packets arrive in the order they were sent (its packets of known answers
-        // follow its question, as on a real link).
-        if after.is_zero() && matches!(*packet, Packet::Query { .. }) {
-            let last = self.last_sent.entry((link, from)).or_default();
-            at = at.max(*last);
-            *last = at;
-        }
-        let (link, from) = (link as u32, from as u32);
-        self.schedule(at, Event::Packet { link, from, packet });
-    }
-
-    /// Runs until `done` holds (checked after every event) or `limit` of simulated time has
+    /// Runs until `done` holds (checked after every window) or `limit` of simulated time has
     /// passed; returns whether `done` held.
+    ///
+    /// Time goes in windows as long as the shortest delay of any link: a packet sent in a window
+    /// arrives after it, so what one host does in a window depends on nothing another host does
+    /// in it. Each host does its share of a window in order (the packets that reach it, its
+    /// timer, its daemon's answers), all of it at once: its state is read from memory once per
+    /// window, not once per packet (a window of a large run holds dozens of packets).
     pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Sim) -> bool) -> bool {
-        let end = self.now + limit;
+        let end = nanos(self.now + limit);
+        // With no delay (1 ns): a window is the events of one time.
+        let ahead = self
+            .links
+            .iter()
+            .map(|l| nanos(l.spec.delay.0))
+            .min()
+            .unwrap_or(0)
+            .max(1);
         loop {
             if done(self) {
                 return true;
             }
-            let Some(at) = self.queue.peek().map(|q| Duration::from_nanos(q.at)) else {
-                self.now = end;
+            let Some(start) = self.queue.peek().map(|q| q.at) else {
+                self.now = Duration::from_nanos(end);
                 return false;
             };
-            if at > end {
-                self.now = end;
+            if start > end {
+                self.now = Duration::from_nanos(end);
                 return done(self);
             }
-            let ev = self.queue.pop().expect("peeked").ev;
-            self.now = at;
-            match ev {
-                Event::Timer { host } => {
-                    // With the other hosts' timers due at the same time, queued next (the
-                    // receivers of one packet set theirs alike).
-                    let mut hosts = vec![host as usize];
-                    while let Some(q) = self.queue.peek() {
-                        match q.ev {
-                            Event::Timer { host } if q.at == at.as_nanos() as u64 => {
-                                hosts.push(host as usize);
-                                self.queue.pop();
-                            }
-                            _ => break,
-                        }
-                    }
-                    let mut batch = Vec::with_capacity(hosts.len());
-                    for host in hosts {
-                        if self.hosts[host].timer == Some(at) {
-                            self.hosts[host].timer = None;
-                        }
-                        if self.hosts[host].up {
-                            batch.push((host, Job::Timeout));
-                        }
-                    }
-                    self.take_in(batch);
-                }
-                Event::Packet { link, from, packet } => {
-                    self.deliver(link as usize, from as usize, &packet)
-                }
-                Event::Later { host, input } => self.input(host as usize, *input),
-                Event::Held { host, index } if self.hosts[host as usize].up => {
-                    self.answers_due(host as usize, index)
-                }
-                // A vanished host's daemon answers nothing; it wakes again on its next query.
-                Event::Held { host, index } => {
-                    if let Some(port) = self.port(host as usize, index) {
-                        port.wake = None;
-                        port.due.clear();
-                    }
-                }
-            }
+            self.window((start + ahead).min(end + 1));
         }
     }
 
@@ -1172,354 +973,124 @@ impl Sim {
         self.run_until(d, |_| false);
     }
 
-    fn deliver(&mut self, link: usize, from: usize, packet: &Rc<Packet>) {
-        let spec = self.links[link].spec.clone();
-        let members = self.links[link].members.clone();
-        let Some(from_ip) = self.hosts[from]
-            .ports
-            .iter()
-            .find(|p| p.link == link)
-            .map(|p| p.iface.v4[0].0)
-        else {
-            return;
-        };
-        // One datagram for every receiving engine: read once, by the first to take it in.
-        let from_addr = SocketAddr::new(IpAddr::V4(from_ip), 5353);
-        let datagram = Arc::new(Datagram::new(Family::V4, from_addr, packet.bytes()));
-        let mut batch = Vec::new();
-        for (host, index) in members {
-            if host == from || !self.hosts[host].up {
-                continue;
+    /// Hands every event due before `until` (nanoseconds of simulated time) to the hosts it
+    /// concerns (a packet to each receiver on its link), then has them do it.
+    fn window(&mut self, until: u64) {
+        fn give(hosts: &mut [Host], busy: &mut Vec<usize>, host: usize, at: u64, job: Job) {
+            let h = &mut hosts[host];
+            if h.jobs.is_empty() {
+                busy.push(host);
             }
-            if self
-                .reach
-                .partitions
-                .contains(&(link, host.min(from), host.max(from)))
-            {
-                continue;
-            }
-            if self.rng.chance(spec.loss) {
-                continue;
-            }
-            let copies = if self.rng.chance(spec.duplicate) {
-                2
-            } else {
-                1
-            };
-            let mut inputs = Vec::new();
-            for _ in 0..copies {
-                self.receive(host, index, (from, from_ip), packet, &datagram, &mut inputs);
-            }
-            if !inputs.is_empty() {
-                batch.push((host, Job::Inputs(inputs)));
+            h.jobs.push((at, job));
+        }
+        let mut arrivals = Vec::new();
+        let mut busy = Vec::new();
+        while self.queue.peek().is_some_and(|q| q.at < until) {
+            let Queued { at, ev, .. } = self.queue.pop().expect("peeked");
+            self.now = Duration::from_nanos(at);
+            let hosts = &mut self.hosts;
+            match ev {
+                Event::Timer { host } => give(hosts, &mut busy, host as usize, at, Job::Timer),
+                Event::Held { host, index } => {
+                    give(hosts, &mut busy, host as usize, at, Job::Held { index })
+                }
+                Event::Later { host, input } => {
+                    give(hosts, &mut busy, host as usize, at, Job::Later(input))
+                }
+                Event::Packet { link, from, packet } => {
+                    let (link, from) = (link as usize, from as usize);
+                    let Some(from_ip) = hosts[from]
+                        .ports
+                        .iter()
+                        .find(|p| p.link == link)
+                        .map(|p| p.iface.v4[0].0)
+                    else {
+                        continue;
+                    };
+                    let n = arrivals.len() as u32;
+                    for &(host, index) in &self.links[link].members {
+                        if host == from
+                            || !hosts[host].up
+                            || self.reach.partitions.contains(&(
+                                link,
+                                host.min(from),
+                                host.max(from),
+                            ))
+                        {
+                            continue;
+                        }
+                        give(hosts, &mut busy, host, at, Job::Packet { n, index });
+                    }
+                    // One datagram for every receiving engine: read once, by the first to
+                    // take it in.
+                    let addr = SocketAddr::new(IpAddr::V4(from_ip), 5353);
+                    let datagram = Arc::new(Datagram::new(Family::V4, addr, packet.bytes()));
+                    arrivals.push(Arrival {
+                        link,
+                        from,
+                        from_ip,
+                        packet,
+                        datagram,
+                    });
+                }
             }
         }
-        self.take_in(batch);
+        self.take_in(busy, &arrivals, until);
     }
 
-    /// Hands each host its job: the inputs one packet brought, or its timer. The engines do
-    /// their jobs first, on two threads for many hosts (an engine reads and changes only its own
-    /// state: the outcome is the same as one after the other); then what each engine asks for is
-    /// carried out, host by host in order of their numbers, on this thread.
-    fn take_in(&mut self, mut batch: Vec<(usize, Job)>) {
-        let now = self.base + self.now;
-        batch.sort_by_key(|(host, _)| *host);
-        batch.dedup_by(|later, first| {
-            let same = later.0 == first.0;
-            if let (true, Job::Inputs(more), Job::Inputs(inputs)) =
-                (same, &mut later.1, &mut first.1)
-            {
-                inputs.append(more);
-            }
-            same
-        });
-        for (_, job) in &batch {
-            if let Job::Inputs(inputs) = job {
-                self.inputs += inputs.len() as u64;
-            }
-        }
-        // Each engine, its job, what it then asked for but its probes, and when it next has
-        // work if it asked for nothing else.
-        type Done<'a> = (usize, &'a mut Engine, Job, Vec<Action>, Option<Instant>);
-        let mut jobs: Vec<Done> = Vec::with_capacity(batch.len());
-        let reach = &self.reach;
+    /// Has each `busy` host do its jobs of the window ending at `until`: on two threads for
+    /// many jobs (a host reads and changes only its own state and reads the network's, which
+    /// nothing changes meanwhile: the outcome is the same as one after the other); then takes in
+    /// what they did, host by host in order of their numbers.
+    fn take_in(&mut self, mut busy: Vec<usize>, arrivals: &[Arrival], until: u64) {
+        busy.sort_unstable();
+        let ctx = Ctx {
+            base: self.base,
+            links: &self.links,
+            reach: &self.reach,
+            by_peer: &self.by_peer,
+            details: self.details,
+            arrivals,
+        };
+        let mut hosts: Vec<(usize, &mut Host)> = Vec::with_capacity(busy.len());
         let mut rest: &mut [Host] = &mut self.hosts;
         let mut offset = 0;
-        for (host, job) in batch {
+        for &host in &busy {
             let (head, tail) = std::mem::take(&mut rest).split_at_mut(host - offset + 1);
-            jobs.push((host, &mut head[host - offset].engine, job, Vec::new(), None));
+            hosts.push((host, &mut head[host - offset]));
             rest = tail;
             offset = host + 1;
         }
-        let run = |jobs: &mut [Done]| {
-            for (host, engine, job, asked, wake) in jobs {
-                match job {
-                    Job::Inputs(inputs) => {
-                        for input in inputs.drain(..) {
-                            engine.handle(input, now);
-                        }
-                    }
-                    Job::Timeout => engine.handle_timeout(now),
-                }
-                // Probes are answered here (they read only the network); the rest waits.
-                while let Some(action) = engine.poll_action() {
-                    match action {
-                        Action::Probe { addr, .. } => {
-                            let ok = reach.answers(*host, &addr);
-                            engine.handle(Input::Probed { addr, ok }, now);
-                        }
-                        other => asked.push(other),
-                    }
-                }
-                // Asked for nothing more: when it next has work is known here already (its
-                // state is at hand on this thread, not on the one that carries out requests).
-                if asked.is_empty() {
-                    *wake = engine.poll_timeout();
-                }
+        let jobs: usize = hosts.iter().map(|(_, h)| h.jobs.len()).sum();
+        let run = |hosts: &mut [(usize, &mut Host)]| {
+            for (me, h) in hosts {
+                h.work(*me, until, &ctx);
             }
         };
-        if self.threads > 1 && jobs.len() >= PARALLEL_FROM {
+        if self.threads > 1 && jobs >= PARALLEL_FROM {
             one_heap();
-            let half = jobs.len() / 2;
-            let (first, second) = jobs.split_at_mut(half);
+            // Split where half the jobs are.
+            let mut sum = 0;
+            let half = hosts
+                .iter()
+                .position(|(_, h)| {
+                    sum += h.jobs.len();
+                    2 * sum >= jobs
+                })
+                .map_or(hosts.len(), |i| i + 1);
+            let (first, second) = hosts.split_at_mut(half);
             std::thread::scope(|s| {
                 s.spawn(|| run(first));
                 run(second);
             });
         } else {
-            run(&mut jobs);
+            run(&mut hosts);
         }
-        let asked: Vec<(usize, Vec<Action>, Option<Instant>)> = jobs
-            .into_iter()
-            .map(|(host, _, _, asked, wake)| (host, asked, wake))
-            .collect();
-        for (host, asked, wake) in asked {
-            if asked.is_empty() {
-                self.wake_at(host, wake);
-                continue;
-            }
-            for action in asked {
-                if let Some(input) = self.execute(host, action) {
-                    self.hosts[host].engine.handle(input, now);
-                }
-            }
-            self.drain(host);
+        let start = self.discovery_times.len();
+        for host in busy {
+            self.absorb(host);
         }
-    }
-
-    /// What `host`'s port `index` makes of `packet` from `from`: its daemon's side here and now,
-    /// and the inputs for its engine, added to `inputs`.
-    fn receive(
-        &mut self,
-        host: usize,
-        index: u32,
-        (from, from_ip): (usize, Ipv4Addr),
-        packet: &Packet,
-        datagram: &Arc<Datagram>,
-        inputs: &mut Vec<Input>,
-    ) {
-        match packet {
-            Packet::Query {
-                asks,
-                known,
-                truncated,
-                ..
-            } => {
-                let Some(port) = self.port(host, index) else {
-                    return;
-                };
-                let socket = port.socket;
-                if port.daemon {
-                    self.query_to_daemon(host, index, from, *asks, known, *truncated);
-                }
-                if socket {
-                    inputs.push(heard(index, datagram));
-                }
-            }
-            Packet::Datagram(_) => {
-                let Some(port) = self.port(host, index) else {
-                    return;
-                };
-                if port.socket {
-                    inputs.push(heard(index, datagram));
-                }
-            }
-            Packet::Records { anns, ttl, .. } => {
-                let Some(port) = self.port(host, index) else {
-                    return;
-                };
-                let (daemon, socket) = (port.daemon, port.socket);
-                let mut later = Vec::new();
-                for a in anns {
-                    if daemon {
-                        if *ttl == 0 {
-                            // A goodbye: mdns-sd reports the instance gone a second later
-                            // (RFC 6762 §10.1).
-                            if port.resolved.remove(&a.id) {
-                                later.push(Input::Removed {
-                                    link: index,
-                                    fullname: a.fullname.clone(),
-                                });
-                            }
-                        } else if port.resolved.insert(a.id) {
-                            inputs.push(Input::Resolved {
-                                link: index,
-                                fullname: a.fullname.clone(),
-                                signed: Ok(a.signed.clone()),
-                                ips: vec![IpAddr::V4(from_ip)],
-                            });
-                        }
-                    }
-                }
-                // The link socket hears every packet, after mdns-sd reported it (the agent takes
-                // either order: a record's addresses are probed once a packet naming it came from
-                // there).
-                if socket {
-                    inputs.push(heard(index, datagram));
-                }
-                for input in later {
-                    let at = self.now + Duration::from_secs(1);
-                    self.schedule(
-                        at,
-                        Event::Later {
-                            host: host as u32,
-                            input: Box::new(input),
-                        },
-                    );
-                }
-            }
-        }
-    }
-
-    /// mdns-sd's answer to a packet of `querier`'s `_p2p._udp` query: every registered instance
-    /// the query does not list as a known answer (RFC 6762 §7.1), 20-120 ms later, or for a
-    /// truncated query 400-500 ms after its last packet, less what its next packets list
-    /// (§7.2, as the vendored mdns-sd does).
-    fn query_to_daemon(
-        &mut self,
-        host: usize,
-        index: u32,
-        querier: usize,
-        asks: bool,
-        known: &HashSet<String>,
-        truncated: bool,
-    ) {
-        let now = self.now;
-        let Some(port) = self.port(host, index) else {
-            return;
-        };
-        // When the answer held for this querier was due, if one is.
-        let before = port.held.get(querier).map(|(_, at)| *at);
-        if asks {
-            let left = Left::of(
-                port.registered
-                    .values()
-                    .filter(|(a, _)| !known.contains(&a.label))
-                    .map(|(a, _)| a.id),
-            );
-            *port.held.place(querier) = Some((left, now.as_nanos() as u64));
-        } else if let Some((left, _)) = port.held.get_mut(querier) {
-            let listed = |id: u64| {
-                port.registered
-                    .values()
-                    .any(|(a, _)| a.id == id && known.contains(&a.label))
-            };
-            *left = Left::of(left.ids().filter(|id| !listed(*id)));
-        } else {
-            return;
-        }
-        let (lo, hi) = if truncated {
-            (Duration::from_millis(400), Duration::from_millis(500))
-        } else {
-            (Duration::from_millis(20), Duration::from_millis(120))
-        };
-        let at = now + self.rng.between(lo, hi);
-        let port = self.port(host, index).expect("looked up above");
-        let nanos = at.as_nanos() as u64;
-        port.held.get_mut(querier).expect("held above").1 = nanos;
-        // A querier has one entry in `due` no later than its answer's time: a later time (more
-        // of its query) is taken up when that entry comes due, so that a query of many packets
-        // queues one entry per daemon, not one per packet.
-        if before.is_some_and(|b| b <= nanos) {
-            return;
-        }
-        port.due.push(std::cmp::Reverse((nanos, querier as u32)));
-        if port.wake.is_none_or(|w| w > nanos) {
-            port.wake = Some(nanos);
-            let host = host as u32;
-            self.schedule(at, Event::Held { host, index });
-        }
-    }
-
-    /// A daemon's wake-up: its held answers due by now go, and the next wake-up is queued.
-    fn answers_due(&mut self, host: usize, index: u32) {
-        let now = self.now.as_nanos() as u64;
-        let Some(port) = self.port(host, index) else {
-            return;
-        };
-        if port.wake != Some(now) {
-            return; // a sooner one was queued after this
-        }
-        port.wake = None;
-        let mut queriers = Vec::new();
-        while let Some(std::cmp::Reverse((at, q))) = port.due.peek().copied() {
-            if at > now {
-                break;
-            }
-            port.due.pop();
-            match port.held.get(q as usize).map(|(_, t)| *t) {
-                // Put off by more of its query since: due again then.
-                Some(t) if t > now => port.due.push(std::cmp::Reverse((t, q))),
-                Some(_) => queriers.push(q as usize),
-                None => {}
-            }
-        }
-        for q in queriers {
-            self.answer_held(host, index, q);
-        }
-        let Some(port) = self.port(host, index) else {
-            return;
-        };
-        if let Some(std::cmp::Reverse((at, _))) = port.due.peek().copied() {
-            if port.wake.is_none_or(|w| w > at) {
-                port.wake = Some(at);
-                let host = host as u32;
-                self.schedule(Duration::from_nanos(at), Event::Held { host, index });
-            }
-        }
-    }
-
-    /// A held answer is due: what is left of it goes, less what was multicast within the last
-    /// second.
-    fn answer_held(&mut self, host: usize, index: u32, querier: usize) {
-        let now = self.now;
-        let Some(port) = self.port(host, index) else {
-            return;
-        };
-        if !port.daemon
-            || port
-                .held
-                .get(querier)
-                .is_none_or(|(_, at)| *at > now.as_nanos() as u64)
-        {
-            return;
-        }
-        let (left, _) = port.held.remove(querier).expect("checked above");
-        let mut anns = Vec::new();
-        for (a, last) in port.registered.values_mut() {
-            if !left.ids().any(|id| id == a.id) {
-                continue;
-            }
-            if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {
-                *last = Some(now);
-                anns.push(a.clone());
-            }
-        }
-        if !anns.is_empty() {
-            let l = port.link;
-            self.sent.answers += 1;
-            self.multicast(l, host, mdns_records(anns, 120), Duration::ZERO);
-        }
+        self.discovery_times[start..].sort_unstable();
     }
 
     /// The time by which a fraction `q` (0..=1) of the first discoveries had happened.
@@ -1543,10 +1114,623 @@ impl Sim {
     }
 }
 
-/// `datagram` as link `index`'s socket hands it over.
-fn heard(index: u32, datagram: &Arc<Datagram>) -> Input {
-    Input::Datagram {
-        link: index,
-        datagram: datagram.clone(),
+/// A host's own work: its engine, its daemon, its sockets, its node's view; what it sends goes to
+/// its [`Out`].
+impl Host {
+    fn port(&mut self, index: u32) -> Option<&mut Port> {
+        self.ports.iter_mut().find(|p| p.iface.index == index)
+    }
+
+    /// Feeds one input to the engine at `now` and carries out what follows.
+    fn input(&mut self, me: usize, input: Input, now: Duration, ctx: &Ctx, out: &mut Out) {
+        if !self.up {
+            return;
+        }
+        out.inputs += 1;
+        self.engine.handle(input, ctx.base + now);
+        self.drain(me, now, ctx, out);
+    }
+
+    /// Carries out what the engine asks for at `now`, handing it back what follows.
+    fn drain(&mut self, me: usize, now: Duration, ctx: &Ctx, out: &mut Out) {
+        while let Some(action) = self.engine.poll_action() {
+            if let Some(input) = self.execute(me, now, action, ctx, out) {
+                self.engine.handle(input, ctx.base + now);
+            }
+        }
+    }
+
+    /// Queues the engine's timer for when it next has work (`next`, its `poll_timeout`; not
+    /// before `now`), unless one at least as soon is queued already. A host that is not up has
+    /// none.
+    fn wake(&mut self, me: usize, next: Option<Instant>, now: Duration, ctx: &Ctx, out: &mut Out) {
+        let Some(at) = next.filter(|_| self.up) else {
+            return;
+        };
+        let at = at.saturating_duration_since(ctx.base).max(now);
+        if self.timer.is_none_or(|t| at < t || t < now) {
+            self.timer = Some(at);
+            out.events
+                .push((nanos(at), Event::Timer { host: me as u32 }));
+        }
+    }
+
+    /// Does its jobs of the window in order, and runs the engine's timer between them whenever
+    /// it is due before `until` (nanoseconds of simulated time).
+    fn work(&mut self, me: usize, until: u64, ctx: &Ctx) {
+        let mut jobs = std::mem::take(&mut self.jobs);
+        let mut out = std::mem::take(&mut self.out);
+        let mut now = Duration::from_nanos(jobs.first().map_or(until, |(at, _)| *at));
+        // When the engine next has work, asked after each job (before the first, its timer is
+        // queued as a job if it is due in the window).
+        let mut next = None;
+        for (at, job) in jobs.drain(..) {
+            let at = Duration::from_nanos(at);
+            // (When it is next due after them is asked after the job.)
+            self.timers_due(me, next, &mut now, at, ctx, &mut out);
+            now = now.max(at);
+            self.job(me, job, now, ctx, &mut out);
+            next = self.engine.poll_timeout();
+        }
+        let last = Duration::from_nanos(until - 1);
+        next = self.timers_due(me, next, &mut now, last, ctx, &mut out);
+        self.wake(me, next, now, ctx, &mut out);
+        self.jobs = jobs;
+        self.out = out;
+    }
+
+    /// Runs the engine's timer while it is due (`next`) by `limit`, from `now` on (moved to
+    /// each run); returns when it is next due.
+    fn timers_due(
+        &mut self,
+        me: usize,
+        mut next: Option<Instant>,
+        now: &mut Duration,
+        limit: Duration,
+        ctx: &Ctx,
+        out: &mut Out,
+    ) -> Option<Instant> {
+        while let Some(at) = next.filter(|_| self.up) {
+            let at = at.saturating_duration_since(ctx.base).max(*now);
+            if at > limit {
+                break;
+            }
+            *now = at;
+            self.engine.handle_timeout(ctx.base + at);
+            self.drain(me, at, ctx, out);
+            next = self.engine.poll_timeout();
+        }
+        next
+    }
+
+    fn job(&mut self, me: usize, job: Job, now: Duration, ctx: &Ctx, out: &mut Out) {
+        match job {
+            Job::Timer => {
+                if self.timer == Some(now) {
+                    self.timer = None;
+                }
+                if self.up {
+                    self.engine.handle_timeout(ctx.base + now);
+                    self.drain(me, now, ctx, out);
+                }
+            }
+            Job::Packet { n, index } => {
+                let arrival = &ctx.arrivals[n as usize];
+                let spec = &ctx.links[arrival.link].spec;
+                if !self.up || self.rng.chance(spec.loss) {
+                    return;
+                }
+                let copies = if self.rng.chance(spec.duplicate) {
+                    2
+                } else {
+                    1
+                };
+                let mut inputs = Vec::new();
+                for _ in 0..copies {
+                    self.receive(me, index, arrival, now, &mut inputs, out);
+                }
+                out.inputs += inputs.len() as u64;
+                for input in inputs {
+                    self.engine.handle(input, ctx.base + now);
+                }
+                self.drain(me, now, ctx, out);
+            }
+            // A vanished host's daemon answers nothing; it wakes again on its next query.
+            Job::Held { index } if !self.up => {
+                if let Some(port) = self.port(index) {
+                    port.wake = None;
+                    port.due.clear();
+                }
+            }
+            Job::Held { index } => self.answers_due(me, index, now, ctx, out),
+            Job::Later(input) => self.input(me, *input, now, ctx, out),
+        }
+    }
+
+    fn execute(
+        &mut self,
+        me: usize,
+        now: Duration,
+        action: Action,
+        ctx: &Ctx,
+        out: &mut Out,
+    ) -> Option<Input> {
+        match action {
+            Action::ListInterfaces => Some(Input::Interfaces(Ok(self
+                .ports
+                .iter()
+                .map(|p| p.iface.clone())
+                .collect()))),
+            Action::SendQuery {
+                link,
+                family,
+                packet,
+            } => {
+                let port = self.port(link)?;
+                port.socket = true;
+                let l = port.link;
+                out.sent.queries += 1;
+                self.multicast(me, l, query(packet), now, ctx, out);
+                Some(Input::QuerySent {
+                    link,
+                    family,
+                    outcome: SendOutcome::Sent,
+                })
+            }
+            Action::SetDaemon { link, families } => {
+                let port = self.port(link)?;
+                let was = port.daemon;
+                port.daemon = !families.is_empty();
+                let l = port.link;
+                if was && !port.daemon {
+                    let anns: Vec<Arc<Ann>> =
+                        port.registered.drain().map(|(_, (a, _))| a).collect();
+                    self.goodbye(me, l, anns, now, ctx, out);
+                    return None;
+                }
+                if !was && port.daemon {
+                    out.sent.queries += 1;
+                    let packet =
+                        exo_discovery::wire::dns::ptr_query(exo_discovery::wire::dns::SERVICE);
+                    self.multicast(me, l, query(packet), now, ctx, out);
+                }
+                (!families.is_empty()).then_some(Input::DaemonSet {
+                    link,
+                    families,
+                    result: Ok(()),
+                })
+            }
+            Action::Announce { link, announcement } => {
+                // Ids need not be dense: one is taken per announcement, used or not.
+                self.anns += 1;
+                let id = (me as u64) << 32 | self.anns;
+                let port = self.port(link)?;
+                if !port.daemon {
+                    return None;
+                }
+                let txt = announcement.txt.clone();
+                let signed = record::from_txt(|k| {
+                    txt.iter()
+                        .find(|(key, _)| key == k)
+                        .map(|(_, v)| v.as_slice())
+                })
+                .ok()?;
+                let label = announcement.label.clone();
+                let ann = port.registered.entry(label.clone()).or_insert_with(|| {
+                    (
+                        Arc::new(Ann {
+                            id,
+                            fullname: format!("{label}._p2p._udp.local."),
+                            label,
+                            signed,
+                        }),
+                        None,
+                    )
+                });
+                if ann.1.is_some_and(|t| now < t + Duration::from_secs(1)) {
+                    return None;
+                }
+                ann.1 = Some(now);
+                let a = ann.0.clone();
+                let l = port.link;
+                out.sent.announcements += 1;
+                self.multicast(me, l, mdns_records(vec![a], 120), now, ctx, out);
+                None
+            }
+            Action::RestartBrowser { .. } => None,
+            Action::Withdraw { link, label } => {
+                let port = self.port(link)?;
+                let a = port.registered.remove(&label)?.0;
+                let l = port.link;
+                self.goodbye(me, l, vec![a], now, ctx, out);
+                None
+            }
+            Action::RemoveLink { link } => {
+                let port = self.port(link)?;
+                port.socket = false;
+                let was = std::mem::replace(&mut port.daemon, false);
+                let anns: Vec<Arc<Ann>> = port.registered.drain().map(|(_, (a, _))| a).collect();
+                let l = port.link;
+                if was {
+                    self.goodbye(me, l, anns, now, ctx, out);
+                }
+                None
+            }
+            Action::Probe { addr, .. } => {
+                let ok = ctx.reach.answers(me, &addr);
+                Some(Input::Probed { addr, ok })
+            }
+            Action::AskStatic { host: name, .. } => Some(Input::StaticReplied {
+                host: name,
+                resolved: Vec::new(),
+                result: Err("static hosts are not simulated".into()),
+            }),
+            Action::AskExchange { host: name, .. } => Some(Input::Exchanged {
+                host: name,
+                result: Err("static hosts are not simulated".into()),
+            }),
+            // Nobody asks: static hosts are not simulated.
+            Action::AnswerExchange { .. }
+            | Action::AdmitExchange { .. }
+            | Action::AskViews { .. } => None,
+            Action::WriteCache(_) => Some(Input::CacheWritten(Ok(()))),
+            Action::WritePeersFile(_) => Some(Input::PeersFileWritten(Ok(()))),
+            Action::Broadcast(ev) => {
+                let peer = *ctx
+                    .by_peer
+                    .get(&ev.peer.peer_id)
+                    .expect("only the simulated hosts' nodes register");
+                let v = self.views.entry(peer);
+                match ev.event {
+                    EventKind::Discovered | EventKind::Updated => {
+                        v.updates += u32::from(ev.event == EventKind::Updated);
+                        v.seq = ev.peer.seq;
+                        if v.discovered_at().is_none() {
+                            v.discovered = nanos(now);
+                            out.discoveries.push(now);
+                        }
+                        v.visible = true;
+                        if ctx.details {
+                            v.current = Some(Box::new(ev.peer));
+                        }
+                    }
+                    EventKind::Expired => {
+                        v.visible = false;
+                        v.current = None;
+                        v.expired.push(now);
+                    }
+                }
+                None
+            }
+            Action::Subscribed { snapshot, .. } => {
+                assert!(snapshot.is_empty(), "a new agent sees nobody");
+                None
+            }
+            Action::Reply { msg, .. } => {
+                if let AgentMsg::Error { message, .. } = msg {
+                    panic!("{}: {message}", self.name);
+                }
+                None
+            }
+            Action::Log { line, .. } => {
+                self.warnings.push(line);
+                None
+            }
+            Action::Exit => {
+                for i in 0..self.ports.len() {
+                    let p = &mut self.ports[i];
+                    let anns: Vec<Arc<Ann>> = p.registered.drain().map(|(_, (a, _))| a).collect();
+                    let l = p.link;
+                    self.goodbye(me, l, anns, now, ctx, out);
+                }
+                self.up = false;
+                out.exited = true;
+                None
+            }
+            Action::SendPackets { link, packets, .. } => {
+                let l = self.port(link)?.link;
+                for p in packets {
+                    if !exo_discovery::wire::dns::is_response(&p) {
+                        let more =
+                            exo_discovery::wire::dns::questions(&p).is_ok_and(|q| q.is_empty());
+                        if more {
+                            // The rest of a query's known answers.
+                            out.sent.queries += 1;
+                            self.multicast(me, l, query(p), now, ctx, out);
+                        } else {
+                            out.sent.catchup += 1;
+                            self.multicast(me, l, Packet::Datagram(p.into()), now, ctx, out);
+                        }
+                        continue;
+                    }
+                    out.sent.catchup += 1;
+                    // An answer to a re-query: receiving daemons resolve the instances it
+                    // carries (as registered, so that each resolves an instance once).
+                    let rrs = exo_discovery::wire::dns::records(&p).unwrap_or_default();
+                    let port = self.port(link)?;
+                    let anns: Vec<Arc<Ann>> = exo_discovery::wire::dns::signed_records(&rrs)
+                        .into_iter()
+                        .filter_map(|(label, _)| {
+                            port.registered.get(&label).map(|(a, _)| a.clone())
+                        })
+                        .collect();
+                    let answer = Packet::Records {
+                        anns,
+                        ttl: 120,
+                        datagram: p.into(),
+                    };
+                    self.multicast(me, l, answer, now, ctx, out);
+                }
+                None
+            }
+            // Subscribers read everything here: none falls behind.
+            Action::Resync(_) => Some(Input::Resynced { waiting: false }),
+            Action::AddLink(_) | Action::UpdateLink(_) | Action::CloseSocket { .. } => None,
+        }
+    }
+
+    /// mdns-sd sends a goodbye twice (the second 120 ms later).
+    fn goodbye(
+        &mut self,
+        me: usize,
+        link: usize,
+        anns: Vec<Arc<Ann>>,
+        now: Duration,
+        ctx: &Ctx,
+        out: &mut Out,
+    ) {
+        if anns.is_empty() {
+            return;
+        }
+        out.sent.goodbyes += 1;
+        let p = Arc::new(mdns_records(anns, 0));
+        self.send(me, link, p.clone(), now, ctx, out);
+        self.send(me, link, p, now + Duration::from_millis(120), ctx, out);
+    }
+
+    fn multicast(
+        &mut self,
+        me: usize,
+        link: usize,
+        packet: Packet,
+        now: Duration,
+        ctx: &Ctx,
+        out: &mut Out,
+    ) {
+        self.send(me, link, Arc::new(packet), now, ctx, out);
+    }
+
+    /// Multicasts `packet` on `link` at `at`: it arrives after the link's delay (a query's
+    /// packets in the order they were sent).
+    fn send(
+        &mut self,
+        me: usize,
+        link: usize,
+        packet: Arc<Packet>,
+        at: Duration,
+        ctx: &Ctx,
+        out: &mut Out,
+    ) {
+        out.packets += 1;
+        let (lo, hi) = ctx.links[link].spec.delay;
+        let mut arrives = at + self.rng.between(lo, hi);
+        if matches!(*packet, Packet::Query { .. }) {
+            if let Some(port) = self.ports.iter_mut().find(|p| p.link == link) {
+                arrives = arrives.max(port.last_query);
+                port.last_query = arrives;
+            }
+        }
+        let (link, from) = (link as u32, me as u32);
+        out.events
+            .push((nanos(arrives), Event::Packet { link, from, packet }));
+    }
+
+    /// What its port `index` makes of `arrival` at `now`: its daemon's side here and now, and
+    /// the inputs for its engine, added to `inputs`.
+    fn receive(
+        &mut self,
+        me: usize,
+        index: u32,
+        arrival: &Arrival,
+        now: Duration,
+        inputs: &mut Vec<Input>,
+        out: &mut Out,
+    ) {
+        let Some(port) = self.port(index) else {
+            return;
+        };
+        let (daemon, socket) = (port.daemon, port.socket);
+        match &*arrival.packet {
+            Packet::Query {
+                asks,
+                known,
+                truncated,
+                ..
+            } => {
+                if daemon {
+                    self.query_to_daemon(
+                        me,
+                        index,
+                        arrival.from,
+                        *asks,
+                        known,
+                        *truncated,
+                        now,
+                        out,
+                    );
+                }
+            }
+            Packet::Datagram(_) => {}
+            Packet::Records { anns, ttl, .. } => {
+                for a in anns.iter().filter(|_| daemon) {
+                    if *ttl == 0 {
+                        // A goodbye: mdns-sd reports the instance gone a second later
+                        // (RFC 6762 §10.1).
+                        if port.resolved.remove(&a.id) {
+                            let input = Box::new(Input::Removed {
+                                link: index,
+                                fullname: a.fullname.clone(),
+                            });
+                            let at = nanos(now + Duration::from_secs(1));
+                            let host = me as u32;
+                            out.events.push((at, Event::Later { host, input }));
+                        }
+                    } else if port.resolved.insert(a.id) {
+                        inputs.push(Input::Resolved {
+                            link: index,
+                            fullname: a.fullname.clone(),
+                            signed: Ok(a.signed.clone()),
+                            ips: vec![IpAddr::V4(arrival.from_ip)],
+                        });
+                    }
+                }
+            }
+        }
+        // The link socket hears every packet, after mdns-sd reported it (the agent takes either
+        // order: a record's addresses are probed once a packet naming it came from there).
+        if socket {
+            inputs.push(Input::Datagram {
+                link: index,
+                datagram: arrival.datagram.clone(),
+            });
+        }
+    }
+
+    /// mdns-sd's answer to a packet of `querier`'s `_p2p._udp` query: every registered instance
+    /// the query does not list as a known answer (RFC 6762 §7.1), 20-120 ms later, or for a
+    /// truncated query 400-500 ms after its last packet, less what its next packets list
+    /// (§7.2, as the vendored mdns-sd does).
+    #[allow(clippy::too_many_arguments)]
+    fn query_to_daemon(
+        &mut self,
+        me: usize,
+        index: u32,
+        querier: usize,
+        asks: bool,
+        known: &HashSet<String>,
+        truncated: bool,
+        now: Duration,
+        out: &mut Out,
+    ) {
+        let (lo, hi) = if truncated {
+            (Duration::from_millis(400), Duration::from_millis(500))
+        } else {
+            (Duration::from_millis(20), Duration::from_millis(120))
+        };
+        let at = nanos(now + self.rng.between(lo, hi));
+        let Some(port) = self.port(index) else {
+            return;
+        };
+        // When the answer held for this querier was due, if one is.
+        let before = port.held.get(querier).map(|(_, at)| *at);
+        if asks {
+            let left = Left::of(
+                port.registered
+                    .values()
+                    .filter(|(a, _)| !known.contains(&a.label))
+                    .map(|(a, _)| a.id),
+            );
+            *port.held.place(querier) = Some((left, at));
+        } else if let Some((left, due)) = port.held.get_mut(querier) {
+            let listed = |id: u64| {
+                port.registered
+                    .values()
+                    .any(|(a, _)| a.id == id && known.contains(&a.label))
+            };
+            *left = Left::of(left.ids().filter(|id| !listed(*id)));
+            *due = at;
+        } else {
+            return;
+        }
+        // A querier has one entry in `due` no later than its answer's time: a later time (more
+        // of its query) is taken up when that entry comes due, so that a query of many packets
+        // queues one entry per daemon, not one per packet.
+        if before.is_some_and(|b| b <= at) {
+            return;
+        }
+        port.due.push(std::cmp::Reverse((at, querier as u32)));
+        if port.wake.is_none_or(|w| w > at) {
+            port.wake = Some(at);
+            let host = me as u32;
+            out.events.push((at, Event::Held { host, index }));
+        }
+    }
+
+    /// A daemon's wake-up: its held answers due by now go, and the next wake-up is queued.
+    fn answers_due(&mut self, me: usize, index: u32, now: Duration, ctx: &Ctx, out: &mut Out) {
+        let t = nanos(now);
+        let Some(port) = self.port(index) else {
+            return;
+        };
+        if port.wake != Some(t) {
+            return; // a sooner one was queued after this
+        }
+        port.wake = None;
+        let mut queriers = Vec::new();
+        while let Some(std::cmp::Reverse((at, q))) = port.due.peek().copied() {
+            if at > t {
+                break;
+            }
+            port.due.pop();
+            match port.held.get(q as usize).map(|(_, at)| *at) {
+                // Put off by more of its query since: due again then.
+                Some(at) if at > t => port.due.push(std::cmp::Reverse((at, q))),
+                Some(_) => queriers.push(q as usize),
+                None => {}
+            }
+        }
+        for q in queriers {
+            self.answer_held(me, index, q, now, ctx, out);
+        }
+        let Some(port) = self.port(index) else {
+            return;
+        };
+        if let Some(std::cmp::Reverse((at, _))) = port.due.peek().copied() {
+            if port.wake.is_none_or(|w| w > at) {
+                port.wake = Some(at);
+                let host = me as u32;
+                out.events.push((at, Event::Held { host, index }));
+            }
+        }
+    }
+
+    /// A held answer is due: what is left of it goes, less what was multicast within the last
+    /// second.
+    fn answer_held(
+        &mut self,
+        me: usize,
+        index: u32,
+        querier: usize,
+        now: Duration,
+        ctx: &Ctx,
+        out: &mut Out,
+    ) {
+        let Some(port) = self.port(index) else {
+            return;
+        };
+        if !port.daemon
+            || port
+                .held
+                .get(querier)
+                .is_none_or(|(_, at)| *at > nanos(now))
+        {
+            return;
+        }
+        let (left, _) = port.held.remove(querier).expect("checked above");
+        let mut anns = Vec::new();
+        for (a, last) in port.registered.values_mut() {
+            if !left.ids().any(|id| id == a.id) {
+                continue;
+            }
+            if last.is_none_or(|t| now >= t + Duration::from_secs(1)) {
+                *last = Some(now);
+                anns.push(a.clone());
+            }
+        }
+        if !anns.is_empty() {
+            let l = port.link;
+            out.sent.answers += 1;
+            self.multicast(me, l, mdns_records(anns, 120), now, ctx, out);
+        }
     }
 }
