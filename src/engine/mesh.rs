@@ -30,9 +30,11 @@ impl HeardFrom {
     /// A packet from `ip` on link `index`.
     pub fn note(&mut self, index: u32, ip: IpAddr, now: Instant) {
         let key = (index, ip.to_canonical());
-        if !self.last.contains_key(&key) {
-            make_room(&mut self.last, mesh::MAX_HEARD, |t| *t);
+        if let Some(at) = self.last.get_mut(&key) {
+            *at = now;
+            return;
         }
+        make_room(&mut self.last, mesh::MAX_HEARD, |t| *t);
         self.last.insert(key, now);
     }
 }

@@ -568,6 +568,8 @@ pub struct Host {
     jobs: Vec<(u64, Job)>,
     /// What its work did that the rest of the network sees (see [`Sim::absorb`]).
     out: Out,
+    /// Room for the inputs a packet brings its engine (kept: a large run takes in millions).
+    inputs: Vec<Input>,
 }
 
 /// Multicast packets sent, by what they were.
@@ -767,6 +769,7 @@ impl Sim {
             anns: 0,
             jobs: Vec::new(),
             out: Out::default(),
+            inputs: Vec::new(),
         });
         self.input(
             id,
@@ -1069,19 +1072,20 @@ impl Sim {
         };
         if self.threads > 1 && jobs >= PARALLEL_FROM {
             one_heap();
-            // Split where half the jobs are.
-            let mut sum = 0;
-            let half = hosts
-                .iter()
-                .position(|(_, h)| {
-                    sum += h.jobs.len();
-                    2 * sum >= jobs
-                })
-                .map_or(hosts.len(), |i| i + 1);
-            let (first, second) = hosts.split_at_mut(half);
+            // Each thread takes the next few hosts until none is left: hosts' shares differ
+            // (a host that takes in records works far longer than one that hears what it has).
+            let next = Mutex::new(hosts.chunks_mut(8));
+            let take = || loop {
+                let Some(few) = next.lock().expect("hosts").next() else {
+                    break;
+                };
+                run(few);
+            };
             std::thread::scope(|s| {
-                s.spawn(|| run(first));
-                run(second);
+                for _ in 1..self.threads {
+                    s.spawn(take);
+                }
+                take();
             });
         } else {
             run(&mut hosts);
@@ -1225,14 +1229,15 @@ impl Host {
                 } else {
                     1
                 };
-                let mut inputs = Vec::new();
+                let mut inputs = std::mem::take(&mut self.inputs);
                 for _ in 0..copies {
                     self.receive(me, index, arrival, now, &mut inputs, out);
                 }
                 out.inputs += inputs.len() as u64;
-                for input in inputs {
+                for input in inputs.drain(..) {
                     self.engine.handle(input, ctx.base + now);
                 }
+                self.inputs = inputs;
                 self.drain(me, now, ctx, out);
             }
             // A vanished host's daemon answers nothing; it wakes again on its next query.
