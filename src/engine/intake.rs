@@ -82,10 +82,6 @@ impl Engine {
                 Some((peer, label)) => mdns::check_instance(rec, peer, label),
                 None => Ok(rec),
             });
-        let who = claimed
-            .as_ref()
-            .map(|(p, _)| p.to_string())
-            .unwrap_or_default();
         let via = offer.via;
         let rec = match verified {
             Ok(rec) => rec,
@@ -93,6 +89,8 @@ impl Engine {
                 self.table.count_reject(why);
                 self.count(&via, Err(why));
                 self.log(Level::Info, || {
+                    let who = claimed.as_ref().map(|(p, _)| p.to_string());
+                    let who = who.unwrap_or_default();
                     format!("{via}: record of {who} refused: {why}")
                 });
                 return false;
