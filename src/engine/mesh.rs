@@ -30,6 +30,11 @@ impl HeardFrom {
     /// A packet from `ip` on link `index`.
     pub fn note(&mut self, index: u32, ip: IpAddr, now: Instant) {
         let key = (index, ip.to_canonical());
+        // One lookup while there is room (a crowded link's senders come and go all the time).
+        if self.last.len() < mesh::MAX_HEARD {
+            self.last.insert(key, now);
+            return;
+        }
         if let Some(at) = self.last.get_mut(&key) {
             *at = now;
             return;
