@@ -609,6 +609,8 @@ struct Out {
     discoveries: Vec<Duration>,
     /// Its agent exited: its node no longer answers probes.
     exited: bool,
+    /// The latest simulated time it worked at (its timer may run after the window's last event).
+    last: Duration,
 }
 
 /// What a host's work reads of the rest of the network (nothing changes it during a window).
@@ -915,6 +917,8 @@ impl Sim {
     /// Takes in what `host`'s work did: its events queued, its counts added.
     fn absorb(&mut self, host: usize) {
         let mut out = std::mem::take(&mut self.hosts[host].out);
+        // No engine is handed a time before one it already worked at.
+        self.now = self.now.max(out.last);
         if out.exited {
             self.reach.answering[host] = false;
         }
@@ -1179,6 +1183,7 @@ impl Host {
         let last = Duration::from_nanos(until - 1);
         next = self.timers_due(me, next, &mut now, last, ctx, &mut out);
         self.wake(me, next, now, ctx, &mut out);
+        out.last = now;
         self.jobs = jobs;
         self.out = out;
     }
