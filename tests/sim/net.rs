@@ -622,6 +622,9 @@ struct Ctx<'a> {
     details: bool,
     /// The packets arriving in the window.
     arrivals: &'a [Arrival],
+    /// When the window ends (nanoseconds of simulated time, exclusive; 0 outside a window):
+    /// what a host has due before then is done in the window, not queued.
+    until: u64,
 }
 
 /// The simulated network.
@@ -904,6 +907,7 @@ impl Sim {
             by_peer: &self.by_peer,
             details: self.details,
             arrivals: &[],
+            until: 0,
         };
         let h = &mut self.hosts[host];
         let mut out = std::mem::take(&mut h.out);
@@ -971,6 +975,9 @@ impl Sim {
                 self.now = Duration::from_nanos(end);
                 return done(self);
             }
+            // Nothing is queued before a time some host already worked at (what a host has due
+            // itself within a window is done in it, not queued).
+            assert!(start >= nanos(self.now), "an event queued in a host's past");
             self.window((start + ahead).min(end + 1));
         }
     }
@@ -1058,6 +1065,7 @@ impl Sim {
             by_peer: &self.by_peer,
             details: self.details,
             arrivals,
+            until,
         };
         let mut hosts: Vec<(usize, &mut Host)> = Vec::with_capacity(busy.len());
         let mut rest: &mut [Host] = &mut self.hosts;
@@ -1071,7 +1079,7 @@ impl Sim {
         let jobs: usize = hosts.iter().map(|(_, h)| h.jobs.len()).sum();
         let run = |hosts: &mut [(usize, &mut Host)]| {
             for (me, h) in hosts {
-                h.work(*me, until, &ctx);
+                h.work(*me, &ctx);
             }
         };
         if self.threads > 1 && jobs >= PARALLEL_FROM {
@@ -1163,53 +1171,67 @@ impl Host {
         }
     }
 
-    /// Does its jobs of the window in order, and runs the engine's timer between them whenever
-    /// it is due before `until` (nanoseconds of simulated time).
-    fn work(&mut self, me: usize, until: u64, ctx: &Ctx) {
+    /// Does its jobs of the window in order, and between them what it has due itself before the
+    /// window ends (see [`Host::due_by`]).
+    fn work(&mut self, me: usize, ctx: &Ctx) {
         let mut jobs = std::mem::take(&mut self.jobs);
         let mut out = std::mem::take(&mut self.out);
-        let mut now = Duration::from_nanos(jobs.first().map_or(until, |(at, _)| *at));
-        // When the engine next has work, asked after each job (before the first, its timer is
-        // queued as a job if it is due in the window).
+        let mut now = Duration::from_nanos(jobs.first().map_or(ctx.until, |(at, _)| *at));
+        // When the engine next has work, asked after each job that reached it (before the first,
+        // its timer is queued as a job if it is due in the window).
         let mut next = None;
         for (at, job) in jobs.drain(..) {
             let at = Duration::from_nanos(at);
-            // (When it is next due after them is asked after the job.)
-            self.timers_due(me, next, &mut now, at, ctx, &mut out);
+            self.due_by(me, &mut next, &mut now, at, ctx, &mut out);
             now = now.max(at);
+            let engine = !matches!(job, Job::Held { .. });
             self.job(me, job, now, ctx, &mut out);
-            next = self.engine.poll_timeout();
+            if engine {
+                next = self.engine.poll_timeout();
+            }
         }
-        let last = Duration::from_nanos(until - 1);
-        next = self.timers_due(me, next, &mut now, last, ctx, &mut out);
+        let last = Duration::from_nanos(ctx.until - 1);
+        self.due_by(me, &mut next, &mut now, last, ctx, &mut out);
         self.wake(me, next, now, ctx, &mut out);
         out.last = now;
         self.jobs = jobs;
         self.out = out;
     }
 
-    /// Runs the engine's timer while it is due (`next`) by `limit`, from `now` on (moved to
-    /// each run); returns when it is next due.
-    fn timers_due(
+    /// Does what the host has due itself by `limit`, soonest first, from `now` on (moved to
+    /// each): the engine's timer (`next`, kept up to date) and its daemons' held answers (a
+    /// daemon's next wake-up within the window is not queued: it is done here).
+    fn due_by(
         &mut self,
         me: usize,
-        mut next: Option<Instant>,
+        next: &mut Option<Instant>,
         now: &mut Duration,
         limit: Duration,
         ctx: &Ctx,
         out: &mut Out,
-    ) -> Option<Instant> {
-        while let Some(at) = next.filter(|_| self.up) {
-            let at = at.saturating_duration_since(ctx.base).max(*now);
-            if at > limit {
-                break;
+    ) {
+        while self.up {
+            let timer = next.map(|w| w.saturating_duration_since(ctx.base).max(*now));
+            let held = self
+                .ports
+                .iter()
+                .filter_map(|p| Some((p.wake?, p.iface.index)))
+                .min()
+                .map(|(w, index)| (Duration::from_nanos(w).max(*now), index));
+            match (timer, held) {
+                (Some(t), _) if t <= limit && held.is_none_or(|(h, _)| t <= h) => {
+                    *now = t;
+                    self.engine.handle_timeout(ctx.base + t);
+                    self.drain(me, t, ctx, out);
+                    *next = self.engine.poll_timeout();
+                }
+                (_, Some((h, index))) if h <= limit => {
+                    *now = h;
+                    self.answers_due(me, index, h, ctx, out);
+                }
+                _ => return,
             }
-            *now = at;
-            self.engine.handle_timeout(ctx.base + at);
-            self.drain(me, at, ctx, out);
-            next = self.engine.poll_timeout();
         }
-        next
     }
 
     fn job(&mut self, me: usize, job: Job, now: Duration, ctx: &Ctx, out: &mut Out) {
@@ -1236,7 +1258,7 @@ impl Host {
                 };
                 let mut inputs = std::mem::take(&mut self.inputs);
                 for _ in 0..copies {
-                    self.receive(me, index, arrival, now, &mut inputs, out);
+                    self.receive(me, index, arrival, (now, ctx.until), &mut inputs, out);
                 }
                 out.inputs += inputs.len() as u64;
                 for input in inputs.drain(..) {
@@ -1542,7 +1564,7 @@ impl Host {
         me: usize,
         index: u32,
         arrival: &Arrival,
-        now: Duration,
+        (now, until): (Duration, u64),
         inputs: &mut Vec<Input>,
         out: &mut Out,
     ) {
@@ -1558,16 +1580,8 @@ impl Host {
                 ..
             } => {
                 if daemon {
-                    self.query_to_daemon(
-                        me,
-                        index,
-                        arrival.from,
-                        *asks,
-                        known,
-                        *truncated,
-                        now,
-                        out,
-                    );
+                    let query = (*asks, known, *truncated);
+                    self.query_to_daemon(me, index, arrival.from, query, (now, until), out);
                 }
             }
             Packet::Datagram(_) => {}
@@ -1610,16 +1624,13 @@ impl Host {
     /// the query does not list as a known answer (RFC 6762 §7.1), 20-120 ms later, or for a
     /// truncated query 400-500 ms after its last packet, less what its next packets list
     /// (§7.2, as the vendored mdns-sd does).
-    #[allow(clippy::too_many_arguments)]
     fn query_to_daemon(
         &mut self,
         me: usize,
         index: u32,
         querier: usize,
-        asks: bool,
-        known: &HashSet<String>,
-        truncated: bool,
-        now: Duration,
+        (asks, known, truncated): (bool, &HashSet<String>, bool),
+        (now, until): (Duration, u64),
         out: &mut Out,
     ) {
         let (lo, hi) = if truncated {
@@ -1661,8 +1672,10 @@ impl Host {
         port.due.push(std::cmp::Reverse((at, querier as u32)));
         if port.wake.is_none_or(|w| w > at) {
             port.wake = Some(at);
-            let host = me as u32;
-            out.events.push((at, Event::Held { host, index }));
+            if at >= until {
+                let host = me as u32;
+                out.events.push((at, Event::Held { host, index }));
+            }
         }
     }
 
@@ -1672,8 +1685,8 @@ impl Host {
         let Some(port) = self.port(index) else {
             return;
         };
-        if port.wake != Some(t) {
-            return; // a sooner one was queued after this
+        if port.wake.is_none_or(|w| w > t) {
+            return; // done already, and the next is later
         }
         port.wake = None;
         let mut queriers = Vec::new();
@@ -1698,8 +1711,10 @@ impl Host {
         if let Some(std::cmp::Reverse((at, _))) = port.due.peek().copied() {
             if port.wake.is_none_or(|w| w > at) {
                 port.wake = Some(at);
-                let host = me as u32;
-                out.events.push((at, Event::Held { host, index }));
+                if at >= ctx.until {
+                    let host = me as u32;
+                    out.events.push((at, Event::Held { host, index }));
+                }
             }
         }
     }
