@@ -458,8 +458,9 @@ pub struct Engine {
     clients: HashSet<u64>,
     /// Records accepted and refused, per way in.
     via_stats: HashMap<Via, ViaStats>,
-    /// Datagrams received per (interface index, family).
-    packets_in: HashMap<(u32, Family), u64>,
+    /// Datagrams received per (interface index, family) (counted for every datagram: a few
+    /// entries, found without hashing).
+    packets_in: BTreeMap<(u32, Family), u64>,
     /// The instance label of every peer's newest record, for what the link sockets hear.
     instances: labels::Labels,
     /// Unsigned peers already logged as ignored (accept_unsigned off).
@@ -525,7 +526,7 @@ impl Engine {
             statics: BTreeMap::new(),
             clients: HashSet::new(),
             via_stats: HashMap::new(),
-            packets_in: HashMap::new(),
+            packets_in: BTreeMap::new(),
             instances: labels::Labels::default(),
             unsigned_ignored: HashSet::new(),
             unsigned_over: 0,
