@@ -60,10 +60,15 @@ fn limbs<const BASE: u64, const PER: usize, const LIMB: u64>(digits: &[u8]) -> V
 
 /// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number.
 pub fn encode(bytes: &[u8]) -> String {
+    encode_with_room(bytes, 0)
+}
+
+/// [`encode`], in a string with room for `more` bytes after the text.
+fn encode_with_room(bytes: &[u8], more: usize) -> String {
     let zeros = bytes.iter().take_while(|b| **b == 0).count();
     // Four bytes make at most 5.5 digits: limbs of five digits.
     let limbs = limbs::<256, 4, LIMB>(&bytes[zeros..]);
-    let mut digits: Vec<u8> = Vec::with_capacity(zeros + limbs.len() * 5);
+    let mut digits: Vec<u8> = Vec::with_capacity(zeros + limbs.len() * 5 + more);
     for (i, limb) in limbs.iter().enumerate() {
         let mut n = *limb;
         let last = i + 1 == limbs.len();
@@ -83,7 +88,12 @@ pub fn encode(bytes: &[u8]) -> String {
 
 /// `peer`'s text, as `PeerId::to_base58` makes it.
 pub fn peer(peer: &PeerId) -> String {
-    encode(&peer.to_bytes())
+    peer_with_room(peer, 0)
+}
+
+/// `peer`'s text, in a string with room for `more` bytes after it (an instance label's tag).
+pub fn peer_with_room(peer: &PeerId, more: usize) -> String {
+    encode_with_room(&peer.to_bytes(), more)
 }
 
 /// The bytes `text` stands for (`None`: a character outside the alphabet), as the `bs58` crate

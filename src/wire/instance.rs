@@ -16,12 +16,17 @@ pub const SERVICE_TYPE: &str = "_p2p._udp.local.";
 /// mdns-sd repeats 120 ms later) can never remove the record of the node that replaced it, and the
 /// PTR of the new record is never rate-limited as a repeat of the old one.
 pub fn instance_label(peer: &PeerId, seq: u64) -> String {
-    format!("{}-{}", super::base58::peer(peer), seq_tag(seq))
+    // In one allocation: a label is made for every known answer of every query this host sends.
+    let mut label = super::base58::peer_with_room(peer, 7);
+    label.push('-');
+    label.extend(seq_tag(seq).map(char::from));
+    label
 }
 
-/// The tag of `seq` in an instance label: its low 24 bits in hex.
-fn seq_tag(seq: u64) -> String {
-    format!("{:06x}", seq & 0xff_ffff)
+/// The tag of `seq` in an instance label: its low 24 bits in six lowercase hex digits.
+fn seq_tag(seq: u64) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    std::array::from_fn(|i| HEX[((seq >> (20 - 4 * i)) & 0xf) as usize])
 }
 
 /// The instance's full name.
@@ -51,7 +56,7 @@ pub fn check_instance(
     // The label's peer part decoded to `peer` (base58 has one spelling per value), so comparing the
     // peer and the tag is comparing the whole label, without encoding the peer again.
     let tag = label.split_once('-').map(|(_, t)| t);
-    if rec.peer_id == *peer && tag == Some(seq_tag(rec.seq).as_str()) {
+    if rec.peer_id == *peer && tag.map(str::as_bytes) == Some(&seq_tag(rec.seq)[..]) {
         Ok(rec)
     } else {
         Err(crate::wire::record::Reject::PeerIdMismatch)
@@ -108,6 +113,10 @@ mod tests {
         let label = instance_label(&p, 0x1234_5678_9abc);
         assert!(label.len() <= 63, "{label}");
         assert!(label.ends_with("-789abc"));
+        for seq in [0, 1, 0xa, 0xabcdef, 0x100_0000, 0x1234_5678, u64::MAX] {
+            let text = format!("{}-{:06x}", p.to_base58(), seq & 0xff_ffff);
+            assert_eq!(instance_label(&p, seq), text);
+        }
         assert_eq!(parse_instance(&fullname(&label)), Some((p, label.as_str())));
         assert_eq!(parse_instance(&label), Some((p, label.as_str())));
         assert_eq!(parse_instance("random-label._p2p._udp.local."), None);
