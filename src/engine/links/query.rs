@@ -21,6 +21,7 @@ use crate::engine::repeat::Report;
 use crate::engine::{Action, Engine, SendOutcome};
 use crate::wire::net::{Family, SendClass};
 use crate::engine::table::PeerKey;
+use libp2p_identity::PeerId;
 use log::Level;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -195,21 +196,21 @@ impl Engine {
         let Some(via) = self.links.get(&index).map(|l| &l.via) else {
             return vec![crate::wire::dns::ptr_query(crate::wire::dns::SERVICE)];
         };
-        let mut known: Vec<(Instant, PeerKey, u64)> = self
+        let mut known: Vec<(Instant, PeerKey, u64, PeerId)> = self
             .instances
             .peers()
-            .filter(|k| self.table.is_visible(*k))
-            .filter_map(|k| Some((self.table.last_heard_on(k, via)?, *k, self.table.seq_of(k)?)))
+            .filter_map(|k| {
+                let (spoke, seq, peer) = self.table.known_answer(k, via)?;
+                Some((spoke, *k, seq, peer))
+            })
             .collect();
-        known.sort_by(|a, b| b.cmp(a));
+        known.sort_by_key(|k| std::cmp::Reverse((k.0, k.1, k.2)));
         // A peer the table shed and took again may have left an older label behind: once each.
-        known.dedup();
+        known.dedup_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2));
         // The labels' text is made again here (the index keeps fingerprints): one per known answer.
         let labels: Vec<String> = known
             .into_iter()
-            .filter_map(|(_, k, seq)| {
-                Some(crate::wire::instance::instance_label(&self.table.peer_of(&k)?, seq))
-            })
+            .map(|(_, _, seq, peer)| crate::wire::instance::instance_label(&peer, seq))
             .collect();
         let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
         crate::wire::dns::ptr_queries_known(

@@ -428,6 +428,17 @@ impl PeerTable {
         self.peers.slot(key).and_then(|s| self.peers.at(s)).map(|(p, _)| p)
     }
 
+    /// What this host's query lists of `peer` as a known answer through `via`, while it is
+    /// handed over and live there: when it last spoke there, its record's seq, and its peer ID
+    /// (one lookup, where [`PeerTable::is_visible`], [`PeerTable::last_heard_on`],
+    /// [`PeerTable::seq_of`] and [`PeerTable::peer_of`] take four).
+    pub fn known_answer(&self, peer: &PeerKey, via: &Via) -> Option<(Instant, u64, PeerId)> {
+        let slot = self.peers.slot(peer)?;
+        let e = self.peers.entry_at(slot).filter(|e| e.sent.is_some())?;
+        let spoke = e.sightings.get(via).filter(|l| l.live)?.spoke.instant();
+        Some((spoke, e.seq()?, self.peers.peer_at(slot)?))
+    }
+
     /// Highest seq accepted from `peer`, kept after it expires so that replays stay refused.
     pub fn seq_of(&self, peer: &(impl FindPeer + ?Sized)) -> Option<u64> {
         self.peers.get(peer).and_then(Entry::seq)
