@@ -249,6 +249,8 @@ impl Prober {
         wanted: impl Fn(&PeerId, &Multiaddr) -> bool,
     ) -> Vec<(PeerId, Multiaddr)> {
         let mut out: Vec<((Instant, u64), PeerId, Multiaddr)> = Vec::new();
+        // The destination of each of `out`, read once.
+        let mut out_dests: Vec<Option<(IpAddr, u16)>> = Vec::new();
         let mut taken: HashMap<PeerId, usize> = HashMap::new();
         let mut busy: Vec<((Instant, u64), IpAddr)> = Vec::new();
         let mut shared: Vec<(Instant, u64)> = Vec::new();
@@ -285,12 +287,14 @@ impl Prober {
                 }
                 continue;
             }
-            if out.iter().any(|(_, _, o)| dest_of(o) == dest_of(a)) {
+            let dest = dest_of(a);
+            if out_dests.contains(&dest) {
                 continue; // one probe of a destination at a time
             }
             *taken.entry(peer).or_default() += 1;
             *ip_taken.entry(ip).or_default() += 1;
             out.push((*key, peer, a.clone()));
+            out_dests.push(dest);
         }
         for (key, ip) in busy {
             if let Some(a) = self.queue.remove(&key) {
