@@ -79,7 +79,7 @@ fn a_thousand_agents_on_one_lossy_link_all_find_each_other() {
 /// By hand (not in CI): `SIM_HOSTS` agents (default 10,000) on links of `SIM_PER_LINK` hosts each
 /// (default 100), every link losing 30 %, all starting at once, until everyone found everyone on
 /// their link. `SIM_HOSTS=10000 cargo test --test sim many_agents -- --ignored --nocapture`: about
-/// 70 s and 1.2 GB here (docs/measured.md). Links of 1,000 (an engine holds at most
+/// 50 to 75 s and 1.2 GB here (docs/measured.md). Links of 1,000 (an engine holds at most
 /// `MAX_PEERS`, 1,024, peers) need about 1 GB per 1,000 agents.
 #[test]
 #[ignore]
