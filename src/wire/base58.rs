@@ -76,12 +76,14 @@ fn scratch<T: Copy + Default, const N: usize, R>(len: usize, f: impl FnOnce(&mut
     }
 }
 
-/// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number.
-pub fn encode(bytes: &[u8]) -> String {
+/// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number. (The
+/// agent writes only peer IDs, with [`peer`]; the tests check any bytes.)
+#[cfg(test)]
+fn encode(bytes: &[u8]) -> String {
     encode_with_room(bytes, 0)
 }
 
-/// [`encode`], in a string with room for `more` bytes after the text.
+/// `bytes` in base58 (see `encode`), in a string with room for `more` bytes after the text.
 fn encode_with_room(bytes: &[u8], more: usize) -> String {
     let zeros = bytes.iter().take_while(|b| **b == 0).count();
     let number = &bytes[zeros..];
@@ -124,12 +126,14 @@ pub fn peer_with_room(peer: &PeerId, more: usize) -> String {
 }
 
 /// The bytes `text` stands for (`None`: a character outside the alphabet), as the `bs58` crate
-/// reads them: a zero byte for each leading `1`, then the rest as a base-58 number.
-pub fn decode(text: &str) -> Option<Vec<u8>> {
+/// reads them: a zero byte for each leading `1`, then the rest as a base-58 number. (The agent
+/// reads only peer IDs, with [`parse_peer`]; the tests check any text.)
+#[cfg(test)]
+fn decode(text: &str) -> Option<Vec<u8>> {
     decode_with(text, <[u8]>::to_vec)
 }
 
-/// `f` of the bytes `text` stands for (see [`decode`]), read on the stack for a text as short as
+/// `f` of the bytes `text` stands for (see `decode`), read on the stack for a text as short as
 /// a peer ID's.
 fn decode_with<R>(text: &str, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let text = text.as_bytes();
