@@ -58,12 +58,14 @@ fn limbs<const BASE: u64, const PER: usize, const LIMB: u64>(digits: &[u8]) -> V
     limbs
 }
 
-/// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number.
-pub fn encode(bytes: &[u8]) -> String {
+/// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number. (The
+/// agent writes only peer IDs, with [`peer`]; the tests check any bytes.)
+#[cfg(test)]
+fn encode(bytes: &[u8]) -> String {
     encode_with_room(bytes, 0)
 }
 
-/// [`encode`], in a string with room for `more` bytes after the text.
+/// `bytes` in base58 (see `encode`), in a string with room for `more` bytes after the text.
 fn encode_with_room(bytes: &[u8], more: usize) -> String {
     let zeros = bytes.iter().take_while(|b| **b == 0).count();
     // Four bytes make at most 5.5 digits: limbs of five digits.
