@@ -900,22 +900,30 @@ impl Sim {
 
     /// Feeds one input to a host's engine now and carries out what follows.
     pub fn input(&mut self, host: usize, input: Input) {
+        let now = self.now;
+        let (ctx, hosts) = self.parts(&[], 0);
+        let h = &mut hosts[host];
+        let mut out = std::mem::take(&mut h.out);
+        h.input(host, input, now, &ctx, &mut out);
+        let next = h.engine.poll_timeout();
+        h.wake(host, next, now, &ctx, &mut out);
+        h.out = out;
+        self.absorb(host);
+    }
+
+    /// What hosts read of the network while they work (`arrivals` and `until`: the window's, if
+    /// any), beside the hosts themselves.
+    fn parts<'a>(&'a mut self, arrivals: &'a [Arrival], until: u64) -> (Ctx<'a>, &'a mut [Host]) {
         let ctx = Ctx {
             base: self.base,
             links: &self.links,
             reach: &self.reach,
             by_peer: &self.by_peer,
             details: self.details,
-            arrivals: &[],
-            until: 0,
+            arrivals,
+            until,
         };
-        let h = &mut self.hosts[host];
-        let mut out = std::mem::take(&mut h.out);
-        h.input(host, input, self.now, &ctx, &mut out);
-        let next = h.engine.poll_timeout();
-        h.wake(host, next, self.now, &ctx, &mut out);
-        h.out = out;
-        self.absorb(host);
+        (ctx, &mut self.hosts)
     }
 
     /// Takes in what `host`'s work did: its events queued, its counts added.
@@ -1058,17 +1066,9 @@ impl Sim {
     /// what they did, host by host in order of their numbers.
     fn take_in(&mut self, mut busy: Vec<usize>, arrivals: &[Arrival], until: u64) {
         busy.sort_unstable();
-        let ctx = Ctx {
-            base: self.base,
-            links: &self.links,
-            reach: &self.reach,
-            by_peer: &self.by_peer,
-            details: self.details,
-            arrivals,
-            until,
-        };
+        let threads = self.threads;
+        let (ctx, mut rest) = self.parts(arrivals, until);
         let mut hosts: Vec<(usize, &mut Host)> = Vec::with_capacity(busy.len());
-        let mut rest: &mut [Host] = &mut self.hosts;
         let mut offset = 0;
         for &host in &busy {
             let (head, tail) = std::mem::take(&mut rest).split_at_mut(host - offset + 1);
@@ -1082,7 +1082,7 @@ impl Sim {
                 h.work(*me, &ctx);
             }
         };
-        if self.threads > 1 && jobs >= PARALLEL_FROM {
+        if threads > 1 && jobs >= PARALLEL_FROM {
             one_heap();
             // Each thread takes the next few hosts until none is left: hosts' shares differ
             // (a host that takes in records works far longer than one that hears what it has).
@@ -1094,7 +1094,7 @@ impl Sim {
                 run(few);
             };
             std::thread::scope(|s| {
-                for _ in 1..self.threads {
+                for _ in 1..threads {
                     s.spawn(take);
                 }
                 take();
