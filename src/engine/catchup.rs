@@ -50,6 +50,7 @@
 //! link's group, and a flood of them at most ten a second per link and family.
 
 use super::intake::{Offer, Where};
+use super::labels::Label;
 use super::{Action, Engine};
 use crate::wire::instance as mdns;
 use crate::wire::net::Family;
@@ -209,7 +210,7 @@ impl Engine {
         index: u32,
         family: Family,
         from: SocketAddr,
-        named: &[String],
+        named: &[Label],
         unicast: bool,
         now: Instant,
     ) {
@@ -225,16 +226,16 @@ impl Engine {
         // Whether the next re-query may now be due later than `due` says (see below).
         let mut later = false;
         for label in named.iter().take(MAX_LABELS) {
-            if self.regs.values().any(|r| r.announcement.label == *label) {
+            if self.regs.values().any(|r| r.announcement.label == **label) {
                 if !unicast {
                     self.answer_requery(index, family, label, now);
                 }
                 continue;
             }
-            if self.holds(index, label) {
+            if self.holds(index, label.print()) {
                 continue;
             }
-            let key = (index, label.clone());
+            let key = (index, label.to_string());
             let c = &mut self.catchups;
             if let Some(w) = c.wanted.get_mut(&key) {
                 // Its label named a peer when it was taken (decoded once, then).
@@ -286,12 +287,12 @@ impl Engine {
     /// `index` (asking again would only bring the same; whether they answer is the prober's
     /// business). One heard only over a family it has no address for (an IPv4-only record
     /// answered over IPv6) is still missing there.
-    pub(super) fn holds(&self, index: u32, label: &str) -> bool {
+    pub(super) fn holds(&self, index: u32, print: u64) -> bool {
         let Some(via) = self.links.get(&index).map(|l| &l.via) else {
             return false;
         };
         self.instances
-            .get(label)
+            .get(print)
             .is_some_and(|p| self.table.has_addrs(&p, via))
     }
 
@@ -299,9 +300,9 @@ impl Engine {
     /// (pushed out of the pending budget by newer peers, or dead for long): mdns-sd reports a
     /// record it resolved once, until it changes or expires, so such a record is taken again
     /// from the next packet that carries it, as a record caught up on is.
-    pub(super) fn forgot(&self, label: &str) -> bool {
+    pub(super) fn forgot(&self, label: &Label) -> bool {
         self.instances
-            .get(label)
+            .get(label.print())
             .is_some_and(|p| self.table.seq_of(&p).is_none())
     }
 
@@ -321,7 +322,8 @@ impl Engine {
         let mut wanted = std::mem::take(&mut self.catchups.wanted);
         let mut done = Vec::new();
         wanted.retain(|(link, label), w| {
-            let keep = !self.holds(*link, label) && (w.sent < MAX_REQUERIES || w.next > now);
+            let held = self.holds(*link, super::keyed::label_print(label));
+            let keep = !held && (w.sent < MAX_REQUERIES || w.next > now);
             if !keep && w.sent >= MAX_REQUERIES {
                 done.push(label.clone());
             }
@@ -430,7 +432,7 @@ impl Engine {
         &mut self,
         index: u32,
         from: SocketAddr,
-        records: &[(String, Result<Vec<u8>, Reject>)],
+        records: &[(Label, Result<Vec<u8>, Reject>)],
         now: Instant,
     ) {
         let Some(via) = self.links.get(&index).map(|l| l.via.clone()) else {
@@ -439,7 +441,7 @@ impl Engine {
         let (mut taken, mut again) = (0, 0);
         for (label, signed) in records {
             let forgot = self.forgot(label);
-            if !(forgot || self.wants(index, label)) || self.holds(index, label) {
+            if !(forgot || self.wants(index, label)) || self.holds(index, label.print()) {
                 continue;
             }
             if forgot && !self.catchups.try_again(label, now) {
@@ -448,7 +450,7 @@ impl Engine {
             let offer = Offer {
                 source: Source::Mdns,
                 via: via.clone(),
-                instance: Some(label.clone()),
+                instance: Some(label.to_string()),
                 signed: signed.clone(),
                 addrs: Where::Link {
                     link: index,

@@ -69,6 +69,16 @@ impl Engine {
             },
             None => None,
         };
+        self.intake_claimed(offer, claimed, now)
+    }
+
+    /// [`Engine::intake`], with the peer and label its instance name says already read from it.
+    fn intake_claimed(
+        &mut self,
+        offer: Offer,
+        claimed: Option<(PeerId, String)>,
+        now: Instant,
+    ) -> bool {
         if claimed
             .as_ref()
             .is_some_and(|(p, _)| self.regs.contains_key(p))
@@ -234,19 +244,20 @@ impl Engine {
         let Some(via) = self.links.get(&link).map(|l| l.via.clone()) else {
             return;
         };
-        self.intake(
-            Offer {
+        // Its name is read once, for the record's check and for whether its peer is established.
+        let claimed = mdns::parse_instance(fullname).map(|(peer, label)| (peer, label.to_owned()));
+        let peer = claimed.as_ref().map(|(peer, _)| *peer);
+        if claimed.is_some() {
+            let offer = Offer {
                 source: Source::Mdns,
                 via,
                 instance: Some(fullname.to_owned()),
                 signed,
                 addrs: Where::Link { link, ips },
-            },
-            now,
-        );
-        let established = mdns::parse_instance(fullname)
-            .is_some_and(|(peer, _)| self.table.is_established(&peer));
-        if !established {
+            };
+            self.intake_claimed(offer, claimed, now);
+        }
+        if !peer.is_some_and(|peer| self.table.is_established(&peer)) {
             self.note_junk(link, now);
         }
     }

@@ -17,6 +17,15 @@ impl Keys {
     }
 }
 
+/// The fingerprint of an instance label, under the process's key for labels: one key for every
+/// engine in the process, so that a label a packet names is fingerprinted once where the packet
+/// is read, however many engines take it in ([`crate::engine::labels::Label`]).
+#[inline(never)]
+pub(crate) fn label_print(label: &str) -> u64 {
+    static KEY: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(RandomState::new).hash_one(label)
+}
+
 /// A map by fingerprint: its keys are hashed already, and are not hashed again.
 pub(crate) type ByFingerprint<V> = HashMap<u64, V, BuildHasherDefault<Fingerprinted>>;
 

@@ -6,6 +6,7 @@
 
 use super::{ANSWER_INTERVAL, LIBP2P_TTL, MAX_SENDERS, SENDERS_FOR};
 use crate::engine::catchup::MAX_LABELS;
+pub use crate::engine::labels::Label;
 use crate::engine::table::HeardFrom;
 use crate::engine::{make_room, Action, Engine};
 use crate::wire::net::Family;
@@ -55,21 +56,21 @@ pub struct Heard {
     /// The sender.
     pub from: SocketAddr,
     /// `_p2p._udp` instance labels a response named, with their TTLs.
-    pub instances: Vec<(String, u32)>,
+    pub instances: Vec<(Label, u32)>,
     /// Instances a response from port 5353 withdrew (a TTL-0 PTR: a goodbye), by label.
-    pub goodbyes: Vec<String>,
+    pub goodbyes: Vec<Label>,
     /// Peers a stock libp2p-mdns node described (responses from a port other than 5353).
     pub libp2p_peers: Vec<Libp2pPeer>,
     /// A stock libp2p-mdns node asked for `_p2p._udp.local` (from a port other than 5353).
     pub libp2p_query: bool,
     /// Instance labels a query from port 5353 asked about by name: a node's presence query, or
     /// another agent's re-query for a record it missed (see `catchup.rs`).
-    pub named: Vec<String>,
+    pub named: Vec<Label>,
     /// That query asked for a unicast answer (QU): a presence query. A re-query does not.
     pub unicast: bool,
     /// The signed records a response carried, by instance label (taken only for records being
     /// caught up on: mdns-sd resolves the rest).
-    pub records: Vec<(String, Result<Vec<u8>, Reject>)>,
+    pub records: Vec<(Label, Result<Vec<u8>, Reject>)>,
     /// A packet of another host's multicast `_p2p._udp` query from port 5353 (see
     /// [`ServiceQuery`]).
     pub service_query: Option<ServiceQuery>,
@@ -83,7 +84,7 @@ pub struct ServiceQuery {
     /// The TC bit: more known answers follow (RFC 6762 §7.2).
     pub truncated: bool,
     /// The instance labels it lists as known answers.
-    pub known: Vec<String>,
+    pub known: Vec<Label>,
 }
 
 impl ServiceQuery {
@@ -96,9 +97,9 @@ impl ServiceQuery {
             .iter()
             .any(|(n, t)| *t == dns::TYPE_PTR && n.eq_ignore_ascii_case(dns::SERVICE))
             && !unicast;
-        let known: Vec<String> = dns::instances(&dns::records(packet).ok()?)
+        let known: Vec<Label> = dns::instances(&dns::records(packet).ok()?)
             .into_iter()
-            .map(|(label, _)| label)
+            .map(|(label, _)| Label::new(label))
             .collect();
         (asks || (qs.is_empty() && !known.is_empty())).then(|| ServiceQuery {
             asks,
@@ -130,26 +131,36 @@ impl Heard {
         };
         if crate::wire::dns::is_response(packet) {
             let rrs = crate::wire::dns::records(packet).ok()?;
-            heard.instances = crate::wire::dns::instances(&rrs);
+            heard.instances = labelled(crate::wire::dns::instances(&rrs));
             if stock {
                 heard.libp2p_peers = crate::wire::stock::libp2p_peers(&rrs);
             } else {
-                heard.records = crate::wire::dns::signed_records(&rrs);
-                heard.records.truncate(MAX_LABELS);
-                heard.goodbyes = crate::wire::dns::goodbyes(&rrs);
-                heard.goodbyes.truncate(MAX_LABELS);
+                let mut records = crate::wire::dns::signed_records(&rrs);
+                records.truncate(MAX_LABELS);
+                heard.records = labelled(records);
+                let mut goodbyes = crate::wire::dns::goodbyes(&rrs);
+                goodbyes.truncate(MAX_LABELS);
+                heard.goodbyes = goodbyes.into_iter().map(Label::new).collect();
             }
         } else if stock {
             heard.libp2p_query = crate::wire::stock::is_service_query(packet);
         } else {
             // The questions are read once, for the instances they name and for the service query.
             let qs = crate::wire::dns::questions(packet).unwrap_or_default();
-            heard.named = crate::wire::dns::instances_asked(&qs, MAX_LABELS);
+            heard.named = crate::wire::dns::instances_asked(&qs, MAX_LABELS)
+                .into_iter()
+                .map(Label::new)
+                .collect();
             heard.unicast = crate::wire::dns::wants_unicast(packet);
             heard.service_query = ServiceQuery::read(packet, &qs, heard.unicast);
         }
         Some(heard)
     }
+}
+
+/// Labels read with something each ([`Label`]: fingerprinted once, here).
+fn labelled<T>(read: Vec<(String, T)>) -> Vec<(Label, T)> {
+    read.into_iter().map(|(l, t)| (Label::new(l), t)).collect()
 }
 
 impl Engine {
@@ -203,9 +214,9 @@ impl Engine {
             }
             // Only the newest record of a peer keeps it alive (not an old instance repeated),
             // and only in a packet from one of the peer's own addresses on this link.
-            let Some(peer) = self.instances.get(label) else {
+            let Some(peer) = self.instances.get(label.print()) else {
                 if !own {
-                    unknown.push(label.clone());
+                    unknown.push(label.to_string());
                 }
                 continue;
             };
@@ -214,7 +225,7 @@ impl Engine {
                 HeardFrom::Foreign => foreign += 1,
                 // Cannot tell yet (none of its addresses of that family is known): no sign
                 // of life, no blame; remembered in case mdns-sd reports them next.
-                HeardFrom::Unknown => unknown.push(label.clone()),
+                HeardFrom::Unknown => unknown.push(label.to_string()),
             }
         }
         if foreign > 0 {
@@ -238,13 +249,13 @@ impl Engine {
     /// A packet on link `index` withdrew these instances. The goodbye of a peer's current
     /// instance is confirmed at once, as the packet arrives: mdns-sd reports it only a second
     /// later (RFC 6762 §10.1's grace), and the confirmation's probe decides (see `goodbye.rs`).
-    fn goodbyes_heard(&mut self, index: u32, labels: &[String], now: Instant) {
+    fn goodbyes_heard(&mut self, index: u32, labels: &[Label], now: Instant) {
         let Some(via) = self.links.get(&index).map(|l| l.via.clone()) else {
             return;
         };
         for label in labels {
             // The goodbye of a replaced record says nothing about the current one.
-            let peer = self.instances.get(label);
+            let peer = self.instances.get(label.print());
             if let Some(peer) = peer.and_then(|k| self.table.peer_of(&k)) {
                 self.goodbye_heard(peer, via.clone(), now);
             }

@@ -17,6 +17,7 @@
 
 use super::{Sock, ERROR_SUMMARY_INTERVAL, KNOWN_ANSWER_TTL, LINK_DOWN_AFTER};
 use super::{MAX_QUERIES_LEFT_OUT, MAX_QUERY_LEN, QUERY_CONTINUES_FOR, RETRY_AFTER_REFUSAL};
+use crate::engine::labels::Label;
 use crate::engine::repeat::Report;
 use crate::engine::{Action, Engine, SendOutcome};
 use crate::wire::net::{Family, SendClass};
@@ -231,7 +232,7 @@ impl Engine {
         from: IpAddr,
         asks: bool,
         truncated: bool,
-        known: &[String],
+        known: &[Label],
         now: Instant,
     ) {
         let Some(link) = self.links.get(&index) else {
@@ -244,8 +245,8 @@ impl Engine {
         // so far is (every agent on the link reads every packet of every query).
         let held = || {
             known.iter().all(|label| {
-                self.holds(index, label)
-                    || self.regs.values().any(|r| r.announcement.label == *label)
+                self.holds(index, label.print())
+                    || self.regs.values().any(|r| r.announcement.label == **label)
             })
         };
         let covered = match &link.heard_query {

@@ -15,7 +15,7 @@ fn named(k: &Keypair, seq: u64, from: &str, unicast: bool) -> Input {
         goodbyes: Vec::new(),
         libp2p_peers: Vec::new(),
         libp2p_query: false,
-        named: vec![label],
+        named: vec![Label::new(label)],
         unicast,
         records: Vec::new(),
         service_query: None,

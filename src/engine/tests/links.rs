@@ -443,7 +443,7 @@ fn others_query(known: &[String], asks: bool, truncated: bool) -> Input {
         service_query: Some(crate::engine::links::ServiceQuery {
             asks,
             truncated,
-            known: known.to_vec(),
+            known: known.iter().cloned().map(Label::new).collect(),
         }),
         ..packet_from("10.0.0.3:5353")
     })

@@ -16,6 +16,7 @@ mod rewind;
 mod statics;
 
 use super::*;
+use crate::engine::links::heard::Label;
 use crate::wire::protocol::{EventKind, Source};
 use crate::wire::net::SendClass;
 use crate::wire::record;
@@ -83,7 +84,7 @@ impl Rig {
             a.extend(self.input(heard_on(link, Heard {
                 family: Family::V4,
                 from: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(*ip)), 5353),
-                instances: vec![(label.clone(), 120)],
+                instances: vec![(Label::new(label.clone()), 120)],
                 goodbyes: Vec::new(),
                 libp2p_peers: Vec::new(),
                 libp2p_query: false,
@@ -189,7 +190,7 @@ fn packet_from(from: &str) -> Heard {
 fn heard(k: &Keypair, seq: u64, ttl: u32) -> Input {
     let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), seq);
     heard_on(IDX, Heard {
-        instances: vec![(label, ttl)],
+        instances: vec![(Label::new(label), ttl)],
         ..packet_from("10.0.0.2:5353")
     })
 }

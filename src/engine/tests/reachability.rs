@@ -177,7 +177,7 @@ fn a_record_whose_packets_were_heard_before_mdns_sd_reported_it_is_probed_at_onc
             &crate::wire::dns::ptr_query(crate::wire::dns::SERVICE),
         )
         .unwrap();
-        h.instances = vec![(label.clone(), 120)];
+        h.instances = vec![(Label::new(label.clone()), 120)];
         heard_on(IDX, h)
     };
     r.input(from("10.0.0.2:5353"));
@@ -239,7 +239,7 @@ fn records_minted_for_one_destination_cost_it_what_one_peer_would() {
             &crate::wire::dns::ptr_query(crate::wire::dns::SERVICE),
         )
         .unwrap();
-        heard.instances = vec![(label, 120)];
+        heard.instances = vec![(Label::new(label), 120)];
         let a = r.input(heard_on(IDX, heard));
         count(&mut r, a, 0.0);
     }

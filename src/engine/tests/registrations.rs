@@ -119,7 +119,7 @@ fn a_periodic_announcement_is_skipped_where_the_record_just_went_out() {
     let own = heard_on(IDX, Heard {
         family: Family::V4,
         from: "10.0.0.1:5353".parse().unwrap(),
-        instances: vec![(label.clone(), 120)],
+        instances: vec![(Label::new(label.clone()), 120)],
         goodbyes: Vec::new(),
         libp2p_peers: Vec::new(),
         libp2p_query: false,
