@@ -224,6 +224,26 @@ pub fn tcp_socket_addr(
     }
 }
 
+/// `addr`'s text, as `Multiaddr`'s `Display` writes it, with a `/p2p/` part naming `peer` written
+/// as `peer_text` (its base58 text, made once for all of the peer's addresses: `Display` encodes
+/// it again for each, and more slowly).
+pub fn text(addr: &Multiaddr, peer: &PeerId, peer_text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(addr.len() * 2 + peer_text.len());
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(id) if id == *peer => {
+                out.push_str("/p2p/");
+                out.push_str(peer_text);
+            }
+            p => {
+                let _ = write!(out, "{p}");
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,6 +471,26 @@ mod tests {
             .collect();
         let out = dialable(&peer(), &listen, &ips, "eth0");
         assert_eq!(out.len(), MAX_DIALABLE);
+    }
+
+    #[test]
+    fn an_address_text_is_what_display_writes() {
+        let (p, other) = (peer(), peer());
+        let p_text = crate::wire::base58::peer(&p);
+        for a in [
+            "/ip4/10.0.0.1/tcp/4001",
+            "/ip6/fe80::1/udp/4001/quic-v1",
+            "/ip6zone/eth0/ip6/fe80::1/tcp/4001",
+            "/dns4/example.com/tcp/4001",
+        ] {
+            let a: Multiaddr = a.parse().unwrap();
+            let named = a.clone().with(Protocol::P2p(p));
+            let elsewhere = a.clone().with(Protocol::P2p(other));
+            let relayed = elsewhere.clone().with(Protocol::P2pCircuit).with(Protocol::P2p(p));
+            for m in [a, named, elsewhere, relayed] {
+                assert_eq!(text(&m, &p, &p_text), m.to_string());
+            }
+        }
     }
 
     #[test]

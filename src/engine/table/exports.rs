@@ -125,9 +125,12 @@ impl Shown {
         if self.reachable {
             verified.push(Verification::Reachable);
         }
+        let peer_id = crate::wire::base58::peer(peer);
         PeerInfo {
-            peer_id: crate::wire::base58::peer(peer),
-            addrs: self.addrs.iter().map(|a| a.to_string()).collect(),
+            addrs: (self.addrs.iter())
+                .map(|a| crate::wire::addrs::text(a, peer, &peer_id))
+                .collect(),
+            peer_id,
             interfaces,
             source: self.source,
             verified,
