@@ -29,15 +29,16 @@ const NOT_A_DIGIT: u8 = 0xff;
 const LIMB: u64 = 58 * 58 * 58 * 58 * 58;
 
 /// The number whose digits in base `BASE` are `digits` (most significant first), as
-/// little-endian limbs each under `LIMB`: the digits go in `PER` at a time (a shorter group
-/// first), each group multiplying every limb once. Both bases' products stay under 2^62: a limb
-/// under 2^32 times a group under 2^30, or the reverse.
-fn limbs<const BASE: u64, const PER: usize, const LIMB: u64>(digits: &[u8]) -> Vec<u64> {
-    let mut limbs: Vec<u64> = Vec::with_capacity(digits.len() / PER + 1);
+/// little-endian limbs each under `LIMB`, written to `limbs` (at least [`room`] for the digits);
+/// returns how many. The digits go in `PER` at a time (a shorter group first), each group
+/// multiplying every limb once. Both bases' products stay under 2^62: a limb under 2^32 times a
+/// group under 2^30, or the reverse.
+fn limbs<const BASE: u64, const PER: usize, const LIMB: u64>(digits: &[u8], limbs: &mut [u64]) -> usize {
     let head = match digits.len() % PER {
         0 => PER,
         n => n,
     };
+    let mut len = 0;
     let mut at = 0;
     while at < digits.len() {
         let take = if at == 0 { head } else { PER };
@@ -45,17 +46,34 @@ fn limbs<const BASE: u64, const PER: usize, const LIMB: u64>(digits: &[u8]) -> V
         at += take;
         let mut carry = group.iter().fold(0u64, |n, d| n * BASE + u64::from(*d));
         let scale = BASE.pow(take as u32);
-        for limb in limbs.iter_mut() {
+        for limb in limbs[..len].iter_mut() {
             let n = *limb * scale + carry;
             *limb = n % LIMB;
             carry = n / LIMB;
         }
         while carry > 0 {
-            limbs.push(carry % LIMB);
+            limbs[len] = carry % LIMB;
+            len += 1;
             carry /= LIMB;
         }
     }
-    limbs
+    len
+}
+
+/// Room for the limbs of a number of `n` digits in either direction: `n` bytes make at most
+/// 0.28 n limbs of five base-58 digits, and `n` base-58 digits at most 0.19 n limbs of 32 bits.
+fn room(n: usize) -> usize {
+    n / 2 + 2
+}
+
+/// Runs `f` on `len` zeroed elements: on the stack up to `N` (a peer ID's bytes, digits and limbs
+/// fit), in a vector past that. The text of every instance label is made and read here.
+fn scratch<T: Copy + Default, const N: usize, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    if len <= N {
+        f(&mut [T::default(); N][..len])
+    } else {
+        f(&mut vec![T::default(); len])
+    }
 }
 
 /// `bytes` in base58: a `1` for each leading zero byte, then the rest as a base-58 number. (The
@@ -68,24 +86,28 @@ fn encode(bytes: &[u8]) -> String {
 /// `bytes` in base58 (see `encode`), in a string with room for `more` bytes after the text.
 fn encode_with_room(bytes: &[u8], more: usize) -> String {
     let zeros = bytes.iter().take_while(|b| **b == 0).count();
-    // Four bytes make at most 5.5 digits: limbs of five digits.
-    let limbs = limbs::<256, 4, LIMB>(&bytes[zeros..]);
-    let mut digits: Vec<u8> = Vec::with_capacity(zeros + limbs.len() * 5 + more);
-    for (i, limb) in limbs.iter().enumerate() {
-        let mut n = *limb;
-        let last = i + 1 == limbs.len();
-        for _ in 0..5 {
-            if last && n == 0 {
-                break; // no leading zero digits
+    let number = &bytes[zeros..];
+    scratch::<u64, 48, _>(room(number.len()), |limbs_buf| {
+        // Four bytes make at most 5.5 digits: limbs of five digits.
+        let n = limbs::<256, 4, LIMB>(number, limbs_buf);
+        let limbs = &limbs_buf[..n];
+        let mut digits: Vec<u8> = Vec::with_capacity(zeros + n * 5 + more);
+        for (i, limb) in limbs.iter().enumerate() {
+            let mut n = *limb;
+            let last = i + 1 == limbs.len();
+            for _ in 0..5 {
+                if last && n == 0 {
+                    break; // no leading zero digits
+                }
+                digits.push(ALPHABET[(n % 58) as usize]);
+                n /= 58;
             }
-            digits.push(ALPHABET[(n % 58) as usize]);
-            n /= 58;
         }
-    }
-    digits.extend(std::iter::repeat_n(b'1', zeros));
-    digits.reverse();
-    // Only the alphabet's ASCII letters and digits were pushed.
-    String::from_utf8(digits).unwrap_or_default()
+        digits.extend(std::iter::repeat_n(b'1', zeros));
+        digits.reverse();
+        // Only the alphabet's ASCII letters and digits were pushed.
+        String::from_utf8(digits).unwrap_or_default()
+    })
 }
 
 /// `peer`'s text, as `PeerId::to_base58` makes it.
@@ -95,33 +117,56 @@ pub fn peer(peer: &PeerId) -> String {
 
 /// `peer`'s text, in a string with room for `more` bytes after it (an instance label's tag).
 pub fn peer_with_room(peer: &PeerId, more: usize) -> String {
-    encode_with_room(&peer.to_bytes(), more)
+    // A peer ID's bytes are its multihash's: written on the stack (at most 75 bytes).
+    let mut bytes = [0u8; 96];
+    match peer.as_ref().write(&mut bytes[..]) {
+        Ok(n) => encode_with_room(&bytes[..n], more),
+        Err(_) => encode_with_room(&peer.to_bytes(), more),
+    }
 }
 
 /// The bytes `text` stands for (`None`: a character outside the alphabet), as the `bs58` crate
 /// reads them: a zero byte for each leading `1`, then the rest as a base-58 number.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
+    decode_with(text, <[u8]>::to_vec)
+}
+
+/// `f` of the bytes `text` stands for (see [`decode`]), read on the stack for a text as short as
+/// a peer ID's.
+fn decode_with<R>(text: &str, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     let text = text.as_bytes();
     let ones = text.iter().take_while(|c| **c == b'1').count();
-    let digits = text[ones..]
-        .iter()
-        .map(|c| DIGITS.get(usize::from(*c)).copied().filter(|d| *d != NOT_A_DIGIT))
-        .collect::<Option<Vec<u8>>>()?;
-    // Five digits make at most 29.3 bits: limbs of 32 bits.
-    let limbs = limbs::<58, 5, { 1 << 32 }>(&digits);
-    let mut bytes = vec![0u8; ones];
-    let number = limbs
-        .iter()
-        .rev()
-        .flat_map(|l| (*l as u32).to_be_bytes())
-        .skip_while(|b| *b == 0);
-    bytes.extend(number);
-    Some(bytes)
+    let text = &text[ones..];
+    scratch::<u8, 128, _>(text.len(), |digits| {
+        for (d, c) in digits.iter_mut().zip(text) {
+            *d = DIGITS
+                .get(usize::from(*c))
+                .copied()
+                .filter(|d| *d != NOT_A_DIGIT)?;
+        }
+        scratch::<u64, 48, _>(room(digits.len()), |limbs_buf| {
+            // Five digits make at most 29.3 bits: limbs of 32 bits.
+            let n = limbs::<58, 5, { 1 << 32 }>(digits, limbs_buf);
+            let number = limbs_buf[..n]
+                .iter()
+                .rev()
+                .flat_map(|l| (*l as u32).to_be_bytes())
+                .skip_while(|b| *b == 0);
+            scratch::<u8, 128, _>(ones + 4 * n, |bytes| {
+                let mut len = ones;
+                for b in number {
+                    bytes[len] = b;
+                    len += 1;
+                }
+                Some(f(&bytes[..len]))
+            })
+        })
+    })
 }
 
 /// The peer `text` names, as `PeerId`'s `FromStr` reads it.
 pub fn parse_peer(text: &str) -> Option<PeerId> {
-    PeerId::from_bytes(&decode(text)?).ok()
+    decode_with(text, |bytes| PeerId::from_bytes(bytes).ok()).flatten()
 }
 
 #[cfg(test)]
@@ -137,7 +182,8 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for len in 0..80 {
+        // Past 92 bytes the number is worked out in a vector, not on the stack: both are tested.
+        for len in 0..120 {
             for round in 0..20 {
                 let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
                 // Leading zeros, and all-zero or all-0xff inputs, now and then.
@@ -157,8 +203,8 @@ mod tests {
             assert_eq!(super::peer(&p), p.to_base58());
             assert_eq!(parse_peer(&p.to_base58()), Some(p));
         }
-        // And back.
-        for len in 0..80 {
+        // And back (past 128 digits on the heap, not the stack: both are tested).
+        for len in 0..200 {
             for round in 0..20 {
                 let mut text: Vec<u8> = (0..len)
                     .map(|_| ALPHABET[(next() % 58) as usize])
