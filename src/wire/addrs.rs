@@ -148,8 +148,8 @@ pub fn dialable_within(
 ) -> (Vec<Multiaddr>, bool) {
     let mut cut = false;
     let usable: Vec<IpAddr> = link_ips.iter().copied().filter(owned_by_a_host).collect();
+    // At most MAX_DIALABLE: a duplicate is found by looking at each (no hashing them all).
     let mut out: Vec<(u8, Multiaddr)> = Vec::new();
-    let mut seen: std::collections::HashSet<Multiaddr> = std::collections::HashSet::new();
     for addr in listen {
         let mut parts = addr.iter();
         let first = parts.next();
@@ -187,7 +187,7 @@ pub fn dialable_within(
             // Kept as long as the peer is: its bytes in an allocation of their size (the pushes
             // above leave room to grow).
             let ma = Multiaddr::try_from(ma.to_vec()).unwrap_or(ma);
-            if seen.insert(ma.clone()) {
+            if !out.iter().any(|(_, m)| *m == ma) {
                 out.push((rank, ma));
             }
         }
