@@ -150,6 +150,14 @@ pub fn dialable_within(
     let usable: Vec<IpAddr> = link_ips.iter().copied().filter(owned_by_a_host).collect();
     // At most MAX_DIALABLE: a duplicate is found by looking at each (no hashing them all).
     let mut out: Vec<(u8, Multiaddr)> = Vec::new();
+    // Writes `p`'s bytes (to a vector: it cannot fail).
+    fn write(buf: &mut Vec<u8>, p: Protocol<'_>) {
+        let _ = p.write_bytes(buf);
+    }
+    // The `/p2p/` part every address ends with, written once.
+    let mut p2p = Vec::new();
+    write(&mut p2p, Protocol::P2p(*peer));
+    let mut buf = Vec::new();
     for addr in listen {
         let mut parts = addr.iter();
         let first = parts.next();
@@ -170,23 +178,30 @@ pub fn dialable_within(
                 cut = true;
                 break;
             }
-            let (rank, mut ma) = match ip {
-                IpAddr::V4(v4) => (0, Multiaddr::empty().with(Protocol::Ip4(v4))),
-                IpAddr::V6(v6) if is_link_local_v6(&v6) => (
-                    2,
-                    Multiaddr::empty()
-                        .with(Protocol::Ip6zone(iface.into()))
-                        .with(Protocol::Ip6(v6)),
-                ),
-                IpAddr::V6(v6) => (1, Multiaddr::empty().with(Protocol::Ip6(v6))),
+            // Its bytes written out in one buffer, then kept in an allocation of their size for
+            // as long as the peer is (pushing each protocol onto a Multiaddr copied it each time).
+            buf.clear();
+            let rank = match ip {
+                IpAddr::V4(v4) => {
+                    write(&mut buf, Protocol::Ip4(v4));
+                    0
+                }
+                IpAddr::V6(v6) => {
+                    let zoned = is_link_local_v6(&v6);
+                    if zoned {
+                        write(&mut buf, Protocol::Ip6zone(iface.into()));
+                    }
+                    write(&mut buf, Protocol::Ip6(v6));
+                    if zoned { 2 } else { 1 }
+                }
             };
             for p in &rest {
-                ma.push(p.clone());
+                write(&mut buf, p.clone());
             }
-            ma.push(Protocol::P2p(*peer));
-            // Kept as long as the peer is: its bytes in an allocation of their size (the pushes
-            // above leave room to grow).
-            let ma = Multiaddr::try_from(ma.to_vec()).unwrap_or(ma);
+            buf.extend_from_slice(&p2p);
+            let Ok(ma) = Multiaddr::try_from(buf.to_vec()) else {
+                continue;
+            };
             if !out.iter().any(|(_, m)| *m == ma) {
                 out.push((rank, ma));
             }
