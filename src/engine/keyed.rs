@@ -1,7 +1,7 @@
 //! Keyed 64-bit fingerprints, where the engine files something by a value it need not keep whole
-//! (an 80-byte peer ID, a 60-byte instance label). The key is chosen at random per index, so
-//! nobody outside this process can make two values that share a fingerprint: an index may take
-//! equal fingerprints for equal values.
+//! (an 80-byte peer ID, a 60-byte instance label). The key is chosen at random per index (per
+//! process for instance labels, [`label_print`]), so nobody outside this process can make two
+//! values that share a fingerprint: an index may take equal fingerprints for equal values.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
