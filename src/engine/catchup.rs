@@ -50,6 +50,7 @@
 //! link's group, and a flood of them at most ten a second per link and family.
 
 use super::intake::{Offer, Where};
+use super::keyed::{ByFingerprint, Fingerprinted};
 use super::labels::Label;
 use super::{Action, Engine};
 use crate::wire::instance as mdns;
@@ -58,6 +59,7 @@ use crate::wire::protocol::Source;
 use crate::wire::record::Reject;
 use log::Level;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -92,16 +94,21 @@ struct Wanted {
     sent: u8,
     /// The peer its label names.
     peer: libp2p_identity::PeerId,
+    /// Its label.
+    label: String,
 }
 
 /// The instances being caught up on, those resting, and when each own record was last answered.
 #[derive(Debug, Default)]
 pub(super) struct CatchUps {
-    /// By link and instance label.
-    wanted: HashMap<(u32, String), Wanted>,
-    resting: HashMap<String, Instant>,
-    /// Records forgotten since they were taken, by label: when each was last tried again.
-    tried_again: HashMap<String, Instant>,
+    /// By link and instance label's fingerprint ([`Label::print`]: keyed by this process's
+    /// secret, so a packet cannot name two labels that share one).
+    wanted: HashMap<(u32, u64), Wanted, BuildHasherDefault<Fingerprinted>>,
+    /// Instances given up, by label's fingerprint: until when each rests.
+    resting: ByFingerprint<Instant>,
+    /// Records forgotten since they were taken, by label's fingerprint: when each was last
+    /// tried again.
+    tried_again: ByFingerprint<Instant>,
     /// Own records answered, by link, family and label.
     answered: HashMap<(u32, Family, String), Instant>,
     /// When each link and family may send its next re-query packet.
@@ -145,10 +152,10 @@ impl CatchUps {
 
     /// One more instance followed: [`CatchUps::next_due`] is the sooner of what it was and
     /// when this one may be asked for (without going over the others again).
-    fn follow(&mut self, link: u32, label: String, wanted: Wanted) {
+    fn follow(&mut self, link: u32, print: u64, wanted: Wanted) {
         let at = self.gated(link, wanted.next);
         self.due = Some(self.due.map_or(at, |d| d.min(at)));
-        self.wanted.insert((link, label), wanted);
+        self.wanted.insert((link, print), wanted);
     }
 
     /// Instances followed now.
@@ -165,7 +172,7 @@ impl CatchUps {
         kept == self.due
     }
 
-    fn rest(&mut self, label: String, now: Instant) {
+    fn rest(&mut self, print: u64, now: Instant) {
         if self.resting.len() >= MAX_RESTING {
             self.resting.retain(|_, until| *until > now);
             if self.resting.len() >= MAX_RESTING {
@@ -173,30 +180,30 @@ impl CatchUps {
                     .resting
                     .iter()
                     .min_by_key(|(_, t)| **t)
-                    .map(|(l, _)| l.clone());
+                    .map(|(l, _)| *l);
                 if let Some(l) = oldest {
                     self.resting.remove(&l);
                 }
             }
         }
-        self.resting.insert(label, now + REQUERY_REST);
+        self.resting.insert(print, now + REQUERY_REST);
     }
 
     /// Whether the forgotten record `label` may be tried again now (at most once per
     /// [`AGAIN_EVERY`], and while at most [`MAX_RESTING`] labels were tried within one); if so,
     /// the try is noted.
-    fn try_again(&mut self, label: &str, now: Instant) -> bool {
+    fn try_again(&mut self, print: u64, now: Instant) -> bool {
         let recent = |at: &Instant| now.saturating_duration_since(*at) < AGAIN_EVERY;
-        if self.tried_again.get(label).is_some_and(recent) {
+        if self.tried_again.get(&print).is_some_and(recent) {
             return false;
         }
-        if self.tried_again.len() >= MAX_RESTING && !self.tried_again.contains_key(label) {
+        if self.tried_again.len() >= MAX_RESTING && !self.tried_again.contains_key(&print) {
             self.tried_again.retain(|_, at| recent(at));
             if self.tried_again.len() >= MAX_RESTING {
                 return false;
             }
         }
-        self.tried_again.insert(label.to_owned(), now);
+        self.tried_again.insert(print, now);
         true
     }
 }
@@ -235,7 +242,7 @@ impl Engine {
             if self.holds(index, label.print()) {
                 continue;
             }
-            let key = (index, label.to_string());
+            let key = (index, label.print());
             let c = &mut self.catchups;
             if let Some(w) = c.wanted.get_mut(&key) {
                 // Its label named a peer when it was taken (decoded once, then).
@@ -259,7 +266,7 @@ impl Engine {
             if c.resting.get(&key.1).is_some_and(|t| *t > now) || c.wanted.len() >= MAX_WANTED {
                 continue;
             }
-            let Some(peer) = mdns::parse_instance(&key.1)
+            let Some(peer) = mdns::parse_instance(label)
                 .map(|(p, _)| p)
                 .filter(|p| !self.regs.contains_key(p))
             else {
@@ -274,6 +281,7 @@ impl Engine {
                 next: now + wait,
                 sent: 0,
                 peer,
+                label: label.to_string(),
             };
             self.catchups.follow(key.0, key.1, wanted);
         }
@@ -307,10 +315,8 @@ impl Engine {
     }
 
     /// Whether `label` is being caught up on, on link `index`.
-    pub(super) fn wants(&self, index: u32, label: &str) -> bool {
-        self.catchups
-            .wanted
-            .contains_key(&(index, label.to_owned()))
+    pub(super) fn wants(&self, index: u32, label: &Label) -> bool {
+        self.catchups.wanted.contains_key(&(index, label.print()))
     }
 
     /// Sends the re-queries that are due (dropping instances that arrived meanwhile, and resting
@@ -321,20 +327,20 @@ impl Engine {
         }
         let mut wanted = std::mem::take(&mut self.catchups.wanted);
         let mut done = Vec::new();
-        wanted.retain(|(link, label), w| {
-            let held = self.holds(*link, super::keyed::label_print(label));
+        wanted.retain(|(link, print), w| {
+            let held = self.holds(*link, *print);
             let keep = !held && (w.sent < MAX_REQUERIES || w.next > now);
             if !keep && w.sent >= MAX_REQUERIES {
-                done.push(label.clone());
+                done.push(*print);
             }
             keep
         });
-        for label in done {
-            self.catchups.rest(label, now);
+        for print in done {
+            self.catchups.rest(print, now);
         }
         // One packet per link and family, naming what is due there, on every family that sends.
         let mut due: HashMap<u32, Vec<String>> = HashMap::new();
-        for ((link, label), w) in wanted.iter_mut() {
+        for ((link, _), w) in wanted.iter_mut() {
             let gated = [Family::V4, Family::V6].iter().all(|f| {
                 self.catchups
                     .next_packet
@@ -346,7 +352,7 @@ impl Engine {
             }
             let names = due.entry(*link).or_default();
             if names.len() < MAX_LABELS {
-                names.push(mdns::fullname(label));
+                names.push(mdns::fullname(&w.label));
                 w.sent += 1;
                 w.next = now + REQUERY_EVERY;
             }
@@ -444,7 +450,7 @@ impl Engine {
             if !(forgot || self.wants(index, label)) || self.holds(index, label.print()) {
                 continue;
             }
-            if forgot && !self.catchups.try_again(label, now) {
+            if forgot && !self.catchups.try_again(label.print(), now) {
                 continue;
             }
             let offer = Offer {
