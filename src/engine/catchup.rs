@@ -246,7 +246,7 @@ impl Engine {
             let c = &mut self.catchups;
             if let Some(w) = c.wanted.get_mut(&key) {
                 // Its label named a peer when it was taken (decoded once, then).
-                if self.regs.contains_key(&w.peer) {
+                if self.regs.keys().any(|p| *p == w.peer) {
                     continue;
                 }
                 if unicast {
@@ -268,7 +268,7 @@ impl Engine {
             }
             let Some(peer) = mdns::parse_instance(label)
                 .map(|(p, _)| p)
-                .filter(|p| !self.regs.contains_key(p))
+                .filter(|p| !self.is_own(p))
             else {
                 continue;
             };

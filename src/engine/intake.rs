@@ -81,7 +81,7 @@ impl Engine {
     ) -> bool {
         if claimed
             .as_ref()
-            .is_some_and(|(p, _)| self.regs.contains_key(p))
+            .is_some_and(|(p, _)| self.is_own(p))
         {
             return false; // our own node's record, echoed back
         }
@@ -106,7 +106,7 @@ impl Engine {
                 return false;
             }
         };
-        if self.regs.contains_key(&rec.peer_id) {
+        if self.is_own(&rec.peer_id) {
             return false;
         }
         let peer = rec.peer_id;
@@ -333,7 +333,7 @@ impl Engine {
         from: SocketAddr,
         now: Instant,
     ) {
-        if self.regs.contains_key(&p.peer) || p.ttl == 0 {
+        if self.is_own(&p.peer) || p.ttl == 0 {
             return;
         }
         let Some(iface) = self.links.get(&index).map(|l| l.iface.name.clone()) else {

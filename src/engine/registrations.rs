@@ -76,6 +76,13 @@ impl Registration {
 }
 
 impl Engine {
+    /// Whether `peer` is one of this agent's own nodes: a look at each of the few
+    /// ([`MAX_REGISTRATIONS`]), cheaper than hashing an 80-byte peer ID, for every record and
+    /// instance heard.
+    pub(super) fn is_own(&self, peer: &PeerId) -> bool {
+        self.regs.keys().any(|p| p == peer)
+    }
+
     /// A node's `Register`: verified, checked against what it replaces, announced at once.
     pub(super) fn register(&mut self, id: u64, signed: Vec<u8>, now: Instant) -> AgentMsg {
         let rejected = |why: Reject, message: String| AgentMsg::Error {
