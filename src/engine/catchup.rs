@@ -50,7 +50,7 @@
 //! link's group, and a flood of them at most ten a second per link and family.
 
 use super::intake::{Offer, Where};
-use super::keyed::{ByFingerprint, Fingerprinted};
+use super::keyed::{ByFingerprint, Shuffled};
 use super::labels::Label;
 use super::{Action, Engine};
 use crate::wire::instance as mdns;
@@ -59,7 +59,6 @@ use crate::wire::protocol::Source;
 use crate::wire::record::Reject;
 use log::Level;
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -102,8 +101,10 @@ struct Wanted {
 #[derive(Debug, Default)]
 pub(super) struct CatchUps {
     /// By link and instance label's fingerprint ([`Label::print`]: keyed by this process's
-    /// secret, so a packet cannot name two labels that share one).
-    wanted: HashMap<(u32, u64), Wanted, BuildHasherDefault<Fingerprinted>>,
+    /// secret, so a packet cannot name two labels that share one). In an order of this agent's
+    /// own ([`Shuffled`]): while more are due than a packet names, the agents that follow the
+    /// same instances ask for different ones first, not all for the same few.
+    wanted: HashMap<(u32, u64), Wanted, Shuffled>,
     /// Instances given up, by label's fingerprint: until when each rests.
     resting: ByFingerprint<Instant>,
     /// Records forgotten since they were taken, by label's fingerprint: when each was last

@@ -5,12 +5,14 @@
 //! its links and why a family does not work there, and the addresses mDNS packets came from (so a
 //! reader can tell "never heard a packet from that host" from "heard it, but no usable record").
 
+use super::keyed::Fingerprinted;
 use super::table::Via;
 use super::{make_room, Action, Engine};
 use crate::wire::mesh::{self, HostView, LinkView, Seen, View};
 use crate::wire::net::Family;
 use crate::wire::protocol::{AgentMsg, PeerInfo};
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -23,24 +25,27 @@ pub const MAX_HOSTS_ASKED: usize = 256;
 /// most recent.
 #[derive(Debug, Default)]
 pub(super) struct HeardFrom {
-    last: HashMap<(u32, IpAddr), Instant>,
+    /// By link and the address's fingerprint ([`keyed::source_print`]: keyed by this process's
+    /// secret, so no sender can pick addresses that share one): the address, and when.
+    last: HashMap<(u32, u64), (IpAddr, Instant), BuildHasherDefault<Fingerprinted>>,
 }
 
 impl HeardFrom {
-    /// A packet from `ip` on link `index`.
-    pub fn note(&mut self, index: u32, ip: IpAddr, now: Instant) {
-        let key = (index, ip.to_canonical());
+    /// A packet from `ip` on link `index`; `source` is the fingerprint of `ip`.
+    pub fn note(&mut self, index: u32, ip: IpAddr, source: u64, now: Instant) {
+        let key = (index, source);
+        let value = (ip.to_canonical(), now);
         // One lookup while there is room (a crowded link's senders come and go all the time).
         if self.last.len() < mesh::MAX_HEARD {
-            self.last.insert(key, now);
+            self.last.insert(key, value);
             return;
         }
         if let Some(at) = self.last.get_mut(&key) {
-            *at = now;
+            *at = value;
             return;
         }
-        make_room(&mut self.last, mesh::MAX_HEARD, |t| *t);
-        self.last.insert(key, now);
+        make_room(&mut self.last, mesh::MAX_HEARD, |(_, t)| *t);
+        self.last.insert(key, value);
     }
 }
 
@@ -144,7 +149,7 @@ impl Engine {
             .heard_from
             .last
             .iter()
-            .filter_map(|((index, ip), t)| {
+            .filter_map(|((index, _), (ip, t))| {
                 Some(mesh::Heard {
                     ip: *ip,
                     iface: self.links.get(index)?.iface.name.clone(),
@@ -419,12 +424,16 @@ mod tests {
         let mut h = HeardFrom::default();
         for i in 0..(mesh::MAX_HEARD as u32 + 10) {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-            h.note(1, ip, t0 + Duration::from_millis(u64::from(i)));
+            h.note(1, ip, crate::engine::keyed::source_print(ip), t0 + Duration::from_millis(u64::from(i)));
         }
+        let held = |ip: [u8; 4]| {
+            let ip = IpAddr::from(ip);
+            h.last.get(&(1, crate::engine::keyed::source_print(ip))).is_some_and(|(kept, _)| *kept == ip)
+        };
         assert!(h.last.len() <= mesh::MAX_HEARD);
         assert!(h.last.len() > mesh::MAX_HEARD / 2);
-        assert!(!h.last.contains_key(&(1, IpAddr::from([10, 0, 0, 0]))));
-        assert!(h.last.contains_key(&(1, IpAddr::from([10, 0, 1, 9]))));
+        assert!(!held([10, 0, 0, 0]));
+        assert!(held([10, 0, 1, 9]));
     }
 
     #[test]

@@ -619,10 +619,13 @@ impl Engine {
                     // that came due; the shell's timer brings that).
                     return;
                 };
-                self.on_heard(link, heard, now)
+                self.on_heard(link, heard, datagram.source_print(), now)
             }
             #[cfg(test)]
-            Input::Heard { link, heard } => self.on_heard(link, &heard, now),
+            Input::Heard { link, heard } => {
+                let source = keyed::source_print(heard.from.ip());
+                self.on_heard(link, &heard, source, now)
+            }
             Input::Probed { addr, ok } => {
                 self.table.note_probe_result(&addr, ok);
                 self.probes_seen.note(&addr, ok, now);
@@ -854,8 +857,8 @@ impl Engine {
 /// Makes room in `map` for one more entry when it holds `max`: the oldest quarter (by `at`) goes
 /// at once. One packet does not scan the whole map: a full map is scanned once per `max / 4`
 /// entries added (it is full on a link of hundreds of hosts, where every packet adds one).
-fn make_room<K: Eq + std::hash::Hash, V>(
-    map: &mut HashMap<K, V>,
+fn make_room<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
     max: usize,
     at: impl Fn(&V) -> Instant,
 ) {

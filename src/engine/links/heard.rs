@@ -6,6 +6,7 @@
 
 use super::{ANSWER_INTERVAL, LIBP2P_TTL, MAX_SENDERS, SENDERS_FOR};
 use crate::engine::catchup::MAX_LABELS;
+use crate::engine::keyed;
 pub use crate::engine::labels::Label;
 use crate::engine::table::HeardFrom;
 use crate::engine::{make_room, Action, Engine};
@@ -25,6 +26,8 @@ pub struct Datagram {
     family: Family,
     from: SocketAddr,
     bytes: Box<[u8]>,
+    /// The fingerprint of the sender's address ([`keyed::source_print`]).
+    source: u64,
     read: OnceLock<Option<Heard>>,
 }
 
@@ -35,8 +38,14 @@ impl Datagram {
             family,
             from,
             bytes: bytes.into(),
+            source: keyed::source_print(from.ip()),
             read: OnceLock::new(),
         }
+    }
+
+    /// The fingerprint of the sender's address, made once for every engine that takes it in.
+    pub fn source_print(&self) -> u64 {
+        self.source
     }
 
     /// What it says ([`Heard::parse`]; `None`: not a DNS packet worth a look), read the first
@@ -165,7 +174,13 @@ fn labelled<T>(read: Vec<(String, T)>) -> Vec<(Label, T)> {
 
 impl Engine {
     /// What a link's socket heard on link `index`.
-    pub(in crate::engine) fn on_heard(&mut self, index: u32, heard: &Heard, now: Instant) {
+    pub(in crate::engine) fn on_heard(
+        &mut self,
+        index: u32,
+        heard: &Heard,
+        source: u64,
+        now: Instant,
+    ) {
         let Heard {
             family,
             from,
@@ -180,7 +195,7 @@ impl Engine {
         } = heard;
         let (family, from) = (*family, *from);
         *self.packets_in.entry((index, family)).or_default() += 1;
-        self.heard_from.note(index, from.ip(), now);
+        self.heard_from.note(index, from.ip(), source, now);
         if let Some(q) = service_query {
             self.service_query_heard(index, from.ip(), q.asks, q.truncated, &q.known, now);
         }
