@@ -49,11 +49,16 @@ fn a_thousand_agents_on_one_lossy_link_all_find_each_other() {
     let mut sim = Sim::new(1);
     sim.details = false;
     sim.threads = threads();
+    // `SIM_PROFILE=1`: where the hosts' CPU time went, by what they did.
+    sim.profile = std::env::var_os("SIM_PROFILE").is_some();
     let lan = sim.link(lossy(0.30));
     for i in 0..n {
         sim.host(&format!("h{i}"), &[lan]);
     }
     let all = sim.run_until(10 * MINUTE, Sim::everyone_sees_everyone);
+    if sim.profile {
+        eprint!("{}", sim.spent);
+    }
     let pairs = n * (n - 1);
     eprintln!(
         "{n} agents, one link, 30 % loss, simultaneous start: {} of {pairs} directed discoveries; \

@@ -628,6 +628,67 @@ impl Sent {
     }
 }
 
+/// The CPU time hosts spent, by what they did (with `Sim::profile`): where a large run's time
+/// goes. Each entry is (nanoseconds, how many times).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Spent {
+    /// The engine's timer.
+    pub timers: (u64, u64),
+    /// A packet of a `_p2p._udp` query arriving (with its known answers): the daemon's side and
+    /// the engine's.
+    pub queries: (u64, u64),
+    /// A packet of the agents' own queries arriving (presence queries, re-queries).
+    pub catchup: (u64, u64),
+    /// A packet of records arriving (announcements, answers): the daemon resolving them and the
+    /// engine taking them in, probes and the node's events included.
+    pub records: (u64, u64),
+    /// A daemon's held answers going out.
+    pub answers: (u64, u64),
+}
+
+impl Spent {
+    fn add(&mut self, more: &Spent) {
+        for (a, b) in [
+            (&mut self.timers, more.timers),
+            (&mut self.queries, more.queries),
+            (&mut self.catchup, more.catchup),
+            (&mut self.records, more.records),
+            (&mut self.answers, more.answers),
+        ] {
+            a.0 += b.0;
+            a.1 += b.1;
+        }
+    }
+}
+
+impl std::fmt::Display for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (what, (nanos, n)) in [
+            ("timers", self.timers),
+            ("queries", self.queries),
+            ("catch-up queries", self.catchup),
+            ("records", self.records),
+            ("daemons' answers", self.answers),
+        ] {
+            let us = nanos as f64 / 1e3 / n.max(1) as f64;
+            writeln!(
+                f,
+                "{what:>17}: {:7.2} s of CPU, {n:>9} times, {us:6.2} µs each",
+                nanos as f64 / 1e9
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds the time since `from` (if timed) to `to`.
+fn spent(to: &mut (u64, u64), from: Option<Instant>) {
+    if let Some(t) = from {
+        to.0 += t.elapsed().as_nanos() as u64;
+        to.1 += 1;
+    }
+}
+
 /// What a host's work did that the rest of the network sees, until the network takes it in.
 #[derive(Default)]
 struct Out {
@@ -642,6 +703,7 @@ struct Out {
     exited: bool,
     /// The latest simulated time it worked at (its timer may run after the window's last event).
     last: Duration,
+    spent: Spent,
 }
 
 /// What a host's work reads of the rest of the network (nothing changes it during a window).
@@ -651,6 +713,7 @@ struct Ctx<'a> {
     reach: &'a Reach,
     by_peer: &'a HashMap<String, usize>,
     details: bool,
+    profile: bool,
     /// The packets arriving in the window.
     arrivals: &'a [Arrival],
     /// When the window ends (nanoseconds of simulated time, exclusive; 0 outside a window):
@@ -681,6 +744,10 @@ pub struct Sim {
     pub discovery_times: Vec<Duration>,
     /// Keep what each node was told of each peer (off for large runs: memory).
     pub details: bool,
+    /// Time the hosts' work, by what it was ([`Sim::spent`]).
+    pub profile: bool,
+    /// The CPU time hosts spent, by what they did (with `profile`).
+    pub spent: Spent,
     pub config: Config,
     /// Multicast packets sent, and inputs given to engines.
     pub packets: u64,
@@ -716,6 +783,8 @@ impl Sim {
             last_discovery: Duration::ZERO,
             discovery_times: Vec::new(),
             details: true,
+            profile: false,
+            spent: Spent::default(),
             config,
             packets: 0,
             inputs: 0,
@@ -951,6 +1020,7 @@ impl Sim {
             reach: &self.reach,
             by_peer: &self.by_peer,
             details: self.details,
+            profile: self.profile,
             arrivals,
             until,
         };
@@ -966,6 +1036,7 @@ impl Sim {
             self.reach.answering[host] = false;
         }
         self.sent.add(&out.sent);
+        self.spent.add(&out.spent);
         self.packets += out.packets;
         self.inputs += out.inputs;
         for t in out.discoveries.drain(..) {
@@ -1252,13 +1323,17 @@ impl Host {
             match (timer, held) {
                 (Some(t), _) if t <= limit && held.is_none_or(|(h, _)| t <= h) => {
                     *now = t;
+                    let began = ctx.profile.then(Instant::now);
                     self.engine.handle_timeout(ctx.base + t);
                     self.drain(me, t, ctx, out);
+                    spent(&mut out.spent.timers, began);
                     *next = self.engine.poll_timeout();
                 }
                 (_, Some((h, index))) if h <= limit => {
                     *now = h;
+                    let began = ctx.profile.then(Instant::now);
                     self.answers_due(me, index, h, ctx, out);
+                    spent(&mut out.spent.answers, began);
                 }
                 _ => return,
             }
@@ -1272,8 +1347,10 @@ impl Host {
                     self.timer = None;
                 }
                 if self.up {
+                    let began = ctx.profile.then(Instant::now);
                     self.engine.handle_timeout(ctx.base + now);
                     self.drain(me, now, ctx, out);
+                    spent(&mut out.spent.timers, began);
                 }
             }
             Job::Packet { n, index } => {
@@ -1287,6 +1364,7 @@ impl Host {
                 } else {
                     1
                 };
+                let began = ctx.profile.then(Instant::now);
                 let mut inputs = std::mem::take(&mut self.inputs);
                 for _ in 0..copies {
                     self.receive(me, index, arrival, (now, ctx.until), &mut inputs, out);
@@ -1297,6 +1375,12 @@ impl Host {
                 }
                 self.inputs = inputs;
                 self.drain(me, now, ctx, out);
+                let kind = match &*arrival.packet {
+                    Packet::Query { .. } => &mut out.spent.queries,
+                    Packet::Datagram(_) => &mut out.spent.catchup,
+                    Packet::Records { .. } => &mut out.spent.records,
+                };
+                spent(kind, began);
             }
             // A vanished host's daemon answers nothing; it wakes again on its next query.
             Job::Held { index } if !self.up => {
