@@ -128,9 +128,9 @@ fn a_forged_presence_query_from_off_the_link_sends_nothing_there() {
     );
     assert_eq!(off, (0, 0), "the agent sent to the forged address");
     // Re-queries go to the group, one packet per 100 ms at most (each naming what is missing),
-    // for as long as the forged queries keep naming new instances (1 s) and ten rounds after:
-    // about 21, the rest being the agent's and mdns-sd's own queries in those 6 s. One packet
-    // per made-up instance and round would be 400.
+    // for as long as the forged queries keep naming new instances (1 s) and twenty rounds
+    // after (`MAX_REQUERIES`): about 31, the rest being the agent's and mdns-sd's own queries in
+    // those 6 s (42 and 43 in all, measured). One packet per made-up instance and round would be 800.
     assert!(group >= 1, "no re-query at all");
-    assert!(group <= 40, "{group} packets to the group");
+    assert!(group <= 55, "{group} packets to the group");
 }
