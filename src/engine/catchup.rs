@@ -252,7 +252,7 @@ impl Engine {
             let c = &mut self.catchups;
             if let Some(w) = c.wanted.get_mut(&key) {
                 // Its label named a peer when it was taken (decoded once, then).
-                if self.regs.keys().any(|p| *p == w.peer) {
+                if super::registrations::own(&self.regs, &w.peer) {
                     continue;
                 }
                 if unicast {

@@ -17,21 +17,32 @@ impl Keys {
     }
 }
 
-/// The fingerprint of an instance label, under the process's key for labels: one key for every
-/// engine in the process, so that a label a packet names is fingerprinted once where the packet
-/// is read, however many engines take it in ([`crate::engine::labels::Label`]).
+/// The process's key, for what a packet names: one for every engine in the process, so that what
+/// a packet names is fingerprinted once where the packet is read, however many engines take it in.
+fn process_key() -> &'static RandomState {
+    static KEY: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(RandomState::new)
+}
+
+/// The fingerprint of an instance label, under the process's key
+/// ([`crate::engine::labels::Label`]).
 #[inline(never)]
 pub(crate) fn label_print(label: &str) -> u64 {
-    static KEY: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
-    KEY.get_or_init(RandomState::new).hash_one(label)
+    process_key().hash_one(label)
 }
 
 /// The fingerprint of a packet's source address (as [`IpAddr::to_canonical`] gives it), under
-/// the process's key for sources: made once where a datagram is read, however many engines take
-/// it in ([`crate::engine::links::heard::Datagram`]).
+/// the process's key ([`crate::engine::links::heard::Datagram`]).
 pub(crate) fn source_print(ip: std::net::IpAddr) -> u64 {
-    static KEY: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
-    KEY.get_or_init(RandomState::new).hash_one(ip.to_canonical())
+    process_key().hash_one(ip.to_canonical())
+}
+
+/// Folds bytes into a hasher's state: only `write_u64` is meant to reach the hashers here, and
+/// anything else is folded in, not lost.
+fn fold(state: u64, bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(state, |s, b| s.rotate_left(8) ^ u64::from(*b))
 }
 
 /// The hashing of a map by fingerprint whose order is its own: each fingerprint mixed with a key
@@ -64,9 +75,7 @@ impl Hasher for Mixed {
         z ^ (z >> 31)
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
+        self.0 = fold(self.0, bytes);
     }
     fn write_u64(&mut self, n: u64) {
         self.0 ^= n;
@@ -85,10 +94,7 @@ impl Hasher for Fingerprinted {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` comes here; anything else is folded in, not lost.
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
+        self.0 = fold(self.0, bytes);
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = n;

@@ -75,12 +75,18 @@ impl Registration {
     }
 }
 
+/// Whether `peer` is one of the nodes in `regs` ([`Engine::is_own`], for where the rest of the
+/// engine is borrowed).
+pub(super) fn own(regs: &HashMap<PeerId, Registration>, peer: &PeerId) -> bool {
+    regs.keys().any(|p| p == peer)
+}
+
 impl Engine {
     /// Whether `peer` is one of this agent's own nodes: a look at each of the few
     /// ([`MAX_REGISTRATIONS`]), cheaper than hashing an 80-byte peer ID, for every record and
     /// instance heard.
     pub(super) fn is_own(&self, peer: &PeerId) -> bool {
-        self.regs.keys().any(|p| p == peer)
+        own(&self.regs, peer)
     }
 
     /// A node's `Register`: verified, checked against what it replaces, announced at once.
