@@ -21,31 +21,50 @@ pub const VIEWS_WITHIN: Duration = Duration::from_secs(3);
 /// Most hosts asked for their views at once.
 pub const MAX_HOSTS_ASKED: usize = 256;
 
-/// The addresses mDNS packets came from, per interface index: at most [`mesh::MAX_HEARD`], the
-/// most recent.
+/// The addresses mDNS packets came from, per interface index: at most [`mesh::MAX_HEARD`], and
+/// at least the [`mesh::MAX_HEARD`] / 2 most recent.
+///
+/// Kept in two generations: the senders since the last turn, and those of the generation before,
+/// which goes when the new one fills. A crowded link's senders come and go all the time (a
+/// thousand hosts take turns in a few hundred packets): finding room this way takes no pass over
+/// the senders kept, where dropping the oldest quarter of one map took a pass over all of them
+/// every 64 new senders, in every engine that heard the packet.
 #[derive(Debug, Default)]
 pub(super) struct HeardFrom {
     /// By link and the address's fingerprint ([`keyed::source_print`]: keyed by this process's
-    /// secret, so no sender can pick addresses that share one): the address, and when.
-    last: HashMap<(u32, u64), (IpAddr, Instant), BuildHasherDefault<Fingerprinted>>,
+    /// secret, so no sender can pick addresses that share one): the address, and when. Senders
+    /// since the last turn.
+    new: HeardMap,
+    /// The generation before (a sender heard again since is in `new` too, where it counts).
+    old: HeardMap,
 }
+
+type HeardMap = HashMap<(u32, u64), (IpAddr, Instant), BuildHasherDefault<Fingerprinted>>;
 
 impl HeardFrom {
     /// A packet from `ip` on link `index`; `source` is the fingerprint of `ip`.
     pub fn note(&mut self, index: u32, ip: IpAddr, source: u64, now: Instant) {
         let key = (index, source);
         let value = (ip.to_canonical(), now);
-        // One lookup while there is room (a crowded link's senders come and go all the time).
-        if self.last.len() < mesh::MAX_HEARD {
-            self.last.insert(key, value);
-            return;
-        }
-        if let Some(at) = self.last.get_mut(&key) {
+        if let Some(at) = self.new.get_mut(&key) {
             *at = value;
             return;
         }
-        make_room(&mut self.last, mesh::MAX_HEARD, |(_, t)| *t);
-        self.last.insert(key, value);
+        if self.new.len() >= mesh::MAX_HEARD / 2 {
+            // The turn: the old generation goes, its room kept for the next.
+            std::mem::swap(&mut self.new, &mut self.old);
+            self.new.clear();
+        }
+        self.new.insert(key, value);
+    }
+
+    /// Every sender kept, once: link, address, when last heard.
+    fn senders(&self) -> impl Iterator<Item = (u32, IpAddr, Instant)> + '_ {
+        let old = self.old.iter().filter(|(k, _)| !self.new.contains_key(k));
+        self.new
+            .iter()
+            .chain(old)
+            .map(|((index, _), (ip, at))| (*index, *ip, *at))
     }
 }
 
@@ -147,13 +166,12 @@ impl Engine {
         let v4_works = links.iter().any(|l| l.family == "v4" && l.problem.is_none());
         let mut heard: Vec<mesh::Heard> = self
             .heard_from
-            .last
-            .iter()
-            .filter_map(|((index, _), (ip, t))| {
+            .senders()
+            .filter_map(|(index, ip, t)| {
                 Some(mesh::Heard {
-                    ip: *ip,
-                    iface: self.links.get(index)?.iface.name.clone(),
-                    age_secs: now.saturating_duration_since(*t).as_secs(),
+                    ip,
+                    iface: self.links.get(&index)?.iface.name.clone(),
+                    age_secs: now.saturating_duration_since(t).as_secs(),
                 })
             })
             .collect();
@@ -426,14 +444,20 @@ mod tests {
             let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
             h.note(1, ip, crate::engine::keyed::source_print(ip), t0 + Duration::from_millis(u64::from(i)));
         }
-        let held = |ip: [u8; 4]| {
-            let ip = IpAddr::from(ip);
-            h.last.get(&(1, crate::engine::keyed::source_print(ip))).is_some_and(|(kept, _)| *kept == ip)
-        };
-        assert!(h.last.len() <= mesh::MAX_HEARD);
-        assert!(h.last.len() > mesh::MAX_HEARD / 2);
+        let kept: Vec<(u32, IpAddr, Instant)> = h.senders().collect();
+        let held = |ip: [u8; 4]| kept.iter().any(|(link, kept, _)| *link == 1 && *kept == IpAddr::from(ip));
+        assert!(kept.len() <= mesh::MAX_HEARD);
+        assert!(kept.len() >= mesh::MAX_HEARD / 2);
         assert!(!held([10, 0, 0, 0]));
-        assert!(held([10, 0, 1, 9]));
+        // The most recent half, at least.
+        let recent = (mesh::MAX_HEARD / 2) as u32;
+        assert!((0x0a00_0000 + mesh::MAX_HEARD as u32 + 10 - recent..0x0a00_0000 + mesh::MAX_HEARD as u32 + 10)
+            .all(|i| held(std::net::Ipv4Addr::from(i).octets())));
+        // A sender heard again is listed once, with the time it was last heard.
+        let again = IpAddr::from([10, 0, 0, 200]);
+        h.note(1, again, crate::engine::keyed::source_print(again), t0 + Duration::from_secs(9));
+        let listed: Vec<Instant> = h.senders().filter(|(_, ip, _)| *ip == again).map(|(_, _, t)| t).collect();
+        assert_eq!(listed, [t0 + Duration::from_secs(9)]);
     }
 
     #[test]
