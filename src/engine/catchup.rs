@@ -57,6 +57,7 @@
 use super::intake::{Offer, Where};
 use super::keyed::{ByFingerprint, Shuffled};
 use super::labels::Label;
+use super::table::Via;
 use super::{Action, Engine};
 use crate::wire::instance as mdns;
 use crate::wire::net::Family;
@@ -236,6 +237,7 @@ impl Engine {
         if link.iface.has_ip(&from.ip()) {
             return; // our own, looped back
         }
+        let via = link.via.clone();
         // Whether the next re-query may now be due later than `due` says (see below).
         let mut later = false;
         for label in named.iter().take(MAX_LABELS) {
@@ -245,7 +247,7 @@ impl Engine {
                 }
                 continue;
             }
-            if self.holds(index, label.print()) {
+            if self.holds_via(&via, label.print()) {
                 continue;
             }
             let key = (index, label.print());
@@ -302,9 +304,13 @@ impl Engine {
     /// business). One heard only over a family it has no address for (an IPv4-only record
     /// answered over IPv6) is still missing there.
     pub(super) fn holds(&self, index: u32, print: u64) -> bool {
-        let Some(via) = self.links.get(&index).map(|l| &l.via) else {
-            return false;
-        };
+        self.links
+            .get(&index)
+            .is_some_and(|l| self.holds_via(&l.via, print))
+    }
+
+    /// [`Engine::holds`], for a link's way in found once for every label of a packet.
+    pub(super) fn holds_via(&self, via: &Via, print: u64) -> bool {
         self.instances
             .get(print)
             .is_some_and(|p| self.table.has_addrs(&p, via))
@@ -453,7 +459,7 @@ impl Engine {
         let (mut taken, mut again) = (0, 0);
         for (label, signed) in records {
             let forgot = self.forgot(label);
-            if !(forgot || self.wants(index, label)) || self.holds(index, label.print()) {
+            if !(forgot || self.wants(index, label)) || self.holds_via(&via, label.print()) {
                 continue;
             }
             if forgot && !self.catchups.try_again(label.print(), now) {

@@ -134,14 +134,51 @@ pub struct Dests {
     keys: super::keyed::Keys,
 }
 
+/// What the queue's scan reads of an address, read from it once: the peer its `/p2p/` names and
+/// the IP it is at (an address without both is never probed), its TCP port, and the
+/// fingerprints [`Dests`] files the peer and the destination by.
+struct Target {
+    peer: PeerId,
+    ip: IpAddr,
+    port: Option<u16>,
+    peer_print: u64,
+    dest_print: Option<u64>,
+}
+
 impl Dests {
+    /// `a` as the queue's scan reads it (`None`: it names no peer or no IP).
+    fn target(&self, a: &Multiaddr) -> Option<Target> {
+        let (mut peer, mut port) = (None, None);
+        for p in a.iter() {
+            match p {
+                Protocol::Tcp(n) if port.is_none() => port = Some(n),
+                Protocol::P2p(id) if peer.is_none() => peer = Some(id),
+                _ => {}
+            }
+        }
+        let (peer, ip) = (peer?, ip_of(a)?);
+        Some(Target {
+            peer_print: self.keys.of(&peer),
+            dest_print: port.map(|port| self.keys.of(&(ip, port))),
+            peer,
+            ip,
+            port,
+        })
+    }
+
     /// A probe of `a` starts now (for the peer its `/p2p/` names).
     pub fn probed(&mut self, a: &Multiaddr, now: Instant) {
+        let (dest, peer) = (self.dest(a), self.owner(a));
+        self.probed_at(dest, peer, now);
+    }
+
+    /// A probe of a destination (by fingerprint) starts now, for a peer (by fingerprint).
+    fn probed_at(&mut self, dest: Option<u64>, peer: Option<u64>, now: Instant) {
         if self.map.len() >= MAX_DESTS {
             let now = Stamp::of(now);
             self.map.retain(|_, d| now < d.at + DEST_INTERVAL);
         }
-        if let (Some(d), Some(peer)) = (self.dest(a), self.owner(a)) {
+        if let (Some(d), Some(peer)) = (dest, peer) {
             let refused = self.map.get(&d).map_or(0, |old| old.refused);
             self.map.insert(
                 d,
@@ -171,7 +208,12 @@ impl Dests {
     /// it (`None` inside: not back yet). `None`: `a` may be probed.
     pub fn lately(&self, a: &Multiaddr, now: Instant) -> Option<Option<bool>> {
         let peer = self.owner(a)?;
-        let d = self.map.get(&self.dest(a)?)?;
+        self.lately_at(self.dest(a)?, peer, now)
+    }
+
+    /// [`Dests::lately`], by the fingerprints of the destination and the peer.
+    fn lately_at(&self, dest: u64, peer: u64, now: Instant) -> Option<Option<bool>> {
+        let d = self.map.get(&dest)?;
         (d.peer != peer && Stamp::of(now) < d.at + d.interval()).then_some(d.ok)
     }
 
@@ -186,9 +228,9 @@ impl Dests {
     }
 
     /// When `a`'s destination may be probed for another peer again.
-    fn free_at(&self, a: &Multiaddr) -> Option<Instant> {
-        self.dest(a)
-            .and_then(|d| self.map.get(&d))
+    fn free_at(&self, dest: u64) -> Option<Instant> {
+        self.map
+            .get(&dest)
             .map(|d| (d.at + d.interval()).instant())
     }
 }
@@ -249,8 +291,10 @@ impl Prober {
         wanted: impl Fn(&PeerId, &Multiaddr) -> bool,
     ) -> Vec<(PeerId, Multiaddr)> {
         let mut out: Vec<((Instant, u64), PeerId, Multiaddr)> = Vec::new();
-        // The destination of each of `out`, read once.
+        // The destination of each of `out`; its IP and the fingerprints of its destination and
+        // peer (kept apart from `out`, whose room the result takes over).
         let mut out_dests: Vec<Option<(IpAddr, u16)>> = Vec::new();
+        let mut out_prints: Vec<(IpAddr, Option<u64>, u64)> = Vec::new();
         let mut taken: HashMap<PeerId, usize> = HashMap::new();
         let mut busy: Vec<((Instant, u64), IpAddr)> = Vec::new();
         let mut shared: Vec<(Instant, u64)> = Vec::new();
@@ -260,9 +304,10 @@ impl Prober {
             if self.in_flight + out.len() >= total {
                 break;
             }
-            let (Some(peer), Some(ip)) = (owner(a), ip_of(a)) else {
+            let Some(t) = dests.target(a) else {
                 continue;
             };
+            let (peer, ip) = (t.peer, t.ip);
             let at_ip = self.per_ip.get(&ip).copied().unwrap_or(0)
                 + ip_taken.get(&ip).copied().unwrap_or(0);
             if at_ip >= MAX_PER_IP {
@@ -274,8 +319,9 @@ impl Prober {
             if mine >= per_peer || !wanted(&peer, a) {
                 continue;
             }
-            if let Some(ok) = dests.lately(a, now) {
-                match (ok, dests.free_at(a)) {
+            let lately = t.dest_print.and_then(|d| dests.lately_at(d, t.peer_print, now));
+            if let Some(ok) = lately {
+                match (ok, t.dest_print.and_then(|d| dests.free_at(d))) {
                     (Some(true), _) => shared.push(*key),
                     // Another peer's probe there is not back yet: its answer will stand for this
                     // one, so look again soon (not a minute later, when the destination is free).
@@ -287,7 +333,7 @@ impl Prober {
                 }
                 continue;
             }
-            let dest = dest_of(a);
+            let dest = t.port.map(|port| (ip, port));
             if out_dests.contains(&dest) {
                 continue; // one probe of a destination at a time
             }
@@ -295,6 +341,7 @@ impl Prober {
             *ip_taken.entry(ip).or_default() += 1;
             out.push((*key, peer, a.clone()));
             out_dests.push(dest);
+            out_prints.push((ip, t.dest_print, t.peer_print));
         }
         for (key, ip) in busy {
             if let Some(a) = self.queue.remove(&key) {
@@ -318,17 +365,15 @@ impl Prober {
                 }
             }
         }
-        for (key, peer, a) in &out {
+        for ((key, peer, a), (ip, dest_print, peer_print)) in out.iter().zip(out_prints) {
             self.queue.remove(key);
-            dests.probed(a, now);
+            dests.probed_at(dest_print, Some(peer_print), now);
             if let Some(Reach::Pending(p)) = self.reach.get_mut(&self.keys.of(a)) {
                 p.in_flight = true;
             }
             self.in_flight += 1;
             *self.per_peer.entry(*peer).or_default() += 1;
-            if let Some(ip) = ip_of(a) {
-                *self.per_ip.entry(ip).or_default() += 1;
-            }
+            *self.per_ip.entry(ip).or_default() += 1;
         }
         out.into_iter().map(|(_, p, a)| (p, a)).collect()
     }

@@ -245,7 +245,7 @@ impl Engine {
         // so far is (every agent on the link reads every packet of every query).
         let held = || {
             known.iter().all(|label| {
-                self.holds(index, label.print())
+                self.holds_via(&link.via, label.print())
                     || self.regs.values().any(|r| r.announcement.label == **label)
             })
         };
