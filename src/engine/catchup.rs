@@ -47,8 +47,9 @@
 //! most once per [`ANSWER_EVERY`] per record, link and family: at most one packet per query heard
 //! (mdns-sd's responder on the same host also answers the query, with the bare TXT record, at
 //! most once a second per record: RFC 6762 §6's limit).
-//! Re-queries are bounded whatever the link says: [`MAX_WANTED`] instances followed at once (more
-//! are ignored until room is made), one re-query packet per [`REQUERY_EVERY`] per link and family
+//! Re-queries are bounded whatever the link says: [`MAX_WANTED`] instances followed at once (up to
+//! [`MAX_WAITING`] more wait for room, the newest kept), one re-query packet per [`REQUERY_EVERY`]
+//! per link and family
 //! (naming up to [`MAX_LABELS`] instances), at most [`MAX_REQUERIES`] for one instance after each
 //! presence query naming it, and an instance given up rests for [`REQUERY_REST`]. A forged query
 //! naming made-up instances costs each agent at most [`MAX_REQUERIES`] small packets to the
@@ -64,7 +65,7 @@ use crate::wire::net::Family;
 use crate::wire::protocol::Source;
 use crate::wire::record::Reject;
 use log::Level;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,9 @@ pub const MAX_REQUERIES: u8 = 20;
 pub const REQUERY_REST: Duration = Duration::from_secs(5);
 /// Instances followed at once.
 pub const MAX_WANTED: usize = 64;
+/// Instances named while [`MAX_WANTED`] were followed, kept to follow once there is room (the
+/// oldest go first, and go when more are named).
+pub const MAX_WAITING: usize = 64;
 /// Instances remembered as resting.
 pub const MAX_RESTING: usize = 1024;
 /// Instance labels taken from one packet (named by a query, or carried by a response).
@@ -122,6 +126,11 @@ pub(super) struct CatchUps {
     next_packet: HashMap<(u32, Family), Instant>,
     /// When the next re-query is due ([`CatchUps::refresh`]), kept so that asking is cheap.
     due: Option<Instant>,
+    /// Instances named while `wanted` was full, oldest first (at most [`MAX_WAITING`]): by link,
+    /// label's fingerprint and label. At a crowd's start an agent misses hundreds of records at
+    /// once, and one whose every announcement, presence query and answer it lost is named only
+    /// while it still follows others: without this, such a pair waited for the periodic queries.
+    waiting: VecDeque<(u32, u64, Box<str>)>,
 }
 
 impl CatchUps {
@@ -163,6 +172,18 @@ impl CatchUps {
         let at = self.gated(link, wanted.next);
         self.due = Some(self.due.map_or(at, |d| d.min(at)));
         self.wanted.insert((link, print), wanted);
+    }
+
+    /// `label` (on `link`, by fingerprint `print`) was named while `wanted` was full: it waits
+    /// for room, unless it waits already.
+    fn wait(&mut self, link: u32, print: u64, label: &str) {
+        if self.waiting.iter().any(|(l, p, _)| *l == link && *p == print) {
+            return;
+        }
+        if self.waiting.len() >= MAX_WAITING {
+            self.waiting.pop_front();
+        }
+        self.waiting.push_back((link, print, label.into()));
     }
 
     /// Instances followed now.
@@ -271,7 +292,11 @@ impl Engine {
             }
             // Checked before the label is decoded (the costly part): most labels a busy link
             // names find no room.
-            if c.resting.get(&key.1).is_some_and(|t| *t > now) || c.wanted.len() >= MAX_WANTED {
+            if c.resting.get(&key.1).is_some_and(|t| *t > now) {
+                continue;
+            }
+            if c.wanted.len() >= MAX_WANTED {
+                c.wait(key.0, key.1, label);
                 continue;
             }
             let Some(peer) = mdns::parse_instance(label)
@@ -349,6 +374,30 @@ impl Engine {
         });
         for print in done {
             self.catchups.rest(print, now);
+        }
+        // Room made: the instances named while there was none follow, oldest first, unless they
+        // arrived meanwhile (asked for a moment later, as after a presence query).
+        while wanted.len() < MAX_WANTED {
+            let Some((link, print, label)) = self.catchups.waiting.pop_front() else {
+                break;
+            };
+            let resting = self.catchups.resting.get(&print).is_some_and(|t| *t > now);
+            if resting || wanted.contains_key(&(link, print)) || self.holds(link, print) {
+                continue;
+            }
+            let Some(peer) = mdns::parse_instance(&label)
+                .map(|(p, _)| p)
+                .filter(|p| !self.is_own(p))
+            else {
+                continue;
+            };
+            let w = Wanted {
+                next: now + REQUERY_DELAY,
+                sent: 0,
+                peer,
+                label: label.into(),
+            };
+            wanted.insert((link, print), w);
         }
         // One packet per link and family, naming what is due there, on every family that sends.
         let mut due: HashMap<u32, Vec<String>> = HashMap::new();
@@ -500,3 +549,4 @@ impl Engine {
         }
     }
 }
+

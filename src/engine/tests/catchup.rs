@@ -349,3 +349,43 @@ fn when_the_next_requery_is_due_stays_exact_as_queries_name_instances_and_requer
     }
     assert!(followed > 10 && sent > 10, "{followed} followed at once, {sent} asked for");
 }
+
+#[test]
+fn an_instance_named_while_the_followed_are_full_is_asked_for_once_there_is_room() {
+    let mut r = Rig::up(cfg());
+    let label = |k: &Keypair| crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
+    let asked = |a: &[Action]| -> Vec<String> {
+        multicast(a)
+            .iter()
+            .filter(|(f, p)| *f == Family::V4 && !crate::wire::dns::is_response(p))
+            .flat_map(|(_, p)| {
+                let qs = crate::wire::dns::questions(p).unwrap_or_default();
+                crate::wire::dns::instances_asked(&qs, catchup::MAX_LABELS)
+            })
+            .collect()
+    };
+    // As many missed instances as are followed at once, then one more: its every announcement,
+    // presence query and answer lost but one presence query, heard while the others filled it.
+    let crowd: Vec<Keypair> = (0..catchup::MAX_WANTED).map(|_| Keypair::generate_ed25519()).collect();
+    for (i, k) in crowd.iter().enumerate() {
+        r.input(presence(k, 1, &format!("10.0.0.{}:5353", 10 + i)));
+    }
+    let late = Keypair::generate_ed25519();
+    r.input(presence(&late, 1, "10.0.0.200:5353"));
+    assert_eq!(r.e.catchups.wanted_len(), catchup::MAX_WANTED);
+    // The first few answers arrive: the late one takes their room, and is asked for in turn.
+    let mut t = 0.0;
+    for (i, k) in crowd.iter().take(4).enumerate() {
+        r.input(answer_from(k, 1, &format!("10.0.0.{}:5353", 10 + i)));
+    }
+    let mut late_asked = None;
+    while t < 5.0 && late_asked.is_none() {
+        t += 0.01;
+        let a = r.at(t);
+        if asked(&a).contains(&label(&late)) {
+            late_asked = Some(t);
+        }
+    }
+    assert!(late_asked.is_some(), "the late instance was never asked for");
+    assert!(r.e.catchups.wanted_len() <= catchup::MAX_WANTED);
+}
