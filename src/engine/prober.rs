@@ -471,6 +471,12 @@ impl Prober {
         false
     }
 
+    /// Whether an address is due by `now` (held back by the limits, or queued due now), or an
+    /// answer found by another peer's probe waits to be settled: work with no time of its own.
+    pub fn has_work(&self, now: Instant) -> bool {
+        !self.shared.is_empty() || self.queue.first_key_value().is_some_and(|((t, _), _)| *t <= now)
+    }
+
     /// The earliest time after `now` an address becomes due. (Addresses due now but held back by
     /// the limits wait for a running probe to finish, which brings the caller back.)
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {

@@ -41,6 +41,13 @@ pub(super) struct Queue {
     queued: HashSet<(PeerId, Via)>,
 }
 
+impl Queue {
+    /// No silence check waits (one that does starts when a probe's end frees a slot).
+    pub(super) fn is_idle(&self) -> bool {
+        self.waiting.is_empty()
+    }
+}
+
 impl Engine {
     /// Queues the links the table found silent and starts what the limit allows.
     pub(super) fn check_silent(&mut self) {

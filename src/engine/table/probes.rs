@@ -59,6 +59,16 @@ impl PeerTable {
         self.dests.lately(addr, now)
     }
 
+    /// Whether there is probing work with no time of its own (see `Engine::has_work`): an
+    /// address due by `now` (held back or new), a shared answer to settle, a silence check
+    /// asked for, or the prober to prune.
+    pub fn has_work(&self, now: Instant) -> bool {
+        !self.silent.is_empty()
+            || self.prober.as_ref().is_some_and(|p| {
+                p.has_work(now) || (self.dropped >= 64 && self.dropped >= p.len() / 2)
+            })
+    }
+
     /// Addresses the prober found reachable through another peer's probe of the same destination
     /// (see [`Prober`]) are settled; returns the events this causes.
     pub fn shared_answers(&mut self, now: Instant) -> Vec<PeerEvent> {

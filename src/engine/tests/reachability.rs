@@ -265,3 +265,31 @@ fn records_minted_for_one_destination_cost_it_what_one_peer_would() {
         "connections per minute: {per_minute:?}"
     );
 }
+
+#[test]
+fn probes_held_back_by_the_limit_go_as_running_ones_end_with_no_timer() {
+    // More peers than probes may run at once, each at an address of its own: the first ones are
+    // probed as their records come in, and each probe's end lets the next go at once (the
+    // engine's work after an input, not the shell's timer, which has nothing due meanwhile).
+    let mut r = Rig::up(Config::default());
+    let keys: Vec<Keypair> = (0..crate::engine::MAX_PROBES + 4)
+        .map(|_| Keypair::generate_ed25519())
+        .collect();
+    let mut running = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let ip = [10, 0, 0, 10 + i as u8];
+        running.extend(probes_of(&r.input(resolved_at(k, 1, ip, 4001))));
+        let label = crate::wire::instance::instance_label(&k.public().to_peer_id(), 1);
+        let mut h = packet_from(&format!("10.0.0.{}:5353", 10 + i));
+        h.instances = vec![(Label::new(label), 120)];
+        running.extend(probes_of(&r.input(heard_on(IDX, h))));
+    }
+    assert_eq!(running.len(), crate::engine::MAX_PROBES, "{running:?}");
+    let mut discovered = 0;
+    while let Some(addr) = running.pop() {
+        let a = r.input(Input::Probed { addr, ok: true });
+        discovered += events(&a).len();
+        running.extend(probes_of(&a));
+    }
+    assert_eq!(discovered, keys.len(), "every peer probed and handed over");
+}
