@@ -499,6 +499,10 @@ pub struct Engine {
     actions: VecDeque<Action>,
     /// When a snapshot is next tried for subscribers that fell behind (see [`resync`]).
     resync_at: Option<Instant>,
+    /// What [`Engine::poll_timeout`] last worked out, kept until the engine next changes
+    /// (`handle`, `handle_timeout`): the shell asks after every input, and `handle` itself asks
+    /// first whether anything is due.
+    wake: std::cell::Cell<Option<Option<Instant>>>,
     exited: bool,
 }
 
@@ -549,6 +553,7 @@ impl Engine {
             now,
             actions: VecDeque::new(),
             resync_at: None,
+            wake: std::cell::Cell::new(None),
             exited: false,
             cfg,
         };
@@ -589,6 +594,7 @@ impl Engine {
     /// Takes in one input at `now`, then does whatever has come due (a datagram that is not DNS
     /// is dropped before either).
     pub fn handle(&mut self, input: Input, now: Instant) {
+        self.wake.set(None);
         self.now = self.now.max(now);
         match input {
             Input::Interfaces(list) => self.on_interfaces(list, now),
@@ -704,6 +710,7 @@ impl Engine {
     /// Does whatever has come due by `now`: interface listing, queries, announcements, expiry,
     /// cache writes, static hosts, probes.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.wake.set(None);
         self.now = self.now.max(now);
         if self.exited {
             return;
@@ -748,6 +755,16 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] next has work (`None` after [`Action::Exit`]).
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(wake) = self.wake.get() {
+            return wake;
+        }
+        let wake = self.next_wake();
+        self.wake.set(Some(wake));
+        wake
+    }
+
+    /// [`Engine::poll_timeout`], worked out.
+    fn next_wake(&self) -> Option<Instant> {
         if self.exited {
             return None;
         }
