@@ -64,9 +64,16 @@ impl PeerTable {
     /// asked for, or the prober to prune.
     pub fn has_work(&self, now: Instant) -> bool {
         !self.silent.is_empty()
-            || self.prober.as_ref().is_some_and(|p| {
-                p.has_work(now) || (self.dropped >= 64 && self.dropped >= p.len() / 2)
-            })
+            || self.prober.as_ref().is_some_and(|p| p.has_work(now))
+            || self.prune_due()
+    }
+
+    /// Whether the prober follows enough addresses the table dropped since it was last pruned
+    /// (at least 64, and at least half of those it follows) to be pruned now.
+    fn prune_due(&self) -> bool {
+        self.prober
+            .as_ref()
+            .is_some_and(|p| self.dropped >= 64 && self.dropped >= p.len() / 2)
     }
 
     /// Addresses the prober found reachable through another peer's probe of the same destination
@@ -150,12 +157,12 @@ impl PeerTable {
     /// Forgets the reachability of addresses no sighting carries any more, once enough were dropped
     /// that a pass over the table pays for itself.
     pub(super) fn prune_prober(&mut self) {
+        if !self.prune_due() {
+            return;
+        }
         let Some(prober) = self.prober.as_mut() else {
             return;
         };
-        if self.dropped < 64 || self.dropped < prober.len() / 2 {
-            return;
-        }
         self.dropped = 0;
         let used: std::collections::HashSet<u64> = self
             .peers
