@@ -299,24 +299,14 @@ impl Engine {
                 c.wait(key.0, key.1, label);
                 continue;
             }
-            let Some(peer) = mdns::parse_instance(label)
-                .map(|(p, _)| p)
-                .filter(|p| !self.is_own(p))
-            else {
-                continue;
-            };
             let wait = if unicast {
                 REQUERY_DELAY
             } else {
                 REQUERY_EVERY
             };
-            let wanted = Wanted {
-                next: now + wait,
-                sent: 0,
-                peer,
-                label: label.to_string(),
-            };
-            self.catchups.follow(key.0, key.1, wanted);
+            if let Some(wanted) = self.to_follow(label, now + wait) {
+                self.catchups.follow(key.0, key.1, wanted);
+            }
         }
         // Only the instances followed set when the next re-query is due.
         if later {
@@ -349,6 +339,20 @@ impl Engine {
         self.instances
             .get(label.print())
             .is_some_and(|p| self.table.seq_of(&p).is_none())
+    }
+
+    /// `label` followed from now on, first asked for at `next`: `None` when it names no peer, or
+    /// one of our own nodes (the label is decoded here, the costly part of following).
+    fn to_follow(&self, label: &str, next: Instant) -> Option<Wanted> {
+        let peer = mdns::parse_instance(label)
+            .map(|(p, _)| p)
+            .filter(|p| !self.is_own(p))?;
+        Some(Wanted {
+            next,
+            sent: 0,
+            peer,
+            label: label.to_string(),
+        })
     }
 
     /// Whether `label` is being caught up on, on link `index`.
@@ -385,19 +389,9 @@ impl Engine {
             if resting || wanted.contains_key(&(link, print)) || self.holds(link, print) {
                 continue;
             }
-            let Some(peer) = mdns::parse_instance(&label)
-                .map(|(p, _)| p)
-                .filter(|p| !self.is_own(p))
-            else {
-                continue;
-            };
-            let w = Wanted {
-                next: now + REQUERY_DELAY,
-                sent: 0,
-                peer,
-                label: label.into(),
-            };
-            wanted.insert((link, print), w);
+            if let Some(w) = self.to_follow(&label, now + REQUERY_DELAY) {
+                wanted.insert((link, print), w);
+            }
         }
         // One packet per link and family, naming what is due there, on every family that sends.
         let mut due: HashMap<u32, Vec<String>> = HashMap::new();
