@@ -262,7 +262,7 @@ impl Engine {
         // Whether the next re-query may now be due later than `due` says (see below).
         let mut later = false;
         for label in named.iter().take(MAX_LABELS) {
-            if self.regs.values().any(|r| r.announcement.label == **label) {
+            if self.own_label(label).is_some() {
                 if !unicast {
                     self.answer_requery(index, family, label, now);
                 }
@@ -444,8 +444,8 @@ impl Engine {
 
     /// Answers another host's re-query for our record `label` by multicast on that link and
     /// family: at most once per [`ANSWER_EVERY`].
-    fn answer_requery(&mut self, index: u32, family: Family, label: &str, now: Instant) {
-        let key = (index, family, label.to_owned());
+    fn answer_requery(&mut self, index: u32, family: Family, label: &Label, now: Instant) {
+        let key = (index, family, label.to_string());
         if self
             .catchups
             .answered
@@ -460,7 +460,7 @@ impl Engine {
         if !link.socks.get(&family).is_some_and(|s| s.usable) {
             return;
         }
-        let Some(r) = self.regs.values().find(|r| r.announcement.label == label) else {
+        let Some(r) = self.own_label(label) else {
             return;
         };
         let ips: Vec<IpAddr> = match family {

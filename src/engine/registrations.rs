@@ -3,6 +3,7 @@
 //! `announce_interval_secs` take over), and the goodbyes when it is withdrawn or its connection
 //! closes.
 
+use super::labels::Label;
 use super::{Action, Engine};
 use crate::wire::instance::{self as mdns, Announcement};
 use crate::wire::net::Family;
@@ -57,6 +58,9 @@ pub(super) struct Registration {
     /// The signed record (handed over by peer exchange).
     pub signed: Vec<u8>,
     pub announcement: Announcement,
+    /// The fingerprint of its instance label ([`crate::engine::keyed::label_print`]): what a
+    /// label a packet names is compared with (every agent on a link reads every name asked for).
+    pub label_print: u64,
     /// Extra announcements still due (soonest first), before the periodic ones.
     pub extra: Vec<Instant>,
     /// Presence queries still due (soonest first).
@@ -87,6 +91,12 @@ impl Engine {
     /// instance heard.
     pub(super) fn is_own(&self, peer: &PeerId) -> bool {
         own(&self.regs, peer)
+    }
+
+    /// The registration whose instance label a packet named, found by the label's fingerprint
+    /// (one look at each of the few, without reading their labels' text).
+    pub(super) fn own_label(&self, label: &Label) -> Option<&Registration> {
+        self.regs.values().find(|r| r.label_print == label.print())
     }
 
     /// A node's `Register`: verified, checked against what it replaces, announced at once.
@@ -136,6 +146,7 @@ impl Engine {
             .unwrap_or(0);
         let peer = rec.peer_id;
         let label = mdns::instance_label(&peer, rec.seq);
+        let label_print = crate::engine::keyed::label_print(&label);
         if let Some(old) = self.regs.get(&peer) {
             if old.announcement.label != label {
                 let (old_label, old_addrs) = (old.announcement.label.clone(), old.addrs.clone());
@@ -162,6 +173,7 @@ impl Engine {
                     txt: record::to_txt(&signed),
                     port,
                 },
+                label_print,
                 extra: EXTRA_ANNOUNCEMENTS
                     .iter()
                     .map(|d| now + *d)
@@ -220,11 +232,11 @@ impl Engine {
 
     /// The link socket heard a multicast from this host naming `label` with a TTL: if it is one
     /// of our registrations, its record just went out on that link.
-    pub(super) fn note_own_multicast(&mut self, index: u32, label: &str, now: Instant) {
+    pub(super) fn note_own_multicast(&mut self, index: u32, label: &Label, now: Instant) {
         if let Some(r) = self
             .regs
             .values_mut()
-            .find(|r| r.announcement.label == label)
+            .find(|r| r.label_print == label.print())
         {
             r.multicast_on.insert(index, now);
         }

@@ -246,7 +246,7 @@ impl Engine {
         let held = || {
             known.iter().all(|label| {
                 self.holds_via(&link.via, label.print())
-                    || self.regs.values().any(|r| r.announcement.label == **label)
+                    || self.own_label(label).is_some()
             })
         };
         let covered = match &link.heard_query {
