@@ -88,11 +88,52 @@ pub struct Prober {
     queue: BTreeMap<(Instant, u64), Multiaddr>,
     next_key: u64,
     in_flight: usize,
-    per_peer: HashMap<PeerId, usize>,
-    per_ip: HashMap<IpAddr, usize>,
+    /// Probes in flight per peer and per IP: a few (at most as many as are in flight), looked
+    /// at one by one (no hashing an 80-byte peer ID for each due address).
+    per_peer: InFlight<PeerId>,
+    per_ip: InFlight<IpAddr>,
     parked: HashMap<IpAddr, VecDeque<Multiaddr>>,
     /// Addresses found reachable by another peer's probe of their destination, not yet settled.
     shared: Vec<Multiaddr>,
+}
+
+/// An address [`Prober::due`] takes, as its scan read it.
+struct Pick {
+    key: (Instant, u64),
+    dest: Option<(IpAddr, u16)>,
+    ip: IpAddr,
+    dest_print: Option<u64>,
+    peer_print: u64,
+}
+
+/// How many probes are in flight per key (see [`Prober::per_peer`]); no key with none.
+#[derive(Debug)]
+struct InFlight<K>(Vec<(K, usize)>);
+
+impl<K> Default for InFlight<K> {
+    fn default() -> Self {
+        InFlight(Vec::new())
+    }
+}
+
+impl<K: PartialEq> InFlight<K> {
+    fn get(&self, k: &K) -> usize {
+        self.0.iter().find(|(x, _)| x == k).map_or(0, |(_, n)| *n)
+    }
+    fn add(&mut self, k: K) {
+        match self.0.iter_mut().find(|(x, _)| *x == k) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((k, 1)),
+        }
+    }
+    fn sub(&mut self, k: &K) {
+        if let Some(i) = self.0.iter().position(|(x, _)| x == k) {
+            self.0[i].1 -= 1;
+            if self.0[i].1 == 0 {
+                self.0.swap_remove(i);
+            }
+        }
+    }
 }
 
 /// A destination's last probe.
@@ -290,32 +331,30 @@ impl Prober {
         dests: &mut Dests,
         wanted: impl Fn(&PeerId, &Multiaddr) -> bool,
     ) -> Vec<(PeerId, Multiaddr)> {
-        let mut out: Vec<((Instant, u64), PeerId, Multiaddr)> = Vec::new();
-        // The destination of each of `out`; its IP and the fingerprints of its destination and
-        // peer (kept apart from `out`, whose room the result takes over).
-        let mut out_dests: Vec<Option<(IpAddr, u16)>> = Vec::new();
-        let mut out_prints: Vec<(IpAddr, Option<u64>, u64)> = Vec::new();
-        let mut taken: HashMap<PeerId, usize> = HashMap::new();
+        // What is taken, and beside it (in the same order) what was read of each: its key in
+        // the queue, its destination, IP and the fingerprints of its destination and peer. Both
+        // hold at most what `total` leaves room for, and are made once, at that size.
+        let room = total.saturating_sub(self.in_flight);
+        let mut out: Vec<(PeerId, Multiaddr)> = Vec::new();
+        let mut picks: Vec<Pick> = Vec::new();
         let mut busy: Vec<((Instant, u64), IpAddr)> = Vec::new();
         let mut shared: Vec<(Instant, u64)> = Vec::new();
         let mut deferred: Vec<((Instant, u64), Instant)> = Vec::new();
-        let mut ip_taken: HashMap<IpAddr, usize> = HashMap::new();
         for (key, a) in self.queue.range(..=(now, u64::MAX)) {
-            if self.in_flight + out.len() >= total {
+            if picks.len() >= room {
                 break;
             }
             let Some(t) = dests.target(a) else {
                 continue;
             };
             let (peer, ip) = (t.peer, t.ip);
-            let at_ip = self.per_ip.get(&ip).copied().unwrap_or(0)
-                + ip_taken.get(&ip).copied().unwrap_or(0);
+            let at_ip = self.per_ip.get(&ip) + picks.iter().filter(|p| p.ip == ip).count();
             if at_ip >= MAX_PER_IP {
                 busy.push((*key, ip));
                 continue;
             }
-            let mine = self.per_peer.get(&peer).copied().unwrap_or(0)
-                + taken.get(&peer).copied().unwrap_or(0);
+            let mine = self.per_peer.get(&peer)
+                + picks.iter().filter(|p| p.peer_print == t.peer_print).count();
             if mine >= per_peer || !wanted(&peer, a) {
                 continue;
             }
@@ -334,14 +373,21 @@ impl Prober {
                 continue;
             }
             let dest = t.port.map(|port| (ip, port));
-            if out_dests.contains(&dest) {
+            if picks.iter().any(|p| p.dest == dest) {
                 continue; // one probe of a destination at a time
             }
-            *taken.entry(peer).or_default() += 1;
-            *ip_taken.entry(ip).or_default() += 1;
-            out.push((*key, peer, a.clone()));
-            out_dests.push(dest);
-            out_prints.push((ip, t.dest_print, t.peer_print));
+            if picks.is_empty() {
+                out.reserve_exact(room);
+                picks.reserve_exact(room);
+            }
+            out.push((peer, a.clone()));
+            picks.push(Pick {
+                key: *key,
+                dest,
+                ip,
+                dest_print: t.dest_print,
+                peer_print: t.peer_print,
+            });
         }
         for (key, ip) in busy {
             if let Some(a) = self.queue.remove(&key) {
@@ -365,27 +411,22 @@ impl Prober {
                 }
             }
         }
-        for ((key, peer, a), (ip, dest_print, peer_print)) in out.iter().zip(out_prints) {
-            self.queue.remove(key);
-            dests.probed_at(dest_print, Some(peer_print), now);
+        for ((peer, a), pick) in out.iter().zip(picks) {
+            self.queue.remove(&pick.key);
+            dests.probed_at(pick.dest_print, Some(pick.peer_print), now);
             if let Some(Reach::Pending(p)) = self.reach.get_mut(&self.keys.of(a)) {
                 p.in_flight = true;
             }
             self.in_flight += 1;
-            *self.per_peer.entry(*peer).or_default() += 1;
-            *self.per_ip.entry(ip).or_default() += 1;
+            self.per_peer.add(*peer);
+            self.per_ip.add(pick.ip);
         }
-        out.into_iter().map(|(_, p, a)| (p, a)).collect()
+        out
     }
 
     /// A probe of `ip` ended: the next address parked for it goes back in the queue, due now.
     fn unpark(&mut self, ip: IpAddr, now: Instant) {
-        if let Some(n) = self.per_ip.get_mut(&ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_ip.remove(&ip);
-            }
-        }
+        self.per_ip.sub(&ip);
         let Some(waiting) = self.parked.get_mut(&ip) else {
             return;
         };
@@ -449,12 +490,7 @@ impl Prober {
                 self.unpark(ip, now);
             }
             if let Some(peer) = owner(a) {
-                if let Some(n) = self.per_peer.get_mut(&peer) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        self.per_peer.remove(&peer);
-                    }
-                }
+                self.per_peer.sub(&peer);
             }
         } else {
             self.queue.remove(&key);

@@ -139,6 +139,26 @@ pub fn dialable(
     dialable_within(peer, listen, link_ips, iface).0
 }
 
+/// `/p2p/<peer>` as a multiaddr's bytes, as [`Protocol::write_bytes`] writes it, in one
+/// allocation (that writes the peer ID's bytes to a vector of their own first).
+fn p2p_bytes(peer: &PeerId) -> Vec<u8> {
+    /// The `p2p` protocol's code, as an unsigned varint.
+    const P2P: [u8; 2] = [0xa5, 0x03];
+    let mh = peer.as_ref();
+    let len = mh.encoded_len();
+    let mut out = Vec::with_capacity(P2P.len() + 2 + len);
+    out.extend_from_slice(&P2P);
+    // The length as an unsigned varint (a peer ID's is at most a few dozen bytes).
+    let mut n = len;
+    while n >= 0x80 {
+        out.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    let _ = mh.write(&mut out);
+    out
+}
+
 /// [`dialable`], and whether more than [`MAX_DIALABLE`] were on offer (the rest were cut).
 pub fn dialable_within(
     peer: &PeerId,
@@ -155,25 +175,19 @@ pub fn dialable_within(
         let _ = p.write_bytes(buf);
     }
     // The `/p2p/` part every address ends with, written once.
-    let mut p2p = Vec::new();
-    write(&mut p2p, Protocol::P2p(*peer));
-    let mut buf = Vec::new();
+    let p2p = p2p_bytes(peer);
+    let mut buf = Vec::with_capacity(64);
     for addr in listen {
-        let mut parts = addr.iter();
-        let first = parts.next();
-        let rest: Vec<Protocol<'_>> = parts.filter(|p| !matches!(p, Protocol::P2p(_))).collect();
-        let ips: Vec<IpAddr> = match first {
-            Some(Protocol::Ip4(ip)) if ip.is_unspecified() => {
-                usable.iter().filter(|i| i.is_ipv4()).copied().collect()
-            }
-            Some(Protocol::Ip6(ip)) if ip.is_unspecified() => {
-                usable.iter().filter(|i| i.is_ipv6()).copied().collect()
-            }
-            Some(Protocol::Ip4(ip)) if usable.contains(&IpAddr::V4(ip)) => vec![IpAddr::V4(ip)],
-            Some(Protocol::Ip6(ip)) if usable.contains(&IpAddr::V6(ip)) => vec![IpAddr::V6(ip)],
-            _ => Vec::new(),
+        // The IPs it stands for, among the link's usable ones.
+        let first = addr.iter().next();
+        let stands_for = |ip: &IpAddr| match first {
+            Some(Protocol::Ip4(v4)) if v4.is_unspecified() => ip.is_ipv4(),
+            Some(Protocol::Ip6(v6)) if v6.is_unspecified() => ip.is_ipv6(),
+            Some(Protocol::Ip4(v4)) => *ip == IpAddr::V4(v4),
+            Some(Protocol::Ip6(v6)) => *ip == IpAddr::V6(v6),
+            _ => false,
         };
-        for ip in ips {
+        for ip in usable.iter().filter(|ip| stands_for(ip)) {
             if out.len() >= MAX_DIALABLE {
                 cut = true;
                 break;
@@ -181,7 +195,7 @@ pub fn dialable_within(
             // Its bytes written out in one buffer, then kept in an allocation of their size for
             // as long as the peer is (pushing each protocol onto a Multiaddr copied it each time).
             buf.clear();
-            let rank = match ip {
+            let rank = match *ip {
                 IpAddr::V4(v4) => {
                     write(&mut buf, Protocol::Ip4(v4));
                     0
@@ -195,8 +209,10 @@ pub fn dialable_within(
                     if zoned { 2 } else { 1 }
                 }
             };
-            for p in &rest {
-                write(&mut buf, p.clone());
+            for p in addr.iter().skip(1) {
+                if !matches!(p, Protocol::P2p(_)) {
+                    write(&mut buf, p);
+                }
             }
             buf.extend_from_slice(&p2p);
             let Ok(ma) = Multiaddr::try_from(buf.to_vec()) else {
@@ -267,6 +283,20 @@ mod tests {
 
     fn ma(s: &str) -> Multiaddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_p2p_part_is_written_as_the_multiaddr_crate_writes_it() {
+        // An ed25519 key inlined (identity multihash), and a SHA-256 of a larger key.
+        let sha = libp2p_identity::PeerId::from_multihash(
+            multiaddr::multihash::Multihash::<64>::wrap(0x12, &[7; 32]).unwrap(),
+        )
+        .unwrap();
+        for p in [peer(), sha] {
+            let mut want = Vec::new();
+            Protocol::P2p(p).write_bytes(&mut want).unwrap();
+            assert_eq!(p2p_bytes(&p), want);
+        }
     }
 
     #[test]
