@@ -182,7 +182,10 @@ impl Engine {
         if let Some(old) = old {
             self.instances.remove(&mdns::instance_label(&peer, old));
         }
-        self.instances.insert(&label, self.table.key_of(&peer));
+        match self.table.filing_of(&peer) {
+            Some(filing) => self.instances.insert(&label, filing),
+            None => self.instances.remove(&label),
+        }
         if self.instances.len() > 2 * super::table::MAX_PEERS {
             // Peers the table shed leave their label behind: drop those now and then.
             let table = &self.table;

@@ -10,12 +10,15 @@
 //! with its fingerprint ([`Label`]), made where the packet is read: once, however many engines
 //! take the packet in.
 //!
-//! The peer is kept as its key in the table ([`PeerKey`], 8 bytes), not as its 80-byte peer ID:
-//! the table finds it by that key without hashing the peer ID again, and a peer the table shed
-//! is found by nothing (its label still says the record was taken once: see `catchup.rs`).
+//! The peer is kept as its filing in the table ([`Filing`], 8 bytes), not as its 80-byte peer ID:
+//! the table finds its entry by that with one look at its slot (neither hashing the peer ID nor
+//! looking in the table's index: this is done for every instance a packet names), and a peer the
+//! table shed is found by nothing (its label still says the record was taken once: see
+//! `catchup.rs`). A peer is filed again only as one of its records is taken, which files its
+//! label again too.
 
 use super::keyed::{label_print, ByFingerprint};
-use super::table::PeerKey;
+use super::table::Filing;
 
 /// An instance label as a packet named it, and its fingerprint in the index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,22 +50,22 @@ impl std::ops::Deref for Label {
 /// See the module docs.
 #[derive(Default)]
 pub(super) struct Labels {
-    map: ByFingerprint<PeerKey>,
+    map: ByFingerprint<Filing>,
 }
 
 impl Labels {
     /// The peer whose newest record the label of fingerprint `print` stands for, if any.
-    pub(super) fn get(&self, print: u64) -> Option<PeerKey> {
+    pub(super) fn get(&self, print: u64) -> Option<Filing> {
         self.map.get(&print).copied()
     }
 
     /// The peer whose newest record `label` stands for, if any.
-    pub(super) fn get_text(&self, label: &str) -> Option<PeerKey> {
+    pub(super) fn get_text(&self, label: &str) -> Option<Filing> {
         self.get(label_print(label))
     }
 
     /// `label` now stands for `peer`'s newest record.
-    pub(super) fn insert(&mut self, label: &str, peer: PeerKey) {
+    pub(super) fn insert(&mut self, label: &str, peer: Filing) {
         self.map.insert(label_print(label), peer);
     }
 
@@ -77,13 +80,13 @@ impl Labels {
 
     /// Keeps the labels of the peers for which `keep` gives the label that stands for them
     /// (`None`: none does any more).
-    pub(super) fn retain(&mut self, keep: impl Fn(&PeerKey) -> Option<String>) {
+    pub(super) fn retain(&mut self, keep: impl Fn(&Filing) -> Option<String>) {
         self.map
             .retain(|k, p| keep(p).is_some_and(|label| label_print(&label) == *k));
     }
 
     /// Every peer a label stands for.
-    pub(super) fn peers(&self) -> impl Iterator<Item = &PeerKey> {
+    pub(super) fn peers(&self) -> impl Iterator<Item = &Filing> {
         self.map.values()
     }
 }
@@ -92,12 +95,9 @@ impl Labels {
 mod tests {
     use super::*;
 
-    use crate::test_peer as peer;
-
     #[test]
     fn a_label_finds_its_peer_until_it_is_removed_or_no_longer_stands_for_it() {
-        let table = crate::engine::table::PeerTable::new(std::time::Duration::from_secs(60));
-        let (a, b) = (table.key_of(&peer()), table.key_of(&peer()));
+        let (a, b) = (Filing::test(0), Filing::test(1));
         let mut labels = Labels::default();
         labels.insert("a-000001", a);
         labels.insert("b-000001", b);

@@ -81,7 +81,8 @@ impl Engine {
             return;
         };
         // The goodbye of a replaced record says nothing about the current one.
-        if self.instances.get_text(label) != Some(self.table.key_of(&peer)) {
+        let current = self.instances.get_text(label);
+        if current.is_none() || current != self.table.filing_of(&peer) {
             return;
         }
         // The link's socket heard it already, as it arrived (see `heard.rs`).

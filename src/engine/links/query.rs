@@ -21,7 +21,7 @@ use crate::engine::labels::Label;
 use crate::engine::repeat::Report;
 use crate::engine::{Action, Engine, SendOutcome};
 use crate::wire::net::{Family, SendClass};
-use crate::engine::table::PeerKey;
+use crate::engine::table::Filing;
 use libp2p_identity::PeerId;
 use log::Level;
 use std::net::IpAddr;
@@ -197,7 +197,7 @@ impl Engine {
         let Some(via) = self.links.get(&index).map(|l| &l.via) else {
             return vec![crate::wire::dns::ptr_query(crate::wire::dns::SERVICE)];
         };
-        let mut known: Vec<(Instant, PeerKey, u64, PeerId)> = self
+        let mut known: Vec<(Instant, Filing, u64, PeerId)> = self
             .instances
             .peers()
             .filter_map(|k| {

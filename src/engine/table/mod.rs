@@ -36,7 +36,7 @@ mod tests;
 
 pub use bounds::{Dropped, FORGET_AFTER, MAX_PEERS, MAX_PENDING};
 pub use liveness::HeardFrom;
-pub use slots::{FindPeer, PeerKey};
+pub use slots::{FindPeer, Filing, PeerKey};
 // What the tests measure the table against.
 #[cfg(any(test, feature = "internals"))]
 pub use bounds::{Usage, MAX_PEERS_PER_HOST};
@@ -423,8 +423,13 @@ impl PeerTable {
         self.peers.key_of(peer)
     }
 
+    /// `peer`'s filing, while it is held (see [`Filing`]).
+    pub fn filing_of(&self, peer: &PeerId) -> Option<Filing> {
+        self.peers.filing(peer)
+    }
+
     /// The peer `key` finds, if it is held.
-    pub fn peer_of(&self, key: &PeerKey) -> Option<PeerId> {
+    pub fn peer_of(&self, key: &(impl FindPeer + ?Sized)) -> Option<PeerId> {
         self.peers.slot(key).and_then(|s| self.peers.at(s)).map(|(p, _)| p)
     }
 
@@ -432,7 +437,11 @@ impl PeerTable {
     /// handed over and live there: when it last spoke there, its record's seq, and its peer ID
     /// (one lookup, where [`PeerTable::is_visible`], [`PeerTable::last_heard_on`],
     /// [`PeerTable::seq_of`] and [`PeerTable::peer_of`] take four).
-    pub fn known_answer(&self, peer: &PeerKey, via: &Via) -> Option<(Instant, u64, PeerId)> {
+    pub fn known_answer(
+        &self,
+        peer: &(impl FindPeer + ?Sized),
+        via: &Via,
+    ) -> Option<(Instant, u64, PeerId)> {
         let slot = self.peers.slot(peer)?;
         let e = self.peers.entry_at(slot).filter(|e| e.sent.is_some())?;
         let spoke = e.sightings.get(via).filter(|l| l.live)?.spoke.instant();

@@ -5,7 +5,9 @@
 //! peer ID in each of their elements, and an index slot of 16 bytes in place of 88 in the map.
 //!
 //! A slot is reused once its peer is forgotten: whoever files a slot must take it out of their
-//! index when the peer is forgotten (the table does, in `forget`).
+//! index when the peer is forgotten (the table does, in `forget`). Or they keep a [`Filing`]: the
+//! slot and the number of the filing that put the peer there, which finds the peer with no look
+//! in the index, and nothing once the slot holds another filing.
 
 use super::Entry;
 use crate::engine::keyed::{ByFingerprint, Keys};
@@ -26,6 +28,20 @@ pub struct Peers {
     last: std::cell::Cell<Slot>,
     index: ByFingerprint<Slot>,
     keys: Keys,
+    /// The number the next filing takes (see [`Filing`]).
+    filings: u32,
+}
+
+/// A peer's filing in one table ([`super::PeerTable::filing_of`]): its slot, and the number of
+/// the filing that put it there. It finds the peer's entry with one look at the slot (no lookup
+/// in the index, as a [`PeerKey`] takes), for as long as that filing lasts: once the peer is
+/// forgotten, it finds nothing, even when the peer is filed again (in a new filing) or its slot
+/// goes to another. Filings are numbered in 32 bits: one would be mistaken for another only
+/// after four billion more, in the same slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Filing {
+    slot: Slot,
+    number: u32,
 }
 
 /// A peer's fingerprint in one table ([`super::PeerTable::key_of`]): 8 bytes that find its
@@ -64,6 +80,9 @@ pub(super) struct Stored {
     code: u8,
     len: u8,
     digest: [u8; MAX_DIGEST],
+    /// The number of the filing that put it in its slot (see [`Filing`]; in room the entry
+    /// beside it leaves anyway: the slot's allocation is no larger).
+    filing: u32,
 }
 
 const MAX_DIGEST: usize = 42;
@@ -80,6 +99,7 @@ impl Stored {
             code: u8::try_from(mh.code()).ok()?,
             len: d.len() as u8,
             digest,
+            filing: 0,
         })
     }
 
@@ -107,6 +127,21 @@ impl FindPeer for PeerKey {
     }
 }
 
+#[cfg(test)]
+impl Filing {
+    /// A filing of slot `slot` (for tests of what keeps filings).
+    pub fn test(slot: Slot) -> Filing {
+        Filing { slot, number: 0 }
+    }
+}
+
+impl FindPeer for Filing {
+    fn slot_in(&self, peers: &Peers) -> Option<Slot> {
+        let filed = peers.slots.get(self.slot as usize)?.as_deref()?;
+        (filed.0.filing == self.number).then_some(self.slot)
+    }
+}
+
 impl Peers {
     /// `peer`'s slot, if the table holds it.
     pub(super) fn slot(&self, peer: &(impl FindPeer + ?Sized)) -> Option<Slot> {
@@ -116,6 +151,16 @@ impl Peers {
     /// `peer`'s key (whether it is held or not).
     pub(super) fn key_of(&self, peer: &PeerId) -> PeerKey {
         PeerKey(self.keys.of(peer))
+    }
+
+    /// `peer`'s filing, if the table holds it.
+    pub(super) fn filing(&self, peer: &(impl FindPeer + ?Sized)) -> Option<Filing> {
+        let slot = self.slot(peer)?;
+        let filed = self.slots.get(slot as usize)?.as_deref()?;
+        Some(Filing {
+            slot,
+            number: filed.0.filing,
+        })
     }
 
     /// The peer in `slot`, and its entry.
@@ -176,7 +221,10 @@ impl Peers {
         if self.index.contains_key(&key) {
             return None;
         }
-        let filed = Some(Box::new((Stored::of(&peer)?, entry)));
+        let mut stored = Stored::of(&peer)?;
+        stored.filing = self.filings;
+        self.filings = self.filings.wrapping_add(1);
+        let filed = Some(Box::new((stored, entry)));
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = filed;
@@ -223,6 +271,30 @@ mod tests {
 
     fn entry(seq: u64) -> Entry {
         Entry::new(Some(seq), None, Source::Mdns, crate::test_clock())
+    }
+
+    #[test]
+    fn a_filing_finds_its_peer_until_it_is_forgotten_and_takes_no_room() {
+        let (a, b) = (peer(), peer());
+        let mut peers = Peers::default();
+        peers.insert(a, entry(1)).unwrap();
+        let fa = peers.filing(&a).unwrap();
+        assert_eq!(peers.slot(&fa), peers.slot(&a));
+        assert_eq!(peers.get(&fa).and_then(Entry::seq), Some(1));
+        // Forgotten: its slot goes to b, and a is filed again elsewhere.
+        peers.remove(&a).unwrap();
+        assert_eq!(peers.slot(&fa), None);
+        peers.insert(b, entry(2)).unwrap();
+        peers.insert(a, entry(3)).unwrap();
+        assert_eq!(peers.slot(&fa), None, "neither b in its slot nor a's new filing");
+        let fa2 = peers.filing(&a).unwrap();
+        assert_ne!(fa, fa2);
+        assert_eq!(peers.get(&fa2).and_then(Entry::seq), Some(3));
+        // The filing's number is kept in room the entry leaves anyway.
+        assert_eq!(
+            std::mem::size_of::<(Stored, Entry)>(),
+            std::mem::size_of::<([u8; 2 + MAX_DIGEST], Entry)>()
+        );
     }
 
     #[test]
