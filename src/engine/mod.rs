@@ -454,6 +454,8 @@ pub struct Engine {
     list_error: Repeated,
     next_list: Instant,
     regs: HashMap<PeerId, registrations::Registration>,
+    /// The fingerprints of `regs`' labels (see [`registrations::OwnLabels`]).
+    own_labels: registrations::OwnLabels,
     statics: BTreeMap<String, statics::StaticHost>,
     clients: HashSet<u64>,
     /// Records accepted and refused, per way in.
@@ -527,6 +529,7 @@ impl Engine {
             list_error: Repeated::default(),
             next_list: now,
             regs: HashMap::new(),
+            own_labels: Default::default(),
             statics: BTreeMap::new(),
             clients: HashSet::new(),
             via_stats: HashMap::new(),
@@ -634,7 +637,7 @@ impl Engine {
             }
             Input::Probed { addr, ok } => {
                 self.table.note_probe_result(&addr, ok);
-                self.probes_seen.note(&addr, ok, now);
+                self.probes_seen.note(&addr, ok);
                 // A goodbye's confirmation, or the test of an older record, is not the
                 // prober's business.
                 if !self.on_confirm_probe(&addr, ok, now)

@@ -48,6 +48,31 @@ pub const PRESENCE_QUERIES: [Duration; 6] = [
     Duration::from_millis(700),
 ];
 
+/// The fingerprints of the registrations' instance labels, kept in the engine itself, made again
+/// whenever a registration comes or goes: every instance every packet names is compared with
+/// them, in every engine that hears it, and a look at the registrations themselves is a read
+/// from memory or two more each time.
+#[derive(Debug, Default)]
+pub(super) struct OwnLabels {
+    prints: [u64; MAX_REGISTRATIONS],
+    len: usize,
+}
+
+impl OwnLabels {
+    fn of(regs: &HashMap<PeerId, Registration>) -> OwnLabels {
+        let mut own = OwnLabels::default();
+        for (slot, r) in own.prints.iter_mut().zip(regs.values()) {
+            *slot = r.label_print;
+            own.len += 1;
+        }
+        own
+    }
+
+    fn has(&self, print: u64) -> bool {
+        self.prints[..self.len].contains(&print)
+    }
+}
+
 /// One node announced by this agent.
 #[derive(Debug)]
 pub(super) struct Registration {
@@ -94,8 +119,11 @@ impl Engine {
     }
 
     /// The registration whose instance label a packet named, found by the label's fingerprint
-    /// (one look at each of the few, without reading their labels' text).
+    /// (kept in the engine itself: see [`OwnLabels`]).
     pub(super) fn own_label(&self, label: &Label) -> Option<&Registration> {
+        if !self.own_labels.has(label.print()) {
+            return None;
+        }
         self.regs.values().find(|r| r.label_print == label.print())
     }
 
@@ -184,6 +212,7 @@ impl Engine {
                 next_announce: now + Duration::from_secs(self.cfg.announce_interval_secs),
             },
         );
+        self.own_labels = OwnLabels::of(&self.regs);
         self.announce(&peer, None);
         AgentMsg::Registered {
             peer_id: peer.to_base58(),
@@ -321,6 +350,7 @@ impl Engine {
             let Some(r) = self.regs.remove(&peer) else {
                 continue;
             };
+            self.own_labels = OwnLabels::of(&self.regs);
             self.log(Level::Info, || {
                 format!("withdrawing {peer}: its connection closed")
             });
