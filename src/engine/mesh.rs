@@ -7,7 +7,7 @@
 
 use super::keyed::Fingerprinted;
 use super::table::Via;
-use super::{make_room, Action, Engine};
+use super::{Action, Engine};
 use crate::wire::mesh::{self, HostView, LinkView, Seen, View};
 use crate::wire::net::Family;
 use crate::wire::protocol::{AgentMsg, PeerInfo};
@@ -21,36 +21,36 @@ pub const VIEWS_WITHIN: Duration = Duration::from_secs(3);
 /// Most hosts asked for their views at once.
 pub const MAX_HOSTS_ASKED: usize = 256;
 
-/// The addresses mDNS packets came from, per interface index: at most [`mesh::MAX_HEARD`], and
-/// at least the [`mesh::MAX_HEARD`] / 2 most recent.
-///
-/// Kept in two generations: the senders since the last turn, and those of the generation before,
-/// which goes when the new one fills. A crowded link's senders come and go all the time (a
-/// thousand hosts take turns in a few hundred packets): finding room this way takes no pass over
-/// the senders kept, where dropping the oldest quarter of one map took a pass over all of them
-/// every 64 new senders, in every engine that heard the packet.
-#[derive(Debug, Default)]
-pub(super) struct HeardFrom {
-    /// By link and the address's fingerprint ([`keyed::source_print`]: keyed by this process's
-    /// secret, so no sender can pick addresses that share one): the address, and when. Senders
-    /// since the last turn.
-    new: HeardMap,
-    /// The generation before (a sender heard again since is in `new` too, where it counts).
-    old: HeardMap,
+/// A map that keeps the most recently noted keys, in two generations: the keys noted since the
+/// last turn, and those of the generation before, which goes when the new one holds `half`. It
+/// holds at most `2 * half` keys, and at least the `half` most recently noted. Finding room takes
+/// no pass over what is kept, where dropping the oldest quarter of one map took a pass over all of
+/// it every `half / 2` new keys: on a crowded link keys come and go all the time (a thousand
+/// hosts take turns in a few hundred packets), in every engine that hears them.
+#[derive(Debug)]
+struct Generations<K, V, S = std::collections::hash_map::RandomState> {
+    new: HashMap<K, V, S>,
+    /// The generation before (a key noted again since is in `new` too, where it counts).
+    old: HashMap<K, V, S>,
 }
 
-type HeardMap = HashMap<(u32, u64), (IpAddr, Instant), BuildHasherDefault<Fingerprinted>>;
+impl<K, V, S: Default> Default for Generations<K, V, S> {
+    fn default() -> Self {
+        Generations {
+            new: HashMap::default(),
+            old: HashMap::default(),
+        }
+    }
+}
 
-impl HeardFrom {
-    /// A packet from `ip` on link `index`; `source` is the fingerprint of `ip`.
-    pub fn note(&mut self, index: u32, ip: IpAddr, source: u64, now: Instant) {
-        let key = (index, source);
-        let value = (ip.to_canonical(), now);
-        if let Some(at) = self.new.get_mut(&key) {
-            *at = value;
+impl<K: Eq + std::hash::Hash, V, S: std::hash::BuildHasher> Generations<K, V, S> {
+    /// `key` was noted now, with `value`.
+    fn note(&mut self, key: K, value: V, half: usize) {
+        if let Some(v) = self.new.get_mut(&key) {
+            *v = value;
             return;
         }
-        if self.new.len() >= mesh::MAX_HEARD / 2 {
+        if self.new.len() >= half {
             // The turn: the old generation goes, its room kept for the next.
             std::mem::swap(&mut self.new, &mut self.old);
             self.new.clear();
@@ -58,20 +58,52 @@ impl HeardFrom {
         self.new.insert(key, value);
     }
 
+    /// What `key` was last noted with, if it is kept.
+    fn get(&self, key: &K) -> Option<&V> {
+        self.new.get(key).or_else(|| self.old.get(key))
+    }
+
+    /// Every key kept, once, with what it was last noted with.
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        let old = self.old.iter().filter(|(k, _)| !self.new.contains_key(*k));
+        self.new.iter().chain(old)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.iter().count()
+    }
+}
+
+/// The addresses mDNS packets came from, per interface index: at most [`mesh::MAX_HEARD`], and
+/// at least the [`mesh::MAX_HEARD`] / 2 most recent ([`Generations`]).
+#[derive(Debug, Default)]
+pub(super) struct HeardFrom {
+    /// By link and the address's fingerprint ([`keyed::source_print`]: keyed by this process's
+    /// secret, so no sender can pick addresses that share one): the address, and when.
+    heard: Generations<(u32, u64), (IpAddr, Instant), BuildHasherDefault<Fingerprinted>>,
+}
+
+impl HeardFrom {
+    /// A packet from `ip` on link `index`; `source` is the fingerprint of `ip`.
+    pub fn note(&mut self, index: u32, ip: IpAddr, source: u64, now: Instant) {
+        let value = (ip.to_canonical(), now);
+        self.heard.note((index, source), value, mesh::MAX_HEARD / 2);
+    }
+
     /// Every sender kept, once: link, address, when last heard.
     fn senders(&self) -> impl Iterator<Item = (u32, IpAddr, Instant)> + '_ {
-        let old = self.old.iter().filter(|(k, _)| !self.new.contains_key(k));
-        self.new
+        self.heard
             .iter()
-            .chain(old)
             .map(|((index, _), (ip, at))| (*index, *ip, *at))
     }
 }
 
-/// The outcome of the most recent probes, by address: at most [`MAX_PROBES_KEPT`], the most recent.
+/// The outcome of the most recent probes, by address: at most [`MAX_PROBES_KEPT`], and at least
+/// the [`MAX_PROBES_KEPT`] / 2 most recent ([`Generations`]).
 #[derive(Debug, Default)]
 pub(super) struct ProbesSeen {
-    last: HashMap<multiaddr::Multiaddr, (bool, Instant)>,
+    last: Generations<multiaddr::Multiaddr, bool>,
 }
 
 /// Most probe outcomes kept for the view (the pending budget's size).
@@ -79,16 +111,13 @@ pub const MAX_PROBES_KEPT: usize = 256;
 
 impl ProbesSeen {
     /// A probe of `addr` ended.
-    pub fn note(&mut self, addr: &multiaddr::Multiaddr, ok: bool, now: Instant) {
-        if !self.last.contains_key(addr) {
-            make_room(&mut self.last, MAX_PROBES_KEPT, |(_, t)| *t);
-        }
-        self.last.insert(addr.clone(), (ok, now));
+    pub fn note(&mut self, addr: &multiaddr::Multiaddr, ok: bool) {
+        self.last.note(addr.clone(), ok, MAX_PROBES_KEPT / 2);
     }
 
     /// Whether the last probe of `addr` failed.
     fn failed(&self, addr: &multiaddr::Multiaddr) -> bool {
-        self.last.get(addr).is_some_and(|(ok, _)| !ok)
+        self.last.get(addr).is_some_and(|ok| !ok)
     }
 }
 
@@ -462,18 +491,22 @@ mod tests {
 
     #[test]
     fn the_probe_outcomes_are_bounded_and_the_last_one_counts() {
-        let t0 = crate::test_clock();
         let mut p = ProbesSeen::default();
         let addr = |i: usize| format!("/ip4/10.0.0.1/tcp/{}", 1000 + i).parse().unwrap();
-        p.note(&addr(0), false, t0);
+        p.note(&addr(0), false);
         assert!(p.failed(&addr(0)));
-        p.note(&addr(0), true, t0);
+        p.note(&addr(0), true);
         assert!(!p.failed(&addr(0)));
-        for i in 1..=MAX_PROBES_KEPT {
-            p.note(&addr(i), false, t0 + Duration::from_millis(i as u64));
+        for i in 1..=2 * MAX_PROBES_KEPT {
+            p.note(&addr(i), false);
+            assert!(p.last.len() <= MAX_PROBES_KEPT);
         }
-        assert!(p.last.len() <= MAX_PROBES_KEPT);
-        assert!(!p.last.contains_key(&addr(0)));
-        assert!(p.failed(&addr(MAX_PROBES_KEPT)));
+        assert!(!p.failed(&addr(0)) && p.last.get(&addr(0)).is_none());
+        // The most recent half at least are kept, each with its last outcome.
+        for i in MAX_PROBES_KEPT + MAX_PROBES_KEPT / 2 + 1..=2 * MAX_PROBES_KEPT {
+            assert!(p.failed(&addr(i)), "{i}");
+        }
+        p.note(&addr(2 * MAX_PROBES_KEPT), true);
+        assert!(!p.failed(&addr(2 * MAX_PROBES_KEPT)));
     }
 }
