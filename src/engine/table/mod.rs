@@ -36,7 +36,7 @@ mod tests;
 
 pub use bounds::{Dropped, FORGET_AFTER, MAX_PEERS, MAX_PENDING};
 pub use liveness::HeardFrom;
-pub use slots::{FindPeer, Filing, PeerKey};
+pub use slots::{FindPeer, Filing};
 // What the tests measure the table against.
 #[cfg(any(test, feature = "internals"))]
 pub use bounds::{Usage, MAX_PEERS_PER_HOST};
@@ -416,11 +416,6 @@ impl PeerTable {
     /// Whether `peer` is handed over now.
     pub fn is_visible(&self, peer: &(impl FindPeer + ?Sized)) -> bool {
         self.peers.get(peer).is_some_and(|e| e.sent.is_some())
-    }
-
-    /// `peer`'s key: what finds it here as its peer ID does (see [`PeerKey`]).
-    pub fn key_of(&self, peer: &PeerId) -> PeerKey {
-        self.peers.key_of(peer)
     }
 
     /// `peer`'s filing, while it is held (see [`Filing`]).

@@ -34,7 +34,7 @@ pub struct Peers {
 
 /// A peer's filing in one table ([`super::PeerTable::filing_of`]): its slot, and the number of
 /// the filing that put it there. It finds the peer's entry with one look at the slot (no lookup
-/// in the index, as a [`PeerKey`] takes), for as long as that filing lasts: once the peer is
+/// in the index, as a peer ID takes), for as long as that filing lasts: once the peer is
 /// forgotten, it finds nothing, even when the peer is filed again (in a new filing) or its slot
 /// goes to another. Filings are numbered in 32 bits: one would be mistaken for another only
 /// after four billion more, in the same slot.
@@ -44,14 +44,7 @@ pub struct Filing {
     number: u32,
 }
 
-/// A peer's fingerprint in one table ([`super::PeerTable::key_of`]): 8 bytes that find its
-/// entry as its peer ID does, without hashing and comparing 80 bytes. Another peer with the same
-/// fingerprint (one chance in 2^64, and nobody outside the process knows the key) is never held
-/// beside it, but may be held after it was forgotten: the key then finds that peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerKey(u64);
-
-/// What finds a held peer: its peer ID or its [`PeerKey`].
+/// What finds a held peer: its peer ID or its [`Filing`].
 pub trait FindPeer {
     #[doc(hidden)]
     fn slot_in(&self, peers: &Peers) -> Option<Slot>;
@@ -121,12 +114,6 @@ impl Stored {
     }
 }
 
-impl FindPeer for PeerKey {
-    fn slot_in(&self, peers: &Peers) -> Option<Slot> {
-        peers.index.get(&self.0).copied()
-    }
-}
-
 #[cfg(test)]
 impl Filing {
     /// A filing of slot `slot` (for tests of what keeps filings).
@@ -146,11 +133,6 @@ impl Peers {
     /// `peer`'s slot, if the table holds it.
     pub(super) fn slot(&self, peer: &(impl FindPeer + ?Sized)) -> Option<Slot> {
         peer.slot_in(self)
-    }
-
-    /// `peer`'s key (whether it is held or not).
-    pub(super) fn key_of(&self, peer: &PeerId) -> PeerKey {
-        PeerKey(self.keys.of(peer))
     }
 
     /// `peer`'s filing, if the table holds it.
