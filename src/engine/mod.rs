@@ -454,8 +454,8 @@ pub struct Engine {
     list_error: Repeated,
     next_list: Instant,
     regs: HashMap<PeerId, registrations::Registration>,
-    /// The fingerprints of `regs`' labels (see [`registrations::OwnLabels`]).
-    own_labels: registrations::OwnLabels,
+    /// What every input asks of `regs` (see [`registrations::Own`]).
+    own: registrations::Own,
     statics: BTreeMap<String, statics::StaticHost>,
     clients: HashSet<u64>,
     /// Records accepted and refused, per way in.
@@ -529,7 +529,7 @@ impl Engine {
             list_error: Repeated::default(),
             next_list: now,
             regs: HashMap::new(),
-            own_labels: Default::default(),
+            own: Default::default(),
             statics: BTreeMap::new(),
             clients: HashSet::new(),
             via_stats: HashMap::new(),
@@ -778,7 +778,7 @@ impl Engine {
             }
         };
         soonest(self.links.values().map(|l| l.next_query).min());
-        soonest(self.regs.values().map(|r| r.due()).min());
+        soonest(self.own.due);
         soonest(self.statics.values().filter_map(|h| h.due()).min());
         soonest(self.catchups.next_due());
         soonest(self.goodbyes.next_due());

@@ -48,23 +48,27 @@ pub const PRESENCE_QUERIES: [Duration; 6] = [
     Duration::from_millis(700),
 ];
 
-/// The fingerprints of the registrations' instance labels, kept in the engine itself, made again
-/// whenever a registration comes or goes: every instance every packet names is compared with
-/// them, in every engine that hears it, and a look at the registrations themselves is a read
-/// from memory or two more each time.
+/// What every input asks of the registrations, kept in the engine itself and made again whenever
+/// a registration comes, goes or is announced: their instance labels' fingerprints (every instance
+/// every packet names is compared with them, in every engine that hears it) and when the soonest
+/// is next due (asked after every input). A look at the registrations themselves is a read from
+/// memory or two more each time (their map, each registration, its vectors of times).
 #[derive(Debug, Default)]
-pub(super) struct OwnLabels {
+pub(super) struct Own {
     prints: [u64; MAX_REGISTRATIONS],
     len: usize,
+    /// When the soonest registration is next due ([`Registration::due`]).
+    pub due: Option<Instant>,
 }
 
-impl OwnLabels {
-    fn of(regs: &HashMap<PeerId, Registration>) -> OwnLabels {
-        let mut own = OwnLabels::default();
+impl Own {
+    fn of(regs: &HashMap<PeerId, Registration>) -> Own {
+        let mut own = Own::default();
         for (slot, r) in own.prints.iter_mut().zip(regs.values()) {
             *slot = r.label_print;
             own.len += 1;
         }
+        own.due = regs.values().map(Registration::due).min();
         own
     }
 
@@ -119,9 +123,9 @@ impl Engine {
     }
 
     /// The registration whose instance label a packet named, found by the label's fingerprint
-    /// (kept in the engine itself: see [`OwnLabels`]).
+    /// (kept in the engine itself: see [`Own`]).
     pub(super) fn own_label(&self, label: &Label) -> Option<&Registration> {
-        if !self.own_labels.has(label.print()) {
+        if !self.own.has(label.print()) {
             return None;
         }
         self.regs.values().find(|r| r.label_print == label.print())
@@ -212,7 +216,7 @@ impl Engine {
                 next_announce: now + Duration::from_secs(self.cfg.announce_interval_secs),
             },
         );
-        self.own_labels = OwnLabels::of(&self.regs);
+        self.own = Own::of(&self.regs);
         self.announce(&peer, None);
         AgentMsg::Registered {
             peer_id: peer.to_base58(),
@@ -256,6 +260,7 @@ impl Engine {
                 }
             }
         }
+        self.own = Own::of(&self.regs);
         self.send_presence(&present);
     }
 
@@ -350,7 +355,7 @@ impl Engine {
             let Some(r) = self.regs.remove(&peer) else {
                 continue;
             };
-            self.own_labels = OwnLabels::of(&self.regs);
+            self.own = Own::of(&self.regs);
             self.log(Level::Info, || {
                 format!("withdrawing {peer}: its connection closed")
             });
