@@ -206,7 +206,8 @@ impl Engine {
             })
             .collect();
         known.sort_by_key(|k| std::cmp::Reverse((k.0, k.1, k.2)));
-        // A peer the table shed and took again may have left an older label behind: once each.
+        // Each filing has one label (`note_instance` moves it), and a label a shed peer left
+        // behind finds nothing: once each all the same, should two ever name one filing.
         known.dedup_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2));
         // The labels' text is made again here (the index keeps fingerprints): one per known answer.
         let labels: Vec<String> = known
